@@ -1,0 +1,226 @@
+/**
+ * The storage port: every adapter (embedded SQLite, Weaviate) implements it and passes
+ * `test/contract/knowledge-store.contract.ts`. Adapters throw {@link AppError} with generic codes
+ * (CONFLICT for a duplicate collection name, NOT_FOUND for an unknown collection on write,
+ * UPSTREAM_UNAVAILABLE / UPSTREAM_TIMEOUT when a networked backend fails).
+ */
+
+export type ChunkingStrategy = 'SENTENCE' | 'MARKDOWN' | 'AUTO';
+
+export interface ChunkingSettings {
+  /** AUTO: Markdown-aware for Markdown documents, sentence-aware otherwise. */
+  strategy: ChunkingStrategy;
+  /** Target chunk size in tokens. */
+  chunkSize: number;
+  /** Overlap between consecutive chunks in tokens. */
+  chunkOverlap: number;
+}
+
+export interface EmbedderInfo {
+  /** Stable fingerprint of the embedder, e.g. `kbql-hash-v1` or `openai:text-embedding-3-small`. */
+  name: string;
+  dimensions: number;
+}
+
+export interface CollectionRecord {
+  id: string;
+  name: string;
+  description: string | null;
+  chunking: ChunkingSettings;
+  embedder: EmbedderInfo;
+  /** Incremented by every write to the collection or its documents; caches key on it. */
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CollectionStats {
+  documents: number;
+  chunks: number;
+}
+
+export interface NewCollection {
+  name: string;
+  description: string | null;
+  chunking: ChunkingSettings;
+  embedder: EmbedderInfo;
+}
+
+export interface CollectionPatch {
+  name?: string;
+  description?: string | null;
+}
+
+export type ContentType = 'TEXT' | 'MARKDOWN' | 'HTML';
+
+export type MetadataValue = string | number | boolean | null | MetadataValue[] | { [key: string]: MetadataValue };
+export type Metadata = Record<string, MetadataValue>;
+
+export interface DocumentRecord {
+  /** Globally unique: `documentId(collectionId, externalId)` from `src/ids.ts`. */
+  id: string;
+  collectionId: string;
+  externalId: string;
+  title: string | null;
+  source: string | null;
+  contentType: ContentType;
+  metadata: Metadata;
+  /** sha256 (hex) of the normalised content plus chunking settings; same hash means no re-embedding. */
+  contentHash: string;
+  /** Characters of extracted text. */
+  charCount: number;
+  chunkCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ChunkRecord {
+  /** Globally unique: `chunkId(documentId, index)` from `src/ids.ts`. */
+  id: string;
+  documentId: string;
+  collectionId: string;
+  /** 0-based position of the chunk in its document. */
+  index: number;
+  text: string;
+  /** Character offsets of the chunk in the document's extracted text (best effort; -1 when unknown). */
+  startOffset: number;
+  endOffset: number;
+}
+
+export interface ChunkWrite {
+  index: number;
+  text: string;
+  startOffset: number;
+  endOffset: number;
+  vector: Float32Array;
+}
+
+export interface DocumentWrite {
+  externalId: string;
+  title: string | null;
+  source: string | null;
+  contentType: ContentType;
+  metadata: Metadata;
+  contentHash: string;
+  charCount: number;
+  chunks: ChunkWrite[];
+}
+
+/** Fields every document has, usable in filters next to metadata keys. */
+export type BuiltinField = 'documentId' | 'externalId' | 'source' | 'title';
+
+export type FilterScalar = string | number | boolean;
+
+export type FilterOp = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte' | 'in' | 'contains';
+
+export type FilterField = { type: 'builtin'; name: BuiltinField } | { type: 'metadata'; key: string };
+
+/**
+ * A validated filter tree. Semantics every adapter must honour:
+ * - `eq`/`ne`/`gt`/`gte`/`lt`/`lte` compare a scalar field with a scalar; numbers compare numerically, strings
+ *   lexicographically; a comparison between different types is false. A missing field fails every op but `ne`.
+ * - `ne` matches when the field is missing or differs.
+ * - `in` matches when the field equals one of the values (value is a non-empty array).
+ * - `contains`: on an array field, the array has an element equal to the value; on a string field, the string
+ *   contains the value as a substring (case-sensitive).
+ * Metadata keys are `[A-Za-z_][A-Za-z0-9_]*` (validated before reaching a store); only top-level keys are filterable.
+ */
+export type Filter =
+  | { kind: 'and'; filters: Filter[] }
+  | { kind: 'or'; filters: Filter[] }
+  | { kind: 'condition'; field: FilterField; op: FilterOp; value: FilterScalar | FilterScalar[] };
+
+export type SearchMode = 'VECTOR' | 'KEYWORD' | 'HYBRID';
+
+export interface SearchRequest {
+  collectionId: string;
+  mode: SearchMode;
+  /** The query text (BM25 side). */
+  text: string;
+  /** The query embedding (vector side); required for VECTOR and HYBRID. */
+  vector?: Float32Array;
+  /** HYBRID weight of the vector side in [0,1]: 1 = vector only, 0 = keyword only. */
+  alpha: number;
+  /** Hits to return after `offset`. */
+  limit: number;
+  offset: number;
+  filter?: Filter;
+}
+
+export interface SearchHit {
+  chunk: ChunkRecord;
+  document: DocumentRecord;
+  /**
+   * The ranking score. VECTOR: cosine similarity. KEYWORD: BM25 (higher is better).
+   * HYBRID: relative-score fusion, `alpha * norm(vector) + (1 - alpha) * norm(keyword)`, each side min-max
+   * normalised over its own candidate list, a side that did not return the chunk contributing 0.
+   */
+  score: number;
+  /** Cosine similarity of the chunk to the query vector, when the vector side was computed for it. */
+  vectorScore: number | null;
+  /** Raw BM25 score, when the chunk matched the keyword side. */
+  keywordScore: number | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export interface PageRequest {
+  offset: number;
+  limit: number;
+}
+
+export interface DeleteCounts {
+  documents: number;
+  chunks: number;
+}
+
+export interface KnowledgeStore {
+  /** Adapter name for metrics and logs, e.g. `embedded`, `weaviate`. */
+  readonly kind: string;
+  /** Opens files or connections, creates what is missing. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap liveness check for /readyz; throws when the backend cannot serve. */
+  ping(): Promise<void>;
+
+  /** Throws CONFLICT when the name is taken. */
+  createCollection(input: NewCollection): Promise<CollectionRecord>;
+  /** Throws NOT_FOUND for an unknown id, CONFLICT for a taken name. Bumps `version`. */
+  updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord>;
+  /** Removes the collection, its documents and chunks; null when it did not exist. */
+  deleteCollection(id: string): Promise<DeleteCounts | null>;
+  getCollection(id: string): Promise<CollectionRecord | null>;
+  getCollectionByName(name: string): Promise<CollectionRecord | null>;
+  /** Ordered by creation time, then id. */
+  listCollections(page: PageRequest): Promise<Page<CollectionRecord>>;
+  collectionStats(id: string): Promise<CollectionStats>;
+
+  /** Content hashes of the documents that exist, keyed by external id. */
+  getContentHashes(collectionId: string, externalIds: string[]): Promise<Map<string, string>>;
+  /**
+   * Inserts the document or replaces it and all its chunks in one atomic step: readers see the old version or the
+   * new one, never a mix, and a crash leaves one of the two. Bumps the collection's `version`.
+   * Throws NOT_FOUND for an unknown collection, BAD_USER_INPUT when a vector's length differs from the
+   * collection's embedder dimensions.
+   */
+  upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord>;
+  /** Deletes documents (by global id) and their chunks; unknown ids are skipped. Bumps versions. */
+  deleteDocuments(ids: string[]): Promise<DeleteCounts>;
+  /** Replaces the metadata without touching chunks or vectors; null for an unknown id. Bumps `version`. */
+  updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null>;
+  /** In the order of `ids`, null where missing. */
+  getDocuments(ids: string[]): Promise<(DocumentRecord | null)[]>;
+  getDocumentByExternalId(collectionId: string, externalId: string): Promise<DocumentRecord | null>;
+  /** Ordered by creation time, then id. */
+  listDocuments(collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>>;
+  /** Ordered by chunk index. */
+  listChunks(documentId: string, page: PageRequest): Promise<Page<ChunkRecord>>;
+  /** In the order of `ids`, null where missing. */
+  getChunks(ids: string[]): Promise<(ChunkRecord | null)[]>;
+
+  /** Ranked hits, best first; ties broken by chunk id so pagination is stable. */
+  search(request: SearchRequest): Promise<SearchHit[]>;
+}
