@@ -1,0 +1,279 @@
+/**
+ * Extractive synthesizer on SQuAD 2 (251 questions, `../shared/data/squad2`): each question gets its own paragraph
+ * as one source plus two other (seeded random) paragraphs, in shuffled positions. Prints answer containment and
+ * token F1 on answerable questions, abstention on both kinds, a `minRelevance` sweep, a `maxSentences` sweep, the
+ * citation-support calibration behind `minSupport`, and latency on 8 sources of ~1,500 characters.
+ *
+ * Run from the project root after `tsc`: `node dist/bench/synthesizer-squad2.bench.js`.
+ * `KBQL_DATA_SHARED` overrides the `shared/data` directory. Never copies data into the repository.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ExtractiveSynthesizer, type ExtractiveSynthesizerOptions } from '../src/adapters/synthesizers/extractive.synthesizer';
+import { sourceTerms, stripMarkers, supportScore } from '../src/modules/query/citations';
+import { analyzeRelevance, bestCoverage, chunkSentences } from '../src/modules/query/relevance';
+import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
+
+interface Query {
+  id: string;
+  context: string;
+  question: string;
+}
+interface Truth {
+  answers: string[];
+  is_impossible: boolean;
+}
+
+const dataDir = path.join(
+  process.env['KBQL_DATA_SHARED'] ?? path.resolve('..', 'shared', 'data'),
+  'squad2',
+);
+const queries = (JSON.parse(readFileSync(path.join(dataDir, 'queries.json'), 'utf8')) as { queries: Query[] }).queries;
+const truth = JSON.parse(readFileSync(path.join(dataDir, 'ground_truth.json'), 'utf8')) as Record<string, Truth>;
+
+/** mulberry32: a small seeded PRNG so every run sees the same distractors. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function makeSource(n: number, text: string, title: string | null = null): AnswerSource {
+  const now = new Date(0);
+  return {
+    n,
+    score: 1 / n,
+    vectorScore: null,
+    keywordScore: null,
+    chunk: { id: `c${n}`, documentId: `d${n}`, collectionId: 'squad2', index: 0, text, startOffset: 0, endOffset: text.length },
+    document: {
+      id: `d${n}`,
+      collectionId: 'squad2',
+      externalId: `d${n}`,
+      title,
+      source: null,
+      contentType: 'TEXT',
+      metadata: {},
+      contentHash: '',
+      charCount: text.length,
+      chunkCount: 1,
+      createdAt: now,
+      updatedAt: now,
+    },
+  };
+}
+
+const contexts = [...new Set(queries.map((q) => q.context))];
+interface Case {
+  q: Query;
+  truth: Truth;
+  sources: AnswerSource[];
+  ownN: number;
+  /** Three paragraphs other than the question's own: the "not in the knowledge base" case. */
+  offTopic: AnswerSource[];
+}
+const random = rng(20240601);
+const cases: Case[] = queries.map((q) => {
+  const others: string[] = [];
+  while (others.length < 3) {
+    const c = contexts[Math.floor(random() * contexts.length)]!;
+    if (c !== q.context && !others.includes(c)) others.push(c);
+  }
+  const texts = [q.context, ...others.slice(0, 2)];
+  for (let i = texts.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [texts[i], texts[j]] = [texts[j]!, texts[i]!];
+  }
+  return {
+    q,
+    truth: truth[q.id]!,
+    sources: texts.map((t, i) => makeSource(i + 1, t)),
+    ownN: texts.indexOf(q.context) + 1,
+    offTopic: others.map((t, i) => makeSource(i + 1, t)),
+  };
+});
+
+/** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
+function normalize(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
+    .replace(/\b(a|an|the)\b/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+function f1(prediction: string, gold: string): number {
+  const p = normalize(prediction).split(' ').filter(Boolean);
+  const g = normalize(gold).split(' ').filter(Boolean);
+  const counts = new Map<string, number>();
+  for (const t of g) counts.set(t, (counts.get(t) ?? 0) + 1);
+  let common = 0;
+  for (const t of p) {
+    const c = counts.get(t) ?? 0;
+    if (c > 0) {
+      common++;
+      counts.set(t, c - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / p.length;
+  const recall = common / g.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+interface Row {
+  containsGold: number;
+  meanF1: number;
+  citesOwn: number;
+  answerableAbstained: number;
+  unanswerableAbstained: number;
+  offTopicAbstained: number;
+  meanSentences: number;
+}
+function evaluate(options: ExtractiveSynthesizerOptions): Row {
+  const synth = new ExtractiveSynthesizer(options);
+  let answerable = 0;
+  let contains = 0;
+  let f1Sum = 0;
+  let citesOwn = 0;
+  let ansAbstained = 0;
+  let unanswerable = 0;
+  let unAbstained = 0;
+  let sentences = 0;
+  let answered = 0;
+  let offTopicAbstained = 0;
+  for (const c of cases) {
+    if (synth.synthesizeSync({ question: c.q.question, sources: c.offTopic }).abstained) offTopicAbstained++;
+    const result = synth.synthesizeSync({ question: c.q.question, sources: c.sources });
+    if (c.truth.is_impossible) {
+      unanswerable++;
+      if (result.abstained) unAbstained++;
+      continue;
+    }
+    answerable++;
+    if (result.abstained || result.answer === null) {
+      ansAbstained++;
+      continue;
+    }
+    answered++;
+    sentences += new Set(result.citations.map((x) => x.sentence)).size;
+    const text = stripMarkers(result.answer);
+    const golds = c.truth.answers.filter((a) => a.trim() !== '');
+    if (golds.some((g) => ` ${normalize(text)} `.includes(` ${normalize(g)} `))) contains++;
+    f1Sum += Math.max(0, ...golds.map((g) => f1(text, g)));
+    if (result.citations.some((x) => x.marker === c.ownN)) citesOwn++;
+  }
+  return {
+    containsGold: contains / answerable,
+    meanF1: f1Sum / answerable,
+    citesOwn: citesOwn / answerable,
+    answerableAbstained: ansAbstained / answerable,
+    unanswerableAbstained: unAbstained / unanswerable,
+    offTopicAbstained: offTopicAbstained / cases.length,
+    meanSentences: answered ? sentences / answered : 0,
+  };
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+function printRows(label: string, rows: [string, Row][]): void {
+  console.log(`\n${label}`);
+  console.log('| setting | contains gold | token F1 | cites own paragraph | answerable abstained | unanswerable abstained | off-topic abstained | sentences/answer |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const [name, r] of rows) {
+    console.log(
+      `| ${name} | ${pct(r.containsGold)} | ${r.meanF1.toFixed(3)} | ${pct(r.citesOwn)} | ${pct(r.answerableAbstained)} | ` +
+        `${pct(r.unanswerableAbstained)} | ${pct(r.offTopicAbstained)} | ${r.meanSentences.toFixed(2)} |`,
+    );
+  }
+}
+
+const answerableCount = cases.filter((c) => !c.truth.is_impossible).length;
+console.log(
+  `SQuAD 2 sample: ${cases.length} questions (${answerableCount} answerable, ${cases.length - answerableCount} not), ` +
+    `3 sources each (own paragraph + 2 seeded random ones, shuffled). Contains gold / F1 count abstentions as misses. ` +
+    `Off-topic: every question asked of 3 paragraphs that are not its own (should abstain).`,
+);
+
+// Relevance distributions: how separable are the two kinds at all?
+const relevance = (kind: boolean): number[] =>
+  cases
+    .filter((c) => c.truth.is_impossible === kind)
+    .map((c) => bestCoverage(analyzeRelevance(c.q.question, c.sources)))
+    .sort((a, b) => a - b);
+const quantiles = (xs: number[]): string =>
+  [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => xs[Math.floor(q * (xs.length - 1))]!.toFixed(2)).join(' / ');
+const offTopicRelevance = cases
+  .map((c) => bestCoverage(analyzeRelevance(c.q.question, c.offTopic)))
+  .sort((a, b) => a - b);
+console.log(
+  `relevance p10/p25/p50/p75/p90: answerable ${quantiles(relevance(false))}; unanswerable ${quantiles(relevance(true))}; ` +
+    `off-topic ${quantiles(offTopicRelevance)}`,
+);
+
+printRows(
+  'minRelevance sweep (maxSentences 3)',
+  [0, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9].map((v) => [`minRelevance ${v}`, evaluate({ minRelevance: v })]),
+);
+printRows(
+  'maxSentences sweep (default minRelevance)',
+  [1, 2, 3, 4].map((v) => [`maxSentences ${v}`, evaluate({ maxSentences: v })]),
+);
+
+// Citation support: a sentence against its own paragraph, an unrelated paragraph, and a crude paraphrase.
+{
+  const r = rng(7);
+  const vocabulary = [...new Set(contexts.flatMap((c) => c.split(/\s+/)))];
+  const own: number[] = [];
+  const other: number[] = [];
+  const paraphrased: number[] = [];
+  for (const [i, context] of contexts.entries()) {
+    const terms = sourceTerms(makeSource(1, context));
+    const otherTerms = sourceTerms(makeSource(1, contexts[(i + 1 + Math.floor(r() * (contexts.length - 1))) % contexts.length]!));
+    for (const sentence of chunkSentences(context)) {
+      own.push(supportScore(sentence, terms));
+      other.push(supportScore(sentence, otherTerms));
+      // A third of the words swapped for random corpus words: a loose paraphrase or a partly invented claim.
+      const words = sentence.split(/\s+/).map((w) => (r() < 0.33 ? vocabulary[Math.floor(r() * vocabulary.length)]! : w));
+      paraphrased.push(supportScore(words.join(' '), terms));
+    }
+  }
+  const share = (xs: number[], t: number): string => pct(xs.filter((x) => x >= t).length / xs.length);
+  console.log(`\nCitation support (share of a sentence's content terms found in the cited source), ${own.length} sentences`);
+  console.log('| minSupport | own paragraph supported | 1/3 words replaced supported | unrelated paragraph supported |');
+  console.log('| --- | --- | --- | --- |');
+  for (const t of [0.3, 0.4, 0.5, 0.6, 0.7])
+    console.log(`| ${t} | ${share(own, t)} | ${share(paraphrased, t)} | ${share(other, t)} |`);
+  const sorted = [...other].sort((a, b) => a - b);
+  console.log(`unrelated paragraph support p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}, p95 ${sorted[Math.floor(sorted.length * 0.95)]!.toFixed(2)}`);
+}
+
+// Latency: 8 sources of ~1,500 characters each.
+{
+  const texts: string[] = [];
+  let k = 0;
+  for (let i = 0; i < 8; i++) {
+    let t = '';
+    while (t.length < 1500) t += `${contexts[k++ % contexts.length]!} `;
+    texts.push(t.slice(0, 1500));
+  }
+  const sources = texts.map((t, i) => makeSource(i + 1, t));
+  const synth = new ExtractiveSynthesizer();
+  const times: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    const q = queries[i % queries.length]!.question;
+    const t0 = performance.now();
+    synth.synthesizeSync({ question: q, sources });
+    times.push(performance.now() - t0);
+  }
+  const warm = times.slice(100).sort((a, b) => a - b);
+  console.log(
+    `\nLatency, 8 sources × 1,500 chars, 500 warm runs: p50 ${warm[Math.floor(warm.length / 2)]!.toFixed(3)} ms, ` +
+      `p99 ${warm[Math.floor(warm.length * 0.99)]!.toFixed(3)} ms`,
+  );
+}

@@ -1,0 +1,40 @@
+import { unwrapResolverError } from '@apollo/server/errors';
+import type { GraphQLFormattedError } from 'graphql';
+import { isAppError } from '../errors';
+import type { Logger } from '../logger';
+
+/** Apollo's own client-error codes, passed through unchanged. */
+const APOLLO_CLIENT_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+
+/**
+ * The one place errors become client-visible: AppErrors keep their code, message and details; Apollo's client
+ * errors pass; anything else is masked as INTERNAL_SERVER_ERROR (logged with its stack) unless `exposeInternal`.
+ */
+export function createFormatError(options: { exposeInternal: boolean; logger: Logger }) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const base = { message: formatted.message, locations: formatted.locations, path: formatted.path };
+    if (isAppError(original)) {
+      return { ...base, message: original.message, extensions: { ...original.details, code: original.code } };
+    }
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && APOLLO_CLIENT_CODES.has(code)) {
+      const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+      return { ...base, extensions: options.exposeInternal ? formatted.extensions : extensions };
+    }
+    options.logger.error('unexpected error', {
+      path: formatted.path?.join('.'),
+      error: original instanceof Error ? { message: original.message, stack: original.stack } : String(original),
+    });
+    if (options.exposeInternal) return { ...formatted, extensions: { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR' } };
+    return { ...base, message: 'Something went wrong on our side.', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+  };
+}

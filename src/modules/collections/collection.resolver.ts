@@ -1,0 +1,66 @@
+import { Arg, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { CollectionRecord } from '../../ports/knowledge-store.port';
+import { DocumentConnection } from '../documents/document.type';
+import { DocumentService } from '../documents/document.service';
+import { FilterInput } from '../query/query.type';
+import { CreateCollectionInput, UpdateCollectionInput } from './collection.input';
+import { CollectionService } from './collection.service';
+import { Collection, CollectionConnection, CollectionStats, DeleteCollectionPayload } from './collection.type';
+
+@Resolver(() => Collection)
+export class CollectionResolver {
+  constructor(
+    private readonly collectionService: CollectionService,
+    private readonly documentService: DocumentService,
+  ) {}
+
+  @Query(() => Collection, { nullable: true, description: 'A collection by id or by name (give exactly one).' })
+  collection(
+    @Arg('id', () => ID, { nullable: true }) id: string | null,
+    @Arg('name', () => String, { nullable: true }) name: string | null,
+  ): Promise<CollectionRecord | null> {
+    return this.collectionService.find({ id, name });
+  }
+
+  @Query(() => CollectionConnection, { description: 'All collections, oldest first.' })
+  collections(
+    @Arg('first', () => Int, { nullable: true }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+  ) {
+    return this.collectionService.list({ first, after });
+  }
+
+  @Mutation(() => Collection)
+  createCollection(@Arg('input', () => CreateCollectionInput) input: CreateCollectionInput): Promise<CollectionRecord> {
+    return this.collectionService.create(input);
+  }
+
+  @Mutation(() => Collection, { description: 'Renames or re-describes a collection (chunking and embedder are fixed).' })
+  updateCollection(
+    @Arg('id', () => ID) id: string,
+    @Arg('input', () => UpdateCollectionInput) input: UpdateCollectionInput,
+  ): Promise<CollectionRecord> {
+    return this.collectionService.update(id, input);
+  }
+
+  @Mutation(() => DeleteCollectionPayload, { description: 'Deletes a collection with all its documents and chunks.' })
+  async deleteCollection(@Arg('id', () => ID) id: string): Promise<DeleteCollectionPayload> {
+    const counts = await this.collectionService.delete(id);
+    return { id: counts.id, deletedDocuments: counts.documents, deletedChunks: counts.chunks };
+  }
+
+  @FieldResolver(() => CollectionStats, { description: 'Live document and chunk counts.' })
+  stats(@Root() collection: CollectionRecord) {
+    return this.collectionService.stats(collection.id);
+  }
+
+  @FieldResolver(() => DocumentConnection, { description: 'Documents of the collection, oldest first.' })
+  documents(
+    @Root() collection: CollectionRecord,
+    @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
+    @Arg('first', () => Int, { nullable: true }) first: number | null,
+    @Arg('after', () => String, { nullable: true }) after: string | null,
+  ) {
+    return this.documentService.listIn(collection.id, filter, { first, after });
+  }
+}

@@ -1,0 +1,133 @@
+import { AppError, badInput, notFound } from '../../errors';
+import { UUID_PATTERN } from '../../ids';
+import type {
+  ChunkingSettings,
+  ChunkingStrategy,
+  CollectionRecord,
+  CollectionStats,
+  DeleteCounts,
+  EmbedderInfo,
+  KnowledgeStore,
+} from '../../ports/knowledge-store.port';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+
+export const COLLECTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
+export const MAX_DESCRIPTION_CHARS = 2000;
+/** Bounds of chunking settings, in tokens. */
+export const CHUNK_LIMITS = { minSize: 32, maxSize: 8192 } as const;
+
+export interface CreateCollectionArgs {
+  name: string;
+  description?: string | null;
+  chunking?: { strategy?: ChunkingStrategy | null; chunkSize?: number | null; chunkOverlap?: number | null } | null;
+}
+
+export interface UpdateCollectionArgs {
+  name?: string | null;
+  description?: string | null;
+}
+
+export interface CollectionServiceOptions {
+  store: KnowledgeStore;
+  /** The embedder new collections are built with. */
+  embedder: EmbedderInfo;
+  defaults: { chunkSize: number; chunkOverlap: number };
+}
+
+/** Collections: create, rename, delete, look up by id or name, and the embedder-compatibility guard. */
+export class CollectionService {
+  constructor(private readonly options: CollectionServiceOptions) {}
+
+  async create(args: CreateCollectionArgs): Promise<CollectionRecord> {
+    const name = validateName(args.name);
+    const description = validateDescription(args.description);
+    const chunking = this.validateChunking(args.chunking);
+    return this.options.store.createCollection({ name, description, chunking, embedder: this.options.embedder });
+  }
+
+  async update(id: string, args: UpdateCollectionArgs): Promise<CollectionRecord> {
+    const patch: { name?: string; description?: string | null } = {};
+    if (args.name != null) patch.name = validateName(args.name);
+    if (args.description !== undefined) patch.description = validateDescription(args.description);
+    return this.options.store.updateCollection(id, patch);
+  }
+
+  async delete(id: string): Promise<DeleteCounts & { id: string }> {
+    const counts = await this.options.store.deleteCollection(id);
+    if (!counts) throw notFound('Collection', id);
+    return { id, ...counts };
+  }
+
+  /** By id or name; null when neither matches. */
+  async find(ref: { id?: string | null; name?: string | null }): Promise<CollectionRecord | null> {
+    if ((ref.id == null) === (ref.name == null)) throw badInput('Give exactly one of "id" or "name".');
+    return ref.id != null ? this.options.store.getCollection(ref.id) : this.options.store.getCollectionByName(ref.name!);
+  }
+
+  /** Resolves the `collection` argument of ingestion and query operations: a name or an id. Throws NOT_FOUND. */
+  async resolve(ref: string): Promise<CollectionRecord> {
+    const store = this.options.store;
+    const found = (await store.getCollectionByName(ref)) ?? (UUID_PATTERN.test(ref) ? await store.getCollection(ref) : null);
+    if (!found) throw notFound('Collection', ref);
+    return found;
+  }
+
+  /** Refuses to search a collection whose vectors came from a different embedder than the one configured now. */
+  assertSameEmbedder(collection: CollectionRecord): void {
+    const current = this.options.embedder;
+    if (collection.embedder.name !== current.name || collection.embedder.dimensions !== current.dimensions) {
+      throw new AppError(
+        'CONFLICT',
+        `Collection "${collection.name}" was built with embedder ${collection.embedder.name} (${collection.embedder.dimensions} dims) ` +
+          `but this server embeds with ${current.name} (${current.dimensions} dims); vectors from the two are not comparable. ` +
+          'Configure the original embedder, or re-create the collection and ingest again.',
+        {
+          reason: 'EMBEDDER_MISMATCH',
+          collectionEmbedder: collection.embedder.name,
+          collectionDimensions: collection.embedder.dimensions,
+          serverEmbedder: current.name,
+          serverDimensions: current.dimensions,
+        },
+      );
+    }
+  }
+
+  async list(args: PageArgs): Promise<Connection<CollectionRecord>> {
+    const window = toWindow(args);
+    return toConnection(await this.options.store.listCollections(window), window);
+  }
+
+  stats(id: string): Promise<CollectionStats> {
+    return this.options.store.collectionStats(id);
+  }
+
+  private validateChunking(input: CreateCollectionArgs['chunking']): ChunkingSettings {
+    const chunkSize = input?.chunkSize ?? this.options.defaults.chunkSize;
+    const chunkOverlap = input?.chunkOverlap ?? Math.min(this.options.defaults.chunkOverlap, Math.floor(chunkSize / 4));
+    if (!Number.isInteger(chunkSize) || chunkSize < CHUNK_LIMITS.minSize || chunkSize > CHUNK_LIMITS.maxSize) {
+      throw badInput(`chunkSize must be an integer between ${CHUNK_LIMITS.minSize} and ${CHUNK_LIMITS.maxSize} tokens.`, { field: 'chunkSize' });
+    }
+    if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0 || chunkOverlap > Math.floor(chunkSize / 2)) {
+      throw badInput('chunkOverlap must be an integer between 0 and half of chunkSize.', { field: 'chunkOverlap' });
+    }
+    return { strategy: input?.strategy ?? 'AUTO', chunkSize, chunkOverlap };
+  }
+}
+
+function validateName(name: string): string {
+  if (!COLLECTION_NAME_PATTERN.test(name)) {
+    throw badInput(
+      'A collection name starts with a letter and has 1 to 63 letters, digits, "_" or "-".',
+      { field: 'name', pattern: COLLECTION_NAME_PATTERN.source },
+    );
+  }
+  return name;
+}
+
+function validateDescription(description: string | null | undefined): string | null {
+  if (description == null) return null;
+  if (description.length > MAX_DESCRIPTION_CHARS) {
+    throw badInput(`A description has at most ${MAX_DESCRIPTION_CHARS} characters.`, { field: 'description' });
+  }
+  return description;
+}

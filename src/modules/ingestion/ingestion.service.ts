@@ -1,0 +1,230 @@
+import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
+import { sha256Hex } from '../../ids';
+import type { Chunker, DocumentParser } from '../../ports/document-processor.port';
+import type { CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
+import type { CollectionService } from '../collections/collection.service';
+import { validateMetadata } from '../documents/metadata';
+
+export type IngestStatus = 'INDEXED' | 'UNCHANGED' | 'FAILED';
+
+export interface DocumentInputArgs {
+  /** Your id for the document; re-ingesting the same id updates it. Default: a hash of the content. */
+  id?: string | null;
+  title?: string | null;
+  source?: string | null;
+  content: string;
+  /** Default: detected from the content (HTML when it looks like markup, Markdown when it has Markdown structure). */
+  contentType?: ContentType | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface DocumentIngestResult {
+  /** Position of the document in the request. */
+  index: number;
+  externalId: string | null;
+  status: IngestStatus;
+  /** Error code when FAILED. */
+  code: ErrorCode | null;
+  reason: string | null;
+  documentId: string | null;
+  chunkCount: number | null;
+}
+
+export interface IngestSummary {
+  collectionId: string;
+  results: DocumentIngestResult[];
+  indexed: number;
+  unchanged: number;
+  failed: number;
+  tookMs: number;
+}
+
+/** What the ingestion service needs from the embedding side: many texts in, one vector each out. */
+export interface TextEmbedder {
+  embedMany(texts: readonly string[]): Promise<Float32Array[]>;
+}
+
+export interface IngestionLimits {
+  maxDocumentBytes: number;
+  maxDocumentsPerRequest: number;
+}
+
+export const EXTERNAL_ID_PATTERN = /^[^\u0000-\u001f\u007f]{1,256}$/;
+export const MAX_TITLE_CHARS = 1000;
+export const MAX_SOURCE_CHARS = 2048;
+
+interface Prepared {
+  index: number;
+  externalId: string;
+  write: Omit<DocumentWrite, 'chunks'>;
+  text: string;
+}
+
+/**
+ * Parses, chunks, embeds and stores documents with upsert semantics. One bad document never fails the others:
+ * per-document problems come back as FAILED results with a code and reason.
+ */
+export class IngestionService {
+  constructor(
+    private readonly deps: {
+      store: KnowledgeStore;
+      collections: CollectionService;
+      parser: DocumentParser;
+      chunker: Chunker;
+      embedder: TextEmbedder;
+      limits: IngestionLimits;
+    },
+  ) {}
+
+  async ingest(collectionRef: string, documents: readonly DocumentInputArgs[]): Promise<IngestSummary> {
+    const started = performance.now();
+    const { limits } = this.deps;
+    if (documents.length === 0) throw badInput('Give at least one document.', { argument: 'documents' });
+    if (documents.length > limits.maxDocumentsPerRequest) {
+      throw badInput(`At most ${limits.maxDocumentsPerRequest} documents per request.`, {
+        argument: 'documents',
+        max: limits.maxDocumentsPerRequest,
+      });
+    }
+    const collection = await this.deps.collections.resolve(collectionRef);
+    this.deps.collections.assertSameEmbedder(collection);
+
+    const results: DocumentIngestResult[] = documents.map((doc, index) => ({
+      index,
+      externalId: doc.id ?? null,
+      status: 'FAILED',
+      code: null,
+      reason: null,
+      documentId: null,
+      chunkCount: null,
+    }));
+    const fail = (index: number, error: unknown): void => {
+      const result = results[index]!;
+      result.status = 'FAILED';
+      if (isAppError(error)) {
+        result.code = error.code;
+        result.reason = error.message;
+      } else {
+        result.code = 'INTERNAL_SERVER_ERROR';
+        result.reason = 'The document could not be stored.';
+      }
+    };
+
+    // 1. Validate and parse each document on its own.
+    const prepared: Prepared[] = [];
+    const seen = new Set<string>();
+    documents.forEach((doc, index) => {
+      try {
+        const p = this.prepare(doc, index, collection);
+        results[index]!.externalId = p.externalId;
+        if (seen.has(p.externalId)) {
+          throw new AppError('CONFLICT', `Document id "${p.externalId}" appears more than once in this request.`, { reason: 'DUPLICATE_ID' });
+        }
+        seen.add(p.externalId);
+        prepared.push(p);
+      } catch (error) {
+        fail(index, error);
+      }
+    });
+
+    // 2. Same id + same content hash → UNCHANGED (metadata still refreshed, without re-embedding).
+    const hashes = await this.deps.store.getContentHashes(collection.id, prepared.map((p) => p.externalId));
+    const changed: Prepared[] = [];
+    for (const p of prepared) {
+      if (hashes.get(p.externalId) !== p.write.contentHash) {
+        changed.push(p);
+        continue;
+      }
+      try {
+        const existing = await this.deps.store.getDocumentByExternalId(collection.id, p.externalId);
+        let doc: DocumentRecord | null = existing;
+        if (existing && JSON.stringify(existing.metadata) !== JSON.stringify(p.write.metadata)) {
+          doc = await this.deps.store.updateDocumentMetadata(existing.id, p.write.metadata);
+        }
+        Object.assign(results[p.index]!, { status: 'UNCHANGED', documentId: doc?.id ?? null, chunkCount: doc?.chunkCount ?? null });
+      } catch (error) {
+        fail(p.index, error);
+      }
+    }
+
+    // 3. Chunk and embed the changed ones; embedding requests made together are batched into few provider calls.
+    const embedded = await Promise.all(
+      changed.map(async (p) => {
+        try {
+          const drafts = this.deps.chunker.chunk(p.text, p.write.contentType, collection.chunking);
+          if (drafts.length === 0) throw badInput('The document produced no chunks.', { reason: 'EMPTY' });
+          const vectors = await this.deps.embedder.embedMany(drafts.map((d) => d.text));
+          const chunks = drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+          return { p, chunks };
+        } catch (error) {
+          fail(p.index, error);
+          return null;
+        }
+      }),
+    );
+
+    // 4. Store each document atomically (old chunks replaced in the same transaction).
+    for (const item of embedded) {
+      if (!item) continue;
+      try {
+        const doc = await this.deps.store.upsertDocument(collection.id, { ...item.p.write, chunks: item.chunks });
+        Object.assign(results[item.p.index]!, { status: 'INDEXED', documentId: doc.id, chunkCount: doc.chunkCount });
+      } catch (error) {
+        fail(item.p.index, error);
+      }
+    }
+
+    const count = (s: IngestStatus) => results.filter((r) => r.status === s).length;
+    return {
+      collectionId: collection.id,
+      results,
+      indexed: count('INDEXED'),
+      unchanged: count('UNCHANGED'),
+      failed: count('FAILED'),
+      tookMs: performance.now() - started,
+    };
+  }
+
+  private prepare(doc: DocumentInputArgs, index: number, collection: CollectionRecord): Prepared {
+    const { limits } = this.deps;
+    if (typeof doc.content !== 'string') throw badInput('content must be a string.', { field: 'content' });
+    const bytes = Buffer.byteLength(doc.content, 'utf8');
+    if (bytes > limits.maxDocumentBytes) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `The document is ${bytes} bytes; the limit is ${limits.maxDocumentBytes}.`, {
+        field: 'content',
+        bytes,
+        max: limits.maxDocumentBytes,
+      });
+    }
+    if (doc.content.trim() === '') throw badInput('The document has no content.', { field: 'content' });
+    if (doc.id != null && !EXTERNAL_ID_PATTERN.test(doc.id)) {
+      throw badInput('A document id has 1 to 256 characters and no control characters.', { field: 'id' });
+    }
+    if (doc.title != null && doc.title.length > MAX_TITLE_CHARS) throw badInput(`A title has at most ${MAX_TITLE_CHARS} characters.`, { field: 'title' });
+    if (doc.source != null && doc.source.length > MAX_SOURCE_CHARS) throw badInput(`A source has at most ${MAX_SOURCE_CHARS} characters.`, { field: 'source' });
+    const metadata = validateMetadata(doc.metadata ?? {});
+    const contentType = doc.contentType ?? detectContentType(doc.content);
+    const parsed = this.deps.parser.parse(doc.content, contentType);
+    const title = doc.title ?? parsed.title;
+    const source = doc.source ?? null;
+    const { chunking, embedder } = collection;
+    const contentHash = sha256Hex(
+      JSON.stringify([contentType, chunking.strategy, chunking.chunkSize, chunking.chunkOverlap, embedder.name, title, source, parsed.text]),
+    );
+    const externalId = doc.id ?? `sha256:${sha256Hex(doc.content).slice(0, 32)}`;
+    return {
+      index,
+      externalId,
+      text: parsed.text,
+      write: { externalId, title, source, contentType, metadata, contentHash, charCount: parsed.text.length },
+    };
+  }
+}
+
+/** HTML when it starts like markup, Markdown when it has Markdown block structure, TEXT otherwise. */
+export function detectContentType(content: string): ContentType {
+  const head = content.trimStart().slice(0, 2000);
+  if (/^<(?:!doctype html|html|head|body|div|p|article|section|h[1-6]|table|ul|ol)\b/i.test(head)) return 'HTML';
+  if (/^(?:#{1,6} \S|```|[-*+] \S|\d+\. \S|> \S)/m.test(head) || /\[[^\]]+\]\([^)]+\)/.test(head)) return 'MARKDOWN';
+  return 'TEXT';
+}

@@ -1,0 +1,35 @@
+import { Arg, Float, Int, Query, Resolver } from 'type-graphql';
+import { SearchModeEnum } from '../../graphql/enums';
+import { QueryService } from './query.service';
+import { Answer, FilterInput, SearchPayload } from './query.type';
+
+@Resolver()
+export class QueryResolver {
+  constructor(private readonly query: QueryService) {}
+
+  @Query(() => SearchPayload, { description: 'Ranked chunks of a collection for a query.' })
+  search(
+    @Arg('collection', () => String, { description: 'Collection name or id.' }) collection: string,
+    @Arg('query', () => String) query: string,
+    @Arg('mode', () => SearchModeEnum, { defaultValue: SearchModeEnum.HYBRID }) mode: SearchModeEnum,
+    @Arg('alpha', () => Float, { nullable: true, description: 'HYBRID weight of the vector side, 0–1.' }) alpha: number | null,
+    @Arg('topK', () => Int, { nullable: true, description: 'Hits to return; default KBQL_DEFAULT_TOP_K, at most KBQL_MAX_TOP_K.' })
+    topK: number | null,
+    @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging), at most 1000.' }) offset: number | null,
+    @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
+  ) {
+    return this.query.search({ collection, query, mode, alpha, topK, offset, filter });
+  }
+
+  @Query(() => Answer, { description: 'An answer from the collection with [n] citations, or an abstention.' })
+  ask(
+    @Arg('collection', () => String) collection: string,
+    @Arg('question', () => String) question: string,
+    @Arg('topK', () => Int, { nullable: true, description: 'Sources to retrieve; default KBQL_ASK_TOP_K.' }) topK: number | null,
+    @Arg('mode', () => SearchModeEnum, { defaultValue: SearchModeEnum.HYBRID }) mode: SearchModeEnum,
+    @Arg('alpha', () => Float, { nullable: true }) alpha: number | null,
+    @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
+  ) {
+    return this.query.ask({ collection, question, topK, mode, alpha, filter });
+  }
+}

@@ -1,0 +1,69 @@
+import { Field, Float, InputType, Int, ObjectType } from 'type-graphql';
+import { SearchModeEnum } from '../../graphql/enums';
+import { JSONScalar } from '../../graphql/scalars';
+import { Collection } from '../collections/collection.type';
+import { Chunk, Document } from '../documents/document.type';
+
+@InputType({
+  description:
+    'A metadata filter: either `and` / `or` of filters, or one condition — a `field` (documentId, externalId, source, title, or metadata.<key>) and exactly one operator.',
+})
+export class FilterInput {
+  @Field(() => [FilterInput], { nullable: true }) and?: FilterInput[] | null;
+  @Field(() => [FilterInput], { nullable: true }) or?: FilterInput[] | null;
+  @Field(() => String, { nullable: true }) field?: string | null;
+  @Field(() => JSONScalar, { nullable: true }) eq?: unknown;
+  @Field(() => JSONScalar, { nullable: true, description: 'Also matches documents without the field.' }) ne?: unknown;
+  @Field(() => JSONScalar, { nullable: true }) gt?: unknown;
+  @Field(() => JSONScalar, { nullable: true }) gte?: unknown;
+  @Field(() => JSONScalar, { nullable: true }) lt?: unknown;
+  @Field(() => JSONScalar, { nullable: true }) lte?: unknown;
+  @Field(() => [JSONScalar], { nullable: true }) in?: unknown[] | null;
+  @Field(() => JSONScalar, { nullable: true, description: 'Array element equality, or substring of a string.' }) contains?: unknown;
+}
+
+@ObjectType({ description: 'A ranked chunk.' })
+export class SearchHit {
+  @Field(() => Chunk) chunk!: Chunk;
+  @Field(() => Document) document!: Document;
+  @Field(() => Float, { description: 'The ranking score of the mode used (fused for HYBRID).' }) score!: number;
+  @Field(() => Float, { nullable: true, description: 'Cosine similarity to the query.' }) vectorScore!: number | null;
+  @Field(() => Float, { nullable: true, description: 'BM25 score, when the chunk matched lexically.' }) keywordScore!: number | null;
+}
+
+@ObjectType()
+export class SearchPayload {
+  @Field(() => Collection) collection!: Collection;
+  @Field(() => SearchModeEnum) mode!: SearchModeEnum;
+  @Field(() => Float) alpha!: number;
+  @Field(() => [SearchHit]) hits!: SearchHit[];
+  @Field(() => Float) tookMs!: number;
+}
+
+@ObjectType({ description: 'A retrieved chunk offered as evidence; `n` is its citation number in the answer.' })
+export class Source extends SearchHit {
+  @Field(() => Int) n!: number;
+}
+
+@ObjectType({ description: 'A `[n]` marker of the answer and the source it refers to.' })
+export class Citation {
+  @Field(() => Int) marker!: number;
+  @Field({ description: 'The answer sentence that carries the marker.' }) sentence!: string;
+  @Field({ description: 'Whether the cited source supports the sentence.' }) supported!: boolean;
+  @Field(() => Source) source!: Source;
+}
+
+@ObjectType({ description: 'An answer grounded in the collection, or an abstention.' })
+export class Answer {
+  @Field(() => Collection) collection!: Collection;
+  @Field(() => String, { nullable: true, description: 'Null when abstained.' }) answer!: string | null;
+  @Field({ description: 'True when nothing relevant enough was found ("not found in the knowledge base").' }) abstained!: boolean;
+  @Field(() => String, { nullable: true }) abstentionReason!: string | null;
+  @Field(() => [Citation]) citations!: Citation[];
+  @Field(() => [Source], { description: 'Retrieved chunks, best first.' }) sources!: Source[];
+  @Field(() => [Int], { description: 'Markers dropped from the answer because no source supported them.' }) unsupportedMarkers!: number[];
+  @Field({ description: 'The synthesizer that wrote the answer.' }) synthesizer!: string;
+  @Field(() => Float) retrievalMs!: number;
+  @Field(() => Float) tookMs!: number;
+}
+

@@ -1,0 +1,206 @@
+/**
+ * The one notion of "how relevant are these sources to the question", shared by every synthesizer so the extractive
+ * and the LLM ones abstain on the same inputs. Pure and synchronous; no vendor imports.
+ *
+ * Terms are {@link contentTerms} from the shared tokenizer, light-stemmed with {@link stem}. A question term's weight
+ * is its IDF over the candidate sentences of the request (rare words count more; a word found nowhere counts most),
+ * times a small factor for question-frame words ("year", "many", "name"…) that the answer rarely repeats.
+ * A sentence's coverage is the weighted share of the question's terms it contains, in [0, 1]; the request's
+ * relevance is the best coverage of any candidate sentence.
+ */
+import type { AnswerSource } from '../../ports/answer-synthesizer.port';
+import { STOPWORDS, splitSentences, tokenize } from '../../text/tokenize';
+
+/** The abstention reason every synthesizer uses when the sources do not hold the answer. */
+export const NOT_FOUND_REASON = 'not found in the knowledge base';
+
+/**
+ * Light English stemmer (plural and -ed/-ing endings, final e), so "developed"/"develops"/"development"s stem and
+ * "cities"/"city" meet. Deliberately weaker than Porter: it must not merge unrelated domain words.
+ */
+export function stem(term: string): string {
+  if (term.length <= 3 || /\d/.test(term)) return term;
+  let t = term;
+  if (t.endsWith('ies') && t.length > 4) t = `${t.slice(0, -3)}y`;
+  else if (t.endsWith('sses')) t = t.slice(0, -2);
+  else if (/(?:[sxz]|ch|sh)es$/.test(t) && t.length > 4) t = t.slice(0, -2);
+  else if (t.endsWith('s') && !/(?:ss|us|is)$/.test(t)) t = t.slice(0, -1);
+
+  if (t.endsWith('ied') && t.length > 4) t = `${t.slice(0, -3)}y`;
+  else if (t.endsWith('ing') && t.length >= 6) t = undouble(t.slice(0, -3));
+  else if (t.endsWith('ed') && t.length >= 5) t = undouble(t.slice(0, -2));
+
+  if (t.endsWith('e') && t.length > 4) t = t.slice(0, -1);
+  return t;
+}
+
+function undouble(t: string): string {
+  const last = t[t.length - 1];
+  return t.length > 3 && last === t[t.length - 2] && /[bcdfgkmnprt]/.test(last!) ? t.slice(0, -1) : t;
+}
+
+/** Stemmed content terms of `text`, in order (duplicates kept; negations and contractions dropped). */
+export function stemmedTerms(text: string): string[] {
+  return termsOf(tokenize(text));
+}
+
+/**
+ * Question-frame and generic words: asked about or used loosely, rarely repeated by the answer ("What year…" →
+ * "In 1990…", "What caused X to happen?" → "X followed Y"). They still count, at a fraction of their IDF. Stemmed.
+ */
+const FRAME_WORDS: ReadonlySet<string> = new Set(
+  (
+    'year many much name call type kind number percent percentage amount long often far big large old date time ' +
+    'term word refer mean known make happen become cause take get go went use need able part first see give come ' +
+    'include main several various thing way one two three new well like happened'
+  )
+    .split(' ')
+    .map(stem),
+);
+const FRAME_WEIGHT = 0.3;
+
+/** Negation words (contractions such as "wasn't" are recognised by their ending). */
+const NEGATIONS: ReadonlySet<string> = new Set(['not', 'no', 'never', 'nor', 'cannot', 'without', 'none', 'neither']);
+const isNegation = (token: string): boolean => NEGATIONS.has(token) || /n['’]t$/.test(token);
+/**
+ * Factor applied to a sentence's coverage when the question is negated ("What is not…") and the sentence is not:
+ * such a sentence rarely answers it (on SQuAD 2, 19 of 134 unanswerable questions are negated, 3 of 117 answerable).
+ */
+const NEGATION_MISMATCH_FACTOR = 0.6;
+
+/** Terms of a token list: stopwords, negations and contractions dropped (the shared list keeps "wasn't"), stemmed. */
+function termsOf(tokens: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const token of tokens) if (!STOPWORDS.has(token) && !isNegation(token)) out.push(stem(token));
+  return out;
+}
+
+/** A sentence of a source chunk, ready to be scored against the question. */
+export interface CandidateSentence {
+  /** Index of the source in the request's `sources` (its retrieval rank, 0 = best). */
+  sourceIndex: number;
+  /** The source's citation number. */
+  n: number;
+  /** 0-based position of the sentence in its chunk. */
+  position: number;
+  text: string;
+  /** Stemmed content terms in order (bigram matching). */
+  terms: string[];
+  termSet: ReadonlySet<string>;
+  /** All word tokens (length penalty). */
+  tokenCount: number;
+  /** The sentence states a negation. */
+  negated: boolean;
+  /** The sentence holds a digit (answers to "when", "how many"…). */
+  hasNumber: boolean;
+}
+
+export interface RelevanceAnalysis {
+  /** Unique stemmed question content terms, in question order. */
+  questionTerms: string[];
+  /** Adjacent question-term pairs (`a b`), for phrase matches. */
+  questionBigrams: string[];
+  /** Weight of each question term (IDF over the candidates × frame factor). */
+  weights: ReadonlyMap<string, number>;
+  totalWeight: number;
+  /** The question is negated ("What is not…", "Who wasn't…"). */
+  negated: boolean;
+  /** The question asks for a number, date or year ("When…", "How many…", "What year…"). */
+  wantsNumber: boolean;
+  candidates: CandidateSentence[];
+}
+
+const WANTS_NUMBER =
+  /^\s*(?:when\b|how (?:many|much|old|long|far|large|big|often)\b|(?:in |by |since |until )?(?:what|which) (?:year|century|decade|date|month|day|percentage|percent|number|age|time)\b)/i;
+
+/** Splits sentences further before list items and headings on their own line (chunks of Markdown or plain lists). */
+const LINE_START = /\n(?=[ \t]*(?:[-*+#>|]|\d+[.)][ \t]))/;
+
+/** Sentences of a chunk: the shared splitter, refined at line-level list items and headings. */
+export function chunkSentences(text: string): string[] {
+  const out: string[] = [];
+  for (const span of splitSentences(text)) {
+    for (const part of span.text.split(LINE_START)) {
+      const trimmed = part.trim();
+      if (trimmed) out.push(trimmed);
+    }
+  }
+  return out;
+}
+
+/** Splits every source into candidate sentences and weights the question's terms over them. */
+export function analyzeRelevance(question: string, sources: readonly AnswerSource[]): RelevanceAnalysis {
+  const candidates: CandidateSentence[] = [];
+  sources.forEach((source, sourceIndex) => {
+    chunkSentences(source.chunk.text).forEach((text, position) => {
+      const tokens = tokenize(text);
+      const terms = termsOf(tokens);
+      candidates.push({
+        sourceIndex,
+        n: source.n,
+        position,
+        text,
+        terms,
+        termSet: new Set(terms),
+        tokenCount: tokens.length,
+        negated: tokens.some(isNegation),
+        hasNumber: /\p{N}/u.test(text),
+      });
+    });
+  });
+
+  const questionTokens = tokenize(question);
+  const questionStems = termsOf(questionTokens);
+  const questionTerms = [...new Set(questionStems)];
+  const questionBigrams: string[] = [];
+  for (let i = 1; i < questionStems.length; i++) questionBigrams.push(`${questionStems[i - 1]} ${questionStems[i]}`);
+
+  const count = candidates.length;
+  const weights = new Map<string, number>();
+  let totalWeight = 0;
+  for (const term of questionTerms) {
+    let df = 0;
+    for (const c of candidates) if (c.termSet.has(term)) df++;
+    // BM25-style IDF, kept positive; a term present nowhere gets the largest weight, which is what lowers the
+    // relevance of questions about something the sources never mention.
+    const idf = Math.log(1 + (count - df + 0.5) / (df + 0.5));
+    const weight = idf * (FRAME_WORDS.has(term) ? FRAME_WEIGHT : 1);
+    weights.set(term, weight);
+    totalWeight += weight;
+  }
+  return {
+    questionTerms,
+    questionBigrams: [...new Set(questionBigrams)],
+    weights,
+    totalWeight,
+    negated: questionTokens.some(isNegation),
+    wantsNumber: WANTS_NUMBER.test(question),
+    candidates,
+  };
+}
+
+/** Weighted share of the question's terms found in `terms`, in [0, 1]; 0 when the question has no content terms. */
+export function coverage(analysis: RelevanceAnalysis, terms: ReadonlySet<string>): number {
+  if (analysis.totalWeight <= 0) return 0;
+  let found = 0;
+  for (const [term, weight] of analysis.weights) if (terms.has(term)) found += weight;
+  return found / analysis.totalWeight;
+}
+
+/** A sentence's relevance: its coverage, reduced when the question is negated and the sentence is not. */
+export function sentenceRelevance(analysis: RelevanceAnalysis, sentence: CandidateSentence): number {
+  const cov = coverage(analysis, sentence.termSet);
+  return analysis.negated && !sentence.negated ? cov * NEGATION_MISMATCH_FACTOR : cov;
+}
+
+/** The request's relevance: the best {@link sentenceRelevance} of any candidate (0 without sources or terms). */
+export function bestCoverage(analysis: RelevanceAnalysis): number {
+  let best = 0;
+  for (const c of analysis.candidates) best = Math.max(best, sentenceRelevance(analysis, c));
+  return best;
+}
+
+/** Shorthand: `bestCoverage(analyzeRelevance(question, sources))`. */
+export function assessRelevance(question: string, sources: readonly AnswerSource[]): number {
+  return bestCoverage(analyzeRelevance(question, sources));
+}

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { createTestApp, type TestApp } from '../helpers/test-app';
+
+const run = promisify(execFile);
+const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+
+async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, json: (await response.json()) as Record<string, any> };
+}
+
+describe('HTTP (real server on port 0)', () => {
+  let t: TestApp;
+  let url: string;
+
+  before(async () => {
+    t = await createTestApp({ NODE_ENV: 'development', KBQL_MAX_BODY_BYTES: '65536' });
+    url = await t.app.listen(0, '127.0.0.1');
+  });
+  after(() => t.close());
+
+  it('serves /healthz and /readyz with the store check', async () => {
+    const health = await fetch(`${url}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok' });
+    const ready = await fetch(`${url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { store: 'ok' } });
+  });
+
+  it('runs the README first-query example verbatim with curl', async () => {
+    const block = /<!-- first-query -->\s*```(?:bash|sh)\n([\s\S]*?)```/.exec(README);
+    assert.ok(block, 'README has a first-query block');
+    const script = block[1]!.replaceAll('http://localhost:4000', url);
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 });
+    const outputs = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { data?: Record<string, any>; errors?: unknown[] });
+    assert.equal(outputs.length, 3, `three JSON responses, got: ${stdout}`);
+    for (const out of outputs) assert.equal(out.errors, undefined, JSON.stringify(out.errors));
+    assert.equal(outputs[1]!.data!.ingestDocuments.indexed, 2);
+    const ask = outputs[2]!.data!.ask;
+    assert.equal(ask.abstained, false);
+    assert.match(ask.answer, /\[1\]/);
+    assert.ok(ask.citations.length > 0);
+  });
+
+  it('answers 413 PAYLOAD_TOO_LARGE above the body limit', async () => {
+    const big = JSON.stringify({ query: '{ collections { totalCount } }', variables: { pad: 'x'.repeat(70_000) } });
+    const res = await post(url, big);
+    assert.equal(res.status, 413);
+    assert.equal(res.json.errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('rejects malformed JSON and unknown routes with clear codes, and echoes request ids', async () => {
+    const bad = await post(url, '{not json');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.errors[0].extensions.code, 'BAD_REQUEST');
+    const missing = await fetch(`${url}/nope`);
+    assert.equal(missing.status, 404);
+    const ok = await post(url, { query: '{ collections { totalCount } }' }, { 'x-request-id': 'abc-123' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('x-request-id'), 'abc-123');
+    assert.equal(ok.json.data.collections.totalCount >= 0, true);
+  });
+
+  it('keeps Apollo CSRF prevention on for GET requests', async () => {
+    const res = await fetch(`${url}/graphql?query=${encodeURIComponent('{ collections { totalCount } }')}`);
+    assert.equal(res.status, 400);
+    const allowed = await fetch(`${url}/graphql?query=${encodeURIComponent('{ collections { totalCount } }')}`, {
+      headers: { 'apollo-require-preflight': 'true' },
+    });
+    assert.equal(allowed.status, 200);
+  });
+
+  it('serves the Apollo Sandbox landing page in development', async () => {
+    const res = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /sandbox/i);
+  });
+
+  it('reports GraphQL validation errors with Apollo codes', async () => {
+    const res = await post(url, { query: '{ nope }' });
+    assert.equal(res.status, 400);
+    assert.equal(res.json.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
+  });
+});
+
+describe('HTTP in production mode', () => {
+  it('serves no landing page and no introspection', async () => {
+    const t = await createTestApp({ NODE_ENV: 'production' });
+    const url = await t.app.listen(0, '127.0.0.1');
+    try {
+      const res = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
+      assert.notEqual(res.status, 200);
+      const introspection = await post(url, { query: '{ __schema { queryType { name } } }' });
+      assert.equal(introspection.json.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
+    } finally {
+      await t.close();
+    }
+  });
+});

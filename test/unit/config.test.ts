@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../src/config';
+
+const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+
+describe('config', () => {
+  it('has working defaults: embedded store, offline embedder and synthesizer', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 4000);
+    assert.equal(config.store.kind, 'embedded');
+    assert.deepEqual({ kind: config.embedder.kind, dims: config.embedder.dimensions }, { kind: 'hash', dims: 1024 });
+    assert.equal(config.synthesizer.kind, 'extractive');
+    assert.ok(path.isAbsolute(config.dataDir));
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.limits));
+  });
+
+  it('reports every problem at once', () => {
+    try {
+      loadConfig({ PORT: 'abc', KBQL_EMBEDDER: 'openai', KBQL_HYBRID_ALPHA: '2' });
+      assert.fail('expected a ConfigError');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      const text = error.problems.join('\n');
+      for (const name of ['PORT', 'KBQL_HYBRID_ALPHA', 'KBQL_EMBEDDING_MODEL', 'KBQL_EMBEDDING_DIMENSIONS']) {
+        assert.match(text, new RegExp(name), `${name} should be reported`);
+      }
+    }
+  });
+
+  it('requires overlap smaller than chunk size and topK defaults within the max', () => {
+    assert.throws(() => loadConfig({ KBQL_DEFAULT_CHUNK_SIZE: '64', KBQL_DEFAULT_CHUNK_OVERLAP: '64' }), /OVERLAP/);
+    assert.throws(() => loadConfig({ KBQL_MAX_TOP_K: '5', KBQL_DEFAULT_TOP_K: '10' }), /KBQL_DEFAULT_TOP_K/);
+  });
+
+  it('builds provider settings from the environment', () => {
+    const config = loadConfig({
+      KBQL_EMBEDDER: 'openai',
+      KBQL_EMBEDDING_MODEL: 'text-embedding-3-small',
+      KBQL_EMBEDDING_DIMENSIONS: '1536',
+      OPENAI_BASE_URL: 'http://127.0.0.1:8000/v1',
+    });
+    assert.equal(config.embedder.kind, 'openai');
+    assert.equal(config.embedder.dimensions, 1536);
+    if (config.embedder.kind === 'openai') {
+      assert.equal(config.embedder.baseUrl, 'http://127.0.0.1:8000/v1');
+      assert.equal(config.embedder.batchSize, 256);
+      assert.equal(config.embedder.apiKey, null);
+    }
+  });
+
+  it('documents every variable in the README configuration table with its default', () => {
+    for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
+      const row = README.split('\n').find((line) => line.startsWith(`| \`${name}\``));
+      assert.ok(row, `README has no row for ${name}`);
+      if (spec.default !== '') assert.ok(row.includes(`\`${spec.default}\``), `README row of ${name} should show default ${spec.default}`);
+    }
+  });
+});

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { AppError, ERROR_CODES, type ErrorCode } from '../../src/errors';
+
+const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+
+describe('error registry', () => {
+  it('every code has an HTTP status and a message, and AppError carries them', () => {
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      const error = new AppError(code);
+      assert.equal(error.code, code);
+      assert.equal(error.status, ERROR_CODES[code].status);
+      assert.ok(error.message.length > 0);
+      assert.ok(error.status >= 400 && error.status < 600);
+    }
+  });
+
+  it('every code is documented in the README error table with its status', () => {
+    for (const [code, entry] of Object.entries(ERROR_CODES)) {
+      const row = README.split('\n').find((line) => line.startsWith(`| \`${code}\``));
+      assert.ok(row, `README documents no ${code}`);
+      assert.ok(row.includes(String(entry.status)), `README row of ${code} should show HTTP ${entry.status}`);
+    }
+  });
+});
