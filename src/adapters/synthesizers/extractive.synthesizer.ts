@@ -1,6 +1,7 @@
 import type { AnswerSynthesizer, Synthesis, SynthesisRequest } from '../../ports/answer-synthesizer.port';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
 import {
+  DEFAULT_MIN_RELEVANCE,
   NOT_FOUND_REASON,
   analyzeRelevance,
   bestCoverage,
@@ -18,12 +19,12 @@ export interface ExtractiveSynthesizerOptions {
   /**
    * Least relevance needed to answer rather than abstain: the best candidate sentence's IDF-weighted share of the
    * question's content terms, in [0, 1]. Calibrated on SQuAD 2 (`bench/synthesizer-squad2.bench.ts`).
-   * @default 0.6
+   * @default 0.35
    */
   minRelevance?: number;
   /**
    * Least new question-term coverage (IDF-weighted share, [0, 1]) an extra sentence must add to be included.
-   * @default 0.15
+   * @default 0.1
    */
   minGain?: number;
   /**
@@ -68,8 +69,8 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
 
   constructor(options: ExtractiveSynthesizerOptions = {}) {
     this.maxSentences = Math.max(1, Math.floor(options.maxSentences ?? 3));
-    this.minRelevance = options.minRelevance ?? 0.6;
-    this.minGain = options.minGain ?? 0.15;
+    this.minRelevance = options.minRelevance ?? DEFAULT_MIN_RELEVANCE;
+    this.minGain = options.minGain ?? 0.1;
     this.minScoreRatio = options.minScoreRatio ?? 0.5;
     this.minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
   }

@@ -27,8 +27,9 @@ export interface VerifyCitationsOptions {
   /**
    * Least share of a sentence's content terms (light-stemmed, markers excluded) that must occur in the cited
    * source's title or chunk text for the marker to count as supported. Measured on SQuAD 2 paragraphs
-   * (`bench/synthesizer-squad2.bench.ts`): a sentence scores 1.0 against its own paragraph, a median of
-   * 0.15 against an unrelated one.
+   * (`bench/synthesizer-squad2.bench.ts`): at 0.5, every sentence is supported by its own paragraph, 70% still are
+   * with a third of their words replaced at random, 4.6% are by the most similar other paragraph and 0.1% by a
+   * random one (0.4: 89%, 7.8%, 0.2%).
    * @default 0.5
    */
   minSupport?: number;
@@ -127,7 +128,7 @@ export function splitAnswerSentences(answer: string): AnswerSentence[] {
     let start = span.start;
     for (const marker of markers) {
       if (marker.start < start || marker.end > span.end) continue;
-      // Only the first marker of a group decides; later ones are inside [marker.start, groupEnd).
+      // Every marker of a group reaches the same decision; once split, the later ones fall before `start`.
       const end = groupEnd(marker.start);
       if (end >= span.end) continue;
       const after = /^([.!?]+["'”’)\]]*)?(\s+)(.?)/u.exec(answer.slice(end, span.end));

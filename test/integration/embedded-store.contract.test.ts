@@ -1,0 +1,267 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
+import { isAppError } from '../../src/errors';
+import { chunkId, documentId, sha256Hex } from '../../src/ids';
+import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../src/ports/knowledge-store.port';
+import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+
+runKnowledgeStoreContract('embedded', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
+  const store = new EmbeddedKnowledgeStore({ dataDir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+});
+
+const DIM = 16;
+
+describe('EmbeddedKnowledgeStore (embedded only)', () => {
+  let dataDir: string;
+  const open: EmbeddedKnowledgeStore[] = [];
+
+  const openStore = async (): Promise<EmbeddedKnowledgeStore> => {
+    const store = new EmbeddedKnowledgeStore({ dataDir });
+    await store.init();
+    open.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-embedded-'));
+  });
+
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const newCollection = (store: EmbeddedKnowledgeStore, name = 'c'): Promise<CollectionRecord> =>
+    store.createCollection({
+      name,
+      description: null,
+      chunking: { strategy: 'AUTO', chunkSize: 100, chunkOverlap: 10 },
+      embedder: { name: 'test', dimensions: DIM },
+    });
+
+  it('creates <dataDir>/kbql.sqlite in WAL mode with a schema version; init is idempotent; close makes it unusable', async () => {
+    const store = await openStore();
+    await store.init();
+    await store.ping();
+    assert.ok(existsSync(join(dataDir, 'kbql.sqlite')));
+    const peek = new Database(join(dataDir, 'kbql.sqlite'), { readonly: true });
+    try {
+      assert.equal(peek.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(peek.pragma('user_version', { simple: true }), 1);
+    } finally {
+      peek.close();
+    }
+    await store.close();
+    await assert.rejects(store.ping(), (e: unknown) => isAppError(e) && e.code === 'UPSTREAM_UNAVAILABLE');
+    await store.init();
+    await store.ping();
+  });
+
+  it('keeps everything across close and reopen (durability)', async () => {
+    const rng = mulberry32(7);
+    const first = await openStore();
+    const c = await newCollection(first, 'durable');
+    const writes = Array.from({ length: 20 }, (_, i) => makeDoc(`doc-${i}`, 1 + (i % 4), rng, { group: i % 3 }));
+    const bulk = await first.upsertDocuments(c.id, writes.slice(0, 15));
+    assert.ok(bulk.every((r) => r.ok));
+    for (const w of writes.slice(15)) await first.upsertDocument(c.id, w);
+    await first.updateDocumentMetadata(documentId(c.id, 'doc-0'), { group: 9 });
+    assert.deepEqual(await first.deleteDocuments([documentId(c.id, 'doc-1')]), { documents: 1, chunks: 2 });
+    const query = writes[5]!.chunks[0]!.vector;
+    const filter: Filter = { kind: 'condition', field: { type: 'metadata', key: 'group' }, op: 'ne', value: 2 };
+    const before = {
+      collection: await first.getCollection(c.id),
+      docs: await first.listDocuments(c.id, { offset: 0, limit: 100 }),
+      vector: await first.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 10, offset: 0, filter }),
+      keyword: await first.search({ collectionId: c.id, mode: 'KEYWORD', text: 'word3 word7', alpha: 0, limit: 10, offset: 0 }),
+      hybrid: await first.search({ collectionId: c.id, mode: 'HYBRID', text: 'word3', vector: query, alpha: 0.5, limit: 10, offset: 0 }),
+    };
+    assert.equal(before.docs.total, 19);
+    assert.ok(before.vector.length > 0 && before.keyword.length > 0);
+    await first.close();
+
+    const second = await openStore();
+    assert.deepEqual(await second.getCollection(c.id), before.collection);
+    assert.deepEqual(await second.listDocuments(c.id, { offset: 0, limit: 100 }), before.docs);
+    assert.deepEqual(
+      await second.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 10, offset: 0, filter }),
+      before.vector,
+    );
+    assert.deepEqual(
+      await second.search({ collectionId: c.id, mode: 'KEYWORD', text: 'word3 word7', alpha: 0, limit: 10, offset: 0 }),
+      before.keyword,
+    );
+    assert.deepEqual(
+      await second.search({ collectionId: c.id, mode: 'HYBRID', text: 'word3', vector: query, alpha: 0.5, limit: 10, offset: 0 }),
+      before.hybrid,
+    );
+    const top = await second.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 1, offset: 0 });
+    assert.equal(top[0]!.chunk.id, chunkId(top[0]!.document.id, 0));
+    assert.equal(top[0]!.document.externalId, 'doc-5');
+    assert.ok(Math.abs(top[0]!.score - 1) < 1e-5);
+  });
+
+  it('keeps the vector index exact across interleaved writes and searches', async () => {
+    const rng = mulberry32(42);
+    const store = await openStore();
+    const c = await newCollection(store, 'interleaved');
+    /** The model: what the collection holds, by external id. */
+    const model = new Map<string, { vectors: Float32Array[]; group: number }>();
+    let nextId = 0;
+    let searches = 0;
+
+    const check = async (filterGroup: number | null): Promise<void> => {
+      const query = randomVector(rng);
+      const filter: Filter | undefined =
+        filterGroup === null
+          ? undefined
+          : { kind: 'condition', field: { type: 'metadata', key: 'group' }, op: 'eq', value: filterGroup };
+      const expected: { key: string; score: number }[] = [];
+      for (const [externalId, entry] of model) {
+        if (filterGroup !== null && entry.group !== filterGroup) continue;
+        entry.vectors.forEach((v, i) => expected.push({ key: `${externalId}#${i}`, score: cosine(query, v) }));
+      }
+      expected.sort((a, b) => b.score - a.score);
+      const hits = await store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 10, offset: 0, filter });
+      assert.deepEqual(hits.map(hitKey), expected.slice(0, 10).map((e) => e.key), `search #${searches}`);
+      hits.forEach((h, i) => assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-5));
+      searches++;
+    };
+
+    for (let step = 0; step < 400; step++) {
+      const r = rng();
+      const keys = [...model.keys()];
+      const pick = (): string => keys[Math.floor(rng() * keys.length)]!;
+      if (r < 0.3 || keys.length < 3) {
+        const externalId = `d${nextId++}`;
+        const write = makeDoc(externalId, 1 + Math.floor(rng() * 4), rng, { group: Math.floor(rng() * 3) });
+        await store.upsertDocument(c.id, write);
+        model.set(externalId, { vectors: write.chunks.map((ch) => ch.vector), group: write.metadata.group as number });
+      } else if (r < 0.45) {
+        const externalId = pick();
+        const write = makeDoc(externalId, 1 + Math.floor(rng() * 5), rng, { group: Math.floor(rng() * 3) });
+        await store.upsertDocument(c.id, write);
+        model.set(externalId, { vectors: write.chunks.map((ch) => ch.vector), group: write.metadata.group as number });
+      } else if (r < 0.55) {
+        const externalId = pick();
+        const [doc] = await store.getDocuments([documentId(c.id, externalId)]);
+        await store.deleteDocuments([doc!.id]);
+        model.delete(externalId);
+      } else if (r < 0.62) {
+        const externalId = pick();
+        const group = Math.floor(rng() * 3);
+        await store.updateDocumentMetadata(documentId(c.id, externalId), { group });
+        model.get(externalId)!.group = group;
+      } else if (r < 0.7) {
+        const batch = [0, 1, 2].map(() => (rng() < 0.5 && keys.length > 0 ? pick() : `d${nextId++}`));
+        const writes = batch.map((externalId) => makeDoc(externalId, 1 + Math.floor(rng() * 3), rng, { group: Math.floor(rng() * 3) }));
+        const results = await store.upsertDocuments(c.id, writes);
+        assert.ok(results.every((x) => x.ok));
+        writes.forEach((w) => model.set(w.externalId, { vectors: w.chunks.map((ch) => ch.vector), group: w.metadata.group as number }));
+      } else if (step > 20) {
+        // The first search comes after some writes: the index loads from SQLite, then follows the writes.
+        await check(r < 0.85 ? null : Math.floor(rng() * 3));
+      }
+    }
+    assert.ok(searches > 50, `searches ran: ${searches}`);
+    const totalChunks = [...model.values()].reduce((n, e) => n + e.vectors.length, 0);
+    assert.deepEqual(await store.collectionStats(c.id), { documents: model.size, chunks: totalChunks });
+
+    // A fresh process view (index rebuilt from SQLite) agrees with the incrementally maintained one.
+    const query = randomVector(rng);
+    const request = { collectionId: c.id, mode: 'VECTOR' as const, text: '', vector: query, alpha: 1, limit: 25, offset: 0 };
+    const incremental = await store.search(request);
+    await store.close();
+    const reopened = await openStore();
+    assert.deepEqual((await reopened.search(request)).map(hitKey), incremental.map(hitKey));
+  });
+
+  it('bulk upsert isolates a failing document and commits the others with one version bump', async () => {
+    const rng = mulberry32(3);
+    const store = await openStore();
+    const c = await newCollection(store, 'bulk');
+    const bad = makeDoc('bad', 2, rng, {});
+    bad.chunks[1]!.vector = new Float32Array(DIM - 2);
+    const dupIndex = makeDoc('dup-index', 2, rng, {});
+    dupIndex.chunks[1]!.index = 0;
+    const results = await store.upsertDocuments(c.id, [makeDoc('a', 2, rng, {}), bad, makeDoc('b', 3, rng, {}), dupIndex]);
+    assert.deepEqual(
+      results.map((r) => [r.externalId, r.ok, r.ok ? null : r.error.code]),
+      [
+        ['a', true, null],
+        ['bad', false, 'BAD_USER_INPUT'],
+        ['b', true, null],
+        ['dup-index', false, 'BAD_USER_INPUT'],
+      ],
+    );
+    assert.deepEqual(await store.collectionStats(c.id), { documents: 2, chunks: 5 });
+    assert.equal((await store.getCollection(c.id))!.version, c.version + 1);
+    await assert.rejects(store.upsertDocuments('00000000-0000-4000-8000-000000000000', [makeDoc('x', 1, rng, {})]), (e: unknown) =>
+      isAppError(e) && e.code === 'NOT_FOUND',
+    );
+  });
+});
+
+// ------------------------------------------------------------------ helpers
+
+function hitKey(hit: SearchHit): string {
+  return `${hit.document.externalId}#${hit.chunk.index}`;
+}
+
+function makeDoc(externalId: string, chunkCount: number, rng: () => number, metadata: Record<string, number>): DocumentWrite {
+  const chunks = Array.from({ length: chunkCount }, (_, index) => {
+    const text = `chunk ${index} of ${externalId} word${Math.floor(rng() * 10)} word${Math.floor(rng() * 10)}`;
+    return { index, text, startOffset: -1, endOffset: -1, vector: randomVector(rng) };
+  });
+  return {
+    externalId,
+    title: externalId,
+    source: null,
+    contentType: 'TEXT',
+    metadata,
+    contentHash: sha256Hex(chunks.map((ch) => ch.text).join('\n')),
+    charCount: chunks.reduce((n, ch) => n + ch.text.length, 0),
+    chunks,
+  };
+}
+
+function randomVector(rng: () => number): Float32Array {
+  return Float32Array.from({ length: DIM }, () => rng() * 2 - 1);
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
