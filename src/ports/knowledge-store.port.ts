@@ -1,3 +1,5 @@
+import type { AppError } from '../errors';
+
 /**
  * The storage port: every adapter (embedded SQLite, Weaviate) implements it and passes
  * `test/contract/knowledge-store.contract.ts`. Adapters throw {@link AppError} with generic codes
@@ -177,6 +179,11 @@ export interface DeleteCounts {
   chunks: number;
 }
 
+/** Per-document outcome of {@link KnowledgeStore.upsertDocuments}. */
+export type BulkUpsertResult =
+  | { ok: true; externalId: string; document: DocumentRecord }
+  | { ok: false; externalId: string; error: AppError };
+
 export interface KnowledgeStore {
   /** Adapter name for metrics and logs, e.g. `embedded`, `weaviate`. */
   readonly kind: string;
@@ -207,6 +214,12 @@ export interface KnowledgeStore {
    * collection's embedder dimensions.
    */
   upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord>;
+  /**
+   * Optional bulk form of {@link upsertDocument}: each document is still all-or-nothing, and one document's failure
+   * is reported in its own result without affecting the others. Adapters that can write a batch more cheaply
+   * implement it; the ingestion service falls back to one `upsertDocument` per document otherwise.
+   */
+  upsertDocuments?(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]>;
   /** Deletes documents (by global id) and their chunks; unknown ids are skipped. Bumps versions. */
   deleteDocuments(ids: string[]): Promise<DeleteCounts>;
   /** Replaces the metadata without touching chunks or vectors; null for an unknown id. Bumps `version`. */

@@ -190,6 +190,32 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     assert.deepEqual((await reopened.search(request)).map(hitKey), incremental.map(hitKey));
   });
 
+  it('a loaded vector index notices writes made by another store instance on the same file', async () => {
+    const rng = mulberry32(11);
+    const a = await openStore();
+    const b = await openStore();
+    const c = await newCollection(a, 'shared');
+    const vectorSearch = (store: EmbeddedKnowledgeStore, vector: Float32Array) =>
+      store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector, alpha: 1, limit: 1, offset: 0 });
+    const one = makeDoc('one', 2, rng, {});
+    await a.upsertDocument(c.id, one);
+    assert.equal((await vectorSearch(a, one.chunks[1]!.vector))[0]!.document.externalId, 'one');
+    assert.equal((await vectorSearch(b, one.chunks[0]!.vector))[0]!.document.externalId, 'one');
+
+    const two = makeDoc('two', 2, rng, {});
+    await b.upsertDocument(c.id, two);
+    const [hit] = await vectorSearch(a, two.chunks[1]!.vector);
+    assert.equal(hit!.document.externalId, 'two', 'A reloads after B wrote');
+    assert.ok(Math.abs(hit!.score - 1) < 1e-5);
+
+    const three = makeDoc('three', 1, rng, {});
+    await a.upsertDocument(c.id, three);
+    await b.deleteDocuments([documentId(c.id, 'two')]);
+    assert.equal((await vectorSearch(b, three.chunks[0]!.vector))[0]!.document.externalId, 'three', 'B reloads after A wrote');
+    const afterDelete = await a.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: two.chunks[1]!.vector, alpha: 1, limit: 10, offset: 0 });
+    assert.deepEqual(afterDelete.map(hitKey).sort(), ['one#0', 'one#1', 'three#0'], 'A drops what B deleted');
+  });
+
   it('bulk upsert isolates a failing document and commits the others with one version bump', async () => {
     const rng = mulberry32(3);
     const store = await openStore();

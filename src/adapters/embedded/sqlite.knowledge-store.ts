@@ -6,6 +6,7 @@ import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
 import { relativeScoreFusion } from '../../modules/query/fusion';
 import type {
+  BulkUpsertResult,
   ChunkRecord,
   ChunkWrite,
   CollectionPatch,
@@ -43,14 +44,13 @@ export interface EmbeddedStoreOptions {
   synchronousFull?: boolean;
 }
 
-/** Per-item outcome of {@link EmbeddedKnowledgeStore.upsertDocuments}. */
-export type BulkUpsertResult =
-  | { ok: true; externalId: string; document: DocumentRecord }
-  | { ok: false; externalId: string; error: AppError };
 
-/** Candidates each side of a HYBRID search contributes: max(limit + offset, floor) × factor. */
-const HYBRID_CANDIDATE_FLOOR = 50;
-const HYBRID_CANDIDATE_FACTOR = 2;
+/**
+ * Candidates each side of a HYBRID search contributes: max(limit + offset, floor) × factor. With the API's cap of
+ * offset + topK ≤ 200 (MAX_SEARCH_WINDOW) the pool is always the same, so hybrid pages never shift.
+ */
+const HYBRID_CANDIDATE_FLOOR = 200;
+const HYBRID_CANDIDATE_FACTOR = 1;
 /** Query terms sent to FTS5 at most (the rest are ignored). */
 const MAX_QUERY_TERMS = 64;
 /** Distinct dynamic (filter-shaped) statements kept prepared. */
@@ -158,6 +158,9 @@ type IndexOp =
   | { kind: 'add'; collectionId: string; rowId: number; chunkId: string; vector: Float32Array }
   | { kind: 'remove'; collectionId: string; rowId: number };
 
+/** Per collection written in a transaction: its version before the transaction and after it. */
+type VersionBumps = Map<string, { before: number; after: number }>;
+
 interface FtsStatements {
   insert: Database.Statement;
   deleteByDocument: Database.Statement;
@@ -178,7 +181,9 @@ const CHUNK_COLUMNS = `c.seq, c.id, c.document_id, c.collection_id, c.idx, c.sta
  * chunks with their float32 vectors, and one FTS5 index per collection; plus an in-memory exact vector index per
  * collection, loaded from SQLite on the first vector search and then updated after every committed write.
  *
- * One process owns a data directory: the vector indexes are not refreshed for writes made by other processes.
+ * Each loaded index remembers the collection `version` it reflects; a write made through this instance moves it
+ * forward, and a search that finds another version (a write by another process or store instance on the same
+ * file) reloads the index from SQLite, so it is never stale.
  * The API is synchronous underneath (better-sqlite3), so each call runs to completion without interleaving;
  * call `close()` on shutdown to checkpoint the WAL.
  */
@@ -192,7 +197,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   private db: Database.Database | null = null;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly ftsStatements = new Map<string, FtsStatements>();
-  private readonly indexes = new Map<string, VectorIndex>();
+  private readonly indexes = new Map<string, { index: VectorIndex; version: number }>();
 
   constructor(private readonly options: EmbeddedStoreOptions) {
     this.filename = join(options.dataDir, 'kbql.sqlite');
@@ -259,7 +264,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
           now,
         );
         db.exec(`CREATE VIRTUAL TABLE ${fts} USING fts5(text, content='', contentless_delete=1, ${FTS_TOKENIZE})`);
-      })();
+      }).immediate();
     } catch (error) {
       throw mapConstraint(error, input.name);
     }
@@ -272,15 +277,17 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     if (!row) throw notFound('Collection', id);
     const name = patch.name ?? row.name;
     const description = patch.description === undefined ? row.description : patch.description;
+    const bumps: VersionBumps = new Map();
     try {
       db.transaction(() => {
-        this.prepare(
-          'UPDATE collections SET name = ?, description = ?, version = version + 1, updated_at = ? WHERE id = ?',
-        ).run(name, description, Date.now(), id);
-      })();
+        const now = Date.now();
+        this.prepare('UPDATE collections SET name = ?, description = ?, updated_at = ? WHERE id = ?').run(name, description, now, id);
+        this.bumpVersion(id, now, bumps);
+      }).immediate();
     } catch (error) {
       throw mapConstraint(error, name);
     }
+    this.applyIndexOps([], bumps);
     return toCollection(this.collectionRow(id)!);
   }
 
@@ -297,7 +304,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       db.exec(`DROP TABLE IF EXISTS ${assertFtsName(row.fts_table)}`);
       this.prepare('DELETE FROM collections WHERE id = ?').run(id);
       return { documents: docCount, chunks };
-    })();
+    }).immediate();
     this.indexes.delete(id);
     return counts;
   }
@@ -364,12 +371,13 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     const db = this.open();
     const unique = [...new Set(ids)];
     const ops: IndexOp[] = [];
+    const bumps: VersionBumps = new Map();
     const counts = db.transaction((): DeleteCounts => {
       let documents = 0;
       let chunks = 0;
       const touched = new Set<string>();
       const findDoc = this.prepare('SELECT collection_id FROM documents WHERE id = ?');
-      const chunkSeqs = this.prepare('SELECT seq FROM chunks WHERE document_id = ?').pluck();
+      const chunkSeqs = this.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck');
       const deleteChunks = this.prepare('DELETE FROM chunks WHERE document_id = ?');
       const deleteDoc = this.prepare('DELETE FROM documents WHERE id = ?');
       for (const id of unique) {
@@ -382,16 +390,17 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
         touched.add(doc.collection_id);
       }
       const now = Date.now();
-      for (const collectionId of touched) this.bumpVersion(collectionId, now);
+      for (const collectionId of touched) this.bumpVersion(collectionId, now, bumps);
       return { documents, chunks };
-    })();
-    this.applyIndexOps(ops);
+    }).immediate();
+    this.applyIndexOps(ops, bumps);
     return counts;
   }
 
   async updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null> {
     const db = this.open();
     const json = stringifyMetadata(metadata);
+    const bumps: VersionBumps = new Map();
     const updated = db.transaction((): boolean => {
       const now = Date.now();
       const row = this.prepare('SELECT collection_id FROM documents WHERE id = ?').get(id) as
@@ -399,9 +408,10 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
         | undefined;
       if (!row) return false;
       this.prepare('UPDATE documents SET metadata = jsonb(?), updated_at = ? WHERE id = ?').run(json, now, id);
-      this.bumpVersion(row.collection_id, now);
+      this.bumpVersion(row.collection_id, now, bumps);
       return true;
-    })();
+    }).immediate();
+    this.applyIndexOps([], bumps);
     if (!updated) return null;
     const [doc] = await this.getDocuments([id]);
     return doc ?? null;
@@ -425,7 +435,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
   async listDocuments(collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>> {
     const { offset, limit } = checkPage(page);
-    const where = compileFilter(filter);
+    const where = compileFilterSql(filter);
     const total = this.prepare(
       `SELECT count(*) AS n FROM documents d WHERE d.collection_id = ? AND ${where.sql}`,
     ).get(collectionId, ...where.params) as { n: number };
@@ -460,12 +470,13 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     const { offset, limit } = checkPage(request);
     const collection = this.collectionRow(request.collectionId);
     if (!collection) throw notFound('Collection', request.collectionId);
-    const filter = request.filter ? compileFilter(request.filter) : null;
+    const filter = request.filter ? compileFilterSql(request.filter) : null;
     const wantsVector = request.mode === 'VECTOR' || request.mode === 'HYBRID';
     if (wantsVector) {
       if (!request.vector) throw badInput(`A ${request.mode} search needs a query vector.`);
       checkDimensions(request.vector, collection.embedder_dimensions, 'query vector');
     }
+    if (request.mode === 'HYBRID' && !(request.alpha >= 0 && request.alpha <= 1)) throw badInput('alpha must be between 0 and 1.');
     if (limit === 0) return [];
 
     if (request.mode === 'KEYWORD') {
@@ -482,7 +493,6 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     }
 
     const alpha = request.alpha;
-    if (!Number.isFinite(alpha) || alpha < 0 || alpha > 1) throw badInput('alpha must be between 0 and 1.');
     const candidates = Math.max(offset + limit, HYBRID_CANDIDATE_FLOOR) * HYBRID_CANDIDATE_FACTOR;
     const vectorHits = index.search(query, candidates, allowed);
     const keywordHits = this.keywordCandidates(collection, request.text, filter, candidates, 0);
@@ -513,17 +523,22 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return this.db;
   }
 
-  /** A cached prepared statement (statements are keyed by their SQL, so filter shapes share one). */
-  private prepare(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      if (this.statements.size >= MAX_CACHED_STATEMENTS) {
-        const oldest = this.statements.keys().next().value as string;
-        this.statements.delete(oldest);
-      }
+  /**
+   * A cached prepared statement, keyed by mode and SQL (so every filter of one shape shares one), least recently
+   * used evicted first. `pluck` returns the first column's value, `raw` rows as arrays.
+   */
+  private prepare(sql: string, mode: 'object' | 'pluck' | 'raw' = 'object'): Database.Statement {
+    const key = `${mode}:${sql}`;
+    let statement = this.statements.get(key);
+    if (statement) {
+      this.statements.delete(key);
+    } else {
+      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value as string);
       statement = this.open().prepare(sql);
-      this.statements.set(sql, statement);
+      if (mode === 'pluck') statement.pluck(true);
+      if (mode === 'raw') statement.raw(true);
     }
+    this.statements.set(key, statement);
     return statement;
   }
 
@@ -547,8 +562,15 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return this.prepare('SELECT * FROM collections WHERE id = ?').get(id) as CollectionRow | undefined;
   }
 
-  private bumpVersion(collectionId: string, now: number): void {
-    this.prepare('UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ?').run(now, collectionId);
+  /** Inside a write transaction: bumps the collection's version and records before/after in `bumps`. */
+  private bumpVersion(collectionId: string, now: number, bumps: VersionBumps): void {
+    const version = this.prepare('UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ? RETURNING version', 'pluck').get(
+      now,
+      collectionId,
+    ) as number | undefined;
+    if (version === undefined) return;
+    const seen = bumps.get(collectionId);
+    bumps.set(collectionId, { before: seen?.before ?? version - 1, after: version });
   }
 
   private upsertMany(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
@@ -557,29 +579,44 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     if (!collection) throw notFound('Collection', collectionId);
     const results: BulkUpsertResult[] = [];
     const ops: IndexOp[] = [];
+    const bumps: VersionBumps = new Map();
     // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
     const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) =>
       this.writeDocument(collection, doc, now, docOps),
     );
+    // Validate before taking the write lock, so the transaction holds it only for the writes.
+    const invalid = docs.map((doc) => {
+      try {
+        validateWrite(doc, collection.embedder_dimensions);
+        return null;
+      } catch (error) {
+        if (error instanceof AppError) return error;
+        throw error;
+      }
+    });
     db.transaction(() => {
       const now = Date.now();
       let written = 0;
-      for (const doc of docs) {
-        try {
-          validateWrite(doc, collection.embedder_dimensions);
-          const docOps: IndexOp[] = [];
-          const document = writeOne(doc, now, docOps);
-          ops.push(...docOps);
-          results.push({ ok: true, externalId: doc.externalId, document });
-          written++;
-        } catch (error) {
-          if (!(error instanceof AppError)) throw error;
-          results.push({ ok: false, externalId: doc.externalId, error });
+      docs.forEach((doc, i) => {
+        let error = invalid[i];
+        if (!error) {
+          try {
+            const docOps: IndexOp[] = [];
+            const document = writeOne(doc, now, docOps);
+            ops.push(...docOps);
+            results.push({ ok: true, externalId: doc.externalId, document });
+            written++;
+            return;
+          } catch (caught) {
+            if (!(caught instanceof AppError)) throw caught;
+            error = caught;
+          }
         }
-      }
-      if (written > 0) this.bumpVersion(collection.id, now);
-    })();
-    this.applyIndexOps(ops);
+        results.push({ ok: false, externalId: doc.externalId, error });
+      });
+      if (written > 0) this.bumpVersion(collection.id, now, bumps);
+    }).immediate();
+    this.applyIndexOps(ops, bumps);
     return results;
   }
 
@@ -592,7 +629,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       | { created_at: number }
       | undefined;
     if (existing) {
-      const seqs = this.prepare('SELECT seq FROM chunks WHERE document_id = ?').pluck().all(id) as number[];
+      const seqs = this.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck').all(id) as number[];
       for (const seq of seqs) ops.push({ kind: 'remove', collectionId: collection.id, rowId: seq });
       fts.deleteByDocument.run(id);
       this.prepare('DELETE FROM chunks WHERE document_id = ?').run(id);
@@ -648,37 +685,52 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     };
   }
 
-  /** After a commit: brings the loaded vector indexes up to date (unloaded ones read the committed rows later). */
-  private applyIndexOps(ops: readonly IndexOp[]): void {
-    for (const op of ops) {
-      const index = this.indexes.get(op.collectionId);
-      if (!index) continue;
-      if (op.kind === 'remove') index.remove(op.rowId);
-      else index.add(op.rowId, op.chunkId, op.vector);
+  /**
+   * After a commit: brings the loaded vector indexes of the collections the transaction bumped up to date. An index
+   * that had missed a version (another writer got in between) is dropped instead, to be reloaded on next use.
+   */
+  private applyIndexOps(ops: readonly IndexOp[], bumps: VersionBumps): void {
+    for (const [collectionId, { before, after }] of bumps) {
+      const entry = this.indexes.get(collectionId);
+      if (!entry) continue;
+      if (entry.version !== before) {
+        this.indexes.delete(collectionId);
+        continue;
+      }
+      for (const op of ops) {
+        if (op.collectionId !== collectionId) continue;
+        if (op.kind === 'remove') entry.index.remove(op.rowId);
+        else entry.index.add(op.rowId, op.chunkId, op.vector);
+      }
+      entry.version = after;
     }
   }
 
-  /** The collection's vector index, loaded from SQLite on first use. */
+  /** The collection's vector index: loaded from SQLite on first use, and again if the collection moved on without it. */
   private index(collection: CollectionRow): VectorIndex {
-    let index = this.indexes.get(collection.id);
-    if (index) return index;
-    const { n } = this.prepare('SELECT count(*) AS n FROM chunks WHERE collection_id = ?').get(collection.id) as { n: number };
-    index = new VectorIndex(collection.embedder_dimensions, Math.max(64, n));
-    // Raw rows: no per-row objects beyond the array and the BLOB buffer, copied straight into the matrix.
-    const rows = this.prepare('SELECT seq, id, vector FROM chunks WHERE collection_id = ?').raw(true);
-    for (const row of rows.iterate(collection.id) as IterableIterator<[number, string, Buffer]>) {
-      index.addBytes(row[0], row[1], row[2]);
-    }
-    this.indexes.set(collection.id, index);
-    return index;
+    const entry = this.indexes.get(collection.id);
+    if (entry && entry.version === collection.version) return entry.index;
+    // One read transaction, so the rows and the version they belong to are one snapshot.
+    const loaded = this.open().transaction(() => {
+      const version = this.prepare('SELECT version FROM collections WHERE id = ?', 'pluck').get(collection.id) as number;
+      const n = this.prepare('SELECT count(*) FROM chunks WHERE collection_id = ?', 'pluck').get(collection.id) as number;
+      const index = new VectorIndex(collection.embedder_dimensions, Math.max(64, n));
+      // Raw rows: no per-row objects beyond the array and the BLOB buffer, copied straight into the matrix.
+      const rows = this.prepare('SELECT seq, id, vector FROM chunks WHERE collection_id = ?', 'raw');
+      for (const row of rows.iterate(collection.id) as IterableIterator<[number, string, Buffer]>) {
+        index.addBytes(row[0], row[1], row[2]);
+      }
+      return { index, version };
+    })();
+    this.indexes.set(collection.id, loaded);
+    return loaded.index;
   }
 
   private allowedRowIds(collectionId: string, filter: CompiledFilter): number[] {
     return this.prepare(
       `SELECT c.seq FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.collection_id = ? AND ${filter.sql}`,
-    )
-      .pluck()
-      .all(collectionId, ...filter.params) as number[];
+      'pluck',
+    ).all(collectionId, ...filter.params) as number[];
   }
 
   /** BM25 hits (higher is better), best first, ties by chunk id; [] when the text has no searchable term. */
@@ -734,19 +786,19 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 // ------------------------------------------------------------------ helpers
 
 function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new AppError(
-      'INTERNAL_SERVER_ERROR',
-      `The database schema (version ${current}) is newer than this kbql understands (${MIGRATIONS.length}).`,
-    );
-  }
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
-  }
+  // IMMEDIATE: two processes opening a fresh file at once migrate one after the other.
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new AppError(
+        'INTERNAL_SERVER_ERROR',
+        `The database schema (version ${current}) is newer than this kbql understands (${MIGRATIONS.length}).`,
+      );
+    }
+    if (current === MIGRATIONS.length) return;
+    for (let version = current; version < MIGRATIONS.length; version++) db.exec(MIGRATIONS[version]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
 }
 
 function ftsTableName(collectionId: string): string {
@@ -851,7 +903,7 @@ function toChunk(row: ChunkRow): ChunkRecord {
  */
 export function ftsMatchExpression(text: string): string | null {
   const terms = new Set<string>();
-  for (const match of text.toLowerCase().matchAll(/[\p{L}\p{N}]+/gu)) {
+  for (const match of text.toLowerCase().matchAll(/[\p{L}\p{N}\p{M}]+/gu)) {
     terms.add(match[0]);
     if (terms.size >= MAX_QUERY_TERMS) break;
   }
@@ -869,7 +921,7 @@ const BUILTIN_COLUMNS = {
 } as const;
 
 /** Compiles a filter tree to a parameterised SQL predicate over `documents d` (always 0 or 1, never NULL). */
-export function compileFilter(filter: Filter | undefined): CompiledFilter {
+export function compileFilterSql(filter: Filter | undefined): CompiledFilter {
   if (!filter) return { sql: '1', params: [] };
   const params: unknown[] = [];
   const sql = compileNode(filter, params);

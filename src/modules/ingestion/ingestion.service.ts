@@ -163,14 +163,29 @@ export class IngestionService {
       }),
     );
 
-    // 4. Store each document atomically (old chunks replaced in the same transaction).
-    for (const item of embedded) {
-      if (!item) continue;
+    // 4. Store each document atomically (old chunks replaced in the same transaction), in bulk when the store can.
+    const ready = embedded.filter((item): item is NonNullable<typeof item> => item !== null);
+    const stored = (index: number, doc: DocumentRecord) =>
+      Object.assign(results[index]!, { status: 'INDEXED', documentId: doc.id, chunkCount: doc.chunkCount });
+    const { store } = this.deps;
+    if (store.upsertDocuments && ready.length > 1) {
       try {
-        const doc = await this.deps.store.upsertDocument(collection.id, { ...item.p.write, chunks: item.chunks });
-        Object.assign(results[item.p.index]!, { status: 'INDEXED', documentId: doc.id, chunkCount: doc.chunkCount });
+        const outcomes = await store.upsertDocuments(collection.id, ready.map((item) => ({ ...item.p.write, chunks: item.chunks })));
+        outcomes.forEach((outcome, i) => {
+          const index = ready[i]!.p.index;
+          if (outcome.ok) stored(index, outcome.document);
+          else fail(index, outcome.error);
+        });
       } catch (error) {
-        fail(item.p.index, error);
+        for (const item of ready) fail(item.p.index, error);
+      }
+    } else {
+      for (const item of ready) {
+        try {
+          stored(item.p.index, await store.upsertDocument(collection.id, { ...item.p.write, chunks: item.chunks }));
+        } catch (error) {
+          fail(item.p.index, error);
+        }
       }
     }
 

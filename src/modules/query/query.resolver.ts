@@ -15,7 +15,7 @@ export class QueryResolver {
     @Arg('alpha', () => Float, { nullable: true, description: 'HYBRID weight of the vector side, 0–1.' }) alpha: number | null,
     @Arg('topK', () => Int, { nullable: true, description: 'Hits to return; default KBQL_DEFAULT_TOP_K, at most KBQL_MAX_TOP_K.' })
     topK: number | null,
-    @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging), at most 1000.' }) offset: number | null,
+    @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging); offset + topK is at most 200.' }) offset: number | null,
     @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
   ) {
     return this.query.search({ collection, query, mode, alpha, topK, offset, filter });

@@ -53,8 +53,11 @@ export interface QueryDefaults {
   maxQueryChars: number;
 }
 
-/** Most hits a search page may skip. */
-export const MAX_SEARCH_OFFSET = 1000;
+/**
+ * offset + topK may not exceed this: ranking deeper than 200 hits is not useful, and it keeps HYBRID pages stable
+ * (stores fuse a fixed-size candidate pool).
+ */
+export const MAX_SEARCH_WINDOW = 200;
 
 /** Search (vector / keyword / hybrid) and answers with citations. */
 export class QueryService {
@@ -76,8 +79,8 @@ export class QueryService {
     const alpha = this.validateAlpha(args.alpha);
     const topK = this.validateTopK(args.topK ?? defaults.searchTopK);
     const offset = args.offset ?? 0;
-    if (!Number.isInteger(offset) || offset < 0 || offset > MAX_SEARCH_OFFSET) {
-      throw badInput(`offset must be between 0 and ${MAX_SEARCH_OFFSET}.`, { argument: 'offset' });
+    if (!Number.isInteger(offset) || offset < 0 || offset + topK > MAX_SEARCH_WINDOW) {
+      throw badInput(`offset must be 0 or more, and offset + topK at most ${MAX_SEARCH_WINDOW}.`, { argument: 'offset', max: MAX_SEARCH_WINDOW });
     }
     const filter = compileFilter(args.filter);
     const collection = await this.deps.collections.resolve(args.collection);
