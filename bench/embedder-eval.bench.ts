@@ -26,7 +26,7 @@ type Ranked = { id: number; score: number }[];
 
 const K = 10;
 const CANDIDATES = 100;
-const ALPHAS = [0.3, 0.5, 0.7];
+const ALPHAS = [0.1, 0.2, 0.3, 0.5, 0.7];
 
 function dataDir(): string {
   const shared = process.env['KBQL_DATA_SHARED'];

@@ -44,7 +44,8 @@ export async function createTestApp(env: Record<string, string> = {}, overrides:
 export function dataOf<T>(result: { data?: T | null; errors?: readonly { message: string }[] }): T {
   if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
   if (!result.data) throw new Error('no data');
-  return result.data;
+  // As a client sees it: plain JSON (graphql-js builds null-prototype objects).
+  return JSON.parse(JSON.stringify(result.data)) as T;
 }
 
 /** The `extensions.code` of the first error. */

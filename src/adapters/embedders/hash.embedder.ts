@@ -45,6 +45,14 @@ export interface HashEmbedderTuning {
   priorExponent: number;
   /** log2 of the BPE rank at and below which a word gets the smallest prior. */
   bpeFloorBits: number;
+  /** Term-frequency damping. */
+  tfMode: 'log' | 'sqrt' | 'binary';
+  /** Character grams from the surface word or from its stem. */
+  charSource: 'word' | 'stem';
+  /** Weight of grams that end at the word's end marker (suffixes say little about the topic). */
+  suffixGramWeight: number;
+  /** Weight of the n-gram sizes minGram..maxGram (missing entries weigh 1). */
+  gramWeights: number[];
 }
 
 export const DEFAULT_HASH_TUNING: Readonly<HashEmbedderTuning> = Object.freeze({
@@ -61,6 +69,10 @@ export const DEFAULT_HASH_TUNING: Readonly<HashEmbedderTuning> = Object.freeze({
   prior: 'length',
   priorExponent: 1,
   bpeFloorBits: 7,
+  tfMode: 'log',
+  charSource: 'word',
+  suffixGramWeight: 1,
+  gramWeights: [],
 });
 
 const NAME = 'kbql-hash-v1';
@@ -109,13 +121,18 @@ export class HashEmbedder implements Embedder {
     const wordCounts = new Map<string, number>();
     const bigramCounts = new Map<string, number>();
     const bigramPriors = new Map<string, number>();
+    const wordPriors = new Map<string, number>();
     let previousStem: string | null = null;
     let previousPrior = 1;
     for (const token of tokens) {
       const stop = STOPWORDS.has(token);
-      if (!stop || t.stopwordGrams) wordCounts.set(token, (wordCounts.get(token) ?? 0) + 1);
+      const stem = stop ? token : stemCached(token);
+      if (!stop || t.stopwordGrams) {
+        const key = t.charSource === 'stem' ? stem : token;
+        wordCounts.set(key, (wordCounts.get(key) ?? 0) + 1);
+        if (t.charSource === 'stem') wordPriors.set(key, Math.max(wordPriors.get(key) ?? 0, this.#prior(token)));
+      }
       if (stop) continue;
-      const stem = stemCached(token);
       stemCounts.set(stem, (stemCounts.get(stem) ?? 0) + 1);
       stemPriors.set(stem, Math.max(stemPriors.get(stem) ?? 0, this.#prior(token)));
       if (previousStem !== null) {
@@ -127,6 +144,7 @@ export class HashEmbedder implements Embedder {
       previousPrior = this.#prior(token);
     }
 
+    const tf = TF[t.tfMode];
     const uni = new Float64Array(dims);
     const bi = new Float64Array(dims);
     const chars = new Float64Array(dims);
@@ -141,7 +159,7 @@ export class HashEmbedder implements Embedder {
     }
     for (const [word, count] of wordCounts) {
       const features = this.#wordFeatures(word);
-      const w = tf(count) * this.#prior(word);
+      const w = tf(count) * (wordPriors.get(word) ?? this.#prior(word));
       const { buckets, weights } = features;
       for (let i = 0; i < buckets.length; i++) chars[buckets[i]] += weights[i] * w;
     }
@@ -182,10 +200,12 @@ export class HashEmbedder implements Embedder {
     const buckets: number[] = [];
     const signs: number[] = [];
     for (let n = t.minGram; n <= t.maxGram; n++) {
+      const gramWeight = t.gramWeights[n - t.minGram] ?? 1;
       for (let start = 0; start + n <= padded.length; start++) {
         const h = hash(padded, start, start + n, SEED_CHARGRAM);
+        const weight = start + n === padded.length && start > 0 ? gramWeight * t.suffixGramWeight : gramWeight;
         buckets.push(h % this.#dims);
-        signs.push(h & 0x80000000 ? -1 : 1);
+        signs.push(h & 0x80000000 ? -weight : weight);
       }
     }
     // Words shorter than minGram - 2 characters still get one feature: the whole padded word.
@@ -194,7 +214,7 @@ export class HashEmbedder implements Embedder {
       buckets.push(h % this.#dims);
       signs.push(h & 0x80000000 ? -1 : 1);
     }
-    const scale = 1 / Math.sqrt(buckets.length);
+    const scale = 1 / Math.sqrt(signs.reduce((sum, w) => sum + w * w, 0));
     const features: WordFeatures = {
       buckets: Uint32Array.from(buckets),
       weights: Float64Array.from(signs, (s) => s * scale),
@@ -210,7 +230,11 @@ interface WordFeatures {
   weights: Float64Array;
 }
 
-const tf = (count: number): number => 1 + Math.log(count);
+const TF = {
+  log: (count: number): number => 1 + Math.log(count),
+  sqrt: (count: number): number => Math.sqrt(count),
+  binary: (): number => 1,
+};
 
 const BPE_CACHE_LIMIT = 200_000;
 const bpeCache = new Map<string, number>();

@@ -1,0 +1,235 @@
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TaskCancelledError,
+  TimeoutStrategy,
+  circuitBreaker,
+  handleWhen,
+  noop,
+  retry,
+  timeout,
+  wrap,
+  type CircuitBreakerPolicy,
+  type IPolicy,
+} from 'cockatiel';
+import { AppError, isAppError } from '../../errors';
+
+/** How calls to a networked dependency are bounded, retried and cut off. Times in milliseconds. */
+export interface ResilienceOptions {
+  /** Dependency name for error details and messages. @default 'weaviate' */
+  dependency?: string;
+  /** Where the dependency lives, named in error messages (never a secret: pass the URL without credentials). */
+  target: string;
+  /** Bound of one attempt. @default 10000 */
+  timeoutMs?: number;
+  /** Retries after the first attempt, on transient errors only. @default 2 */
+  retries?: number;
+  /** First retry delay; doubles each retry (with jitter). @default 100 */
+  retryInitialDelayMs?: number;
+  /** Largest retry delay. @default 2000 */
+  retryMaxDelayMs?: number;
+  /** Consecutive failed attempts (transient errors or timeouts) that open the circuit. @default 5 */
+  breakerThreshold?: number;
+  /** How long an open circuit fails fast before letting one trial call through. @default 10000 */
+  breakerHalfOpenAfterMs?: number;
+}
+
+export interface RunOptions {
+  /** Overrides the bound for this call. */
+  timeoutMs?: number;
+  /** `attempt` bounds every attempt; `total` bounds all attempts and backoff together (used for connecting). */
+  timeoutScope?: 'attempt' | 'total';
+  /** Retry transient failures. @default true */
+  retry?: boolean;
+  /** Overrides the number of retries for this call (with `timeoutScope: 'total'`: retry until the bound). */
+  retries?: number;
+  /** Go through the circuit breaker (count failures, fail fast when open). @default true */
+  breaker?: boolean;
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+const TRANSIENT_MESSAGE =
+  /\b(UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)\b|socket hang up|fetch failed/;
+
+/**
+ * True for failures worth retrying: connection refused/reset, HTTP 5xx, gRPC UNAVAILABLE / DEADLINE_EXCEEDED, the
+ * client's own request timeout, and start-up (connect) failures. Never for 4xx, validation or kbql's own errors.
+ * weaviate-client does not export its error classes, so they are recognised by `name` and `code`.
+ */
+export function isTransientError(error: unknown): boolean {
+  if (isAppError(error) || error instanceof TaskCancelledError || error instanceof BrokenCircuitError) return false;
+  if (!(error instanceof Error)) return false;
+  const status = statusOf(error);
+  if (status !== null) return status >= 500;
+  if (['WeaviateRequestTimeoutError', 'WeaviateGRPCUnavailableError', 'WeaviateStartUpError'].includes(error.name)) {
+    return true;
+  }
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
+    if (TRANSIENT_MESSAGE.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** The HTTP status of a weaviate-client REST error, or null. */
+export function statusOf(error: unknown): number | null {
+  if (!(error instanceof Error)) return null;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'number') return null;
+  if (error.name === 'WeaviateUnexpectedStatusCodeError' || error.name === 'WeaviateInsufficientPermissionsError') {
+    return code === 7 ? 403 : code; // the gRPC permission error carries status 7
+  }
+  return null;
+}
+
+/**
+ * True when the cause chain of `error` says Weaviate refused because the thing already exists (an object id or a
+ * collection: "already exists"; a property: "already in use").
+ */
+export function isAlreadyExists(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/already exists?|already in use/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Timeout + retry (transient errors only, exponential backoff) + circuit breaker around every call to a dependency,
+ * built on cockatiel. Failures come out as {@link AppError}: UPSTREAM_TIMEOUT when an attempt exceeds its bound,
+ * UPSTREAM_UNAVAILABLE when the dependency is unreachable, answers 5xx or the circuit is open (then without calling
+ * it), INTERNAL_SERVER_ERROR for anything else it rejects (the raw error is the `cause`). One instance per
+ * dependency: the breaker state is shared by every call made through it.
+ */
+export class Resilience {
+  private readonly dependency: string;
+  private readonly target: string;
+  private readonly timeoutMs: number;
+  private readonly retryPolicy: IPolicy;
+  private readonly retryBackoff: { initialDelay: number; maxDelay: number };
+  private readonly breaker: CircuitBreakerPolicy;
+  private readonly breakerThreshold: number;
+
+  constructor(options: ResilienceOptions) {
+    this.dependency = options.dependency ?? 'weaviate';
+    this.target = options.target;
+    this.timeoutMs = positive(options.timeoutMs ?? 10_000, 'timeoutMs');
+    const retries = options.retries ?? 2;
+    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
+    this.breakerThreshold = positive(options.breakerThreshold ?? 5, 'breakerThreshold');
+    this.retryBackoff = {
+      initialDelay: positive(options.retryInitialDelayMs ?? 100, 'retryInitialDelayMs'),
+      maxDelay: positive(options.retryMaxDelayMs ?? 2_000, 'retryMaxDelayMs'),
+    };
+    this.retryPolicy = this.makeRetry(retries);
+    this.breaker = circuitBreaker(
+      handleWhen((e) => isTransientError(e) || e instanceof TaskCancelledError),
+      {
+        halfOpenAfter: positive(options.breakerHalfOpenAfterMs ?? 10_000, 'breakerHalfOpenAfterMs'),
+        breaker: new ConsecutiveBreaker(this.breakerThreshold),
+      },
+    );
+  }
+
+  private makeRetry(retries: number): IPolicy {
+    if (retries === 0) return noop;
+    return retry(handleWhen(isTransientError), { maxAttempts: retries, backoff: new ExponentialBackoff(this.retryBackoff) });
+  }
+
+  get state(): BreakerState {
+    switch (this.breaker.state) {
+      case CircuitState.Closed:
+        return 'closed';
+      case CircuitState.Open:
+        return 'open';
+      case CircuitState.HalfOpen:
+        return 'half-open';
+      default:
+        return 'isolated';
+    }
+  }
+
+  /** Runs `fn` under the policies; `operation` names it in errors. `signal` aborts when the bound is hit. */
+  async run<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
+    const ms = options.timeoutMs ?? this.timeoutMs;
+    const bound = timeout(ms, TimeoutStrategy.Aggressive);
+    const retryPolicy =
+      options.retry === false ? noop : options.retries !== undefined ? this.makeRetry(options.retries) : this.retryPolicy;
+    const breaker = options.breaker === false ? noop : this.breaker;
+    const policy = options.timeoutScope === 'total' ? wrap(bound, retryPolicy, breaker) : wrap(retryPolicy, breaker, bound);
+    try {
+      return await policy.execute(({ signal }) => fn(signal));
+    } catch (error) {
+      throw this.toAppError(operation, error, ms);
+    }
+  }
+
+  private toAppError(operation: string, error: unknown, ms: number): AppError {
+    if (isAppError(error)) return error;
+    const details = { dependency: this.dependency, operation };
+    const name = this.dependency.charAt(0).toUpperCase() + this.dependency.slice(1);
+    if (error instanceof TaskCancelledError) {
+      return new AppError('UPSTREAM_TIMEOUT', `${name} at ${this.target} did not answer ${operation} within ${ms} ms.`, { ...details, timeoutMs: ms }, { cause: error });
+    }
+    if (error instanceof BrokenCircuitError) {
+      return new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        `${name} at ${this.target} is unavailable (circuit open after ${this.breakerThreshold} consecutive failures); not calling it for ${operation}.`,
+        { ...details, circuit: 'open' },
+        { cause: error },
+      );
+    }
+    const status = statusOf(error);
+    const reason = reasonOf(error);
+    if (isTransientError(error) || status === 401 || status === 403) {
+      const what = status === 401 || status === 403 ? `rejected kbql's credentials` : `is unreachable or failing`;
+      return new AppError('UPSTREAM_UNAVAILABLE', `${name} at ${this.target} ${what} (${reason}) during ${operation}.`, { ...details, reason }, { cause: error });
+    }
+    // A rejection kbql did not expect (it validates its input first): the raw error stays in `cause` for the logs,
+    // out of the client-visible message.
+    return new AppError('INTERNAL_SERVER_ERROR', `${name} rejected ${operation} (${reason}).`, { ...details, reason }, { cause: error });
+  }
+}
+
+/** A short, non-sensitive reason: an HTTP status, a gRPC status name, an errno code or the error class. */
+export function reasonOf(error: unknown): string {
+  if (error instanceof BrokenCircuitError) return 'circuit open';
+  if (error instanceof TaskCancelledError) return 'timed out';
+  const status = statusOf(error);
+  if (status !== null) return `HTTP ${status}`;
+  const chain: Error[] = [];
+  for (let e: unknown = error; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
+  for (const e of chain) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return code;
+  }
+  for (const e of chain) {
+    const token =
+      /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|UNAVAILABLE|DEADLINE_EXCEEDED|INVALID_ARGUMENT|NOT_FOUND|ALREADY_EXISTS|PERMISSION_DENIED|UNAUTHENTICATED|RESOURCE_EXHAUSTED|INTERNAL|UNKNOWN)\b|fetch failed|socket hang up|timed out/.exec(
+        e.message,
+      );
+    if (token) return token[1] ?? token[0];
+  }
+  return error instanceof Error ? error.name : 'unknown error';
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number`);
+  return value;
+}
