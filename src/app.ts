@@ -6,6 +6,7 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import type { ContainerType } from 'type-graphql';
 import type { Config } from './config';
 import { EmbeddedKnowledgeStore } from './adapters/embedded/sqlite.knowledge-store';
+import { WeaviateKnowledgeStore } from './adapters/weaviate/weaviate.knowledge-store';
 import { HashEmbedder } from './adapters/embedders/hash.embedder';
 import { OllamaEmbedder } from './adapters/embedders/ollama.embedder';
 import { OpenAIEmbedder } from './adapters/embedders/openai.embedder';
@@ -153,7 +154,19 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 }
 
 function createStore(config: Config): KnowledgeStore {
-  return new EmbeddedKnowledgeStore({ dataDir: config.dataDir, busyTimeoutMs: config.store.timeoutMs });
+  const s = config.store;
+  if (s.kind === 'embedded') return new EmbeddedKnowledgeStore({ dataDir: config.dataDir, busyTimeoutMs: s.timeoutMs });
+  return new WeaviateKnowledgeStore({
+    url: s.url,
+    grpcPort: s.grpcPort,
+    grpcHost: s.grpcHost ?? undefined,
+    apiKey: s.apiKey ?? undefined,
+    collectionPrefix: s.prefix,
+    multiTenant: s.multiTenant,
+    tenant: s.tenant ?? undefined,
+    timeoutMs: s.timeoutMs,
+    initTimeoutMs: s.initTimeoutMs,
+  });
 }
 
 function createEmbedder(config: Config): Embedder {

@@ -20,7 +20,15 @@ export const CONFIG_VARIABLES = {
   HOST: { schema: z.string().min(1), default: '127.0.0.1', doc: 'interface to listen on (0.0.0.0 in containers)' },
   PORT: { schema: int(0, 65535), default: '4000', doc: 'HTTP port; 0 picks a free one' },
   KBQL_DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'directory of the embedded store (created if missing)' },
-  KBQL_STORE: { schema: z.enum(['embedded']), default: 'embedded', doc: 'knowledge store adapter' },
+  KBQL_STORE: { schema: z.enum(['embedded', 'weaviate']), default: 'embedded', doc: 'knowledge store: embedded (SQLite file in KBQL_DATA_DIR) or weaviate' },
+  WEAVIATE_URL: { schema: url, default: '', doc: 'Weaviate REST URL, e.g. http://localhost:8080; required when KBQL_STORE=weaviate' },
+  WEAVIATE_GRPC_PORT: { schema: int(1, 65535), default: '50051', doc: 'Weaviate gRPC port (searches and imports go over gRPC)' },
+  WEAVIATE_GRPC_HOST: { schema: z.string().min(1), default: '', doc: 'Weaviate gRPC host; default the host of WEAVIATE_URL' },
+  WEAVIATE_API_KEY: { schema: z.string().min(1), default: '', doc: 'Weaviate API key, if the server requires one' },
+  KBQL_WEAVIATE_PREFIX: { schema: z.string().regex(/^[A-Z][A-Za-z0-9]{0,30}$/), default: 'Kbql', doc: 'prefix of the Weaviate collections kbql creates (one deployment per prefix)' },
+  KBQL_WEAVIATE_MULTI_TENANT: { schema: bool, default: 'false', doc: 'create Weaviate collections with multi-tenancy on' },
+  KBQL_WEAVIATE_TENANT: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), default: '', doc: 'the Weaviate tenant this deployment serves; required when multi-tenant' },
+  KBQL_WEAVIATE_INIT_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'how long start-up waits for Weaviate before failing' },
   KBQL_EMBEDDER: { schema: z.enum(['hash', 'openai', 'ollama']), default: 'hash', doc: 'hash = offline hashed n-gram embedder (no download, no key); openai = any OpenAI-compatible endpoint (OpenAI, vLLM, TEI, LocalAI); ollama' },
   KBQL_EMBEDDING_MODEL: { schema: z.string().min(1), default: '', doc: 'embedding model name for openai/ollama' },
   KBQL_EMBEDDING_DIMENSIONS: { schema: int(8, 8192), default: '', doc: 'vector size; required for openai/ollama, default 1024 for hash' },
@@ -53,7 +61,20 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
-  readonly store: { readonly kind: 'embedded'; readonly timeoutMs: number };
+  readonly store:
+    | { readonly kind: 'embedded'; readonly timeoutMs: number }
+    | {
+        readonly kind: 'weaviate';
+        readonly timeoutMs: number;
+        readonly initTimeoutMs: number;
+        readonly url: string;
+        readonly grpcPort: number;
+        readonly grpcHost: string | null;
+        readonly apiKey: string | null;
+        readonly prefix: string;
+        readonly multiTenant: boolean;
+        readonly tenant: string | null;
+      };
   readonly embedder:
     | { readonly kind: 'hash'; readonly dimensions: number; readonly batchSize: number; readonly timeoutMs: number }
     | {
@@ -146,6 +167,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           apiKey: synthKind === 'openai' ? (v.OPENAI_API_KEY ?? null) : null,
         };
 
+  const store: Config['store'] =
+    v.KBQL_STORE === 'weaviate'
+      ? {
+          kind: 'weaviate',
+          timeoutMs: v.KBQL_STORE_TIMEOUT_MS!,
+          initTimeoutMs: v.KBQL_WEAVIATE_INIT_TIMEOUT_MS!,
+          url: need('WEAVIATE_URL', v.WEAVIATE_URL, 'when KBQL_STORE=weaviate'),
+          grpcPort: v.WEAVIATE_GRPC_PORT!,
+          grpcHost: v.WEAVIATE_GRPC_HOST ?? null,
+          apiKey: v.WEAVIATE_API_KEY ?? null,
+          prefix: v.KBQL_WEAVIATE_PREFIX!,
+          multiTenant: v.KBQL_WEAVIATE_MULTI_TENANT!,
+          tenant: v.KBQL_WEAVIATE_MULTI_TENANT
+            ? need('KBQL_WEAVIATE_TENANT', v.KBQL_WEAVIATE_TENANT, 'when KBQL_WEAVIATE_MULTI_TENANT=true')
+            : null,
+        }
+      : { kind: 'embedded', timeoutMs: v.KBQL_STORE_TIMEOUT_MS! };
+
   const chunkSize = v.KBQL_DEFAULT_CHUNK_SIZE!;
   const chunkOverlap = v.KBQL_DEFAULT_CHUNK_OVERLAP!;
   if (chunkSize !== undefined && chunkOverlap !== undefined && chunkOverlap >= chunkSize) {
@@ -161,7 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: v.HOST!,
     port: v.PORT!,
     dataDir: path.resolve(v.KBQL_DATA_DIR!),
-    store: { kind: v.KBQL_STORE!, timeoutMs: v.KBQL_STORE_TIMEOUT_MS! },
+    store,
     embedder,
     synthesizer,
     defaults: {

@@ -46,7 +46,9 @@ export interface HashEmbedderTuning {
   /** log2 of the BPE rank at and below which a word gets the smallest prior. */
   bpeFloorBits: number;
   /** Term-frequency damping. */
-  tfMode: 'log' | 'sqrt' | 'binary';
+  tfMode: 'log' | 'pow' | 'bm25';
+  /** Exponent of `pow` tf, or k of `bm25` tf (`tf·(k+1)/(tf+k)`). */
+  tfParam: number;
   /** Character grams from the surface word or from its stem. */
   charSource: 'word' | 'stem';
   /** Weight of grams that end at the word's end marker (suffixes say little about the topic). */
@@ -70,6 +72,7 @@ export const DEFAULT_HASH_TUNING: Readonly<HashEmbedderTuning> = Object.freeze({
   priorExponent: 1,
   bpeFloorBits: 7,
   tfMode: 'log',
+  tfParam: 0.5,
   charSource: 'word',
   suffixGramWeight: 1,
   gramWeights: [],
@@ -144,7 +147,8 @@ export class HashEmbedder implements Embedder {
       previousPrior = this.#prior(token);
     }
 
-    const tf = TF[t.tfMode];
+    const tfMode = TF[t.tfMode];
+    const tf = (count: number): number => tfMode(count, t.tfParam);
     const uni = new Float64Array(dims);
     const bi = new Float64Array(dims);
     const chars = new Float64Array(dims);
@@ -232,8 +236,8 @@ interface WordFeatures {
 
 const TF = {
   log: (count: number): number => 1 + Math.log(count),
-  sqrt: (count: number): number => Math.sqrt(count),
-  binary: (): number => 1,
+  pow: (count: number, p: number): number => count ** p,
+  bm25: (count: number, k: number): number => (count * (k + 1)) / (count + k),
 };
 
 const BPE_CACHE_LIMIT = 200_000;
