@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { DEVELOPMENT_PRINCIPAL as caller } from '../src/modules/auth/principal';
 import type { SearchMode } from '../src/ports/knowledge-store.port';
 import { loadScifact, ndcgAt, percentile, printTable, recallAt } from './shared-data';
 
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
   const app = await createApp(config);
   try {
     const { ingestion, query } = app.services;
-    await app.services.collections.create({ name: 'scifact' });
+    await app.services.collections.create({ name: 'scifact' }, caller);
 
     const batchSize = 250;
     const started = performance.now();
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
         content: `${d.title}\n\n${d.text}`,
         contentType: 'TEXT' as const,
       }));
-      const result = await ingestion.ingest('scifact', batch);
+      const result = await ingestion.ingest('scifact', batch, caller);
       if (result.failed > 0) throw new Error(`ingest failed: ${JSON.stringify(result.results.find((r) => r.status === 'FAILED'))}`);
       chunks += result.results.reduce((sum, r) => sum + (r.chunkCount ?? 0), 0);
     }
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
       let recall = 0;
       for (const q of queries) {
         const t0 = performance.now();
-        const result = await query.search({ collection: 'scifact', query: q.text, mode: run.mode, alpha: run.alpha, topK: 30 });
+        const result = await query.search({ collection: 'scifact', query: q.text, mode: run.mode, alpha: run.alpha, topK: 30 }, { access: caller });
         latencies.push(performance.now() - t0);
         const ranked: string[] = [];
         for (const hit of result.hits) if (!ranked.includes(hit.document.externalId)) ranked.push(hit.document.externalId);

@@ -1,10 +1,13 @@
 import 'reflect-metadata';
 import type http from 'node:http';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { Registry } from 'prom-client';
 import type { ContainerType } from 'type-graphql';
 import type { Config } from './config';
+import { createApolloCache, createDocumentStore, createNoStorePlugin } from './adapters/cache/apollo.cache';
+import { createKeyvCache } from './adapters/cache/keyv.cache';
 import { EmbeddedKnowledgeStore } from './adapters/embedded/sqlite.knowledge-store';
 import { WeaviateKnowledgeStore } from './adapters/weaviate/weaviate.knowledge-store';
 import { HashEmbedder } from './adapters/embedders/hash.embedder';
@@ -14,23 +17,46 @@ import { ContentParser } from './adapters/parsing/content.parser';
 import { LlamaIndexChunker } from './adapters/parsing/llamaindex.chunker';
 import { ExtractiveSynthesizer } from './adapters/synthesizers/extractive.synthesizer';
 import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from './adapters/synthesizers/llm.synthesizer';
+import { createJoseVerifier } from './adapters/auth/jose.token-verifier';
+import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/rate-limit/redis.rate-limiter';
 import { createContext, type KbqlContext, type Services } from './graphql/context';
+import { createRateLimitTransform } from './graphql/directives/rate-limit.directive';
+import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
+import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
+import { clientAddress } from './http/client-address';
+import { createAuthenticator } from './modules/auth/authenticator';
+import { accessScope } from './modules/auth/principal';
 import { createFormatError } from './graphql/format-error';
 import { buildKbqlSchema } from './graphql/schema';
-import { createHttpServer, listen } from './http/server';
+import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from './http/server';
 import { createLogger, type Logger } from './logger';
+import {
+  createTelemetry,
+  instrumentEmbedder,
+  instrumentStore,
+  instrumentSynthesizer,
+  readCollectionSizes,
+} from './observability/instrumentation';
+import { createDomainMetrics, type DomainMetrics } from './observability/metrics';
+import { createMetricsPlugin } from './observability/metrics-plugin';
+import { httpReadinessCheck, Readiness, type ReadinessCheck } from './observability/readiness';
+import { createRequestRecordPlugin } from './observability/request-record';
+import { bindResolversToTrace, createTracingPlugin } from './observability/tracing-plugin';
 import { CollectionResolver } from './modules/collections/collection.resolver';
 import { CollectionService } from './modules/collections/collection.service';
 import { ChunkResolver, DocumentResolver } from './modules/documents/document.resolver';
 import { DocumentService } from './modules/documents/document.service';
+import { CachedEmbedder } from './modules/ingestion/cached-embedder';
 import { EmbeddingBatcher } from './modules/ingestion/embedding-batcher';
 import { IngestionResolver } from './modules/ingestion/ingestion.resolver';
 import { IngestionService } from './modules/ingestion/ingestion.service';
 import { QueryResolver } from './modules/query/query.resolver';
+import { QueryResultCache } from './modules/query/query-cache';
 import { QueryService } from './modules/query/query.service';
 import type { AnswerSynthesizer } from './ports/answer-synthesizer.port';
+import type { Cache } from './ports/cache.port';
 import type { Embedder } from './ports/embedder.port';
-import type { KnowledgeStore } from './ports/knowledge-store.port';
+import type { Filter, KnowledgeStore } from './ports/knowledge-store.port';
 
 /** Parts a test (or an embedding program) may supply instead of the ones the config selects. */
 export interface AppOverrides {
@@ -38,6 +64,15 @@ export interface AppOverrides {
   embedder?: Embedder;
   synthesizer?: AnswerSynthesizer;
   logger?: Logger;
+  /** Where metrics are registered (default: a fresh registry per app). */
+  metricsRegistry?: Registry;
+  /** Readiness checks reported by /readyz next to the ones the config implies (store, providers). */
+  readiness?: ReadinessCheck[];
+  /**
+   * The documents each access scope may see, as a filter added to its searches (see `KbqlContext.scope`); none by
+   * default (there is no authentication yet, every caller is `public`).
+   */
+  accessFilter?: (scope: string) => Filter | undefined;
 }
 
 export interface App {
@@ -47,6 +82,12 @@ export interface App {
   readonly services: Services;
   readonly apollo: ApolloServer<KbqlContext>;
   readonly httpServer: http.Server;
+  /** Domain metrics (cache hooks and the rest) and their registry. */
+  readonly metrics: DomainMetrics;
+  /** The cache of embeddings, search/ask results and Apollo's persisted queries (Redis or in process). */
+  readonly cache: Cache;
+  /** The server of KBQL_METRICS_PORT, when set. */
+  readonly metricsServer: http.Server | null;
   /** Listens on `port`/`host` (defaults from config; 0 = a free port) and resolves with the base URL. */
   listen(port?: number, host?: string): Promise<string>;
   /** Stops accepting, finishes in-flight requests, closes the store. Idempotent. */
@@ -56,12 +97,46 @@ export interface App {
 /** The composition root: the one place that builds adapters, services, schema and server. */
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const store = overrides.store ?? createStore(config);
-  const embedder = overrides.embedder ?? createEmbedder(config);
-  const synthesizer = overrides.synthesizer ?? createSynthesizer(config);
-  await store.init();
+  const rawStore = overrides.store ?? createStore(config);
+  const rawEmbedder = overrides.embedder ?? createEmbedder(config);
+  const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
+  await rawStore.init();
 
-  const batcher = new EmbeddingBatcher(embedder);
+  // Observability: readiness checks, metrics, and the ports wrapped in spans and metrics (services see only ports).
+  const readiness = new Readiness([
+    { name: 'store', check: () => rawStore.ping() },
+    ...providerReadinessChecks(config),
+    // Redis down degrades (requests are served without the cache) but never makes kbql unready.
+    ...(config.cache.redisUrl ? [{ name: 'cache', critical: false, check: async () => assertCacheAvailable(cache) }] : []),
+    ...(overrides.readiness ?? []),
+  ]);
+  const metrics = createDomainMetrics({
+    registry: overrides.metricsRegistry ?? new Registry(),
+    collectionSizes: () => readCollectionSizes(rawStore),
+    dependencies: () => readiness.dependencies(),
+  });
+  const renderMetrics = async (): Promise<MetricsPage> => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() });
+  const telemetry = createTelemetry({ metrics });
+  const store = instrumentStore(rawStore, { metrics });
+  const embedder = instrumentEmbedder(rawEmbedder, { metrics });
+  const synthesizer = instrumentSynthesizer(rawSynthesizer, { metrics });
+
+  // One cache for embeddings, search/ask results and Apollo's APQ: Redis (REDIS_URL) or in process; every call is
+  // bounded by KBQL_CACHE_TIMEOUT_MS and a failure is a bypass (counted), never a failed request.
+  const cache = await createKeyvCache({
+    redisUrl: config.cache.redisUrl,
+    prefix: config.cache.prefix,
+    timeoutMs: config.cache.timeoutMs,
+    memoryMaxBytes: config.cache.memoryMaxBytes,
+    hooks: { hit: (kind) => metrics.cache.hit(kind), miss: (kind) => metrics.cache.miss(kind), bypass: (kind) => metrics.cache.bypass(kind) },
+    logger,
+  });
+  // Embeddings: cache first, then the shared batching window (one provider call per window, split at the batch limit).
+  const batcher = new EmbeddingBatcher(embedder, {
+    windowMs: config.batching.windowMs,
+    onBatch: (size) => metrics.embedding.batch(embedder.info.name, size),
+  });
+  const vectors = new CachedEmbedder(batcher, { store: cache.store('embedding'), embedder: embedder.info, ttlSeconds: config.cache.embeddingTtlSeconds });
   const collections = new CollectionService({ store, embedder: embedder.info, defaults: config.defaults });
   const documents = new DocumentService({ store, collections });
   const ingestion = new IngestionService({
@@ -69,15 +144,23 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     collections,
     parser: new ContentParser(),
     chunker: new LlamaIndexChunker(),
-    embedder: batcher,
+    embedder: vectors,
     limits: config.limits,
+    telemetry,
   });
   const query = new QueryService({
     store,
     collections,
-    embedQuery: (text) => batcher.embed(text),
+    embedQuery: (text) => vectors.embed(text),
     synthesizer,
     defaults: { ...config.defaults, maxTopK: config.limits.maxTopK, maxQueryChars: config.limits.maxQueryChars },
+    telemetry,
+    resultCache: new QueryResultCache({
+      store: cache.store('result'),
+      ttlSeconds: config.cache.resultTtlSeconds,
+      onLocalHit: () => metrics.cache.hit('result'),
+    }),
+    accessFilter: overrides.accessFilter,
   });
   const services: Services = { collections, documents, ingestion, query };
 
@@ -95,14 +178,61 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       return instance;
     },
   };
-  const schema = await buildKbqlSchema(container);
-  const development = config.env === 'development';
+  // Security: who is calling (JWT or KBQL_AUTH_MODE=none), @rateLimit counters (Redis when REDIS_URL is set, with an
+  // in-memory fallback; in memory otherwise), then @auth on every field (in buildKbqlSchema, outermost but tracing).
+  const authenticate = createAuthenticator({
+    mode: config.auth.mode,
+    verifier: config.auth.jwt ? createJoseVerifier(config.auth.jwt) : undefined,
+  });
+  if (config.auth.mode === 'none') {
+    logger.warn('AUTHENTICATION IS OFF (KBQL_AUTH_MODE=none): every caller is an ADMIN of tenant "default". Use it for local development only; set KBQL_AUTH_MODE=jwt with KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL anywhere else.', {
+      nodeEnv: config.env,
+    });
+  }
+  const rateLimitStore: RedisRateLimitStore | null =
+    config.rateLimit.enabled && config.cache.redisUrl
+      ? createRedisRateLimitStore({ url: config.cache.redisUrl, timeoutMs: config.rateLimit.timeoutMs, logger })
+      : null;
+  const rateLimit = config.rateLimit.enabled
+    ? createRateLimitTransform<KbqlContext>({
+        keyPrefix: `${config.cache.prefix}:rl`,
+        limiterClass: rateLimitStore?.limiterClass,
+        limiterOptions: rateLimitStore?.limiterOptions,
+        maxOverride: config.rateLimit.maxOverride,
+        windowSecondsOverride: config.rateLimit.windowSecondsOverride,
+      })
+    : undefined;
+  const schema = bindResolversToTrace(await buildKbqlSchema(container, { beforeAuth: rateLimit }));
+  const development = config.graphql.exposeInternalErrors;
+  const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({
     schema,
-    introspection: config.env !== 'production',
+    introspection,
+    // Field suggestions ("Did you mean …?") reveal the schema too: only where introspection is on.
+    hideSchemaDetailsFromClientErrors: !introspection,
+    allowBatchedHttpRequests: false,
+    csrfPrevention: true,
+    parseOptions: { maxTokens: config.graphql.maxTokens },
     includeStacktraceInErrorResponses: development,
     formatError: createFormatError({ exposeInternal: development, logger }),
+    // APQ on the shared cache; parsed + validated operations in an in-process LRU (they are objects, not strings).
+    cache: createApolloCache(cache.store('apollo')),
+    documentStore: config.cache.documentCacheSize > 0 ? createDocumentStore({ maxEntries: config.cache.documentCacheSize }) : null,
     plugins: [
+      createQueryLimitsPlugin({
+        maxDepth: config.graphql.maxDepth,
+        maxCost: config.graphql.maxCost,
+        maxAliases: config.graphql.maxAliases,
+        maxTopK: config.limits.maxTopK,
+      }),
+      createErrorStatusPlugin(),
+      createRequestRecordPlugin(),
+      createMetricsPlugin({ registry: metrics.registry }),
+      createTracingPlugin(),
+      // Apollo's cache-control plugin hooks every field of every response for hints kbql never sets; all it would
+      // send is `no-store`, which this cheaper plugin sends instead.
+      ApolloServerPluginCacheControlDisabled(),
+      createNoStorePlugin(),
       config.env === 'production'
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({
@@ -116,11 +246,21 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
 
   const httpServer = createHttpServer<KbqlContext>({
     apollo,
-    context: (requestId) => createContext(store, requestId),
+    context: async (requestId, req) => {
+      const header = req.headers.authorization;
+      const principal = await authenticate(Array.isArray(header) ? header[0] : header);
+      return createContext(store, requestId, {
+        principal,
+        scope: principal ? accessScope(principal) : 'anonymous',
+        clientIp: clientAddress(req, config.auth.trustedProxies),
+      });
+    },
     maxBodyBytes: config.limits.maxBodyBytes,
-    readiness: [{ name: 'store', check: () => store.ping() }],
+    readiness,
     logger,
+    metrics: config.metrics.port === null ? renderMetrics : undefined,
   });
+  const metricsServer = config.metrics.port === null ? null : createMetricsServer({ metrics: renderMetrics, logger });
 
   let stopping: Promise<void> | null = null;
   return {
@@ -130,27 +270,55 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     services,
     apollo,
     httpServer,
+    metrics,
+    metricsServer,
+    cache,
     async listen(port = config.port, host = config.host) {
       const address = await listen(httpServer, port, host);
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `http://${shownHost}:${address.port}`;
       logger.info('kbql listening', { url: `${url}/graphql`, store: store.kind, embedder: embedder.info.name });
+      if (metricsServer && config.metrics.port !== null && !metricsServer.listening) {
+        const m = await listen(metricsServer, config.metrics.port, host);
+        logger.info('kbql metrics listening', { url: `http://${m.family === 'IPv6' ? `[${m.address}]` : m.address}:${m.port}/metrics` });
+      }
       return url;
     },
     stop() {
       stopping ??= (async () => {
-        if (httpServer.listening) {
-          await new Promise<void>((resolve) => {
-            httpServer.close(() => resolve());
-            httpServer.closeIdleConnections();
-          });
-        }
+        await drainHttpServer(httpServer);
+        if (metricsServer?.listening) await drainHttpServer(metricsServer);
         await apollo.stop();
         await store.close();
+        await cache.close();
+        await rateLimitStore?.close();
       })();
       return stopping;
     },
   };
+}
+
+function assertCacheAvailable(cache: Cache): void {
+  if (!cache.available) throw new Error('Redis is not reachable; requests are served without the cache');
+}
+
+/** /readyz checks of the configured networked providers: degraded (not failing readiness) when down. */
+function providerReadinessChecks(config: Config): ReadinessCheck[] {
+  const checks: ReadinessCheck[] = [];
+  for (const [name, p] of [['embedder', config.embedder], ['synthesizer', config.synthesizer]] as const) {
+    if (p.kind !== 'openai' && p.kind !== 'ollama') continue;
+    const base = p.baseUrl.replace(/\/+$/, '');
+    checks.push(
+      httpReadinessCheck({
+        name,
+        url: p.kind === 'openai' ? `${base}/models` : `${base}/api/tags`,
+        headers: p.kind === 'openai' && p.apiKey ? { authorization: `Bearer ${p.apiKey}` } : undefined,
+        critical: false,
+        cacheMs: 10_000,
+      }),
+    );
+  }
+  return checks;
 }
 
 function createStore(config: Config): KnowledgeStore {

@@ -33,6 +33,7 @@ export const CONFIG_VARIABLES = {
   KBQL_EMBEDDING_MODEL: { schema: z.string().min(1), default: '', doc: 'embedding model name for openai/ollama' },
   KBQL_EMBEDDING_DIMENSIONS: { schema: int(8, 8192), default: '', doc: 'vector size; required for openai/ollama, default 1024 for hash' },
   KBQL_EMBEDDING_BATCH_SIZE: { schema: int(1, 4096), default: '', doc: "texts per provider call (the provider's limit); default 2048 for hash, 256 for openai, 64 for ollama" },
+  KBQL_EMBEDDING_BATCH_WINDOW_MS: { schema: int(0, 1000), default: '2', doc: 'how long the shared embedding batcher gathers texts from concurrent requests into one provider call' },
   KBQL_SYNTHESIZER: { schema: z.enum(['extractive', 'openai', 'ollama']), default: 'extractive', doc: 'extractive = offline sentence extraction with citations; openai/ollama = LLM answers with [n] citations' },
   KBQL_LLM_MODEL: { schema: z.string().min(1), default: '', doc: 'chat model for openai/ollama synthesis' },
   OPENAI_BASE_URL: { schema: url, default: 'https://api.openai.com/v1', doc: 'base URL of the OpenAI-compatible API' },
@@ -40,9 +41,16 @@ export const CONFIG_VARIABLES = {
   OLLAMA_HOST: { schema: url, default: 'http://127.0.0.1:11434', doc: 'Ollama server URL' },
   KBQL_PROVIDER_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'timeout of one embedding or LLM call' },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
+  REDIS_URL: { schema: z.url({ protocol: /^rediss?$/ }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), e.g. redis://redis:6379; unset: an in-process cache per replica' },
+  KBQL_CACHE_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), default: 'kbql', doc: 'prefix of every cache key in Redis (deployments sharing a Redis need different ones)' },
+  KBQL_CACHE_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one cache call may take; past it (or with Redis down) the request goes on without the cache, counted as a bypass' },
+  KBQL_CACHE_EMBEDDING_TTL_SECONDS: { schema: int(0, 31_536_000), default: '2592000', doc: 'how long an embedding stays cached (key: embedder name, dimensions, text hash); 0 = no embedding cache' },
+  KBQL_CACHE_RESULT_TTL_SECONDS: { schema: int(0, 2_592_000), default: '300', doc: 'how long a search/ask result stays cached (key: collection version, arguments, access scope; every write invalidates); 0 = no result cache' },
+  KBQL_CACHE_MEMORY_MB: { schema: int(1, 65_536), default: '64', doc: 'size of the in-process cache used when REDIS_URL is unset' },
+  KBQL_DOCUMENT_CACHE_SIZE: { schema: int(0, 100_000), default: '1000', doc: 'parsed and validated GraphQL operations kept in process (a repeated operation skips parsing and validation); 0 = none' },
   KBQL_DEFAULT_CHUNK_SIZE: { schema: int(32, 8192), default: '256', doc: 'default chunk size of new collections, in tokens' },
   KBQL_DEFAULT_CHUNK_OVERLAP: { schema: int(0, 4096), default: '32', doc: 'default chunk overlap of new collections, in tokens' },
-  KBQL_HYBRID_ALPHA: { schema: num(0, 1), default: '0.5', doc: 'default weight of the vector side in HYBRID search (1 = vector only)' },
+  KBQL_HYBRID_ALPHA: { schema: num(0, 1), default: '0.25', doc: 'default weight of the vector side in HYBRID search (1 = vector only; 0.25 is tuned for the offline embedder on SciFact)' },
   KBQL_DEFAULT_TOP_K: { schema: int(1, 200), default: '10', doc: 'hits returned by search when topK is not given' },
   KBQL_ASK_TOP_K: { schema: int(1, 200), default: '5', doc: 'sources retrieved by ask when topK is not given' },
   KBQL_MAX_TOP_K: { schema: int(1, 200), default: '100', doc: 'largest topK a caller may ask for (at most 200)' },
@@ -50,7 +58,30 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_DOCUMENT_BYTES: { schema: int(16, 1024 ** 3), default: String(2 * 1024 * 1024), doc: 'largest single document content' },
   KBQL_MAX_DOCUMENTS_PER_REQUEST: { schema: int(1, 100_000), default: '500', doc: 'most documents in one ingestDocuments call' },
   KBQL_MAX_QUERY_CHARS: { schema: int(1, 100_000), default: '2000', doc: 'longest search query or question' },
+  KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
+  KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
+  KBQL_JWT_JWKS_URL: { schema: url, default: '', doc: "JWKS URL of the identity provider (keys cached, refetched on an unknown kid); give this or KBQL_JWT_SECRET" },
+  KBQL_JWT_ALGORITHMS: { schema: z.string().regex(/^(?:HS|RS|PS|ES)(?:256|384|512)(?:,(?:HS|RS|PS|ES)(?:256|384|512))*$|^EdDSA$/), default: '', doc: 'accepted signature algorithms, comma-separated (anything else is refused); default HS256 with a secret, RS256,ES256 with JWKS; HS* only with a secret, never with JWKS' },
+  KBQL_JWT_ISSUER: { schema: z.string().min(1), default: '', doc: 'required `iss` of tokens; unset: not checked' },
+  KBQL_JWT_AUDIENCE: { schema: z.string().min(1), default: '', doc: 'required `aud` of tokens; unset: not checked' },
+  KBQL_JWT_CLOCK_SKEW_SECONDS: { schema: int(0, 300), default: '30', doc: 'clock difference tolerated on `exp` and `nbf`' },
+  KBQL_JWT_ROLE_CLAIM: { schema: z.string().min(1), default: 'kbql_role', doc: 'claim holding the role: READER, WRITER or ADMIN (a token without a valid one is refused)' },
+  KBQL_JWT_TENANT_CLAIM: { schema: z.string().min(1), default: 'kbql_tenant', doc: 'claim holding the tenant (a token without one is refused)' },
+  KBQL_TRUSTED_PROXIES: { schema: z.string().regex(/^[0-9A-Fa-f.:]+(?:,[0-9A-Fa-f.:]+)*$/), default: '', doc: 'comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (for the client IP that rate-limits anonymous callers); unset: none' },
+  KBQL_RATE_LIMIT: { schema: bool, default: '', doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test' },
+  KBQL_RATE_LIMIT_MAX: { schema: int(1, 1_000_000), default: '', doc: 'replaces the max of every @rateLimit field (the schema says 60/min for ask and ingestDocuments, 120/min for search); unset: the schema values' },
+  KBQL_RATE_LIMIT_WINDOW_SECONDS: { schema: int(1, 86_400), default: '', doc: 'replaces the window of every @rateLimit field; unset: the schema values' },
+  KBQL_RATE_LIMIT_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one rate-limit Redis call may take before the in-memory limiter decides' },
+  KBQL_MAX_QUERY_DEPTH: { schema: int(2, 100), default: '12', doc: 'deepest selection nesting of an operation (QUERY_TOO_DEEP above)' },
+  KBQL_MAX_QUERY_COST: { schema: int(10, 10_000_000), default: '10000', doc: 'highest estimated cost of an operation (QUERY_TOO_COMPLEX above): 1 per field, search 10 and ask 50, lists and search/ask results multiplied by first/topK' },
+  KBQL_MAX_ALIASES: { schema: int(1, 10_000), default: '30', doc: 'most aliased fields in an operation (QUERY_TOO_COMPLEX above)' },
+  KBQL_MAX_QUERY_TOKENS: { schema: int(100, 1_000_000), default: '5000', doc: 'most lexical tokens in an operation document (parsing stops there; GRAPHQL_PARSE_FAILED)' },
   KBQL_LOG_LEVEL: { schema: z.enum(['silent', 'error', 'warn', 'info', 'debug']), default: 'info', doc: 'log level (logs go to stderr as JSON lines)' },
+  KBQL_METRICS_PORT: { schema: int(0, 65535), default: '', doc: 'serve GET /metrics on this port only (unset: on the main port)' },
+  OTEL_TRACES_EXPORTER: { schema: z.enum(['otlp', 'console', 'none']), default: '', doc: 'otlp = OpenTelemetry traces over OTLP/HTTP, console = to stdout, none = off; unset: otlp when an OTLP endpoint is set, else off' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: url, default: '', doc: 'OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (traces go to /v1/traces); the other standard OTEL_* variables are read by the SDK' },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { schema: url, default: '', doc: 'full OTLP/HTTP traces URL, overriding OTEL_EXPORTER_OTLP_ENDPOINT for traces' },
+  OTEL_SERVICE_NAME: { schema: z.string().min(1), default: 'kbql', doc: 'service.name of the traces' },
 } as const satisfies Record<string, { schema: z.ZodType; default: string; doc: string }>;
 
 type Vars = typeof CONFIG_VARIABLES;
@@ -110,6 +141,65 @@ export interface Config {
     readonly maxQueryChars: number;
   };
   readonly logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  readonly auth: {
+    /** none: every caller is DEVELOPMENT_PRINCIPAL; jwt: Bearer tokens. */
+    readonly mode: 'none' | 'jwt';
+    /** Set exactly when mode is jwt. */
+    readonly jwt: {
+      readonly secret: string | null;
+      readonly jwksUrl: string | null;
+      readonly algorithms: readonly string[];
+      readonly issuer: string | null;
+      readonly audience: string | null;
+      readonly clockSkewSeconds: number;
+      readonly roleClaim: string;
+      readonly tenantClaim: string;
+    } | null;
+    /** Proxy addresses whose X-Forwarded-For is trusted. */
+    readonly trustedProxies: readonly string[];
+  };
+  readonly rateLimit: {
+    readonly enabled: boolean;
+    readonly maxOverride: number | null;
+    readonly windowSecondsOverride: number | null;
+    readonly timeoutMs: number;
+  };
+  readonly graphql: {
+    /** Introspection and field suggestions: only with NODE_ENV explicitly development or test. */
+    readonly introspection: boolean;
+    /** Unmasked internal errors with stack traces: only with NODE_ENV explicitly development. */
+    readonly exposeInternalErrors: boolean;
+    readonly maxDepth: number;
+    readonly maxCost: number;
+    readonly maxAliases: number;
+    readonly maxTokens: number;
+  };
+  readonly batching: {
+    /** How long the shared embedding batcher waits for more texts before calling the provider, in ms. */
+    readonly windowMs: number;
+  };
+  readonly cache: {
+    /** null: an in-process cache. */
+    readonly redisUrl: string | null;
+    readonly prefix: string;
+    readonly timeoutMs: number;
+    /** 0 = off. */
+    readonly embeddingTtlSeconds: number;
+    /** 0 = off. */
+    readonly resultTtlSeconds: number;
+    readonly memoryMaxBytes: number;
+    /** Parsed and validated operations kept by Apollo's document store; 0 = none. */
+    readonly documentCacheSize: number;
+  };
+  readonly metrics: {
+    /** A separate port for GET /metrics (then not served on the main port); null = the main port. */
+    readonly port: number | null;
+  };
+  readonly tracing: {
+    /** Where traces go; null = tracing off (no SDK is set up). Endpoint, headers, sampler: the SDK reads OTEL_*. */
+    readonly exporter: 'otlp' | 'console' | null;
+    readonly serviceName: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -193,6 +283,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const name of ['KBQL_DEFAULT_TOP_K', 'KBQL_ASK_TOP_K'] as const) {
     if ((v[name] ?? 0) > (v.KBQL_MAX_TOP_K ?? Infinity)) problems.push(`${name} must not exceed KBQL_MAX_TOP_K`);
   }
+  const env_ = v.NODE_ENV!;
+  const authMode = v.KBQL_AUTH_MODE ?? (env_ === 'production' ? 'jwt' : 'none');
+  let jwt: Config['auth']['jwt'] = null;
+  if (authMode === 'jwt') {
+    const secret = v.KBQL_JWT_SECRET ?? null;
+    const jwksUrl = v.KBQL_JWT_JWKS_URL ?? null;
+    if ((secret === null) === (jwksUrl === null)) {
+      problems.push(`give exactly one of KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt${v.KBQL_AUTH_MODE ? '' : ' (the default with NODE_ENV=production; KBQL_AUTH_MODE=none turns authentication off)'}`);
+    }
+    const algorithms = (v.KBQL_JWT_ALGORITHMS ?? (secret ? 'HS256' : 'RS256,ES256')).split(',');
+    const symmetric = algorithms.filter((a) => a.startsWith('HS'));
+    if (secret && symmetric.length !== algorithms.length) problems.push('KBQL_JWT_ALGORITHMS: only HS256/HS384/HS512 go with KBQL_JWT_SECRET');
+    if (jwksUrl && symmetric.length > 0) problems.push('KBQL_JWT_ALGORITHMS: HS* algorithms never go with KBQL_JWT_JWKS_URL (a public key is not a secret)');
+    jwt = {
+      secret,
+      jwksUrl,
+      algorithms,
+      issuer: v.KBQL_JWT_ISSUER ?? null,
+      audience: v.KBQL_JWT_AUDIENCE ?? null,
+      clockSkewSeconds: v.KBQL_JWT_CLOCK_SKEW_SECONDS!,
+      roleClaim: v.KBQL_JWT_ROLE_CLAIM!,
+      tenantClaim: v.KBQL_JWT_TENANT_CLAIM!,
+    };
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -218,6 +332,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxQueryChars: v.KBQL_MAX_QUERY_CHARS!,
     },
     logLevel: v.KBQL_LOG_LEVEL!,
+    auth: {
+      mode: authMode,
+      jwt,
+      trustedProxies: v.KBQL_TRUSTED_PROXIES ? v.KBQL_TRUSTED_PROXIES.split(',') : [],
+    },
+    rateLimit: {
+      enabled: v.KBQL_RATE_LIMIT ?? env_ !== 'test',
+      maxOverride: v.KBQL_RATE_LIMIT_MAX ?? null,
+      windowSecondsOverride: v.KBQL_RATE_LIMIT_WINDOW_SECONDS ?? null,
+      timeoutMs: v.KBQL_RATE_LIMIT_TIMEOUT_MS!,
+    },
+    graphql: {
+      // NODE_ENV unset counts as production here: introspection and suggestions only when asked for explicitly.
+      introspection: env.NODE_ENV === 'development' || env.NODE_ENV === 'test',
+      exposeInternalErrors: env.NODE_ENV === 'development',
+      maxDepth: v.KBQL_MAX_QUERY_DEPTH!,
+      maxCost: v.KBQL_MAX_QUERY_COST!,
+      maxAliases: v.KBQL_MAX_ALIASES!,
+      maxTokens: v.KBQL_MAX_QUERY_TOKENS!,
+    },
+    batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },
+    cache: {
+      redisUrl: v.REDIS_URL ?? null,
+      prefix: v.KBQL_CACHE_PREFIX!,
+      timeoutMs: v.KBQL_CACHE_TIMEOUT_MS!,
+      embeddingTtlSeconds: v.KBQL_CACHE_EMBEDDING_TTL_SECONDS!,
+      resultTtlSeconds: v.KBQL_CACHE_RESULT_TTL_SECONDS!,
+      memoryMaxBytes: v.KBQL_CACHE_MEMORY_MB! * 1024 * 1024,
+      documentCacheSize: v.KBQL_DOCUMENT_CACHE_SIZE!,
+    },
+    metrics: { port: v.KBQL_METRICS_PORT ?? null },
+    tracing: {
+      exporter:
+        v.OTEL_TRACES_EXPORTER === 'none'
+          ? null
+          : (v.OTEL_TRACES_EXPORTER ?? (v.OTEL_EXPORTER_OTLP_ENDPOINT || v.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : null)),
+      serviceName: v.OTEL_SERVICE_NAME!,
+    },
   });
 }
 

@@ -6,6 +6,8 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { status: 401, message: 'Authentication is required.' },
   FORBIDDEN: { status: 403, message: 'You are not allowed to do this.' },
   BAD_USER_INPUT: { status: 400, message: 'The input is not valid.' },
+  QUERY_TOO_COMPLEX: { status: 400, message: 'The operation is too expensive (cost, aliases or size); split it up.' },
+  QUERY_TOO_DEEP: { status: 400, message: 'The operation nests too deeply.' },
   NOT_FOUND: { status: 404, message: 'Nothing was found with that identifier.' },
   CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },

@@ -3,7 +3,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { printKbqlSchema } from './schema';
 
-/** `npm run schema:emit`: writes schema/schema.graphql from the code-first schema. */
+/**
+ * `npm run schema:emit`: writes schema/schema.graphql, the subgraph SDL of the code-first schema (federation `@link`
+ * and `@key` included). Run `npm run codegen` afterwards: the typed operations are generated from this file.
+ */
 export const SCHEMA_FILE = path.resolve(__dirname, '..', '..', '..', 'schema', 'schema.graphql');
 
 async function main(): Promise<void> {

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { isAppError } from '../errors';
 import type { Logger } from '../logger';
 
@@ -15,12 +16,14 @@ const APOLLO_CLIENT_CODES = new Set([
 ]);
 
 /**
- * The one place errors become client-visible: AppErrors keep their code, message and details; Apollo's client
- * errors pass; anything else is masked as INTERNAL_SERVER_ERROR (logged with its stack) unless `exposeInternal`.
+ * The one place errors become client-visible: AppErrors keep their code, message and details (also when a plugin
+ * threw them before execution); Apollo's client errors pass; anything else is masked as INTERNAL_SERVER_ERROR with an
+ * `errorId` — the correlation id of the log line that holds the real error and its stack — unless `exposeInternal`.
  */
 export function createFormatError(options: { exposeInternal: boolean; logger: Logger }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    const unwrapped = unwrapResolverError(error);
+    const original = unwrapped instanceof GraphQLError && isAppError(unwrapped.originalError) ? unwrapped.originalError : unwrapped;
     const base = { message: formatted.message, locations: formatted.locations, path: formatted.path };
     if (isAppError(original)) {
       return { ...base, message: original.message, extensions: { ...original.details, code: original.code } };
@@ -30,11 +33,13 @@ export function createFormatError(options: { exposeInternal: boolean; logger: Lo
       const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
       return { ...base, extensions: options.exposeInternal ? formatted.extensions : extensions };
     }
+    const errorId = randomUUID();
     options.logger.error('unexpected error', {
+      errorId,
       path: formatted.path?.join('.'),
       error: original instanceof Error ? { message: original.message, stack: original.stack } : String(original),
     });
-    if (options.exposeInternal) return { ...formatted, extensions: { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR' } };
-    return { ...base, message: 'Something went wrong on our side.', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+    if (options.exposeInternal) return { ...formatted, extensions: { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR', errorId } };
+    return { ...base, message: 'Something went wrong on our side.', extensions: { code: 'INTERNAL_SERVER_ERROR', errorId } };
   };
 }

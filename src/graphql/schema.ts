@@ -1,27 +1,52 @@
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import type { GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { CollectionResolver } from '../modules/collections/collection.resolver';
+import { resolveCollectionReference } from '../modules/collections/collection.reference';
+import { resolveChunkReference } from '../modules/documents/chunk.reference';
+import { resolveDocumentReference } from '../modules/documents/document.reference';
 import { ChunkResolver, DocumentResolver } from '../modules/documents/document.resolver';
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
+import type { KbqlContext } from './context';
+import { applyAuthDirective, authDirective } from './directives/auth.directive';
+import { rateLimitDirective } from './directives/rate-limit.directive';
+import { printSubgraphSdl, toSubgraphSchema } from './federation';
 
 export const RESOLVERS = [CollectionResolver, DocumentResolver, ChunkResolver, IngestionResolver, QueryResolver] as const;
 
 /**
- * Builds the executable schema. `container` hands type-graphql the resolver instances (built in `app.ts` with
- * their services); schema printing needs none, since resolvers are only instantiated on execution.
+ * Builds the executable schema: the type-graphql schema as a Federation 2 subgraph (`_service`, `_entities`;
+ * `Collection`, `Document` and `Chunk` are entities keyed by `id`, resolved through the request's loaders), with
+ * `@auth` enforced on every field (see `directives/auth.directive.ts`).
+ * `container` hands type-graphql the resolver instances (built in `app.ts` with their services); schema printing
+ * needs none, since resolvers are only instantiated on execution.
  */
-export function buildKbqlSchema(container?: ContainerType): Promise<GraphQLSchema> {
-  return buildSchema({
+export async function buildKbqlSchema(container?: ContainerType, options: BuildSchemaOptions = {}): Promise<GraphQLSchema> {
+  const schema = await buildSchema({
     resolvers: RESOLVERS,
     container,
     validate: false,
     emitSchemaFile: false,
+    directives: [authDirective, rateLimitDirective],
   });
+  const subgraph = toSubgraphSchema<KbqlContext>(schema, {
+    Collection: resolveCollectionReference,
+    Document: resolveDocumentReference,
+    Chunk: resolveChunkReference,
+  });
+  // @auth last, so its check runs before anything `beforeAuth` wrapped around the resolvers.
+  return applyAuthDirective<KbqlContext>(options.beforeAuth ? options.beforeAuth(subgraph) : subgraph);
 }
 
-/** The SDL committed as `schema/schema.graphql` (sorted, so it only changes when the schema does). */
+export interface BuildSchemaOptions {
+  /** Resolver wrappers to run behind the `@auth` check (e.g. the rate-limit transform). */
+  beforeAuth?: (schema: GraphQLSchema) => GraphQLSchema;
+}
+
+/**
+ * The subgraph SDL committed as `schema/schema.graphql`: what `_service { sdl }` serves, without federation's own
+ * definitions (types sorted, so it only changes when the schema does).
+ */
 export async function printKbqlSchema(): Promise<string> {
-  const schema = await buildKbqlSchema();
-  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+  return printSubgraphSdl(await buildKbqlSchema());
 }

@@ -2,23 +2,56 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLRequest } from '@apollo/server';
-import { ERROR_CODES, type ErrorCode } from '../errors';
+import {
+  context as otelContext,
+  defaultTextMapGetter,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type TextMapPropagator,
+  type Tracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ERROR_CODES, isAppError, type ErrorCode } from '../errors';
 import type { Logger } from '../logger';
+import { SPAN_ATTRIBUTES as A, TRACER_NAME } from '../observability/attributes';
+import { Readiness, type ReadinessCheck } from '../observability/readiness';
+import { attachRequestRecord, type RequestRecord } from '../observability/request-record';
 
-/** A dependency /readyz checks; throwing means not ready. */
-export interface ReadinessCheck {
-  name: string;
-  check: () => Promise<void>;
+export type { ReadinessCheck } from '../observability/readiness';
+
+/** A rendered metrics page (Prometheus text format). */
+export interface MetricsPage {
+  contentType: string;
+  body: string;
 }
 
 export interface HttpServerOptions<TContext extends object> {
   apollo: ApolloServer<TContext>;
-  /** Builds the per-request GraphQL context. */
-  context: (requestId: string) => TContext;
+  /**
+   * Builds the per-request GraphQL context, before the body is read: authentication happens here. An {@link AppError}
+   * it throws (UNAUTHENTICATED for a bad token) is the response, with its status; nothing else runs.
+   */
+  context: (requestId: string, request: IncomingMessage) => TContext | Promise<TContext>;
   /** Largest request body in bytes; larger → 413 PAYLOAD_TOO_LARGE. */
   maxBodyBytes: number;
-  readiness: ReadinessCheck[];
+  /** The dependencies /readyz reports (a {@link Readiness} to share its cache with the metrics). */
+  readiness: readonly ReadinessCheck[] | Readiness;
   logger: Logger;
+  /** Renders `GET /metrics`; without it the route is 404 (e.g. when metrics are served on their own port). */
+  metrics?: () => Promise<MetricsPage>;
+  /**
+   * Tracer of the HTTP server span of each /graphql request.
+   * @default trace.getTracer('kbql') (a no-op until an SDK is registered)
+   */
+  tracer?: Tracer;
+  /**
+   * Reads the incoming trace context (so a router's or client's trace continues here).
+   * @default W3C Trace Context (`traceparent`, `tracestate`)
+   */
+  propagator?: TextMapPropagator;
   /**
    * Time allowed for a whole request, in ms.
    * @default 120000
@@ -28,54 +61,194 @@ export interface HttpServerOptions<TContext extends object> {
 
 const GRAPHQL_PATH = '/graphql';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Routes probed every few seconds: their request lines are logged at debug level only. */
+const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
-/** kbql's own HTTP layer: /graphql (through Apollo's HTTP-agnostic API), /healthz, /readyz. */
+interface ServerState {
+  inFlight: Set<ServerResponse>;
+  draining: boolean;
+  idle: (() => void)[];
+}
+const states = new WeakMap<http.Server, ServerState>();
+
+/**
+ * kbql's own HTTP layer: /graphql (through Apollo's HTTP-agnostic API), /healthz, /readyz and /metrics; one JSON
+ * log line per request (request id, trace id, operation, duration, outcome); W3C trace context taken from the
+ * request; in-flight requests tracked for {@link drainHttpServer}.
+ */
 export function createHttpServer<TContext extends object>(options: HttpServerOptions<TContext>): http.Server {
+  const readiness = options.readiness instanceof Readiness ? options.readiness : new Readiness(options.readiness);
+  const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
+  const propagator = options.propagator ?? new W3CTraceContextPropagator();
+  const state: ServerState = { inFlight: new Set(), draining: false, idle: [] };
   const server = http.createServer((req, res) => {
+    const started = performance.now();
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
     res.setHeader('x-request-id', requestId);
-    route(options, req, res, requestId).catch((error: unknown) => {
-      options.logger.error('http handler failed', { requestId, error: error instanceof Error ? error.message : String(error) });
-      if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR');
-      else res.destroy();
+    if (state.draining) res.setHeader('connection', 'close');
+    state.inFlight.add(res);
+    const path = pathOf(req.url);
+    const log: RequestLog = { requestId, traceId: null, record: null };
+    res.once('close', () => {
+      state.inFlight.delete(res);
+      logRequest(options.logger, req, res, path, started, log);
+      if (state.inFlight.size === 0) for (const resolve of state.idle.splice(0)) resolve();
     });
+
+    const handle = () =>
+      route(options, readiness, req, res, path, requestId, log).catch((error: unknown) => {
+        options.logger.error('http handler failed', { requestId, error: error instanceof Error ? error.message : String(error) });
+        if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR');
+        else res.destroy();
+      });
+    if (path !== GRAPHQL_PATH) {
+      void handle();
+      return;
+    }
+    const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const span = tracer.startSpan(
+      `${method} ${GRAPHQL_PATH}`,
+      { kind: SpanKind.SERVER, attributes: { [A.httpMethod]: method, [A.urlPath]: GRAPHQL_PATH, [A.httpRoute]: GRAPHQL_PATH, [A.requestId]: requestId } },
+      parent,
+    );
+    const spanContext = span.spanContext();
+    if (isSpanContextValid(spanContext)) log.traceId = spanContext.traceId;
+    res.once('close', () => {
+      span.setAttribute(A.httpStatusCode, res.statusCode);
+      if (res.statusCode >= 500 || !res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
+    void otelContext.with(trace.setSpan(parent, span), handle);
   });
+  states.set(server, state);
   server.requestTimeout = options.requestTimeoutMs ?? 120_000;
   server.headersTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
   return server;
 }
 
+/**
+ * Graceful drain: stops accepting connections, lets in-flight requests finish (their connections then close), and
+ * resolves when none is left — or after `timeoutMs`, when the remaining connections are cut.
+ */
+export async function drainHttpServer(server: http.Server, timeoutMs = 10_000): Promise<void> {
+  const state = states.get(server);
+  if (!server.listening && (!state || state.inFlight.size === 0)) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  if (state) {
+    state.draining = true;
+    // Responses not yet started tell the client the connection ends with them.
+    for (const res of state.inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+    if (state.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<boolean>((resolve) => state.idle.push(() => resolve(true)));
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const drained = await Promise.race([idle, late]);
+      clearTimeout(timer);
+      if (!drained) server.closeAllConnections();
+    }
+  }
+  server.closeIdleConnections();
+  // A connection that never completed a request (half-sent headers) is neither idle nor in flight: cut it after a grace.
+  let grace: NodeJS.Timeout | undefined;
+  const cut = new Promise<void>((resolve) => {
+    grace = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, 2_000);
+  });
+  await Promise.race([closed, cut]);
+  clearTimeout(grace);
+  await closed;
+}
+
+interface RequestLog {
+  requestId: string;
+  traceId: string | null;
+  record: RequestRecord | null;
+}
+
+function logRequest(logger: Logger, req: IncomingMessage, res: ServerResponse, path: string, started: number, log: RequestLog): void {
+  const record = log.record;
+  const status = res.statusCode;
+  const outcome = !res.writableFinished ? 'aborted' : (record?.outcome ?? (status >= 400 ? 'error' : 'ok'));
+  const fields = {
+    requestId: log.requestId,
+    traceId: log.traceId,
+    method: req.method,
+    path,
+    status,
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    operation: record?.operation ?? null,
+    operationType: record?.operationType ?? null,
+    outcome,
+    ...(record && record.errorCodes.length > 0 ? { errorCodes: record.errorCodes } : {}),
+  };
+  if (QUIET_ROUTES.has(path)) logger.debug('request', fields);
+  else logger.info('request', fields);
+}
+
+function pathOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '/', 'http://kbql.local').pathname;
+  } catch {
+    return '/';
+  }
+}
+
 async function route<TContext extends object>(
   options: HttpServerOptions<TContext>,
+  readiness: Readiness,
   req: IncomingMessage,
   res: ServerResponse,
+  path: string,
   requestId: string,
+  log: RequestLog,
 ): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://kbql.local');
-  switch (url.pathname) {
+  switch (path) {
     case GRAPHQL_PATH:
-      return handleGraphQL(options, req, res, url, requestId);
+      return handleGraphQL(options, req, res, url, requestId, log);
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
     case '/readyz': {
-      const checks: Record<string, string> = {};
-      let ready = true;
-      for (const dep of options.readiness) {
-        try {
-          await dep.check();
-          checks[dep.name] = 'ok';
-        } catch (error) {
-          ready = false;
-          checks[dep.name] = error instanceof Error ? error.message : 'failed';
-        }
-      }
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks });
+      const report = await readiness.report();
+      return sendJson(res, report.status === 'not ready' ? 503 : 200, report);
     }
+    case '/metrics':
+      if (options.metrics) return sendMetrics(res, options.metrics);
+      return sendError(res, 'NOT_FOUND', 'Metrics are not served on this port.');
     default:
-      return sendError(res, 'NOT_FOUND', `No route for ${url.pathname}; GraphQL is served at ${GRAPHQL_PATH}.`);
+      return sendError(res, 'NOT_FOUND', `No route for ${path}; GraphQL is served at ${GRAPHQL_PATH}.`);
   }
+}
+
+async function sendMetrics(res: ServerResponse, render: () => Promise<MetricsPage>): Promise<void> {
+  const page = await render();
+  res.writeHead(200, { 'content-type': page.contentType, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
+}
+
+/** A server that answers only `GET /metrics` (for KBQL_METRICS_PORT), with the same request logging. */
+export function createMetricsServer(options: { metrics: () => Promise<MetricsPage>; logger: Logger }): http.Server {
+  const server = http.createServer((req, res) => {
+    const started = performance.now();
+    const path = pathOf(req.url);
+    res.once('close', () => logRequest(options.logger, req, res, path, started, { requestId: randomUUID(), traceId: null, record: null }));
+    const work = path === '/metrics' ? sendMetrics(res, options.metrics) : Promise.resolve(sendError(res, 'NOT_FOUND', 'Only /metrics is served on this port.'));
+    work.catch((error: unknown) => {
+      options.logger.error('metrics handler failed', { error: error instanceof Error ? error.message : String(error) });
+      if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  return server;
 }
 
 async function handleGraphQL<TContext extends object>(
@@ -84,11 +257,21 @@ async function handleGraphQL<TContext extends object>(
   res: ServerResponse,
   url: URL,
   requestId: string,
+  log: RequestLog,
 ): Promise<void> {
   const method = (req.method ?? 'GET').toUpperCase();
   if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
     res.setHeader('allow', 'GET, POST');
     return sendJson(res, 405, { errors: [{ message: 'Use GET or POST.', extensions: { code: 'BAD_REQUEST' } }] });
+  }
+  let contextValue: TContext;
+  try {
+    contextValue = await options.context(requestId, req);
+  } catch (error) {
+    if (!isAppError(error)) throw error;
+    req.resume();
+    if (error.code === 'UNAUTHENTICATED') res.setHeader('www-authenticate', 'Bearer realm="kbql", error="invalid_token"');
+    return sendError(res, error.code, error.message, { ...error.details });
   }
   const headers = new HeaderMap();
   for (const [key, value] of Object.entries(req.headers)) {
@@ -119,7 +302,10 @@ async function handleGraphQL<TContext extends object>(
   const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search: url.search, body };
   const response = await options.apollo.executeHTTPGraphQLRequest({
     httpGraphQLRequest,
-    context: async () => options.context(requestId),
+    context: async () => {
+      log.record = attachRequestRecord(contextValue);
+      return contextValue;
+    },
   });
   res.statusCode = response.status ?? 200;
   for (const [key, value] of response.headers) res.setHeader(key, value);

@@ -24,8 +24,13 @@ export interface EmbedderInfo {
   dimensions: number;
 }
 
+/** The tenant of collections created without one (and of every collection written before tenants existed). */
+export const DEFAULT_TENANT = 'default';
+
 export interface CollectionRecord {
   id: string;
+  /** The tenant that owns the collection; its documents and chunks belong to it too. Names are unique per tenant. */
+  tenant: string;
   name: string;
   description: string | null;
   chunking: ChunkingSettings;
@@ -42,6 +47,8 @@ export interface CollectionStats {
 }
 
 export interface NewCollection {
+  /** @default DEFAULT_TENANT ('default') */
+  tenant?: string;
   name: string;
   description: string | null;
   chunking: ChunkingSettings;
@@ -169,6 +176,12 @@ export interface Page<T> {
   total: number;
 }
 
+/** Which collections {@link KnowledgeStore.listCollections} returns. */
+export interface CollectionListFilter {
+  /** Only this tenant's collections; undefined: every tenant's (operators and metrics only, never a caller). */
+  tenant?: string;
+}
+
 export interface PageRequest {
   offset: number;
   limit: number;
@@ -193,16 +206,17 @@ export interface KnowledgeStore {
   /** Cheap liveness check for /readyz; throws when the backend cannot serve. */
   ping(): Promise<void>;
 
-  /** Throws CONFLICT when the name is taken. */
+  /** Throws CONFLICT when the name is taken in the tenant (the same name in another tenant is fine). */
   createCollection(input: NewCollection): Promise<CollectionRecord>;
-  /** Throws NOT_FOUND for an unknown id, CONFLICT for a taken name. Bumps `version`. */
+  /** Throws NOT_FOUND for an unknown id, CONFLICT for a name taken in the collection's tenant. Bumps `version`. */
   updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord>;
   /** Removes the collection, its documents and chunks; null when it did not exist. */
   deleteCollection(id: string): Promise<DeleteCounts | null>;
   getCollection(id: string): Promise<CollectionRecord | null>;
-  getCollectionByName(name: string): Promise<CollectionRecord | null>;
+  /** The tenant's collection of that name (names are unique per tenant). @default tenant DEFAULT_TENANT */
+  getCollectionByName(name: string, tenant?: string): Promise<CollectionRecord | null>;
   /** Ordered by creation time, then id. */
-  listCollections(page: PageRequest): Promise<Page<CollectionRecord>>;
+  listCollections(page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>>;
   collectionStats(id: string): Promise<CollectionStats>;
 
   /** Content hashes of the documents that exist, keyed by external id. */

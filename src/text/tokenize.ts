@@ -3,7 +3,7 @@
  * so all three agree on what a "term" is.
  */
 
-const WORD = /\p{N}+(?:[.,]\p{N}+)*(?:\p{L}[\p{L}\p{N}]*)?|[\p{L}\p{N}]+(?:['’]\p{L}+)?/gu;
+const WORD = /\p{N}+(?:[.,]\p{N}+)*(?:\p{L}[\p{L}\p{M}\p{N}]*)?|[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}]+)?/gu;
 
 /** Lower-cased word tokens (letters and digits, inner apostrophes kept). */
 export function tokenize(text: string): string[] {

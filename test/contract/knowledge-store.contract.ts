@@ -96,6 +96,32 @@ export function runKnowledgeStoreContract(
         assert.deepEqual(await store.getCollection(c.id), c, 'the failed create changed nothing');
       });
 
+      it('keeps collections per tenant: names unique per tenant, lookups and listings filtered by tenant', async () => {
+        const name = uniqueName();
+        const [t1, t2] = [`t1-${randomUUID().slice(0, 8)}`, `t2-${randomUUID().slice(0, 8)}`];
+        const plain = await newCollection();
+        assert.equal(plain.tenant, 'default', 'no tenant given: the default tenant');
+        const a = await newCollection({ name, tenant: t1 });
+        const b = await newCollection({ name, tenant: t2 });
+        assert.notEqual(a.id, b.id, 'the same name in two tenants is two collections');
+        assert.equal(a.tenant, t1);
+        assert.deepEqual(await store.getCollection(b.id), b);
+        assert.equal((await store.getCollectionByName(name, t1))!.id, a.id);
+        assert.equal((await store.getCollectionByName(name, t2))!.id, b.id);
+        assert.equal(await store.getCollectionByName(name), null, 'not in the default tenant');
+        assert.equal(await store.getCollectionByName(plain.name, t1), null);
+        await assert.rejects(
+          store.createCollection({ tenant: t1, name, description: null, chunking: a.chunking, embedder: a.embedder }),
+          withCode('CONFLICT'),
+        );
+        const listed = await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 });
+        assert.deepEqual(listed.items.map((c) => c.id), [a.id]);
+        assert.equal(listed.total, 1);
+        const renamed = await store.updateCollection(b.id, { name: uniqueName() });
+        assert.equal(renamed.tenant, t2, 'a rename keeps the tenant');
+        assert.equal((await store.getCollectionByName(name, t1))!.id, a.id);
+      });
+
       it('renames and re-describes, bumping version; CONFLICT for a taken name, NOT_FOUND for an unknown id', async () => {
         const a = await newCollection({ description: 'first' });
         const b = await newCollection();

@@ -34,7 +34,11 @@ describe('HTTP (real server on port 0)', () => {
     assert.deepEqual(await health.json(), { status: 'ok' });
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { store: 'ok' } });
+    const report = (await ready.json()) as { status: string; checks: Record<string, { status: string; critical: boolean }> };
+    assert.equal(report.status, 'ready');
+    assert.deepEqual(Object.keys(report.checks), ['store']);
+    assert.equal(report.checks.store!.status, 'up');
+    assert.equal(report.checks.store!.critical, true);
   });
 
   it('runs the README first-query example verbatim with curl', async () => {
@@ -98,7 +102,7 @@ describe('HTTP (real server on port 0)', () => {
 
 describe('HTTP in production mode', () => {
   it('serves no landing page and no introspection', async () => {
-    const t = await createTestApp({ NODE_ENV: 'production' });
+    const t = await createTestApp({ NODE_ENV: 'production', KBQL_JWT_SECRET: 'production-test-secret-of-at-least-32-chars' });
     const url = await t.app.listen(0, '127.0.0.1');
     try {
       const res = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });

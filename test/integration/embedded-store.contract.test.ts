@@ -61,7 +61,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const peek = new Database(join(dataDir, 'kbql.sqlite'), { readonly: true });
     try {
       assert.equal(peek.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(peek.pragma('user_version', { simple: true }), 1);
+      assert.equal(peek.pragma('user_version', { simple: true }), 2);
     } finally {
       peek.close();
     }
@@ -69,6 +69,32 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     await assert.rejects(store.ping(), (e: unknown) => isAppError(e) && e.code === 'UPSTREAM_UNAVAILABLE');
     await store.init();
     await store.ping();
+  });
+
+  it('migrates a version-1 file: its collections join the default tenant with their documents intact', async () => {
+    const file = join(dataDir, 'kbql.sqlite');
+    const v1 = new Database(file);
+    v1.pragma('journal_mode = WAL');
+    v1.exec(`CREATE TABLE collections (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL UNIQUE, description TEXT, chunking TEXT NOT NULL,
+      embedder_name TEXT NOT NULL, embedder_dimensions INTEGER NOT NULL, fts_table TEXT NOT NULL UNIQUE, version INTEGER NOT NULL,
+      created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) STRICT;
+      CREATE TABLE documents (id TEXT PRIMARY KEY NOT NULL, collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+      external_id TEXT NOT NULL, title TEXT, source TEXT, content_type TEXT NOT NULL, metadata BLOB NOT NULL, content_hash TEXT NOT NULL,
+      char_count INTEGER NOT NULL, chunk_count INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE (collection_id, external_id)) STRICT;
+      CREATE TABLE chunks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+      collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE, idx INTEGER NOT NULL, start_offset INTEGER NOT NULL,
+      end_offset INTEGER NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL, UNIQUE (document_id, idx)) STRICT;
+      INSERT INTO collections VALUES ('00000000-0000-4000-8000-000000000001', 'old', NULL, '{"strategy":"AUTO","chunkSize":64,"chunkOverlap":0}', 'e', 4, 'fts_00000000000040008000000000000001', 3, 1, 1);
+      INSERT INTO documents VALUES ('d1', '00000000-0000-4000-8000-000000000001', 'x', NULL, NULL, 'TEXT', jsonb('{}'), 'h', 1, 0, 1, 1);
+      PRAGMA user_version = 1;`);
+    v1.close();
+    const store = await openStore();
+    await store.init();
+    const old = (await store.getCollectionByName('old'))!;
+    assert.equal(old.tenant, 'default');
+    assert.equal(old.version, 3);
+    assert.equal((await store.getDocuments(['d1']))[0]?.collectionId, old.id, 'documents survive the table rebuild');
+    await store.close();
   });
 
   it('keeps everything across close and reopen (durability)', async () => {

@@ -9,6 +9,7 @@ import type {
   BulkUpsertResult,
   ChunkRecord,
   ChunkWrite,
+  CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
   CollectionStats,
@@ -26,6 +27,7 @@ import type {
   SearchHit,
   SearchRequest,
 } from '../../ports/knowledge-store.port';
+import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import { VectorIndex } from './vector-index';
 
 export interface EmbeddedStoreOptions {
@@ -112,10 +114,35 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX chunks_by_collection ON chunks(collection_id);
   `,
+  // 2: collections belong to a tenant; names are unique per tenant (a table rebuild: SQLite cannot drop the old
+  // UNIQUE(name)). Runs with foreign keys off (see migrate), so dropping the old table cascades nowhere.
+  `
+  CREATE TABLE collections_v2 (
+    id TEXT PRIMARY KEY NOT NULL,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    chunking TEXT NOT NULL,
+    embedder_name TEXT NOT NULL,
+    embedder_dimensions INTEGER NOT NULL,
+    fts_table TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (tenant, name)
+  ) STRICT;
+  INSERT INTO collections_v2 (id, tenant, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
+    SELECT id, 'default', name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at FROM collections;
+  DROP TABLE collections;
+  ALTER TABLE collections_v2 RENAME TO collections;
+  CREATE INDEX collections_by_created ON collections(created_at, id);
+  CREATE INDEX collections_by_tenant ON collections(tenant, created_at, id);
+  `,
 ];
 
 interface CollectionRow {
   id: string;
+  tenant: string;
   name: string;
   description: string | null;
   chunking: string;
@@ -250,10 +277,11 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     try {
       db.transaction(() => {
         this.prepare(
-          `INSERT INTO collections (id, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+          `INSERT INTO collections (id, tenant, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
         ).run(
           id,
+          input.tenant ?? DEFAULT_TENANT,
           input.name,
           input.description,
           JSON.stringify(input.chunking),
@@ -314,13 +342,22 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return row ? toCollection(row) : null;
   }
 
-  async getCollectionByName(name: string): Promise<CollectionRecord | null> {
-    const row = this.prepare('SELECT * FROM collections WHERE name = ?').get(name) as CollectionRow | undefined;
+  async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
+    const row = this.prepare('SELECT * FROM collections WHERE tenant = ? AND name = ?').get(tenant, name) as CollectionRow | undefined;
     return row ? toCollection(row) : null;
   }
 
-  async listCollections(page: PageRequest): Promise<Page<CollectionRecord>> {
+  async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
     const { offset, limit } = checkPage(page);
+    if (filter.tenant !== undefined) {
+      const total = this.prepare('SELECT count(*) AS n FROM collections WHERE tenant = ?').get(filter.tenant) as { n: number };
+      const rows = this.prepare('SELECT * FROM collections WHERE tenant = ? ORDER BY created_at, id LIMIT ? OFFSET ?').all(
+        filter.tenant,
+        limit,
+        offset,
+      ) as CollectionRow[];
+      return { items: rows.map(toCollection), total: total.n };
+    }
     const total = this.prepare('SELECT count(*) AS n FROM collections').get() as { n: number };
     const rows = this.prepare('SELECT * FROM collections ORDER BY created_at, id LIMIT ? OFFSET ?').all(
       limit,
@@ -786,6 +823,18 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 // ------------------------------------------------------------------ helpers
 
 function migrate(db: Database.Database): void {
+  // A migration may rebuild a table others reference: foreign keys are off while it runs (the pragma is a no-op
+  // inside a transaction) and checked before the commit.
+  const pending = (db.pragma('user_version', { simple: true }) as number) < MIGRATIONS.length;
+  if (pending) db.pragma('foreign_keys = OFF');
+  try {
+    migrateInTransaction(db);
+  } finally {
+    if (pending) db.pragma('foreign_keys = ON');
+  }
+}
+
+function migrateInTransaction(db: Database.Database): void {
   // IMMEDIATE: two processes opening a fresh file at once migrate one after the other.
   db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number;
@@ -797,6 +846,8 @@ function migrate(db: Database.Database): void {
     }
     if (current === MIGRATIONS.length) return;
     for (let version = current; version < MIGRATIONS.length; version++) db.exec(MIGRATIONS[version]!);
+    const broken = db.pragma('foreign_key_check') as unknown[];
+    if (broken.length > 0) throw new AppError('INTERNAL_SERVER_ERROR', `Migration left ${broken.length} rows with a dangling reference.`);
     db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }
@@ -858,6 +909,7 @@ function stringifyMetadata(metadata: Metadata): string {
 function toCollection(row: CollectionRow): CollectionRecord {
   return {
     id: row.id,
+    tenant: row.tenant,
     name: row.name,
     description: row.description,
     chunking: JSON.parse(row.chunking) as CollectionRecord['chunking'],

@@ -1,49 +1,91 @@
 import { OllamaEmbedding } from '@llamaindex/ollama';
-import { ProviderEmbedder } from './provider.embedder';
+import type { Embedder } from '../../ports/embedder.port';
+import type { EmbedderInfo } from '../../ports/knowledge-store.port';
+import { assertPositiveInteger, finishVectors, withDeadline } from './openai.embedder';
 
 export interface OllamaEmbedderOptions {
-  /** Ollama server URL, e.g. `http://127.0.0.1:11434`. */
-  host: string;
-  model: string;
-  /** Vector size the model returns. */
-  dimensions: number;
-  /** Timeout of one batch, in ms. */
-  timeoutMs: number;
   /**
-   * Texts per batch (LlamaIndex's Ollama adapter sends them one request each, a few at a time).
+   * Ollama server URL.
+   * @default 'http://127.0.0.1:11434'
+   */
+  host?: string;
+  /** Model name, e.g. `nomic-embed-text`. */
+  model: string;
+  /** Length of the vectors the model returns; every vector is checked against it. */
+  dimensions: number;
+  /**
+   * Deadline of one `embed` call (ms).
+   * @default 30000
+   */
+  timeoutMs?: number;
+  /**
+   * Most texts per `embed` call. LlamaIndex's Ollama adapter posts one text per request (`/api/embeddings`), so this
+   * bounds the requests one call makes; larger calls are split.
    * @default 64
    */
   maxBatchSize?: number;
+  /**
+   * Requests in flight at once within one call.
+   * @default 4
+   */
+  concurrency?: number;
 }
 
-/** Ollama concurrency per batch: its embedding API takes one text per request. */
-const PARALLEL_REQUESTS = 4;
+const PROVIDER = 'ollama';
 
-/** Embeddings from an Ollama server through LlamaIndex's `OllamaEmbedding`. */
-export class OllamaEmbedder extends ProviderEmbedder {
-  private readonly client: OllamaEmbedding;
+/** Embeddings from an Ollama server through LlamaIndex's `OllamaEmbedding`, L2-normalised. */
+export class OllamaEmbedder implements Embedder {
+  readonly info: EmbedderInfo;
+  readonly maxBatchSize: number;
+  readonly #host: string;
+  readonly #model: string;
+  readonly #dimensions: number;
+  readonly #timeoutMs: number;
+  readonly #concurrency: number;
 
   constructor(options: OllamaEmbedderOptions) {
-    super({
-      provider: 'ollama',
-      model: options.model,
-      dimensions: options.dimensions,
-      timeoutMs: options.timeoutMs,
-      maxBatchSize: options.maxBatchSize ?? 64,
-    });
-    this.client = new OllamaEmbedding({ model: options.model, config: { host: options.host } });
+    assertPositiveInteger('dimensions', options.dimensions);
+    this.#host = options.host ?? 'http://127.0.0.1:11434';
+    this.#model = options.model;
+    this.#dimensions = options.dimensions;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#concurrency = options.concurrency ?? 4;
+    this.maxBatchSize = options.maxBatchSize ?? 64;
+    assertPositiveInteger('timeoutMs', this.#timeoutMs);
+    assertPositiveInteger('maxBatchSize', this.maxBatchSize);
+    assertPositiveInteger('concurrency', this.#concurrency);
+    this.info = Object.freeze({ name: `${PROVIDER}:${options.model}`, dimensions: options.dimensions });
   }
 
-  protected async request(texts: string[]): Promise<number[][]> {
-    const out: number[][] = new Array(texts.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < texts.length) {
-        const i = next++;
-        out[i] = await this.client.getTextEmbedding(texts[i]!);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_REQUESTS, texts.length) }, worker));
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += this.maxBatchSize) {
+      out.push(...(await this.#embedBatch(texts.slice(i, i + this.maxBatchSize), signal)));
+    }
     return out;
+  }
+
+  async #embedBatch(texts: string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
+    const raw = await withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
+      // One client per call: OllamaEmbedding takes no per-request signal, so the call's signal goes into its fetch.
+      const client = new OllamaEmbedding({
+        model: this.#model,
+        config: {
+          host: this.#host,
+          fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, signal: callSignal }),
+        },
+      });
+      const vectors: number[][] = new Array(texts.length);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < texts.length && !callSignal.aborted) {
+          const i = next++;
+          vectors[i] = await client.getTextEmbedding(texts[i]!);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.#concurrency, texts.length) }, worker));
+      return vectors;
+    });
+    return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
   }
 }

@@ -1,54 +1,210 @@
 import { OpenAIEmbedding } from '@llamaindex/openai';
-import { ProviderEmbedder } from './provider.embedder';
+import { AppError, isAppError } from '../../errors';
+import type { Embedder } from '../../ports/embedder.port';
+import type { EmbedderInfo } from '../../ports/knowledge-store.port';
 
+/** An OpenAI-compatible `/v1/embeddings` endpoint: OpenAI, vLLM, Text Embeddings Inference, LocalAI… */
 export interface OpenAIEmbedderOptions {
-  /** Base URL of an OpenAI-compatible API (OpenAI, vLLM, TEI, LocalAI), e.g. `http://127.0.0.1:8000/v1`. */
-  baseURL: string;
-  /** Optional for local servers. */
-  apiKey?: string;
-  model: string;
-  /** Vector size the model returns. */
-  dimensions: number;
-  /** Timeout of one call, in ms. */
-  timeoutMs: number;
   /**
-   * Texts per call.
+   * Base URL of the API, up to and including `/v1`.
+   * @default 'https://api.openai.com/v1'
+   */
+  baseURL?: string;
+  /** Bearer token; local servers usually need none. Never logged nor put in errors. */
+  apiKey?: string;
+  /** Model name as the server knows it, e.g. `text-embedding-3-small`, `BAAI/bge-small-en-v1.5`. */
+  model: string;
+  /** Length of the vectors the model returns; every vector is checked against it. */
+  dimensions: number;
+  /**
+   * Send `dimensions` in the request, for models that can shorten their vectors (OpenAI text-embedding-3).
+   * Most self-hosted servers reject the field, so it is off unless asked for.
+   * @default false
+   */
+  requestDimensions?: boolean;
+  /**
+   * Deadline of one `embed` call, retries included (ms).
+   * @default 30000
+   */
+  timeoutMs?: number;
+  /**
+   * Most texts per request; larger `embed` calls are split.
    * @default 256
    */
   maxBatchSize?: number;
   /**
-   * Ask the server for `dimensions` (only models that support shortening, e.g. text-embedding-3-*).
-   * @default false
+   * Retries of a failed request (connection errors, 408/409/429/5xx) inside the deadline.
+   * @default 2
    */
-  requestDimensions?: boolean;
+  maxRetries?: number;
 }
 
-/** Embeddings from an OpenAI-compatible endpoint through LlamaIndex's `OpenAIEmbedding`. */
-export class OpenAIEmbedder extends ProviderEmbedder {
-  private readonly client: OpenAIEmbedding;
+const PROVIDER = 'openai';
+
+/** Embeddings through LlamaIndex's `OpenAIEmbedding` (its OpenAI client and token truncation), L2-normalised. */
+export class OpenAIEmbedder implements Embedder {
+  readonly info: EmbedderInfo;
+  readonly maxBatchSize: number;
+  readonly #embedding: OpenAIEmbedding;
+  readonly #model: string;
+  readonly #dimensions: number;
+  readonly #requestDimensions: boolean;
+  readonly #timeoutMs: number;
 
   constructor(options: OpenAIEmbedderOptions) {
-    super({
-      provider: 'openai',
+    assertPositiveInteger('dimensions', options.dimensions);
+    this.#model = options.model;
+    this.#dimensions = options.dimensions;
+    this.#requestDimensions = options.requestDimensions ?? false;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxBatchSize = options.maxBatchSize ?? 256;
+    assertPositiveInteger('timeoutMs', this.#timeoutMs);
+    assertPositiveInteger('maxBatchSize', this.maxBatchSize);
+    this.info = Object.freeze({ name: `${PROVIDER}:${options.model}`, dimensions: options.dimensions });
+    this.#embedding = new OpenAIEmbedding({
       model: options.model,
-      dimensions: options.dimensions,
-      timeoutMs: options.timeoutMs,
-      maxBatchSize: options.maxBatchSize ?? 256,
+      // Explicit values, so the client never falls back to OPENAI_API_KEY / OPENAI_BASE_URL from the environment.
+      apiKey: options.apiKey ?? 'no-key',
+      baseURL: options.baseURL ?? 'https://api.openai.com/v1',
+      maxRetries: options.maxRetries ?? 2,
+      timeout: this.#timeoutMs,
+      embedBatchSize: this.maxBatchSize,
+      ...(this.#requestDimensions ? { dimensions: options.dimensions } : {}),
     });
-    this.client = new OpenAIEmbedding({
-      model: options.model,
-      // Local servers need no key, but the OpenAI client refuses to start without one.
-      apiKey: options.apiKey ?? 'not-needed',
-      baseURL: options.baseURL,
-      dimensions: options.requestDimensions ? options.dimensions : undefined,
-      timeout: options.timeoutMs,
-      maxRetries: 0,
-      additionalSessionOptions: { baseURL: options.baseURL },
-    });
-    this.client.embedBatchSize = this.maxBatchSize;
   }
 
-  protected request(texts: string[]): Promise<number[][]> {
-    return this.client.getTextEmbeddings(texts);
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < texts.length; i += this.maxBatchSize) {
+      out.push(...(await this.#embedBatch(texts.slice(i, i + this.maxBatchSize), signal)));
+    }
+    return out;
   }
+
+  async #embedBatch(texts: string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
+    const raw = await withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
+      const session = await this.#embedding.session;
+      const response = await session.embeddings.create(
+        {
+          model: this.#model,
+          input: this.#embedding.truncateMaxTokens(texts),
+          // Plain floats: base64 (the SDK's default) is not implemented by every compatible server.
+          encoding_format: 'float',
+          ...(this.#requestDimensions ? { dimensions: this.#dimensions } : {}),
+        },
+        { signal: callSignal },
+      );
+      const data = Array.isArray(response?.data) ? [...response.data] : [];
+      return data.sort((a, b) => a.index - b.index).map((d) => d.embedding);
+    });
+    return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Shared by the networked embedders (OpenAI-compatible and Ollama).
+
+/**
+ * Runs `call` with a signal that aborts at the deadline or when the caller's signal aborts, whichever comes first, and
+ * settles as soon as either happens even if the client library ignores the signal. The timer is always cleared.
+ * Deadline → AppError UPSTREAM_TIMEOUT; caller abort → the caller's reason; any other failure → {@link upstreamError}.
+ */
+export async function withDeadline<T>(
+  provider: string,
+  timeoutMs: number,
+  callerSignal: AbortSignal | undefined,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  callerSignal?.throwIfAborted();
+  const controller = new AbortController();
+  let timedOut = false;
+  let rejectAborted: (reason: unknown) => void = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    rejectAborted = reject;
+  });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error(`deadline of ${timeoutMs} ms`));
+    rejectAborted(controller.signal.reason);
+  }, timeoutMs);
+  const onCallerAbort = (): void => {
+    controller.abort(callerSignal?.reason);
+    rejectAborted(callerSignal?.reason);
+  };
+  callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+  try {
+    return await Promise.race([call(controller.signal), aborted]);
+  } catch (error) {
+    if (timedOut) {
+      throw new AppError('UPSTREAM_TIMEOUT', `Embedding provider ${provider} did not answer within ${timeoutMs} ms.`, {
+        provider,
+        timeoutMs,
+      });
+    }
+    if (callerSignal?.aborted) throw callerSignal.reason;
+    throw upstreamError(provider, error);
+  } finally {
+    clearTimeout(timer);
+    callerSignal?.removeEventListener('abort', onCallerAbort);
+  }
+}
+
+/**
+ * Maps a client error to an AppError: timeouts to UPSTREAM_TIMEOUT, everything else (refused connection, HTTP error,
+ * malformed answer) to UPSTREAM_UNAVAILABLE. Details carry the provider and the HTTP status, never the upstream
+ * message (it may echo credentials); the original error stays as `cause` for server-side logs.
+ */
+export function upstreamError(provider: string, error: unknown): AppError {
+  if (isAppError(error)) return error;
+  // The OpenAI client's errors carry `status`, the Ollama client's `status_code`.
+  const { status: s1, status_code: s2 } = (error ?? {}) as { status?: unknown; status_code?: unknown };
+  const status = typeof s1 === 'number' ? s1 : typeof s2 === 'number' ? s2 : null;
+  const name = error instanceof Error ? `${error.name} ${error.constructor.name}` : '';
+  if (/timeout/i.test(name) || status === 408 || status === 504) {
+    return new AppError('UPSTREAM_TIMEOUT', `Embedding provider ${provider} timed out.`, { provider, status }, { cause: error });
+  }
+  const what = status === null ? 'could not be reached or answered unexpectedly' : `answered HTTP ${status}`;
+  return new AppError('UPSTREAM_UNAVAILABLE', `Embedding provider ${provider} ${what}.`, { provider, status }, { cause: error });
+}
+
+/** Checks count, length and values of provider vectors and L2-normalises them. */
+export function finishVectors(
+  provider: string,
+  raw: readonly (ArrayLike<number> | null | undefined)[],
+  expectedCount: number,
+  dimensions: number,
+): Float32Array[] {
+  if (raw.length !== expectedCount) {
+    throw new AppError(
+      'UPSTREAM_UNAVAILABLE',
+      `Embedding provider ${provider} returned ${raw.length} vectors for ${expectedCount} texts.`,
+      { provider, expected: expectedCount, received: raw.length },
+    );
+  }
+  return raw.map((vector) => {
+    const length = vector?.length ?? 0;
+    if (!vector || length !== dimensions) {
+      throw new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        `Embedding provider ${provider} returned vectors of ${length} dimensions; ${dimensions} are configured. ` +
+          'Fix the configured dimensions or the model.',
+        { provider, expectedDimensions: dimensions, receivedDimensions: length },
+      );
+    }
+    const out = Float32Array.from(vector);
+    let sum = 0;
+    for (let i = 0; i < out.length; i++) sum += out[i] * out[i];
+    if (!Number.isFinite(sum) || sum === 0) {
+      throw new AppError('UPSTREAM_UNAVAILABLE', `Embedding provider ${provider} returned a zero or non-finite vector.`, {
+        provider,
+      });
+    }
+    const norm = Math.sqrt(sum);
+    for (let i = 0; i < out.length; i++) out[i] /= norm;
+    return out;
+  });
+}
+
+export function assertPositiveInteger(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
 }

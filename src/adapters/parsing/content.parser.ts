@@ -3,95 +3,211 @@ import { badInput } from '../../errors';
 import type { DocumentParser, ParsedDocument } from '../../ports/document-processor.port';
 import type { ContentType } from '../../ports/knowledge-store.port';
 
-/** Elements whose content is never text a reader sees. */
-const DROPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'iframe', 'object', 'canvas', 'head']);
-/** Elements that end a line (block-level). */
-const BLOCK = new Set([
-  'address', 'article', 'aside', 'blockquote', 'br', 'dd', 'details', 'dialog', 'div', 'dl', 'dt', 'fieldset',
-  'figcaption', 'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav',
-  'ol', 'p', 'pre', 'section', 'summary', 'table', 'tbody', 'td', 'tfoot', 'th', 'thead', 'tr', 'ul', 'caption',
-]);
-/** Block elements after which a blank line (paragraph break) is kept. */
-const PARAGRAPH = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'table', 'ul', 'ol', 'section', 'article', 'hr']);
-
-/** Plain text, Markdown and HTML (through htmlparser2) into clean text for chunking. */
+/**
+ * Raw content into clean text for chunking and indexing.
+ * - TEXT: newlines normalised, runs of spaces and tabs collapsed, at most one blank line between paragraphs.
+ * - MARKDOWN: kept as Markdown (the chunker splits on its headings), newlines normalised; title from the first `# `.
+ * - HTML: parsed with htmlparser2; scripts, styles, templates, SVG, hidden elements and `<head>` (but its `<title>`)
+ *   dropped; block elements become line or paragraph breaks, inline whitespace collapsed, `<pre>` kept verbatim,
+ *   table cells separated by ` | `, entities decoded; title from `<title>`, else the first `<h1>`.
+ * Content without any text afterwards is refused with BAD_USER_INPUT.
+ */
 export class ContentParser implements DocumentParser {
   parse(content: string, contentType: ContentType): ParsedDocument {
-    const parsed = contentType === 'HTML' ? parseHtml(content) : parsePlain(content, contentType);
-    if (parsed.text.trim() === '') throw badInput('The document has no text after parsing.', { field: 'content', reason: 'EMPTY' });
+    const parsed =
+      contentType === 'HTML' ? parseHtml(content) : contentType === 'MARKDOWN' ? parseMarkdown(content) : parseText(content);
+    if (!/[\p{L}\p{N}]/u.test(parsed.text)) {
+      throw badInput('The document has no text after parsing.', { field: 'content', contentType });
+    }
     return parsed;
   }
 }
 
-function normalise(text: string): string {
+/** Line endings to `\n`, BOM, zero-width and control characters (but tab and newline) removed, NFC. */
+function clean(text: string): string {
   return text
-    .replace(/\r\n?/g, '\n')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
-    .replace(/[ \t\u00a0]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+    .normalize('NFC')
+    .replace(/\r\n?|[\u2028\u2029\u0085]/g, '\n')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufeff\u200b]/g, '');
 }
 
-function parsePlain(content: string, contentType: ContentType): ParsedDocument {
-  const text = normalise(contentType === 'TEXT' ? content.replace(/[ \t]+/g, ' ') : content);
-  const heading = contentType === 'MARKDOWN' ? /^#\s+(.+?)\s*#*\s*$/m.exec(text) : null;
-  return { text, title: heading ? heading[1]!.trim() : null };
+/** Trailing spaces removed from lines, at most one blank line in a row, trimmed. */
+function tidyLines(text: string): string {
+  return text
+    .replace(/[^\S\n]+$/gm, '')
+    .replace(/\n{3,}/g, '\n\n')
+    .replace(/^\n+|\s+$/g, '');
+}
+
+function parseText(content: string): ParsedDocument {
+  const text = tidyLines(
+    clean(content)
+      .replace(/[^\S\n]+/g, ' ')
+      .replace(/^ /gm, ''),
+  );
+  return { text, title: null };
+}
+
+function parseMarkdown(content: string): ParsedDocument {
+  // Markdown is kept as written (indentation matters to code blocks and lists); only line ends and blank runs change.
+  const text = tidyLines(clean(content));
+  return { text, title: markdownTitle(text) };
+}
+
+/** The first ATX level-1 heading outside fenced code, with inline markup removed. */
+function markdownTitle(text: string): string | null {
+  let fence: string | null = null;
+  for (const line of text.split('\n')) {
+    const fenceMatch = /^ {0,3}(`{3,}|~{3,})/.exec(line);
+    if (fenceMatch) {
+      const marker = fenceMatch[1]!;
+      if (fence === null) fence = marker[0]!.repeat(marker.length);
+      else if (marker.startsWith(fence)) fence = null;
+      continue;
+    }
+    if (fence !== null) continue;
+    const heading = /^ {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line);
+    if (heading) {
+      const title = heading[1]!
+        .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+        .replace(/(\*\*|__|`)/g, '')
+        .trim();
+      if (title) return title;
+    }
+  }
+  return null;
+}
+
+/** Elements whose content is never text a reader sees. */
+const DROPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'head', 'iframe', 'object', 'canvas']);
+/** Block elements followed by a blank line. */
+const PARAGRAPH = new Set([
+  'p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'table', 'ul', 'ol', 'dl', 'section', 'article',
+  'header', 'footer', 'nav', 'aside', 'main', 'figure', 'form', 'fieldset', 'details', 'address', 'hr',
+]);
+/** Block elements that end a line. */
+const LINE = new Set([
+  'div', 'li', 'tr', 'dt', 'dd', 'caption', 'figcaption', 'summary', 'legend', 'thead', 'tbody', 'tfoot',
+  'option', 'label', 'body', 'html',
+]);
+
+const enum Break {
+  None = 0,
+  Line = 1,
+  Paragraph = 2,
+}
+
+/** Accumulates text with pending breaks so that whitespace between blocks never piles up. */
+class TextBuilder {
+  readonly #parts: string[] = [];
+  #pending: Break = Break.None;
+  #atLineStart = true;
+
+  break(kind: Break): void {
+    if (this.#parts.length > 0 && kind > this.#pending) this.#pending = kind;
+  }
+
+  /** `<br>`: a line break, a second one in a row a paragraph break. */
+  lineBreak(): void {
+    this.break(this.#pending === Break.None ? Break.Line : Break.Paragraph);
+  }
+
+  text(raw: string, verbatim: boolean): void {
+    let piece = verbatim ? raw : raw.replace(/\s+/g, ' ');
+    if (!verbatim && (this.#pending !== Break.None || this.#atLineStart)) piece = piece.trimStart();
+    if (piece === '') return;
+    if (this.#pending !== Break.None) {
+      const last = this.#parts.length - 1;
+      this.#parts[last] = this.#parts[last]!.replace(/[^\S\n]+$/, '');
+      this.#parts.push(this.#pending === Break.Paragraph ? '\n\n' : '\n');
+      this.#pending = Break.None;
+    }
+    this.#parts.push(piece);
+    this.#atLineStart = piece.endsWith('\n');
+  }
+
+  toString(): string {
+    return tidyLines(this.#parts.join(''));
+  }
 }
 
 function parseHtml(content: string): ParsedDocument {
-  const out: string[] = [];
-  let dropDepth = 0;
+  const out = new TextBuilder();
+  /** Open elements that drop their content (a stack of names, since they nest: `<head><style>`). */
+  const dropped: string[] = [];
+  /** Depth of hidden (`hidden`, `display:none`) elements, by tag name so the right close ends them. */
+  const hidden: string[] = [];
   let preDepth = 0;
-  let inTitle = false;
+  let titleDepth = 0;
   let title = '';
-  let h1: string | null = null;
   let h1Depth = 0;
-  let h1Text = '';
+  let h1 = '';
+  let h1Done = false;
+  const cellsInRow: number[] = [];
+
   const parser = new Parser(
     {
-      onopentag(name) {
-        if (name === 'title') inTitle = true;
-        if (DROPPED.has(name)) dropDepth++;
-        if (dropDepth > 0) return;
-        if (name === 'pre') preDepth++;
-        if (name === 'h1' && h1 === null) h1Depth++;
-        if (BLOCK.has(name)) out.push('\n');
-        if (name === 'li') out.push('- ');
-        if (name === 'td' || name === 'th') out.push(' ');
-      },
-      ontext(text) {
-        if (inTitle) title += text;
-        if (dropDepth > 0) return;
-        const piece = preDepth > 0 ? text : text.replace(/\s+/g, ' ');
-        if (h1Depth > 0) h1Text += piece;
-        out.push(piece);
-      },
-      onclosetag(name) {
-        if (name === 'title') inTitle = false;
+      onopentag(name, attributes) {
+        if (name === 'title' && dropped.every((d) => d === 'head')) titleDepth++;
         if (DROPPED.has(name)) {
-          dropDepth = Math.max(0, dropDepth - 1);
+          dropped.push(name);
           return;
         }
-        if (dropDepth > 0) return;
-        if (name === 'pre') preDepth = Math.max(0, preDepth - 1);
-        if (name === 'h1' && h1Depth > 0) {
-          h1Depth--;
-          if (h1Depth === 0) h1 = h1Text.replace(/\s+/g, ' ').trim() || null;
+        if (dropped.length > 0) return;
+        if (hidden.length > 0 || isHidden(attributes)) {
+          hidden.push(name);
+          return;
         }
-        if (BLOCK.has(name)) out.push(PARAGRAPH.has(name) ? '\n\n' : '\n');
+        if (name === 'pre') preDepth++;
+        if (name === 'h1' && !h1Done) h1Depth++;
+        if (name === 'tr') cellsInRow.push(0);
+        if (name === 'td' || name === 'th') {
+          const row = cellsInRow.length - 1;
+          if (row >= 0) {
+            if (cellsInRow[row]! > 0) out.text(' | ', true);
+            cellsInRow[row]!++;
+          }
+        }
+        if (name === 'br') out.lineBreak();
+        else if (PARAGRAPH.has(name)) out.break(Break.Paragraph);
+        else if (LINE.has(name)) out.break(Break.Line);
+      },
+      ontext(text) {
+        if (titleDepth > 0) title += text;
+        if (dropped.length > 0 || hidden.length > 0) return;
+        if (h1Depth > 0) h1 += text;
+        out.text(text, preDepth > 0);
+      },
+      onclosetag(name) {
+        if (name === 'title' && titleDepth > 0) titleDepth--;
+        if (dropped.length > 0) {
+          if (dropped[dropped.length - 1] === name) dropped.pop();
+          return;
+        }
+        if (hidden.length > 0) {
+          if (hidden[hidden.length - 1] === name) hidden.pop();
+          return;
+        }
+        if (name === 'pre' && preDepth > 0) preDepth--;
+        if (name === 'h1' && h1Depth > 0 && --h1Depth === 0) h1Done = h1.trim() !== '';
+        if (name === 'tr') cellsInRow.pop();
+        if (PARAGRAPH.has(name)) out.break(Break.Paragraph);
+        else if (LINE.has(name)) out.break(Break.Line);
       },
     },
-    { decodeEntities: true, lowerCaseTags: true, recognizeSelfClosing: true },
+    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true, recognizeSelfClosing: true },
   );
-  parser.write(content);
+  parser.write(clean(content));
   parser.end();
-  const text = normalise(
-    out
-      .join('')
-      .split('\n')
-      .map((line) => line.replace(/[ \t]+/g, ' ').trim())
-      .join('\n'),
-  );
-  const cleanTitle = title.replace(/\s+/g, ' ').trim();
-  return { text, title: cleanTitle || h1 };
+
+  const text = out.toString();
+  const cleanTitle = title.replace(/\s+/g, ' ').trim() || h1.replace(/\s+/g, ' ').trim();
+  return { text, title: cleanTitle || null };
+}
+
+function isHidden(attributes: Record<string, string>): boolean {
+  if ('hidden' in attributes) return true;
+  if (attributes['aria-hidden'] === 'true') return true;
+  const style = attributes['style'];
+  return style !== undefined && /display\s*:\s*none|visibility\s*:\s*hidden/i.test(style);
 }

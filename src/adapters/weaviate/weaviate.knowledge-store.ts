@@ -3,9 +3,11 @@ import type { FilterValue } from 'weaviate-client';
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId, uuidV5, UUID_PATTERN } from '../../ids';
 import { relativeScoreFusion } from '../../modules/query/fusion';
+import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import type {
   ChunkRecord,
   ChunkWrite,
+  CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
   CollectionStats,
@@ -154,6 +156,7 @@ const builtinSpecs = Object.values(BUILTIN_PROPERTIES).map((name) => text(name, 
 const REGISTRY_PROPERTIES: PropertySpec[] = [
   text('kind', 'field'),
   text('collectionId', 'field'),
+  text('ownerTenant', 'field'),
   text('name', 'none'),
   text('descriptionJson', 'none'),
   text('chunkingJson', 'none'),
@@ -324,6 +327,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     const now = Date.now();
     const record: CollectionRecord = {
       id: randomUUID(),
+      tenant: input.tenant ?? DEFAULT_TENANT,
       name: input.name,
       description: input.description,
       chunking: { ...input.chunking },
@@ -332,11 +336,11 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       createdAt: new Date(now),
       updatedAt: new Date(now),
     };
-    await this.claimName(record.name, record.id);
+    await this.claimName(record.tenant, record.name, record.id);
     try {
       await this.ensureChunkCollection(record.id);
       await this.writeCollection(record);
-      const claim = await this.readClaim(record.name);
+      const claim = await this.readClaim(record.tenant, record.name);
       if (claim?.collectionId !== record.id) throw conflict(record.name);
       return record;
     } catch (error) {
@@ -350,7 +354,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       const current = await this.getCollection(id);
       if (!current) throw notFound('Collection', id);
       const renamed = patch.name !== undefined && patch.name !== current.name;
-      if (renamed) await this.claimName(patch.name!, id);
+      if (renamed) await this.claimName(current.tenant, patch.name!, id);
       const next: CollectionRecord = {
         ...current,
         name: patch.name ?? current.name,
@@ -359,7 +363,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
         updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
       };
       await this.writeCollection(next);
-      if (renamed) await this.releaseClaim(current.name, id);
+      if (renamed) await this.releaseClaim(current.tenant, current.name, id);
       return next;
     });
   }
@@ -383,17 +387,17 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     return object && object.properties['kind'] === 'collection' ? toCollection(object) : null;
   }
 
-  async getCollectionByName(name: string): Promise<CollectionRecord | null> {
-    const claim = await this.readClaim(name);
+  async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
+    const claim = await this.readClaim(tenant, name);
     if (!claim) return null;
     const record = await this.getCollection(claim.collectionId);
-    return record && record.name === name ? record : null;
+    return record && record.name === name && record.tenant === tenant ? record : null;
   }
 
-  async listCollections(page: PageRequest): Promise<Page<CollectionRecord>> {
+  async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
     const { offset, limit } = this.checkPage(page);
     const registry = await this.registryCollection();
-    const filters = eq('kind', 'collection');
+    const filters = filter.tenant === undefined ? eq('kind', 'collection') : andOf(eq('kind', 'collection'), eq('ownerTenant', filter.tenant));
     const [total, objects] = await Promise.all([
       this.call('count collections', (c) => c.collection(registry, this.tenant).aggregate({ filters })),
       limit === 0
@@ -992,37 +996,37 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     this.core.schema.delete(name);
     for (const key of [...this.core.tenants]) if (key.startsWith(`${name}\u0000`)) this.core.tenants.delete(key);
     await this.deleteAll(await this.registryCollection(), byIds([record.id]), 'delete collection record');
-    await this.releaseClaim(record.name, record.id);
+    await this.releaseClaim(record.tenant, record.name, record.id);
   }
 
-  private async readClaim(name: string): Promise<{ collectionId: string } | null> {
-    const [claim] = await this.fetchByIds(await this.registryCollection(), [nameClaimId(name)]);
+  private async readClaim(tenant: string, name: string): Promise<{ collectionId: string } | null> {
+    const [claim] = await this.fetchByIds(await this.registryCollection(), [nameClaimId(tenant, name)]);
     const collectionId = claim?.properties['collectionId'];
     return claim && claim.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
   }
 
   /** Reserves a collection name for `collectionId`; CONFLICT when a live collection holds it. */
-  private async claimName(name: string, collectionId: string): Promise<void> {
+  private async claimName(tenant: string, name: string, collectionId: string): Promise<void> {
     const registry = await this.registryCollection();
-    const claim: WriteObject = { id: nameClaimId(name), properties: { kind: 'name', collectionId, name } };
+    const claim: WriteObject = { id: nameClaimId(tenant, name), properties: { kind: 'name', collectionId, name, ownerTenant: tenant } };
     try {
       await this.call('claim collection name', (c) => c.collection(registry, this.tenant).insert(claim), { write: true });
       return;
     } catch (error) {
       if (!isAlreadyExists(error)) throw error;
     }
-    const holder = await this.readClaim(name);
+    const holder = await this.readClaim(tenant, name);
     if (holder?.collectionId === collectionId) return; // our own earlier attempt
     const owner = holder ? await this.getCollection(holder.collectionId) : null;
-    if (owner && owner.name === name) throw conflict(name);
+    if (owner && owner.name === name && owner.tenant === tenant) throw conflict(name);
     // A stale claim (its collection was deleted or renamed and the release did not happen): take it over.
     await this.insertAll(registry, [claim], 'claim collection name');
   }
 
-  private async releaseClaim(name: string, collectionId: string): Promise<void> {
-    const holder = await this.readClaim(name);
+  private async releaseClaim(tenant: string, name: string, collectionId: string): Promise<void> {
+    const holder = await this.readClaim(tenant, name);
     if (holder?.collectionId !== collectionId) return;
-    await this.deleteAll(await this.registryCollection(), byIds([nameClaimId(name)]), 'release collection name');
+    await this.deleteAll(await this.registryCollection(), byIds([nameClaimId(tenant, name)]), 'release collection name');
   }
 
   private async bumpVersions(collectionIds: string[]): Promise<void> {
@@ -1116,7 +1120,9 @@ function checkTenant(tenant: string): void {
 /** Only lower-case canonical UUIDs can be ids here (kbql mints them so); anything else is simply not found. */
 const isCanonicalId = (id: string): boolean => typeof id === 'string' && UUID_PATTERN.test(id) && id === id.toLowerCase();
 
-const nameClaimId = (name: string): string => uuidV5(`collection-name\u0000${name}`);
+/** The default tenant keeps the claim ids of the time before tenants, so existing claims stay valid. */
+const nameClaimId = (tenant: string, name: string): string =>
+  uuidV5(tenant === DEFAULT_TENANT ? `collection-name\u0000${name}` : `collection-name\u0000${tenant}\u0000${name}`);
 
 const conflict = (name: string): AppError =>
   new AppError('CONFLICT', `A collection named "${name}" already exists.`, { field: 'name', name });
@@ -1236,6 +1242,7 @@ function collectionProperties(record: CollectionRecord, className: string): WPro
   return {
     kind: 'collection',
     collectionId: record.id,
+    ownerTenant: record.tenant,
     name: record.name,
     descriptionJson: JSON.stringify(record.description),
     chunkingJson: JSON.stringify(record.chunking),
@@ -1257,6 +1264,8 @@ function toCollection(object: WObject): CollectionRecord {
   const p = object.properties;
   return {
     id: object.uuid,
+    // Records written before tenants existed have none: they belong to the default tenant.
+    tenant: str0(p['ownerTenant']) || DEFAULT_TENANT,
     name: str0(p['name']),
     description: JSON.parse(str0(p['descriptionJson']) || 'null') as string | null,
     chunking: JSON.parse(str0(p['chunkingJson'])) as CollectionRecord['chunking'],

@@ -1,6 +1,12 @@
 import DataLoader from 'dataloader';
 import type { CollectionRecord, KnowledgeStore } from '../../ports/knowledge-store.port';
+import { visible, type Access } from '../auth/principal';
 
-/** Per-request loader (never shared between requests): collections by id, one store read per distinct id. */
-export const createCollectionLoader = (store: KnowledgeStore) =>
-  new DataLoader<string, CollectionRecord | null>((ids) => Promise.all(ids.map((id) => store.getCollection(id))));
+/**
+ * Per-request loader (never shared between requests): collections by id, one store read per distinct id. A
+ * collection `access` may not see (another tenant's; any, without access) loads as null, like a missing one.
+ */
+export const createCollectionLoader = (store: KnowledgeStore, access: Access | null) =>
+  new DataLoader<string, CollectionRecord | null>((ids) =>
+    Promise.all(ids.map(async (id) => (access ? visible(access, await store.getCollection(id)) : null))),
+  );

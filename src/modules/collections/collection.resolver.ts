@@ -1,4 +1,5 @@
-import { Arg, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { principalOf, type KbqlContext } from '../../graphql/context';
 import type { CollectionRecord } from '../../ports/knowledge-store.port';
 import { DocumentConnection } from '../documents/document.type';
 import { DocumentService } from '../documents/document.service';
@@ -14,38 +15,46 @@ export class CollectionResolver {
     private readonly documentService: DocumentService,
   ) {}
 
+  @Directive('@auth(requires: READER)')
   @Query(() => Collection, { nullable: true, description: 'A collection by id or by name (give exactly one).' })
   collection(
     @Arg('id', () => ID, { nullable: true }) id: string | null,
     @Arg('name', () => String, { nullable: true }) name: string | null,
+    @Ctx() ctx: KbqlContext,
   ): Promise<CollectionRecord | null> {
-    return this.collectionService.find({ id, name });
+    return this.collectionService.find({ id, name }, principalOf(ctx));
   }
 
-  @Query(() => CollectionConnection, { description: 'All collections, oldest first.' })
+  @Directive('@auth(requires: READER)')
+  @Query(() => CollectionConnection, { description: 'All collections of your tenant, oldest first.' })
   collections(
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: KbqlContext,
   ) {
-    return this.collectionService.list({ first, after });
+    return this.collectionService.list({ first, after }, principalOf(ctx));
   }
 
+  @Directive('@auth(requires: WRITER)')
   @Mutation(() => Collection)
-  createCollection(@Arg('input', () => CreateCollectionInput) input: CreateCollectionInput): Promise<CollectionRecord> {
-    return this.collectionService.create(input);
+  createCollection(@Arg('input', () => CreateCollectionInput) input: CreateCollectionInput, @Ctx() ctx: KbqlContext): Promise<CollectionRecord> {
+    return this.collectionService.create(input, principalOf(ctx));
   }
 
+  @Directive('@auth(requires: WRITER)')
   @Mutation(() => Collection, { description: 'Renames or re-describes a collection (chunking and embedder are fixed).' })
   updateCollection(
     @Arg('id', () => ID) id: string,
     @Arg('input', () => UpdateCollectionInput) input: UpdateCollectionInput,
+    @Ctx() ctx: KbqlContext,
   ): Promise<CollectionRecord> {
-    return this.collectionService.update(id, input);
+    return this.collectionService.update(id, input, principalOf(ctx));
   }
 
+  @Directive('@auth(requires: ADMIN)')
   @Mutation(() => DeleteCollectionPayload, { description: 'Deletes a collection with all its documents and chunks.' })
-  async deleteCollection(@Arg('id', () => ID) id: string): Promise<DeleteCollectionPayload> {
-    const counts = await this.collectionService.delete(id);
+  async deleteCollection(@Arg('id', () => ID) id: string, @Ctx() ctx: KbqlContext): Promise<DeleteCollectionPayload> {
+    const counts = await this.collectionService.delete(id, principalOf(ctx));
     return { id: counts.id, deletedDocuments: counts.documents, deletedChunks: counts.chunks };
   }
 

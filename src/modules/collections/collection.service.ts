@@ -9,6 +9,7 @@ import type {
   EmbedderInfo,
   KnowledgeStore,
 } from '../../ports/knowledge-store.port';
+import { assertVisible, visible, type Access } from '../auth/principal';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
@@ -34,40 +35,48 @@ export interface CollectionServiceOptions {
   defaults: { chunkSize: number; chunkOverlap: number };
 }
 
-/** Collections: create, rename, delete, look up by id or name, and the embedder-compatibility guard. */
+/**
+ * Collections: create, rename, delete, look up by id or name, and the embedder-compatibility guard. Every method
+ * that names a collection takes the caller's {@link Access}: a collection of another tenant is NOT_FOUND (or null),
+ * exactly like one that does not exist.
+ */
 export class CollectionService {
   constructor(private readonly options: CollectionServiceOptions) {}
 
-  async create(args: CreateCollectionArgs): Promise<CollectionRecord> {
+  async create(args: CreateCollectionArgs, access: Access): Promise<CollectionRecord> {
     const name = validateName(args.name);
     const description = validateDescription(args.description);
     const chunking = this.validateChunking(args.chunking);
-    return this.options.store.createCollection({ name, description, chunking, embedder: this.options.embedder });
+    return this.options.store.createCollection({ tenant: access.tenant, name, description, chunking, embedder: this.options.embedder });
   }
 
-  async update(id: string, args: UpdateCollectionArgs): Promise<CollectionRecord> {
+  async update(id: string, args: UpdateCollectionArgs, access: Access): Promise<CollectionRecord> {
     const patch: { name?: string; description?: string | null } = {};
     if (args.name != null) patch.name = validateName(args.name);
     if (args.description !== undefined) patch.description = validateDescription(args.description);
+    assertVisible(access, await this.options.store.getCollection(id), 'Collection', id);
     return this.options.store.updateCollection(id, patch);
   }
 
-  async delete(id: string): Promise<DeleteCounts & { id: string }> {
+  async delete(id: string, access: Access): Promise<DeleteCounts & { id: string }> {
+    assertVisible(access, await this.options.store.getCollection(id), 'Collection', id);
     const counts = await this.options.store.deleteCollection(id);
     if (!counts) throw notFound('Collection', id);
     return { id, ...counts };
   }
 
-  /** By id or name; null when neither matches. */
-  async find(ref: { id?: string | null; name?: string | null }): Promise<CollectionRecord | null> {
+  /** By id or name; null when neither matches (or the collection belongs to another tenant). */
+  async find(ref: { id?: string | null; name?: string | null }, access: Access): Promise<CollectionRecord | null> {
     if ((ref.id == null) === (ref.name == null)) throw badInput('Give exactly one of "id" or "name".');
-    return ref.id != null ? this.options.store.getCollection(ref.id) : this.options.store.getCollectionByName(ref.name!);
+    if (ref.id != null) return visible(access, await this.options.store.getCollection(ref.id));
+    return this.options.store.getCollectionByName(ref.name!, access.tenant);
   }
 
   /** Resolves the `collection` argument of ingestion and query operations: a name or an id. Throws NOT_FOUND. */
-  async resolve(ref: string): Promise<CollectionRecord> {
+  async resolve(ref: string, access: Access): Promise<CollectionRecord> {
     const store = this.options.store;
-    const found = (await store.getCollectionByName(ref)) ?? (UUID_PATTERN.test(ref) ? await store.getCollection(ref) : null);
+    const found =
+      (await store.getCollectionByName(ref, access.tenant)) ?? (UUID_PATTERN.test(ref) ? visible(access, await store.getCollection(ref)) : null);
     if (!found) throw notFound('Collection', ref);
     return found;
   }
@@ -92,9 +101,10 @@ export class CollectionService {
     }
   }
 
-  async list(args: PageArgs): Promise<Connection<CollectionRecord>> {
+  /** The caller's tenant's collections. */
+  async list(args: PageArgs, access: Access): Promise<Connection<CollectionRecord>> {
     const window = toWindow(args);
-    return toConnection(await this.options.store.listCollections(window), window);
+    return toConnection(await this.options.store.listCollections(window, { tenant: access.tenant }), window);
   }
 
   stats(id: string): Promise<CollectionStats> {

@@ -1,27 +1,28 @@
-import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { Directive, Field, ID, Int, ObjectType } from 'type-graphql';
 import { connectionOf } from '../../graphql/connection';
 import { ChunkingStrategyEnum } from '../../graphql/enums';
 
-@ObjectType({ description: 'How a collection splits its documents.' })
+@ObjectType({ simpleResolvers: true, description: 'How a collection splits its documents.' })
 export class ChunkingSettings {
   @Field(() => ChunkingStrategyEnum) strategy!: ChunkingStrategyEnum;
   @Field(() => Int, { description: 'Target chunk size, in tokens.' }) chunkSize!: number;
   @Field(() => Int, { description: 'Overlap between consecutive chunks, in tokens.' }) chunkOverlap!: number;
 }
 
-@ObjectType({ description: 'The embedder a collection’s vectors were built with; queries with another are refused.' })
+@ObjectType({ simpleResolvers: true, description: 'The embedder a collection’s vectors were built with; queries with another are refused.' })
 export class EmbedderInfo {
   @Field() name!: string;
   @Field(() => Int) dimensions!: number;
 }
 
-@ObjectType({ description: 'Live counts of a collection.' })
+@ObjectType({ simpleResolvers: true, description: 'Live counts of a collection.' })
 export class CollectionStats {
   @Field(() => Int) documents!: number;
   @Field(() => Int) chunks!: number;
 }
 
-@ObjectType({ description: 'A named set of documents searched together.' })
+@Directive('@key(fields: "id")')
+@ObjectType({ simpleResolvers: true, description: 'A named set of documents searched together.' })
 export class Collection {
   @Field(() => ID) id!: string;
   @Field() name!: string;
@@ -36,7 +37,7 @@ export class Collection {
 export const CollectionConnection = connectionOf('Collection', Collection);
 export type CollectionConnection = InstanceType<typeof CollectionConnection>;
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class DeleteCollectionPayload {
   @Field(() => ID) id!: string;
   @Field(() => Int) deletedDocuments!: number;

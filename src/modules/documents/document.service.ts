@@ -1,6 +1,7 @@
 import { badInput, notFound } from '../../errors';
 import type { ChunkRecord, DeleteCounts, DocumentRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import type { CollectionService } from '../collections/collection.service';
+import { canSee, type Access } from '../auth/principal';
 import { compileFilter, type FilterSpec } from '../query/filter';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import { validateMetadata } from './metadata';
@@ -8,18 +9,34 @@ import { validateMetadata } from './metadata';
 /** Most ids one deleteDocuments call may carry. */
 export const MAX_DELETE_IDS = 1000;
 
-/** Reading, listing, deleting documents and editing their metadata (no re-embedding). */
+/**
+ * Reading, listing, deleting documents and editing their metadata (no re-embedding). A document has the access of
+ * its collection: methods that take a document id take the caller's {@link Access} and treat another tenant's
+ * document as one that does not exist. (`listIn` and `chunks` take an already visible collection or document.)
+ */
 export class DocumentService {
   constructor(private readonly deps: { store: KnowledgeStore; collections: CollectionService }) {}
 
-  async get(id: string): Promise<DocumentRecord | null> {
-    const [doc] = await this.deps.store.getDocuments([id]);
+  /** The document when it exists and `access` may see its collection. */
+  async get(id: string, access: Access): Promise<DocumentRecord | null> {
+    const [doc] = await this.visibleDocuments([id], access);
     return doc ?? null;
   }
 
-  async list(collectionRef: string, filter: FilterSpec | null | undefined, args: PageArgs): Promise<Connection<DocumentRecord>> {
-    const collection = await this.deps.collections.resolve(collectionRef);
+  async list(collectionRef: string, filter: FilterSpec | null | undefined, args: PageArgs, access: Access): Promise<Connection<DocumentRecord>> {
+    const collection = await this.deps.collections.resolve(collectionRef, access);
     return this.listIn(collection.id, filter, args);
+  }
+
+  /** The documents of `ids` that exist and `access` may see, in order, null elsewhere. */
+  async visibleDocuments(ids: readonly string[], access: Access): Promise<(DocumentRecord | null)[]> {
+    const docs = await this.deps.store.getDocuments([...ids]);
+    const allowed = new Map<string, boolean>();
+    for (const collectionId of new Set(docs.flatMap((d) => (d ? [d.collectionId] : [])))) {
+      const collection = await this.deps.store.getCollection(collectionId);
+      allowed.set(collectionId, collection !== null && canSee(access, collection));
+    }
+    return docs.map((d) => (d && allowed.get(d.collectionId) ? d : null));
   }
 
   async listIn(collectionId: string, filter: FilterSpec | null | undefined, args: PageArgs): Promise<Connection<DocumentRecord>> {
@@ -28,16 +45,20 @@ export class DocumentService {
     return toConnection(await this.deps.store.listDocuments(collectionId, window, compiled), window);
   }
 
-  async delete(ids: readonly string[]): Promise<DeleteCounts> {
+  /** Ids that do not exist, or that `access` may not see, are skipped alike. */
+  async delete(ids: readonly string[], access: Access): Promise<DeleteCounts> {
     if (ids.length === 0) throw badInput('Give at least one document id.', { argument: 'ids' });
     if (ids.length > MAX_DELETE_IDS) throw badInput(`At most ${MAX_DELETE_IDS} ids per call.`, { argument: 'ids', max: MAX_DELETE_IDS });
-    return this.deps.store.deleteDocuments([...new Set(ids)]);
+    const unique = [...new Set(ids)];
+    const mine = (await this.visibleDocuments(unique, access)).flatMap((d) => (d ? [d.id] : []));
+    if (mine.length === 0) return { documents: 0, chunks: 0 };
+    return this.deps.store.deleteDocuments(mine);
   }
 
   /** Replaces the metadata, or merges it into the existing object when `merge` (top-level keys; null removes a key). */
-  async updateMetadata(id: string, metadata: unknown, merge: boolean): Promise<DocumentRecord> {
+  async updateMetadata(id: string, metadata: unknown, merge: boolean, access: Access): Promise<DocumentRecord> {
     const patch = validateMetadata(metadata);
-    const existing = await this.get(id);
+    const existing = await this.get(id, access);
     if (!existing) throw notFound('Document', id);
     let next: Metadata = patch;
     if (merge) {

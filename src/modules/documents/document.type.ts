@@ -1,9 +1,10 @@
-import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { Directive, Field, ID, Int, ObjectType } from 'type-graphql';
 import { connectionOf } from '../../graphql/connection';
 import { ContentTypeEnum } from '../../graphql/enums';
 import { JSONObjectScalar } from '../../graphql/scalars';
 
-@ObjectType({ description: 'A document of a collection; its text lives in its chunks.' })
+@Directive('@key(fields: "id")')
+@ObjectType({ simpleResolvers: true, description: 'A document of a collection; its text lives in its chunks.' })
 export class Document {
   @Field(() => ID, { description: 'Globally unique id.' }) id!: string;
   @Field({ description: 'The id given at ingestion (or a content hash when none was given); unique in its collection.' })
@@ -20,7 +21,8 @@ export class Document {
   @Field() updatedAt!: Date;
 }
 
-@ObjectType({ description: 'A passage of a document: the unit that is embedded, searched and cited.' })
+@Directive('@key(fields: "id")')
+@ObjectType({ simpleResolvers: true, description: 'A passage of a document: the unit that is embedded, searched and cited.' })
 export class Chunk {
   @Field(() => ID) id!: string;
   @Field(() => ID) documentId!: string;
@@ -35,7 +37,7 @@ export type DocumentConnection = InstanceType<typeof DocumentConnection>;
 export const ChunkConnection = connectionOf('Chunk', Chunk);
 export type ChunkConnection = InstanceType<typeof ChunkConnection>;
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class DeleteDocumentsPayload {
   @Field(() => Int) deletedDocuments!: number;
   @Field(() => Int) deletedChunks!: number;

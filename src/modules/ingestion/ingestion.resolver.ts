@@ -1,5 +1,5 @@
-import { Arg, Ctx, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
-import type { KbqlContext } from '../../graphql/context';
+import { Arg, Ctx, Directive, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
+import { principalOf, type KbqlContext } from '../../graphql/context';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { IngestionService, type DocumentIngestResult as Result } from './ingestion.service';
@@ -9,6 +9,8 @@ import { DocumentIngestResult, DocumentInput, IngestDocumentsPayload } from './i
 export class IngestionResolver {
   constructor(private readonly ingestion: IngestionService) {}
 
+  @Directive('@auth(requires: WRITER)')
+  @Directive('@rateLimit(window: "1m", max: 60)')
   @Mutation(() => IngestDocumentsPayload, {
     description:
       'Parses, chunks, embeds and stores documents (upsert by id). Each document gets its own status; one bad document never fails the others.',
@@ -16,8 +18,9 @@ export class IngestionResolver {
   ingestDocuments(
     @Arg('collection', () => String, { description: 'Collection name or id.' }) collection: string,
     @Arg('documents', () => [DocumentInput]) documents: DocumentInput[],
+    @Ctx() ctx: KbqlContext,
   ) {
-    return this.ingestion.ingest(collection, documents);
+    return this.ingestion.ingest(collection, documents, principalOf(ctx));
   }
 
   @FieldResolver(() => Document, { nullable: true })

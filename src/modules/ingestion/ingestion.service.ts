@@ -2,7 +2,9 @@ import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
 import { sha256Hex } from '../../ids';
 import type { Chunker, DocumentParser } from '../../ports/document-processor.port';
 import type { CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
+import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { CollectionService } from '../collections/collection.service';
+import type { Access } from '../auth/principal';
 import { validateMetadata } from '../documents/metadata';
 
 export type IngestStatus = 'INDEXED' | 'UNCHANGED' | 'FAILED';
@@ -73,10 +75,22 @@ export class IngestionService {
       chunker: Chunker;
       embedder: TextEmbedder;
       limits: IngestionLimits;
+      /** Spans (`kbql.ingest`) and ingestion metrics; none by default. */
+      telemetry?: Telemetry;
     },
   ) {}
 
-  async ingest(collectionRef: string, documents: readonly DocumentInputArgs[]): Promise<IngestSummary> {
+  /** A `kbql.ingest` span around {@link ingestAll} with the document count and the per-status counts. */
+  ingest(collectionRef: string, documents: readonly DocumentInputArgs[], access: Access): Promise<IngestSummary> {
+    return (this.deps.telemetry ?? noTelemetry).run('kbql.ingest', { collection: collectionRef, documentCount: documents.length }, async (note) => {
+      const summary = await this.ingestAll(collectionRef, documents, access);
+      const chunkCount = summary.results.reduce((sum, r) => sum + (r.status === 'INDEXED' ? (r.chunkCount ?? 0) : 0), 0);
+      note({ indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed, chunkCount });
+      return summary;
+    });
+  }
+
+  private async ingestAll(collectionRef: string, documents: readonly DocumentInputArgs[], access: Access): Promise<IngestSummary> {
     const started = performance.now();
     const { limits } = this.deps;
     if (documents.length === 0) throw badInput('Give at least one document.', { argument: 'documents' });
@@ -86,7 +100,7 @@ export class IngestionService {
         max: limits.maxDocumentsPerRequest,
       });
     }
-    const collection = await this.deps.collections.resolve(collectionRef);
+    const collection = await this.deps.collections.resolve(collectionRef, access);
     this.deps.collections.assertSameEmbedder(collection);
 
     const results: DocumentIngestResult[] = documents.map((doc, index) => ({

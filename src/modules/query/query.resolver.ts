@@ -1,4 +1,5 @@
-import { Arg, Float, Int, Query, Resolver } from 'type-graphql';
+import { Arg, Ctx, Directive, Float, Int, Query, Resolver } from 'type-graphql';
+import { principalOf, type KbqlContext } from '../../graphql/context';
 import { SearchModeEnum } from '../../graphql/enums';
 import { QueryService } from './query.service';
 import { Answer, FilterInput, SearchPayload } from './query.type';
@@ -7,6 +8,8 @@ import { Answer, FilterInput, SearchPayload } from './query.type';
 export class QueryResolver {
   constructor(private readonly query: QueryService) {}
 
+  @Directive('@auth(requires: READER)')
+  @Directive('@rateLimit(window: "1m", max: 120)')
   @Query(() => SearchPayload, { description: 'Ranked chunks of a collection for a query.' })
   search(
     @Arg('collection', () => String, { description: 'Collection name or id.' }) collection: string,
@@ -17,10 +20,13 @@ export class QueryResolver {
     topK: number | null,
     @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging); offset + topK is at most 200.' }) offset: number | null,
     @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
+    @Ctx() ctx: KbqlContext,
   ) {
-    return this.query.search({ collection, query, mode, alpha, topK, offset, filter });
+    return this.query.search({ collection, query, mode, alpha, topK, offset, filter }, { access: principalOf(ctx), scope: ctx.scope });
   }
 
+  @Directive('@auth(requires: READER)')
+  @Directive('@rateLimit(window: "1m", max: 60)')
   @Query(() => Answer, { description: 'An answer from the collection with [n] citations, or an abstention.' })
   ask(
     @Arg('collection', () => String) collection: string,
@@ -29,7 +35,8 @@ export class QueryResolver {
     @Arg('mode', () => SearchModeEnum, { defaultValue: SearchModeEnum.HYBRID }) mode: SearchModeEnum,
     @Arg('alpha', () => Float, { nullable: true }) alpha: number | null,
     @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
+    @Ctx() ctx: KbqlContext,
   ) {
-    return this.query.ask({ collection, question, topK, mode, alpha, filter });
+    return this.query.ask({ collection, question, topK, mode, alpha, filter }, { access: principalOf(ctx), scope: ctx.scope });
   }
 }

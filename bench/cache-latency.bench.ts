@@ -1,0 +1,113 @@
+import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
+import { createApp, type App } from '../src/app';
+import { loadConfig } from '../src/config';
+import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
+import type { Embedder } from '../src/ports/embedder.port';
+import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
+import { loadScifact, percentile, printTable } from './shared-data';
+
+/**
+ * (4) Latency of a repeated `ask` over HTTP: the first time (a miss: embed the question, hybrid search over SciFact,
+ * synthesise) against the repeats (hits). In-process cache and Redis; for Redis also a hit on a second replica, whose
+ * in-process copies are empty (the Redis round trip). The miss uses the local hash embedder, and in one row a
+ * provider stub that takes 50 ms per call, like a remote embedding API.
+ *
+ *   node dist/bench/cache-latency.bench.js [questions, default 40]
+ */
+
+const QUESTIONS = Number(process.argv[2] ?? 40);
+const DOCUMENTS = 1000;
+const REPEATS = 3;
+const ASK = `query($q: String!) { ask(collection: "scifact", question: $q) {
+  answer abstained citations { marker source { n } } sources { n score chunk { id text } document { id title } } } }`;
+
+class SlowProvider implements Embedder {
+  readonly inner = new HashEmbedder();
+  readonly info = this.inner.info;
+  readonly maxBatchSize = 2048;
+  async embed(texts: readonly string[]): Promise<Float32Array[]> {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return this.inner.embed(texts);
+  }
+}
+
+async function ask(url: string, q: string): Promise<number> {
+  const started = performance.now();
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: ASK, variables: { q } }) });
+  const body = (await response.json()) as { errors?: unknown };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return performance.now() - started;
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-cache-'));
+  const base = { NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, KBQL_RATE_LIMIT: 'false' };
+  const apps: App[] = [];
+  const prefix = `kbql-bench-latency-${process.pid}`;
+  const start = async (env: Record<string, string>, embedder?: Embedder) => {
+    const app = await createApp(loadConfig({ ...base, ...env }), embedder ? { embedder } : {});
+    apps.push(app);
+    return `${await app.listen(0, '127.0.0.1')}/graphql`;
+  };
+  try {
+    const seed = await createApp(loadConfig(base));
+    await seed.services.collections.create({ name: 'scifact' }, DEVELOPMENT_PRINCIPAL);
+    const corpus = loadScifact().corpus.slice(0, DOCUMENTS);
+    for (let i = 0; i < corpus.length; i += 250) {
+      await seed.services.ingestion.ingest(
+        'scifact',
+        corpus.slice(i, i + 250).map((d) => ({ id: d.id, title: d.title, content: `${d.title}\n\n${d.text}`, contentType: 'TEXT' as const })),
+        DEVELOPMENT_PRINCIPAL,
+      );
+    }
+    await seed.stop();
+
+    const claims = loadScifact().queries.map((q) => q.text);
+    let next = 0;
+    const rows: (string | number)[][] = [];
+    const measure = async (label: string, missUrl: string, hitUrl: string = missUrl, repeats = REPEATS) => {
+      await ask(missUrl, 'warm-up: vitamin D and fractures');
+      await ask(hitUrl, 'warm-up: vitamin D and fractures');
+      const misses: number[] = [];
+      const hits: number[] = [];
+      for (const q of claims.slice(next, next + QUESTIONS)) {
+        misses.push(await ask(missUrl, q));
+        // The result is written to the cache after the response: let it land before the repeats.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        for (let r = 0; r < repeats; r++) hits.push(await ask(hitUrl, q));
+      }
+      next += QUESTIONS;
+      const missP50 = percentile(misses, 50);
+      const hitP50 = percentile(hits, 50);
+      rows.push([label, missP50, percentile(misses, 95), hitP50, percentile(hits, 95), `${(hitP50 / missP50).toFixed(3)}×`]);
+    };
+
+    await measure('in-process cache, local hash embedder', await start({}));
+    await measure('in-process cache, provider stub (50 ms per call)', await start({}, new SlowProvider()));
+    if (await redisReachable()) {
+      const redis = { REDIS_URL: BENCH_REDIS_URL, KBQL_CACHE_PREFIX: prefix };
+      const first = await start(redis);
+      await measure('Redis, hit on the same replica (its in-process copy)', first);
+      // One repeat only: the replica's later repeats would be served from its own in-process copy.
+      await measure('Redis, hit on another replica (Redis round trip)', first, await start(redis), 1);
+    }
+    printTable(
+      `(4) A repeated ask over HTTP: ${QUESTIONS} SciFact claims, first call (miss) vs ${REPEATS} repeats (hits), ${DOCUMENTS} abstracts; ${os.cpus().length} cores, node ${process.version}`,
+      ['setup', 'miss p50 ms', 'miss p95 ms', 'hit p50 ms', 'hit p95 ms', 'hit / miss (p50)'],
+      rows,
+    );
+  } finally {
+    for (const app of apps) await app.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    if (await redisReachable()) await deleteRedisPrefix(prefix);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

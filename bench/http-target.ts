@@ -1,0 +1,52 @@
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { createApp } from '../src/app';
+import { loadConfig } from '../src/config';
+
+/**
+ * One server under test for `http-throughput.bench`, in its own process so the load generator does not share its
+ * event loop. Prints `READY <url>` once listening; stops on SIGTERM.
+ *
+ *   node dist/bench/http-target.js kbql <dataDir> [NAME=value ...]   kbql in production mode on an existing data dir
+ *   node dist/bench/http-target.js apollo <response.json>            bare Apollo Server 5 answering from memory
+ */
+
+/** The part of kbql's schema the benchmark query touches, for the bare server. */
+export const BARE_TYPE_DEFS = `#graphql
+  type Query { search(collection: String!, query: String!, topK: Int): SearchPayload! }
+  type SearchPayload { hits: [SearchHit!]! }
+  type SearchHit { score: Float! vectorScore: Float keywordScore: Float chunk: Chunk! document: Document! }
+  type Chunk { id: ID! index: Int! text: String! }
+  type Document { id: ID! externalId: String! title: String }
+`;
+
+async function main(): Promise<void> {
+  const [kind, arg, ...rest] = process.argv.slice(2);
+  let stop: () => Promise<void>;
+  let url: string;
+  if (kind === 'kbql') {
+    const extra = Object.fromEntries(rest.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+    const config = loadConfig({ NODE_ENV: 'production', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: arg!, PORT: '0', ...extra });
+    const app = await createApp(config);
+    url = `${await app.listen(0, '127.0.0.1')}/graphql`;
+    stop = () => app.stop();
+  } else if (kind === 'apollo') {
+    const payload = JSON.parse(readFileSync(arg!, 'utf8')) as unknown;
+    const server = new ApolloServer({ typeDefs: BARE_TYPE_DEFS, resolvers: { Query: { search: () => payload } } });
+    ({ url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } }));
+    stop = () => server.stop();
+  } else {
+    throw new Error(`unknown target ${kind}`);
+  }
+  process.on('SIGTERM', () => {
+    stop().finally(() => process.exit(0));
+  });
+  process.stdout.write(`READY ${url}\n`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

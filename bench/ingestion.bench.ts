@@ -1,0 +1,157 @@
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BaseEmbedding } from '@llamaindex/core/embeddings';
+import { Document, Settings, VectorStoreIndex } from 'llamaindex';
+import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
+import { createApp } from '../src/app';
+import { loadConfig } from '../src/config';
+import { loadScifact, printTable } from './shared-data';
+
+/**
+ * (2) Ingestion throughput on SciFact (`../shared/data/scifact/corpus.jsonl`): kbql's `ingestDocuments` over HTTP
+ * (parse, chunk, embed, store in SQLite + FTS5 + the vector index), 250 documents per request, against LlamaIndex TS
+ * `VectorStoreIndex.fromDocuments` (in-memory stores) with the same embedder (kbql's HashEmbedder wrapped as a
+ * LlamaIndex BaseEmbedding) and the same chunk size (256 tokens, 32 overlap). Same process, one after the other.
+ *
+ *   node dist/bench/ingestion.bench.js [documents, default all but the 50 used for warm-up]
+ */
+
+const CHUNK_SIZE = 256;
+const CHUNK_OVERLAP = 32;
+const BATCH = 250;
+
+/** kbql's embedder as a LlamaIndex embedding model (batches of up to 2,048 texts, like kbql's batcher). */
+class HashEmbedding extends BaseEmbedding {
+  constructor(private readonly embedder: HashEmbedder) {
+    super();
+    this.embedBatchSize = embedder.maxBatchSize;
+  }
+  async getTextEmbedding(text: string): Promise<number[]> {
+    return Array.from((await this.embedder.embed([text]))[0]!);
+  }
+  override getTextEmbeddings = async (texts: string[]): Promise<number[][]> => (await this.embedder.embed(texts)).map((v) => Array.from(v));
+}
+
+interface Corpus {
+  id: string;
+  title: string;
+  text: string;
+}
+
+async function kbql(corpus: readonly Corpus[], concurrency: number): Promise<{ seconds: number; chunks: number }> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-ingest-'));
+  const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir }));
+  try {
+    const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
+    const post = async (query: string, variables: Record<string, unknown>) => {
+      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+      const body = (await response.json()) as { data?: any; errors?: unknown[] };
+      if (body.errors) throw new Error(JSON.stringify(body.errors));
+      return body.data;
+    };
+    await post('mutation { createCollection(input: { name: "scifact", chunking: { chunkSize: 256, chunkOverlap: 32 } }) { id } }', {});
+    const batches: Corpus[][] = [];
+    for (let i = 0; i < corpus.length; i += BATCH) batches.push(corpus.slice(i, i + BATCH));
+    let chunks = 0;
+    let next = 0;
+    const started = performance.now();
+    // `concurrency` requests in flight, like a bulk loader would send them.
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < batches.length) {
+          const batch = batches[next++]!;
+          const data = await post(
+            'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "scifact", documents: $docs) { failed results { chunkCount } } }',
+            { docs: batch.map((d) => ({ id: d.id, title: d.title, content: `${d.title}\n\n${d.text}`, contentType: 'TEXT' })) },
+          );
+          if (data.ingestDocuments.failed > 0) throw new Error('a document failed');
+          for (const r of data.ingestDocuments.results) chunks += r.chunkCount;
+        }
+      }),
+    );
+    return { seconds: (performance.now() - started) / 1000, chunks };
+  } finally {
+    await app.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function llamaIndex(corpus: readonly Corpus[]): Promise<{ seconds: number; chunks: number }> {
+  Settings.embedModel = new HashEmbedding(new HashEmbedder());
+  // fromDocuments builds its SentenceSplitter from these (llamaindex 0.12 keeps a second Settings object inside its
+  // indices module: `Settings.nodeParser` set here would not reach it).
+  Settings.chunkSize = CHUNK_SIZE;
+  Settings.chunkOverlap = CHUNK_OVERLAP;
+  const documents = corpus.map((d) => new Document({ id_: d.id, text: `${d.title}\n\n${d.text}` }));
+  const started = performance.now();
+  const index = await VectorStoreIndex.fromDocuments(documents);
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, chunks: Object.keys(index.indexStruct.nodesDict).length };
+}
+
+type Run = 'llamaindex' | 'kbql-1' | 'kbql-2';
+
+/** One measurement in this process (a fresh one per run: no warm caches or JIT state shared between systems). */
+async function measure(run: Run, count: number): Promise<{ seconds: number; chunks: number }> {
+  const all = loadScifact().corpus;
+  const corpus = all.slice(0, count);
+  // Warm-up on the last 50 documents (module loading, tokenizer tables, JIT), outside the measured ones.
+  const warm = all.slice(-50);
+  if (run === 'llamaindex') {
+    await llamaIndex(warm);
+    return llamaIndex(corpus);
+  }
+  await kbql(warm, 1);
+  return kbql(corpus, run === 'kbql-1' ? 1 : 2);
+}
+
+function runChild(run: Run, count: number): Promise<{ seconds: number; chunks: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [__filename, '--run', run, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (data: Buffer) => (out += data.toString()));
+    child.once('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) reject(new Error(`${run} exited with ${code}`));
+      else resolve(JSON.parse(line) as { seconds: number; chunks: number });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--run') {
+    process.stdout.write(`${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4])))}\n`);
+    return;
+  }
+  const total = loadScifact().corpus.length;
+  const count = Math.min(total - 50, Number(process.argv[2] ?? total - 50));
+  const base = await runChild('llamaindex', count);
+  const sequential = await runChild('kbql-1', count);
+  const parallel = await runChild('kbql-2', count);
+  const row = (label: string, r: { seconds: number; chunks: number }) => [
+    label,
+    count,
+    r.chunks,
+    r.seconds,
+    count / r.seconds,
+    r.chunks / r.seconds,
+    `${(base.seconds / r.seconds).toFixed(2)}×`,
+  ];
+  printTable(
+    `(2) Ingestion of SciFact abstracts, same embedder (${new HashEmbedder().info.name}, 1024 dims), chunks of ${CHUNK_SIZE} tokens, each run in a fresh process; ${os.cpus().length} cores, node ${process.version}`,
+    ['system', 'docs', 'chunks', 'seconds', 'docs/s', 'chunks/s', 'docs/s vs LlamaIndex'],
+    [
+      row('LlamaIndex TS VectorStoreIndex.fromDocuments (baseline)', base),
+      row(`kbql ingestDocuments over HTTP, ${BATCH} docs/request, 1 in flight`, sequential),
+      row(`kbql ingestDocuments over HTTP, ${BATCH} docs/request, 2 in flight`, parallel),
+    ],
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
+import { DirectiveLocation, GraphQLDirective, GraphQLInt, GraphQLNonNull, GraphQLString, type GraphQLSchema } from 'graphql';
+import { rateLimitDirective as libraryDirective } from 'graphql-rate-limit-directive';
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AppError } from '../../errors';
+import type { Principal } from '../../modules/auth/principal';
+
+export const RATE_LIMIT_DIRECTIVE = 'rateLimit';
+/** The name under which our `@rateLimit(window, max)` is handed to graphql-rate-limit-directive (never in the SDL). */
+const LIBRARY_NAME = 'kbqlRateLimitBudget';
+
+/** `directive @rateLimit(window: String! = "1m", max: Int! = 60) on OBJECT | FIELD_DEFINITION` */
+export const rateLimitDirective = new GraphQLDirective({
+  name: RATE_LIMIT_DIRECTIVE,
+  description:
+    'At most `max` calls of this field per `window` ("30s", "1m", "1h", "1d") per caller (principal, or client IP when anonymous); each aliased call counts.',
+  locations: [DirectiveLocation.FIELD_DEFINITION, DirectiveLocation.OBJECT],
+  args: {
+    window: { type: new GraphQLNonNull(GraphQLString), defaultValue: '1m' },
+    max: { type: new GraphQLNonNull(GraphQLInt), defaultValue: 60 },
+  },
+});
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** "30s" | "1m" | "2h" | "1d" → seconds; throws on anything else. */
+export function parseWindow(window: string): number {
+  const match = /^(\d{1,6})([smhd])$/.exec(window);
+  if (!match || Number(match[1]) === 0) throw new Error(`@rateLimit window "${window}" is not like "30s", "1m", "1h" or "1d"`);
+  return Number(match[1]) * UNIT_SECONDS[match[2]!]!;
+}
+
+export interface RateLimitTransformOptions {
+  /**
+   * The limiter class (one instance per distinct max/window): RateLimiterMemory (per replica) or the Redis-backed one
+   * of `adapters/rate-limit`.
+   * @default RateLimiterMemory
+   */
+  limiterClass?: typeof RateLimiterAbstract;
+  /** Extra options of every limiter (e.g. `storeClient`). */
+  limiterOptions?: Record<string, unknown>;
+  /** Prefix of every counter key (deployments sharing a Redis need different ones). */
+  keyPrefix: string;
+  /** Replaces the `max` of every `@rateLimit` (deployment tuning and tests); null: the schema's values. @default null */
+  maxOverride?: number | null;
+  /** Replaces the `window` of every `@rateLimit`, in seconds; null: the schema's values. @default null */
+  windowSecondsOverride?: number | null;
+}
+
+/**
+ * Enforces `@rateLimit(window, max)` with graphql-rate-limit-directive over rate-limiter-flexible. Its own directive
+ * has other arguments (`limit`, `duration` in seconds), so each field's `@rateLimit` is translated into the library's
+ * form in the field's extensions (under a private name) and the library's transform does the rest: one counter per
+ * field and caller, consumed once per resolver call — so each aliased call counts, and 50 aliases of a field limited
+ * to 10 run at most 10 times. Over the limit → RATE_LIMITED with `retryAfter` (seconds), which the HTTP layer turns
+ * into 429 and a Retry-After header.
+ */
+export function createRateLimitTransform<TContext extends { principal: Principal | null; clientIp: string }>(
+  options: RateLimitTransformOptions,
+): (schema: GraphQLSchema) => GraphQLSchema {
+  const { rateLimitDirectiveTransformer } = libraryDirective<TContext>({
+    name: LIBRARY_NAME,
+    keyGenerator: (_directiveArgs, _source, _args, context, info) => `${info.parentType.name}.${info.fieldName}:${callerKey(context)}`,
+    onLimit: (response) => {
+      const retryAfter = Math.max(1, Math.ceil(response.msBeforeNext / 1000));
+      throw new AppError('RATE_LIMITED', `Too many calls; retry in ${retryAfter} s.`, { retryAfter });
+    },
+    limiterClass: options.limiterClass ?? RateLimiterMemory,
+    limiterOptions: { ...options.limiterOptions, keyPrefix: options.keyPrefix } as never,
+  });
+  return (schema) => {
+    const translated = mapSchema(schema, {
+      [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
+        const args = getDirective(schema, fieldConfig, RATE_LIMIT_DIRECTIVE)?.[0];
+        if (!args) return fieldConfig;
+        const limit = options.maxOverride ?? Number(args['max'] ?? 60);
+        const duration = options.windowSecondsOverride ?? parseWindow(String(args['window'] ?? '1m'));
+        const extensions = fieldConfig.extensions as { directives?: Record<string, unknown> } | undefined;
+        return {
+          ...fieldConfig,
+          extensions: { ...fieldConfig.extensions, directives: { ...extensions?.directives, [LIBRARY_NAME]: [{ limit, duration }] } },
+        };
+      },
+    });
+    return rateLimitDirectiveTransformer(translated);
+  };
+}
+
+/**
+ * Whose budget a call spends: an identified principal's (tenant and subject), else the client address. The
+ * KBQL_AUTH_MODE=none principal is everyone at once, so those callers are told apart by address too.
+ */
+function callerKey(context: { principal: Principal | null; clientIp: string }): string {
+  const p = context.principal;
+  return p && p.kind !== 'development' ? `p:${encodeURIComponent(p.tenant)}:${encodeURIComponent(p.subject)}` : `ip:${context.clientIp}`;
+}

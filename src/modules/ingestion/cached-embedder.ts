@@ -1,0 +1,92 @@
+import { sha256Hex } from '../../ids';
+import type { CacheStore } from '../../ports/cache.port';
+import type { EmbedderInfo } from '../../ports/knowledge-store.port';
+
+/** Texts in, vectors out: what the query and ingestion services need (the batcher implements it). */
+export interface TextVectors {
+  embed(text: string): Promise<Float32Array>;
+  embedMany(texts: readonly string[]): Promise<Float32Array[]>;
+}
+
+export interface CachedEmbedderOptions {
+  /** The `embedding` store of the cache port. */
+  store: CacheStore;
+  /** The embedder behind `inner`: its name and dimensions are the fingerprint every key starts with. */
+  embedder: EmbedderInfo;
+  /** How long a vector is kept, in seconds; 0 turns the cache off. */
+  ttlSeconds: number;
+}
+
+/**
+ * Embedding cache in front of the batcher: key `<embedder name>:<dimensions>:sha256(text)`, value the float32 vector
+ * in base64 (exact: a cached vector is bit-identical to a fresh one). Only the texts the cache does not have go on to
+ * `inner` (the shared batching window), so a repeated query or an unchanged chunk of a re-ingested document costs no
+ * provider call. The embedder's name is its fingerprint: an embedder whose vectors change must change its name
+ * (collections already refuse a mismatched one), which also retires its cache entries.
+ */
+export class CachedEmbedder implements TextVectors {
+  readonly #inner: TextVectors;
+  readonly #store: CacheStore;
+  readonly #prefix: string;
+  readonly #dimensions: number;
+  readonly #ttlSeconds: number;
+
+  constructor(inner: TextVectors, options: CachedEmbedderOptions) {
+    if (!(options.ttlSeconds >= 0)) throw new RangeError(`ttlSeconds must be >= 0, got ${options.ttlSeconds}`);
+    this.#inner = inner;
+    this.#store = options.store;
+    this.#prefix = `${options.embedder.name}:${options.embedder.dimensions}:`;
+    this.#dimensions = options.embedder.dimensions;
+    this.#ttlSeconds = options.ttlSeconds;
+  }
+
+  async embed(text: string): Promise<Float32Array> {
+    if (this.#ttlSeconds === 0) return this.#inner.embed(text);
+    return (await this.embedMany([text]))[0]!;
+  }
+
+  /** Vectors in the order of `texts`; rejects with the provider's error when one is needed and fails. */
+  async embedMany(texts: readonly string[]): Promise<Float32Array[]> {
+    if (this.#ttlSeconds === 0 || texts.length === 0) return this.#inner.embedMany(texts);
+    const unique = [...new Set(texts)];
+    const keys = unique.map((text) => this.#prefix + sha256Hex(text));
+    const stored = await this.#store.getMany(keys);
+    const byText = new Map<string, Float32Array>();
+    const missing: number[] = [];
+    stored.forEach((value, i) => {
+      const vector = value === undefined ? null : this.#decode(value);
+      if (vector) byText.set(unique[i]!, vector);
+      else missing.push(i);
+    });
+    if (missing.length > 0) {
+      const fresh = await this.#inner.embedMany(missing.map((i) => unique[i]!));
+      const entries = missing.map((i, j) => {
+        byText.set(unique[i]!, fresh[j]!);
+        return { key: keys[i]!, value: encode(fresh[j]!) };
+      });
+      // Not awaited: a slow or absent cache must not hold up the caller.
+      void this.#store.setMany(entries, this.#ttlSeconds);
+    }
+    // Each caller gets its own copy of a vector that appears more than once (callers may keep or change it).
+    const handedOut = new Set<Float32Array>();
+    return texts.map((text) => {
+      const vector = byText.get(text)!;
+      if (handedOut.has(vector)) return vector.slice();
+      handedOut.add(vector);
+      return vector;
+    });
+  }
+
+  #decode(value: string): Float32Array | null {
+    const bytes = Buffer.from(value, 'base64');
+    if (bytes.byteLength !== this.#dimensions * 4) return null;
+    // A copy into a fresh, aligned buffer (a Buffer may be a view into a shared pool at any offset).
+    const vector = new Float32Array(this.#dimensions);
+    new Uint8Array(vector.buffer).set(bytes);
+    return vector;
+  }
+}
+
+function encode(vector: Float32Array): string {
+  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
+}

@@ -1,0 +1,58 @@
+import type { ApolloServerPlugin, BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo/server';
+
+/** How a GraphQL request ended: no errors, data with errors, or no data. */
+export type RequestOutcome = 'ok' | 'partial' | 'error';
+
+/** What the HTTP layer logs about one request, filled in by {@link createRequestRecordPlugin} as Apollo runs it. */
+export interface RequestRecord {
+  /** The resolved operation's name (null when anonymous or never resolved). */
+  operation: string | null;
+  operationType: string | null;
+  outcome: RequestOutcome | null;
+  /** `extensions.code` of each error in the response, in order. */
+  errorCodes: string[];
+}
+
+// A property, not a WeakMap entry: `executeOperation` hands plugins a shallow clone of the context, which keeps it.
+const RECORD = Symbol.for('kbql.requestRecord');
+
+/** Attaches a fresh record to a GraphQL context object and returns it. */
+export function attachRequestRecord(contextValue: object): RequestRecord {
+  const record: RequestRecord = { operation: null, operationType: null, outcome: null, errorCodes: [] };
+  (contextValue as Record<symbol, unknown>)[RECORD] = record;
+  return record;
+}
+
+export function requestRecordOf(contextValue: unknown): RequestRecord | undefined {
+  return contextValue && typeof contextValue === 'object' ? ((contextValue as Record<symbol, unknown>)[RECORD] as RequestRecord | undefined) : undefined;
+}
+
+/** The outcome and error codes of a response (formatted errors: their codes are the ones clients see). */
+export function responseSummary<TContext extends BaseContext>(requestContext: GraphQLRequestContextWillSendResponse<TContext>): {
+  outcome: RequestOutcome;
+  errorCodes: string[];
+} {
+  const body = requestContext.response.body;
+  const result = body.kind === 'single' ? body.singleResult : body.initialResult;
+  const errors = result.errors ?? [];
+  const errorCodes = errors.map((e) => (typeof e.extensions?.code === 'string' ? e.extensions.code : 'INTERNAL_SERVER_ERROR'));
+  const hasData = result.data !== undefined && result.data !== null;
+  return { outcome: errors.length === 0 ? 'ok' : hasData ? 'partial' : 'error', errorCodes };
+}
+
+/** Fills the request record the HTTP layer attached to the context, for its per-request log line. */
+export function createRequestRecordPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(requestContext) {
+          const record = requestRecordOf(requestContext.contextValue);
+          if (!record) return;
+          record.operation = requestContext.operationName ?? null;
+          record.operationType = requestContext.operation?.operation ?? null;
+          Object.assign(record, responseSummary(requestContext));
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import { context as otelContext, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
+import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
+import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from './attributes';
+import { responseSummary } from './request-record';
+
+export interface TracingPluginOptions {
+  /**
+   * The tracer spans come from. The default resolves through the global API, so the SDK that `main.ts` sets up
+   * (or none: then every span is a no-op) is picked up whenever it is registered.
+   * @default trace.getTracer('kbql')
+   */
+  tracer?: Tracer;
+}
+
+/** The active context resolvers of a request run in (the `graphql.execute` span), keyed by the request's context object. */
+const executeContexts = new WeakMap<object, Context>();
+
+const NAME = /^[_A-Za-z][_0-9A-Za-z]{0,127}$/;
+
+/**
+ * OpenTelemetry spans for each GraphQL operation: one operation span, named `<type> <name>` once the operation is
+ * resolved, a child of whatever context is active when the request starts (the HTTP layer makes the incoming W3C
+ * trace context active), with `graphql.parse`, `graphql.validate` and `graphql.execute` children. Parse and validate
+ * spans appear only when Apollo had to parse the document (a cached document skips both). Attributes: operation name
+ * and type, request outcome and error code — never the document, variables or headers.
+ *
+ * Pair it with {@link bindResolversToTrace}, so that spans started inside resolvers (`kbql.retrieve`, `kbql.store.*`
+ * …) become children of `graphql.execute`.
+ */
+export function createTracingPlugin<TContext extends BaseContext>(options: TracingPluginOptions = {}): ApolloServerPlugin<TContext> {
+  const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
+  return {
+    async requestDidStart(requestContext) {
+      const parent = otelContext.active();
+      const operationSpan = tracer.startSpan(SPAN_NAMES.operation, {}, parent);
+      // Not sampled (or no SDK): nothing to record, so add no work to the request.
+      if (!operationSpan.isRecording()) {
+        operationSpan.end();
+        return;
+      }
+      const operationContext = trace.setSpan(parent, operationSpan);
+      const child = (name: string) => tracer.startSpan(name, {}, operationContext);
+      const contextValue = requestContext.contextValue as object;
+      let ended = false;
+      return {
+        async parsingDidStart() {
+          const span = child(SPAN_NAMES.parse);
+          return async (error) => endSpan(span, error ? 'GRAPHQL_PARSE_FAILED' : null);
+        },
+        async validationDidStart() {
+          const span = child(SPAN_NAMES.validate);
+          return async (errors) => endSpan(span, errors?.length ? 'GRAPHQL_VALIDATION_FAILED' : null);
+        },
+        async didResolveOperation({ operationName, operation }) {
+          const type = operation?.operation ?? 'unknown';
+          const name = operationName && NAME.test(operationName) ? operationName : null;
+          operationSpan.updateName(name ? `${type} ${name}` : type);
+          operationSpan.setAttribute(A.operationType, type);
+          if (name) operationSpan.setAttribute(A.operationName, name);
+        },
+        async executionDidStart() {
+          const span = child(SPAN_NAMES.execute);
+          executeContexts.set(contextValue, trace.setSpan(operationContext, span));
+          return {
+            async executionDidEnd(error) {
+              endSpan(span, error ? 'INTERNAL_SERVER_ERROR' : null);
+            },
+          };
+        },
+        async willSendResponse(responseContext) {
+          if (ended) return;
+          ended = true;
+          executeContexts.delete(contextValue);
+          const { outcome, errorCodes } = responseSummary(responseContext);
+          endSpan(operationSpan, outcome === 'ok' ? null : (errorCodes[0] ?? 'INTERNAL_SERVER_ERROR'));
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Returns the schema with every field resolver run inside its request's `graphql.execute` span context. Apollo's
+ * plugin hooks cannot make a span active around execution, so without this, spans started in resolvers would hang off
+ * the HTTP span instead of the operation. A request that is not traced takes one WeakMap lookup per field.
+ */
+export function bindResolversToTrace(schema: GraphQLSchema): GraphQLSchema {
+  return mapSchema(schema, {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
+      const resolve = fieldConfig.resolve ?? defaultFieldResolver;
+      return {
+        ...fieldConfig,
+        resolve(source, args, contextValue, info) {
+          const active = contextValue && typeof contextValue === 'object' ? executeContexts.get(contextValue) : undefined;
+          return active ? otelContext.with(active, resolve, undefined, source, args, contextValue, info) : resolve(source, args, contextValue, info);
+        },
+      };
+    },
+  });
+}
+
+/** Ends a span; a code marks it as failed (status ERROR, `kbql.error.code`) without recording messages or stacks. */
+export function endSpan(span: Span, errorCode: string | null): void {
+  if (errorCode) {
+    span.setAttribute(A.errorCode, errorCode);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
+  }
+  span.end();
+}

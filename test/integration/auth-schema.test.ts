@@ -1,0 +1,78 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildSchema, isObjectType, type GraphQLField, type GraphQLResolveInfo } from 'graphql';
+import { applyAuthDirective, PUBLIC_FIELDS, type AuthExtension } from '../../src/graphql/directives/auth.directive';
+import { buildKbqlSchema } from '../../src/graphql/schema';
+import { isAppError } from '../../src/errors';
+import type { Principal } from '../../src/modules/auth/principal';
+
+const reader: Principal = { kind: 'user', subject: 'r', tenant: 't', role: 'READER' };
+
+/** Calls a field's resolver as the executor would, returning what it threw (or undefined). */
+async function thrownBy(field: GraphQLField<unknown, unknown>, principal: Principal | null): Promise<unknown> {
+  try {
+    await field.resolve!({}, {}, { principal, clientIp: '127.0.0.1' }, { fieldName: field.name } as GraphQLResolveInfo);
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+describe('@auth: the whole schema is guarded (schema walk)', () => {
+  it('every field of every object type is guarded by @auth or on the explicit public list, and the guard refuses', async () => {
+    const schema = await buildKbqlSchema();
+    const unguarded: string[] = [];
+    const notEnforced: string[] = [];
+    let guarded = 0;
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue;
+      for (const field of Object.values(type.getFields())) {
+        const coordinate = `${type.name}.${field.name}`;
+        if (PUBLIC_FIELDS.has(coordinate)) continue;
+        const auth = field.extensions['kbqlAuth'] as AuthExtension | undefined;
+        if (!auth || !field.resolve) {
+          unguarded.push(coordinate);
+          continue;
+        }
+        guarded++;
+        const anonymous = await thrownBy(field, null);
+        if (!(isAppError(anonymous) && anonymous.code === 'UNAUTHENTICATED')) notEnforced.push(`${coordinate} (anonymous)`);
+        if (auth.requires !== 'READER') {
+          const weak = await thrownBy(field, reader);
+          if (!(isAppError(weak) && weak.code === 'FORBIDDEN')) notEnforced.push(`${coordinate} (READER)`);
+        }
+      }
+    }
+    assert.deepEqual(unguarded, [], 'fields neither guarded nor public');
+    assert.deepEqual(notEnforced, [], 'guarded fields whose resolver did not refuse');
+    assert.ok(guarded > 80, `walked ${guarded} guarded fields`);
+  });
+
+  it('root fields carry explicit requirements: mutations need WRITER or more, deleteCollection ADMIN, _entities READER', async () => {
+    const schema = await buildKbqlSchema();
+    const requirement = (type: 'Query' | 'Mutation', name: string) =>
+      (schema.getType(type) as ReturnType<typeof schema.getQueryType> & object).getFields()[name]!.extensions['kbqlAuth'] as AuthExtension;
+    for (const field of Object.values(schema.getMutationType()!.getFields())) {
+      const auth = field.extensions['kbqlAuth'] as AuthExtension;
+      assert.equal(auth.source, 'field', `Mutation.${field.name} has its own @auth`);
+      assert.notEqual(auth.requires, 'READER', `Mutation.${field.name}`);
+    }
+    assert.equal(requirement('Mutation', 'deleteCollection').requires, 'ADMIN');
+    assert.deepEqual(requirement('Query', '_entities'), { requires: 'READER', source: 'built-in' });
+    for (const field of Object.values(schema.getQueryType()!.getFields())) {
+      if (PUBLIC_FIELDS.has(`Query.${field.name}`)) continue;
+      assert.ok(['field', 'built-in'].includes((field.extensions['kbqlAuth'] as AuthExtension).source), `Query.${field.name} is explicitly guarded`);
+    }
+    assert.deepEqual([...PUBLIC_FIELDS].sort(), ['Query._service', '_Service.sdl']);
+  });
+
+  it('refuses to build a schema with an unguarded root field', () => {
+    const schema = buildSchema(`
+      directive @auth(requires: String) on FIELD_DEFINITION | OBJECT
+      type Query { guarded: Int @auth(requires: "READER") forgotten: Int }
+      type Mutation { alsoForgotten: Int }
+    `);
+    assert.throws(() => applyAuthDirective(schema), /Query\.forgotten, Mutation\.alsoForgotten/);
+  });
+});

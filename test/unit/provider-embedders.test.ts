@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { OllamaEmbedder } from '../../src/adapters/embedders/ollama.embedder';
+import { OpenAIEmbedder } from '../../src/adapters/embedders/openai.embedder';
+import { AppError } from '../../src/errors';
+
+const DIMS = 8;
+const API_KEY = 'sk-test-secret-123';
+
+type Mode = 'ok' | 'hang' | 'error500' | 'wrongDims' | 'failOnce';
+
+/** A stub of the OpenAI `/v1/embeddings` and Ollama `/api/embeddings` + `/api/embed` endpoints on 127.0.0.1:0. */
+class StubServer {
+  mode: Mode = 'ok';
+  requests: { path: string; body: Record<string, unknown>; authorization: string | undefined }[] = [];
+  #server: Server = createServer((req, res) => void this.#handle(req, res));
+  #failed = false;
+
+  async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  reset(mode: Mode): void {
+    this.mode = mode;
+    this.requests = [];
+    this.#failed = false;
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const body = (raw ? JSON.parse(raw) : {}) as Record<string, unknown>;
+    this.requests.push({ path: req.url ?? '', body, authorization: req.headers.authorization });
+    if (this.mode === 'hang') return; // never answers; the test's stop() closes the socket
+    if (this.mode === 'error500' || (this.mode === 'failOnce' && !this.#failed)) {
+      this.#failed = true;
+      res.writeHead(500, { 'content-type': 'application/json', 'retry-after-ms': '5' });
+      res.end(JSON.stringify({ error: { message: 'model crashed', type: 'server_error' } }));
+      return;
+    }
+    const dims = this.mode === 'wrongDims' ? DIMS + 1 : DIMS;
+    const json = (status: number, payload: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(payload));
+    };
+    if (req.url === '/v1/embeddings') {
+      const input = Array.isArray(body['input']) ? (body['input'] as string[]) : [String(body['input'])];
+      const data = input.map((text, index) => {
+        const vector = fakeVector(text, dims);
+        const embedding =
+          body['encoding_format'] === 'base64' ? Buffer.from(Float32Array.from(vector).buffer).toString('base64') : vector;
+        return { object: 'embedding', index, embedding };
+      });
+      // Out of order on purpose: clients must sort by index.
+      json(200, { object: 'list', data: data.reverse(), model: body['model'], usage: { prompt_tokens: 1, total_tokens: 1 } });
+    } else if (req.url === '/api/embeddings') {
+      json(200, { embedding: fakeVector(String(body['prompt']), dims) });
+    } else if (req.url === '/api/embed') {
+      const input = Array.isArray(body['input']) ? (body['input'] as string[]) : [String(body['input'])];
+      json(200, { model: body['model'], embeddings: input.map((t) => fakeVector(t, dims)) });
+    } else {
+      json(404, { error: 'not found' });
+    }
+  }
+}
+
+/** A deterministic, not normalised vector that differs per text. */
+function fakeVector(text: string, dims: number): number[] {
+  return Array.from({ length: dims }, (_, i) => ((text.charCodeAt(i % text.length) || 1) % 7) + i + 1);
+}
+
+function norm(v: Float32Array): number {
+  return Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+}
+
+async function expectAppError(promise: Promise<unknown>, code: string): Promise<AppError> {
+  const error = await promise.then(
+    () => assert.fail(`expected ${code}`),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof AppError, `expected AppError, got ${String(error)}`);
+  assert.equal(error.code, code, error.message);
+  return error;
+}
+
+describe('OpenAIEmbedder against a stub /v1/embeddings', () => {
+  const stub = new StubServer();
+  let base = '';
+  before(async () => {
+    base = await stub.start();
+  });
+  after(() => stub.stop());
+  beforeEach(() => stub.reset('ok'));
+
+  const make = (extra: Partial<ConstructorParameters<typeof OpenAIEmbedder>[0]> = {}): OpenAIEmbedder =>
+    new OpenAIEmbedder({ baseURL: `${base}/v1`, model: 'test-model', dimensions: DIMS, timeoutMs: 2000, maxRetries: 0, ...extra });
+
+  it('returns one L2-normalised vector per text, in input order', async () => {
+    const embedder = make({ apiKey: API_KEY });
+    assert.deepEqual(embedder.info, { name: 'openai:test-model', dimensions: DIMS });
+    const [a, b, a2] = await embedder.embed(['alpha', 'beta', 'alpha']);
+    for (const v of [a!, b!, a2!]) {
+      assert.equal(v.length, DIMS);
+      assert.ok(Math.abs(norm(v) - 1) < 1e-6);
+    }
+    assert.deepEqual(a, a2);
+    assert.notDeepEqual(a, b);
+    assert.equal(stub.requests.length, 1);
+    const request = stub.requests[0]!;
+    assert.equal(request.path, '/v1/embeddings');
+    assert.deepEqual(request.body['input'], ['alpha', 'beta', 'alpha']);
+    assert.equal(request.body['model'], 'test-model');
+    assert.equal(request.body['encoding_format'], 'float');
+    assert.equal(request.body['dimensions'], undefined);
+    assert.equal(request.authorization, `Bearer ${API_KEY}`);
+  });
+
+  it('splits calls larger than maxBatchSize and sends dimensions only when asked', async () => {
+    const embedder = make({ maxBatchSize: 2, requestDimensions: true });
+    const vectors = await embedder.embed(['a', 'b', 'c', 'd', 'e']);
+    assert.equal(vectors.length, 5);
+    assert.deepEqual(
+      stub.requests.map((r) => (r.body['input'] as string[]).length),
+      [2, 2, 1],
+    );
+    assert.equal(stub.requests[0]!.body['dimensions'], DIMS);
+  });
+
+  it('maps a hanging server to UPSTREAM_TIMEOUT at the deadline', async () => {
+    stub.reset('hang');
+    const started = Date.now();
+    const error = await expectAppError(make({ timeoutMs: 150, maxRetries: 3 }).embed(['x']), 'UPSTREAM_TIMEOUT');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 140 && elapsed < 1500, `took ${elapsed} ms`);
+    assert.equal(error.details['provider'], 'openai');
+  });
+
+  it('maps HTTP 500 to UPSTREAM_UNAVAILABLE with the provider and status, never the key', async () => {
+    stub.reset('error500');
+    const error = await expectAppError(make({ apiKey: API_KEY }).embed(['x']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(error.details['provider'], 'openai');
+    assert.equal(error.details['status'], 500);
+    assert.ok(!JSON.stringify({ message: error.message, details: error.details }).includes(API_KEY));
+  });
+
+  it('retries a failed request within the deadline', async () => {
+    stub.reset('failOnce');
+    const [v] = await make({ maxRetries: 1 }).embed(['x']);
+    assert.equal(v!.length, DIMS);
+    assert.equal(stub.requests.length, 2);
+  });
+
+  it('refuses vectors whose length differs from the configured dimensions', async () => {
+    stub.reset('wrongDims');
+    const error = await expectAppError(make().embed(['x']), 'UPSTREAM_UNAVAILABLE');
+    assert.match(error.message, /9 dimensions; 8 are configured/);
+    assert.equal(error.details['receivedDimensions'], DIMS + 1);
+  });
+
+  it('maps a refused connection to UPSTREAM_UNAVAILABLE', async () => {
+    const closed = new StubServer();
+    const url = await closed.start();
+    await closed.stop();
+    const embedder = new OpenAIEmbedder({ baseURL: `${url}/v1`, model: 'm', dimensions: DIMS, timeoutMs: 2000, maxRetries: 0 });
+    const error = await expectAppError(embedder.embed(['x']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(error.details['provider'], 'openai');
+  });
+
+  it("rejects with the caller's abort reason when the caller aborts", async () => {
+    stub.reset('hang');
+    const controller = new AbortController();
+    const pending = make({ timeoutMs: 5000 }).embed(['x'], controller.signal);
+    setTimeout(() => controller.abort(new Error('client went away')), 30);
+    await assert.rejects(pending, /client went away/);
+  });
+});
+
+describe('OllamaEmbedder against a stub Ollama server', () => {
+  const stub = new StubServer();
+  let host = '';
+  before(async () => {
+    host = await stub.start();
+  });
+  after(() => stub.stop());
+  beforeEach(() => stub.reset('ok'));
+
+  const make = (extra: Partial<ConstructorParameters<typeof OllamaEmbedder>[0]> = {}): OllamaEmbedder =>
+    new OllamaEmbedder({ host, model: 'nomic-embed-text', dimensions: DIMS, timeoutMs: 2000, ...extra });
+
+  it('returns one L2-normalised vector per text, in order, one /api/embeddings request each', async () => {
+    const embedder = make();
+    assert.deepEqual(embedder.info, { name: 'ollama:nomic-embed-text', dimensions: DIMS });
+    const texts = ['one', 'two', 'three', 'four', 'five'];
+    const vectors = await embedder.embed(texts);
+    assert.equal(vectors.length, texts.length);
+    vectors.forEach((v, i) => {
+      assert.ok(Math.abs(norm(v) - 1) < 1e-6);
+      const expected = fakeVector(texts[i]!, DIMS);
+      const n = Math.sqrt(expected.reduce((s, x) => s + x * x, 0));
+      assert.ok(Math.abs(v[0]! - expected[0]! / n) < 1e-6, 'vector belongs to its text');
+    });
+    assert.equal(stub.requests.length, texts.length);
+    assert.ok(stub.requests.every((r) => r.path === '/api/embeddings' && r.body['model'] === 'nomic-embed-text'));
+    assert.deepEqual(stub.requests.map((r) => r.body['prompt']).sort(), [...texts].sort());
+  });
+
+  it('maps a hanging server to UPSTREAM_TIMEOUT at the deadline', async () => {
+    stub.reset('hang');
+    const started = Date.now();
+    const error = await expectAppError(make({ timeoutMs: 150 }).embed(['x']), 'UPSTREAM_TIMEOUT');
+    assert.ok(Date.now() - started < 1500);
+    assert.equal(error.details['provider'], 'ollama');
+  });
+
+  it('maps HTTP 500 to UPSTREAM_UNAVAILABLE with the provider and status', async () => {
+    stub.reset('error500');
+    const error = await expectAppError(make().embed(['x']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(error.details['provider'], 'ollama');
+    assert.equal(error.details['status'], 500);
+  });
+
+  it('refuses vectors whose length differs from the configured dimensions', async () => {
+    stub.reset('wrongDims');
+    const error = await expectAppError(make().embed(['x']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(error.details['expectedDimensions'], DIMS);
+  });
+});
