@@ -5,6 +5,7 @@ import path from 'node:path';
 import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
 import { createApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
+import { createContext } from '../src/graphql/context';
 import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
 import type { Embedder } from '../src/ports/embedder.port';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
@@ -33,6 +34,17 @@ class SlowProvider implements Embedder {
     await new Promise((resolve) => setTimeout(resolve, 50));
     return this.inner.embed(texts);
   }
+}
+
+/** In process (`executeOperation`, no HTTP): the server's own work only. */
+function inProcess(app: App): (q: string) => Promise<number> {
+  let n = 0;
+  return async (q) => {
+    const started = performance.now();
+    const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${++n}`) });
+    if (response.body.kind !== 'single' || response.body.singleResult.errors) throw new Error('ask failed');
+    return performance.now() - started;
+  };
 }
 
 async function ask(url: string, q: string): Promise<number> {
@@ -69,16 +81,18 @@ async function main(): Promise<void> {
     const claims = loadScifact().queries.map((q) => q.text);
     let next = 0;
     const rows: (string | number)[][] = [];
-    const measure = async (label: string, missUrl: string, hitUrl: string = missUrl, repeats = REPEATS) => {
-      await ask(missUrl, 'warm-up: vitamin D and fractures');
-      await ask(hitUrl, 'warm-up: vitamin D and fractures');
+    type Asker = string | ((q: string) => Promise<number>);
+    const call = (asker: Asker, q: string) => (typeof asker === 'string' ? ask(asker, q) : asker(q));
+    const measure = async (label: string, missUrl: Asker, hitUrl: Asker = missUrl, repeats = REPEATS) => {
+      await call(missUrl, 'warm-up: vitamin D and fractures');
+      await call(hitUrl, 'warm-up: vitamin D and fractures');
       const misses: number[] = [];
       const hits: number[] = [];
       for (const q of claims.slice(next, next + QUESTIONS)) {
-        misses.push(await ask(missUrl, q));
+        misses.push(await call(missUrl, q));
         // The result is written to the cache after the response: let it land before the repeats.
         await new Promise((resolve) => setTimeout(resolve, 5));
-        for (let r = 0; r < repeats; r++) hits.push(await ask(hitUrl, q));
+        for (let r = 0; r < repeats; r++) hits.push(await call(hitUrl, q));
       }
       next += QUESTIONS;
       const missP50 = percentile(misses, 50);
@@ -87,6 +101,7 @@ async function main(): Promise<void> {
     };
 
     await measure('in-process cache, local hash embedder', await start({}));
+    await measure('same, without HTTP (executeOperation: the server’s own work)', inProcess(apps[0]!));
     await measure('in-process cache, provider stub (50 ms per call)', await start({}, new SlowProvider()));
     if (await redisReachable()) {
       const redis = { REDIS_URL: BENCH_REDIS_URL, KBQL_CACHE_PREFIX: prefix };
@@ -96,7 +111,7 @@ async function main(): Promise<void> {
       await measure('Redis, hit on another replica (Redis round trip)', first, await start(redis), 1);
     }
     printTable(
-      `(4) A repeated ask over HTTP: ${QUESTIONS} SciFact claims, first call (miss) vs ${REPEATS} repeats (hits), ${DOCUMENTS} abstracts; ${os.cpus().length} cores, node ${process.version}`,
+      `(4) A repeated ask (over HTTP unless said): ${QUESTIONS} SciFact claims, first call (miss) vs ${REPEATS} repeats (hits), ${DOCUMENTS} abstracts; ${os.cpus().length} cores, node ${process.version}`,
       ['setup', 'miss p50 ms', 'miss p95 ms', 'hit p50 ms', 'hit p95 ms', 'hit / miss (p50)'],
       rows,
     );

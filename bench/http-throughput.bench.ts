@@ -16,7 +16,7 @@ import { loadScifact, printTable } from './shared-data';
  * answering the same response from memory. autocannon on loopback, 10 connections, each server in its own process.
  * Rows for kbql with its caches switched off show what each one is worth.
  *
- *   node dist/bench/http-throughput.bench.js [seconds per run, default 5]
+ *   node dist/bench/http-throughput.bench.js [seconds per run, default 4]
  */
 
 interface AutocannonResult {
@@ -30,7 +30,7 @@ type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon') as Autocannon;
 
-const SECONDS = Number(process.argv[2] ?? 5);
+const SECONDS = Number(process.argv[2] ?? 4);
 const CONNECTIONS = 10;
 const DOCUMENTS = 500;
 const QUERY = `query Search($q: String!) { search(collection: "scifact", query: $q, topK: 10) {
