@@ -14,6 +14,7 @@ import { ExtractiveSynthesizer, type ExtractiveSynthesizerOptions } from '../src
 import { sourceTerms, stripMarkers, supportScore } from '../src/modules/query/citations';
 import { analyzeRelevance, bestCoverage, chunkSentences } from '../src/modules/query/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
+import { answerSource as makeSource, mulberry32 as rng } from '../test/helpers/fixtures';
 
 interface Query {
   id: string;
@@ -31,43 +32,6 @@ const dataDir = path.join(
 );
 const queries = (JSON.parse(readFileSync(path.join(dataDir, 'queries.json'), 'utf8')) as { queries: Query[] }).queries;
 const truth = JSON.parse(readFileSync(path.join(dataDir, 'ground_truth.json'), 'utf8')) as Record<string, Truth>;
-
-/** mulberry32: a small seeded PRNG so every run sees the same distractors. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function makeSource(n: number, text: string, title: string | null = null): AnswerSource {
-  const now = new Date(0);
-  return {
-    n,
-    score: 1 / n,
-    vectorScore: null,
-    keywordScore: null,
-    chunk: { id: `c${n}`, documentId: `d${n}`, collectionId: 'squad2', index: 0, text, startOffset: 0, endOffset: text.length },
-    document: {
-      id: `d${n}`,
-      collectionId: 'squad2',
-      externalId: `d${n}`,
-      title,
-      source: null,
-      contentType: 'TEXT',
-      metadata: {},
-      contentHash: '',
-      charCount: text.length,
-      chunkCount: 1,
-      createdAt: now,
-      updatedAt: now,
-    },
-  };
-}
 
 const contexts = [...new Set(queries.map((q) => q.context))];
 interface Case {

@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { VectorIndex, normalise } from '../src/adapters/embedded/vector-index';
+import { mulberry32 } from '../test/helpers/fixtures';
 
 const DIMENSIONS = 1024;
 const SIZES = [10_000, 50_000];
@@ -13,16 +14,6 @@ const K = 10;
 const QUERIES = Number(process.argv[2] ?? 50);
 const WARMUP = 3;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomMatrix(rows: number, rng: () => number): Float32Array {
   const m = new Float32Array(rows * DIMENSIONS);

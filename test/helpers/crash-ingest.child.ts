@@ -7,6 +7,7 @@
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
 import { sha256Hex } from '../../src/ids';
 import type { DocumentWrite } from '../../src/ports/knowledge-store.port';
+import { mulberry32 } from './fixtures';
 
 export const CRASH_INPUT = {
   collectionName: 'crash-ingest',
@@ -86,16 +87,6 @@ function makeDocument(i: number, kind: 'draft' | 'final', chunkCount: number): D
   };
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function main(dataDir: string): Promise<void> {
   const store = new EmbeddedKnowledgeStore({ dataDir });

@@ -10,6 +10,7 @@ import { isAppError } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../src/ports/knowledge-store.port';
 import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { mulberry32 } from '../helpers/fixtures';
 
 runKnowledgeStoreContract('embedded', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
@@ -307,13 +308,3 @@ function cosine(a: Float32Array, b: Float32Array): number {
   return dot / Math.sqrt(na * nb);
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

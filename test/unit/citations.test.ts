@@ -9,31 +9,8 @@ import {
 } from '../../src/modules/query/citations';
 import { analyzeRelevance, assessRelevance, bestCoverage, stem, stemmedTerms } from '../../src/modules/query/relevance';
 import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
+import { answerSource as source } from '../helpers/fixtures';
 
-function source(n: number, text: string, title: string | null = null): AnswerSource {
-  const now = new Date(0);
-  return {
-    n,
-    score: 1,
-    vectorScore: null,
-    keywordScore: null,
-    chunk: { id: `c${n}`, documentId: `d${n}`, collectionId: 'k', index: 0, text, startOffset: 0, endOffset: text.length },
-    document: {
-      id: `d${n}`,
-      collectionId: 'k',
-      externalId: `doc-${n}`,
-      title,
-      source: null,
-      contentType: 'TEXT',
-      metadata: {},
-      contentHash: '',
-      charCount: text.length,
-      chunkCount: 1,
-      createdAt: now,
-      updatedAt: now,
-    },
-  };
-}
 
 const PARIS = source(1, 'Paris is the capital and largest city of France. It hosts the Louvre museum.');
 const BOYLE = source(2, 'Robert Boyle showed in the 1660s that air is necessary for combustion.');

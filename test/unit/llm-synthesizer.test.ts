@@ -12,31 +12,8 @@ import {
 import { AppError } from '../../src/errors';
 import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
 import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
+import { answerSource as source } from '../helpers/fixtures';
 
-function source(n: number, text: string, title: string | null = null): AnswerSource {
-  const now = new Date(0);
-  return {
-    n,
-    score: 1 / n,
-    vectorScore: null,
-    keywordScore: null,
-    chunk: { id: `c${n}`, documentId: `d${n}`, collectionId: 'k', index: 0, text, startOffset: 0, endOffset: text.length },
-    document: {
-      id: `d${n}`,
-      collectionId: 'k',
-      externalId: `doc-${n}`,
-      title,
-      source: null,
-      contentType: 'TEXT',
-      metadata: {},
-      contentHash: '',
-      charCount: text.length,
-      chunkCount: 1,
-      createdAt: now,
-      updatedAt: now,
-    },
-  };
-}
 
 const SOURCES = [
   source(1, 'Robert Boyle showed in the 1660s that air is necessary for combustion.', 'Combustion'),
