@@ -18,14 +18,14 @@ export function redisReachable(): Promise<boolean> {
   });
 }
 
-/** Deletes every key under `<prefix>::` (what a benchmark wrote with KBQL_CACHE_PREFIX=prefix). */
+/** Deletes every key under `<prefix>:` (what a benchmark wrote with KBQL_CACHE_PREFIX=prefix: cache and rate limits). */
 export async function deleteRedisPrefix(prefix: string): Promise<number> {
   const client = createClient({ url: BENCH_REDIS_URL });
   client.on('error', () => undefined);
   await client.connect();
   try {
     let deleted = 0;
-    for await (const keys of client.scanIterator({ MATCH: `${prefix}::*`, COUNT: 1000 })) {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 1000 })) {
       if (keys.length > 0) deleted += await client.del(keys);
     }
     return deleted;

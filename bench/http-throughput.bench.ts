@@ -67,7 +67,7 @@ function startTarget(args: string[]): Promise<{ url: string; child: ChildProcess
 }
 
 async function stopTarget(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -140,6 +140,8 @@ async function main(): Promise<void> {
       const body = await post(target.url);
       if (JSON.stringify(body) !== JSON.stringify(reference)) throw new Error(`${variant.label}: response differs from kbql's`);
       const result = await load(target.url);
+      // autocannon stops sending at the deadline; let the requests still in flight finish before the server stops.
+      await new Promise((resolve) => setTimeout(resolve, 500));
       await stopTarget(target.child);
       if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${variant.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       if (baseline === 0) baseline = result.requests.average;
@@ -153,6 +155,7 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children) await stopTarget(child);
     await rm(dataDir, { recursive: true, force: true });
+    // The cache's keys and the rate limiter's (`<prefix>:rl:…`).
     if (await redisReachable()) await deleteRedisPrefix(prefix);
   }
 }

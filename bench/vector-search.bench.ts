@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,7 +39,11 @@ function passages(): string[] {
 /** `count` vectors for the texts (cached on disk), as one row-major matrix. */
 async function vectors(embedder: HashEmbedder, texts: readonly string[], label: string): Promise<Float32Array> {
   const d = embedder.info.dimensions;
-  const file = path.join(os.tmpdir(), `kbql-bench-vectors-${embedder.info.name}-${label}-${texts.length}x${d}.f32`);
+  // The embedder's output on a probe text is part of the file name: a retuned embedder that kept its name still
+  // gets fresh vectors.
+  const [probe] = await embedder.embed(['kbql vector cache probe: vitamin D and bone density']);
+  const version = createHash('sha256').update(Buffer.from(probe!.buffer)).digest('hex').slice(0, 12);
+  const file = path.join(os.tmpdir(), `kbql-bench-vectors-${embedder.info.name}-${version}-${label}-${texts.length}x${d}.f32`);
   if (existsSync(file)) {
     const bytes = readFileSync(file);
     if (bytes.byteLength === texts.length * d * 4) return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { Registry } from 'prom-client';
 import type { ContainerType } from 'type-graphql';
@@ -46,7 +47,7 @@ import { CollectionResolver } from './modules/collections/collection.resolver';
 import { CollectionService } from './modules/collections/collection.service';
 import { ChunkResolver, DocumentResolver } from './modules/documents/document.resolver';
 import { DocumentService } from './modules/documents/document.service';
-import { CachedEmbedder } from './modules/ingestion/cached-embedder';
+import { CachedEmbedder, outputFingerprint } from './modules/ingestion/cached-embedder';
 import { EmbeddingBatcher } from './modules/ingestion/embedding-batcher';
 import { IngestionResolver } from './modules/ingestion/ingestion.resolver';
 import { IngestionService } from './modules/ingestion/ingestion.service';
@@ -70,7 +71,7 @@ export interface AppOverrides {
   readiness?: ReadinessCheck[];
   /**
    * The documents each access scope may see, as a filter added to its searches (see `KbqlContext.scope`); none by
-   * default (there is no authentication yet, every caller is `public`).
+   * default (access is decided per collection, by tenant).
    */
   accessFilter?: (scope: string) => Filter | undefined;
 }
@@ -136,7 +137,13 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     windowMs: config.batching.windowMs,
     onBatch: (size) => metrics.embedding.batch(embedder.info.name, size),
   });
-  const vectors = new CachedEmbedder(batcher, { store: cache.store('embedding'), embedder: embedder.info, ttlSeconds: config.cache.embeddingTtlSeconds });
+  const vectors = new CachedEmbedder(batcher, {
+    store: cache.store('embedding'),
+    embedder: embedder.info,
+    ttlSeconds: config.cache.embeddingTtlSeconds,
+    // The local embedder's output is versioned by a probe too: a retuned build that kept its name gets fresh entries.
+    version: rawEmbedder instanceof HashEmbedder ? await outputFingerprint(rawEmbedder) : undefined,
+  });
   const collections = new CollectionService({ store, embedder: embedder.info, defaults: config.defaults });
   const documents = new DocumentService({ store, collections });
   const ingestion = new IngestionService({
@@ -219,6 +226,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     cache: createApolloCache(cache.store('apollo')),
     documentStore: config.cache.documentCacheSize > 0 ? createDocumentStore({ maxEntries: config.cache.documentCacheSize }) : null,
     plugins: [
+      // Federated trace data (ftv1) for a router that asks for it, with error messages masked.
+      ApolloServerPluginInlineTrace({ includeErrors: { masked: true } }),
       createQueryLimitsPlugin({
         maxDepth: config.graphql.maxDepth,
         maxCost: config.graphql.maxCost,

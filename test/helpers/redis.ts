@@ -90,7 +90,7 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   const stop = async () => {
     const proc = child;
     child = null;
-    if (!proc || proc.exitCode !== null) return;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     proc.kill('SIGCONT');
     proc.kill('SIGTERM');

@@ -4,9 +4,10 @@ import { parse } from 'graphql';
 import { createApolloCache, createDocumentStore } from '../../src/adapters/cache/apollo.cache';
 import { createKeyvCache } from '../../src/adapters/cache/keyv.cache';
 import { LruMap } from '../../src/adapters/cache/lru-map';
-import { CachedEmbedder, type TextVectors } from '../../src/modules/ingestion/cached-embedder';
+import { CachedEmbedder, outputFingerprint, type TextVectors } from '../../src/modules/ingestion/cached-embedder';
 import { PUBLIC_SCOPE, QueryResultCache, type CachedAnswer, type CachedSearch } from '../../src/modules/query/query-cache';
 import type { CacheKind, CacheStore } from '../../src/ports/cache.port';
+import type { Embedder } from '../../src/ports/embedder.port';
 import type { DocumentRecord, SearchHit } from '../../src/ports/knowledge-store.port';
 
 /** Counts hook calls by `result:kind[:reason]`. */
@@ -289,6 +290,21 @@ describe('CachedEmbedder', () => {
     assert.deepEqual([...(await cached.embed('gamma'))], [...second[1]!]);
     assert.equal(inner.calls.length, 2);
     assert.ok([...store.data.keys()].every((k) => k.startsWith('fake-v1:4:')));
+  });
+
+  it('versions keys by the embedder output when asked to (a retuned embedder that kept its name)', async () => {
+    const tuned = (scale: number): Embedder => ({
+      info,
+      maxBatchSize: 8,
+      embed: async (texts) => texts.map(() => Float32Array.of(scale, 0, 0, 0)),
+    });
+    assert.equal(await outputFingerprint(tuned(1)), await outputFingerprint(tuned(1)));
+    assert.notEqual(await outputFingerprint(tuned(1)), await outputFingerprint(tuned(0.5)));
+    const store = new MapStore();
+    const cached = new CachedEmbedder(new FakeVectors(), { store, embedder: info, ttlSeconds: 60, version: await outputFingerprint(tuned(1)) });
+    await cached.embed('x');
+    await flush();
+    assert.match([...store.data.keys()][0]!, /^fake-v1:4:[0-9a-f]{12}:[0-9a-f]{64}$/);
   });
 
   it('ignores entries of the wrong size and does nothing when off', async () => {

@@ -1,5 +1,6 @@
 import { sha256Hex } from '../../ids';
 import type { CacheStore } from '../../ports/cache.port';
+import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
 
 /** Texts in, vectors out: what the query and ingestion services need (the batcher implements it). */
@@ -15,6 +16,20 @@ export interface CachedEmbedderOptions {
   embedder: EmbedderInfo;
   /** How long a vector is kept, in seconds; 0 turns the cache off. */
   ttlSeconds: number;
+  /**
+   * A version of the embedder's output added to every key, for embedders whose vectors may change without a new
+   * name (see {@link outputFingerprint}); none: the name and dimensions alone.
+   */
+  version?: string;
+}
+
+/**
+ * A short hash of the embedder's vector for a fixed probe text: changes whenever the embedder's output changes, even
+ * if its name does not (worth it for a local embedder, where the probe is free; a remote one would pay a call).
+ */
+export async function outputFingerprint(embedder: Embedder): Promise<string> {
+  const [vector] = await embedder.embed(['kbql embedding cache probe: 25 days of paid vacation']);
+  return sha256Hex(Buffer.from(vector!.buffer, vector!.byteOffset, vector!.byteLength).toString('base64')).slice(0, 12);
 }
 
 /**
@@ -35,7 +50,7 @@ export class CachedEmbedder implements TextVectors {
     if (!(options.ttlSeconds >= 0)) throw new RangeError(`ttlSeconds must be >= 0, got ${options.ttlSeconds}`);
     this.#inner = inner;
     this.#store = options.store;
-    this.#prefix = `${options.embedder.name}:${options.embedder.dimensions}:`;
+    this.#prefix = `${options.embedder.name}:${options.embedder.dimensions}:${options.version ? `${options.version}:` : ''}`;
     this.#dimensions = options.embedder.dimensions;
     this.#ttlSeconds = options.ttlSeconds;
   }

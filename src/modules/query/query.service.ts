@@ -97,7 +97,7 @@ export class QueryService {
       resultCache?: QueryResultCache;
       /**
        * The documents a scope may see, as a filter ANDed to every search of that scope (undefined: no restriction).
-       * None today (no authentication); the security layer supplies it.
+       * None by default: access is decided per collection (its tenant); a document-level rule plugs in here.
        */
       accessFilter?: (scope: string) => Filter | undefined;
     },
@@ -105,8 +105,8 @@ export class QueryService {
 
   /**
    * Ranked hits for a query: a `kbql.retrieve` span around {@link retrieve} with the collection, mode, topK and hit
-   * count. `options.scope` is the caller's access scope (default `public`): it selects the access filter, if any, and
-   * is part of the result-cache key.
+   * count. `options.scope` is the caller's access scope (default `accessScope(access)`): it selects the access
+   * filter, if any, and is part of the result-cache key.
    */
   search(args: SearchArgs, options: QueryOptions): Promise<SearchResult> {
     const facts = { mode: args.mode ?? 'HYBRID', topK: args.topK ?? this.deps.defaults.searchTopK };
