@@ -6,9 +6,9 @@ import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
 import { createApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createContext } from '../src/graphql/context';
-import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
 import type { Embedder } from '../src/ports/embedder.port';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
+import { seedScifact } from './seed-scifact';
 import { loadScifact, percentile, printTable } from './shared-data';
 
 /**
@@ -67,15 +67,7 @@ async function main(): Promise<void> {
   };
   try {
     const seed = await createApp(loadConfig(base));
-    await seed.services.collections.create({ name: 'scifact' }, DEVELOPMENT_PRINCIPAL);
-    const corpus = loadScifact().corpus.slice(0, DOCUMENTS);
-    for (let i = 0; i < corpus.length; i += 250) {
-      await seed.services.ingestion.ingest(
-        'scifact',
-        corpus.slice(i, i + 250).map((d) => ({ id: d.id, title: d.title, content: `${d.title}\n\n${d.text}`, contentType: 'TEXT' as const })),
-        DEVELOPMENT_PRINCIPAL,
-      );
-    }
+    await seedScifact(seed, DOCUMENTS);
     await seed.stop();
 
     const claims = loadScifact().queries.map((q) => q.text);

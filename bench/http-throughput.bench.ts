@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
-import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
+import { seedScifact } from './seed-scifact';
 import { loadScifact, printTable } from './shared-data';
 
 /**
@@ -100,15 +100,7 @@ async function main(): Promise<void> {
   try {
     // One data set for every kbql variant: SciFact abstracts in the embedded store.
     const seed = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir }));
-    await seed.services.collections.create({ name: 'scifact' }, DEVELOPMENT_PRINCIPAL);
-    const corpus = loadScifact().corpus.slice(0, DOCUMENTS);
-    for (let i = 0; i < corpus.length; i += 250) {
-      await seed.services.ingestion.ingest(
-        'scifact',
-        corpus.slice(i, i + 250).map((d) => ({ id: d.id, title: d.title, content: `${d.title}\n\n${d.text}`, contentType: 'TEXT' as const })),
-        DEVELOPMENT_PRINCIPAL,
-      );
-    }
+    await seedScifact(seed, DOCUMENTS);
     await seed.stop();
 
     const redis = await redisReachable();
