@@ -8,7 +8,7 @@ import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
 import { seedScifact } from './seed-scifact';
-import { loadScifact, printTable } from './shared-data';
+import { printTable } from './shared-data';
 
 /**
  * (1) HTTP throughput and latency of `search(topK: 10)`: kbql in production mode (all production plugins: metrics,
