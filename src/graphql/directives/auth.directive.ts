@@ -98,17 +98,29 @@ function guard<TContext extends { principal: Principal | null }>(
   auth: AuthExtension,
 ): GraphQLFieldConfig<unknown, TContext> {
   const resolve = fieldConfig.resolve ?? defaultFieldResolver;
+  const subscribe = fieldConfig.subscribe;
   const { requires } = auth;
+  const check = (principal: Principal | null) => {
+    if (!principal) throw new AppError('UNAUTHENTICATED');
+    if (!hasRole(principal, requires)) {
+      throw new AppError('FORBIDDEN', `This needs the ${requires} role; you have ${principal.role}.`, { requires });
+    }
+  };
   return {
     ...fieldConfig,
     extensions: { ...fieldConfig.extensions, kbqlAuth: auth },
     resolve(source, args, context, info) {
-      const principal = context.principal;
-      if (!principal) throw new AppError('UNAUTHENTICATED');
-      if (!hasRole(principal, requires)) {
-        throw new AppError('FORBIDDEN', `This needs the ${requires} role; you have ${principal.role}.`, { requires });
-      }
+      check(context.principal);
       return resolve(source, args, context, info);
     },
+    // A subscription field starts its stream in `subscribe`: checked there, before any work starts.
+    ...(subscribe
+      ? {
+          subscribe(source: unknown, args: Record<string, unknown>, context: TContext, info: Parameters<typeof resolve>[3]) {
+            check(context.principal);
+            return subscribe(source, args, context, info);
+          },
+        }
+      : {}),
   };
 }

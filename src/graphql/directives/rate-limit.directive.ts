@@ -68,13 +68,33 @@ export function createRateLimitTransform<TContext extends { principal: Principal
     limiterClass: options.limiterClass ?? RateLimiterMemory,
     limiterOptions: { ...options.limiterOptions, keyPrefix: options.keyPrefix } as never,
   });
+  const LimiterClass = (options.limiterClass ?? RateLimiterMemory) as unknown as new (opts: Record<string, unknown>) => RateLimiterAbstract;
   return (schema) => {
+    const subscriptionType = schema.getSubscriptionType()?.name;
     const translated = mapSchema(schema, {
-      [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
+      [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
         const args = getDirective(schema, fieldConfig, RATE_LIMIT_DIRECTIVE)?.[0];
         if (!args) return fieldConfig;
         const limit = options.maxOverride ?? Number(args['max'] ?? 60);
         const duration = options.windowSecondsOverride ?? parseWindow(String(args['window'] ?? '1m'));
+        const subscribe = fieldConfig.subscribe;
+        if (typeName === subscriptionType && subscribe) {
+          // A subscription's resolver runs once per event: the budget is spent when the stream starts instead.
+          const limiter = new LimiterClass({ ...options.limiterOptions, keyPrefix: `${options.keyPrefix}:${typeName}.${fieldName}`, points: limit, duration });
+          return {
+            ...fieldConfig,
+            async subscribe(source, fieldArgs, context, info) {
+              try {
+                await limiter.consume(`${typeName}.${fieldName}:${callerKey(context)}`);
+              } catch (rejection) {
+                if (rejection instanceof Error) throw rejection;
+                const retryAfter = Math.max(1, Math.ceil(((rejection as { msBeforeNext?: number }).msBeforeNext ?? 1000) / 1000));
+                throw new AppError('RATE_LIMITED', `Too many calls; retry in ${retryAfter} s.`, { retryAfter });
+              }
+              return subscribe(source, fieldArgs, context, info);
+            },
+          };
+        }
         const extensions = fieldConfig.extensions as { directives?: Record<string, unknown> } | undefined;
         return {
           ...fieldConfig,

@@ -29,7 +29,14 @@ export interface QueryLimits {
  * What a field costs before its children, by field name: the expensive ones call the embedder, the store and (ask)
  * the synthesizer. Every other field costs 1.
  */
-export const FIELD_COSTS: Readonly<Record<string, number>> = { search: 10, ask: 50, ingestDocuments: 50 };
+export const FIELD_COSTS: Readonly<Record<string, number>> = {
+  search: 10,
+  ask: 50,
+  askStream: 50,
+  ingestDocuments: 50,
+  startIngestion: 50,
+  previewChunks: 10,
+};
 
 /**
  * How many times a field's children are resolved when its `topK`/`first` argument is absent: the default topK of
@@ -38,6 +45,7 @@ export const FIELD_COSTS: Readonly<Record<string, number>> = { search: 10, ask: 
 const DEFAULT_MULTIPLIERS: Readonly<Record<string, number>> = {
   search: 10,
   ask: 5,
+  askStream: 5,
   collections: DEFAULT_PAGE_SIZE,
   documents: DEFAULT_PAGE_SIZE,
   chunks: DEFAULT_PAGE_SIZE,
@@ -123,6 +131,30 @@ function multiplier(
 }
 
 /**
+ * The limit an operation breaks, as the AppError to answer with (QUERY_TOO_DEEP or QUERY_TOO_COMPLEX, with the figure
+ * and the limit in its details), or null when it is within all of them. Shared by HTTP (the plugin below) and the
+ * WebSocket transport, so both refuse the same operations.
+ */
+export function checkOperationLimits(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+  limits: QueryLimits,
+): AppError | null {
+  const figures = estimateOperation(document, operation, variables, { topK: limits.maxTopK, first: MAX_PAGE_SIZE });
+  if (figures.depth > limits.maxDepth) {
+    return new AppError('QUERY_TOO_DEEP', `The operation nests ${Number.isFinite(figures.depth) ? figures.depth : 'endlessly'} levels deep; the limit is ${limits.maxDepth}.`, { maxDepth: limits.maxDepth });
+  }
+  if (figures.aliases > limits.maxAliases) {
+    return new AppError('QUERY_TOO_COMPLEX', `The operation has ${figures.aliases} aliases; the limit is ${limits.maxAliases}.`, { aliases: figures.aliases, maxAliases: limits.maxAliases });
+  }
+  if (figures.cost > limits.maxCost) {
+    return new AppError('QUERY_TOO_COMPLEX', `The operation's estimated cost is ${figures.cost}; the limit is ${limits.maxCost}.`, { cost: figures.cost, maxCost: limits.maxCost });
+  }
+  return null;
+}
+
+/**
  * Rejects an operation over the depth, alias or cost limits after it is parsed and validated and before anything
  * executes (no resolver, store or embedder call): QUERY_TOO_DEEP or QUERY_TOO_COMPLEX, HTTP 400, with the figure and
  * the limit in `extensions`.
@@ -133,16 +165,8 @@ export function createQueryLimitsPlugin<TContext extends BaseContext>(limits: Qu
       return {
         async didResolveOperation({ document, operation, request }) {
           if (!operation) return;
-          const figures = estimateOperation(document, operation, request.variables ?? {}, { topK: limits.maxTopK, first: MAX_PAGE_SIZE });
-          if (figures.depth > limits.maxDepth) {
-            throw reject(new AppError('QUERY_TOO_DEEP', `The operation nests ${Number.isFinite(figures.depth) ? figures.depth : 'endlessly'} levels deep; the limit is ${limits.maxDepth}.`, { maxDepth: limits.maxDepth }));
-          }
-          if (figures.aliases > limits.maxAliases) {
-            throw reject(new AppError('QUERY_TOO_COMPLEX', `The operation has ${figures.aliases} aliases; the limit is ${limits.maxAliases}.`, { aliases: figures.aliases, maxAliases: limits.maxAliases }));
-          }
-          if (figures.cost > limits.maxCost) {
-            throw reject(new AppError('QUERY_TOO_COMPLEX', `The operation's estimated cost is ${figures.cost}; the limit is ${limits.maxCost}.`, { cost: figures.cost, maxCost: limits.maxCost }));
-          }
+          const broken = checkOperationLimits(document, operation, request.variables ?? {}, limits);
+          if (broken) throw reject(broken);
         },
       };
     },
