@@ -4,6 +4,9 @@
  * token F1 on answerable questions, abstention on both kinds, a `minRelevance` sweep, a `maxSentences` sweep, the
  * citation-support calibration behind `minSupport`, and latency on 8 sources of ~1,500 characters.
  *
+ * The sweeps vary one option and keep the other defaults (key coverage 0.6, answer-type and contradiction checks on);
+ * the end-to-end calibration of those defaults, through ingestion and retrieval, is `bench/answers-squad2.bench.ts`.
+ *
  * Run from the project root after `tsc`: `node dist/bench/synthesizer-squad2.bench.js`.
  * `KBQL_DATA_SHARED` overrides the `shared/data` directory. Never copies data into the repository.
  */

@@ -17,8 +17,15 @@ import { OpenAIEmbedder } from './adapters/embedders/openai.embedder';
 import { ContentParser } from './adapters/parsing/content.parser';
 import { LlamaIndexChunker } from './adapters/parsing/llamaindex.chunker';
 import { ExtractiveSynthesizer } from './adapters/synthesizers/extractive.synthesizer';
+import { defaultMinSimilarity } from './modules/query/abstention';
 import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from './adapters/synthesizers/llm.synthesizer';
 import { createJoseVerifier } from './adapters/auth/jose.token-verifier';
+import { RedisApiKeyStore } from './adapters/auth/redis.api-key-store';
+import { SqliteApiKeyStore } from './adapters/auth/sqlite.api-key-store';
+import { applyResolverTimeout } from './graphql/directives/resolver-timeout';
+import { ApiKeyResolver } from './modules/auth/api-key.resolver';
+import { ApiKeyService } from './modules/auth/api-key.service';
+import type { ApiKeyStore } from './ports/api-key-store.port';
 import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/rate-limit/redis.rate-limiter';
 import { createContext, type KbqlContext, type Services } from './graphql/context';
 import { createRateLimitTransform } from './graphql/directives/rate-limit.directive';
@@ -26,10 +33,11 @@ import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
 import { createAuthenticator } from './modules/auth/authenticator';
-import { accessScope } from './modules/auth/principal';
+import { accessScope, type Principal } from './modules/auth/principal';
 import { createFormatError } from './graphql/format-error';
 import { buildKbqlSchema } from './graphql/schema';
 import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from './http/server';
+import { attachSubscriptionServer, type SubscriptionServer } from './http/subscriptions';
 import { createLogger, type Logger } from './logger';
 import {
   createTelemetry,
@@ -51,6 +59,12 @@ import { CachedEmbedder, outputFingerprint } from './modules/ingestion/cached-em
 import { EmbeddingBatcher } from './modules/ingestion/embedding-batcher';
 import { IngestionResolver } from './modules/ingestion/ingestion.resolver';
 import { IngestionService } from './modules/ingestion/ingestion.service';
+import { IngestionJobDocumentResolver, IngestionJobResolver } from './modules/jobs/ingestion-job.resolver';
+import { IngestionJobService } from './modules/jobs/ingestion-job.service';
+import { UploadService } from './modules/jobs/upload.service';
+import { createJobBackend } from './adapters/jobs/job-backend';
+import { FileExtractor } from './adapters/parsing/file.extractor';
+import type { UploadRecord } from './ports/job-store.port';
 import { QueryResolver } from './modules/query/query.resolver';
 import { QueryResultCache } from './modules/query/query-cache';
 import { QueryService } from './modules/query/query.service';
@@ -67,6 +81,8 @@ export interface AppOverrides {
   logger?: Logger;
   /** Where metrics are registered (default: a fresh registry per app). */
   metricsRegistry?: Registry;
+  /** Where service API keys are kept (default: see `createApiKeyStore`). */
+  apiKeyStore?: ApiKeyStore;
   /** Readiness checks reported by /readyz next to the ones the config implies (store, providers). */
   readiness?: ReadinessCheck[];
   /**
@@ -83,6 +99,8 @@ export interface App {
   readonly services: Services;
   readonly apollo: ApolloServer<KbqlContext>;
   readonly httpServer: http.Server;
+  /** GraphQL subscriptions over WebSocket (graphql-ws) on the HTTP server's port, at /graphql. */
+  readonly subscriptions: SubscriptionServer;
   /** Domain metrics (cache hooks and the rest) and their registry. */
   readonly metrics: DomainMetrics;
   /** The cache of embeddings, search/ask results and Apollo's persisted queries (Redis or in process). */
@@ -168,15 +186,51 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       onLocalHit: () => metrics.cache.hit('result'),
     }),
     accessFilter: overrides.accessFilter,
+    // askStream records its own synthesis metrics (the instrumented wrapper has no stream).
+    streamSynthesizer: rawSynthesizer,
+    answerMetrics: { ...metrics.answers, synthesis: metrics.synthesis.call },
+    abstention: { minVectorScore: config.answers.minSimilarity ?? defaultMinSimilarity(config.embedder.kind) },
   });
-  const services: Services = { collections, documents, ingestion, query };
+  // Ingestion jobs: SQLite + in-process queue in the data dir, or Redis + BullMQ shared by replicas (KBQL_JOB_QUEUE).
+  const jobBackend = await createJobBackend({
+    kind: config.jobs.queue,
+    dataDir: config.dataDir,
+    redisUrl: config.cache.redisUrl,
+    prefix: config.cache.prefix,
+    concurrency: config.jobs.concurrency,
+    lockMs: config.jobs.lockMs,
+    logger,
+  });
+  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency });
+  const uploads = new UploadService({ store: jobBackend.uploads, limits: config.uploads });
+  const jobs = new IngestionJobService({
+    store: jobBackend.store,
+    queue: jobBackend.queue,
+    events: jobBackend.events,
+    knowledge: store,
+    ingestion,
+    uploads,
+    extractor: fileExtractor,
+    limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob },
+    metrics: metrics.ingestion,
+    logger,
+  });
+  const services: Services = { collections, documents, ingestion, query, jobs, uploads };
+
+  // Service API keys: a SQLite file in the data dir; with the Weaviate store and REDIS_URL, in Redis (replicas share it).
+  const apiKeyStore = overrides.apiKeyStore ?? createApiKeyStore(config, logger);
+  await apiKeyStore.init();
+  const apiKeys = new ApiKeyService({ store: apiKeyStore, cacheTtlMs: config.auth.apiKeyCacheSeconds * 1000 });
 
   const resolvers = new Map<unknown, unknown>([
     [CollectionResolver, new CollectionResolver(collections, documents)],
     [DocumentResolver, new DocumentResolver(documents)],
     [ChunkResolver, new ChunkResolver()],
     [IngestionResolver, new IngestionResolver(ingestion)],
+    [IngestionJobResolver, new IngestionJobResolver(jobs)],
+    [IngestionJobDocumentResolver, new IngestionJobDocumentResolver()],
     [QueryResolver, new QueryResolver(query)],
+    [ApiKeyResolver, new ApiKeyResolver(apiKeys)],
   ]);
   const container: ContainerType = {
     get: (someClass) => {
@@ -189,7 +243,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // in-memory fallback; in memory otherwise), then @auth on every field (in buildKbqlSchema, outermost but tracing).
   const authenticate = createAuthenticator({
     mode: config.auth.mode,
-    verifier: config.auth.jwt ? createJoseVerifier(config.auth.jwt) : undefined,
+    verifier: config.auth.jwt ? createJoseVerifier({ ...config.auth.jwt, cacheTtlMs: config.auth.tokenCacheSeconds * 1000 }) : undefined,
+    apiKeys,
   });
   if (config.auth.mode === 'none') {
     logger.warn('AUTHENTICATION IS OFF (KBQL_AUTH_MODE=none): every caller is an ADMIN of tenant "default". Use it for local development only; set KBQL_AUTH_MODE=jwt with KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL anywhere else.', {
@@ -209,11 +264,27 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         windowSecondsOverride: config.rateLimit.windowSecondsOverride,
       })
     : undefined;
-  const schema = bindResolversToTrace(await buildKbqlSchema(container, { beforeAuth: rateLimit }));
+  const schema = bindResolversToTrace(await buildKbqlSchema(container, {
+      // Innermost the resolver timeout, then the rate limit, then @auth: a refused call consumes nothing.
+      beforeAuth: (built) => {
+        const bounded = applyResolverTimeout<KbqlContext>(built, { timeoutMs: config.graphql.resolverTimeoutMs });
+        return rateLimit ? rateLimit(bounded) : bounded;
+      },
+    }));
   const development = config.graphql.exposeInternalErrors;
+  // Depth, alias and cost limits: the same for HTTP (Apollo plugin) and WebSocket (subscriptions).
+  const limits = {
+    maxDepth: config.graphql.maxDepth,
+    maxCost: config.graphql.maxCost,
+    maxAliases: config.graphql.maxAliases,
+    maxTopK: config.limits.maxTopK,
+  };
   const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({
     schema,
+    // main.ts owns SIGTERM/SIGINT: drain HTTP first, then stop Apollo. Apollo's own handler (on whenever NODE_ENV is
+    // not test) would stop it at the signal, failing requests still being read with 500 (drill 5 caught this).
+    stopOnTerminationSignals: false,
     introspection,
     // Field suggestions ("Did you mean …?") reveal the schema too: only where introspection is on.
     hideSchemaDetailsFromClientErrors: !introspection,
@@ -228,12 +299,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     plugins: [
       // Federated trace data (ftv1) for a router that asks for it, with error messages masked.
       ApolloServerPluginInlineTrace({ includeErrors: { masked: true } }),
-      createQueryLimitsPlugin({
-        maxDepth: config.graphql.maxDepth,
-        maxCost: config.graphql.maxCost,
-        maxAliases: config.graphql.maxAliases,
-        maxTopK: config.limits.maxTopK,
-      }),
+      createQueryLimitsPlugin(limits),
       createErrorStatusPlugin(),
       createRequestRecordPlugin(),
       createMetricsPlugin({ registry: metrics.registry }),
@@ -253,23 +319,58 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   });
   await apollo.start();
 
+  // One context recipe for both transports: the caller, its access scope, its address, fresh loaders, the services.
+  const contextFor = (requestId: string, principal: Principal | null, req: http.IncomingMessage): KbqlContext =>
+    createContext(store, requestId, {
+      principal,
+      scope: principal ? accessScope(principal) : 'anonymous',
+      clientIp: clientAddress(req, config.auth.trustedProxies),
+      services,
+    });
   const httpServer = createHttpServer<KbqlContext>({
     apollo,
     context: async (requestId, req) => {
       const header = req.headers.authorization;
-      const principal = await authenticate(Array.isArray(header) ? header[0] : header);
-      return createContext(store, requestId, {
-        principal,
-        scope: principal ? accessScope(principal) : 'anonymous',
-        clientIp: clientAddress(req, config.auth.trustedProxies),
-      });
+      const apiKeyHeader = req.headers['x-api-key'];
+      return contextFor(
+        requestId,
+        await authenticate(Array.isArray(header) ? header[0] : header, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader),
+        req,
+      );
     },
     maxBodyBytes: config.limits.maxBodyBytes,
+    uploads: {
+      maxBytes: config.uploads.maxBytes,
+      accept: async (ctx, data, filename, mediaType) => uploadResponse(await uploads.accept(ctx.principal, data, filename, mediaType)),
+    },
     readiness,
     logger,
     metrics: config.metrics.port === null ? renderMetrics : undefined,
   });
   const metricsServer = config.metrics.port === null ? null : createMetricsServer({ metrics: renderMetrics, logger });
+  const subscriptions = attachSubscriptionServer<KbqlContext>({
+    httpServer,
+    schema,
+    authenticate: (authorization, req) => {
+      const apiKeyHeader = req.headers['x-api-key'];
+      return authenticate(authorization, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader);
+    },
+    context: contextFor,
+    limits,
+    maxTokens: config.graphql.maxTokens,
+    introspection,
+    formatError: createFormatError({ exposeInternal: development, logger }),
+    logger,
+    maxPayloadBytes: config.limits.maxBodyBytes,
+  });
+
+  // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
+  await jobs.start();
+  const sweepUploads = () =>
+    void uploads.sweep().catch((error: unknown) => logger.warn('upload sweep failed', { error: error instanceof Error ? error.message : String(error) }));
+  sweepUploads();
+  const uploadSweep = setInterval(sweepUploads, 10 * 60_000);
+  uploadSweep.unref();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -279,6 +380,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     services,
     apollo,
     httpServer,
+    subscriptions,
     metrics,
     metricsServer,
     cache,
@@ -295,15 +397,35 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     },
     stop() {
       stopping ??= (async () => {
-        await drainHttpServer(httpServer);
+        // Stop accepting first (the drain closes the listener at once), then end the streams — their clients are
+        // told the server is going away (1001) and their work stops — then wait for in-flight HTTP requests.
+        const drained = drainHttpServer(httpServer);
+        await subscriptions.close();
+        await drained;
         if (metricsServer?.listening) await drainHttpServer(metricsServer);
         await apollo.stop();
+        clearInterval(uploadSweep);
+        await jobs.stop();
+        await fileExtractor.close();
+        await jobBackend.close();
         await store.close();
         await cache.close();
         await rateLimitStore?.close();
+        await apiKeyStore.close();
       })();
       return stopping;
     },
+  };
+}
+
+/** The body of a 201 from POST /v1/uploads. */
+function uploadResponse(record: UploadRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    filename: record.filename,
+    mediaType: record.mediaType,
+    bytes: record.bytes,
+    expiresAt: record.expiresAt.toISOString(),
   };
 }
 
@@ -330,6 +452,14 @@ function providerReadinessChecks(config: Config): ReadinessCheck[] {
   return checks;
 }
 
+/** API keys live next to the knowledge: the data dir's SQLite, except Weaviate + REDIS_URL (no shared disk): Redis. */
+function createApiKeyStore(config: Config, logger: Logger): ApiKeyStore {
+  if (config.store.kind === 'weaviate' && config.cache.redisUrl) {
+    return new RedisApiKeyStore({ url: config.cache.redisUrl, prefix: config.cache.prefix, logger });
+  }
+  return new SqliteApiKeyStore({ dataDir: config.dataDir });
+}
+
 function createStore(config: Config): KnowledgeStore {
   const s = config.store;
   if (s.kind === 'embedded') return new EmbeddedKnowledgeStore({ dataDir: config.dataDir, busyTimeoutMs: s.timeoutMs });
@@ -341,6 +471,7 @@ function createStore(config: Config): KnowledgeStore {
     collectionPrefix: s.prefix,
     multiTenant: s.multiTenant,
     tenant: s.tenant ?? undefined,
+    bindTenants: s.bindTenants,
     timeoutMs: s.timeoutMs,
     initTimeoutMs: s.initTimeoutMs,
   });
@@ -365,22 +496,37 @@ function createEmbedder(config: Config): Embedder {
   }
 }
 
+/** Timeout, retries, breaker and relevance floor of an LLM synthesizer, from the config. */
+function llmResilience(config: Config) {
+  return {
+    timeoutMs: config.synthesizer.kind === 'extractive' ? undefined : config.synthesizer.timeoutMs,
+    retries: config.answers.llmRetries,
+    breakerThreshold: config.answers.llmBreakerThreshold,
+    breakerHalfOpenAfterMs: config.answers.llmBreakerHalfOpenMs,
+    minRelevance: config.answers.minRelevance ?? undefined,
+  };
+}
+
 function createSynthesizer(config: Config): AnswerSynthesizer {
   const s = config.synthesizer;
   switch (s.kind) {
     case 'extractive':
-      return new ExtractiveSynthesizer();
+      return new ExtractiveSynthesizer({
+        minRelevance: config.answers.minRelevance ?? undefined,
+        minKeyCoverage: config.answers.minKeyCoverage ?? undefined,
+      });
     case 'openai':
       return new LlmSynthesizer({
         llm: createOpenAiLlm({ baseURL: s.baseUrl, apiKey: s.apiKey ?? undefined, model: s.model, timeoutMs: s.timeoutMs }),
         name: `llm:openai:${s.model}`,
-        timeoutMs: s.timeoutMs,
+        ...llmResilience(config),
+        streamChatOptions: { stream_options: { include_usage: true } },
       });
     case 'ollama':
       return new LlmSynthesizer({
         llm: createOllamaLlm({ host: s.baseUrl, model: s.model, timeoutMs: s.timeoutMs }),
         name: `llm:ollama:${s.model}`,
-        timeoutMs: s.timeoutMs,
+        ...llmResilience(config),
       });
   }
 }

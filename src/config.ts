@@ -28,6 +28,7 @@ export const CONFIG_VARIABLES = {
   KBQL_WEAVIATE_PREFIX: { schema: z.string().regex(/^[A-Z][A-Za-z0-9]{0,30}$/), default: 'Kbql', doc: 'prefix of the Weaviate collections kbql creates (one deployment per prefix)' },
   KBQL_WEAVIATE_MULTI_TENANT: { schema: bool, default: 'false', doc: 'create Weaviate collections with multi-tenancy on' },
   KBQL_WEAVIATE_TENANT: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), default: '', doc: 'the Weaviate tenant this deployment serves; required when multi-tenant' },
+  KBQL_WEAVIATE_BIND_TENANTS: { schema: bool, default: 'false', doc: "with KBQL_WEAVIATE_MULTI_TENANT: each kbql tenant's chunks (text, vectors, metadata) live in a Weaviate tenant of their own, named after it and created on demand; collection and document records stay in KBQL_WEAVIATE_TENANT" },
   KBQL_WEAVIATE_INIT_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'how long start-up waits for Weaviate before failing' },
   KBQL_EMBEDDER: { schema: z.enum(['hash', 'openai', 'ollama']), default: 'hash', doc: 'hash = offline hashed n-gram embedder (no download, no key); openai = any OpenAI-compatible endpoint (OpenAI, vLLM, TEI, LocalAI); ollama' },
   KBQL_EMBEDDING_MODEL: { schema: z.string().min(1), default: '', doc: 'embedding model name for openai/ollama' },
@@ -40,6 +41,12 @@ export const CONFIG_VARIABLES = {
   OPENAI_API_KEY: { schema: z.string().min(1), default: '', doc: 'API key for the OpenAI-compatible API (optional for local servers)' },
   OLLAMA_HOST: { schema: url, default: 'http://127.0.0.1:11434', doc: 'Ollama server URL' },
   KBQL_PROVIDER_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'timeout of one embedding or LLM call' },
+  KBQL_LLM_RETRIES: { schema: int(0, 10), default: '2', doc: 'retries of an LLM call on transient failures (HTTP 408/429/5xx, connection refused or reset), with exponential backoff; a streamed answer is retried only before its first token' },
+  KBQL_LLM_BREAKER_THRESHOLD: { schema: int(1, 1000), default: '5', doc: 'consecutive failed LLM calls (transient errors or timeouts) that open the circuit: answers then fail fast with UPSTREAM_UNAVAILABLE' },
+  KBQL_LLM_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'how long an open LLM circuit fails fast before one trial call' },
+  KBQL_ANSWER_MIN_RELEVANCE: { schema: num(0, 1), default: '', doc: 'least share (IDF-weighted) of the question\'s terms the best source sentence must cover to answer rather than abstain; default the calibrated value (see README, answer quality)' },
+  KBQL_ANSWER_MIN_KEY_COVERAGE: { schema: num(0, 1), default: '', doc: 'least share of the question\'s key terms the extractive answer sentence and its neighbours must state; default the calibrated value; 0 = off' },
+  KBQL_ABSTAIN_MIN_SIMILARITY: { schema: num(0, 1), default: '', doc: 'least cosine similarity of the best retrieved chunk (VECTOR/HYBRID) to answer at all; default calibrated per embedder (hash: see README), 0 for openai/ollama (uncalibrated: set it for your model)' },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
   REDIS_URL: { schema: z.url({ protocol: /^rediss?$/ }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), e.g. redis://redis:6379; unset: an in-process cache per replica' },
   KBQL_CACHE_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), default: 'kbql', doc: 'prefix of every cache key in Redis (deployments sharing a Redis need different ones)' },
@@ -58,6 +65,13 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_DOCUMENT_BYTES: { schema: int(16, 1024 ** 3), default: String(2 * 1024 * 1024), doc: 'largest single document content' },
   KBQL_MAX_DOCUMENTS_PER_REQUEST: { schema: int(1, 100_000), default: '500', doc: 'most documents in one ingestDocuments call' },
   KBQL_MAX_QUERY_CHARS: { schema: int(1, 100_000), default: '2000', doc: 'longest search query or question' },
+  KBQL_JOB_QUEUE: { schema: z.enum(['auto', 'memory', 'redis']), default: 'auto', doc: 'where ingestion jobs live: memory = an in-process queue with job state in SQLite in KBQL_DATA_DIR (one replica); redis = BullMQ and job state in REDIS_URL (replicas share the work, each document processed by one); auto = redis when REDIS_URL is set' },
+  KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'documents of ingestion jobs processed at once by each replica' },
+  KBQL_JOB_LOCK_MS: { schema: int(1000, 600_000), default: '30000', doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long' },
+  KBQL_MAX_DOCUMENTS_PER_JOB: { schema: int(1, 1_000_000), default: '10000', doc: 'most documents plus uploads in one startIngestion' },
+  KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
+  KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
+  KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
   KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
   KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
   KBQL_JWT_JWKS_URL: { schema: url, default: '', doc: "JWKS URL of the identity provider (keys cached, refetched on an unknown kid); give this or KBQL_JWT_SECRET" },
@@ -67,6 +81,9 @@ export const CONFIG_VARIABLES = {
   KBQL_JWT_CLOCK_SKEW_SECONDS: { schema: int(0, 300), default: '30', doc: 'clock difference tolerated on `exp` and `nbf`' },
   KBQL_JWT_ROLE_CLAIM: { schema: z.string().min(1), default: 'kbql_role', doc: 'claim holding the role: READER, WRITER or ADMIN (a token without a valid one is refused)' },
   KBQL_JWT_TENANT_CLAIM: { schema: z.string().min(1), default: 'kbql_tenant', doc: 'claim holding the tenant (a token without one is refused)' },
+  KBQL_JWT_CACHE_SECONDS: { schema: int(0, 3600), default: '60', doc: 'how long a verified JWT is remembered (LRU by token hash, never past its `exp`) so repeated requests skip signature checks; failures are never remembered; 0 = off' },
+  KBQL_API_KEY_CACHE_SECONDS: { schema: int(0, 3600), default: '30', doc: 'how long a verified service API key is trusted without reading the key store again; a revocation takes effect at once on the replica that made it, on others within this period; 0 = off' },
+  KBQL_RESOLVER_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'longest any resolver that calls the store, embedder or synthesizer may run before the field fails with UPSTREAM_TIMEOUT (504)' },
   KBQL_TRUSTED_PROXIES: { schema: z.string().regex(/^[0-9A-Fa-f.:]+(?:,[0-9A-Fa-f.:]+)*$/), default: '', doc: 'comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (for the client IP that rate-limits anonymous callers); unset: none' },
   KBQL_RATE_LIMIT: { schema: bool, default: '', doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test' },
   KBQL_RATE_LIMIT_MAX: { schema: int(1, 1_000_000), default: '', doc: 'replaces the max of every @rateLimit field (the schema says 60/min for ask and ingestDocuments, 120/min for search); unset: the schema values' },
@@ -105,6 +122,8 @@ export interface Config {
         readonly prefix: string;
         readonly multiTenant: boolean;
         readonly tenant: string | null;
+        /** Chunks in a Weaviate tenant per kbql tenant (needs multiTenant). */
+        readonly bindTenants: boolean;
       };
   readonly embedder:
     | { readonly kind: 'hash'; readonly dimensions: number; readonly batchSize: number; readonly timeoutMs: number }
@@ -126,6 +145,15 @@ export interface Config {
         readonly baseUrl: string;
         readonly apiKey: string | null;
       };
+  /** Answer quality knobs: abstention thresholds (null = the calibrated default) and the LLM's retries and breaker. */
+  readonly answers: {
+    readonly minRelevance: number | null;
+    readonly minKeyCoverage: number | null;
+    readonly minSimilarity: number | null;
+    readonly llmRetries: number;
+    readonly llmBreakerThreshold: number;
+    readonly llmBreakerHalfOpenMs: number;
+  };
   readonly defaults: {
     readonly chunkSize: number;
     readonly chunkOverlap: number;
@@ -157,6 +185,10 @@ export interface Config {
     } | null;
     /** Proxy addresses whose X-Forwarded-For is trusted. */
     readonly trustedProxies: readonly string[];
+    /** How long a verified JWT is remembered, in seconds; 0 = off. */
+    readonly tokenCacheSeconds: number;
+    /** How long a verified API key is trusted without a store read, in seconds; 0 = off. */
+    readonly apiKeyCacheSeconds: number;
   };
   readonly rateLimit: {
     readonly enabled: boolean;
@@ -173,6 +205,21 @@ export interface Config {
     readonly maxCost: number;
     readonly maxAliases: number;
     readonly maxTokens: number;
+    /** Bound of every resolver that calls out (store, embedder, synthesizer), in ms. */
+    readonly resolverTimeoutMs: number;
+  };
+  readonly jobs: {
+    /** memory: in-process queue + SQLite job state in dataDir; redis: BullMQ + job state in cache.redisUrl. */
+    readonly queue: 'memory' | 'redis';
+    readonly concurrency: number;
+    /** BullMQ lock duration (Redis mode), in ms. */
+    readonly lockMs: number;
+    readonly maxDocumentsPerJob: number;
+    readonly parseTimeoutMs: number;
+  };
+  readonly uploads: {
+    readonly maxBytes: number;
+    readonly ttlSeconds: number;
   };
   readonly batching: {
     /** How long the shared embedding batcher waits for more texts before calling the provider, in ms. */
@@ -272,8 +319,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           tenant: v.KBQL_WEAVIATE_MULTI_TENANT
             ? need('KBQL_WEAVIATE_TENANT', v.KBQL_WEAVIATE_TENANT, 'when KBQL_WEAVIATE_MULTI_TENANT=true')
             : null,
+          bindTenants: v.KBQL_WEAVIATE_BIND_TENANTS ?? false,
         }
       : { kind: 'embedded', timeoutMs: v.KBQL_STORE_TIMEOUT_MS! };
+  if (v.KBQL_WEAVIATE_BIND_TENANTS && !v.KBQL_WEAVIATE_MULTI_TENANT) problems.push('KBQL_WEAVIATE_BIND_TENANTS needs KBQL_WEAVIATE_MULTI_TENANT=true');
 
   const chunkSize = v.KBQL_DEFAULT_CHUNK_SIZE!;
   const chunkOverlap = v.KBQL_DEFAULT_CHUNK_OVERLAP!;
@@ -307,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tenantClaim: v.KBQL_JWT_TENANT_CLAIM!,
     };
   }
+  if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -317,6 +367,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     store,
     embedder,
     synthesizer,
+    answers: {
+      minRelevance: v.KBQL_ANSWER_MIN_RELEVANCE ?? null,
+      minKeyCoverage: v.KBQL_ANSWER_MIN_KEY_COVERAGE ?? null,
+      minSimilarity: v.KBQL_ABSTAIN_MIN_SIMILARITY ?? null,
+      llmRetries: v.KBQL_LLM_RETRIES!,
+      llmBreakerThreshold: v.KBQL_LLM_BREAKER_THRESHOLD!,
+      llmBreakerHalfOpenMs: v.KBQL_LLM_BREAKER_HALF_OPEN_MS!,
+    },
     defaults: {
       chunkSize,
       chunkOverlap,
@@ -336,6 +394,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       mode: authMode,
       jwt,
       trustedProxies: v.KBQL_TRUSTED_PROXIES ? v.KBQL_TRUSTED_PROXIES.split(',') : [],
+      tokenCacheSeconds: v.KBQL_JWT_CACHE_SECONDS!,
+      apiKeyCacheSeconds: v.KBQL_API_KEY_CACHE_SECONDS!,
     },
     rateLimit: {
       enabled: v.KBQL_RATE_LIMIT ?? env_ !== 'test',
@@ -351,7 +411,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCost: v.KBQL_MAX_QUERY_COST!,
       maxAliases: v.KBQL_MAX_ALIASES!,
       maxTokens: v.KBQL_MAX_QUERY_TOKENS!,
+      resolverTimeoutMs: v.KBQL_RESOLVER_TIMEOUT_MS!,
     },
+    jobs: {
+      queue: v.KBQL_JOB_QUEUE === 'redis' || (v.KBQL_JOB_QUEUE !== 'memory' && v.REDIS_URL) ? 'redis' : 'memory',
+      concurrency: v.KBQL_INGEST_CONCURRENCY!,
+      lockMs: v.KBQL_JOB_LOCK_MS!,
+      maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
+      parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
+    },
+    uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },
     batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },
     cache: {
       redisUrl: v.REDIS_URL ?? null,

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request or one of its parts is too large.' },
   UPSTREAM_UNAVAILABLE: { status: 503, message: 'A service kbql depends on is unavailable.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'A service kbql depends on did not answer in time.' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'The data directory cannot be written (disk full or read-only); nothing was changed. Retry once space returns.' },
   INTERNAL_SERVER_ERROR: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

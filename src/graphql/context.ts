@@ -5,6 +5,8 @@ import { createCollectionLoader } from '../modules/collections/collection.loader
 import type { DocumentService } from '../modules/documents/document.service';
 import { createChunkLoader, createDocumentLoader } from '../modules/documents/document.loaders';
 import type { IngestionService } from '../modules/ingestion/ingestion.service';
+import type { IngestionJobService } from '../modules/jobs/ingestion-job.service';
+import type { UploadService } from '../modules/jobs/upload.service';
 import { PUBLIC_SCOPE } from '../modules/query/query-cache';
 import type { QueryService } from '../modules/query/query.service';
 import type { KnowledgeStore } from '../ports/knowledge-store.port';
@@ -14,6 +16,10 @@ export interface Services {
   documents: DocumentService;
   ingestion: IngestionService;
   query: QueryService;
+  /** Asynchronous ingestion jobs (startIngestion, ingestionProgress, …). */
+  jobs: IngestionJobService;
+  /** Files from POST /v1/uploads waiting for a job. */
+  uploads: UploadService;
 }
 
 /**
@@ -43,6 +49,11 @@ export interface KbqlContext {
   /** The client address (X-Forwarded-For only from trusted proxies); the rate-limit key of anonymous callers. */
   clientIp: string;
   loaders: Loaders;
+  /**
+   * The app's services, for resolvers that type-graphql runs without their resolver instance: a subscription's
+   * `subscribe` function is static. Read it with {@link servicesOf}. Absent in contexts built without an app.
+   */
+  services?: Services;
 }
 
 export interface ContextOptions {
@@ -56,12 +67,20 @@ export interface ContextOptions {
   scope?: string;
   /** @default '127.0.0.1' */
   clientIp?: string;
+  /** The app's services (see `KbqlContext.services`). */
+  services?: Services;
 }
 
 /** The caller of a guarded resolver (the `@auth` check ran first, so there is one; UNAUTHENTICATED otherwise). */
 export function principalOf(ctx: KbqlContext): Principal {
   if (!ctx.principal) throw new AppError('UNAUTHENTICATED');
   return ctx.principal;
+}
+
+/** The app's services from a context; a context built without them is a wiring bug (INTERNAL_SERVER_ERROR). */
+export function servicesOf(ctx: KbqlContext): Services {
+  if (!ctx.services) throw new Error('This context was built without the app services (pass `services` to createContext).');
+  return ctx.services;
 }
 
 export function createContext(store: KnowledgeStore, requestId: string, options: ContextOptions = {}): KbqlContext {
@@ -73,5 +92,6 @@ export function createContext(store: KnowledgeStore, requestId: string, options:
     scope: options.scope ?? PUBLIC_SCOPE,
     clientIp: options.clientIp ?? '127.0.0.1',
     loaders: { collection, document: createDocumentLoader(store, collection), chunk: createChunkLoader(store, collection) },
+    services: options.services,
   };
 }

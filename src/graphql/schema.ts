@@ -1,18 +1,43 @@
 import type { GraphQLSchema } from 'graphql';
-import { buildSchema, type ContainerType } from 'type-graphql';
+import { buildSchema, type ContainerType, type PubSub } from 'type-graphql';
+import { ApiKeyResolver } from '../modules/auth/api-key.resolver';
 import { CollectionResolver } from '../modules/collections/collection.resolver';
 import { resolveCollectionReference } from '../modules/collections/collection.reference';
 import { resolveChunkReference } from '../modules/documents/chunk.reference';
 import { resolveDocumentReference } from '../modules/documents/document.reference';
 import { ChunkResolver, DocumentResolver } from '../modules/documents/document.resolver';
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
+import { IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
 import type { KbqlContext } from './context';
 import { applyAuthDirective, authDirective } from './directives/auth.directive';
 import { rateLimitDirective } from './directives/rate-limit.directive';
 import { printSubgraphSdl, toSubgraphSchema } from './federation';
 
-export const RESOLVERS = [CollectionResolver, DocumentResolver, ChunkResolver, IngestionResolver, QueryResolver] as const;
+export const RESOLVERS = [
+  CollectionResolver,
+  DocumentResolver,
+  ChunkResolver,
+  IngestionResolver,
+  QueryResolver,
+  ApiKeyResolver,
+  IngestionJobResolver,
+  IngestionJobDocumentResolver,
+] as const;
+
+/**
+ * type-graphql wants a PubSub as soon as there is a subscription, though kbql's subscriptions never use topics: each
+ * one streams from its service through `@Subscription({ subscribe })` (a topic bus would not work across replicas
+ * anyway). One that is used anyway is a bug, reported loudly.
+ */
+export const NO_TOPICS: PubSub = {
+  publish() {
+    throw new Error('kbql subscriptions stream from their services (`subscribe`), not from pubsub topics');
+  },
+  subscribe() {
+    throw new Error('kbql subscriptions stream from their services (`subscribe`), not from pubsub topics');
+  },
+};
 
 /**
  * Builds the executable schema: the type-graphql schema as a Federation 2 subgraph (`_service`, `_entities`;
@@ -28,6 +53,7 @@ export async function buildKbqlSchema(container?: ContainerType, options: BuildS
     validate: false,
     emitSchemaFile: false,
     directives: [authDirective, rateLimitDirective],
+    pubSub: NO_TOPICS,
   });
   const subgraph = toSubgraphSchema<KbqlContext>(schema, {
     Collection: resolveCollectionReference,

@@ -53,6 +53,15 @@ export interface HttpServerOptions<TContext extends object> {
    */
   propagator?: TextMapPropagator;
   /**
+   * `POST /v1/uploads` (404 without it): the raw body is one file, named by the `X-Kbql-Filename` header, typed by
+   * `Content-Type` (a hint; the type is sniffed from the bytes at ingestion). Authenticated like /graphql (through
+   * `context`); a body over `maxBytes` → 413 PAYLOAD_TOO_LARGE. Answers 201 with what `accept` returns.
+   */
+  uploads?: {
+    maxBytes: number;
+    accept(context: TContext, data: Buffer, filename: string | null, mediaType: string | null): Promise<Record<string, unknown>>;
+  };
+  /**
    * Time allowed for a whole request, in ms.
    * @default 120000
    */
@@ -60,6 +69,7 @@ export interface HttpServerOptions<TContext extends object> {
 }
 
 const GRAPHQL_PATH = '/graphql';
+const UPLOADS_PATH = '/v1/uploads';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Routes probed every few seconds: their request lines are logged at debug level only. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -220,6 +230,9 @@ async function route<TContext extends object>(
       const report = await readiness.report();
       return sendJson(res, report.status === 'not ready' ? 503 : 200, report);
     }
+    case UPLOADS_PATH:
+      if (options.uploads) return handleUpload(options, options.uploads, req, res, requestId);
+      return sendError(res, 'NOT_FOUND', 'Uploads are not served here.');
     case '/metrics':
       if (options.metrics) return sendMetrics(res, options.metrics);
       return sendError(res, 'NOT_FOUND', 'Metrics are not served on this port.');
@@ -315,6 +328,50 @@ async function handleGraphQL<TContext extends object>(
   }
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
+}
+
+/**
+ * `POST /v1/uploads`. Why a plain upload route rather than GraphQL multipart requests: Apollo Server 5 has no
+ * multipart support and its CSRF prevention refuses multipart bodies; a separate route needs no special client link
+ * (any `fetch` or `curl --data-binary` works), enforces its own size limit before GraphQL is involved, and the upload
+ * id can be reused by a retried mutation without sending the bytes again. The required `X-Kbql-Filename` header is a
+ * non-simple header, so a browser cannot send this cross-site without a CORS preflight (which kbql never grants).
+ */
+async function handleUpload<TContext extends object>(
+  options: HttpServerOptions<TContext>,
+  uploads: NonNullable<HttpServerOptions<TContext>['uploads']>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  if ((req.method ?? 'GET').toUpperCase() !== 'POST') {
+    req.resume();
+    res.setHeader('allow', 'POST');
+    return sendJson(res, 405, { errors: [{ message: 'Use POST with the file as the body.', extensions: { code: 'BAD_REQUEST' } }] });
+  }
+  let contextValue: TContext;
+  try {
+    contextValue = await options.context(requestId, req);
+  } catch (error) {
+    if (!isAppError(error)) throw error;
+    req.resume();
+    if (error.code === 'UNAUTHENTICATED') res.setHeader('www-authenticate', 'Bearer realm="kbql", error="invalid_token"');
+    return sendError(res, error.code, error.message, { ...error.details });
+  }
+  const data = await readBody(req, uploads.maxBytes);
+  if (data === null) {
+    res.setHeader('connection', 'close');
+    return sendError(res, 'PAYLOAD_TOO_LARGE', `The file exceeds ${uploads.maxBytes} bytes.`, { maxBytes: uploads.maxBytes });
+  }
+  const header = req.headers['x-kbql-filename'];
+  const filename = (Array.isArray(header) ? header[0] : header) ?? null;
+  const mediaType = req.headers['content-type'] ?? null;
+  try {
+    return sendJson(res, 201, await uploads.accept(contextValue, data, filename, mediaType));
+  } catch (error) {
+    if (!isAppError(error)) throw error;
+    return sendError(res, error.code, error.message, { ...error.details });
+  }
 }
 
 /** Reads the whole body, or returns null as soon as it passes `maxBytes` (Content-Length checked first). */

@@ -95,6 +95,7 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
     updateCollection: (id: string, patch: CollectionPatch): Promise<CollectionRecord> => call('updateCollection', {}, () => store.updateCollection(id, patch)),
     deleteCollection: (id: string): Promise<DeleteCounts | null> => call('deleteCollection', {}, () => store.deleteCollection(id)),
     getCollection: (id: string): Promise<CollectionRecord | null> => call('getCollection', {}, () => store.getCollection(id)),
+    setCollectionShare: (id, tenant, role) => call('setCollectionShare', {}, () => store.setCollectionShare(id, tenant, role)),
     getCollectionByName: (name: string, tenant?: string): Promise<CollectionRecord | null> =>
       call('getCollectionByName', {}, () => store.getCollectionByName(name, tenant)),
     listCollections: (page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>> =>

@@ -21,6 +21,8 @@ export const METRICS = {
   storeQueryDuration: 'kbql_store_query_duration_seconds',
   storeErrors: 'kbql_store_errors_total',
   synthesisDuration: 'kbql_synthesis_duration_seconds',
+  answerCitations: 'kbql_answer_citations_total',
+  answerAbstentions: 'kbql_answer_abstentions_total',
   ingestionDocuments: 'kbql_ingestion_documents_total',
   ingestionChunks: 'kbql_ingestion_chunks_total',
   collectionDocuments: 'kbql_collection_documents',
@@ -34,6 +36,8 @@ export const DEFAULT_METRICS_PREFIX = 'kbql_';
 export type CallOutcome = 'ok' | 'error';
 export type SynthesisOutcome = 'answered' | 'abstained' | 'error';
 export type IngestOutcome = 'indexed' | 'unchanged' | 'failed';
+/** Why an answer abstained: no relevant source (`not_found`), or a generated answer no source backed (`unverified`). */
+export type AbstentionKind = 'not_found' | 'unverified';
 
 export interface CollectionSize {
   collection: string;
@@ -87,6 +91,11 @@ export interface DomainMetrics {
     call(adapter: string, operation: string, mode: string, seconds: number, failed: boolean): void;
   };
   readonly synthesis: { call(synthesizer: string, outcome: SynthesisOutcome, seconds: number): void };
+  /** Answers served (by ask and askStream): their verified and unsupported citations, and abstentions. */
+  readonly answers: {
+    citations(synthesizer: string, supported: number, unsupported: number): void;
+    abstained(synthesizer: string, kind: AbstentionKind): void;
+  };
   readonly ingestion: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
 }
 
@@ -143,6 +152,18 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     help: 'Duration of answer synthesis by synthesizer and outcome (answered, abstained, error), in seconds.',
     labelNames: ['synthesizer', 'outcome'] as const,
     buckets: SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const answerCitations = new Counter({
+    name: METRICS.answerCitations,
+    help: 'Citation markers of served answers by synthesizer and result: supported (kept), unsupported (removed from the answer).',
+    labelNames: ['synthesizer', 'result'] as const,
+    registers: [registry],
+  });
+  const answerAbstentions = new Counter({
+    name: METRICS.answerAbstentions,
+    help: 'Answers that abstained, by synthesizer and reason (not_found, unverified).',
+    labelNames: ['synthesizer', 'reason'] as const,
     registers: [registry],
   });
   const ingestedDocuments = new Counter({
@@ -224,6 +245,15 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     synthesis: {
       call(synthesizer, outcome, seconds) {
         synthesisDuration.observe({ synthesizer, outcome }, seconds);
+      },
+    },
+    answers: {
+      citations(synthesizer, supported, unsupported) {
+        if (supported > 0) answerCitations.inc({ synthesizer, result: 'supported' }, supported);
+        if (unsupported > 0) answerCitations.inc({ synthesizer, result: 'unsupported' }, unsupported);
+      },
+      abstained(synthesizer, kind) {
+        answerAbstentions.inc({ synthesizer, reason: kind });
       },
     },
     ingestion: {

@@ -31,7 +31,23 @@ export interface Synthesis {
   citations: Citation[];
   /** Markers that pointed to no source or to a source that does not support the sentence (removed from `answer`). */
   unsupportedMarkers: number[];
+  /** Tokens the model used, when a model was called and reported them; absent (or null) otherwise. */
+  usage?: SynthesisUsage | null;
 }
+
+/** Token counts a model reported for one answer. */
+export interface SynthesisUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+/**
+ * One step of a streamed synthesis: `delta`s of answer text as it is produced (for an LLM, the model's raw tokens:
+ * markers it invents are still in them), then exactly one `done` with the verified {@link Synthesis}, which is
+ * authoritative (its `answer` has unsupported markers removed). An abstention yields no delta at all.
+ */
+export type SynthesisEvent = { type: 'delta'; text: string } | { type: 'done'; synthesis: Synthesis };
 
 export interface SynthesisRequest {
   question: string;
@@ -43,4 +59,9 @@ export interface AnswerSynthesizer {
   /** e.g. `extractive`, `llm:openai:gpt-4o-mini`. */
   readonly name: string;
   synthesize(request: SynthesisRequest, signal?: AbortSignal): Promise<Synthesis>;
+  /**
+   * The same answer as {@link synthesize}, streamed. Aborting `signal`, or ending the iteration early (`return()`),
+   * stops the work, provider call included. Optional: without it, callers stream the finished answer as one delta.
+   */
+  stream?(request: SynthesisRequest, signal?: AbortSignal): AsyncIterable<SynthesisEvent>;
 }

@@ -27,10 +27,24 @@ export interface EmbedderInfo {
 /** The tenant of collections created without one (and of every collection written before tenants existed). */
 export const DEFAULT_TENANT = 'default';
 
+/** What a share grants another tenant: READER reads and searches; WRITER also ingests, deletes and edits documents. */
+export type ShareRole = 'READER' | 'WRITER';
+
+/** A grant of a collection to another tenant (see {@link KnowledgeStore.setCollectionShare}). */
+export interface CollectionShare {
+  tenant: string;
+  role: ShareRole;
+}
+
 export interface CollectionRecord {
   id: string;
   /** The tenant that owns the collection; its documents and chunks belong to it too. Names are unique per tenant. */
   tenant: string;
+  /**
+   * The other tenants the collection is shared with, sorted by tenant. Adapters always set it (`[]` when none);
+   * optional only so records built by hand (tests, fakes) need not.
+   */
+  shares?: readonly CollectionShare[];
   name: string;
   description: string | null;
   chunking: ChunkingSettings;
@@ -180,6 +194,11 @@ export interface Page<T> {
 export interface CollectionListFilter {
   /** Only this tenant's collections; undefined: every tenant's (operators and metrics only, never a caller). */
   tenant?: string;
+  /**
+   * With `tenant`: also the collections other tenants share with it (still ordered by creation time, then id).
+   * @default false
+   */
+  includeShared?: boolean;
 }
 
 export interface PageRequest {
@@ -215,6 +234,12 @@ export interface KnowledgeStore {
   getCollection(id: string): Promise<CollectionRecord | null>;
   /** The tenant's collection of that name (names are unique per tenant). @default tenant DEFAULT_TENANT */
   getCollectionByName(name: string, tenant?: string): Promise<CollectionRecord | null>;
+  /**
+   * Grants `tenant` (not the owner) `role` on the collection, replacing its earlier grant; `role` null revokes it
+   * (revoking a grant that does not exist is no error). Bumps `version`, so nothing cached under the old access
+   * outlives the change. Throws NOT_FOUND for an unknown id, BAD_USER_INPUT for the owner tenant.
+   */
+  setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord>;
   /** Ordered by creation time, then id. */
   listCollections(page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>>;
   collectionStats(id: string): Promise<CollectionStats>;

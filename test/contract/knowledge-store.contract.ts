@@ -122,6 +122,43 @@ export function runKnowledgeStoreContract(
         assert.equal((await store.getCollectionByName(name, t1))!.id, a.id);
       });
 
+      it('shares a collection with other tenants: grants replace, revoke, bump version, list as shared, survive a rename', async () => {
+        const [owner, t1, t2] = [`own-${randomUUID().slice(0, 8)}`, `b1-${randomUUID().slice(0, 8)}`, `a2-${randomUUID().slice(0, 8)}`];
+        const c = await newCollection({ tenant: owner });
+        const other = await newCollection({ tenant: owner });
+        const theirs = await newCollection({ tenant: t1 });
+        assert.deepEqual(c.shares, [], 'a new collection is shared with nobody');
+        const v0 = c.version;
+        const r1 = await store.setCollectionShare(c.id, t1, 'READER');
+        assert.deepEqual(r1.shares, [{ tenant: t1, role: 'READER' }]);
+        assert.ok(r1.version > v0, 'sharing bumps version');
+        const r2 = await store.setCollectionShare(c.id, t2, 'WRITER');
+        assert.deepEqual(r2.shares, [{ tenant: t2, role: 'WRITER' }, { tenant: t1, role: 'READER' }], 'sorted by tenant');
+        const r3 = await store.setCollectionShare(c.id, t1, 'WRITER');
+        assert.deepEqual(r3.shares, [{ tenant: t2, role: 'WRITER' }, { tenant: t1, role: 'WRITER' }], 'a grant replaces the earlier one');
+        assert.deepEqual((await store.getCollection(c.id))!.shares, r3.shares, 'read back as written');
+        assert.deepEqual((await store.getCollectionByName(c.name, owner))!.shares, r3.shares);
+
+        const sharedWithT1 = await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true });
+        assert.deepEqual(sharedWithT1.items.map((x) => x.id), [c.id, theirs.id], 'own and shared, by creation time');
+        assert.equal(sharedWithT1.total, 2);
+        const page2 = await store.listCollections({ offset: 1, limit: 1 }, { tenant: t1, includeShared: true });
+        assert.deepEqual(page2.items.map((x) => x.id), [theirs.id]);
+        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 })).items.map((x) => x.id), [theirs.id], 'without includeShared: own only');
+        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: owner, includeShared: true })).items.map((x) => x.id), [c.id, other.id]);
+
+        const renamed = await store.updateCollection(c.id, { name: uniqueName() });
+        assert.deepEqual(renamed.shares, r3.shares, 'a rename keeps the shares');
+        const revoked = await store.setCollectionShare(c.id, t1, null);
+        assert.deepEqual(revoked.shares, [{ tenant: t2, role: 'WRITER' }]);
+        assert.ok(revoked.version > renamed.version, 'revoking bumps version');
+        assert.deepEqual((await store.setCollectionShare(c.id, t1, null)).shares, [{ tenant: t2, role: 'WRITER' }], 'revoking twice is no error');
+        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true })).items.map((x) => x.id), [theirs.id]);
+
+        await assert.rejects(store.setCollectionShare(randomUUID(), t1, 'READER'), withCode('NOT_FOUND'));
+        await assert.rejects(store.setCollectionShare(c.id, owner, 'READER'), withCode('BAD_USER_INPUT'));
+      });
+
       it('renames and re-describes, bumping version; CONFLICT for a taken name, NOT_FOUND for an unknown id', async () => {
         const a = await newCollection({ description: 'first' });
         const b = await newCollection();

@@ -238,3 +238,28 @@ describe('security e2e: JWKS (RS256) and HS/RS algorithm confusion', () => {
     assert.equal(forged.status, 401, 'a token signed by another key under a known kid');
   });
 });
+
+describe('security e2e: the verified-token cache never outlives a token', () => {
+  let t: TestApp;
+  let url: string;
+
+  before(async () => {
+    t = await createTestApp({ ...JWT_ENV, KBQL_JWT_CLOCK_SKEW_SECONDS: '0', KBQL_JWT_CACHE_SECONDS: '600' });
+    url = await t.app.listen(0, '127.0.0.1');
+  });
+  after(() => t.close());
+
+  it('a token accepted (and cached) while valid is refused with TOKEN_EXPIRED once its exp passes', async () => {
+    // exp is in whole seconds: 2 s ahead, so the first calls are certainly before it.
+    const exp = now() + 2;
+    const token = hs256(claims({ exp }), JWT_SECRET);
+    for (let i = 0; i < 3; i++) {
+      const ok = await gql(url, { query: QUERY_COLLECTIONS }, token);
+      assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 50));
+    const late = await gql(url, { query: QUERY_COLLECTIONS }, token);
+    assert.equal(late.status, 401, JSON.stringify(late.json));
+    assert.equal(late.json.errors?.[0]?.extensions?.['reason'], 'TOKEN_EXPIRED');
+  });
+});

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createTestApp, type TestApp } from '../helpers/test-app';
-import { CountingEmbedder, countingStore, gql } from '../helpers/security';
+import { CountingEmbedder, countingStore, gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 /** `documents { edges { node { collection { … } } } }` nested until the selection is `depth` levels deep. */
 function deepQuery(depth: number): string {
@@ -101,6 +101,62 @@ describe('security e2e: hostile operations are rejected before any resolver, sto
     const res = await gql(url, [{ query: '{ collections { totalCount } }' }, { query: '{ collections { totalCount } }' }]);
     assert.equal(res.status, 400);
     assertNothingRan();
+  });
+});
+
+describe('security e2e: document size limit and CSRF prevention with authentication on', () => {
+  it('a document over KBQL_MAX_DOCUMENT_BYTES fails alone with PAYLOAD_TOO_LARGE before any embedding; its neighbours are indexed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-docsize-'));
+    const counted = countingStore(dir);
+    const embedder = new CountingEmbedder();
+    const t = await createTestApp({ ...JWT_ENV, KBQL_MAX_DOCUMENT_BYTES: '4096' }, { store: counted.store, embedder });
+    try {
+      const url = await t.app.listen(0, '127.0.0.1');
+      const token = await tokenFor('WRITER', 'acme');
+      await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' }, token);
+      const ingest = 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed failed results { status code } } }';
+      embedder.calls = 0;
+      const big = await gql(url, { query: ingest, variables: { d: [{ id: 'big', content: 'x'.repeat(4097) }] } }, token);
+      assert.deepEqual(big.json.data?.['ingestDocuments'], { indexed: 0, failed: 1, results: [{ status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' }] });
+      assert.equal(embedder.calls, 0, 'nothing was embedded');
+      assert.equal(counted.calls.get('upsertDocument') ?? 0, 0, 'nothing was stored');
+      assert.equal(counted.calls.get('upsertDocuments') ?? 0, 0, 'nothing was stored');
+      const mixed = await gql(url, { query: ingest, variables: { d: [{ id: 'ok', content: 'Small and fine.' }, { id: 'big', content: 'é'.repeat(2049) }] } }, token);
+      assert.deepEqual(mixed.json.data?.['ingestDocuments'].results, [{ status: 'INDEXED', code: null }, { status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' }], 'the limit is in bytes (UTF-8), not characters');
+    } finally {
+      await t.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('CSRF prevention holds with a valid credential: a simple GET (no preflight header) is refused before anything runs', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-csrf-'));
+    const counted = countingStore(dir);
+    const t = await createTestApp(JWT_ENV, { store: counted.store });
+    try {
+      const url = await t.app.listen(0, '127.0.0.1');
+      const token = await tokenFor('ADMIN', 'acme');
+      const query = encodeURIComponent('{ collections { totalCount } }');
+      const simple = await fetch(`${url}/graphql?query=${query}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+      assert.equal(simple.status, 400, 'a browser could send this cross-site with ambient credentials');
+      assert.equal(counted.total(), 0);
+      const form = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: 'mutation { createCollection(input: { name: "csrf" }) { id } }' }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.ok(form.status >= 400 && form.status < 500, `a text/plain POST is refused (${form.status})`);
+      assert.equal(counted.calls.get('createCollection') ?? 0, 0, 'no collection was created');
+      const preflighted = await fetch(`${url}/graphql?query=${query}`, {
+        headers: { authorization: `Bearer ${token}`, 'apollo-require-preflight': 'true' },
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(preflighted.status, 200);
+    } finally {
+      await t.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

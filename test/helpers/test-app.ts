@@ -28,7 +28,7 @@ export async function createTestApp(env: Record<string, string> = {}, overrides:
     async execute(query, variables) {
       const response = await app.apollo.executeOperation(
         { query, variables },
-        { contextValue: createContext(app.store, 'test-request') },
+        { contextValue: createContext(app.store, 'test-request', { services: app.services }) },
       );
       if (response.body.kind !== 'single') throw new Error('expected a single result');
       return response.body.singleResult as never;

@@ -62,7 +62,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const peek = new Database(join(dataDir, 'kbql.sqlite'), { readonly: true });
     try {
       assert.equal(peek.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(peek.pragma('user_version', { simple: true }), 2);
+      assert.equal(peek.pragma('user_version', { simple: true }), 3);
     } finally {
       peek.close();
     }
@@ -94,6 +94,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const old = (await store.getCollectionByName('old'))!;
     assert.equal(old.tenant, 'default');
     assert.equal(old.version, 3);
+    assert.deepEqual(old.shares, [], 'migration 3: collections written before sharing are shared with nobody');
     assert.equal((await store.getDocuments(['d1']))[0]?.collectionId, old.id, 'documents survive the table rebuild');
     await store.close();
   });

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Kind, parse, type ObjectTypeDefinitionNode } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { entityTypeNames, FEDERATION_LINK, toSubgraphSchema } from '../../src/graphql/federation';
-import { buildKbqlSchema, printKbqlSchema, RESOLVERS } from '../../src/graphql/schema';
+import { buildKbqlSchema, NO_TOPICS, printKbqlSchema, RESOLVERS } from '../../src/graphql/schema';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const COMMITTED = readFileSync(path.resolve(__dirname, '..', '..', '..', 'schema', 'schema.graphql'), 'utf8');
@@ -62,7 +62,7 @@ describe('schema/schema.graphql (the subgraph SDL)', () => {
   });
 
   it('refuses an entity without a reference resolver (the router would get bare keys back)', async () => {
-    const schema = await buildSchema({ resolvers: RESOLVERS, validate: false });
+    const schema = await buildSchema({ resolvers: RESOLVERS, validate: false, pubSub: NO_TOPICS });
     assert.deepEqual(entityTypeNames(schema), ['Chunk', 'Collection', 'Document']);
     assert.throws(() => toSubgraphSchema(schema, { Collection: () => null, Document: () => null }), /Chunk/);
     assert.throws(() => toSubgraphSchema(schema, { Collection: () => null, Document: () => null, Chunk: () => null, Answer: () => null }), /Answer/);

@@ -38,7 +38,9 @@ describe('ExtractiveSynthesizer', () => {
 
   it('cites the source number `n`, not the position, in multi-source answers', async () => {
     const sources = [source(4, PARKING.chunk.text), source(7, VACATION.chunk.text), source(9, OXYGEN.chunk.text)];
-    const result = await ask('How many vacation days do employees get, and when does the car park open?', sources);
+    // A two-part question: its best single sentence covers 44% of it, under the calibrated 0.45 default; this test is
+    // about numbering, so it uses the earlier, more lenient floor.
+    const result = await ask('How many vacation days do employees get, and when does the car park open?', sources, new ExtractiveSynthesizer({ minRelevance: 0.35 }));
     assert.equal(result.abstained, false);
     // Ordered by source rank: the car park (rank 0, n 4) before the vacation days (rank 1, n 7).
     assert.equal(

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHmac, createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -57,5 +57,55 @@ describe('JWT verifier (jose)', () => {
     assert.deepEqual(principal, { kind: 'user', subject: 'me', tenant: 'acme', role: 'WRITER' });
     await assert.rejects(createJoseVerifier({ secret: 'y'.repeat(40), algorithms: ['HS256'] }).verify(token), reason('BAD_SIGNATURE'));
     await assert.rejects(createJoseVerifier({ secret, algorithms: ['HS512'] }).verify(token), reason('ALGORITHM_NOT_ALLOWED'));
+  });
+});
+
+describe('JWT verifier: verified-token cache', () => {
+  const secret = 'cache-test-secret-0123456789abcdef0123';
+  const sign = (claims: Record<string, unknown>): string => {
+    const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'svc', kbql_role: 'READER', kbql_tenant: 'acme', ...claims })}`;
+    return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+  };
+  const start = Date.parse('2026-03-01T12:00:00Z');
+  const sec = (ms: number) => Math.floor(ms / 1000);
+
+  it('a repeated token is answered from the cache (same principal object, no signature check), until the TTL', async () => {
+    let now = start;
+    const verifier = createJoseVerifier({ secret, algorithms: ['HS256'], clockSkewSeconds: 0, cacheTtlMs: 60_000, now: () => now });
+    const token = sign({ exp: sec(start) + 3600 });
+    const first = await verifier.verify(token);
+    assert.deepEqual(first, { kind: 'user', subject: 'svc', tenant: 'acme', role: 'READER' });
+    assert.equal(await verifier.verify(token), first, 'the very object cached on the first verification');
+    now += 60_001;
+    const third = await verifier.verify(token);
+    assert.notEqual(third, first, 'past the TTL the token is verified again');
+    assert.deepEqual(third, first);
+    const off = createJoseVerifier({ secret, algorithms: ['HS256'], clockSkewSeconds: 0, cacheTtlMs: 0, now: () => now });
+    assert.notEqual(await off.verify(token), await off.verify(token), 'cacheTtlMs 0: every call verifies');
+  });
+
+  it('an expired token is refused even when it was cached (the entry ends at exp, whatever the TTL)', async () => {
+    let now = start;
+    const verifier = createJoseVerifier({ secret, algorithms: ['HS256'], clockSkewSeconds: 0, cacheTtlMs: 600_000, now: () => now });
+    const token = sign({ exp: sec(start) + 10 });
+    await verifier.verify(token);
+    now = start + 9_000;
+    assert.ok(await verifier.verify(token), 'still valid, from the cache');
+    now = (sec(start) + 10) * 1000;
+    await assert.rejects(verifier.verify(token), reason('TOKEN_EXPIRED'));
+    now = start + 3_600_000;
+    await assert.rejects(verifier.verify(token), reason('TOKEN_EXPIRED'));
+  });
+
+  it('failures are never cached: a token refused before its nbf is accepted once it is valid; a bad one stays refused', async () => {
+    let now = start;
+    const verifier = createJoseVerifier({ secret, algorithms: ['HS256'], clockSkewSeconds: 0, cacheTtlMs: 60_000, now: () => now });
+    const early = sign({ nbf: sec(start) + 5, exp: sec(start) + 3600 });
+    await assert.rejects(verifier.verify(early), reason('CLAIM_NBF'));
+    now += 5_000;
+    assert.ok(await verifier.verify(early));
+    const forged = `${early.slice(0, early.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+    await assert.rejects(verifier.verify(forged), reason('BAD_SIGNATURE'));
+    await assert.rejects(verifier.verify(forged), reason('BAD_SIGNATURE'), 'a forged signature on a cached token’s claims is not the cached token');
   });
 });

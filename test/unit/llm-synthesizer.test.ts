@@ -78,12 +78,14 @@ describe('LlmSynthesizer', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const openAi = (timeoutMs = 2000, minRelevance?: number): LlmSynthesizer =>
+  const openAi = (timeoutMs = 2000, minRelevance?: number, retries?: number): LlmSynthesizer =>
     new LlmSynthesizer({
       llm: createOpenAiLlm({ baseURL: `${baseUrl}/v1`, apiKey: API_KEY, model: 'stub-model', timeoutMs }),
       name: 'llm:openai:stub-model',
       timeoutMs,
+      retryInitialDelayMs: 1,
       ...(minRelevance === undefined ? {} : { minRelevance }),
+      ...(retries === undefined ? {} : { retries }),
     });
 
   it('keeps a correctly cited answer and sends numbered sources to /v1/chat/completions', async () => {
@@ -95,6 +97,7 @@ describe('LlmSynthesizer', () => {
       abstentionReason: null,
       citations: [{ marker: 1, sentence: 'Robert Boyle showed that air is necessary for combustion [1].', supported: true }],
       unsupportedMarkers: [],
+      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
     });
 
     assert.equal(requests.length, 1);
@@ -188,14 +191,17 @@ describe('LlmSynthesizer', () => {
 
   it('fails with UPSTREAM_UNAVAILABLE on a 500, naming the provider and never the key', async () => {
     behaviour = { status: 500 };
-    await assert.rejects(openAi().synthesize({ question: QUESTION, sources: SOURCES }), (error: unknown) => {
+    await assert.rejects(openAi(2000, undefined, 0).synthesize({ question: QUESTION, sources: SOURCES }), (error: unknown) => {
       assert.ok(error instanceof AppError);
       assert.equal(error.code, 'UPSTREAM_UNAVAILABLE');
       assert.deepEqual(error.details, { provider: 'openai', upstreamStatus: 500 });
       assert.ok(!`${error.message} ${JSON.stringify(error.details)}`.includes(API_KEY));
       return true;
     });
-    assert.equal(requests.length, 1, 'no retries by default');
+    assert.equal(requests.length, 1, 'no retry with retries: 0');
+    requests = [];
+    await assert.rejects(openAi().synthesize({ question: QUESTION, sources: SOURCES }), { code: 'UPSTREAM_UNAVAILABLE' });
+    assert.equal(requests.length, 3, 'a persistent 500 is tried 1 + 2 times by default');
   });
 
   it('fails with UPSTREAM_UNAVAILABLE when nothing listens', async () => {

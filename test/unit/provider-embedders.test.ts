@@ -4,7 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { OllamaEmbedder } from '../../src/adapters/embedders/ollama.embedder';
 import { OpenAIEmbedder } from '../../src/adapters/embedders/openai.embedder';
+import { isProviderOutage, isTransientProviderError } from '../../src/adapters/embedders/provider.resilience';
 import { AppError } from '../../src/errors';
+import { OpenAiStub } from '../helpers/openai-stub';
 
 const DIMS = 8;
 const API_KEY = 'sk-test-secret-123';
@@ -231,5 +233,137 @@ describe('OllamaEmbedder against a stub Ollama server', () => {
     stub.reset('wrongDims');
     const error = await expectAppError(make().embed(['x']), 'UPSTREAM_UNAVAILABLE');
     assert.equal(error.details['expectedDimensions'], DIMS);
+  });
+});
+
+describe('provider resilience: retries with backoff, circuit breaker (OpenAI-compatible stub)', () => {
+  let stub: OpenAiStub;
+  before(async () => {
+    stub = await OpenAiStub.start({ dimensions: DIMS });
+  });
+  after(() => stub.close());
+  beforeEach(() => stub.reset());
+
+  const make = (extra: Partial<ConstructorParameters<typeof OpenAIEmbedder>[0]> = {}): OpenAIEmbedder =>
+    new OpenAIEmbedder({
+      baseURL: stub.baseUrl,
+      model: 'stub-embed',
+      dimensions: DIMS,
+      timeoutMs: 2000,
+      maxRetries: 2,
+      resilience: { retryInitialDelayMs: 5, retryMaxDelayMs: 20, breakerThreshold: 2, breakerHalfOpenAfterMs: 150 },
+      ...extra,
+    });
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('retries 500s and a reset connection, then succeeds within the same call', async () => {
+    stub.failNext(500, 1, { routes: ['embeddings'] }).resetNext(1, { routes: ['embeddings'] });
+    const embedder = make();
+    const [v] = await embedder.embed(['x']);
+    assert.equal(v!.length, DIMS);
+    assert.equal(stub.count('embeddings'), 3, 'two failed attempts, then the one that succeeded');
+    assert.equal(embedder.circuitState, 'closed');
+  });
+
+  it('opens the circuit after consecutive failed calls: then fails fast without calling the provider, and heals', async () => {
+    stub.failNext(503, 1000, { routes: ['embeddings'] });
+    const embedder = make();
+    for (let call = 1; call <= 2; call++) {
+      const error = await expectAppError(embedder.embed([`q${call}`]), 'UPSTREAM_UNAVAILABLE');
+      assert.equal(error.details['status'], 503);
+      assert.equal(stub.count('embeddings'), call * 3, 'each call: first attempt + 2 retries');
+    }
+    assert.equal(embedder.circuitState, 'open');
+    const fast = await expectAppError(embedder.embed(['q3']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(fast.details['circuit'], 'open');
+    assert.match(fast.message, /circuit open/);
+    assert.equal(stub.count('embeddings'), 6, 'the open circuit did not call the provider');
+
+    stub.reset(); // the provider heals
+    await pause(200); // past breakerHalfOpenAfterMs: the next call is the trial
+    const [v] = await embedder.embed(['q4']);
+    assert.equal(v!.length, DIMS);
+    assert.equal(embedder.circuitState, 'closed');
+    assert.equal(stub.count('embeddings'), 1);
+  });
+
+  it('a failed trial call re-opens the circuit', async () => {
+    stub.failNext(500, 1000, { routes: ['embeddings'] });
+    const embedder = make({ maxRetries: 0 });
+    await expectAppError(embedder.embed(['a']), 'UPSTREAM_UNAVAILABLE');
+    await expectAppError(embedder.embed(['b']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(embedder.circuitState, 'open');
+    await pause(200);
+    const trial = await expectAppError(embedder.embed(['c']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(trial.details['status'], 500, 'the trial reached the provider');
+    assert.equal(embedder.circuitState, 'open');
+    assert.equal(stub.count('embeddings'), 3);
+  });
+
+  it('calls that time out count as failures and open the circuit', async () => {
+    stub.hangNext(2, { routes: ['embeddings'] });
+    const embedder = make({ timeoutMs: 150 });
+    await expectAppError(embedder.embed(['a']), 'UPSTREAM_TIMEOUT');
+    await expectAppError(embedder.embed(['b']), 'UPSTREAM_TIMEOUT');
+    assert.equal(embedder.circuitState, 'open');
+    const fast = await expectAppError(embedder.embed(['c']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(fast.details['circuit'], 'open');
+    assert.equal(stub.count('embeddings'), 2);
+  });
+
+  it('a 4xx (wrong key) is neither retried nor counted against the provider', async () => {
+    const keyed = await OpenAiStub.start({ dimensions: DIMS, apiKey: 'right-key' });
+    try {
+      const embedder = new OpenAIEmbedder({
+        baseURL: keyed.baseUrl,
+        apiKey: 'wrong-key',
+        model: 'stub-embed',
+        dimensions: DIMS,
+        timeoutMs: 2000,
+        resilience: { breakerThreshold: 1 },
+      });
+      for (let i = 0; i < 3; i++) {
+        const error = await expectAppError(embedder.embed(['x']), 'UPSTREAM_UNAVAILABLE');
+        assert.equal(error.details['status'], 401);
+      }
+      assert.equal(keyed.count('embeddings'), 3, 'one request per call, no retry, no open circuit');
+      assert.equal(embedder.circuitState, 'closed');
+    } finally {
+      await keyed.close();
+    }
+  });
+
+  it("the caller's abort is not counted against the provider", async () => {
+    stub.hangNext(3, { routes: ['embeddings'] });
+    const embedder = make({ timeoutMs: 5000 });
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const pending = embedder.embed(['x'], controller.signal);
+      await stub.waitForRequests(i + 1, { route: 'embeddings' });
+      controller.abort(new Error('client went away'));
+      await assert.rejects(pending, /client went away/);
+    }
+    assert.equal(embedder.circuitState, 'closed');
+  });
+});
+
+describe('provider error classification', () => {
+  const withStatus = (status: number) => Object.assign(new Error(`HTTP ${status}`), { status });
+  it('retries connection failures, 408, 429 and 5xx; never other 4xx or kbql errors', () => {
+    for (const status of [408, 429, 500, 502, 503]) assert.equal(isTransientProviderError(withStatus(status)), true, String(status));
+    for (const status of [400, 401, 403, 404, 422]) assert.equal(isTransientProviderError(withStatus(status)), false, String(status));
+    assert.equal(isTransientProviderError(Object.assign(new Error('x'), { status_code: 503 })), true, 'Ollama errors');
+    assert.equal(isTransientProviderError(new TypeError('fetch failed', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })), true);
+    assert.equal(isTransientProviderError(new AppError('UPSTREAM_UNAVAILABLE')), false);
+    assert.equal(isTransientProviderError(new Error('something else')), false);
+  });
+  it('counts timeouts, unreachable providers and 408/429/5xx as outages; not 4xx, malformed answers or an open circuit', () => {
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_TIMEOUT')), true);
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_UNAVAILABLE', 'x', { provider: 'p', status: null })), true);
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_UNAVAILABLE', 'x', { provider: 'p', status: 503 })), true);
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_UNAVAILABLE', 'x', { provider: 'p', status: 401 })), false);
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_UNAVAILABLE', 'x', { provider: 'p', expected: 2, received: 1 })), false);
+    assert.equal(isProviderOutage(new AppError('UPSTREAM_UNAVAILABLE', 'x', { provider: 'p', circuit: 'open', status: null })), false);
+    assert.equal(isProviderOutage(new Error('abort')), false);
   });
 });

@@ -16,12 +16,14 @@ import {
   parseHybridExplain,
   queryTerms,
   WeaviateKnowledgeStore,
+  weaviateTenantFor,
   type WeaviateStoreOptions,
 } from '../../src/adapters/weaviate/weaviate.knowledge-store';
 import { isTransientError, Resilience } from '../../src/adapters/weaviate/weaviate.resilience';
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentRecord, DocumentWrite, Filter, FilterScalar } from '../../src/ports/knowledge-store.port';
+import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
 import { FakeStatusError, FakeWeaviate } from '../helpers/fake-weaviate';
 
 const DIM = 4;
@@ -470,6 +472,51 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     await root.close();
   });
 
+  it('bindTenants: each kbql tenant’s chunks live in a Weaviate tenant of its own, created on demand; records stay in the home tenant', async () => {
+    const fake = new FakeWeaviate();
+    const { store } = await open({ multiTenant: true, tenant: 'home', bindTenants: true }, fake);
+    await store.init();
+    const make = (tenant: string) =>
+      store.createCollection({ tenant, name: 'kb', description: null, chunking: { strategy: 'SENTENCE', chunkSize: 100, chunkOverlap: 10 }, embedder: { name: 'test', dimensions: DIM } });
+    const ca = await make('acme');
+    const cb = await make('globex.eu');
+    const shardB = weaviateTenantFor('globex.eu');
+    assert.match(shardB, /^kbqlh-[0-9a-f]{40}$/, 'a kbql tenant Weaviate would refuse is hashed');
+    assert.equal(weaviateTenantFor('acme'), 'acme');
+    const chunksOf = (c: CollectionRecord) => `KbqlChunks_${c.id.replace(/-/g, '')}`;
+    const da = await store.upsertDocument(ca.id, doc('d', ['acme secret text', 'more acme']));
+    await store.upsertDocument(cb.id, doc('d', ['globex text']));
+
+    assert.equal(fake.objects(chunksOf(ca), 'acme').length, 2, "acme's chunks in Weaviate tenant acme");
+    assert.equal(fake.objects(chunksOf(cb), shardB).length, 1);
+    assert.equal(fake.objects(chunksOf(ca), 'home').length, 0, 'none in the home tenant');
+    assert.equal(fake.objects('KbqlDocuments', 'home').length, 2, 'document records stay home');
+    const created = fake.calls.filter((c) => c.method === 'ensureTenant').map((c) => `${c.collection}/${String(c.args[1])}`);
+    assert.ok(created.includes(`${chunksOf(ca)}/acme`) && created.includes(`${chunksOf(cb)}/${shardB}`), created.join());
+
+    // Every path that touches chunks goes to the owner's shard: search, listChunks, getChunks, metadata, delete.
+    assert.equal((await store.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 })).length, 1);
+    assert.equal((await store.search({ collectionId: cb.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 1, limit: 10, offset: 0 })).length, 1);
+    assert.equal((await store.listChunks(da.id, { offset: 0, limit: 10 })).total, 2);
+    assert.equal((await store.getChunks([chunkId(da.id, 1)]))[0]?.text, 'more acme');
+    await store.updateDocumentMetadata(da.id, { team: 'red' });
+    assert.equal(fake.objects(chunksOf(ca), 'acme').filter((o) => JSON.stringify(o).includes('red')).length, 2);
+    const dataMethods = ['insertMany', 'insert', 'fetchObjects', 'deleteMany', 'aggregate', 'nearVector', 'bm25', 'hybrid'];
+    const wrong = fake.calls.filter(
+      (c) => c.collection?.startsWith('KbqlChunks_') && dataMethods.includes(c.method) && c.tenant !== (c.collection === chunksOf(ca) ? 'acme' : shardB),
+    );
+    assert.deepEqual(wrong.map((c) => `${c.method} ${c.collection} ${c.tenant}`), []);
+
+    // A fresh store (another replica: nothing cached) finds the same shards.
+    const { store: replica } = await open({ multiTenant: true, tenant: 'home', bindTenants: true }, fake);
+    assert.deepEqual(await replica.deleteDocuments([da.id]), { documents: 1, chunks: 2 });
+    assert.deepEqual(fake.objects(chunksOf(ca), 'acme'), []);
+    assert.equal((await replica.search({ collectionId: cb.id, mode: 'KEYWORD', text: 'globex', alpha: 0.5, limit: 10, offset: 0 })).length, 1);
+    await replica.close();
+    await store.close();
+    assert.throws(() => new WeaviateKnowledgeStore({ url: URL, bindTenants: true }), TypeError);
+  });
+
   it('takes over a stale name claim and refuses a live one', async () => {
     const { store, fake } = await open();
     const c = await collection(store, 'taken');
@@ -603,4 +650,15 @@ describe('WeaviateKnowledgeStore resilience', () => {
     assert.equal(isTransientError(new Error('invalid filter')), false);
     assert.throws(() => new Resilience({ target: 'x', retries: -1 }), RangeError);
   });
+});
+
+// The whole port contract with chunks bound to per-kbql-tenant Weaviate tenants (the contract creates collections in
+// several kbql tenants, so several shards are in play).
+runKnowledgeStoreContract('weaviate (in-memory fake, multi-tenant, bindTenants)', async () => {
+  const fake = new FakeWeaviate();
+  const store = new WeaviateKnowledgeStore(
+    { url: 'http://weaviate.fake:8080', multiTenant: true, tenant: 'home', bindTenants: true, timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
+    { connect: fake.connect },
+  );
+  return { store, cleanup: () => store.close() };
 });

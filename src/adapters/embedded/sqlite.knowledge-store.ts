@@ -12,6 +12,7 @@ import type {
   CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
+  CollectionShare,
   CollectionStats,
   ContentType,
   DeleteCounts,
@@ -26,6 +27,7 @@ import type {
   PageRequest,
   SearchHit,
   SearchRequest,
+  ShareRole,
 } from '../../ports/knowledge-store.port';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import { VectorIndex } from './vector-index';
@@ -138,6 +140,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX collections_by_created ON collections(created_at, id);
   CREATE INDEX collections_by_tenant ON collections(tenant, created_at, id);
   `,
+  // 3: collections shared with other tenants: a JSON array of {tenant, role}, sorted by tenant, written whole.
+  `
+  ALTER TABLE collections ADD COLUMN shares TEXT NOT NULL DEFAULT '[]';
+  `,
 ];
 
 interface CollectionRow {
@@ -152,6 +158,7 @@ interface CollectionRow {
   version: number;
   created_at: number;
   updated_at: number;
+  shares: string;
 }
 
 interface DocumentRow {
@@ -244,7 +251,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       migrate(db);
     } catch (error) {
       db.close();
-      throw error;
+      throw storageError(error) ?? error;
     }
     this.db = db;
   }
@@ -342,6 +349,24 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return row ? toCollection(row) : null;
   }
 
+  async setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord> {
+    const db = this.open();
+    const bumps: VersionBumps = new Map();
+    db.transaction(() => {
+      const row = this.collectionRow(id);
+      if (!row) throw notFound('Collection', id);
+      if (row.tenant === tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { tenant });
+      const shares = parseShares(row.shares).filter((s) => s.tenant !== tenant);
+      if (role) shares.push({ tenant, role });
+      shares.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+      const now = Date.now();
+      this.prepare('UPDATE collections SET shares = ? WHERE id = ?').run(JSON.stringify(shares), id);
+      this.bumpVersion(id, now, bumps);
+    }).immediate();
+    this.applyIndexOps([], bumps);
+    return toCollection(this.collectionRow(id)!);
+  }
+
   async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
     const row = this.prepare('SELECT * FROM collections WHERE tenant = ? AND name = ?').get(tenant, name) as CollectionRow | undefined;
     return row ? toCollection(row) : null;
@@ -349,6 +374,17 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
   async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
     const { offset, limit } = checkPage(page);
+    if (filter.tenant !== undefined && filter.includeShared) {
+      // Shares are few per collection: a scan of the JSON arrays is cheap next to everything else a listing costs.
+      const where = `tenant = @tenant OR EXISTS (SELECT 1 FROM json_each(collections.shares) s WHERE json_extract(s.value, '$.tenant') = @tenant)`;
+      const total = this.prepare(`SELECT count(*) AS n FROM collections WHERE ${where}`).get({ tenant: filter.tenant }) as { n: number };
+      const rows = this.prepare(`SELECT * FROM collections WHERE ${where} ORDER BY created_at, id LIMIT @limit OFFSET @offset`).all({
+        tenant: filter.tenant,
+        limit,
+        offset,
+      }) as CollectionRow[];
+      return { items: rows.map(toCollection), total: total.n };
+    }
     if (filter.tenant !== undefined) {
       const total = this.prepare('SELECT count(*) AS n FROM collections WHERE tenant = ?').get(filter.tenant) as { n: number };
       const rows = this.prepare('SELECT * FROM collections WHERE tenant = ? ORDER BY created_at, id LIMIT ? OFFSET ?').all(
@@ -388,7 +424,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
-    const [result] = this.upsertMany(collectionId, [doc]);
+    const [result] = withStorageErrors(() => this.upsertMany(collectionId, [doc]));
     if (!result!.ok) throw result!.error;
     return result!.document;
   }
@@ -401,7 +437,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    * Throws NOT_FOUND for an unknown collection.
    */
   async upsertDocuments(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
-    return this.upsertMany(collectionId, docs);
+    return withStorageErrors(() => this.upsertMany(collectionId, docs));
   }
 
   async deleteDocuments(ids: string[]): Promise<DeleteCounts> {
@@ -867,7 +903,33 @@ function mapConstraint(error: unknown, name: string): unknown {
   if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
     return new AppError('CONFLICT', `A collection named "${name}" already exists.`, { name }, { cause: error });
   }
-  return error;
+  return storageError(error) ?? error;
+}
+
+/**
+ * SQLite's "cannot write" failures (disk full, read-only file system or file, I/O error, cannot open) as AppError
+ * STORAGE_UNAVAILABLE, or null for anything else. The failed transaction was rolled back in full, so nothing
+ * partial is left: the caller may retry once space returns.
+ */
+export function storageError(error: unknown): AppError | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^SQLITE_(FULL|READONLY|IOERR|CANTOPEN)/.test(code)) return null;
+  const reason = code.startsWith('SQLITE_FULL')
+    ? 'disk full'
+    : code.startsWith('SQLITE_READONLY')
+      ? 'read-only'
+      : code.startsWith('SQLITE_CANTOPEN')
+        ? 'cannot open the database file: missing, read-only or full'
+        : 'I/O error';
+  return new AppError('STORAGE_UNAVAILABLE', `The embedded store cannot write to its data directory (${reason}); nothing was changed.`, { reason, sqliteCode: code }, { cause: error });
+}
+
+function withStorageErrors<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (error) {
+    throw storageError(error) ?? error;
+  }
 }
 
 function checkPage(page: { offset: number; limit: number }): { offset: number; limit: number } {
@@ -917,7 +979,16 @@ function toCollection(row: CollectionRow): CollectionRecord {
     version: row.version,
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
+    shares: parseShares(row.shares),
   };
+}
+
+function parseShares(json: string | undefined): CollectionShare[] {
+  const parsed = JSON.parse(json ?? '[]') as unknown;
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
+    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
+  );
 }
 
 function toDocument(row: DocumentRow): DocumentRecord {

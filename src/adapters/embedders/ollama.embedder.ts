@@ -2,6 +2,7 @@ import { OllamaEmbedding } from '@llamaindex/ollama';
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
 import { assertPositiveInteger, finishVectors, withDeadline } from './openai.embedder';
+import { ProviderResilience, type ProviderResilienceOptions } from './provider.resilience';
 
 export interface OllamaEmbedderOptions {
   /**
@@ -29,6 +30,16 @@ export interface OllamaEmbedderOptions {
    * @default 4
    */
   concurrency?: number;
+  /**
+   * Retries of each failed request (connection errors, 408/429/5xx) inside the deadline, with exponential backoff.
+   * @default 2
+   */
+  maxRetries?: number;
+  /**
+   * Backoff and circuit breaker (see {@link ProviderResilience}).
+   * @default { retryInitialDelayMs: 200, retryMaxDelayMs: 2000, breakerThreshold: 5, breakerHalfOpenAfterMs: 10000 }
+   */
+  resilience?: Omit<ProviderResilienceOptions, 'provider' | 'retries'>;
 }
 
 const PROVIDER = 'ollama';
@@ -42,6 +53,7 @@ export class OllamaEmbedder implements Embedder {
   readonly #dimensions: number;
   readonly #timeoutMs: number;
   readonly #concurrency: number;
+  readonly #resilience: ProviderResilience;
 
   constructor(options: OllamaEmbedderOptions) {
     assertPositiveInteger('dimensions', options.dimensions);
@@ -55,6 +67,12 @@ export class OllamaEmbedder implements Embedder {
     assertPositiveInteger('maxBatchSize', this.maxBatchSize);
     assertPositiveInteger('concurrency', this.#concurrency);
     this.info = Object.freeze({ name: `${PROVIDER}:${options.model}`, dimensions: options.dimensions });
+    this.#resilience = new ProviderResilience({ ...options.resilience, provider: PROVIDER, retries: options.maxRetries ?? 2 });
+  }
+
+  /** The circuit breaker's state: `open` while the provider is considered down (calls fail fast). */
+  get circuitState(): ProviderResilience['state'] {
+    return this.#resilience.state;
   }
 
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
@@ -66,7 +84,7 @@ export class OllamaEmbedder implements Embedder {
   }
 
   async #embedBatch(texts: string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
-    const raw = await withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
+    const raw = await this.#resilience.execute(() => withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
       // One client per call: OllamaEmbedding takes no per-request signal, so the call's signal goes into its fetch.
       const client = new OllamaEmbedding({
         model: this.#model,
@@ -80,12 +98,12 @@ export class OllamaEmbedder implements Embedder {
       const worker = async (): Promise<void> => {
         while (next < texts.length && !callSignal.aborted) {
           const i = next++;
-          vectors[i] = await client.getTextEmbedding(texts[i]!);
+          vectors[i] = await this.#resilience.withRetries(callSignal, () => client.getTextEmbedding(texts[i]!));
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.#concurrency, texts.length) }, worker));
       return vectors;
-    });
+    }));
     return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
   }
 }

@@ -2,6 +2,7 @@ import { OpenAIEmbedding } from '@llamaindex/openai';
 import { AppError, isAppError } from '../../errors';
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
+import { ProviderResilience, providerStatusOf, type ProviderResilienceOptions } from './provider.resilience';
 
 /** An OpenAI-compatible `/v1/embeddings` endpoint: OpenAI, vLLM, Text Embeddings Inference, LocalAI… */
 export interface OpenAIEmbedderOptions {
@@ -33,10 +34,16 @@ export interface OpenAIEmbedderOptions {
    */
   maxBatchSize?: number;
   /**
-   * Retries of a failed request (connection errors, 408/409/429/5xx) inside the deadline.
+   * Retries of a failed request (connection errors, 408/429/5xx) inside the deadline, with exponential backoff.
    * @default 2
    */
   maxRetries?: number;
+  /**
+   * Backoff and circuit breaker (see {@link ProviderResilience}): after `breakerThreshold` consecutive failed calls
+   * the embedder fails fast with UPSTREAM_UNAVAILABLE for `breakerHalfOpenAfterMs`, then tries again.
+   * @default { retryInitialDelayMs: 200, retryMaxDelayMs: 2000, breakerThreshold: 5, breakerHalfOpenAfterMs: 10000 }
+   */
+  resilience?: Omit<ProviderResilienceOptions, 'provider' | 'retries'>;
 }
 
 const PROVIDER = 'openai';
@@ -50,6 +57,7 @@ export class OpenAIEmbedder implements Embedder {
   readonly #dimensions: number;
   readonly #requestDimensions: boolean;
   readonly #timeoutMs: number;
+  readonly #resilience: ProviderResilience;
 
   constructor(options: OpenAIEmbedderOptions) {
     assertPositiveInteger('dimensions', options.dimensions);
@@ -66,11 +74,18 @@ export class OpenAIEmbedder implements Embedder {
       // Explicit values, so the client never falls back to OPENAI_API_KEY / OPENAI_BASE_URL from the environment.
       apiKey: options.apiKey ?? 'no-key',
       baseURL: options.baseURL ?? 'https://api.openai.com/v1',
-      maxRetries: options.maxRetries ?? 2,
+      // Retries are kbql's (backoff + circuit breaker below), not the client's.
+      maxRetries: 0,
       timeout: this.#timeoutMs,
       embedBatchSize: this.maxBatchSize,
       ...(this.#requestDimensions ? { dimensions: options.dimensions } : {}),
     });
+    this.#resilience = new ProviderResilience({ ...options.resilience, provider: PROVIDER, retries: options.maxRetries ?? 2 });
+  }
+
+  /** The circuit breaker's state: `open` while the provider is considered down (calls fail fast). */
+  get circuitState(): ProviderResilience['state'] {
+    return this.#resilience.state;
   }
 
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
@@ -82,21 +97,27 @@ export class OpenAIEmbedder implements Embedder {
   }
 
   async #embedBatch(texts: string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
-    const raw = await withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
-      const session = await this.#embedding.session;
-      const response = await session.embeddings.create(
-        {
-          model: this.#model,
-          input: this.#embedding.truncateMaxTokens(texts),
-          // Plain floats: base64 (the SDK's default) is not implemented by every compatible server.
-          encoding_format: 'float',
-          ...(this.#requestDimensions ? { dimensions: this.#dimensions } : {}),
-        },
-        { signal: callSignal },
-      );
-      const data = Array.isArray(response?.data) ? [...response.data] : [];
-      return data.sort((a, b) => a.index - b.index).map((d) => d.embedding);
-    });
+    const input = this.#embedding.truncateMaxTokens(texts);
+    // Breaker outside the deadline (a call that times out counts as a failure), retries inside it.
+    const raw = await this.#resilience.execute(() =>
+      withDeadline(PROVIDER, this.#timeoutMs, signal, (callSignal) =>
+        this.#resilience.withRetries(callSignal, async (attemptSignal) => {
+          const session = await this.#embedding.session;
+          const response = await session.embeddings.create(
+            {
+              model: this.#model,
+              input,
+              // Plain floats: base64 (the SDK's default) is not implemented by every compatible server.
+              encoding_format: 'float',
+              ...(this.#requestDimensions ? { dimensions: this.#dimensions } : {}),
+            },
+            { signal: attemptSignal },
+          );
+          const data = Array.isArray(response?.data) ? [...response.data] : [];
+          return data.sort((a, b) => a.index - b.index).map((d) => d.embedding);
+        }),
+      ),
+    );
     return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
   }
 }
@@ -157,8 +178,7 @@ export async function withDeadline<T>(
 export function upstreamError(provider: string, error: unknown): AppError {
   if (isAppError(error)) return error;
   // The OpenAI client's errors carry `status`, the Ollama client's `status_code`.
-  const { status: s1, status_code: s2 } = (error ?? {}) as { status?: unknown; status_code?: unknown };
-  const status = typeof s1 === 'number' ? s1 : typeof s2 === 'number' ? s2 : null;
+  const status = providerStatusOf(error);
   const name = error instanceof Error ? `${error.name} ${error.constructor.name}` : '';
   if (/timeout/i.test(name) || status === 408 || status === 504) {
     return new AppError('UPSTREAM_TIMEOUT', `Embedding provider ${provider} timed out.`, { provider, status }, { cause: error });

@@ -1,16 +1,31 @@
-import type { ChatMessage, LLM, MessageContent } from '@llamaindex/core/llms';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { ChatMessage, ChatResponseChunk, LLM, MessageContent } from '@llamaindex/core/llms';
 import { Ollama } from '@llamaindex/ollama';
 import { OpenAI } from '@llamaindex/openai';
-import { AppError } from '../../errors';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleWhen,
+  noop,
+  retry,
+  wrap,
+  type CircuitBreakerPolicy,
+  type IPolicy,
+} from 'cockatiel';
+import { AppError, isAppError } from '../../errors';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
 import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../modules/query/relevance';
 import type {
   AnswerSource,
   AnswerSynthesizer,
   Synthesis,
+  SynthesisEvent,
   SynthesisRequest,
+  SynthesisUsage,
 } from '../../ports/answer-synthesizer.port';
-
 /** The reply the prompt asks for when the sources do not hold the answer. */
 export const NOT_FOUND_TOKEN = 'NOT_FOUND';
 
@@ -23,10 +38,30 @@ export interface LlmSynthesizerOptions {
   /** Reported as the synthesizer's name, e.g. `llm:openai:gpt-4o-mini`; its second segment names the provider in errors. */
   name: string;
   /**
-   * Deadline for the model's reply, in milliseconds; past it the call fails with UPSTREAM_TIMEOUT.
+   * Bound of one attempt, in milliseconds: the whole reply of a non-streaming call; for a streamed one, the wait for
+   * the first token and for each next one. Past it the attempt is aborted and the call fails with UPSTREAM_TIMEOUT
+   * (a timed-out attempt is not retried: a slow model stays slow, and the caller has waited long enough).
    * @default 30000
    */
   timeoutMs?: number;
+  /**
+   * Retries after the first attempt on transient failures (HTTP 408, 429, 5xx, connection refused or reset), with
+   * exponential backoff. A streamed call is retried only before its first token reached the caller.
+   * @default 2
+   */
+  retries?: number;
+  /** First retry delay in milliseconds; doubles each retry (with jitter). @default 200 */
+  retryInitialDelayMs?: number;
+  /** Largest retry delay in milliseconds. @default 2000 */
+  retryMaxDelayMs?: number;
+  /**
+   * Consecutive failed attempts (transient errors or timeouts) that open the circuit: then calls fail fast with
+   * UPSTREAM_UNAVAILABLE without reaching the provider, until one trial call succeeds.
+   * @default 5
+   */
+  breakerThreshold?: number;
+  /** How long an open circuit fails fast before letting one trial call through, in milliseconds. @default 30000 */
+  breakerHalfOpenAfterMs?: number;
   /**
    * Characters of each source's chunk text put in the prompt (cut at a word boundary).
    * @default 2000
@@ -49,12 +84,41 @@ export interface LlmSynthesizerOptions {
    * @default true
    */
   abstainWhenUnverified?: boolean;
+  /**
+   * Extra request options for streamed calls; for OpenAI-compatible APIs, `{ stream_options: { include_usage: true } }`
+   * makes them report token usage (set by the app for `openai`; Ollama reports usage without it).
+   * @default {}
+   */
+  streamChatOptions?: Record<string, unknown>;
+}
+
+/** The signal of the current provider attempt, read by the fetch functions of {@link createOpenAiLlm}/{@link createOllamaLlm}. */
+const attemptSignal = new AsyncLocalStorage<AbortSignal>();
+
+/**
+ * `fetch` that also aborts with the current attempt's signal: LlamaIndex's chat API takes no AbortSignal, so the
+ * synthesizer hands it over through async context. Aborting the attempt (timeout, caller gone) closes the HTTP
+ * request, so no provider call outlives the request that made it.
+ */
+export function attemptAwareFetch(base: typeof fetch = fetch, timeoutMs?: number): typeof fetch {
+  return (input, init) => {
+    const signals = [init?.signal, attemptSignal.getStore(), timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter(
+      (s): s is AbortSignal => !!s,
+    );
+    return base(input, { ...init, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] });
+  };
+}
+
+/** Thrown inside an attempt when its own bound is hit (mapped to UPSTREAM_TIMEOUT). */
+class AttemptTimeout extends Error {
+  override readonly name = 'AttemptTimeout';
 }
 
 /**
  * Answers with a chat model over the numbered sources, then verifies every `[n]` the model wrote: markers naming no
  * source or a source that does not support their sentence are removed and reported. Abstains without calling the
- * model when no source is relevant enough, and when the model replies `NOT_FOUND`.
+ * model when no source is relevant enough, and when the model replies `NOT_FOUND`. Every model call is bounded
+ * (`timeoutMs`), retried on transient failures and goes through a circuit breaker (cockatiel), one per synthesizer.
  */
 export class LlmSynthesizer implements AnswerSynthesizer {
   readonly name: string;
@@ -65,6 +129,10 @@ export class LlmSynthesizer implements AnswerSynthesizer {
   private readonly minRelevance: number;
   private readonly minSupport: number;
   private readonly abstainWhenUnverified: boolean;
+  private readonly streamChatOptions: Record<string, unknown>;
+  private readonly retryPolicy: IPolicy;
+  private readonly breaker: CircuitBreakerPolicy;
+  private readonly breakerThreshold: number;
 
   constructor(options: LlmSynthesizerOptions) {
     this.llm = options.llm;
@@ -75,21 +143,107 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     this.minRelevance = options.minRelevance ?? DEFAULT_MIN_RELEVANCE;
     this.minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
     this.abstainWhenUnverified = options.abstainWhenUnverified ?? true;
+    this.streamChatOptions = options.streamChatOptions ?? {};
+    const retries = options.retries ?? 2;
+    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
+    this.retryPolicy =
+      retries === 0
+        ? noop
+        : retry(handleWhen(isTransientLlmError), {
+            maxAttempts: retries,
+            backoff: new ExponentialBackoff({ initialDelay: options.retryInitialDelayMs ?? 200, maxDelay: options.retryMaxDelayMs ?? 2000 }),
+          });
+    this.breakerThreshold = options.breakerThreshold ?? 5;
+    this.breaker = circuitBreaker(
+      handleWhen((e) => isTransientLlmError(e) || e instanceof AttemptTimeout),
+      { halfOpenAfter: options.breakerHalfOpenAfterMs ?? 30_000, breaker: new ConsecutiveBreaker(this.breakerThreshold) },
+    );
+  }
+
+  /** The breaker's state: `closed` (calls go through), `open` (failing fast), `half-open` (one trial call). */
+  get circuit(): 'closed' | 'open' | 'half-open' | 'isolated' {
+    const state = this.breaker.state;
+    return state === CircuitState.Closed ? 'closed' : state === CircuitState.Open ? 'open' : state === CircuitState.HalfOpen ? 'half-open' : 'isolated';
   }
 
   async synthesize({ question, sources }: SynthesisRequest, signal?: AbortSignal): Promise<Synthesis> {
     signal?.throwIfAborted();
-    if (sources.length === 0 || assessRelevance(question, sources) < this.minRelevance) {
-      return abstain(NOT_FOUND_REASON);
+    if (!this.relevant(question, sources)) return abstain(NOT_FOUND_REASON);
+    const messages = buildMessages(question, sources, this.maxSourceChars);
+    const { text, usage } = await this.call(signal, async (attempt) => {
+      const response = await attemptSignal.run(attempt, () => this.llm.chat({ messages }));
+      return { text: textOf(response.message.content), usage: usageOf(response.raw) };
+    });
+    return this.finish(text, sources, usage);
+  }
+
+  /**
+   * The model's tokens as they arrive (reasoning blocks and a leading `NOT_FOUND` held back), then the verified
+   * synthesis. Ending the iteration early or aborting `signal` aborts the provider request.
+   */
+  async *stream({ question, sources }: SynthesisRequest, signal?: AbortSignal): AsyncGenerator<SynthesisEvent> {
+    signal?.throwIfAborted();
+    if (!this.relevant(question, sources)) {
+      yield { type: 'done', synthesis: abstain(NOT_FOUND_REASON) };
+      return;
     }
+    const messages = buildMessages(question, sources, this.maxSourceChars);
+    // One controller for the accepted attempt, kept after the policy returns: it aborts the HTTP stream when the
+    // consumer stops, times out between tokens, or the caller aborts.
+    let live: AbortController | undefined;
+    const opened = await this.call(signal, async (attempt, controller) => {
+      const iterable = await attemptSignal.run(attempt, () =>
+        this.llm.chat({ messages, stream: true, additionalChatOptions: this.streamChatOptions }),
+      );
+      const iterator = iterable[Symbol.asyncIterator]();
+      const first = await attemptSignal.run(attempt, () => iterator.next());
+      live = controller;
+      return { iterator, first };
+    }, true);
+    const { iterator } = opened;
+    const onCallerAbort = () => live?.abort(signal?.reason);
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    let raw = '';
+    let emitted = 0;
+    let usage: SynthesisUsage | null = null;
+    let step: IteratorResult<ChatResponseChunk> = opened.first;
+    // One abort promise for the whole stream (a listener per token would pile up on the signal).
+    const aborted = rejectOnAbort(live!.signal);
+    aborted.catch(() => undefined);
+    try {
+      while (!step.done) {
+        raw += step.value.delta;
+        usage = usageOf(step.value.raw) ?? usage;
+        const shown = visibleText(raw);
+        if (shown.length > emitted) {
+          yield { type: 'delta', text: shown.slice(emitted) };
+          emitted = shown.length;
+        }
+        step = await this.nextWithin(iterator, live!, aborted, signal);
+      }
+    } catch (error) {
+      throw this.toAppError(error, signal);
+    } finally {
+      signal?.removeEventListener('abort', onCallerAbort);
+      // Stops the HTTP stream when the consumer left early or something failed; a no-op after a complete reply.
+      live?.abort(new Error('stream closed'));
+      void iterator.return?.().catch(() => undefined);
+    }
+    yield { type: 'done', synthesis: this.finish(raw, sources, usage) };
+  }
 
-    const reply = cleanReply(await this.chat(buildMessages(question, sources, this.maxSourceChars), signal));
-    if (!reply || isNotFound(reply)) return abstain(NOT_FOUND_REASON);
+  private relevant(question: string, sources: readonly AnswerSource[]): boolean {
+    return sources.length > 0 && assessRelevance(question, sources) >= this.minRelevance;
+  }
 
+  /** The verified synthesis of a complete reply. */
+  private finish(text: string, sources: readonly AnswerSource[], usage: SynthesisUsage | null): Synthesis {
+    const reply = cleanReply(text);
+    if (!reply || isNotFound(reply)) return { ...abstain(NOT_FOUND_REASON), usage };
     const verified = verifyCitations(reply, sources, { minSupport: this.minSupport });
     const grounded = verified.citations.some((c) => c.supported);
     if (!verified.answer || (this.abstainWhenUnverified && !grounded)) {
-      return { ...abstain(UNVERIFIED_REASON), citations: verified.citations, unsupportedMarkers: verified.unsupportedMarkers };
+      return { ...abstain(UNVERIFIED_REASON), citations: verified.citations, unsupportedMarkers: verified.unsupportedMarkers, usage };
     }
     return {
       answer: verified.answer,
@@ -97,33 +251,83 @@ export class LlmSynthesizer implements AnswerSynthesizer {
       abstentionReason: null,
       citations: verified.citations,
       unsupportedMarkers: verified.unsupportedMarkers,
+      usage,
     };
   }
 
-  /** One non-streaming chat call bounded by `timeoutMs` and the caller's signal, errors mapped to AppError. */
-  private async chat(messages: ChatMessage[], signal?: AbortSignal): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const call = this.llm.chat({ messages });
-    // The losing promise must not surface later as an unhandled rejection.
-    call.catch(() => undefined);
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.timeoutError()), this.timeoutMs);
-      if (signal) {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
-    });
+  /**
+   * Runs `attempt` under retry and breaker, each attempt with its own AbortController that fires after `timeoutMs`
+   * or when the caller aborts; the attempt also loses a race against that signal, so a model client that ignores
+   * it cannot hold the caller. `keepOpen`: the returned value still uses the attempt (a stream), so its controller
+   * is not aborted on success.
+   */
+  private async call<T>(
+    signal: AbortSignal | undefined,
+    attempt: (signal: AbortSignal, controller: AbortController) => Promise<T>,
+    keepOpen = false,
+  ): Promise<T> {
+    const policy = wrap(this.retryPolicy, this.breaker);
     try {
-      const response = await Promise.race([call, deadline]);
-      return textOf(response.message.content);
+      return await policy.execute(async () => {
+        signal?.throwIfAborted();
+        const controller = new AbortController();
+        const timer = setTimeout(() => controller.abort(new AttemptTimeout()), this.timeoutMs);
+        const onAbort = () => controller.abort(signal!.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        let ok = false;
+        try {
+          const work = attempt(controller.signal, controller);
+          work.catch(() => undefined);
+          const result = await Promise.race([work, rejectOnAbort(controller.signal)]);
+          ok = true;
+          return result;
+        } catch (error) {
+          // The client's own error ("Request was aborted") hides why: report the reason the attempt was aborted.
+          throw controller.signal.aborted ? controller.signal.reason : error;
+        } finally {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          if (!ok || !keepOpen) controller.abort(new Error('attempt finished'));
+        }
+      }, signal);
     } catch (error) {
-      if (error instanceof AppError || (signal?.aborted && error === signal.reason)) throw error;
-      throw this.mapError(error);
+      throw this.toAppError(error, signal);
+    }
+  }
+
+  /** The next chunk of a stream, bounded by `timeoutMs` (between tokens) and the caller's signal. */
+  private async nextWithin(
+    iterator: AsyncIterator<ChatResponseChunk>,
+    controller: AbortController,
+    aborted: Promise<never>,
+    signal: AbortSignal | undefined,
+  ): Promise<IteratorResult<ChatResponseChunk>> {
+    signal?.throwIfAborted();
+    const timer = setTimeout(() => controller.abort(new AttemptTimeout()), this.timeoutMs);
+    try {
+      const next = attemptSignal.run(controller.signal, () => iterator.next());
+      next.catch(() => undefined);
+      return await Promise.race([next, aborted]);
+    } catch (error) {
+      throw controller.signal.aborted ? controller.signal.reason : error;
     } finally {
       clearTimeout(timer);
-      if (signal && onAbort) signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  private toAppError(error: unknown, signal: AbortSignal | undefined): unknown {
+    if (signal?.aborted && error === signal.reason) return error;
+    if (isAppError(error)) return error;
+    if (error instanceof AttemptTimeout) return this.timeoutError(error);
+    if (error instanceof BrokenCircuitError) {
+      return new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        `The ${this.provider} model is unavailable (circuit open after ${this.breakerThreshold} consecutive failures); not calling it.`,
+        { provider: this.provider, circuit: 'open' },
+        { cause: error },
+      );
+    }
+    return this.mapError(error);
   }
 
   private timeoutError(cause?: unknown): AppError {
@@ -147,6 +351,65 @@ export class LlmSynthesizer implements AnswerSynthesizer {
       { cause: error },
     );
   }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+const TRANSIENT_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CONNECT_TIMEOUT)$/;
+
+/**
+ * Worth retrying: HTTP 408, 429 and 5xx, and connection failures (refused, reset, "fetch failed", the OpenAI
+ * client's APIConnectionError). Never 4xx otherwise, never kbql's own errors, a caller's abort or an attempt timeout.
+ */
+export function isTransientLlmError(error: unknown): boolean {
+  if (isAppError(error) || error instanceof AttemptTimeout || error instanceof BrokenCircuitError) return false;
+  const status = upstreamStatus(error);
+  if (status !== null) return status === 408 || status === 429 || status >= 500;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.name === 'APIConnectionError') return true;
+    if (e.name === 'AbortError' || e.name === 'APIUserAbortError' || e.name === 'APIConnectionTimeoutError') return false;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSIENT_CODES.test(code)) return true;
+    if (/fetch failed|socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** Token usage from a provider's raw response or stream chunk (OpenAI `usage`, Ollama eval counts), or null. */
+export function usageOf(raw: unknown): SynthesisUsage | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const r = raw as { usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown } | null; prompt_eval_count?: unknown; eval_count?: unknown };
+  if (r.usage && typeof r.usage.prompt_tokens === 'number' && typeof r.usage.completion_tokens === 'number') {
+    const total = typeof r.usage.total_tokens === 'number' ? r.usage.total_tokens : r.usage.prompt_tokens + r.usage.completion_tokens;
+    return { promptTokens: r.usage.prompt_tokens, completionTokens: r.usage.completion_tokens, totalTokens: total };
+  }
+  if (typeof r.prompt_eval_count === 'number' && typeof r.eval_count === 'number') {
+    return { promptTokens: r.prompt_eval_count, completionTokens: r.eval_count, totalTokens: r.prompt_eval_count + r.eval_count };
+  }
+  return null;
+}
+
+/**
+ * The part of a partial reply that may be shown: complete `<think>` blocks removed, an unclosed one (or a tag still
+ * being written) cut off, leading whitespace dropped, and nothing while it could still be the `NOT_FOUND` reply.
+ */
+export function visibleText(raw: string): string {
+  let text = raw.replace(/<think>[\s\S]*?<\/think>/gi, '');
+  const open = text.search(/<think>/i);
+  if (open >= 0) text = text.slice(0, open);
+  const partialTag = /<(?:t(?:h(?:i(?:n(?:k)?)?)?)?)?$/i.exec(text);
+  if (partialTag) text = text.slice(0, partialTag.index);
+  text = text.replace(/^\s+/, '');
+  const probe = text.replace(/^\W+/, '');
+  if (NOT_FOUND_TOKEN.startsWith(probe.slice(0, NOT_FOUND_TOKEN.length)) && (probe.length <= NOT_FOUND_TOKEN.length || probe.startsWith(NOT_FOUND_TOKEN))) {
+    return '';
+  }
+  return text;
 }
 
 function upstreamStatus(error: unknown): number | null {
@@ -218,7 +481,8 @@ export interface OpenAiLlmOptions {
   /** Per-request timeout of the HTTP client, in milliseconds (the synthesizer's own deadline also applies). */
   timeoutMs: number;
   /**
-   * Retries of the HTTP client on 429/5xx/connection errors (each waits ≥ 0.5 s, within the synthesizer's deadline).
+   * Retries of the HTTP client itself on 429/5xx/connection errors. Keep 0 under an {@link LlmSynthesizer}: it
+   * retries with backoff and counts failures in its breaker, which client-side retries would hide.
    * @default 0
    */
   maxRetries?: number;
@@ -239,6 +503,8 @@ export function createOpenAiLlm(options: OpenAiLlmOptions): LLM {
     maxRetries: options.maxRetries ?? 0,
     maxTokens: options.maxTokens ?? 512,
     temperature: 0,
+    // Aborts the HTTP request with the synthesizer's attempt (timeout, retry, caller gone): see attemptAwareFetch.
+    additionalSessionOptions: { fetch: attemptAwareFetch() },
   });
 }
 
@@ -253,9 +519,6 @@ export interface OllamaLlmOptions {
 /** An Ollama chat model, deterministic (temperature 0), its requests aborted after `timeoutMs`. */
 export function createOllamaLlm(options: OllamaLlmOptions): LLM {
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs));
-  const fetchWithTimeout: typeof fetch = (input, init) => {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
-  };
+  const fetchWithTimeout = attemptAwareFetch(fetch, timeoutMs);
   return new Ollama({ model: options.model, config: { host: options.host, fetch: fetchWithTimeout }, options: { temperature: 0 } });
 }

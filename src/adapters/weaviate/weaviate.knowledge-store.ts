@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FilterValue } from 'weaviate-client';
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId, uuidV5, UUID_PATTERN } from '../../ids';
@@ -10,6 +10,7 @@ import type {
   CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
+  CollectionShare,
   CollectionStats,
   ContentType,
   DeleteCounts,
@@ -23,6 +24,7 @@ import type {
   PageRequest,
   SearchHit,
   SearchRequest,
+  ShareRole,
 } from '../../ports/knowledge-store.port';
 import {
   connectWeaviate,
@@ -74,6 +76,14 @@ export interface WeaviateStoreOptions {
   multiTenant?: boolean;
   /** Tenant of this store when `multiTenant` is on (`[A-Za-z0-9_-]{1,64}`). @default none */
   tenant?: string;
+  /**
+   * With `multiTenant`: keep the chunks of each kbql collection (their text, vectors and filterable metadata — the
+   * searchable bulk of a tenant's data) in the Weaviate tenant named after the collection's kbql tenant (see
+   * {@link weaviateTenantFor}), created on demand, instead of the store's one `tenant`. The registry and the
+   * document records stay in `tenant`: document ids do not name their collection, so they are looked up there.
+   * @default false
+   */
+  bindTenants?: boolean;
   /** Bound of one query attempt (also passed to the client as its query timeout). @default 10000 */
   timeoutMs?: number;
   /** Bound of one write attempt (batch insert, batch delete, schema change). @default 30000 */
@@ -126,6 +136,8 @@ interface Core {
   tenants: Set<string>;
   /** In-process serialisation of read-modify-write on a collection record. */
   locks: Map<string, Promise<unknown>>;
+  /** kbql tenant of each collection seen (a collection never changes owner). */
+  owners: Map<string, string>;
 }
 
 const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -167,6 +179,9 @@ const REGISTRY_PROPERTIES: PropertySpec[] = [
   num('updatedAtMs'),
   text('createdKey', 'field'),
   text('className', 'none'),
+  // Sharing: the grants as JSON, and the grantee tenants alone (filterable) for "collections shared with me".
+  text('sharesJson', 'none'),
+  { name: 'sharedTenants', dataType: 'text[]', tokenization: 'field', indexFilterable: true, indexSearchable: false },
 ];
 
 const DOCUMENT_PROPERTIES: PropertySpec[] = [
@@ -267,11 +282,13 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       schema: new Map(),
       tenants: new Set(),
       locks: new Map(),
+      owners: new Map(),
     };
     if (options.tenant !== undefined) {
       if (!resolved.multiTenant) throw new TypeError('tenant is only meaningful with multiTenant: true');
       checkTenant(options.tenant);
     }
+    if (resolved.bindTenants && !resolved.multiTenant) throw new TypeError('bindTenants needs multiTenant: true');
     this.tenant = options.tenant;
   }
 
@@ -335,10 +352,11 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       version: 1,
       createdAt: new Date(now),
       updatedAt: new Date(now),
+      shares: [],
     };
     await this.claimName(record.tenant, record.name, record.id);
     try {
-      await this.ensureChunkCollection(record.id);
+      await this.ensureChunkCollection(record.id, true, this.chunkTenant(record.tenant));
       await this.writeCollection(record);
       const claim = await this.readClaim(record.tenant, record.name);
       if (claim?.collectionId !== record.id) throw conflict(record.name);
@@ -384,7 +402,29 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   async getCollection(id: string): Promise<CollectionRecord | null> {
     if (!isCanonicalId(id)) return null;
     const [object] = await this.fetchByIds(await this.registryCollection(), [id]);
-    return object && object.properties['kind'] === 'collection' ? toCollection(object) : null;
+    if (!object || object.properties['kind'] !== 'collection') return null;
+    const record = toCollection(object);
+    this.core.owners.set(record.id, record.tenant);
+    return record;
+  }
+
+  async setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord> {
+    return this.withLock(id, async () => {
+      const current = await this.getCollection(id);
+      if (!current) throw notFound('Collection', id);
+      if (current.tenant === tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { tenant });
+      const shares = (current.shares ?? []).filter((s) => s.tenant !== tenant);
+      if (role) shares.push({ tenant, role });
+      shares.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+      const next: CollectionRecord = {
+        ...current,
+        shares,
+        version: current.version + 1,
+        updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
+      };
+      await this.writeCollection(next);
+      return next;
+    });
   }
 
   async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
@@ -397,7 +437,15 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
     const { offset, limit } = this.checkPage(page);
     const registry = await this.registryCollection();
-    const filters = filter.tenant === undefined ? eq('kind', 'collection') : andOf(eq('kind', 'collection'), eq('ownerTenant', filter.tenant));
+    const filters =
+      filter.tenant === undefined
+        ? eq('kind', 'collection')
+        : andOf(
+            eq('kind', 'collection'),
+            filter.includeShared
+              ? orOf(eq('ownerTenant', filter.tenant), { operator: 'ContainsAny', target: { property: 'sharedTenants' }, value: [filter.tenant] })
+              : eq('ownerTenant', filter.tenant),
+          );
     const [total, objects] = await Promise.all([
       this.call('count collections', (c) => c.collection(registry, this.tenant).aggregate({ filters })),
       limit === 0
@@ -432,7 +480,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     if (!collection) throw notFound('Collection', collectionId);
     const chunks = validateWrite(doc, collection.embedder.dimensions);
     const id = documentId(collectionId, doc.externalId);
-    const chunkCollection = await this.ensureChunkCollection(collectionId);
+    const shard = this.chunkTenant(collection.tenant);
+    const chunkCollection = await this.ensureChunkCollection(collectionId, true, shard);
     const docs = await this.documentsCollection();
     const existing = (await this.documentRecords([id])).get(id) ?? null;
     const now = Date.now();
@@ -461,16 +510,16 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       vector: Array.from(chunk.vector),
     }));
     try {
-      await this.insertAll(chunkCollection, chunkObjects, `store chunks of document "${doc.externalId}"`);
+      await this.insertAll(chunkCollection, chunkObjects, `store chunks of document "${doc.externalId}"`, shard);
     } catch (error) {
       // A new document leaves nothing behind; a replaced one keeps its old record (see the class comment).
-      if (!existing) await this.deleteAll(chunkCollection, eq('documentId', id), 'remove partial chunks').catch(() => undefined);
+      if (!existing) await this.deleteAll(chunkCollection, eq('documentId', id), 'remove partial chunks', shard).catch(() => undefined);
       throw error;
     }
     // 2. The commit point.
     await this.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `store document "${doc.externalId}"`);
     // 3. Chunks of the previous version beyond the new count (already invisible).
-    await this.deleteAll(chunkCollection, andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)), 'delete stale chunks');
+    await this.deleteAll(chunkCollection, andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)), 'delete stale chunks', shard);
     await this.bumpVersions([collectionId]);
     return record;
   }
@@ -483,7 +532,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     for (const doc of docs.values()) {
       // The record first (its chunks turn invisible with it), then the chunks.
       await this.deleteAll(docsCollection, byIds([doc.id]), 'delete document');
-      await this.deleteAll(this.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks');
+      const shard = await this.chunkTenantOf(doc.collectionId);
+      if (shard !== null) await this.deleteAll(this.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks', shard);
       chunks += doc.chunkCount;
     }
     await this.bumpVersions([...new Set([...docs.values()].map((d) => d.collectionId))]);
@@ -498,7 +548,9 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       metadata: metadata ?? {},
       updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
     };
-    const chunkCollection = await this.ensureChunkCollection(current.collectionId);
+    const shard = await this.chunkTenantOf(current.collectionId);
+    if (shard === null) return null;
+    const chunkCollection = await this.ensureChunkCollection(current.collectionId, true, shard);
     const docs = await this.documentsCollection();
     const filterable = { ...builtinProperties(record), ...flattenMetadata(record.metadata) };
     await this.ensureFlatProperties(chunkCollection, Object.keys(filterable));
@@ -508,13 +560,13 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     // the new filter properties: same id, text and vector.
     const ids = Array.from({ length: current.chunkCount }, (_, i) => chunkId(id, i));
     const rewritten: WriteObject[] = [];
-    for (const object of await this.fetchByIds(chunkCollection, ids, { includeVector: true })) {
+    for (const object of await this.fetchByIds(chunkCollection, ids, { includeVector: true }, shard)) {
       const p = object.properties;
       if (p['contentHash'] !== current.contentHash || !object.vector) continue;
       const chunk = { index: num0(p['chunkIndex']), text: str0(p['text']), startOffset: num0(p['startOffset']), endOffset: num0(p['endOffset']) };
       rewritten.push({ id: object.uuid, properties: chunkProperties(record, chunk, filterable), vector: object.vector });
     }
-    await this.insertAll(chunkCollection, rewritten, `update metadata of document "${current.externalId}"`);
+    await this.insertAll(chunkCollection, rewritten, `update metadata of document "${current.externalId}"`, shard);
     await this.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `update document "${current.externalId}"`);
     await this.bumpVersions([current.collectionId]);
     return record;
@@ -555,9 +607,11 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     const { offset, limit } = this.checkPage(page);
     const doc = (await this.documentRecords([docId])).get(docId);
     if (!doc) return { items: [], total: 0 };
-    const chunkCollection = await this.ensureChunkCollection(doc.collectionId, false);
+    const shard = await this.chunkTenantOf(doc.collectionId);
+    if (shard === null) return { items: [], total: 0 };
+    const chunkCollection = await this.ensureChunkCollection(doc.collectionId, false, shard);
     const filters = visibleChunksOf(doc);
-    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, this.tenant);
+    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, shard);
     const [total, objects] = await Promise.all([
       this.call('count chunks', (c) => col(c).aggregate({ filters })),
       limit === 0
@@ -582,8 +636,9 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       for (const collection of await this.allCollections()) {
         const missing = [...wanted].filter((id) => !found.has(id));
         if (missing.length === 0) break;
-        const name = await this.ensureChunkCollection(collection.id, false);
-        for (const object of await this.fetchByIds(name, missing, { returnProperties: CHUNK_RETURN })) {
+        const shard = this.chunkTenant(collection.tenant);
+        const name = await this.ensureChunkCollection(collection.id, false, shard);
+        for (const object of await this.fetchByIds(name, missing, { returnProperties: CHUNK_RETURN }, shard)) {
           found.set(object.uuid, { object, collectionId: collection.id });
         }
       }
@@ -626,7 +681,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     const need = offset + limit;
     const max = this.core.options.maxQueryResults;
 
-    const chunkCollection = await this.ensureChunkCollection(collection.id, false);
+    const shard = this.chunkTenant(collection.tenant);
+    const chunkCollection = await this.ensureChunkCollection(collection.id, false, shard);
     const where = request.filter ? await this.translate(chunkCollection, request.filter) : ({ kind: 'all' } as const);
     if (where.kind === 'none') return [];
     const filters = where.kind === 'filter' ? where.filter : undefined;
@@ -635,7 +691,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
 
     const docs = new Map<string, DocumentRecord>();
     for (let k = Math.min(need + 1, max); ; k = Math.min(k * 2, max)) {
-      const raw = await this.rank(chunkCollection, request, vector, hasTerms, filters, k);
+      const raw = await this.rank(chunkCollection, shard, request, vector, hasTerms, filters, k);
       const missing = raw.map((r) => str0(r.object.properties['documentId'])).filter((d) => !docs.has(d));
       for (const [id, doc] of await this.documentRecords(missing)) docs.set(id, doc);
       const hits: SearchHit[] = [];
@@ -656,6 +712,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   /** The first `k` candidates of one query, best first, with the port's scores. */
   private async rank(
     chunkCollection: string,
+    shard: string | undefined,
     request: SearchRequest,
     vector: number[] | null,
     hasTerms: boolean,
@@ -663,7 +720,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     k: number,
   ): Promise<{ object: WObject; score: number; vectorScore: number | null; keywordScore: number | null }[]> {
     const base = { filters, limit: k, offset: 0, returnProperties: CHUNK_RETURN };
-    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, this.tenant);
+    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, shard);
     if (request.mode === 'KEYWORD') {
       const objects = await this.call('bm25 search', (c) =>
         col(c).bm25(request.text, { ...base, queryProperties: ['text'], returnMetadata: ['score'] }),
@@ -806,13 +863,30 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   }
 
   /** The chunk collection of a kbql collection, created (writes) or only looked up (reads) on first use. */
-  private async ensureChunkCollection(collectionId: string, create = true): Promise<string> {
+  private async ensureChunkCollection(collectionId: string, create = true, shard: string | undefined = this.tenant): Promise<string> {
     const name = this.chunkCollectionName(collectionId);
     if (!this.core.schema.has(name)) {
       if (create) await this.ensureCollection(name, `kbql chunks of collection ${collectionId}`, CHUNK_PROPERTIES, 'hnsw-cosine');
       else await this.readSchema(name);
     }
-    return this.ready(name);
+    return this.ready(name, shard);
+  }
+
+  /** The Weaviate tenant holding the chunks of a collection owned by kbql tenant `owner`. */
+  private chunkTenant(owner: string): string | undefined {
+    return this.core.options.bindTenants ? weaviateTenantFor(owner) : this.tenant;
+  }
+
+  /** {@link chunkTenant} of a collection by id; null when the collection no longer exists. */
+  private async chunkTenantOf(collectionId: string): Promise<string | undefined | null> {
+    if (!this.core.options.bindTenants) return this.tenant;
+    let owner = this.core.owners.get(collectionId);
+    if (owner === undefined) {
+      const record = await this.getCollection(collectionId);
+      if (!record) return null;
+      owner = record.tenant;
+    }
+    return this.chunkTenant(owner);
   }
 
   /** Creates the Weaviate collection unless it exists, adds missing base properties, caches its schema. */
@@ -887,15 +961,15 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   }
 
   /** Makes sure this store's tenant exists on a multi-tenant collection; returns the collection name. */
-  private async ready(name: string): Promise<string> {
+  private async ready(name: string, shard: string | undefined = this.tenant): Promise<string> {
     const { multiTenant } = this.core.options;
     if (!multiTenant) return name;
-    if (this.tenant === undefined) {
+    if (shard === undefined) {
       throw new AppError('INTERNAL_SERVER_ERROR', 'This Weaviate store is multi-tenant: use withTenant(tenant) or the tenant option.');
     }
-    const key = `${name}\u0000${this.tenant}`;
+    const key = `${name}\u0000${shard}`;
     if (!this.core.tenants.has(key)) {
-      const tenant = this.tenant;
+      const tenant = shard;
       try {
         await this.call('create tenant', (c) => c.ensureTenant(name, tenant), { write: true });
       } catch (error) {
@@ -916,14 +990,19 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     return { offset: page.offset, limit: page.limit };
   }
 
-  private async fetchByIds(name: string, ids: string[], options: { includeVector?: boolean; returnProperties?: string[] } = {}): Promise<WObject[]> {
+  private async fetchByIds(
+    name: string,
+    ids: string[],
+    options: { includeVector?: boolean; returnProperties?: string[] } = {},
+    shard: string | undefined = this.tenant,
+  ): Promise<WObject[]> {
     const unique = [...new Set(ids.filter(isCanonicalId))];
     const out: WObject[] = [];
     for (let i = 0; i < unique.length; i += ID_BATCH) {
       const batch = unique.slice(i, i + ID_BATCH);
       out.push(
         ...(await this.call('fetch by id', (c) =>
-          c.collection(name, this.tenant).fetchObjects({ filters: byIds(batch), limit: batch.length, ...options }),
+          c.collection(name, shard).fetchObjects({ filters: byIds(batch), limit: batch.length, ...options }),
         )),
       );
     }
@@ -949,11 +1028,11 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   }
 
   /** Batch upsert in slices; any per-object error fails the whole write with AppError (never a partial success). */
-  private async insertAll(name: string, objects: WriteObject[], operation: string): Promise<void> {
+  private async insertAll(name: string, objects: WriteObject[], operation: string, shard: string | undefined = this.tenant): Promise<void> {
     const { batchSize } = this.core.options;
     for (let i = 0; i < objects.length; i += batchSize) {
       const batch = objects.slice(i, i + batchSize);
-      const result = await this.call(operation, (c) => c.collection(name, this.tenant).insertMany(batch), { write: true });
+      const result = await this.call(operation, (c) => c.collection(name, shard).insertMany(batch), { write: true });
       const failed = Object.entries(result.errors);
       if (failed.length > 0) {
         const cause = new Error(failed.slice(0, 5).map(([index, e]) => `#${Number(index) + i}: ${e.message}`).join('; '));
@@ -968,10 +1047,10 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   }
 
   /** Batch delete, repeated until nothing matches: Weaviate caps the objects one call deletes. */
-  private async deleteAll(name: string, filters: FilterValue, operation: string): Promise<number> {
+  private async deleteAll(name: string, filters: FilterValue, operation: string, shard: string | undefined = this.tenant): Promise<number> {
     let deleted = 0;
     for (let round = 0; round < MAX_DELETE_ROUNDS; round++) {
-      const result = await this.call(operation, (c) => c.collection(name, this.tenant).deleteMany(filters), { write: true });
+      const result = await this.call(operation, (c) => c.collection(name, shard).deleteMany(filters), { write: true });
       if (result.failed > 0) {
         throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate failed to delete ${result.failed} objects during ${operation}.`, {
           dependency: 'weaviate',
@@ -1085,6 +1164,7 @@ function resolveOptions(options: WeaviateStoreOptions): Resolved {
     grpcPort,
     collectionPrefix: prefix,
     multiTenant: options.multiTenant ?? false,
+    bindTenants: options.bindTenants ?? false,
     timeoutMs,
     insertTimeoutMs,
     initTimeoutMs,
@@ -1143,6 +1223,18 @@ function byIds(ids: string[]): FilterValue {
 
 function andOf(...filters: FilterValue[]): FilterValue {
   return { operator: 'And', filters, value: null };
+}
+
+/**
+ * The Weaviate tenant of a kbql tenant (with `bindTenants`): the name itself when Weaviate accepts it
+ * (`[A-Za-z0-9_-]{1,64}`); otherwise (kbql also allows `.`) `kbqlh-` and the first 40 hex digits of its SHA-256.
+ */
+export function weaviateTenantFor(kbqlTenant: string): string {
+  return TENANT_PATTERN.test(kbqlTenant) ? kbqlTenant : `kbqlh-${createHash('sha256').update(kbqlTenant).digest('hex').slice(0, 40)}`;
+}
+
+function orOf(...filters: FilterValue[]): FilterValue {
+  return { operator: 'Or', filters, value: null };
 }
 
 /** The chunks of a document that its record makes visible. */
@@ -1253,6 +1345,8 @@ function collectionProperties(record: CollectionRecord, className: string): WPro
     updatedAtMs: record.updatedAt.getTime(),
     createdKey: createdKey(record.createdAt.getTime(), record.id),
     className,
+    sharesJson: JSON.stringify(record.shares ?? []),
+    sharedTenants: (record.shares ?? []).map((s) => s.tenant),
   };
 }
 
@@ -1273,7 +1367,17 @@ function toCollection(object: WObject): CollectionRecord {
     version: num0(p['version']),
     createdAt: new Date(num0(p['createdAtMs'])),
     updatedAt: new Date(num0(p['updatedAtMs'])),
+    // Records written before sharing existed have none.
+    shares: parseShares(str0(p['sharesJson']) || '[]'),
   };
+}
+
+function parseShares(json: string): CollectionShare[] {
+  const parsed = JSON.parse(json) as unknown;
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
+    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
+  );
 }
 
 function toDocument(object: WObject): DocumentRecord {

@@ -6,7 +6,7 @@ import { DocumentService } from '../documents/document.service';
 import { FilterInput } from '../query/query.type';
 import { CreateCollectionInput, UpdateCollectionInput } from './collection.input';
 import { CollectionService } from './collection.service';
-import { Collection, CollectionConnection, CollectionStats, DeleteCollectionPayload } from './collection.type';
+import { Collection, CollectionConnection, CollectionShare, CollectionStats, DeleteCollectionPayload, ShareRoleEnum } from './collection.type';
 
 @Resolver(() => Collection)
 export class CollectionResolver {
@@ -26,7 +26,7 @@ export class CollectionResolver {
   }
 
   @Directive('@auth(requires: READER)')
-  @Query(() => CollectionConnection, { description: 'All collections of your tenant, oldest first.' })
+  @Query(() => CollectionConnection, { description: 'The collections of your tenant and those shared with it, oldest first.' })
   collections(
     @Arg('first', () => Int, { nullable: true }) first: number | null,
     @Arg('after', () => String, { nullable: true }) after: string | null,
@@ -56,6 +56,36 @@ export class CollectionResolver {
   async deleteCollection(@Arg('id', () => ID) id: string, @Ctx() ctx: KbqlContext): Promise<DeleteCollectionPayload> {
     const counts = await this.collectionService.delete(id, principalOf(ctx));
     return { id: counts.id, deletedDocuments: counts.documents, deletedChunks: counts.chunks };
+  }
+
+  @Directive('@auth(requires: ADMIN)')
+  @Mutation(() => Collection, {
+    description:
+      'Shares a collection of your tenant with another tenant (replacing an earlier share with it): its callers then see the collection, ' +
+      'its documents and chunks; a WRITER share also lets its WRITERs ingest and edit documents.',
+  })
+  shareCollection(
+    @Arg('collection', { description: 'Name or id of a collection of your tenant.' }) collection: string,
+    @Arg('tenant') tenant: string,
+    @Arg('role', () => ShareRoleEnum) role: ShareRoleEnum,
+    @Ctx() ctx: KbqlContext,
+  ): Promise<CollectionRecord> {
+    return this.collectionService.share(collection, tenant, role, principalOf(ctx));
+  }
+
+  @Directive('@auth(requires: ADMIN)')
+  @Mutation(() => Collection, { description: 'Withdraws the share of a collection of your tenant with another tenant (none: no change).' })
+  unshareCollection(
+    @Arg('collection', { description: 'Name or id of a collection of your tenant.' }) collection: string,
+    @Arg('tenant') tenant: string,
+    @Ctx() ctx: KbqlContext,
+  ): Promise<CollectionRecord> {
+    return this.collectionService.share(collection, tenant, null, principalOf(ctx));
+  }
+
+  @FieldResolver(() => [CollectionShare], { description: 'The tenants it is shared with (all of them for its owner; only your own share otherwise).' })
+  shares(@Root() collection: CollectionRecord, @Ctx() ctx: KbqlContext) {
+    return this.collectionService.sharesSeenBy(collection, ctx.principal);
   }
 
   @FieldResolver(() => CollectionStats, { description: 'Live document and chunk counts.' })

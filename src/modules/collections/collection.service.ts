@@ -6,10 +6,12 @@ import type {
   CollectionRecord,
   CollectionStats,
   DeleteCounts,
+  CollectionShare,
   EmbedderInfo,
   KnowledgeStore,
+  ShareRole,
 } from '../../ports/knowledge-store.port';
-import { assertVisible, visible, type Access } from '../auth/principal';
+import { assertOwner, assertVisible, assertWritable, canSee, TENANT_PATTERN, visible, type Access } from '../auth/principal';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
@@ -36,9 +38,10 @@ export interface CollectionServiceOptions {
 }
 
 /**
- * Collections: create, rename, delete, look up by id or name, and the embedder-compatibility guard. Every method
- * that names a collection takes the caller's {@link Access}: a collection of another tenant is NOT_FOUND (or null),
- * exactly like one that does not exist.
+ * Collections: create, rename, delete, share, look up by id or name, and the embedder-compatibility guard. Every
+ * method that names a collection takes the caller's {@link Access}: a collection of another tenant that is not shared
+ * with the caller's tenant is NOT_FOUND (or null), exactly like one that does not exist. A shared one is seen (and,
+ * with a WRITER share, written) but only its owner renames, deletes or re-shares it (FORBIDDEN otherwise).
  */
 export class CollectionService {
   constructor(private readonly options: CollectionServiceOptions) {}
@@ -54,31 +57,78 @@ export class CollectionService {
     const patch: { name?: string; description?: string | null } = {};
     if (args.name != null) patch.name = validateName(args.name);
     if (args.description !== undefined) patch.description = validateDescription(args.description);
-    assertVisible(access, await this.options.store.getCollection(id), 'Collection', id);
+    assertOwner(access, assertVisible(access, await this.options.store.getCollection(id), 'Collection', id));
     return this.options.store.updateCollection(id, patch);
   }
 
   async delete(id: string, access: Access): Promise<DeleteCounts & { id: string }> {
-    assertVisible(access, await this.options.store.getCollection(id), 'Collection', id);
+    assertOwner(access, assertVisible(access, await this.options.store.getCollection(id), 'Collection', id));
     const counts = await this.options.store.deleteCollection(id);
     if (!counts) throw notFound('Collection', id);
     return { id, ...counts };
   }
 
-  /** By id or name; null when neither matches (or the collection belongs to another tenant). */
+  /**
+   * By id or name (a name of the caller's tenant, or `<tenant>/<name>` for one shared with it); null when neither
+   * matches or the caller may not see the collection.
+   */
   async find(ref: { id?: string | null; name?: string | null }, access: Access): Promise<CollectionRecord | null> {
     if ((ref.id == null) === (ref.name == null)) throw badInput('Give exactly one of "id" or "name".');
     if (ref.id != null) return visible(access, await this.options.store.getCollection(ref.id));
-    return this.options.store.getCollectionByName(ref.name!, access.tenant);
+    return this.byName(ref.name!, access);
   }
 
-  /** Resolves the `collection` argument of ingestion and query operations: a name or an id. Throws NOT_FOUND. */
+  /**
+   * Resolves the `collection` argument of ingestion and query operations: a name of the caller's tenant, an id, or
+   * `<tenant>/<name>` (a collection shared with the caller's tenant). Throws NOT_FOUND.
+   */
   async resolve(ref: string, access: Access): Promise<CollectionRecord> {
     const store = this.options.store;
-    const found =
-      (await store.getCollectionByName(ref, access.tenant)) ?? (UUID_PATTERN.test(ref) ? visible(access, await store.getCollection(ref)) : null);
+    const found = (await this.byName(ref, access)) ?? (UUID_PATTERN.test(ref) ? visible(access, await store.getCollection(ref)) : null);
     if (!found) throw notFound('Collection', ref);
     return found;
+  }
+
+  /** {@link resolve} for a write to the collection's documents: FORBIDDEN through a READER share. */
+  async resolveForWrite(ref: string, access: Access): Promise<CollectionRecord> {
+    const collection = await this.resolve(ref, access);
+    assertWritable(access, collection);
+    return collection;
+  }
+
+  /** Throws FORBIDDEN when `access` may see `collection` but not write its documents (a READER share). */
+  assertWritable(collection: CollectionRecord, access: Access): void {
+    assertWritable(access, collection);
+  }
+
+  /**
+   * Grants another tenant `role` on a collection of the caller's tenant (replacing an earlier grant), or revokes the
+   * grant (`role` null). NOT_FOUND for a collection the caller cannot see, FORBIDDEN for one it does not own,
+   * BAD_USER_INPUT for a malformed tenant or the owner tenant itself.
+   */
+  async share(ref: string, tenant: string, role: ShareRole | null, access: Access): Promise<CollectionRecord> {
+    if (!TENANT_PATTERN.test(tenant)) throw badInput(`A tenant matches ${TENANT_PATTERN.source}.`, { field: 'tenant' });
+    const collection = await this.resolve(ref, access);
+    assertOwner(access, collection);
+    if (tenant === collection.tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { field: 'tenant' });
+    return this.options.store.setCollectionShare(collection.id, tenant, role);
+  }
+
+  /** The grants of `collection` that `access` may know of: all of them for its owner's tenant, else its own. */
+  sharesSeenBy(collection: CollectionRecord, access: Access | null): readonly CollectionShare[] {
+    const shares = collection.shares ?? [];
+    if (!access || !canSee(access, collection)) return [];
+    return collection.tenant === access.tenant ? shares : shares.filter((s) => s.tenant === access.tenant);
+  }
+
+  private async byName(ref: string, access: Access): Promise<CollectionRecord | null> {
+    const store = this.options.store;
+    const slash = ref.indexOf('/');
+    if (slash < 0) return store.getCollectionByName(ref, access.tenant);
+    const tenant = ref.slice(0, slash);
+    const name = ref.slice(slash + 1);
+    if (!TENANT_PATTERN.test(tenant) || !COLLECTION_NAME_PATTERN.test(name)) return null;
+    return visible(access, await store.getCollectionByName(name, tenant));
   }
 
   /** Refuses to search a collection whose vectors came from a different embedder than the one configured now. */
@@ -101,10 +151,10 @@ export class CollectionService {
     }
   }
 
-  /** The caller's tenant's collections. */
+  /** The caller's tenant's collections and those shared with it, oldest first. */
   async list(args: PageArgs, access: Access): Promise<Connection<CollectionRecord>> {
     const window = toWindow(args);
-    return toConnection(await this.options.store.listCollections(window, { tenant: access.tenant }), window);
+    return toConnection(await this.options.store.listCollections(window, { tenant: access.tenant, includeShared: true }), window);
   }
 
   stats(id: string): Promise<CollectionStats> {

@@ -1,4 +1,4 @@
-import { Directive, Field, ID, Int, ObjectType } from 'type-graphql';
+import { Directive, Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { connectionOf } from '../../graphql/connection';
 import { ChunkingStrategyEnum } from '../../graphql/enums';
 
@@ -21,11 +21,31 @@ export class CollectionStats {
   @Field(() => Int) chunks!: number;
 }
 
+export enum ShareRoleEnum {
+  READER = 'READER',
+  WRITER = 'WRITER',
+}
+registerEnumType(ShareRoleEnum, {
+  name: 'ShareRole',
+  description: 'What a collection share grants the other tenant.',
+  valuesConfig: {
+    READER: { description: 'Read and search the collection, its documents and chunks.' },
+    WRITER: { description: 'Also ingest, delete and edit its documents (never rename, delete or re-share the collection).' },
+  },
+});
+
+@ObjectType({ simpleResolvers: true, description: 'A grant of a collection to another tenant.' })
+export class CollectionShare {
+  @Field() tenant!: string;
+  @Field(() => ShareRoleEnum) role!: ShareRoleEnum;
+}
+
 @Directive('@key(fields: "id")')
 @ObjectType({ simpleResolvers: true, description: 'A named set of documents searched together.' })
 export class Collection {
   @Field(() => ID) id!: string;
-  @Field() name!: string;
+  @Field({ description: 'The tenant that owns the collection (yours, unless it is shared with you).' }) tenant!: string;
+  @Field({ description: 'Unique in its tenant. A collection shared with you is named "<tenant>/<name>" in arguments (or by id).' }) name!: string;
   @Field(() => String, { nullable: true }) description!: string | null;
   @Field(() => ChunkingSettings) chunking!: ChunkingSettings;
   @Field(() => EmbedderInfo) embedder!: EmbedderInfo;

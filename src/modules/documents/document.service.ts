@@ -28,13 +28,18 @@ export class DocumentService {
     return this.listIn(collection.id, filter, args);
   }
 
-  /** The documents of `ids` that exist and `access` may see, in order, null elsewhere. */
-  async visibleDocuments(ids: readonly string[], access: Access): Promise<(DocumentRecord | null)[]> {
+  /**
+   * The documents of `ids` that exist and `access` may see, in order, null elsewhere. `write`: the caller is about
+   * to change them, so one in a collection shared with its tenant read-only is FORBIDDEN.
+   */
+  async visibleDocuments(ids: readonly string[], access: Access, write = false): Promise<(DocumentRecord | null)[]> {
     const docs = await this.deps.store.getDocuments([...ids]);
     const allowed = new Map<string, boolean>();
     for (const collectionId of new Set(docs.flatMap((d) => (d ? [d.collectionId] : [])))) {
       const collection = await this.deps.store.getCollection(collectionId);
-      allowed.set(collectionId, collection !== null && canSee(access, collection));
+      const seen = collection !== null && canSee(access, collection);
+      if (seen && write) this.deps.collections.assertWritable(collection, access);
+      allowed.set(collectionId, seen);
     }
     return docs.map((d) => (d && allowed.get(d.collectionId) ? d : null));
   }
@@ -50,7 +55,7 @@ export class DocumentService {
     if (ids.length === 0) throw badInput('Give at least one document id.', { argument: 'ids' });
     if (ids.length > MAX_DELETE_IDS) throw badInput(`At most ${MAX_DELETE_IDS} ids per call.`, { argument: 'ids', max: MAX_DELETE_IDS });
     const unique = [...new Set(ids)];
-    const mine = (await this.visibleDocuments(unique, access)).flatMap((d) => (d ? [d.id] : []));
+    const mine = (await this.visibleDocuments(unique, access, true)).flatMap((d) => (d ? [d.id] : []));
     if (mine.length === 0) return { documents: 0, chunks: 0 };
     return this.deps.store.deleteDocuments(mine);
   }
@@ -58,7 +63,7 @@ export class DocumentService {
   /** Replaces the metadata, or merges it into the existing object when `merge` (top-level keys; null removes a key). */
   async updateMetadata(id: string, metadata: unknown, merge: boolean, access: Access): Promise<DocumentRecord> {
     const patch = validateMetadata(metadata);
-    const existing = await this.get(id, access);
+    const [existing] = await this.visibleDocuments([id], access, true);
     if (!existing) throw notFound('Document', id);
     let next: Metadata = patch;
     if (merge) {

@@ -1,7 +1,7 @@
 import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
 import { sha256Hex } from '../../ids';
-import type { Chunker, DocumentParser } from '../../ports/document-processor.port';
-import type { CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
+import type { ChunkDraft, Chunker, DocumentParser } from '../../ports/document-processor.port';
+import type { ChunkWrite, CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { CollectionService } from '../collections/collection.service';
 import type { Access } from '../auth/principal';
@@ -39,6 +39,47 @@ export interface IngestSummary {
   unchanged: number;
   failed: number;
   tookMs: number;
+}
+
+/** The stages of one document after QUEUED, in order (see {@link IngestionService.ingestOne}). */
+export type PipelineStage = 'PARSING' | 'CHUNKING' | 'EMBEDDING' | 'STORING';
+
+export interface StageTimings {
+  parseMs: number | null;
+  chunkMs: number | null;
+  embedMs: number | null;
+  storeMs: number | null;
+}
+
+/** What happened to one document of {@link IngestionService.ingestOne}. */
+export interface DocumentOutcome {
+  externalId: string | null;
+  status: IngestStatus;
+  code: ErrorCode | null;
+  /** The error's specific `reason` detail (EMPTY_FILE, CORRUPT_FILE, DUPLICATE_ID, …) when there is one. */
+  reasonCode: string | null;
+  reason: string | null;
+  documentId: string | null;
+  chunkCount: number | null;
+  timings: StageTimings;
+}
+
+export interface PipelineHooks {
+  /** Called as the document enters a stage (after the previous one finished); what it throws stops the document. */
+  stage?(stage: PipelineStage, outcome: DocumentOutcome): void | Promise<void>;
+  /** Errors that stop the document rather than fail it (re-thrown as they are). */
+  isStop?(error: unknown): boolean;
+}
+
+/** Chunks as ingestion would store them, without vectors. */
+export interface ChunkPreview {
+  collectionId: string;
+  externalId: string;
+  title: string | null;
+  contentType: ContentType;
+  contentHash: string;
+  charCount: number;
+  chunks: ChunkDraft[];
 }
 
 /** What the ingestion service needs from the embedding side: many texts in, one vector each out. */
@@ -100,7 +141,7 @@ export class IngestionService {
         max: limits.maxDocumentsPerRequest,
       });
     }
-    const collection = await this.deps.collections.resolve(collectionRef, access);
+    const collection = await this.deps.collections.resolveForWrite(collectionRef, access);
     this.deps.collections.assertSameEmbedder(collection);
 
     const results: DocumentIngestResult[] = documents.map((doc, index) => ({
@@ -150,11 +191,7 @@ export class IngestionService {
         continue;
       }
       try {
-        const existing = await this.deps.store.getDocumentByExternalId(collection.id, p.externalId);
-        let doc: DocumentRecord | null = existing;
-        if (existing && JSON.stringify(existing.metadata) !== JSON.stringify(p.write.metadata)) {
-          doc = await this.deps.store.updateDocumentMetadata(existing.id, p.write.metadata);
-        }
+        const doc = await this.refreshUnchanged(collection, p);
         Object.assign(results[p.index]!, { status: 'UNCHANGED', documentId: doc?.id ?? null, chunkCount: doc?.chunkCount ?? null });
       } catch (error) {
         fail(p.index, error);
@@ -165,10 +202,7 @@ export class IngestionService {
     const embedded = await Promise.all(
       changed.map(async (p) => {
         try {
-          const drafts = this.deps.chunker.chunk(p.text, p.write.contentType, collection.chunking);
-          if (drafts.length === 0) throw badInput('The document produced no chunks.', { reason: 'EMPTY' });
-          const vectors = await this.deps.embedder.embedMany(drafts.map((d) => d.text));
-          const chunks = drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+          const chunks = await this.embedChunks(this.chunkPrepared(p, collection));
           return { p, chunks };
         } catch (error) {
           fail(p.index, error);
@@ -212,6 +246,122 @@ export class IngestionService {
       failed: count('FAILED'),
       tookMs: performance.now() - started,
     };
+  }
+
+  /** The collection an ingestion writes to (NOT_FOUND across tenants; CONFLICT when its embedder is not ours). */
+  async resolveCollection(collectionRef: string, access: Access): Promise<CollectionRecord> {
+    const collection = await this.deps.collections.resolveForWrite(collectionRef, access);
+    this.deps.collections.assertSameEmbedder(collection);
+    return collection;
+  }
+
+  /** A collection the caller may read (previews, job listings). NOT_FOUND otherwise. */
+  resolveReadable(collectionRef: string, access: Access): Promise<CollectionRecord> {
+    return this.deps.collections.resolve(collectionRef, access);
+  }
+
+  /**
+   * One document through the same steps as {@link ingest} — validate and parse, content-hash check, chunk, embed,
+   * store (atomic replacement) — calling `hooks.stage` as it enters each stage. This is the path of ingestion jobs.
+   * `doc` may be a loader (an uploaded file is extracted inside PARSING). A failure is a FAILED outcome, not a throw,
+   * except what `hooks.stage` throws (a cancelled job stops that way).
+   */
+  async ingestOne(
+    collection: CollectionRecord,
+    doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>),
+    hooks: PipelineHooks = {},
+  ): Promise<DocumentOutcome> {
+    const timings: StageTimings = { parseMs: null, chunkMs: null, embedMs: null, storeMs: null };
+    const outcome: DocumentOutcome = {
+      externalId: typeof doc === 'function' ? null : (doc.id ?? null),
+      status: 'FAILED',
+      code: null,
+      reasonCode: null,
+      reason: null,
+      documentId: null,
+      chunkCount: null,
+      timings,
+    };
+    const timed = async <T>(key: keyof StageTimings, work: () => T | Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        timings[key] = performance.now() - started;
+      }
+    };
+    let stage: PipelineStage = 'PARSING';
+    const enter = async (next: PipelineStage) => {
+      stage = next;
+      await hooks.stage?.(next, outcome);
+    };
+    try {
+      await enter('PARSING');
+      const p = await timed('parseMs', async () => this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection));
+      outcome.externalId = p.externalId;
+      const hashes = await this.deps.store.getContentHashes(collection.id, [p.externalId]);
+      if (hashes.get(p.externalId) === p.write.contentHash) {
+        const existing = await this.refreshUnchanged(collection, p);
+        return Object.assign(outcome, { status: 'UNCHANGED', documentId: existing?.id ?? null, chunkCount: existing?.chunkCount ?? null });
+      }
+      await enter('CHUNKING');
+      const drafts = await timed('chunkMs', () => this.chunkPrepared(p, collection));
+      await enter('EMBEDDING');
+      const chunks = await timed('embedMs', () => this.embedChunks(drafts));
+      await enter('STORING');
+      const stored = await timed('storeMs', () => this.deps.store.upsertDocument(collection.id, { ...p.write, chunks }));
+      return Object.assign(outcome, { status: 'INDEXED', documentId: stored.id, chunkCount: stored.chunkCount });
+    } catch (error) {
+      if (hooks.isStop?.(error)) throw error;
+      if (isAppError(error)) {
+        outcome.code = error.code;
+        outcome.reason = error.message;
+        outcome.reasonCode = typeof error.details['reason'] === 'string' ? error.details['reason'] : null;
+      } else {
+        outcome.code = 'INTERNAL_SERVER_ERROR';
+        outcome.reason = `The document could not be processed (${stage}).`;
+      }
+      return outcome;
+    }
+  }
+
+  /**
+   * Exactly the ingestion path up to chunking (validation, parsing, title, content hash, the collection's chunking
+   * settings) without embedding or storing anything.
+   */
+  async previewChunks(collectionRef: string, doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>), access: Access): Promise<ChunkPreview> {
+    const collection = await this.deps.collections.resolve(collectionRef, access);
+    const p = this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection);
+    const chunks = this.chunkPrepared(p, collection);
+    return {
+      collectionId: collection.id,
+      externalId: p.externalId,
+      title: p.write.title,
+      contentType: p.write.contentType,
+      contentHash: p.write.contentHash,
+      charCount: p.write.charCount,
+      chunks,
+    };
+  }
+
+  private chunkPrepared(p: Prepared, collection: CollectionRecord): ChunkDraft[] {
+    const drafts = this.deps.chunker.chunk(p.text, p.write.contentType, collection.chunking);
+    if (drafts.length === 0) throw badInput('The document produced no chunks.', { reason: 'EMPTY' });
+    return drafts;
+  }
+
+  private async embedChunks(drafts: ChunkDraft[]): Promise<ChunkWrite[]> {
+    const vectors = await this.deps.embedder.embedMany(drafts.map((d) => d.text));
+    return drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+  }
+
+  /** Same id and content hash: nothing re-embedded, the metadata refreshed when it changed. */
+  private async refreshUnchanged(collection: CollectionRecord, p: Prepared): Promise<DocumentRecord | null> {
+    const existing = await this.deps.store.getDocumentByExternalId(collection.id, p.externalId);
+    if (existing && JSON.stringify(existing.metadata) !== JSON.stringify(p.write.metadata)) {
+      return this.deps.store.updateDocumentMetadata(existing.id, p.write.metadata);
+    }
+    return existing;
   }
 
   private prepare(doc: DocumentInputArgs, index: number, collection: CollectionRecord): Prepared {

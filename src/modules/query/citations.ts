@@ -242,6 +242,8 @@ function replaceMarkers(text: string, markers: readonly CitationMarker[], keep: 
 
 function tidy(text: string): string {
   return text
+    // Adjacent removed markers (`[2][9]`) leave one hole, so the punctuation rule below sees it.
+    .replace(new RegExp(`${HOLE}(?:[ \\t]*${HOLE})+`, 'g'), HOLE)
     .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*(?=[.,;:!?)\\]]|$)`, 'gm'), '')
     .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*`, 'g'), ' ')
     .replace(/[ \t]{2,}/g, ' ')

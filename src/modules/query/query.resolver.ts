@@ -1,8 +1,8 @@
-import { Arg, Ctx, Directive, Float, Int, Query, Resolver } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { Arg, Ctx, Directive, Float, Int, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
 import { SearchModeEnum } from '../../graphql/enums';
-import { QueryService } from './query.service';
-import { Answer, FilterInput, SearchPayload } from './query.type';
+import { QueryService, type AskEvent } from './query.service';
+import { Answer, AskStreamEvent, FilterInput, SearchPayload } from './query.type';
 
 @Resolver()
 export class QueryResolver {
@@ -38,5 +38,31 @@ export class QueryResolver {
     @Ctx() ctx: KbqlContext,
   ) {
     return this.query.ask({ collection, question, topK, mode, alpha, filter }, { access: principalOf(ctx), scope: ctx.scope });
+  }
+
+  @Directive('@auth(requires: READER)')
+  @Directive('@rateLimit(window: "1m", max: 60)')
+  @Subscription(() => AskStreamEvent, {
+    description:
+      'ask, streamed: RetrievalDone, then AnswerDelta pieces as the answer is produced, a Citation per verified marker, then Completed (or Failed, e.g. UPSTREAM_TIMEOUT). Completing or disconnecting stops the work, model call included.',
+    subscribe: ({ args, context }) => {
+      const ctx = context as KbqlContext;
+      const a = args as { collection: string; question: string; topK?: number | null; mode?: SearchModeEnum; alpha?: number | null; filter?: FilterInput | null };
+      return servicesOf(ctx).query.askStream(
+        { collection: a.collection, question: a.question, topK: a.topK, mode: a.mode, alpha: a.alpha, filter: a.filter },
+        { access: principalOf(ctx), scope: ctx.scope },
+      );
+    },
+  })
+  askStream(
+    @Root() event: AskEvent,
+    @Arg('collection', () => String) _collection: string,
+    @Arg('question', () => String) _question: string,
+    @Arg('topK', () => Int, { nullable: true, description: 'Sources to retrieve; default KBQL_ASK_TOP_K.' }) _topK: number | null,
+    @Arg('mode', () => SearchModeEnum, { defaultValue: SearchModeEnum.HYBRID }) _mode: SearchModeEnum,
+    @Arg('alpha', () => Float, { nullable: true }) _alpha: number | null,
+    @Arg('filter', () => FilterInput, { nullable: true }) _filter: FilterInput | null,
+  ): AskEvent {
+    return event;
   }
 }

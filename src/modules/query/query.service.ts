@@ -1,11 +1,21 @@
-import { badInput } from '../../errors';
-import type { AnswerSource, AnswerSynthesizer, Citation } from '../../ports/answer-synthesizer.port';
+import { badInput, isAppError } from '../../errors';
+import type {
+  AnswerSource,
+  AnswerSynthesizer,
+  Citation,
+  Synthesis,
+  SynthesisEvent,
+  SynthesisRequest,
+  SynthesisUsage,
+} from '../../ports/answer-synthesizer.port';
 import type { CollectionRecord, Filter, KnowledgeStore, SearchHit, SearchMode } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import { accessScope, type Access } from '../auth/principal';
 import type { CollectionService } from '../collections/collection.service';
 import { compileFilter, type FilterSpec } from './filter';
+import { highlightSources, type Highlight } from './highlight';
 import { QueryResultCache, type CachedAnswer, type CachedSearch, type Claim } from './query-cache';
+import { NOT_FOUND_REASON } from './relevance';
 
 export interface SearchArgs {
   collection: string;
@@ -34,18 +44,67 @@ export interface AskArgs {
   filter?: FilterSpec | null;
 }
 
+/** A source as answers return it: the retrieved chunk with its document, and the sentence to look at. */
+export interface AnswerSourceView extends AnswerSource {
+  /** The chunk sentence that supports the answer (cited sources) or best covers the question (others). */
+  highlight: Highlight | null;
+}
+
+export type AskCitation = Citation & { source: AnswerSourceView };
+
 export interface AskResult {
   collection: CollectionRecord;
   answer: string | null;
   abstained: boolean;
   abstentionReason: string | null;
   /** Each citation with the source its marker refers to. */
-  citations: (Citation & { source: AnswerSource })[];
-  sources: AnswerSource[];
+  citations: AskCitation[];
+  /** Best first; when abstained, the closest sources found (none relevant enough). */
+  sources: AnswerSourceView[];
   unsupportedMarkers: number[];
   synthesizer: string;
+  /** Tokens the model used; null without a model call (extractive, abstained early, or served from cache). */
+  usage: SynthesisUsage | null;
   retrievalMs: number;
   tookMs: number;
+}
+
+/** Where the time of a streamed answer went, in milliseconds since the request started. */
+export interface AskTimings {
+  retrievalMs: number;
+  /** Until the first answer delta; null when none was sent (abstained). */
+  firstDeltaMs: number | null;
+  synthesisMs: number;
+  totalMs: number;
+}
+
+/**
+ * The events of {@link QueryService.askStream}, in this order: one `retrievalDone`, `answerDelta`s (none when it
+ * abstains), a `citation` per verified marker, and `completed` — or `failed` at any point, which ends the stream.
+ */
+export type AskEvent =
+  | { kind: 'retrievalDone'; sources: AnswerSourceView[]; latencyMs: number }
+  | { kind: 'answerDelta'; text: string }
+  | ({ kind: 'citation' } & AskCitation)
+  | { kind: 'completed'; answer: AskResult; usage: SynthesisUsage | null; timings: AskTimings }
+  | { kind: 'failed'; code: string; message: string };
+
+/** Answer-quality counters; see `kbql_answer_*` in `src/observability/metrics.ts`. */
+export interface AnswerMetrics {
+  citations(synthesizer: string, supported: number, unsupported: number): void;
+  abstained(synthesizer: string, kind: 'not_found' | 'unverified'): void;
+  /** Synthesis duration of a streamed answer (`ask` goes through the instrumented synthesizer instead). */
+  synthesis(synthesizer: string, outcome: 'answered' | 'abstained' | 'error', seconds: number): void;
+}
+
+/** Abstention before synthesis, by retrieval similarity; calibrated per embedder (see `KBQL_ABSTAIN_MIN_SIMILARITY`). */
+export interface AbstentionPolicy {
+  /**
+   * Least cosine similarity of the best vector-scored hit (VECTOR and HYBRID modes) to synthesize at all; below it
+   * `ask` abstains with the closest sources. 0 disables the gate (KEYWORD mode never uses it).
+   * @default 0
+   */
+  minVectorScore?: number;
 }
 
 /** Per-call options of {@link QueryService.search} and {@link QueryService.ask}. */
@@ -100,6 +159,12 @@ export class QueryService {
        * None by default: access is decided per collection (its tenant); a document-level rule plugs in here.
        */
       accessFilter?: (scope: string) => Filter | undefined;
+      /** The synthesizer whose `stream` askStream uses (uninstrumented: askStream records its own metrics). @default synthesizer */
+      streamSynthesizer?: AnswerSynthesizer;
+      /** Citation and abstention counters; none by default. */
+      answerMetrics?: AnswerMetrics;
+      /** Abstention by retrieval similarity; off by default. */
+      abstention?: AbstentionPolicy;
     },
   ) {}
 
@@ -184,32 +249,174 @@ export class QueryService {
       }
     });
     // No retrieval ran for a cached answer (or one shared with an identical request in flight): retrievalMs is 0.
-    if (step.answer) return { collection: step.collection, ...step.answer, retrievalMs: 0, tookMs: performance.now() - started };
+    if (step.answer) {
+      const result = this.present(question, step.collection, step.answer, null, 0, performance.now() - started);
+      this.count(result);
+      return result;
+    }
 
     const { retrieval, claim } = step;
     try {
       const sources: AnswerSource[] = retrieval.hits.map((hit, i) => ({ n: i + 1, ...hit }));
-      const synthesis = await this.deps.synthesizer.synthesize({ question, sources });
-      const byN = new Map(sources.map((s) => [s.n, s]));
-      const citations = synthesis.citations.flatMap((c) => {
-        const source = byN.get(c.marker);
-        return source ? [{ ...c, source }] : [];
-      });
-      const answer: CachedAnswer = {
-        answer: synthesis.answer,
-        abstained: synthesis.abstained,
-        abstentionReason: synthesis.abstentionReason,
-        citations,
-        sources,
-        unsupportedMarkers: synthesis.unsupportedMarkers,
-        synthesizer: this.deps.synthesizer.name,
-      };
+      const request = { question, sources };
+      const synthesis = this.gate(retrieval.mode, sources) ?? (await this.deps.synthesizer.synthesize(request));
+      const answer = this.toCached(synthesis, sources, this.deps.synthesizer.name);
       claim?.settle(answer);
-      return { collection: retrieval.collection, ...answer, retrievalMs: retrieval.tookMs, tookMs: performance.now() - started };
+      const result = this.present(question, retrieval.collection, answer, synthesis.usage ?? null, retrieval.tookMs, performance.now() - started);
+      this.count(result);
+      return result;
     } catch (error) {
       claim?.fail(error);
       throw error;
     }
+  }
+
+  /**
+   * {@link ask}, streamed: the events of {@link AskEvent}. Never throws once iterated: every failure, bad input
+   * included, is a final `failed` event with the error's code (unexpected errors are masked as
+   * INTERNAL_SERVER_ERROR). Not cached: a stream reports the synthesis as it runs. Ending the iteration early
+   * (`return()`, e.g. the client disconnected) or aborting `signal` aborts the work at once, provider call included.
+   */
+  askStream(args: AskArgs, options: QueryOptions, signal?: AbortSignal): AsyncIterableIterator<AskEvent> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    if (signal?.aborted) controller.abort(signal.reason);
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const events = this.streamEvents(args, options, controller.signal);
+    const stop = (): void => {
+      signal?.removeEventListener('abort', onAbort);
+      if (!controller.signal.aborted) controller.abort(new Error('stream closed by the consumer'));
+    };
+    // A generator's return() waits for the step it is running (e.g. a model token that never comes): abort first,
+    // so that step fails at once and the generator's cleanup runs.
+    const iterator: AsyncIterableIterator<AskEvent> = {
+      next: () => events.next(),
+      return: async (value?: unknown) => {
+        stop();
+        await events.return(undefined).catch(() => undefined);
+        return { done: true, value: value as AskEvent };
+      },
+      throw: async (error?: unknown) => {
+        stop();
+        return events.throw(error);
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  private async *streamEvents(args: AskArgs, options: QueryOptions, signal: AbortSignal): AsyncGenerator<AskEvent> {
+    const started = performance.now();
+    const synthesizer = this.deps.streamSynthesizer ?? this.deps.synthesizer;
+    let synthesisStarted: number | null = null;
+    try {
+      const scope = options.scope ?? accessScope(options.access);
+      const question = this.validateText(args.question, 'question');
+      const searchArgs: SearchArgs = { ...args, query: question, topK: args.topK ?? this.deps.defaults.askTopK };
+      const facts = { mode: searchArgs.mode ?? 'HYBRID', topK: searchArgs.topK! };
+      const retrieval = await (this.deps.telemetry ?? noTelemetry).run('kbql.retrieve', facts, async (note) => {
+        const result = await this.retrieve(searchArgs, options.access, scope, false);
+        note({ collection: result.collection.name, hitCount: result.hits.length });
+        return result;
+      });
+      signal.throwIfAborted();
+      const sources: AnswerSource[] = retrieval.hits.map((hit, i) => ({ n: i + 1, ...hit }));
+      const highlights = highlightSources(question, sources);
+      yield { kind: 'retrievalDone', sources: sources.map((s, i) => ({ ...s, highlight: highlights[i] ?? null })), latencyMs: retrieval.tookMs };
+
+      synthesisStarted = performance.now();
+      let firstDeltaMs: number | null = null;
+      let synthesis = this.gate(retrieval.mode, sources);
+      if (!synthesis) {
+        for await (const event of streamOf(synthesizer, { question, sources }, signal)) {
+          if (event.type === 'done') {
+            synthesis = event.synthesis;
+            break;
+          }
+          if (!event.text) continue;
+          firstDeltaMs ??= performance.now() - started;
+          yield { kind: 'answerDelta', text: event.text };
+        }
+      }
+      if (!synthesis) throw new Error(`synthesizer ${synthesizer.name} ended its stream without a result`);
+      const synthesisMs = performance.now() - synthesisStarted;
+      this.deps.answerMetrics?.synthesis(synthesizer.name, synthesis.abstained ? 'abstained' : 'answered', synthesisMs / 1000);
+      synthesisStarted = null;
+      const answer = this.toCached(synthesis, sources, synthesizer.name);
+      const result = this.present(question, retrieval.collection, answer, synthesis.usage ?? null, retrieval.tookMs, performance.now() - started);
+      this.count(result);
+      for (const citation of result.citations) yield { kind: 'citation', ...citation };
+      const totalMs = performance.now() - started;
+      yield {
+        kind: 'completed',
+        answer: { ...result, tookMs: totalMs },
+        usage: result.usage,
+        timings: { retrievalMs: retrieval.tookMs, firstDeltaMs, synthesisMs, totalMs },
+      };
+    } catch (error) {
+      if (synthesisStarted !== null) this.deps.answerMetrics?.synthesis(synthesizer.name, 'error', (performance.now() - synthesisStarted) / 1000);
+      if (signal.aborted) return; // the consumer left: nobody to tell
+      yield isAppError(error)
+        ? { kind: 'failed', code: error.code, message: error.message }
+        : { kind: 'failed', code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' };
+    }
+  }
+
+  /** An abstention decided before synthesis (no sources, or the best similarity below the calibrated floor), or null. */
+  private gate(mode: SearchMode, sources: readonly AnswerSource[]): Synthesis | null {
+    const abstain = (): Synthesis => ({ answer: null, abstained: true, abstentionReason: NOT_FOUND_REASON, citations: [], unsupportedMarkers: [] });
+    if (sources.length === 0) return abstain();
+    const min = this.deps.abstention?.minVectorScore ?? 0;
+    if (min <= 0 || mode === 'KEYWORD') return null;
+    let best: number | null = null;
+    for (const s of sources) if (s.vectorScore !== null && (best === null || s.vectorScore > best)) best = s.vectorScore;
+    return best !== null && best < min ? abstain() : null;
+  }
+
+  private toCached(synthesis: Synthesis, sources: AnswerSource[], synthesizer: string): CachedAnswer {
+    const byN = new Map(sources.map((s) => [s.n, s]));
+    const citations = synthesis.citations.flatMap((c) => {
+      const source = byN.get(c.marker);
+      return source ? [{ ...c, source }] : [];
+    });
+    return {
+      answer: synthesis.answer,
+      abstained: synthesis.abstained,
+      abstentionReason: synthesis.abstentionReason,
+      citations,
+      sources,
+      unsupportedMarkers: synthesis.unsupportedMarkers,
+      synthesizer,
+    };
+  }
+
+  /** The answer as returned: sources with highlights (cited sentences first), citations pointing at those sources. */
+  private present(
+    question: string,
+    collection: CollectionRecord,
+    answer: CachedAnswer,
+    usage: SynthesisUsage | null,
+    retrievalMs: number,
+    tookMs: number,
+  ): AskResult {
+    const cited = new Map<number, string[]>();
+    for (const c of answer.citations) if (c.supported) cited.set(c.marker, [...(cited.get(c.marker) ?? []), c.sentence]);
+    const highlights = highlightSources(question, answer.sources, cited);
+    const sources: AnswerSourceView[] = answer.sources.map((s, i) => ({ ...s, highlight: highlights[i] ?? null }));
+    const byN = new Map(sources.map((s) => [s.n, s]));
+    const citations = answer.citations.flatMap((c) => {
+      const source = byN.get(c.marker);
+      return source ? [{ ...c, source }] : [];
+    });
+    return { ...answer, collection, citations, sources, usage, retrievalMs, tookMs };
+  }
+
+  private count(result: AskResult): void {
+    const m = this.deps.answerMetrics;
+    if (!m) return;
+    const supported = result.citations.filter((c) => c.supported).length;
+    m.citations(result.synthesizer, supported, result.unsupportedMarkers.length);
+    if (result.abstained) m.abstained(result.synthesizer, result.abstentionReason === NOT_FOUND_REASON ? 'not_found' : 'unverified');
   }
 
   /** Validated arguments with defaults resolved: what a search computes from, and so what its cache key holds. */
@@ -252,4 +459,15 @@ export class QueryService {
     if (!Number.isInteger(topK) || topK < 1 || topK > max) throw badInput(`topK must be between 1 and ${max}.`, { argument: 'topK', max });
     return topK;
   }
+}
+
+/** The synthesizer's stream, or its finished answer as one delta for a synthesizer that cannot stream. */
+async function* streamOf(synthesizer: AnswerSynthesizer, request: SynthesisRequest, signal: AbortSignal): AsyncGenerator<SynthesisEvent> {
+  if (synthesizer.stream) {
+    yield* synthesizer.stream(request, signal);
+    return;
+  }
+  const synthesis = await synthesizer.synthesize(request, signal);
+  if (synthesis.answer) yield { type: 'delta', text: synthesis.answer };
+  yield { type: 'done', synthesis };
 }

@@ -16,7 +16,8 @@ import { STOPWORDS, splitSentences, tokenize } from '../../text/tokenize';
 export const NOT_FOUND_REASON = 'not found in the knowledge base';
 
 /**
- * Default least relevance to answer, shared by the synthesizers. Calibrated on SQuAD 2
+ * Default least relevance for the LLM synthesizer to ask its model at all (the extractive synthesizer has its own,
+ * stricter default with further checks: `DEFAULT_EXTRACTIVE_MIN_RELEVANCE`). Calibrated on SQuAD 2
  * (`bench/synthesizer-squad2.bench.ts`): at 0.35, 99.6% of questions asked of unrelated paragraphs abstain, as do
  * 13.7% of answerable and 26.1% of unanswerable ones. Higher values trade answerable answers for abstentions on
  * SQuAD's adversarial unanswerable questions about one for one (relevance AUC there is only 0.63, against 0.99 for
@@ -240,6 +241,74 @@ export function bestCoverage(analysis: RelevanceAnalysis): number {
   let best = 0;
   for (const c of analysis.candidates) best = Math.max(best, sentenceRelevance(analysis, c));
   return best;
+}
+
+/**
+ * Weighted share of the question's key terms (content terms other than question-frame words) found in `terms`, in
+ * [0, 1]; 1 when the question has no key terms. Used on the chosen answer sentence and its neighbours: SQuAD 2's
+ * unanswerable questions are written against the very paragraph retrieved, often by swapping in one key term the
+ * paragraph never states in that place.
+ */
+export function keyCoverage(analysis: RelevanceAnalysis, terms: ReadonlySet<string>): number {
+  let found = 0;
+  let total = 0;
+  for (const [term, weight] of analysis.weights) {
+    if (FRAME_WORDS.has(term)) continue;
+    total += weight;
+    if (terms.has(term)) found += weight;
+  }
+  return total <= 0 ? 1 : found / total;
+}
+
+const WANTS_PERSON = /^\s*(?:who|whom|whose)\b/i;
+
+/**
+ * Whether `sentence` can hold the kind of answer the question's wh-word asks for: a number or date for "When…",
+ * "How many…", "What year…"; a name (a capitalised word the question does not contain) for "Who…". Other questions
+ * always agree.
+ */
+export function answerTypeAgrees(question: string, analysis: RelevanceAnalysis, sentence: CandidateSentence): boolean {
+  if (analysis.wantsNumber) return sentence.hasNumber || /\b(?:century|decade|year|month|day|hundred|thousand|million|billion|dozen|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|fifty|January|February|March|April|May|June|July|August|September|October|November|December)\b/i.test(sentence.text);
+  if (WANTS_PERSON.test(question)) {
+    const asked = new Set(question.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
+    const words = sentence.text.match(/[\p{L}\p{N}]+/gu) ?? [];
+    return words.some((w, i) => i > 0 && /^\p{Lu}/u.test(w) && !asked.has(w.toLowerCase()));
+  }
+  return true;
+}
+
+/** Word pairs of opposite meaning: a question using one where the answer's sentences use only the other is a swap. */
+const ANTONYM_PAIRS: readonly (readonly [string, string])[] = (
+  'first:last before:after early:late earlier:later earliest:latest largest:smallest larger:smaller most:least highest:lowest ' +
+  'higher:lower more:less increase:decrease increased:decreased north:south northern:southern east:west eastern:western ' +
+  'maximum:minimum major:minor above:below inside:outside begin:end start:end won:lost win:lose oldest:newest older:younger ' +
+  'longest:shortest longer:shorter biggest:smallest bigger:smaller best:worst better:worse positive:negative public:private ' +
+  'internal:external upper:lower rise:fall gain:loss include:exclude success:failure cheaper:expensive first:second'
+)
+  .split(' ')
+  .map((pair) => pair.split(':') as [string, string]);
+const ANTONYMS = new Map<string, string[]>();
+for (const [a, b] of ANTONYM_PAIRS) {
+  ANTONYMS.set(a, [...(ANTONYMS.get(a) ?? []), b]);
+  ANTONYMS.set(b, [...(ANTONYMS.get(b) ?? []), a]);
+}
+
+/**
+ * Why the answer's sentences (`windowText`: the picked sentences and their neighbours) contradict the question, or
+ * null: the question states a number (a year, a quantity) they do not; it is negated and the best sentence is not;
+ * or it uses a word whose opposite they use instead ("first" / "last", "northern" / "southern"). These are the edits
+ * SQuAD 2's unanswerable questions are made of.
+ */
+export function contradiction(question: string, analysis: RelevanceAnalysis, best: CandidateSentence, windowText: string): string | null {
+  const asked = question.toLowerCase().match(/[\p{L}\p{N}]+(?:[.,]\d+)*/gu) ?? [];
+  const stated = new Set(windowText.toLowerCase().match(/[\p{L}\p{N}]+(?:[.,]\d+)*/gu) ?? []);
+  for (const token of asked) if (/\d/.test(token) && !stated.has(token)) return 'number';
+  if (analysis.negated && !best.negated) return 'negation';
+  for (const token of asked) {
+    if (stated.has(token)) continue;
+    if (ANTONYMS.get(token)?.some((opposite) => stated.has(opposite))) return 'antonym';
+  }
+  return null;
 }
 
 /** Shorthand: `bestCoverage(analyzeRelevance(question, sources))`. */

@@ -1,0 +1,184 @@
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  TaskCancelledError,
+  circuitBreaker,
+  handleWhen,
+  noop,
+  retry,
+  type CircuitBreakerPolicy,
+  type IPolicy,
+} from 'cockatiel';
+import { AppError, isAppError } from '../../errors';
+
+/** How calls to a model provider (embeddings API) are retried and cut off. Times in milliseconds. */
+export interface ProviderResilienceOptions {
+  /** Provider name for error details and messages, e.g. `openai`. */
+  provider: string;
+  /**
+   * Retries after the first attempt, on transient failures only (connection refused/reset, HTTP 408/429/5xx).
+   * @default 2
+   */
+  retries?: number;
+  /**
+   * First retry delay; doubles each retry, with jitter.
+   * @default 200
+   */
+  retryInitialDelayMs?: number;
+  /**
+   * Largest retry delay.
+   * @default 2000
+   */
+  retryMaxDelayMs?: number;
+  /**
+   * Consecutive failed attempts (transient failures or timeouts) that open the circuit; while it is open, calls fail
+   * at once with UPSTREAM_UNAVAILABLE instead of waiting on a provider that is down.
+   * @default 5
+   */
+  breakerThreshold?: number;
+  /**
+   * How long an open circuit fails fast before one trial call goes through (success closes it, failure re-opens it).
+   * @default 10000
+   */
+  breakerHalfOpenAfterMs?: number;
+}
+
+export type ProviderCircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+]);
+
+/** The HTTP status a provider client error carries (OpenAI's `status`, Ollama's `status_code`), or null. */
+export function providerStatusOf(error: unknown): number | null {
+  const { status: s1, status_code: s2 } = (error ?? {}) as { status?: unknown; status_code?: unknown };
+  return typeof s1 === 'number' ? s1 : typeof s2 === 'number' ? s2 : null;
+}
+
+/**
+ * True for failures another attempt may cure: HTTP 408, 429 and 5xx, refused or reset connections, the client's own
+ * connection/timeout errors. Never for other 4xx (a wrong key or model stays wrong), malformed answers (kbql's own
+ * AppErrors) or the caller's abort.
+ */
+export function isTransientProviderError(error: unknown): boolean {
+  if (isAppError(error) || error instanceof BrokenCircuitError) return false;
+  if (error instanceof TaskCancelledError) return true;
+  const status = providerStatusOf(error);
+  if (status !== null) return status === 408 || status === 429 || status >= 500;
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'AbortError' || (/abort/i.test(error.constructor.name) && !/timeout/i.test(error.constructor.name))) return false;
+  if (/Connection|Timeout/.test(`${error.name} ${error.constructor.name}`)) return true;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
+    if (/fetch failed|socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * True for a failed provider call (as the embedders report it: an AppError) that says the provider is unwell: no
+ * answer within the deadline, unreachable, or HTTP 408/429/5xx after the retries. A 4xx (wrong key or model), a
+ * malformed answer or the caller's abort says nothing about the provider's health and does not count.
+ */
+export function isProviderOutage(error: unknown): boolean {
+  if (!isAppError(error)) return false;
+  if (error.code === 'UPSTREAM_TIMEOUT') return true;
+  if (error.code !== 'UPSTREAM_UNAVAILABLE' || error.details['circuit'] === 'open') return false;
+  const status = error.details['status'];
+  if (status === undefined) return false; // a malformed answer (wrong count or dimensions): the provider answered
+  return status === null || (typeof status === 'number' && (status === 408 || status === 429 || status >= 500));
+}
+
+/**
+ * Retries with exponential backoff and a circuit breaker for one model provider, on cockatiel (as
+ * `weaviate.resilience.ts` does for the store). Two layers, used together by the embedders:
+ * - {@link withRetries} around each HTTP request: transient failures ({@link isTransientProviderError}) are retried
+ *   with backoff while the caller's deadline lasts; an abort stops the backoff.
+ * - {@link execute} around a whole call, deadline included: after `breakerThreshold` consecutive failed calls
+ *   ({@link isProviderOutage}: timeouts count too) the circuit opens and calls fail at once with AppError
+ *   UPSTREAM_UNAVAILABLE (`details.circuit: 'open'`) without touching the provider; after `breakerHalfOpenAfterMs`
+ *   one trial call goes through, and its success closes the circuit again.
+ * One instance per provider client: every call made through it shares the breaker.
+ */
+export class ProviderResilience {
+  readonly #provider: string;
+  readonly #retry: IPolicy;
+  readonly #breaker: CircuitBreakerPolicy;
+  readonly #threshold: number;
+  readonly #halfOpenAfterMs: number;
+
+  constructor(options: ProviderResilienceOptions) {
+    this.#provider = options.provider;
+    const retries = options.retries ?? 2;
+    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
+    this.#threshold = positiveInteger(options.breakerThreshold ?? 5, 'breakerThreshold');
+    this.#halfOpenAfterMs = positiveInteger(options.breakerHalfOpenAfterMs ?? 10_000, 'breakerHalfOpenAfterMs');
+    this.#retry =
+      retries === 0
+        ? noop
+        : retry(handleWhen(isTransientProviderError), {
+            maxAttempts: retries,
+            backoff: new ExponentialBackoff({
+              initialDelay: positiveInteger(options.retryInitialDelayMs ?? 200, 'retryInitialDelayMs'),
+              maxDelay: positiveInteger(options.retryMaxDelayMs ?? 2_000, 'retryMaxDelayMs'),
+            }),
+          });
+    this.#breaker = circuitBreaker(handleWhen(isProviderOutage), {
+      halfOpenAfter: this.#halfOpenAfterMs,
+      breaker: new ConsecutiveBreaker(this.#threshold),
+    });
+  }
+
+  get state(): ProviderCircuitState {
+    switch (this.#breaker.state) {
+      case CircuitState.Closed:
+        return 'closed';
+      case CircuitState.Open:
+        return 'open';
+      case CircuitState.HalfOpen:
+        return 'half-open';
+      default:
+        return 'isolated';
+    }
+  }
+
+  /** Runs one provider call through the breaker; throws UPSTREAM_UNAVAILABLE at once while the circuit is open. */
+  async execute<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#breaker.execute(() => call());
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        throw new AppError(
+          'UPSTREAM_UNAVAILABLE',
+          `Embedding provider ${this.#provider} is unavailable (circuit open after ${this.#threshold} consecutive failed calls); retrying it within ${Math.ceil(this.#halfOpenAfterMs / 1000)} s.`,
+          { provider: this.#provider, circuit: 'open', status: null },
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Runs one request, retrying transient failures with backoff until `signal` aborts; throws the last raw error. */
+  withRetries<T>(signal: AbortSignal, request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.#retry.execute(({ signal: attemptSignal }) => request(attemptSignal), signal);
+  }
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}

@@ -1,0 +1,382 @@
+import { Redis } from 'ioredis';
+import { AppError } from '../../errors';
+import type {
+  JobDocumentState,
+  JobEvent,
+  JobEventBus,
+  JobListFilter,
+  JobPayload,
+  JobRecord,
+  JobStage,
+  JobStatus,
+  JobStore,
+  NewJob,
+  UploadRecord,
+  UploadStore,
+} from '../../ports/job-store.port';
+import { isTerminal } from '../../ports/job-store.port';
+
+export interface RedisJobsOptions {
+  url: string;
+  /** Prefix of every key, e.g. `kbql:jobs`. */
+  prefix: string;
+  /**
+   * Longest one Redis command may take, in ms (then it fails; the queue retries the document).
+   * @default 5000
+   */
+  commandTimeoutMs?: number;
+}
+
+/** A client whose every command is bounded: no offline queue growing while Redis is away, a command timeout. */
+export function createJobsRedisClient(options: RedisJobsOptions): Redis {
+  return new Redis(options.url, {
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    connectTimeout: 5000,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    lazyConnect: false,
+  });
+}
+
+/**
+ * Closes a client for good. A close event still in flight (Redis just went away) could otherwise schedule a
+ * reconnect after `disconnect()`, and a reconnecting client keeps the process alive: no retry strategy, no reconnect.
+ */
+export function closeRedisClient(client: Redis): void {
+  client.options.retryStrategy = () => null;
+  client.disconnect();
+}
+
+const unavailable = (error: unknown): AppError =>
+  new AppError('UPSTREAM_UNAVAILABLE', 'The job store (Redis) is unavailable.', { reason: 'JOB_STORE' }, { cause: error });
+
+async function guarded<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
+const TRANSITION = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+for i = 5, #ARGV do
+  if current == ARGV[i] then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('HSET', KEYS[3], 'updatedAt', ARGV[4])
+    return 1
+  end
+end
+return 0`;
+
+const FINISH = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local finished = redis.call('HGET', KEYS[1], 'finishedAt')
+if finished and finished ~= '' then return 0 end
+redis.call('HSET', KEYS[1], 'finishedAt', ARGV[1], 'status', ARGV[2], 'updatedAt', ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[3])
+return 1`;
+
+const RUNNING = `
+if redis.call('HGET', KEYS[1], 'status') == 'QUEUED' then
+  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'updatedAt', ARGV[1])
+end
+return 1`;
+
+const toState = (json: string): JobDocumentState => {
+  const raw = JSON.parse(json) as Omit<JobDocumentState, 'updatedAt'> & { updatedAt: number | string };
+  return { ...raw, updatedAt: new Date(raw.updatedAt) };
+};
+const fromState = (state: JobDocumentState): string => JSON.stringify({ ...state, updatedAt: state.updatedAt.getTime() });
+
+/**
+ * Job state in Redis, shared by every replica: a hash per job, and per job three hashes keyed by document index
+ * (stage, state JSON, payload JSON). Stage changes are compare-and-set Lua scripts, finishing a job is a set-once
+ * script, so two replicas never both cancel-and-claim a document or both announce a job's end.
+ */
+export class RedisJobStore implements JobStore {
+  readonly kind = 'redis';
+  private readonly p: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.p = prefix;
+  }
+
+  private job(id: string) {
+    return `${this.p}:job:${id}`;
+  }
+  private stages(id: string) {
+    return `${this.p}:job:${id}:stage`;
+  }
+  private states(id: string) {
+    return `${this.p}:job:${id}:state`;
+  }
+  private payloads(id: string) {
+    return `${this.p}:job:${id}:payload`;
+  }
+  private get unfinished() {
+    return `${this.p}:unfinished`;
+  }
+  private byTenant(tenant: string) {
+    return `${this.p}:by-tenant:${tenant}`;
+  }
+  private byCollection(id: string) {
+    return `${this.p}:by-collection:${id}`;
+  }
+
+  async init(): Promise<void> {
+    await guarded(() => this.redis.ping());
+  }
+
+  async close(): Promise<void> {}
+
+  async createJob(job: NewJob): Promise<JobRecord> {
+    const at = job.createdAt.getTime();
+    const multi = this.redis.multi();
+    multi.hset(this.job(job.id), {
+      id: job.id,
+      tenant: job.tenant,
+      collectionId: job.collectionId,
+      status: 'QUEUED',
+      total: job.documents.length,
+      cancelRequested: 0,
+      createdAt: at,
+      updatedAt: at,
+      finishedAt: '',
+    });
+    const stages: Record<string, string> = {};
+    const states: Record<string, string> = {};
+    const payloads: Record<string, string> = {};
+    for (const { state, payload } of job.documents) {
+      stages[state.index] = state.stage;
+      states[state.index] = fromState(state);
+      payloads[state.index] = JSON.stringify(payload);
+    }
+    multi.hset(this.stages(job.id), stages);
+    multi.hset(this.states(job.id), states);
+    multi.hset(this.payloads(job.id), payloads);
+    multi.sadd(this.unfinished, job.id);
+    multi.zadd(this.byTenant(job.tenant), at, job.id);
+    multi.zadd(this.byCollection(job.collectionId), at, job.id);
+    const results = await guarded(() => multi.exec());
+    const failed = results?.find(([error]) => error);
+    if (!results || failed) throw unavailable(failed?.[0]);
+    return (await this.getJob(job.id))!;
+  }
+
+  async getJob(id: string): Promise<JobRecord | null> {
+    const raw = await guarded(() => this.redis.hgetall(this.job(id)));
+    return raw['id'] ? toJob(raw) : null;
+  }
+
+  async listJobs(filter: JobListFilter, page: { offset: number; limit: number }): Promise<{ items: JobRecord[]; total: number }> {
+    const key = filter.collectionId ? this.byCollection(filter.collectionId) : this.byTenant(filter.tenant);
+    const ids = await guarded(() => this.redis.zrevrange(key, 0, -1));
+    let jobs = await this.getJobs(ids);
+    if (filter.status) jobs = jobs.filter((j) => j.status === filter.status);
+    return { items: jobs.slice(page.offset, page.offset + page.limit), total: jobs.length };
+  }
+
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    const ids = await guarded(() => this.redis.smembers(this.unfinished));
+    return (await this.getJobs(ids)).filter((j) => !j.finishedAt).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  private async getJobs(ids: string[]): Promise<JobRecord[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.job(id));
+    const results = (await guarded(() => pipeline.exec())) ?? [];
+    return results.flatMap(([error, raw]) => (!error && raw && (raw as Record<string, string>)['id'] ? [toJob(raw as Record<string, string>)] : []));
+  }
+
+  async getDocuments(jobId: string): Promise<JobDocumentState[]> {
+    const raw = await guarded(() => this.redis.hvals(this.states(jobId)));
+    return raw.map(toState).sort((a, b) => a.index - b.index);
+  }
+
+  async getDocument(jobId: string, index: number): Promise<JobDocumentState | null> {
+    const raw = await guarded(() => this.redis.hget(this.states(jobId), String(index)));
+    return raw ? toState(raw) : null;
+  }
+
+  async openCount(jobId: string): Promise<number> {
+    const stages = await guarded(() => this.redis.hvals(this.stages(jobId)));
+    return stages.filter((s) => !isTerminal(s as JobStage)).length;
+  }
+
+  async getPayload(jobId: string, index: number): Promise<JobPayload | null> {
+    const raw = await guarded(() => this.redis.hget(this.payloads(jobId), String(index)));
+    return raw ? (JSON.parse(raw) as JobPayload) : null;
+  }
+
+  async transition(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean> {
+    if (from.length === 0) return false;
+    const result = await guarded(() =>
+      this.redis.eval(
+        TRANSITION,
+        3,
+        this.stages(jobId),
+        this.states(jobId),
+        this.job(jobId),
+        String(state.index),
+        state.stage,
+        fromState(state),
+        String(Date.now()),
+        ...from,
+      ),
+    );
+    return result === 1;
+  }
+
+  async replacePayload(jobId: string, index: number, payload: JobPayload): Promise<void> {
+    await guarded(() => this.redis.hset(this.payloads(jobId), String(index), JSON.stringify(payload)));
+  }
+
+  async dropPayload(jobId: string, index: number): Promise<void> {
+    await guarded(() => this.redis.hdel(this.payloads(jobId), String(index)));
+  }
+
+  async setCancelRequested(jobId: string): Promise<void> {
+    await guarded(() => this.redis.hset(this.job(jobId), 'cancelRequested', 1, 'updatedAt', Date.now()));
+  }
+
+  async markRunning(jobId: string): Promise<void> {
+    await guarded(() => this.redis.eval(RUNNING, 1, this.job(jobId), String(Date.now())));
+  }
+
+  async markFinished(jobId: string, at: Date, status: JobStatus): Promise<boolean> {
+    const result = await guarded(() => this.redis.eval(FINISH, 2, this.job(jobId), this.unfinished, String(at.getTime()), status, jobId));
+    return result === 1;
+  }
+
+  async reopen(jobId: string): Promise<void> {
+    await guarded(() =>
+      this.redis
+        .multi()
+        .hset(this.job(jobId), 'finishedAt', '', 'cancelRequested', 0, 'status', 'RUNNING', 'updatedAt', Date.now())
+        .sadd(this.unfinished, jobId)
+        .exec(),
+    );
+  }
+}
+
+function toJob(raw: Record<string, string>): JobRecord {
+  return {
+    id: raw['id']!,
+    tenant: raw['tenant']!,
+    collectionId: raw['collectionId']!,
+    status: raw['status'] as JobStatus,
+    total: Number(raw['total']),
+    cancelRequested: raw['cancelRequested'] === '1',
+    createdAt: new Date(Number(raw['createdAt'])),
+    updatedAt: new Date(Number(raw['updatedAt'])),
+    finishedAt: raw['finishedAt'] ? new Date(Number(raw['finishedAt'])) : null,
+  };
+}
+
+/**
+ * Progress events over Redis pub/sub (one channel per job), so a client subscribed on one replica sees the stages
+ * of documents another replica processes. Delivery is best effort: the summary is re-read from the job store.
+ */
+export class RedisJobEventBus implements JobEventBus {
+  private readonly listeners = new Map<string, Set<(event: JobEvent) => void>>();
+  private readonly subscriber: Redis;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    this.subscriber = redis.duplicate();
+    this.subscriber.on('error', () => {
+      // reconnects on its own; subscriptions are restored by ioredis (autoResubscribe)
+    });
+    this.subscriber.on('message', (channel: string, message: string) => {
+      const jobId = channel.slice(this.channel('').length);
+      const set = this.listeners.get(jobId);
+      if (!set) return;
+      let event: JobEvent;
+      try {
+        event = JSON.parse(message) as JobEvent;
+      } catch {
+        return;
+      }
+      if (event.kind === 'STAGE') event.document.updatedAt = new Date(event.document.updatedAt);
+      for (const listener of set) listener(event);
+    });
+  }
+
+  private channel(jobId: string): string {
+    return `${this.prefix}:events:${jobId}`;
+  }
+
+  async publish(event: JobEvent): Promise<void> {
+    await guarded(() => this.redis.publish(this.channel(event.jobId), JSON.stringify(event)));
+  }
+
+  async subscribe(jobId: string, listener: (event: JobEvent) => void): Promise<() => void> {
+    let set = this.listeners.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(jobId, set);
+      await guarded(() => this.subscriber.subscribe(this.channel(jobId)));
+    }
+    set.add(listener);
+    return () => {
+      const current = this.listeners.get(jobId);
+      if (!current) return;
+      current.delete(listener);
+      if (current.size === 0) {
+        this.listeners.delete(jobId);
+        this.subscriber.unsubscribe(this.channel(jobId)).catch(() => undefined);
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    closeRedisClient(this.subscriber);
+  }
+}
+
+/** Uploads in Redis with their expiry (any replica can take the upload another received). */
+export class RedisUploadStore implements UploadStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private key(id: string): string {
+    return `${this.prefix}:upload:${id}`;
+  }
+
+  async put(record: UploadRecord, data: Buffer): Promise<void> {
+    const ttl = Math.max(1, Math.ceil((record.expiresAt.getTime() - Date.now()) / 1000));
+    await guarded(() =>
+      this.redis
+        .multi()
+        .hset(this.key(record.id), 'record', JSON.stringify(record), 'data', data)
+        .expire(this.key(record.id), ttl)
+        .exec(),
+    );
+  }
+
+  async get(id: string): Promise<{ record: UploadRecord; data: Buffer } | null> {
+    const [recordJson, data] = await guarded(() => this.redis.hmgetBuffer(this.key(id), 'record', 'data'));
+    if (!recordJson || !data) return null;
+    const raw = JSON.parse(recordJson.toString('utf8')) as UploadRecord;
+    const record = { ...raw, createdAt: new Date(raw.createdAt), expiresAt: new Date(raw.expiresAt) };
+    return record.expiresAt.getTime() > Date.now() ? { record, data } : null;
+  }
+
+  async sweep(): Promise<number> {
+    return 0; // Redis expires them.
+  }
+
+  async close(): Promise<void> {}
+}

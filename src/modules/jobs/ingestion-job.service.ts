@@ -1,0 +1,532 @@
+import { randomUUID } from 'node:crypto';
+import { AppError, badInput, notFound, type ErrorCode } from '../../errors';
+import type { Logger } from '../../logger';
+import {
+  CLAIMABLE_STAGES,
+  isTerminal,
+  JOB_STAGES,
+  type JobDocumentState,
+  type JobEvent,
+  type JobEventBus,
+  type JobPayload,
+  type JobQueue,
+  type JobRecord,
+  type JobStage,
+  type JobStatus,
+  type JobStore,
+  type JobTask,
+} from '../../ports/job-store.port';
+import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
+import { assertWritable, canSee, type Access } from '../auth/principal';
+import type { IngestOutcome } from '../../observability/metrics';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
+import type { UploadService } from './upload.service';
+
+/** Turns an uploaded file into content (see `adapters/parsing/file.extractor.ts`). */
+export interface FileContentExtractor {
+  extract(data: Buffer, filename: string, mediaType: string | null): Promise<{ content: string; contentType: ContentType; title: string | null }>;
+}
+
+/** Codes a retry of the same document may get past: the failure was ours or a provider's, not the content's. */
+const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
+
+export const isTransientCode = (code: string | null): boolean => code !== null && TRANSIENT_CODES.has(code);
+
+/** A job with its per-stage counts, as the API shows it. */
+export interface JobView extends JobRecord {
+  queued: number;
+  inProgress: number;
+  indexed: number;
+  unchanged: number;
+  failed: number;
+  cancelled: number;
+  /** From creation to the end (or to now while it runs). */
+  tookMs: number;
+}
+
+/** One item of `ingestionProgress`: a document's stage transition, or the job's final summary (last item). */
+export interface ProgressItem {
+  kind: 'STAGE' | 'SUMMARY';
+  jobId: string;
+  document: JobDocumentState | null;
+  job: JobView | null;
+}
+
+export interface IngestionJobServiceDeps {
+  store: JobStore;
+  queue: JobQueue;
+  events: JobEventBus;
+  knowledge: KnowledgeStore;
+  ingestion: IngestionService;
+  uploads: UploadService;
+  extractor: FileContentExtractor;
+  limits: { maxDocumentsPerJob: number };
+  /** The ingestion metrics (documents by outcome, chunks). */
+  metrics?: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
+  logger?: Logger;
+}
+
+export interface DocumentReplacements {
+  documents?: readonly DocumentInputArgs[] | null;
+  uploads?: readonly string[] | null;
+}
+
+/** How long a progress stream waits for an event before it re-reads the job from the store. */
+const PROGRESS_RECHECK_MS = 5_000;
+
+/** Thrown by a stage hook when the job was cancelled: stops the document, which ends CANCELLED. */
+class Cancelled extends Error {}
+
+const rankOf = (doc: Pick<JobDocumentState, 'stage' | 'attempt'>): number =>
+  doc.attempt * 100 + (isTerminal(doc.stage) ? 99 : JOB_STAGES.indexOf(doc.stage));
+
+/**
+ * Asynchronous ingestion: a job is accepted at once (job, document states and payloads persisted together), its
+ * documents go through the queue one task each (bounded concurrency; one worker per task, also across replicas with
+ * BullMQ), each through {@link IngestionService.ingestOne} — the same pipeline as `ingestDocuments` — with every
+ * stage change persisted and published. Re-running a document is harmless: its write is a content-hash upsert that
+ * replaces chunks atomically, so a crash mid-document leaves the old version or the new one and the re-run either
+ * writes it once or finds it UNCHANGED (reported INDEXED when this job's earlier run got as far as STORING).
+ */
+export class IngestionJobService {
+  private started = false;
+
+  constructor(private readonly deps: IngestionJobServiceDeps) {}
+
+  /** Starts the workers and resumes every unfinished job (documents left mid-way are redone). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.deps.queue.start((task) => this.process(task));
+    try {
+      for (const job of await this.deps.store.unfinishedJobs()) {
+        const open = (await this.deps.store.getDocuments(job.id)).filter((d) => !isTerminal(d.stage));
+        if (open.length === 0) await this.maybeFinish(job.id);
+        else await this.deps.queue.enqueue(open.map((d) => ({ jobId: job.id, index: d.index, attempt: d.attempt })));
+      }
+    } catch (error) {
+      // Only the networked store fails here (Redis down); its queue still holds the work and resumes it by itself.
+      this.deps.logger?.warn('could not resume unfinished ingestion jobs', { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  /** Stops taking documents and waits a while for the running ones. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    await this.deps.queue.close(timeoutMs);
+  }
+
+  async startIngestion(
+    collectionRef: string,
+    documents: readonly DocumentInputArgs[],
+    uploadIds: readonly string[],
+    access: Access,
+  ): Promise<JobView> {
+    const total = documents.length + uploadIds.length;
+    const max = this.deps.limits.maxDocumentsPerJob;
+    if (total === 0) throw badInput('Give at least one document or upload.', { argument: 'documents' });
+    if (total > max) throw badInput(`At most ${max} documents and uploads per job.`, { argument: 'documents', max });
+    if (new Set(uploadIds).size !== uploadIds.length) throw badInput('An upload id appears more than once.', { argument: 'uploads' });
+    const collection = await this.deps.ingestion.resolveCollection(collectionRef, access);
+    const items: { payload: JobPayload; externalId: string | null; filename: string | null }[] = documents.map((doc) => ({
+      payload: documentPayload(doc),
+      externalId: doc.id ?? null,
+      filename: null,
+    }));
+    for (const id of uploadIds) {
+      const { record, data } = await this.deps.uploads.load(id, access);
+      items.push({
+        payload: { kind: 'upload', uploadId: id, filename: record.filename, mediaType: record.mediaType, data: data.toString('base64') },
+        externalId: record.filename,
+        filename: record.filename,
+      });
+    }
+    const now = new Date();
+    const jobId = randomUUID();
+    const job = await this.deps.store.createJob({
+      id: jobId,
+      tenant: access.tenant,
+      collectionId: collection.id,
+      createdAt: now,
+      documents: items.map((item, index) => ({ state: initialState(index, item.externalId, item.filename, 1, now), payload: item.payload })),
+    });
+    await this.deps.queue.enqueue(items.map((_, index) => ({ jobId, index, attempt: 1 })));
+    return this.describe(job);
+  }
+
+  /** The job when `access` may see it (its collection is visible to the caller, or the caller's tenant started it). */
+  async getJob(id: string, access: Access): Promise<JobView> {
+    return this.describe(await this.visibleJob(id, access));
+  }
+
+  async listJobs(
+    collectionRef: string | null,
+    status: JobStatus | null,
+    page: PageArgs,
+    access: Access,
+  ): Promise<Connection<JobView>> {
+    const window = toWindow(page);
+    const collection = collectionRef ? await this.deps.ingestion.resolveReadable(collectionRef, access) : null;
+    const found = await this.deps.store.listJobs(
+      { tenant: access.tenant, collectionId: collection?.id, status: status ?? undefined },
+      window,
+    );
+    const items = await Promise.all(found.items.map((job) => this.describe(job)));
+    return toConnection({ items, total: found.total }, window);
+  }
+
+  /** The job's documents in index order, optionally only those in one stage. */
+  async documents(jobId: string, stage: JobStage | null, page: PageArgs): Promise<Connection<JobDocumentState>> {
+    const window = toWindow(page);
+    const all = (await this.deps.store.getDocuments(jobId)).filter((d) => stage == null || d.stage === stage);
+    return toConnection({ items: all.slice(window.offset, window.offset + window.limit), total: all.length }, window);
+  }
+
+  /**
+   * Cancels the documents not started yet (CANCELLED) and stops the running ones before their next stage (a
+   * document already STORING completes). Documents already indexed stay as they are. CONFLICT when finished.
+   */
+  async cancel(jobId: string, access: Access): Promise<JobView> {
+    const job = await this.visibleJob(jobId, access);
+    await this.assertWritableJob(job, access);
+    if (job.finishedAt) throw new AppError('CONFLICT', 'The job has already finished.', { reason: 'JOB_FINISHED', status: job.status });
+    await this.deps.store.setCancelRequested(jobId);
+    for (const doc of await this.deps.store.getDocuments(jobId)) {
+      if (doc.stage !== 'QUEUED') continue;
+      const cancelled: JobDocumentState = { ...doc, stage: 'CANCELLED', updatedAt: new Date() };
+      if (await this.deps.store.transition(jobId, cancelled, ['QUEUED'])) {
+        await this.deps.store.dropPayload(jobId, doc.index);
+        await this.publish({ kind: 'STAGE', jobId, document: cancelled });
+      }
+    }
+    await this.maybeFinish(jobId);
+    return this.getJob(jobId, access);
+  }
+
+  /**
+   * Queues the FAILED documents again (and only them). A failed document may be given new content: a document
+   * whose `id` is a failed document's id, or an upload whose file name is a failed upload's name.
+   */
+  async retry(jobId: string, replacements: DocumentReplacements, access: Access): Promise<JobView> {
+    const job = await this.visibleJob(jobId, access);
+    await this.assertWritableJob(job, access);
+    const failed = (await this.deps.store.getDocuments(jobId)).filter((d) => d.stage === 'FAILED');
+    if (failed.length === 0) throw new AppError('CONFLICT', 'The job has no failed documents to retry.', { reason: 'NOTHING_TO_RETRY' });
+    const newPayloads = new Map<number, JobPayload>();
+    for (const doc of replacements.documents ?? []) {
+      const target = doc.id ? failed.find((f) => f.externalId === doc.id) : undefined;
+      if (!target) throw badInput(`No failed document of this job has the id "${doc.id ?? ''}".`, { argument: 'documents' });
+      newPayloads.set(target.index, documentPayload(doc));
+    }
+    for (const id of replacements.uploads ?? []) {
+      const { record, data } = await this.deps.uploads.load(id, access);
+      const target = failed.find((f) => f.filename === record.filename || f.externalId === record.filename);
+      if (!target) throw badInput(`No failed document of this job is named "${record.filename}".`, { argument: 'uploads', upload: id });
+      newPayloads.set(target.index, { kind: 'upload', uploadId: id, filename: record.filename, mediaType: record.mediaType, data: data.toString('base64') });
+    }
+    const tasks: JobTask[] = [];
+    for (const doc of failed) {
+      const payload = newPayloads.get(doc.index);
+      if (payload) await this.deps.store.replacePayload(jobId, doc.index, payload);
+      const queued = initialState(doc.index, doc.externalId, doc.filename, doc.attempt + 1, new Date(), doc.runs);
+      if (await this.deps.store.transition(jobId, queued, ['FAILED'])) {
+        tasks.push({ jobId, index: doc.index, attempt: queued.attempt });
+        await this.publish({ kind: 'STAGE', jobId, document: queued });
+      }
+    }
+    await this.deps.store.reopen(jobId);
+    await this.deps.queue.enqueue(tasks);
+    return this.getJob(jobId, access);
+  }
+
+  /** `previewChunks`: the ingestion path up to chunking, for a document or an uploaded file. */
+  async preview(collectionRef: string, document: DocumentInputArgs | null, uploadId: string | null, access: Access): Promise<ChunkPreview> {
+    if ((document == null) === (uploadId == null)) throw badInput('Give exactly one of "document" or "upload".');
+    if (document) return this.deps.ingestion.previewChunks(collectionRef, document, access);
+    const { record, data } = await this.deps.uploads.load(uploadId!, access);
+    return this.deps.ingestion.previewChunks(
+      collectionRef,
+      () => this.loadUpload({ kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
+      access,
+    );
+  }
+
+  /**
+   * `ingestionProgress`: the current stage of every document first (so nothing that happened before subscribing is
+   * missed), then each transition as it happens, then the summary, after which the stream ends. Events older than
+   * what was already sent for a document are skipped, so each document's stages arrive in order.
+   */
+  async progress(jobId: string, access: Access): Promise<AsyncIterableIterator<ProgressItem>> {
+    await this.visibleJob(jobId, access);
+    const buffered: JobEvent[] = [];
+    let wake: (() => void) | null = null;
+    const unsubscribe = await this.deps.events.subscribe(jobId, (event) => {
+      buffered.push(event);
+      wake?.();
+    });
+    const sent = new Map<number, number>();
+    const ready: ProgressItem[] = [];
+    let ended = false;
+    let snapshotTaken = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      unsubscribe();
+      wake?.();
+    };
+    const stageItem = (doc: JobDocumentState): void => {
+      const rank = rankOf(doc);
+      if ((sent.get(doc.index) ?? -1) >= rank) return;
+      sent.set(doc.index, rank);
+      ready.push({ kind: 'STAGE', jobId, document: doc, job: null });
+    };
+    const summary = async (): Promise<void> => {
+      const job = await this.deps.store.getJob(jobId);
+      if (!job) return;
+      // Documents that finished between the snapshot and now, in case their events were published elsewhere first.
+      for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
+      ready.push({ kind: 'SUMMARY', jobId, document: null, job: await this.describe(job) });
+    };
+    let finished = false;
+    const fill = async (): Promise<void> => {
+      if (!snapshotTaken) {
+        snapshotTaken = true;
+        const job = await this.deps.store.getJob(jobId);
+        for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
+        if (!job || job.finishedAt) {
+          await summary();
+          finished = true;
+        }
+        return;
+      }
+      while (buffered.length > 0 && !finished) {
+        const event = buffered.shift()!;
+        if (event.kind === 'STAGE') stageItem(event.document);
+        else {
+          await summary();
+          finished = true;
+        }
+      }
+      if (!finished && recheck) {
+        // Quiet for a while: events are best effort (a Redis reconnect can drop some), the store is the truth.
+        recheck = false;
+        const job = await this.deps.store.getJob(jobId);
+        for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
+        if (!job || job.finishedAt) {
+          await summary();
+          finished = true;
+        }
+      }
+    };
+    let recheck = false;
+    const iterator: AsyncIterableIterator<ProgressItem> = {
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+      async next(): Promise<IteratorResult<ProgressItem>> {
+        for (;;) {
+          if (ended) return { value: undefined, done: true };
+          if (ready.length > 0) return { value: ready.shift()!, done: false };
+          if (finished) {
+            end();
+            return { value: undefined, done: true };
+          }
+          await fill();
+          if (ready.length > 0 || finished) continue;
+          let timer: NodeJS.Timeout | undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            timer = setTimeout(() => {
+              recheck = true;
+              resolve();
+            }, PROGRESS_RECHECK_MS);
+            if (buffered.length > 0 || ended) resolve();
+          });
+          clearTimeout(timer);
+          wake = null;
+        }
+      },
+      async return(): Promise<IteratorResult<ProgressItem>> {
+        end();
+        return { value: undefined, done: true };
+      },
+    };
+    return iterator;
+  }
+
+  /** The queue's handler: one document of one job. */
+  async process(task: JobTask): Promise<void> {
+    const { store } = this.deps;
+    const job = await store.getJob(task.jobId);
+    const doc = job ? await store.getDocument(task.jobId, task.index) : null;
+    if (!job || !doc || isTerminal(doc.stage) || doc.attempt !== task.attempt) return;
+    if (job.cancelRequested) {
+      await this.settle(job.id, { ...doc, stage: 'CANCELLED', updatedAt: new Date() }, CLAIMABLE_STAGES);
+      return;
+    }
+    // A previous run that reached STORING may have committed the document before the process died.
+    const mayHaveStored = doc.stage === 'STORING';
+    let current: JobDocumentState = { ...doc, stage: 'PARSING', runs: doc.runs + 1, updatedAt: new Date() };
+    if (!(await store.transition(job.id, current, CLAIMABLE_STAGES))) return;
+    await store.markRunning(job.id);
+    await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
+
+    const collection = await this.deps.knowledge.getCollection(job.collectionId);
+    if (!collection) {
+      await this.settle(job.id, { ...current, stage: 'FAILED', code: 'NOT_FOUND', reasonCode: 'COLLECTION_DELETED', reason: 'The collection was deleted.', transient: false, updatedAt: new Date() }, [current.stage]);
+      return;
+    }
+    const payload = await store.getPayload(job.id, task.index);
+    let outcome: DocumentOutcome;
+    try {
+      outcome = await this.deps.ingestion.ingestOne(collection, () => this.payloadToDocument(payload), {
+        stage: async (stage: PipelineStage, partial) => {
+          if (stage === 'PARSING') return;
+          if ((await store.getJob(job.id))?.cancelRequested) throw new Cancelled();
+          const next: JobDocumentState = { ...current, stage, externalId: partial.externalId ?? current.externalId, timings: { ...partial.timings }, updatedAt: new Date() };
+          if (!(await store.transition(job.id, next, [current.stage]))) throw new Cancelled();
+          current = next;
+          await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
+        },
+        isStop: (error) => error instanceof Cancelled,
+      });
+    } catch (error) {
+      if (!(error instanceof Cancelled)) throw error;
+      await this.settle(job.id, { ...current, stage: 'CANCELLED', updatedAt: new Date() }, [current.stage]);
+      return;
+    }
+    const status = outcome.status === 'UNCHANGED' && mayHaveStored ? 'INDEXED' : outcome.status;
+    const final: JobDocumentState = {
+      ...current,
+      stage: status,
+      externalId: outcome.externalId ?? current.externalId,
+      code: outcome.code,
+      reasonCode: outcome.reasonCode,
+      reason: outcome.reason,
+      transient: status === 'FAILED' ? isTransientCode(outcome.code) : null,
+      documentId: outcome.documentId,
+      chunkCount: outcome.chunkCount,
+      timings: outcome.timings,
+      updatedAt: new Date(),
+    };
+    if (await this.settle(job.id, final, [current.stage])) {
+      this.deps.metrics?.documents(status === 'INDEXED' ? 'indexed' : status === 'UNCHANGED' ? 'unchanged' : 'failed', 1);
+      if (outcome.status === 'INDEXED') this.deps.metrics?.chunks(outcome.chunkCount ?? 0);
+    }
+  }
+
+  /** Writes a terminal state (compare-and-set from `from`), publishes it and closes the job when it was the last. */
+  private async settle(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean> {
+    const written = await this.deps.store.transition(jobId, state, from);
+    if (written) {
+      // Only FAILED documents can run again (retryIngestion): the others' content need not be kept.
+      if (state.stage !== 'FAILED') await this.deps.store.dropPayload(jobId, state.index);
+      await this.publish({ kind: 'STAGE', jobId, document: state });
+    }
+    await this.maybeFinish(jobId);
+    return written;
+  }
+
+  private async maybeFinish(jobId: string): Promise<void> {
+    if ((await this.deps.store.openCount(jobId)) > 0) return;
+    const job = await this.deps.store.getJob(jobId);
+    if (!job || job.finishedAt) return;
+    const docs = await this.deps.store.getDocuments(jobId);
+    if (docs.some((d) => !isTerminal(d.stage))) return;
+    const status: JobStatus = docs.some((d) => d.stage === 'CANCELLED')
+      ? 'CANCELLED'
+      : docs.some((d) => d.stage === 'FAILED')
+        ? 'COMPLETED_WITH_ERRORS'
+        : 'COMPLETED';
+    if (await this.deps.store.markFinished(jobId, new Date(), status)) await this.publish({ kind: 'SUMMARY', jobId });
+  }
+
+  private async publish(event: JobEvent): Promise<void> {
+    try {
+      await this.deps.events.publish(event);
+    } catch (error) {
+      // Progress is best effort: the state is in the store, and subscribers re-read it for the summary.
+      this.deps.logger?.warn('ingestion progress event not published', { jobId: event.jobId, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  private async payloadToDocument(payload: JobPayload | null): Promise<DocumentInputArgs> {
+    if (!payload) throw new AppError('INTERNAL_SERVER_ERROR', 'The document content was lost.', { reason: 'PAYLOAD_MISSING' });
+    if (payload.kind === 'document') return payload;
+    return this.loadUpload(payload, Buffer.from(payload.data, 'base64'));
+  }
+
+  private async loadUpload(payload: Extract<JobPayload, { kind: 'upload' }>, data: Buffer): Promise<DocumentInputArgs> {
+    const extracted = await this.deps.extractor.extract(data, payload.filename, payload.mediaType);
+    return {
+      id: payload.filename,
+      title: extracted.title,
+      source: payload.filename,
+      content: extracted.content,
+      contentType: extracted.contentType,
+      metadata: { filename: payload.filename },
+    };
+  }
+
+  private async visibleJob(id: string, access: Access): Promise<JobRecord> {
+    const job = await this.deps.store.getJob(id);
+    if (!job) throw notFound('IngestionJob', id);
+    if (job.tenant === access.tenant) return job;
+    const collection = await this.deps.knowledge.getCollection(job.collectionId);
+    if (!collection || !canSee(access, collection)) throw notFound('IngestionJob', id);
+    return job;
+  }
+
+  private async assertWritableJob(job: JobRecord, access: Access): Promise<void> {
+    const collection: CollectionRecord | null = await this.deps.knowledge.getCollection(job.collectionId);
+    if (collection) assertWritable(access, collection);
+  }
+
+  /** The job with its counts. */
+  async describe(job: JobRecord): Promise<JobView> {
+    const docs = await this.deps.store.getDocuments(job.id);
+    const count = (...stages: JobStage[]) => docs.filter((d) => stages.includes(d.stage)).length;
+    const end = job.finishedAt ?? new Date();
+    return {
+      ...job,
+      queued: count('QUEUED'),
+      inProgress: count('PARSING', 'CHUNKING', 'EMBEDDING', 'STORING'),
+      indexed: count('INDEXED'),
+      unchanged: count('UNCHANGED'),
+      failed: count('FAILED'),
+      cancelled: count('CANCELLED'),
+      tookMs: end.getTime() - job.createdAt.getTime(),
+    };
+  }
+}
+
+function initialState(index: number, externalId: string | null, filename: string | null, attempt: number, at: Date, runs = 0): JobDocumentState {
+  return {
+    index,
+    externalId,
+    filename,
+    stage: 'QUEUED',
+    code: null,
+    reasonCode: null,
+    reason: null,
+    transient: null,
+    documentId: null,
+    chunkCount: null,
+    runs,
+    attempt,
+    timings: { parseMs: null, chunkMs: null, embedMs: null, storeMs: null },
+    updatedAt: at,
+  };
+}
+
+function documentPayload(doc: DocumentInputArgs): JobPayload {
+  return {
+    kind: 'document',
+    id: doc.id ?? null,
+    title: doc.title ?? null,
+    source: doc.source ?? null,
+    content: doc.content,
+    contentType: doc.contentType ?? null,
+    metadata: (doc.metadata as Metadata | null | undefined) ?? null,
+  };
+}

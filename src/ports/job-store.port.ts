@@ -1,0 +1,193 @@
+import type { ContentType, Metadata } from './knowledge-store.port';
+
+/**
+ * The ports of asynchronous ingestion: where jobs and their per-document state live ({@link JobStore}), how
+ * per-document work is scheduled ({@link JobQueue}), how progress reaches subscribers ({@link JobEventBus}) and
+ * where uploaded files wait for a job ({@link UploadStore}). Embedded mode: SQLite in the data dir, an in-process
+ * queue and an in-process bus. Multi-replica mode: Redis for all four, BullMQ as the queue.
+ */
+
+/** Where one document of a job is. Terminal: INDEXED, UNCHANGED, FAILED, CANCELLED. */
+export type JobStage = 'QUEUED' | 'PARSING' | 'CHUNKING' | 'EMBEDDING' | 'STORING' | 'INDEXED' | 'UNCHANGED' | 'FAILED' | 'CANCELLED';
+
+export const JOB_STAGES: readonly JobStage[] = ['QUEUED', 'PARSING', 'CHUNKING', 'EMBEDDING', 'STORING', 'INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED'];
+export const TERMINAL_STAGES: ReadonlySet<JobStage> = new Set(['INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED']);
+export const isTerminal = (stage: JobStage): boolean => TERMINAL_STAGES.has(stage);
+/** Stages a worker may (re)claim a document from: anything not terminal (a crashed run leaves a middle stage). */
+export const CLAIMABLE_STAGES: readonly JobStage[] = ['QUEUED', 'PARSING', 'CHUNKING', 'EMBEDDING', 'STORING'];
+
+/** What a job document is made of, persisted with the job so a restarted process can redo it. */
+export type JobPayload =
+  | {
+      kind: 'document';
+      id: string | null;
+      title: string | null;
+      source: string | null;
+      content: string;
+      contentType: ContentType | null;
+      metadata: Metadata | null;
+    }
+  | {
+      kind: 'upload';
+      /** The upload it came from (informational: the bytes are copied into the payload). */
+      uploadId: string;
+      filename: string;
+      /** The Content-Type the client declared, if any. */
+      mediaType: string | null;
+      /** base64 of the file. */
+      data: string;
+    };
+
+export interface JobDocumentTimings {
+  parseMs: number | null;
+  chunkMs: number | null;
+  embedMs: number | null;
+  storeMs: number | null;
+}
+
+export interface JobDocumentState {
+  index: number;
+  /** The document id in the collection, once known (given, the upload's filename, or a content hash). */
+  externalId: string | null;
+  /** The uploaded file's name, for uploads. */
+  filename: string | null;
+  stage: JobStage;
+  /** Error code when FAILED (BAD_USER_INPUT, PAYLOAD_TOO_LARGE, UPSTREAM_UNAVAILABLE, …). */
+  code: string | null;
+  /** A specific machine-readable reason when FAILED: CORRUPT_FILE, ENCRYPTED_FILE, EMPTY_FILE, UNSUPPORTED_TYPE, … */
+  reasonCode: string | null;
+  reason: string | null;
+  /** Whether a retry may succeed without changing the document (provider down, timeout); false for bad content. */
+  transient: boolean | null;
+  documentId: string | null;
+  chunkCount: number | null;
+  /** How many times a worker started processing this document (1 normally; more after a crash or retry). */
+  runs: number;
+  /** Incremented by every retry of this document; orders events of different attempts. */
+  attempt: number;
+  timings: JobDocumentTimings;
+  updatedAt: Date;
+}
+
+/**
+ * QUEUED until a worker takes a document, RUNNING until every document is terminal, then COMPLETED (none failed),
+ * COMPLETED_WITH_ERRORS (some failed) or CANCELLED (cancelled before the end).
+ */
+export type JobStatus = 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'COMPLETED_WITH_ERRORS' | 'CANCELLED';
+export const JOB_STATUSES: readonly JobStatus[] = ['QUEUED', 'RUNNING', 'COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED'];
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  tenant: string;
+  collectionId: string;
+  total: number;
+  cancelRequested: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Set once, when every document reached a terminal stage. Cleared by a retry. */
+  finishedAt: Date | null;
+}
+
+export interface NewJob {
+  id: string;
+  tenant: string;
+  collectionId: string;
+  createdAt: Date;
+  documents: { state: JobDocumentState; payload: JobPayload }[];
+}
+
+export interface JobListFilter {
+  tenant: string;
+  collectionId?: string;
+  status?: JobStatus;
+}
+
+export interface JobStore {
+  readonly kind: string;
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** Writes the job, its document states and payloads in one step (all or nothing). */
+  createJob(job: NewJob): Promise<JobRecord>;
+  getJob(id: string): Promise<JobRecord | null>;
+  /** Newest first. */
+  listJobs(filter: JobListFilter, page: { offset: number; limit: number }): Promise<{ items: JobRecord[]; total: number }>;
+  /** Jobs not finished yet (any tenant): what a restarted process resumes. */
+  unfinishedJobs(): Promise<JobRecord[]>;
+  /** Every document state of the job, by index. */
+  getDocuments(jobId: string): Promise<JobDocumentState[]>;
+  getDocument(jobId: string, index: number): Promise<JobDocumentState | null>;
+  /** Documents of the job not in a terminal stage yet. */
+  openCount(jobId: string): Promise<number>;
+  getPayload(jobId: string, index: number): Promise<JobPayload | null>;
+  /**
+   * Writes `state` (whole) only when the stored stage is one of `from` — a compare-and-set on the stage, so a
+   * cancel (QUEUED → CANCELLED) and a worker's claim never both win. Returns whether it was written.
+   */
+  transition(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean>;
+  replacePayload(jobId: string, index: number, payload: JobPayload): Promise<void>;
+  /** Forgets a payload no run will need again (the document is INDEXED, UNCHANGED or CANCELLED). */
+  dropPayload(jobId: string, index: number): Promise<void>;
+  setCancelRequested(jobId: string): Promise<void>;
+  /** QUEUED → RUNNING (no-op otherwise). */
+  markRunning(jobId: string): Promise<void>;
+  /**
+   * Sets `finishedAt` and the final status when the job is not finished yet; true for the one caller that did (who
+   * then announces the summary), even with several replicas racing.
+   */
+  markFinished(jobId: string, at: Date, status: JobStatus): Promise<boolean>;
+  /** Clears `finishedAt` and `cancelRequested`, status RUNNING (a retry reopens the job). */
+  reopen(jobId: string): Promise<void>;
+}
+
+/** One unit of work: one document of one job, at one attempt. */
+export interface JobTask {
+  jobId: string;
+  index: number;
+  attempt: number;
+}
+
+/**
+ * Runs tasks with bounded concurrency. A task is delivered to exactly one worker at a time (BullMQ's lock across
+ * replicas; a single in-process pool otherwise); re-enqueueing a task still queued is a no-op.
+ */
+export interface JobQueue {
+  readonly kind: string;
+  /** Starts the workers; `handler` is called for each task. */
+  start(handler: (task: JobTask) => Promise<void>): Promise<void>;
+  enqueue(tasks: readonly JobTask[]): Promise<void>;
+  /** Stops taking tasks and waits (up to `timeoutMs`) for the running ones. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export type JobEvent =
+  | { kind: 'STAGE'; jobId: string; document: JobDocumentState }
+  | { kind: 'SUMMARY'; jobId: string };
+
+/** Progress events, fanned out to every replica's subscribers. */
+export interface JobEventBus {
+  publish(event: JobEvent): Promise<void>;
+  /** Calls `listener` for each event of the job until the returned function is called. */
+  subscribe(jobId: string, listener: (event: JobEvent) => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+export interface UploadRecord {
+  id: string;
+  tenant: string;
+  filename: string;
+  mediaType: string | null;
+  bytes: number;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+/** Uploaded files waiting for a job, kept until they expire. */
+export interface UploadStore {
+  put(record: UploadRecord, data: Buffer): Promise<void>;
+  /** The record and bytes, or null when unknown or expired. */
+  get(id: string): Promise<{ record: UploadRecord; data: Buffer } | null>;
+  /** Deletes expired uploads; returns how many. */
+  sweep(now: Date): Promise<number>;
+  close(): Promise<void>;
+}
