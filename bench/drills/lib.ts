@@ -3,6 +3,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { mulberry32 } from '../../test/helpers/fixtures';
 
 /**
  * Shared parts of the drills (`npm run drills`, `test/e2e/drills.test.ts`): a kbql child process, a GraphQL client
@@ -382,17 +383,8 @@ const WORDS = (
   'zephyr anchor basalt cedar dune fjord grove heron iris jasper kelp lichen maple nimbus opal pebble quill reef'
 ).split(' ');
 
-/** A deterministic pseudo-random generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic pseudo-random generator (mulberry32, shared with the test fixtures). */
+export const rng = mulberry32;
 
 /** Document `i` (version `version`): a few paragraphs of sentences drawn from a fixed vocabulary. */
 export function syntheticDocument(i: number, version = 0, paragraphs = 3): { id: string; title: string; content: string; contentType: 'TEXT' } {

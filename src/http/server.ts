@@ -277,15 +277,8 @@ async function handleGraphQL<TContext extends object>(
     res.setHeader('allow', 'GET, POST');
     return sendJson(res, 405, { errors: [{ message: 'Use GET or POST.', extensions: { code: 'BAD_REQUEST' } }] });
   }
-  let contextValue: TContext;
-  try {
-    contextValue = await options.context(requestId, req);
-  } catch (error) {
-    if (!isAppError(error)) throw error;
-    req.resume();
-    if (error.code === 'UNAUTHENTICATED') res.setHeader('www-authenticate', 'Bearer realm="kbql", error="invalid_token"');
-    return sendError(res, error.code, error.message, { ...error.details });
-  }
+  const contextValue = await contextOrRefusal(options, req, res, requestId);
+  if (contextValue === null) return;
   const headers = new HeaderMap();
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -349,15 +342,8 @@ async function handleUpload<TContext extends object>(
     res.setHeader('allow', 'POST');
     return sendJson(res, 405, { errors: [{ message: 'Use POST with the file as the body.', extensions: { code: 'BAD_REQUEST' } }] });
   }
-  let contextValue: TContext;
-  try {
-    contextValue = await options.context(requestId, req);
-  } catch (error) {
-    if (!isAppError(error)) throw error;
-    req.resume();
-    if (error.code === 'UNAUTHENTICATED') res.setHeader('www-authenticate', 'Bearer realm="kbql", error="invalid_token"');
-    return sendError(res, error.code, error.message, { ...error.details });
-  }
+  const contextValue = await contextOrRefusal(options, req, res, requestId);
+  if (contextValue === null) return;
   const data = await readBody(req, uploads.maxBytes);
   if (data === null) {
     res.setHeader('connection', 'close');
@@ -371,6 +357,27 @@ async function handleUpload<TContext extends object>(
   } catch (error) {
     if (!isAppError(error)) throw error;
     return sendError(res, error.code, error.message, { ...error.details });
+  }
+}
+
+/**
+ * The request's context (authentication happens while building it), or null after answering with the AppError it
+ * threw: 401 with `WWW-Authenticate` for a bad credential. The body is drained unread: nothing else runs.
+ */
+async function contextOrRefusal<TContext extends object>(
+  options: Pick<HttpServerOptions<TContext>, 'context'>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<TContext | null> {
+  try {
+    return await options.context(requestId, req);
+  } catch (error) {
+    if (!isAppError(error)) throw error;
+    req.resume();
+    if (error.code === 'UNAUTHENTICATED') res.setHeader('www-authenticate', 'Bearer realm="kbql", error="invalid_token"');
+    sendError(res, error.code, error.message, { ...error.details });
+    return null;
   }
 }
 

@@ -12,6 +12,7 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { AppError, isAppError } from '../../errors';
+import { hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
 
 /** How calls to a model provider (embeddings API) are retried and cut off. Times in milliseconds. */
 export interface ProviderResilienceOptions {
@@ -47,19 +48,6 @@ export interface ProviderResilienceOptions {
 
 export type ProviderCircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
 
-const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-]);
 
 /** The HTTP status a provider client error carries (OpenAI's `status`, Ollama's `status_code`), or null. */
 export function providerStatusOf(error: unknown): number | null {
@@ -76,16 +64,11 @@ export function isTransientProviderError(error: unknown): boolean {
   if (isAppError(error) || error instanceof BrokenCircuitError) return false;
   if (error instanceof TaskCancelledError) return true;
   const status = providerStatusOf(error);
-  if (status !== null) return status === 408 || status === 429 || status >= 500;
+  if (status !== null) return isTransientHttpStatus(status);
   if (!(error instanceof Error)) return false;
   if (error.name === 'AbortError' || (/abort/i.test(error.constructor.name) && !/timeout/i.test(error.constructor.name))) return false;
   if (/Connection|Timeout/.test(`${error.name} ${error.constructor.name}`)) return true;
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
-    if (/fetch failed|socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message)) return true;
-  }
-  return false;
+  return hasNetworkFailureCause(error);
 }
 
 /**
@@ -99,7 +82,7 @@ export function isProviderOutage(error: unknown): boolean {
   if (error.code !== 'UPSTREAM_UNAVAILABLE' || error.details['circuit'] === 'open') return false;
   const status = error.details['status'];
   if (status === undefined) return false; // a malformed answer (wrong count or dimensions): the provider answered
-  return status === null || (typeof status === 'number' && (status === 408 || status === 429 || status >= 500));
+  return status === null || (typeof status === 'number' && isTransientHttpStatus(status));
 }
 
 /**

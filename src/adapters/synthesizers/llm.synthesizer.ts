@@ -16,6 +16,7 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { AppError, isAppError } from '../../errors';
+import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
 import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../modules/query/relevance';
 import type {
@@ -360,8 +361,6 @@ function rejectOnAbort(signal: AbortSignal): Promise<never> {
   });
 }
 
-const TRANSIENT_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CONNECT_TIMEOUT)$/;
-
 /**
  * Worth retrying: HTTP 408, 429 and 5xx, and connection failures (refused, reset, "fetch failed", the OpenAI
  * client's APIConnectionError). Never 4xx otherwise, never kbql's own errors, a caller's abort or an attempt timeout.
@@ -369,15 +368,12 @@ const TRANSIENT_CODES = /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|
 export function isTransientLlmError(error: unknown): boolean {
   if (isAppError(error) || error instanceof AttemptTimeout || error instanceof BrokenCircuitError) return false;
   const status = upstreamStatus(error);
-  if (status !== null) return status === 408 || status === 429 || status >= 500;
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e.name === 'APIConnectionError') return true;
-    if (e.name === 'AbortError' || e.name === 'APIUserAbortError' || e.name === 'APIConnectionTimeoutError') return false;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSIENT_CODES.test(code)) return true;
-    if (/fetch failed|socket hang up|ECONNREFUSED|ECONNRESET/.test(e.message)) return true;
-  }
-  return false;
+  if (status !== null) return isTransientHttpStatus(status);
+  const chain = causeChain(error);
+  const aborted = chain.findIndex((e) => e.name === 'AbortError' || e.name === 'APIUserAbortError' || e.name === 'APIConnectionTimeoutError');
+  const connection = chain.findIndex((e) => e.name === 'APIConnectionError');
+  if (connection !== -1 && (aborted === -1 || connection < aborted)) return true;
+  return aborted === -1 && hasNetworkFailureCause(error);
 }
 
 /** Token usage from a provider's raw response or stream chunk (OpenAI `usage`, Ollama eval counts), or null. */

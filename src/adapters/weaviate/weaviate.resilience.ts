@@ -15,6 +15,7 @@ import {
   type IPolicy,
 } from 'cockatiel';
 import { AppError, isAppError } from '../../errors';
+import { causeChain, hasNetworkFailureCause } from '../transient-errors';
 
 /** How calls to a networked dependency are bounded, retried and cut off. Times in milliseconds. */
 export interface ResilienceOptions {
@@ -51,21 +52,8 @@ export interface RunOptions {
 
 export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
 
-const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-const TRANSIENT_MESSAGE =
-  /\b(UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)\b|socket hang up|fetch failed/;
+/** gRPC's words for a server that is down or too slow (weaviate-client searches over gRPC). */
+const GRPC_TRANSIENT = /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b/;
 
 /**
  * True for failures worth retrying: connection refused/reset, HTTP 5xx, gRPC UNAVAILABLE / DEADLINE_EXCEEDED, the
@@ -80,12 +68,8 @@ export function isTransientError(error: unknown): boolean {
   if (['WeaviateRequestTimeoutError', 'WeaviateGRPCUnavailableError', 'WeaviateStartUpError'].includes(error.name)) {
     return true;
   }
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
-    if (TRANSIENT_MESSAGE.test(e.message)) return true;
-  }
-  return false;
+  // A Weaviate started next to kbql (Compose, Kubernetes) is not resolvable until it runs: DNS failures count.
+  return hasNetworkFailureCause(error, { dnsFailure: true, message: GRPC_TRANSIENT });
 }
 
 /** The HTTP status of a weaviate-client REST error, or null. */
@@ -104,10 +88,7 @@ export function statusOf(error: unknown): number | null {
  * collection: "already exists"; a property: "already in use").
  */
 export function isAlreadyExists(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (/already exists?|already in use/i.test(e.message)) return true;
-  }
-  return false;
+  return causeChain(error).some((e) => /already exists?|already in use/i.test(e.message));
 }
 
 /**
