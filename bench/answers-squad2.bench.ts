@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ExtractiveSynthesizer } from '../src/adapters/synthesizers/extractive.synthesizer';
+import { DEFAULT_EXTRACTIVE_MIN_RELEVANCE, DEFAULT_MIN_ANSWERABILITY, ExtractiveSynthesizer } from '../src/adapters/synthesizers/extractive.synthesizer';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { DEVELOPMENT_PRINCIPAL as caller } from '../src/modules/auth/principal';
 import { stripMarkers } from '../src/modules/query/citations';
+import { ANSWERABILITY_MODEL, answerability, type AnswerabilityFeatures } from '../src/modules/query/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
 import type { SearchMode } from '../src/ports/knowledge-store.port';
 import { loadScifact, percentile, printTable, sharedDataDir } from './shared-data';
@@ -89,6 +90,8 @@ interface Row {
   answerableAbstained: number;
   unanswerable: number;
   unanswerableAbstained: number;
+  /** Mean length of the answers given (all questions), in words. */
+  meanWords: number;
 }
 
 function score(outcomes: readonly Outcome[]): Row {
@@ -98,7 +101,13 @@ function score(outcomes: readonly Outcome[]): Row {
   let ansAbstained = 0;
   let unanswerable = 0;
   let unAbstained = 0;
+  let words = 0;
+  let answered = 0;
   for (const o of outcomes) {
+    if (o.answer !== null) {
+      answered++;
+      words += stripMarkers(o.answer).split(/\s+/).filter(Boolean).length;
+    }
     if (o.truth.is_impossible) {
       unanswerable++;
       if (o.answer === null) unAbstained++;
@@ -122,6 +131,7 @@ function score(outcomes: readonly Outcome[]): Row {
     answerableAbstained: ansAbstained / answerable,
     unanswerable,
     unanswerableAbstained: unAbstained / unanswerable,
+    meanWords: answered ? words / answered : 0,
   };
 }
 
@@ -133,8 +143,52 @@ const rowCells = (label: string, r: Row): (string | number)[] => [
   r.f1.toFixed(3),
   pct(r.answerableAbstained),
   pct(r.unanswerableAbstained),
+  r.meanWords.toFixed(1),
 ];
-const HEADER = ['set', 'questions', 'answerable: contains gold', 'answerable: token F1', 'answerable abstained', 'unanswerable abstained'];
+const HEADER = ['set', 'questions', 'answerable: contains gold', 'answerable: token F1', 'answerable abstained', 'unanswerable abstained', 'mean answer words'];
+
+/** Area under the ROC curve of `scores` for `labels` (1 = positive); ties count half. */
+function auc(scores: readonly number[], labels: readonly number[]): number {
+  let sum = 0;
+  let pairs = 0;
+  scores.forEach((p, i) => {
+    if (labels[i] !== 1) return;
+    scores.forEach((n, j) => {
+      if (labels[j] !== 0) return;
+      pairs++;
+      sum += p > n ? 1 : p === n ? 0.5 : 0;
+    });
+  });
+  return pairs ? sum / pairs : 0.5;
+}
+
+const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+/**
+ * Logistic regression by plain batch gradient descent on standardised features (L2 0.01, learning rate 0.1, 5,000
+ * steps), returned as coefficients of the raw features. Deterministic.
+ */
+function fitLogistic(samples: readonly { x: number[]; y: number }[]): { intercept: number; weights: number[] } {
+  const d = samples[0]!.x.length;
+  const mean = Array.from({ length: d }, (_, i) => samples.reduce((s, r) => s + r.x[i]!, 0) / samples.length);
+  const sd = mean.map((m, i) => Math.sqrt(samples.reduce((s, r) => s + (r.x[i]! - m) ** 2, 0) / samples.length) || 1);
+  const z = samples.map((r) => ({ x: r.x.map((v, i) => (v - mean[i]!) / sd[i]!), y: r.y }));
+  let w = new Array<number>(d).fill(0);
+  let b = 0;
+  for (let step = 0; step < 5000; step++) {
+    const gw = new Array<number>(d).fill(0);
+    let gb = 0;
+    for (const r of z) {
+      const p = 1 / (1 + Math.exp(-(b + r.x.reduce((s, v, i) => s + v * w[i]!, 0))));
+      r.x.forEach((v, i) => (gw[i]! += (p - r.y) * v));
+      gb += p - r.y;
+    }
+    w = w.map((wi, i) => wi - 0.1 * (gw[i]! / z.length + 0.01 * wi));
+    b -= (0.1 * gb) / z.length;
+  }
+  const weights = w.map((wi, i) => wi / sd[i]!);
+  return { intercept: b - weights.reduce((s, wi, i) => s + wi * mean[i]!, 0), weights };
+}
 
 async function main(): Promise<void> {
   const mode = (process.env['KBQL_BENCH_MODE'] ?? 'HYBRID') as SearchMode;
@@ -179,33 +233,74 @@ async function main(): Promise<void> {
       rowCells('held-out half', score(outcomes.filter((o) => half(o.q.id) === 'held-out'))),
     ]);
 
-    // Threshold sweep on the same retrieved sources (synthesizer only; retrieval is not re-run).
-    const sweep = (options: ConstructorParameters<typeof ExtractiveSynthesizer>[0], which: 'calibration' | 'held-out'): Row => {
-      const synth = new ExtractiveSynthesizer(options);
-      return score(
+    // Answerability model: features of the best sentence of every question (the retrieved sources, not re-run), the
+    // logistic model fitted on the calibration half only, the threshold swept on it, figures on both halves.
+    const probe = new ExtractiveSynthesizer({ minRelevance: 0, minAnswerability: 0 });
+    const assessed = queries.map((q) => ({ q, truth: truth[q.id]!, a: probe.assess({ question: q.question, sources: retrieved.get(q.id)! }) }));
+    const keys = Object.keys(ANSWERABILITY_MODEL.weights) as (keyof AnswerabilityFeatures)[];
+    const labelled = assessed.filter((x) => x.a !== null).map((x) => ({ ...x, a: x.a!, y: x.truth.is_impossible ? 0 : 1 }));
+    console.log('\nAnswerability features, AUC (answerable vs unanswerable, all questions): ' +
+      keys.map((k) => `${k} ${auc(labelled.map((x) => x.a.features[k]), labelled.map((x) => x.y)).toFixed(3)}`).join(', ') +
+      `; best relevance ${auc(labelled.map((x) => x.a.relevance), labelled.map((x) => x.y)).toFixed(3)}.`);
+    const fitted = fitLogistic(labelled.filter((x) => half(x.q.id) === 'calibration').map((x) => ({ x: keys.map((k) => x.a.features[k]), y: x.y })));
+    const model = { intercept: fitted.intercept, weights: Object.fromEntries(keys.map((k, i) => [k, fitted.weights[i]!])) as unknown as AnswerabilityFeatures };
+    console.log(`Fitted on the calibration half (paste into ANSWERABILITY_MODEL): intercept: ${round(model.intercept)}, ` +
+      keys.map((k) => `${k}: ${round(model.weights[k])}`).join(', '));
+    for (const which of ['calibration', 'held-out'] as const) {
+      const part = labelled.filter((x) => half(x.q.id) === which);
+      console.log(`Model AUC, ${which}: fitted ${auc(part.map((x) => answerability(x.a.features, model)), part.map((x) => x.y)).toFixed(3)}, ` +
+        `shipped ${auc(part.map((x) => x.a.answerability), part.map((x) => x.y)).toFixed(3)}, best relevance alone ${auc(part.map((x) => x.a.relevance), part.map((x) => x.y)).toFixed(3)}`);
+    }
+    // The defaults (relevance floor, contradiction check, answer composition) without the model: the sweep adds it.
+    const answerer = new ExtractiveSynthesizer({ minAnswerability: 0 });
+    const answers = new Map(queries.map((q) => [q.id, answerer.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer]));
+    const byId = new Map(assessed.map((x) => [x.q.id, x.a]));
+    const decide = (which: 'calibration' | 'held-out', threshold: number): Row =>
+      score(
         queries
           .filter((q) => half(q.id) === which)
-          .map((q) => ({ q, truth: truth[q.id]!, answer: synth.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer, ownRetrieved: true })),
+          .map((q) => {
+            const a = byId.get(q.id);
+            const confident = a != null && answerability(a.features, model) >= threshold;
+            return { q, truth: truth[q.id]!, answer: confident ? answers.get(q.id)! : null, ownRetrieved: true };
+          }),
       );
-    };
     const rows: (string | number)[][] = [];
-    for (const checks of [false, true]) {
-      for (const minRelevance of [0.25, 0.35, 0.4, 0.45, 0.5]) {
-        for (const minKeyCoverage of [0, 0.5, 0.55, 0.6, 0.65, 0.7]) {
-          const options = { minRelevance, minKeyCoverage, checkAnswerType: checks, checkContradiction: checks };
-          const c = sweep(options, 'calibration');
-          const h = sweep(options, 'held-out');
-          rows.push([`${minRelevance} / ${minKeyCoverage} / ${checks ? 'on' : 'off'}`, pct(c.containsGold), pct(c.unanswerableAbstained), pct(h.containsGold), pct(h.unanswerableAbstained)]);
-        }
-      }
+    let chosen = { threshold: 0, mean: -1 };
+    for (let t = 0.2; t <= 0.6001; t += 0.025) {
+      const c = decide('calibration', t);
+      const h = decide('held-out', t);
+      const mean = (c.containsGold + c.unanswerableAbstained) / 2;
+      if (c.containsGold >= 0.7 && mean > chosen.mean + 1e-9) chosen = { threshold: t, mean };
+      rows.push([t.toFixed(3), pct(c.containsGold), pct(c.unanswerableAbstained), pct(h.containsGold), pct(h.unanswerableAbstained), c.meanWords.toFixed(1)]);
     }
-    printTable('Sweep of minRelevance / minKeyCoverage / answer-type and contradiction checks (extractive), on the retrieved sources', [
-      'minRelevance / minKeyCoverage / answer-type and contradiction checks',
+    printTable(`Sweep of the answerability threshold (fitted model on top of the other defaults: relevance floor ${DEFAULT_EXTRACTIVE_MIN_RELEVANCE}, contradiction check), on the retrieved sources`, [
+      'min answerability',
       'calibration: contains gold',
       'calibration: unanswerable abstained',
       'held-out: contains gold',
       'held-out: unanswerable abstained',
+      'calibration: mean answer words',
     ], rows);
+    console.log(`Chosen on the calibration half (best mean with >= 70% contains gold): ${chosen.threshold.toFixed(3)}; shipped DEFAULT_MIN_ANSWERABILITY ${DEFAULT_MIN_ANSWERABILITY}.`);
+
+    // Variants of the defaults, on the same sources: what each part contributes.
+    const variants: [string, ConstructorParameters<typeof ExtractiveSynthesizer>[0]][] = [
+      ['defaults', {}],
+      ['contradiction check off', { checkContradiction: false }],
+      ['one sentence per answer', { maxSentences: 1 }],
+      ['no answerability model (relevance floor and checks only)', { minAnswerability: 0 }],
+      ['previous rule: relevance 0.45, key coverage 0.6, checks on, no model', { minRelevance: 0.45, minKeyCoverage: 0.6, checkAnswerType: true, minAnswerability: 0 }],
+    ];
+    const variantRows: (string | number)[][] = [];
+    for (const [label, options] of variants) {
+      const synth = new ExtractiveSynthesizer(options);
+      for (const which of ['calibration', 'held-out'] as const) {
+        const part = queries.filter((q) => half(q.id) === which);
+        variantRows.push(rowCells(`${label}, ${which}`, score(part.map((q) => ({ q, truth: truth[q.id]!, answer: synth.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer, ownRetrieved: true })))));
+      }
+    }
+    printTable('Variants of the extractive defaults, same sources', HEADER, variantRows);
 
     // Off-topic: SciFact claims asked of the SQuAD collection (nothing there answers them).
     const claims = loadScifact().queries.slice(0, 200);

@@ -212,6 +212,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     uploads,
     extractor: fileExtractor,
     limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob },
+    retention: { days: config.jobs.retentionDays },
     metrics: metrics.ingestion,
     logger,
   });
@@ -371,6 +372,12 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   sweepUploads();
   const uploadSweep = setInterval(sweepUploads, 10 * 60_000);
   uploadSweep.unref();
+  // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
+  const sweepJobs = () =>
+    void jobs.sweepFinishedJobs().catch((error: unknown) => logger.warn('job retention sweep failed', { error: error instanceof Error ? error.message : String(error) }));
+  sweepJobs();
+  const jobSweep = setInterval(sweepJobs, 60 * 60_000);
+  jobSweep.unref();
 
   let stopping: Promise<void> | null = null;
   return {
@@ -405,6 +412,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         if (metricsServer?.listening) await drainHttpServer(metricsServer);
         await apollo.stop();
         clearInterval(uploadSweep);
+        clearInterval(jobSweep);
         await jobs.stop();
         await fileExtractor.close();
         await jobBackend.close();
@@ -514,6 +522,7 @@ function createSynthesizer(config: Config): AnswerSynthesizer {
       return new ExtractiveSynthesizer({
         minRelevance: config.answers.minRelevance ?? undefined,
         minKeyCoverage: config.answers.minKeyCoverage ?? undefined,
+        minAnswerability: config.answers.minAnswerability ?? undefined,
       });
     case 'openai':
       return new LlmSynthesizer({

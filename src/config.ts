@@ -44,8 +44,9 @@ export const CONFIG_VARIABLES = {
   KBQL_LLM_RETRIES: { schema: int(0, 10), default: '2', doc: 'retries of an LLM call on transient failures (HTTP 408/429/5xx, connection refused or reset), with exponential backoff; a streamed answer is retried only before its first token' },
   KBQL_LLM_BREAKER_THRESHOLD: { schema: int(1, 1000), default: '5', doc: 'consecutive failed LLM calls (transient errors or timeouts) that open the circuit: answers then fail fast with UPSTREAM_UNAVAILABLE' },
   KBQL_LLM_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'how long an open LLM circuit fails fast before one trial call' },
-  KBQL_ANSWER_MIN_RELEVANCE: { schema: num(0, 1), default: '', doc: 'least share (IDF-weighted) of the question\'s terms the best source sentence must cover to answer rather than abstain; default the calibrated value (see README, answer quality)' },
-  KBQL_ANSWER_MIN_KEY_COVERAGE: { schema: num(0, 1), default: '', doc: 'least share of the question\'s key terms the extractive answer sentence and its neighbours must state; default the calibrated value; 0 = off' },
+  KBQL_ANSWER_MIN_RELEVANCE: { schema: num(0, 1), default: '', doc: 'least share (IDF-weighted) of the question\'s terms the best source sentence must cover to answer at all; default extractive 0.25 (a floor under its calibrated answerability score), LLM 0.35 (see README, answer quality)' },
+  KBQL_ANSWER_MIN_KEY_COVERAGE: { schema: num(0, 1), default: '', doc: 'least share of the question\'s key terms the extractive answer sentence and its neighbours must state, as a hard check on top of the answerability score (which already weighs it); default 0 = off' },
+  KBQL_ANSWER_MIN_ANSWERABILITY: { schema: num(0, 1), default: '', doc: 'least answerability score (the calibrated logistic model of the extractive synthesizer) of the best sentence to answer rather than abstain; default 0.425 (fitted on SQuAD 2 questions, see README, answer quality); lower answers more and abstains less; 0 = off' },
   KBQL_ABSTAIN_MIN_SIMILARITY: { schema: num(0, 1), default: '', doc: 'least cosine similarity of the best retrieved chunk (VECTOR/HYBRID) to answer at all; default calibrated per embedder (hash: see README), 0 for openai/ollama (uncalibrated: set it for your model)' },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
   REDIS_URL: { schema: z.url({ protocol: /^rediss?$/ }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), e.g. redis://redis:6379; unset: an in-process cache per replica' },
@@ -72,6 +73,7 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
   KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
   KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
+  KBQL_JOB_RETENTION_DAYS: { schema: int(0, 3650), default: '7', doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)' },
   KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
   KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
   KBQL_JWT_JWKS_URL: { schema: url, default: '', doc: "JWKS URL of the identity provider (keys cached, refetched on an unknown kid); give this or KBQL_JWT_SECRET" },
@@ -149,6 +151,7 @@ export interface Config {
   readonly answers: {
     readonly minRelevance: number | null;
     readonly minKeyCoverage: number | null;
+    readonly minAnswerability: number | null;
     readonly minSimilarity: number | null;
     readonly llmRetries: number;
     readonly llmBreakerThreshold: number;
@@ -216,6 +219,8 @@ export interface Config {
     readonly lockMs: number;
     readonly maxDocumentsPerJob: number;
     readonly parseTimeoutMs: number;
+    /** Days a finished job is kept after it ends; 0: forever. */
+    readonly retentionDays: number;
   };
   readonly uploads: {
     readonly maxBytes: number;
@@ -370,6 +375,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     answers: {
       minRelevance: v.KBQL_ANSWER_MIN_RELEVANCE ?? null,
       minKeyCoverage: v.KBQL_ANSWER_MIN_KEY_COVERAGE ?? null,
+      minAnswerability: v.KBQL_ANSWER_MIN_ANSWERABILITY ?? null,
       minSimilarity: v.KBQL_ABSTAIN_MIN_SIMILARITY ?? null,
       llmRetries: v.KBQL_LLM_RETRIES!,
       llmBreakerThreshold: v.KBQL_LLM_BREAKER_THRESHOLD!,
@@ -419,6 +425,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
       parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
+      retentionDays: v.KBQL_JOB_RETENTION_DAYS!,
     },
     uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },
     batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },

@@ -11,6 +11,12 @@ export const CONTENT_TYPES: Readonly<Record<string, ContentType>> = {
   '.htm': 'HTML',
 };
 
+/**
+ * Extensions of files `kbql ingest --async` uploads (POST /v1/uploads) for the server to extract. Without --async
+ * they are skipped, as before: the synchronous ingestDocuments takes text only.
+ */
+export const UPLOAD_EXTENSIONS: ReadonlySet<string> = new Set(['.pdf', '.docx']);
+
 /** Directory entries a walk never enters: hidden ones (.git, .cache…) and node_modules. */
 const SKIPPED_DIRS = (name: string) => name.startsWith('.') || name === 'node_modules';
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -20,7 +26,8 @@ export interface SourceFile {
   path: string;
   /** The document id: the path relative to the base directory, with `/` separators. */
   id: string;
-  contentType: ContentType;
+  /** How a text file is sent; null: the file is uploaded and the server extracts its text (`--async` only). */
+  contentType: ContentType | null;
 }
 
 export interface CollectedFiles {
@@ -33,29 +40,30 @@ export interface CollectedFiles {
 }
 
 /**
- * Expands `kbql ingest` arguments: a file, a directory (walked recursively for .md/.txt/.html, hidden entries and
- * node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the shell leaves it alone).
+ * Expands `kbql ingest` arguments: a file, a directory (walked recursively for .md/.txt/.html — and .pdf/.docx with
+ * `uploads` — hidden entries and node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the shell leaves it alone).
  * Ids are relative to `base`, so ingesting the same tree again from the same place updates the same documents.
  */
-export async function collectFiles(args: readonly string[], base: string): Promise<CollectedFiles> {
+export async function collectFiles(args: readonly string[], base: string, options: { uploads?: boolean } = {}): Promise<CollectedFiles> {
   const found = new Map<string, SourceFile>();
   const skipped = new Set<string>();
   const unmatched: string[] = [];
-  const add = (file: string) => {
+  const add = (file: string, named: boolean) => {
     const absolute = path.resolve(file);
-    const contentType = CONTENT_TYPES[path.extname(absolute).toLowerCase()];
-    if (!contentType) {
-      skipped.add(absolute);
-      return;
-    }
-    found.set(absolute, { path: absolute, id: path.relative(base, absolute).split(path.sep).join('/'), contentType });
+    const extension = path.extname(absolute).toLowerCase();
+    const contentType = CONTENT_TYPES[extension];
+    const id = path.relative(base, absolute).split(path.sep).join('/');
+    // With uploads, a file named on the command line goes whatever its extension: the server sniffs its bytes.
+    if (contentType) found.set(absolute, { path: absolute, id, contentType });
+    else if (options.uploads && (named || UPLOAD_EXTENSIONS.has(extension))) found.set(absolute, { path: absolute, id, contentType: null });
+    else skipped.add(absolute);
   };
 
   for (const arg of args) {
     const info = await stat(arg).catch(() => null);
     const matches = info?.isFile() ? [arg] : info?.isDirectory() ? await walk(path.resolve(arg)) : GLOB_CHARS.test(arg) ? await expandGlob(arg) : [];
     if (matches.length === 0) unmatched.push(arg);
-    for (const file of matches) add(file);
+    for (const file of matches) add(file, info?.isFile() === true);
   }
   const files = [...found.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { files, skipped: [...skipped].sort(), unmatched };

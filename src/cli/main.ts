@@ -2,11 +2,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { ChunkingStrategy, SearchMode } from '../generated/graphql';
+import type { ChunkingStrategy, IngestionJobStatus, SearchMode } from '../generated/graphql';
 import { CliError, EXIT, KbqlClient } from './client';
 import { runCreateCollection, runListCollections } from './collections';
 import { runIngest } from './ingest';
-import { runAsk, runSearch } from './query';
+import { runCancelJob, runFollowJob, runListJobs, runRetryJob, runShowJob } from './jobs';
+import { runAsk, runAskStream, runSearch } from './query';
 import { runServe } from './serve';
 import { runToken, type TokenOptions } from './token';
 
@@ -22,7 +23,8 @@ interface ConnectionOptions {
 /**
  * `kbql`: serve the API, or talk to a running server over HTTP with the generated typed operations. Human output by
  * default, `--json` for scripts. Exit codes: 0 ok, 1 error (unreachable server, GraphQL error, unknown collection…),
- * 2 bad command line, 3 `ingest` finished with FAILED documents.
+ * 2 bad command line, 3 `ingest` (or a followed job) finished with FAILED or CANCELLED documents, 130 Ctrl-C while
+ * following a job (the job goes on on the server).
  */
 export function createProgram(onExit: (code: number) => void = () => {}): Command {
   const program = new Command('kbql')
@@ -40,7 +42,7 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .action((options: { port?: number; host?: string; dataDir?: string }) => runServe(options));
 
   connection(program.command('ingest'))
-    .description('ingest .md, .txt and .html files: files, folders (walked recursively) or quoted globs')
+    .description('ingest .md, .txt and .html files (and, with --async, .pdf and .docx): files, folders (walked recursively) or quoted globs')
     .argument('<paths...>', 'files, directories or globs such as "docs/**/*.md"')
     .requiredOption('-c, --collection <name>', 'collection name or id')
     .option('--create', 'create the collection when it does not exist', false)
@@ -50,7 +52,9 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .option('--source-prefix <uri>', 'prefix of each document source, e.g. https://github.com/org/repo/blob/main/ (default: the path)')
     .option('--progress', 'always show the progress bar (default: only on a terminal)')
     .option('--no-progress', 'never show the progress bar')
-    .action(async (paths: string[], options: ConnectionOptions & { collection: string; create: boolean; batchSize: number; batchBytes: number; base?: string; sourcePrefix?: string; progress?: boolean }) =>
+    .option('--async', 'run as a background job; .pdf/.docx files are uploaded and extracted by the server', false)
+    .option('--no-wait', 'with --async: print the job id and return at once instead of following the job')
+    .action(async (paths: string[], options: ConnectionOptions & { collection: string; create: boolean; batchSize: number; batchBytes: number; base?: string; sourcePrefix?: string; progress?: boolean; async: boolean; wait: boolean }) =>
       onExit(await runIngest(client(options), paths, {
         collection: options.collection,
         create: options.create,
@@ -59,6 +63,8 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
         base: path.resolve(options.base ?? '.'),
         sourcePrefix: options.sourcePrefix,
         progress: options.progress,
+        async: options.async,
+        wait: options.wait,
         json: options.json ?? false,
       })),
     );
@@ -66,9 +72,15 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
   retrieval(connection(program.command('ask')))
     .description('ask a question; prints the answer and its numbered sources')
     .argument('<question...>', 'the question (quotes optional)')
-    .action(async (words: string[], options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number }) =>
-      onExit(await runAsk(client(options), words.join(' '), { collection: options.collection, mode: options.mode, topK: options.topK, json: options.json ?? false })),
-    );
+    .option('--stream', 'print the answer as it is written (askStream over WebSocket); with --json, one JSON object per event per line')
+    .action(async (words: string[], options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number; stream?: boolean }) => {
+      const retrievalOptions = { collection: options.collection, mode: options.mode, topK: options.topK, json: options.json ?? false };
+      onExit(
+        options.stream
+          ? await runAskStream(client(options), words.join(' '), { ...retrievalOptions, timeoutMs: options.timeoutMs })
+          : await runAsk(client(options), words.join(' '), retrievalOptions),
+      );
+    });
 
   retrieval(connection(program.command('search')))
     .description('ranked chunks for a query')
@@ -99,6 +111,37 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .option('--chunk-overlap <tokens>', 'overlap between chunks in tokens', integer(0, 4096))
     .action(async (name: string, options: ConnectionOptions & { description?: string; strategy?: ChunkingStrategy; chunkSize?: number; chunkOverlap?: number }) =>
       onExit(await runCreateCollection(client(options), name, { ...options, json: options.json ?? false })),
+    );
+
+  const jobs = program.command('jobs').description('background ingestion jobs (kbql ingest --async): list, show, follow, cancel, retry');
+  connection(jobs.command('list', { isDefault: true }))
+    .description('jobs, newest first (the default)')
+    .option('-c, --collection <name>', 'only the jobs of this collection (name or id)')
+    .option('--status <status>', 'QUEUED, RUNNING, COMPLETED, COMPLETED_WITH_ERRORS or CANCELLED (any case)', oneOf(['QUEUED', 'RUNNING', 'COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED']))
+    .option('--first <n>', 'how many', integer(1, 100), 20)
+    .action(async (options: ConnectionOptions & { collection?: string; status?: IngestionJobStatus; first: number }) =>
+      onExit(await runListJobs(client(options), { collection: options.collection, status: options.status, first: options.first, json: options.json ?? false })),
+    );
+  connection(jobs.command('show'))
+    .description("a job's status and counts, and each FAILED document with its reason")
+    .argument('<id>', 'the job id')
+    .action(async (id: string, options: ConnectionOptions) => onExit(await runShowJob(client(options), id, { json: options.json ?? false })));
+  progressOptions(connection(jobs.command('follow')))
+    .description('follow a job to its end (progress bar, then the summary); Ctrl-C stops following, not the job')
+    .argument('<id>', 'the job id')
+    .action(async (id: string, options: ConnectionOptions & { progress?: boolean }) =>
+      onExit(await runFollowJob(client(options), id, { progress: options.progress, json: options.json ?? false })),
+    );
+  connection(jobs.command('cancel'))
+    .description('cancel a job: documents not stored yet become CANCELLED, stored ones stay')
+    .argument('<id>', 'the job id')
+    .action(async (id: string, options: ConnectionOptions) => onExit(await runCancelJob(client(options), id, { json: options.json ?? false })));
+  progressOptions(connection(jobs.command('retry')))
+    .description("run a job's FAILED documents again, then follow it")
+    .argument('<id>', 'the job id')
+    .option('--no-wait', 'print the job and return at once instead of following it')
+    .action(async (id: string, options: ConnectionOptions & { progress?: boolean; wait: boolean }) =>
+      onExit(await runRetryJob(client(options), id, { progress: options.progress, wait: options.wait, json: options.json ?? false })),
     );
 
   program
@@ -134,6 +177,11 @@ function connection(command: Command): Command {
     .option('--token <token>', 'bearer token, sent as the authorization header')
     .option('--timeout-ms <ms>', 'time allowed per request, in ms', integer(1, 3_600_000), 120_000)
     .option('--json', 'print JSON on stdout (for scripts)');
+}
+
+/** --progress / --no-progress of the commands that follow a job. */
+function progressOptions(command: Command): Command {
+  return command.option('--progress', 'always show the progress bar (default: only on a terminal)').option('--no-progress', 'never show the progress bar');
 }
 
 /** --collection, --mode and --top-k of ask and search. */

@@ -138,7 +138,26 @@ export interface JobStore {
   markFinished(jobId: string, at: Date, status: JobStatus): Promise<boolean>;
   /** Clears `finishedAt` and `cancelRequested`, status RUNNING (a retry reopens the job). */
   reopen(jobId: string): Promise<void>;
+  /**
+   * Deletes a finished job with every document state and payload it still has, in one atomic step, and only when
+   * it is finished: `finishedAt` set, status COMPLETED, COMPLETED_WITH_ERRORS or CANCELLED, and no document outside
+   * a terminal stage (a retry being queued). `deleted` for the one caller that deleted it, `missing` when there is
+   * no such job (never was, or another caller or replica deleted it first), `active` when it is not finished (kept).
+   */
+  deleteJob(jobId: string): Promise<JobDeletion>;
+  /**
+   * Retention: deletes, oldest first, at most `limit` jobs whose `finishedAt` is before `finishedBefore` (each with
+   * {@link deleteJob}'s checks, so a job reopened meanwhile is kept and takes no place in the batch). Returns how many
+   * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job is deleted by one of them.
+   */
+  deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number>;
 }
+
+/** What {@link JobStore.deleteJob} did. */
+export type JobDeletion = 'deleted' | 'missing' | 'active';
+
+/** Statuses of a finished job: the only ones retention or `deleteIngestionJob` may delete. */
+export const FINISHED_JOB_STATUSES: readonly JobStatus[] = ['COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED'];
 
 /** One unit of work: one document of one job, at one attempt. */
 export interface JobTask {

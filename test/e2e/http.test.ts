@@ -57,6 +57,10 @@ describe('HTTP (real server on port 0)', () => {
     assert.equal(ask.abstained, false);
     assert.match(ask.answer, /\[1\]/);
     assert.ok(ask.citations.length > 0);
+    // The response the README shows after the block is the one the server gives.
+    const shown = /The last call answers with [^`]*`(\{"data":\{"ask".*?\}\}\})`/s.exec(README);
+    assert.ok(shown, 'README shows the ask response');
+    assert.deepEqual(outputs[2], JSON.parse(shown[1]!));
   });
 
   it('answers 413 PAYLOAD_TOO_LARGE above the body limit', async () => {

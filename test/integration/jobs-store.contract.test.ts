@@ -3,9 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import type { Redis } from 'ioredis';
 import { closeRedisClient, createJobsRedisClient, RedisJobStore } from '../../src/adapters/jobs/redis.job-store';
 import { SqliteJobStore } from '../../src/adapters/jobs/sqlite.job-store';
-import type { JobDocumentState, JobStore, NewJob } from '../../src/ports/job-store.port';
+import type { JobDocumentState, JobStatus, JobStore, NewJob } from '../../src/ports/job-store.port';
 import { CLAIMABLE_STAGES } from '../../src/ports/job-store.port';
 import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
@@ -38,9 +40,115 @@ const newJob = (id: string, tenant: string, collectionId: string, createdAt: Dat
   })),
 });
 
+/** Every document terminal (the first FAILED for COMPLETED_WITH_ERRORS, all CANCELLED for CANCELLED), then finished at `at`. */
+async function finish(store: JobStore, id: string, count: number, at: number, status: JobStatus): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const stage = status === 'CANCELLED' ? 'CANCELLED' : status === 'COMPLETED_WITH_ERRORS' && i === 0 ? 'FAILED' : 'INDEXED';
+    assert.equal(await store.transition(id, state(i, { stage }), CLAIMABLE_STAGES), true);
+    if (stage !== 'FAILED') await store.dropPayload(id, i);
+  }
+  assert.equal(await store.markFinished(id, new Date(at), status), true);
+}
+
+interface Opened {
+  store: JobStore;
+  /** A second store on the same data (another connection; another replica with Redis). */
+  twin(): Promise<JobStore>;
+  /** Raw rows or keys still held for the job (its record, document states, payloads, index entries). */
+  leftovers(jobId: string): Promise<number>;
+  close(): Promise<void>;
+}
+
 /** The JobStore contract: what the job service relies on, for every adapter. */
-function contract(name: string, open: () => Promise<{ store: JobStore; close(): Promise<void> }>) {
+function contract(name: string, open: () => Promise<Opened>) {
   describe(`JobStore contract: ${name}`, () => {
+    it('retention deletes only jobs finished before the cutoff, in bounded batches, with every per-document record', async () => {
+      const { store, leftovers, close } = await open();
+      try {
+        await store.createJob(newJob('old-done', 'acme', 'c1', new Date(1000), 3));
+        await finish(store, 'old-done', 3, 2000, 'COMPLETED');
+        await store.createJob(newJob('old-errors', 'acme', 'c1', new Date(1000), 2));
+        await finish(store, 'old-errors', 2, 3000, 'COMPLETED_WITH_ERRORS');
+        assert.ok(await store.getPayload('old-errors', 0), 'a FAILED document keeps its content for a retry');
+        await store.createJob(newJob('old-cancelled', 'acme', 'c2', new Date(1000), 2));
+        await finish(store, 'old-cancelled', 2, 4000, 'CANCELLED');
+        await store.createJob(newJob('new-done', 'acme', 'c1', new Date(1000), 1));
+        await finish(store, 'new-done', 1, 20_000, 'COMPLETED');
+        await store.createJob(newJob('queued', 'acme', 'c1', new Date(500), 2));
+        await store.createJob(newJob('running', 'acme', 'c1', new Date(500), 2));
+        await store.markRunning('running');
+        await store.transition('running', state(0, { stage: 'INDEXED' }), CLAIMABLE_STAGES);
+        // Finished long ago, but a retry is queueing one of its documents again (reopen not written yet).
+        await store.createJob(newJob('retrying', 'acme', 'c1', new Date(500), 1));
+        await finish(store, 'retrying', 1, 1500, 'COMPLETED_WITH_ERRORS');
+        await store.transition('retrying', state(0, { stage: 'QUEUED', attempt: 2 }), ['FAILED']);
+
+        const cutoff = new Date(10_000);
+        assert.equal(await store.deleteFinishedBefore(cutoff, 2), 2, 'at most the batch size');
+        assert.equal(await store.deleteFinishedBefore(cutoff, 10), 1, 'the rest; the retrying job is kept');
+        assert.equal(await store.deleteFinishedBefore(cutoff, 10), 0, 'run again: nothing more');
+        for (const id of ['old-done', 'old-errors', 'old-cancelled']) {
+          assert.equal(await store.getJob(id), null, id);
+          assert.deepEqual(await store.getDocuments(id), [], id);
+          assert.equal(await store.getDocument(id, 0), null, id);
+          assert.equal(await store.getPayload(id, 0), null, id);
+          assert.equal(await leftovers(id), 0, `${id}: nothing left behind`);
+        }
+        const kept = await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 10 });
+        assert.deepEqual(kept.items.map((j) => j.id).sort(), ['new-done', 'queued', 'retrying', 'running']);
+        assert.equal(kept.total, 4);
+        assert.equal((await store.listJobs({ tenant: 'acme', collectionId: 'c2' }, { offset: 0, limit: 10 })).total, 0);
+        assert.deepEqual((await store.getDocuments('running')).map((d) => d.stage), ['INDEXED', 'QUEUED']);
+        assert.ok(await store.getPayload('queued', 1));
+        assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id).sort(), ['queued', 'running']);
+        assert.ok(await leftovers('queued') > 0, 'the leftovers probe sees a live job');
+        // The cutoff moves past the newer job: it goes too, the unfinished ones still stay.
+        assert.equal(await store.deleteFinishedBefore(new Date(30_000), 10), 1);
+        assert.equal(await store.getJob('new-done'), null);
+        assert.ok(await store.getJob('queued'));
+        assert.ok(await store.getJob('running'));
+      } finally {
+        await close();
+      }
+    });
+
+    it('deletes one job only when finished; twice, or from two replicas at once, deletes it once', async () => {
+      const { store, twin, leftovers, close } = await open();
+      try {
+        await store.createJob(newJob('q', 'acme', 'c', new Date(1000), 1));
+        await store.createJob(newJob('r', 'acme', 'c', new Date(1000), 2));
+        await store.markRunning('r');
+        assert.equal(await store.deleteJob('q'), 'active');
+        assert.equal(await store.deleteJob('r'), 'active');
+        assert.equal(await store.deleteJob('nope'), 'missing');
+        assert.ok(await store.getJob('q'));
+        await store.createJob(newJob('d', 'acme', 'c', new Date(1000), 2));
+        await finish(store, 'd', 2, 2000, 'COMPLETED_WITH_ERRORS');
+        const other = await twin();
+        const once = await Promise.all([store.deleteJob('d'), other.deleteJob('d')]);
+        assert.deepEqual(once.sort(), ['deleted', 'missing']);
+        assert.equal(await leftovers('d'), 0);
+        assert.equal(await store.deleteJob('d'), 'missing');
+
+        // Retention racing on two replicas: every old job deleted exactly once, none twice, the live ones kept.
+        for (let i = 0; i < 12; i++) {
+          await store.createJob(newJob(`old-${i}`, 'acme', 'c', new Date(1000), 2));
+          await finish(store, `old-${i}`, 2, 2000 + i, 'COMPLETED');
+        }
+        const counts = await Promise.all([store.deleteFinishedBefore(new Date(5000), 50), other.deleteFinishedBefore(new Date(5000), 50)]);
+        assert.equal(counts[0]! + counts[1]!, 12);
+        assert.deepEqual((await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id).sort(), ['q', 'r']);
+        // A job reopened by a retry is no longer finished: kept.
+        await store.createJob(newJob('reopened', 'acme', 'c', new Date(1000), 1));
+        await finish(store, 'reopened', 1, 2000, 'COMPLETED_WITH_ERRORS');
+        await store.reopen('reopened');
+        assert.equal(await store.deleteFinishedBefore(new Date(5000), 50), 0);
+        assert.equal(await store.deleteJob('reopened'), 'active');
+      } finally {
+        await close();
+      }
+    });
+
     it('stores a job with its documents and payloads, lists by tenant, collection and status', async () => {
       const { store, close } = await open();
       try {
@@ -121,18 +229,83 @@ contract('SQLite (embedded)', async () => {
   dirs.push(dir);
   const store = new SqliteJobStore({ dataDir: dir });
   await store.init();
-  return { store, close: () => store.close() };
+  const twins: SqliteJobStore[] = [];
+  return {
+    store,
+    async twin() {
+      const other = new SqliteJobStore({ dataDir: dir });
+      await other.init();
+      twins.push(other);
+      return other;
+    },
+    async leftovers(jobId) {
+      const db = new Database(join(dir, 'jobs.sqlite'), { readonly: true });
+      try {
+        const jobs = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE id = ?`).get(jobId) as { n: number }).n;
+        const docs = (db.prepare(`SELECT count(*) AS n FROM job_documents WHERE job_id = ?`).get(jobId) as { n: number }).n;
+        return jobs + docs;
+      } finally {
+        db.close();
+      }
+    },
+    close: async () => {
+      for (const other of twins) await other.close();
+      await store.close();
+    },
+  };
 });
 
 if (redisServerAvailable()) {
   let redis: OwnRedis | null = null;
   let n = 0;
   after(() => redis?.stop());
+  const leftoversIn = async (client: Redis, prefix: string, jobId: string): Promise<number> => {
+    const keys = await client.keys(`${prefix}:job:${jobId}*`);
+    let indexed = 0;
+    for (const key of [`${prefix}:finished`, ...(await client.keys(`${prefix}:by-*`))]) if ((await client.zscore(key, jobId)) !== null) indexed += 1;
+    return keys.length + indexed + (await client.sismember(`${prefix}:unfinished`, jobId));
+  };
   contract('Redis', async () => {
     redis ??= await startOwnRedis();
     const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
-    const store = new RedisJobStore(client, `contract-${++n}`);
+    const prefix = `contract-${++n}`;
+    const store = new RedisJobStore(client, prefix);
     await store.init();
-    return { store, close: async () => closeRedisClient(client) };
+    const clients = [client];
+    return {
+      store,
+      async twin() {
+        const other = createJobsRedisClient({ url: redis!.url, prefix: 'x' });
+        clients.push(other);
+        return new RedisJobStore(other, prefix);
+      },
+      leftovers: (jobId) => leftoversIn(client, prefix, jobId),
+      close: async () => clients.forEach(closeRedisClient),
+    };
+  });
+
+  describe('RedisJobStore retention of jobs finished before the finished-job index existed', () => {
+    it('finds them with a bounded SCAN walk, once, and deletes them', async () => {
+      redis ??= await startOwnRedis();
+      const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
+      const prefix = `backfill-${++n}`;
+      try {
+        const store = new RedisJobStore(client, prefix);
+        for (let i = 0; i < 30; i++) {
+          await store.createJob(newJob(`legacy-${i}`, 'acme', 'c', new Date(1000), 1));
+          await finish(store, `legacy-${i}`, 1, 2000, 'COMPLETED');
+        }
+        await store.createJob(newJob('live', 'acme', 'c', new Date(1000), 1));
+        // As an older version left them: finished, but in no finished index.
+        await client.del(`${prefix}:finished`);
+        const upgraded = new RedisJobStore(client, prefix);
+        assert.equal(await upgraded.deleteFinishedBefore(new Date(5000), 100), 30);
+        assert.equal(await client.exists(`${prefix}:finished:backfilled`), 1);
+        assert.deepEqual((await upgraded.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id), ['live']);
+        for (let i = 0; i < 30; i++) assert.equal(await leftoversIn(client, prefix, `legacy-${i}`), 0);
+      } finally {
+        closeRedisClient(client);
+      }
+    });
   });
 }

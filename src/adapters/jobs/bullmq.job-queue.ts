@@ -23,6 +23,16 @@ export interface BullJobQueueOptions {
    * @default 5000
    */
   timeoutMs?: number;
+  /**
+   * Runs of a task whose handler throws (only when the job store failed mid-way), before BullMQ gives it up.
+   * @default 5
+   */
+  attempts?: number;
+  /**
+   * First wait before a failed task runs again, in ms; doubled each time.
+   * @default 500
+   */
+  backoffMs?: number;
   /** Called with a handler's error (the handler records failures itself; this is for infrastructure errors). */
   onError?: (error: unknown) => void;
 }
@@ -82,11 +92,15 @@ export class BullJobQueue implements JobQueue {
             data: task,
             opts: {
               jobId: taskId(task),
+              // BullMQ's own entries must not pile up in Redis, and the job store holds every outcome: a task is
+              // removed once it completes, and also once it failed all its attempts (the error is logged through
+              // onError). A kept failed entry would also make the re-enqueue of that task id on the next start a
+              // no-op, leaving its document unfinished for good.
               removeOnComplete: true,
-              removeOnFail: 1000,
+              removeOnFail: true,
               // A handler throws only when the job store failed mid-way: redo the document (it is idempotent).
-              attempts: 5,
-              backoff: { type: 'exponential', delay: 500 },
+              attempts: Math.max(1, this.options.attempts ?? 5),
+              backoff: { type: 'exponential', delay: this.options.backoffMs ?? 500 },
             },
           })),
         ),

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { AppError } from '../../errors';
 import type {
+  JobDeletion,
   JobDocumentState,
   JobEvent,
   JobEventBus,
@@ -77,7 +78,37 @@ local finished = redis.call('HGET', KEYS[1], 'finishedAt')
 if finished and finished ~= '' then return 0 end
 redis.call('HSET', KEYS[1], 'finishedAt', ARGV[1], 'status', ARGV[2], 'updatedAt', ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 return 1`;
+
+/**
+ * Deletes a finished job and its keys, or says why not. KEYS: job, stage, state, payload, unfinished, finished,
+ * by-tenant, by-collection (the last two from the job's own immutable fields, read just before). UNLINK: a job's
+ * hashes can hold thousands of fields, freed off Redis's main thread.
+ */
+const DELETE = `
+local job = redis.call('HMGET', KEYS[1], 'id', 'finishedAt', 'status')
+if not job[1] then
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  return 'missing'
+end
+if not job[2] or job[2] == '' then return 'active' end
+if job[3] ~= 'COMPLETED' and job[3] ~= 'COMPLETED_WITH_ERRORS' and job[3] ~= 'CANCELLED' then return 'active' end
+local stages = redis.call('HVALS', KEYS[2])
+for i = 1, #stages do
+  local s = stages[i]
+  if s ~= 'INDEXED' and s ~= 'UNCHANGED' and s ~= 'FAILED' and s ~= 'CANCELLED' then return 'active' end
+end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
+return 'deleted'`;
+
+/** Keys the finished-job index backfill reads per SCAN step, and steps per sweep (bounded work per sweep). */
+const BACKFILL_SCAN_COUNT = 1000;
+const BACKFILL_STEPS_PER_SWEEP = 50;
 
 const RUNNING = `
 if redis.call('HGET', KEYS[1], 'status') == 'QUEUED' then
@@ -121,6 +152,10 @@ export class RedisJobStore implements JobStore {
   }
   private get unfinished() {
     return `${this.p}:unfinished`;
+  }
+  /** Finished job ids scored by `finishedAt` (ms): what retention reads, oldest first. */
+  private get finished() {
+    return `${this.p}:finished`;
   }
   private byTenant(tenant: string) {
     return `${this.p}:by-tenant:${tenant}`;
@@ -251,7 +286,9 @@ export class RedisJobStore implements JobStore {
   }
 
   async markFinished(jobId: string, at: Date, status: JobStatus): Promise<boolean> {
-    const result = await guarded(() => this.redis.eval(FINISH, 2, this.job(jobId), this.unfinished, String(at.getTime()), status, jobId));
+    const result = await guarded(() =>
+      this.redis.eval(FINISH, 3, this.job(jobId), this.unfinished, this.finished, String(at.getTime()), status, jobId),
+    );
     return result === 1;
   }
 
@@ -261,8 +298,96 @@ export class RedisJobStore implements JobStore {
         .multi()
         .hset(this.job(jobId), 'finishedAt', '', 'cancelRequested', 0, 'status', 'RUNNING', 'updatedAt', Date.now())
         .sadd(this.unfinished, jobId)
+        .zrem(this.finished, jobId)
         .exec(),
     );
+  }
+
+  async deleteJob(jobId: string): Promise<JobDeletion> {
+    const [id, tenant, collectionId] = await guarded(() => this.redis.hmget(this.job(jobId), 'id', 'tenant', 'collectionId'));
+    if (!id || !tenant || !collectionId) {
+      await guarded(() => this.redis.zrem(this.finished, jobId));
+      return 'missing';
+    }
+    const result = await guarded(() =>
+      this.redis.eval(
+        DELETE,
+        8,
+        this.job(jobId),
+        this.stages(jobId),
+        this.states(jobId),
+        this.payloads(jobId),
+        this.unfinished,
+        this.finished,
+        this.byTenant(tenant),
+        this.byCollection(collectionId),
+        jobId,
+      ),
+    );
+    return result as JobDeletion;
+  }
+
+  async deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number> {
+    if (limit <= 0) return 0;
+    await this.backfillFinishedIndex();
+    let deleted = 0;
+    // Entries kept (a job a retry is reopening) stay in the index: skip past them, up to a bound.
+    let skipped = 0;
+    while (deleted < limit && skipped < 10 * limit) {
+      const ids = await guarded(() =>
+        this.redis.zrangebyscore(this.finished, '-inf', `(${finishedBefore.getTime()}`, 'LIMIT', skipped, limit - deleted),
+      );
+      if (ids.length === 0) break;
+      // One short script per job: other clients' commands run in between, however long the backlog.
+      for (const id of ids) {
+        const result = await this.deleteJob(id);
+        if (result === 'deleted') deleted += 1;
+        else if (result === 'active') skipped += 1;
+        // 'missing': another replica deleted it, and its entry is gone from the index too.
+      }
+    }
+    return deleted;
+  }
+
+  private backfillDone = false;
+
+  /**
+   * Jobs finished before the finished index existed are not in it: a SCAN over job keys adds them, a bounded number
+   * of steps per sweep, the cursor kept in Redis so the replicas share the walk (adding twice is harmless), then a
+   * marker ends it for good.
+   */
+  private async backfillFinishedIndex(): Promise<void> {
+    if (this.backfillDone) return;
+    const marker = `${this.p}:finished:backfilled`;
+    const cursorKey = `${this.p}:finished:backfill-cursor`;
+    if ((await guarded(() => this.redis.exists(marker))) === 1) {
+      this.backfillDone = true;
+      return;
+    }
+    const jobPrefix = this.job('');
+    let cursor = (await guarded(() => this.redis.get(cursorKey))) ?? '0';
+    for (let step = 0; step < BACKFILL_STEPS_PER_SWEEP; step++) {
+      const [next, keys] = await guarded(() => this.redis.scan(cursor, 'MATCH', `${jobPrefix}*`, 'COUNT', BACKFILL_SCAN_COUNT));
+      const ids = keys.map((key) => key.slice(jobPrefix.length)).filter((id) => id.length > 0 && !id.includes(':'));
+      if (ids.length > 0) {
+        const read = this.redis.pipeline();
+        for (const id of ids) read.hget(this.job(id), 'finishedAt');
+        const finishedAt = (await guarded(() => read.exec())) ?? [];
+        const add = this.redis.pipeline();
+        ids.forEach((id, i) => {
+          const [error, at] = finishedAt[i] ?? [null, null];
+          if (!error && typeof at === 'string' && at !== '') add.zadd(this.finished, 'NX', Number(at), id);
+        });
+        if (add.length > 0) await guarded(() => add.exec());
+      }
+      cursor = next;
+      if (cursor === '0') {
+        await guarded(() => this.redis.multi().set(marker, '1').del(cursorKey).exec());
+        this.backfillDone = true;
+        return;
+      }
+      await guarded(() => this.redis.set(cursorKey, cursor));
+    }
   }
 }
 

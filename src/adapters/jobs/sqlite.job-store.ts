@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
+  JobDeletion,
   JobDocumentState,
   JobListFilter,
   JobPayload,
@@ -49,6 +50,7 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_at DESC, id);
   CREATE INDEX IF NOT EXISTS jobs_by_collection ON jobs (collection_id, created_at DESC, id);
   CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (finished_at) WHERE finished_at IS NULL;
+  CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at, id) WHERE finished_at IS NOT NULL;
   CREATE TABLE IF NOT EXISTS job_documents (
     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -226,5 +228,41 @@ export class SqliteJobStore implements JobStore {
   async reopen(jobId: string): Promise<void> {
     this.sql(`UPDATE jobs SET finished_at = NULL, cancel_requested = 0, status = 'RUNNING', updated_at = ? WHERE id = ?`)
       .run(Date.now(), jobId);
+  }
+
+  async deleteJob(jobId: string): Promise<JobDeletion> {
+    // The checks and the delete in one transaction: a retry reopening the job (or queueing a document) cannot slip in.
+    const removeJob = this.sql(
+      `DELETE FROM jobs WHERE id = ? AND finished_at IS NOT NULL AND status IN ('COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED')
+         AND NOT EXISTS (SELECT 1 FROM job_documents WHERE job_id = ? AND stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED'))`,
+    );
+    // ON DELETE CASCADE does this too, but only on a connection with foreign keys on: say it explicitly.
+    const removeDocuments = this.sql(`DELETE FROM job_documents WHERE job_id = ?`);
+    const exists = this.sql(`SELECT 1 FROM jobs WHERE id = ?`);
+    return this.conn.transaction((): JobDeletion => {
+      if (removeJob.run(jobId, jobId).changes === 1) {
+        removeDocuments.run(jobId);
+        return 'deleted';
+      }
+      return exists.get(jobId) ? 'active' : 'missing';
+    })();
+  }
+
+  async deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number> {
+    if (limit <= 0) return 0;
+    // The same conditions as deleteJob, so a job being retried does not take a place in the batch.
+    const ids = this.sql(
+      `SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? AND status IN ('COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED')
+         AND NOT EXISTS (SELECT 1 FROM job_documents WHERE job_id = jobs.id AND stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED'))
+       ORDER BY finished_at, id LIMIT ?`,
+    ).all(finishedBefore.getTime(), limit) as { id: string }[];
+    let deleted = 0;
+    for (const { id } of ids) {
+      // One transaction per job (at most KBQL_MAX_DOCUMENTS_PER_JOB rows), yielding in between: a long backlog
+      // never holds the write lock, or this thread, for the whole batch.
+      if ((await this.deleteJob(id)) === 'deleted') deleted += 1;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return deleted;
   }
 }

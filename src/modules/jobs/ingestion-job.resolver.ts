@@ -4,9 +4,10 @@ import type { JobDocumentState } from '../../ports/job-store.port';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { DocumentInput } from '../ingestion/ingestion.type';
-import { IngestionJobService, type JobView, type ProgressItem } from './ingestion-job.service';
+import { IngestionJobService, type DeletedJob, type JobView, type ProgressItem } from './ingestion-job.service';
 import {
   ChunkPreviewPayload,
+  DeleteIngestionJobPayload,
   IngestionJob,
   IngestionJobConnection,
   IngestionJobDocument,
@@ -74,6 +75,17 @@ export class IngestionJobResolver {
   })
   cancelIngestion(@Arg('jobId', () => ID) jobId: string, @Ctx() ctx: KbqlContext): Promise<JobView> {
     return this.jobs.cancel(jobId, principalOf(ctx));
+  }
+
+  @Directive('@auth(requires: WRITER)')
+  @Directive('@rateLimit(window: "1m", max: 60)')
+  @Mutation(() => DeleteIngestionJobPayload, {
+    description:
+      'Deletes a finished job now, with its per-document records (finished jobs are also deleted KBQL_JOB_RETENTION_DAYS after they end). ' +
+      'The documents it indexed stay. CONFLICT while the job is QUEUED or RUNNING.',
+  })
+  deleteIngestionJob(@Arg('jobId', () => ID) jobId: string, @Ctx() ctx: KbqlContext): Promise<DeletedJob> {
+    return this.jobs.deleteJob(jobId, principalOf(ctx));
   }
 
   @Directive('@auth(requires: READER)')

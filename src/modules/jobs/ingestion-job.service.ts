@@ -3,6 +3,7 @@ import { AppError, badInput, notFound, type ErrorCode } from '../../errors';
 import type { Logger } from '../../logger';
 import {
   CLAIMABLE_STAGES,
+  FINISHED_JOB_STATUSES,
   isTerminal,
   JOB_STAGES,
   type JobDocumentState,
@@ -62,6 +63,13 @@ export interface IngestionJobServiceDeps {
   uploads: UploadService;
   extractor: FileContentExtractor;
   limits: { maxDocumentsPerJob: number };
+  /**
+   * Retention of finished jobs (see {@link IngestionJobService.sweepFinishedJobs}). `days` 0 keeps them forever.
+   * `batchSize`: jobs per store call (@default 100); `maxPerSweep`: jobs one sweep deletes at most (@default 1000).
+   */
+  retention?: { days: number; batchSize?: number; maxPerSweep?: number };
+  /** The time, for retention (tests pass a fake clock). @default () => new Date() */
+  clock?: () => Date;
   /** The ingestion metrics (documents by outcome, chunks). */
   metrics?: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
   logger?: Logger;
@@ -71,6 +79,16 @@ export interface DocumentReplacements {
   documents?: readonly DocumentInputArgs[] | null;
   uploads?: readonly string[] | null;
 }
+
+/** What `deleteIngestionJob` removed. */
+export interface DeletedJob {
+  id: string;
+  status: JobStatus;
+  /** Per-document records deleted with the job (its `total`). */
+  deletedDocuments: number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** How long a progress stream waits for an event before it re-reads the job from the store. */
 const PROGRESS_RECHECK_MS = 5_000;
@@ -237,6 +255,46 @@ export class IngestionJobService {
     await this.deps.store.reopen(jobId);
     await this.deps.queue.enqueue(tasks);
     return this.getJob(jobId, access);
+  }
+
+  /**
+   * `deleteIngestionJob`: removes a finished job now, with its per-document records and any content still kept for
+   * a retry. The documents it indexed stay in the collection. CONFLICT while it is QUEUED or RUNNING (cancel it
+   * first); NOT_FOUND when the caller may not see it (or it is already gone).
+   */
+  async deleteJob(jobId: string, access: Access): Promise<DeletedJob> {
+    const job = await this.visibleJob(jobId, access);
+    await this.assertWritableJob(job, access);
+    const active = () =>
+      new AppError('CONFLICT', 'The job has not finished; cancel it first, or wait for it to finish.', { reason: 'JOB_NOT_FINISHED', status: job.status });
+    if (!job.finishedAt || !FINISHED_JOB_STATUSES.includes(job.status)) throw active();
+    const result = await this.deps.store.deleteJob(jobId);
+    if (result === 'active') throw active(); // reopened by a retry meanwhile
+    if (result === 'missing') throw notFound('IngestionJob', jobId);
+    return { id: job.id, status: job.status, deletedDocuments: job.total };
+  }
+
+  /**
+   * Retention: deletes jobs finished more than `retention.days` ago (nothing when 0), oldest first, in batches of
+   * `batchSize`, at most `maxPerSweep` per call so a large backlog is worked off over several sweeps instead of
+   * blocking this process or Redis. QUEUED and RUNNING jobs are never deleted; replicas sweeping the same store at
+   * once delete each job once. Returns how many jobs this sweep deleted.
+   */
+  async sweepFinishedJobs(): Promise<number> {
+    const days = this.deps.retention?.days ?? 0;
+    if (days <= 0) return 0;
+    const batchSize = Math.max(1, this.deps.retention?.batchSize ?? 100);
+    const maxPerSweep = Math.max(batchSize, this.deps.retention?.maxPerSweep ?? 1000);
+    const cutoff = new Date((this.deps.clock?.() ?? new Date()).getTime() - days * DAY_MS);
+    let deleted = 0;
+    while (deleted < maxPerSweep) {
+      const n = await this.deps.store.deleteFinishedBefore(cutoff, Math.min(batchSize, maxPerSweep - deleted));
+      deleted += n;
+      if (n < batchSize) break;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (deleted > 0) this.deps.logger?.info('finished ingestion jobs deleted', { count: deleted, finishedBefore: cutoff.toISOString() });
+    return deleted;
   }
 
   /** `previewChunks`: the ingestion path up to chunking, for a document or an uploaded file. */

@@ -124,6 +124,13 @@ export class IngestionJob {
 export const IngestionJobConnection = connectionOf('IngestionJob', IngestionJob);
 export type IngestionJobConnection = InstanceType<typeof IngestionJobConnection>;
 
+@ObjectType({ description: 'The result of deleteIngestionJob. The documents the job indexed stay in their collection.' })
+export class DeleteIngestionJobPayload {
+  @Field(() => ID) id!: string;
+  @Field(() => IngestionJobStatusEnum, { description: 'The status the job had when it was deleted.' }) status!: IngestionJobStatusEnum;
+  @Field(() => Int, { description: 'Per-document records deleted with the job.' }) deletedDocuments!: number;
+}
+
 @ObjectType({ description: 'One event of ingestionProgress.' })
 export class IngestionProgress {
   @Field(() => IngestionProgressKindEnum) kind!: IngestionProgressKindEnum;

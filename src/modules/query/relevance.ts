@@ -16,8 +16,8 @@ import { STOPWORDS, splitSentences, tokenize } from '../../text/tokenize';
 export const NOT_FOUND_REASON = 'not found in the knowledge base';
 
 /**
- * Default least relevance for the LLM synthesizer to ask its model at all (the extractive synthesizer has its own,
- * stricter default with further checks: `DEFAULT_EXTRACTIVE_MIN_RELEVANCE`). Calibrated on SQuAD 2
+ * Default least relevance for the LLM synthesizer to ask its model at all (the extractive synthesizer has its own
+ * floor, `DEFAULT_EXTRACTIVE_MIN_RELEVANCE`, under a calibrated answerability score: {@link ANSWERABILITY_MODEL}). Calibrated on SQuAD 2
  * (`bench/synthesizer-squad2.bench.ts`): at 0.35, 99.6% of questions asked of unrelated paragraphs abstain, as do
  * 13.7% of answerable and 26.1% of unanswerable ones. Higher values trade answerable answers for abstentions on
  * SQuAD's adversarial unanswerable questions about one for one (relevance AUC there is only 0.63, against 0.99 for
@@ -314,4 +314,88 @@ export function contradiction(question: string, analysis: RelevanceAnalysis, bes
 /** Shorthand: `bestCoverage(analyzeRelevance(question, sources))`. */
 export function assessRelevance(question: string, sources: readonly AnswerSource[]): number {
   return bestCoverage(analyzeRelevance(question, sources));
+}
+
+/**
+ * What the answerability score looks at, for the best answer sentence of a request. Each is cheap and lexical; none
+ * alone separates answerable questions from SQuAD 2's adversarial unanswerable ones well (AUC 0.53–0.65), together
+ * they do better (see {@link ANSWERABILITY_MODEL}).
+ */
+export interface AnswerabilityFeatures {
+  /** {@link keyCoverage} of the best sentence and its neighbours in the same chunk, [0, 1]. */
+  windowKeyCoverage: number;
+  /**
+   * {@link keyCoverage} of the best sentence's whole chunk, [0, 1]. One minus it is the rare-term mismatch (key terms
+   * the retrieved paragraph never states); its excess over `windowKeyCoverage` is how scattered the question's terms
+   * are over the paragraph — questions written by reusing words from all over a paragraph tend to be unanswerable.
+   */
+  chunkKeyCoverage: number;
+  /** Best minus second-best {@link sentenceRelevance} among the candidates: one clear answer sentence, or none. */
+  relevanceGap: number;
+  /** 1 when {@link answerTypeAgrees} for the best sentence, else 0. */
+  answerType: number;
+  /** 1 when the question is negated and the best sentence is not, else 0. */
+  negationMismatch: number;
+  /** 1 when a capitalised question word (a name, after the first word) is absent from the best sentence's window. */
+  missingName: number;
+}
+
+/**
+ * Logistic model over {@link AnswerabilityFeatures}: answerability = σ(intercept + Σ weight × feature), the estimated
+ * probability that the best sentence answers the question. Fitted by `bench/answers-squad2.bench.ts` on the
+ * calibration half of the SQuAD 2 questions only (label: answerable or not; plain gradient descent on standardised
+ * features, L2 0.01, 5,000 steps, then mapped back to raw features), with the offline defaults (hash embedder, HYBRID
+ * top 5). AUC 0.736 on the calibration half and 0.691 on the held-out half, against 0.666 / 0.605 for the best
+ * sentence's relevance alone. Read with the signs: given the window's key coverage, key terms found elsewhere in the
+ * paragraph count against (SQuAD 2's unanswerable questions reuse words from all over their paragraph). Refit: build
+ * (`npx tsc -p tsconfig.json --outDir dist`), run `node dist/bench/answers-squad2.bench.js`, paste its "Fitted on
+ * the calibration half" line here, and set `DEFAULT_MIN_ANSWERABILITY` to the threshold it reports as chosen.
+ */
+export const ANSWERABILITY_MODEL: Readonly<{ intercept: number; weights: Readonly<AnswerabilityFeatures> }> = Object.freeze({
+  intercept: -2.803,
+  weights: Object.freeze({
+    windowKeyCoverage: 4.557,
+    chunkKeyCoverage: -3.118,
+    relevanceGap: 0.907,
+    answerType: 1.528,
+    negationMismatch: -1.538,
+    missingName: -0.68,
+  }),
+});
+
+/** The {@link AnswerabilityFeatures} of `best`, the chosen answer sentence (one of `analysis.candidates`). */
+export function answerabilityFeatures(question: string, analysis: RelevanceAnalysis, best: CandidateSentence): AnswerabilityFeatures {
+  const windowTerms = new Set<string>();
+  const chunkTerms = new Set<string>();
+  const windowTexts: string[] = [];
+  let top = 0;
+  let second = 0;
+  for (const c of analysis.candidates) {
+    const relevance = sentenceRelevance(analysis, c);
+    if (relevance > top) [top, second] = [relevance, top];
+    else if (relevance > second) second = relevance;
+    if (c.sourceIndex !== best.sourceIndex) continue;
+    for (const t of c.termSet) chunkTerms.add(t);
+    if (Math.abs(c.position - best.position) > 1) continue;
+    for (const t of c.termSet) windowTerms.add(t);
+    windowTexts.push(c.text);
+  }
+  const windowText = windowTexts.join(' ').toLowerCase();
+  const words = question.match(/[\p{L}\p{N}]+/gu) ?? [];
+  const missingName = words.some((w, i) => i > 0 && /^\p{Lu}/u.test(w) && !windowText.includes(w.toLowerCase()));
+  return {
+    windowKeyCoverage: keyCoverage(analysis, windowTerms),
+    chunkKeyCoverage: keyCoverage(analysis, chunkTerms),
+    relevanceGap: top - second,
+    answerType: answerTypeAgrees(question, analysis, best) ? 1 : 0,
+    negationMismatch: analysis.negated && !best.negated ? 1 : 0,
+    missingName: missingName ? 1 : 0,
+  };
+}
+
+/** The model's probability, in (0, 1), that the features describe an answerable question. */
+export function answerability(features: AnswerabilityFeatures, model = ANSWERABILITY_MODEL): number {
+  let z = model.intercept;
+  for (const key of Object.keys(model.weights) as (keyof AnswerabilityFeatures)[]) z += model.weights[key] * features[key];
+  return 1 / (1 + Math.exp(-z));
 }
