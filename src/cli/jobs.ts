@@ -1,5 +1,6 @@
 import {
   CancelIngestionDocument,
+  DeleteIngestionJobDocument,
   IngestionJobDocument,
   IngestionJobsDocument,
   IngestionProgressDocument,
@@ -214,6 +215,14 @@ export async function runCancelJob(client: KbqlClient, jobId: string, options: {
   const { cancelIngestion: job } = await client.request(CancelIngestionDocument, { jobId });
   if (options.json) writeJson(job);
   else writeLine(`job ${job.id} ${job.status}${job.cancelRequested && job.status !== 'CANCELLED' ? ' (cancel requested: running documents stop before their next stage)' : ''}`);
+  return EXIT.OK;
+}
+
+/** `kbql jobs delete <id>`: forgets a finished job (its documents stay); CONFLICT while it runs. */
+export async function runDeleteJob(client: KbqlClient, jobId: string, options: { json: boolean }): Promise<number> {
+  const { deleteIngestionJob: deleted } = await client.request(DeleteIngestionJobDocument, { jobId });
+  if (options.json) writeJson(deleted);
+  else writeLine(`job ${deleted.id} (${deleted.status}) deleted with ${deleted.deletedDocuments} document records; the indexed documents stay`);
   return EXIT.OK;
 }
 

@@ -6,7 +6,7 @@ import type { ChunkingStrategy, IngestionJobStatus, SearchMode } from '../genera
 import { CliError, EXIT, KbqlClient } from './client';
 import { runCreateCollection, runListCollections } from './collections';
 import { runIngest } from './ingest';
-import { runCancelJob, runFollowJob, runListJobs, runRetryJob, runShowJob } from './jobs';
+import { runCancelJob, runDeleteJob, runFollowJob, runListJobs, runRetryJob, runShowJob } from './jobs';
 import { runAsk, runAskStream, runSearch } from './query';
 import { runServe } from './serve';
 import { runToken, type TokenOptions } from './token';
@@ -113,7 +113,7 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
       onExit(await runCreateCollection(client(options), name, { ...options, json: options.json ?? false })),
     );
 
-  const jobs = program.command('jobs').description('background ingestion jobs (kbql ingest --async): list, show, follow, cancel, retry');
+  const jobs = program.command('jobs').description('background ingestion jobs (kbql ingest --async): list, show, follow, cancel, retry, delete');
   connection(jobs.command('list', { isDefault: true }))
     .description('jobs, newest first (the default)')
     .option('-c, --collection <name>', 'only the jobs of this collection (name or id)')
@@ -136,6 +136,10 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .description('cancel a job: documents not stored yet become CANCELLED, stored ones stay')
     .argument('<id>', 'the job id')
     .action(async (id: string, options: ConnectionOptions) => onExit(await runCancelJob(client(options), id, { json: options.json ?? false })));
+  connection(jobs.command('delete'))
+    .description('delete a finished job and its per-document records now (its indexed documents stay); refused while it runs')
+    .argument('<id>', 'the job id')
+    .action(async (id: string, options: ConnectionOptions) => onExit(await runDeleteJob(client(options), id, { json: options.json ?? false })));
   progressOptions(connection(jobs.command('retry')))
     .description("run a job's FAILED documents again, then follow it")
     .argument('<id>', 'the job id')

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,25 +8,8 @@ import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { corruptPdf, minimalDocx, minimalPdf, sampleDocument } from '../helpers/jobs-fixtures';
 import { JWT_ENV, tokenFor } from '../helpers/security';
+import { CLI, kbql, show } from '../helpers/cli';
 
-/** The compiled CLI, as the `kbql` bin runs it. */
-const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function kbql(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } }, (_error, stdout, stderr) =>
-      resolve({ code: child.exitCode, stdout, stderr }),
-    );
-  });
-}
-
-const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 /**
  * `kbql ingest --async`, `kbql jobs …` and `kbql ask --stream` as child processes against a real server with JWT auth:
@@ -96,7 +79,7 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
     assert.match(sync.stdout, /4 other files skipped\n\(3 of them \.pdf\/\.docx: kbql ingest --async uploads them/, show(sync));
   });
 
-  it('jobs show, list and retry report the job and its failed document', async () => {
+  it('jobs show, list, retry and delete report the job and its failed document', async () => {
     assert.ok(firstJob, 'needs the job of the first test');
     const shown = await kbql(['jobs', 'show', firstJob, '--token', writer, '--url', url], dir);
     assert.equal(shown.code, 0, show(shown));
@@ -125,6 +108,13 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
       { status: outcome.status, unchanged: outcome.unchanged, failed: outcome.failed, failures: outcome.failures.map((f) => `${f.name}:${f.reasonCode}`) },
       { status: 'COMPLETED_WITH_ERRORS', unchanged: 1, failed: 1, failures: ['notes.bin:UNSUPPORTED_TYPE'] },
     );
+
+    const deleted = await kbql(['jobs', 'delete', started.jobId, '--json', '--token', writer, '--url', url], dir);
+    assert.equal(deleted.code, 0, show(deleted));
+    assert.deepEqual(JSON.parse(deleted.stdout), { id: started.jobId, status: 'COMPLETED_WITH_ERRORS', deletedDocuments: 2 });
+    const gone = await kbql(['jobs', 'show', started.jobId, '--token', writer, '--url', url], dir);
+    assert.equal(gone.code, 1, show(gone));
+    assert.match(gone.stderr, /^kbql: NOT_FOUND: /m);
 
     const unknown = await kbql(['jobs', 'show', 'job_nope', '--token', writer, '--url', url], dir);
     assert.equal(unknown.code, 1, show(unknown));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -10,25 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { KbqlClient } from '../../src/cli/client';
 import { DocumentsDocument, type AskQuery, type SearchQuery } from '../../src/generated/graphql';
 import { createTestApp, type TestApp } from '../helpers/test-app';
+import { CLI, kbql, show } from '../helpers/cli';
 
-/** The compiled CLI, as the `kbql` bin runs it. */
-const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function kbql(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } }, (_error, stdout, stderr) =>
-      resolve({ code: child.exitCode, stdout, stderr }),
-    );
-  });
-}
-
-const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
