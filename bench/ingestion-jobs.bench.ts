@@ -10,7 +10,7 @@ import { loadScifact, printTable } from './shared-data';
 
 /**
  * Ingestion-job throughput with the offline embedder: SciFact documents (`../shared/data/scifact`) through
- * `startIngestion` (job state in SQLite, in-process queue, one document per task) with 1 and 2 workers, against the
+ * `startIngestion` (job state in SQLite, in-process queue, one document per task) with 1, 2 and 8 workers, against the
  * synchronous `ingestDocuments` path (250 documents per call, bulk store writes) in the same run. In process, no
  * HTTP: the figure is the pipeline's. Each run gets a fresh data dir and app.
  *
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
   const sync = await synchronous(docs);
   const one = await jobs(docs, 1);
   const two = await jobs(docs, 2);
+  const eight = await jobs(docs, 8);
   const rate = (r: { seconds: number }) => docs.length / r.seconds;
   printTable(
     `Ingestion jobs vs ingestDocuments — ${docs.length} SciFact documents, offline hash embedder, embedded store (${os.cpus().length} cores)`,
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
       ['ingestDocuments (sync, 250 per call)', sync.indexed, sync.seconds, rate(sync), '1.00'],
       ['startIngestion, 1 worker', one.indexed, one.seconds, rate(one), (rate(one) / rate(sync)).toFixed(2)],
       ['startIngestion, 2 workers', two.indexed, two.seconds, rate(two), (rate(two) / rate(sync)).toFixed(2)],
+      ['startIngestion, 8 workers', eight.indexed, eight.seconds, rate(eight), (rate(eight) / rate(sync)).toFixed(2)],
     ],
   );
 }

@@ -67,7 +67,7 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_DOCUMENTS_PER_REQUEST: { schema: int(1, 100_000), default: '500', doc: 'most documents in one ingestDocuments call' },
   KBQL_MAX_QUERY_CHARS: { schema: int(1, 100_000), default: '2000', doc: 'longest search query or question' },
   KBQL_JOB_QUEUE: { schema: z.enum(['auto', 'memory', 'redis']), default: 'auto', doc: 'where ingestion jobs live: memory = an in-process queue with job state in SQLite in KBQL_DATA_DIR (one replica); redis = BullMQ and job state in REDIS_URL (replicas share the work, each document processed by one); auto = redis when REDIS_URL is set' },
-  KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '2', doc: 'documents of ingestion jobs processed at once by each replica' },
+  KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '8', doc: 'documents of ingestion jobs processed at once by each replica (more in flight lets the embedding batcher fill larger provider calls: 1,000 SciFact documents ran at 0.58× the synchronous path with 1, 0.75× with 2, 0.93× with 8)' },
   KBQL_JOB_LOCK_MS: { schema: int(1000, 600_000), default: '30000', doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long' },
   KBQL_MAX_DOCUMENTS_PER_JOB: { schema: int(1, 1_000_000), default: '10000', doc: 'most documents plus uploads in one startIngestion' },
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
