@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +12,7 @@ import { stripMarkers } from '../src/modules/query/citations';
 import { ANSWERABILITY_MODEL, answerability, type AnswerabilityFeatures } from '../src/modules/query/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
 import type { SearchMode } from '../src/ports/knowledge-store.port';
-import { loadScifact, percentile, printTable, sharedDataDir } from './shared-data';
+import { containsGold, loadScifact, loadSquad2, percentile, printTable, tokenF1, type SquadQuery, type SquadTruth } from './shared-data';
 
 /**
  * Answer quality end to end, with the offline defaults (hash embedder, HYBRID retrieval, extractive synthesizer):
@@ -30,50 +29,11 @@ import { loadScifact, percentile, printTable, sharedDataDir } from './shared-dat
  * Run after `tsc`: `node dist/bench/answers-squad2.bench.js`. Never copies the data into the repository.
  */
 
-interface Query {
-  id: string;
-  context: string;
-  question: string;
-}
-interface Truth {
-  answers: string[];
-  is_impossible: boolean;
-}
+type Query = SquadQuery;
+type Truth = SquadTruth;
 
-const dataDir = path.join(sharedDataDir(), 'squad2');
-const queries = (JSON.parse(readFileSync(path.join(dataDir, 'queries.json'), 'utf8')) as { queries: Query[] }).queries;
-const truth = JSON.parse(readFileSync(path.join(dataDir, 'ground_truth.json'), 'utf8')) as Record<string, Truth>;
-const contexts = [...new Set(queries.map((q) => q.context))];
+const { queries, truth, contexts } = loadSquad2();
 const half = (id: string): 'calibration' | 'held-out' => (createHash('sha1').update(id).digest()[0]! % 2 === 0 ? 'calibration' : 'held-out');
-
-/** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
-export function normalize(s: string): string {
-  return s
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
-    .replace(/\b(a|an|the)\b/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
-
-export function tokenF1(prediction: string, gold: string): number {
-  const p = normalize(prediction).split(' ').filter(Boolean);
-  const g = normalize(gold).split(' ').filter(Boolean);
-  const counts = new Map<string, number>();
-  for (const t of g) counts.set(t, (counts.get(t) ?? 0) + 1);
-  let common = 0;
-  for (const t of p) {
-    const c = counts.get(t) ?? 0;
-    if (c > 0) {
-      common++;
-      counts.set(t, c - 1);
-    }
-  }
-  if (common === 0) return 0;
-  const precision = common / p.length;
-  const recall = common / g.length;
-  return (2 * precision * recall) / (precision + recall);
-}
 
 interface Outcome {
   q: Query;
@@ -120,7 +80,7 @@ function score(outcomes: readonly Outcome[]): Row {
     }
     const text = stripMarkers(o.answer);
     const golds = o.truth.answers.filter((a) => a.trim() !== '');
-    if (golds.some((g) => ` ${normalize(text)} `.includes(` ${normalize(g)} `))) contains++;
+    if (containsGold(text, golds)) contains++;
     f1 += Math.max(0, ...golds.map((g) => tokenF1(text, g)));
   }
   return {

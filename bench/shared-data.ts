@@ -44,6 +44,65 @@ export function loadScifact(): BeirSet {
   return { corpus, queries, qrels };
 }
 
+/** One SQuAD 2 question: its paragraph and, in the ground truth, its gold answers (none when unanswerable). */
+export interface SquadQuery {
+  id: string;
+  context: string;
+  question: string;
+}
+export interface SquadTruth {
+  answers: string[];
+  is_impossible: boolean;
+}
+export interface SquadSet {
+  queries: SquadQuery[];
+  truth: Record<string, SquadTruth>;
+  /** The distinct paragraphs, in first-seen order. */
+  contexts: string[];
+}
+
+/** `../shared/data/squad2`: the questions, their ground truth and the distinct paragraphs. */
+export function loadSquad2(): SquadSet {
+  const dir = path.join(sharedDataDir(), 'squad2');
+  const queries = (JSON.parse(readFileSync(path.join(dir, 'queries.json'), 'utf8')) as { queries: SquadQuery[] }).queries;
+  const truth = JSON.parse(readFileSync(path.join(dir, 'ground_truth.json'), 'utf8')) as Record<string, SquadTruth>;
+  return { queries, truth, contexts: [...new Set(queries.map((q) => q.context))] };
+}
+
+/** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
+export function normalizeAnswer(s: string): string {
+  return s
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
+    .replace(/\b(a|an|the)\b/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** SQuAD's token F1 between a prediction and one gold answer (normalised bags of words). */
+export function tokenF1(prediction: string, gold: string): number {
+  const p = normalizeAnswer(prediction).split(' ').filter(Boolean);
+  const g = normalizeAnswer(gold).split(' ').filter(Boolean);
+  const counts = new Map<string, number>();
+  for (const t of g) counts.set(t, (counts.get(t) ?? 0) + 1);
+  let common = 0;
+  for (const t of p) {
+    const c = counts.get(t) ?? 0;
+    if (c > 0) {
+      common++;
+      counts.set(t, c - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / p.length;
+  const recall = common / g.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+/** Whether `text` contains one of the gold answers as whole normalised words. */
+export const containsGold = (text: string, golds: readonly string[]): boolean =>
+  golds.some((g) => ` ${normalizeAnswer(text)} `.includes(` ${normalizeAnswer(g)} `));
+
 /** nDCG@k with graded relevance (BEIR's definition, log2 discount). */
 export function ndcgAt(ranked: readonly string[], relevant: Map<string, number>, k: number): number {
   let dcg = 0;

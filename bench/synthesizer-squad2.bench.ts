@@ -8,35 +8,20 @@
  * the end-to-end calibration of those defaults, through ingestion and retrieval, is `bench/answers-squad2.bench.ts`.
  *
  * Run from the project root after `tsc`: `node dist/bench/synthesizer-squad2.bench.js`.
- * `KBQL_DATA_SHARED` overrides the `shared/data` directory. Never copies data into the repository.
+ * `KBQL_DATA_SHARED` overrides the `shared/data` directory (see `shared-data.ts`). Never copies data into the repository.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ExtractiveSynthesizer, type ExtractiveSynthesizerOptions } from '../src/adapters/synthesizers/extractive.synthesizer';
 import { sourceTerms, stripMarkers, supportScore } from '../src/modules/query/citations';
 import { analyzeRelevance, bestCoverage, chunkSentences } from '../src/modules/query/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
 import { answerSource as makeSource, mulberry32 as rng } from '../test/helpers/fixtures';
+import { containsGold, loadSquad2, tokenF1, type SquadQuery, type SquadTruth } from './shared-data';
 
-interface Query {
-  id: string;
-  context: string;
-  question: string;
-}
-interface Truth {
-  answers: string[];
-  is_impossible: boolean;
-}
+type Query = SquadQuery;
+type Truth = SquadTruth;
 
-const dataDir = path.join(
-  process.env['KBQL_DATA_SHARED'] ?? path.resolve('..', 'shared', 'data'),
-  'squad2',
-);
-const queries = (JSON.parse(readFileSync(path.join(dataDir, 'queries.json'), 'utf8')) as { queries: Query[] }).queries;
-const truth = JSON.parse(readFileSync(path.join(dataDir, 'ground_truth.json'), 'utf8')) as Record<string, Truth>;
-
-const contexts = [...new Set(queries.map((q) => q.context))];
+const { queries, truth, contexts } = loadSquad2();
 interface Case {
   q: Query;
   truth: Truth;
@@ -65,34 +50,6 @@ const cases: Case[] = queries.map((q) => {
     offTopic: others.map((t, i) => makeSource(i + 1, t)),
   };
 });
-
-/** SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces. */
-function normalize(s: string): string {
-  return s
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
-    .replace(/\b(a|an|the)\b/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
-function f1(prediction: string, gold: string): number {
-  const p = normalize(prediction).split(' ').filter(Boolean);
-  const g = normalize(gold).split(' ').filter(Boolean);
-  const counts = new Map<string, number>();
-  for (const t of g) counts.set(t, (counts.get(t) ?? 0) + 1);
-  let common = 0;
-  for (const t of p) {
-    const c = counts.get(t) ?? 0;
-    if (c > 0) {
-      common++;
-      counts.set(t, c - 1);
-    }
-  }
-  if (common === 0) return 0;
-  const precision = common / p.length;
-  const recall = common / g.length;
-  return (2 * precision * recall) / (precision + recall);
-}
 
 interface Row {
   containsGold: number;
@@ -132,8 +89,8 @@ function evaluate(options: ExtractiveSynthesizerOptions): Row {
     sentences += new Set(result.citations.map((x) => x.sentence)).size;
     const text = stripMarkers(result.answer);
     const golds = c.truth.answers.filter((a) => a.trim() !== '');
-    if (golds.some((g) => ` ${normalize(text)} `.includes(` ${normalize(g)} `))) contains++;
-    f1Sum += Math.max(0, ...golds.map((g) => f1(text, g)));
+    if (containsGold(text, golds)) contains++;
+    f1Sum += Math.max(0, ...golds.map((g) => tokenF1(text, g)));
     if (result.citations.some((x) => x.marker === c.ownN)) citesOwn++;
   }
   return {
