@@ -11,6 +11,11 @@
  * - {@link OpenAiStub.requests}, {@link OpenAiStub.inFlight}, {@link OpenAiStub.aborted} count calls, requests still
  *   open and requests the client gave up on (closed the connection before the response ended).
  *
+ * It also speaks Ollama's native API on the same port (for `createOllamaLlm`, `OllamaEmbedder` and the `ollama`
+ * client): `POST /api/chat` (NDJSON streaming, or one JSON object with `stream: false`), `POST /api/embed`,
+ * `POST /api/embeddings` and `GET /api/tags`, routes `ollama-chat`, `ollama-embed`, `ollama-embeddings` and
+ * `ollama-tags`, with the same faults and observation; pass {@link OpenAiStub.origin} as the Ollama host.
+ *
  * Faults apply to the routes given (default: every route) in the order they were queued. Usage:
  * ```ts
  * const stub = await OpenAiStub.start({ chatReply: 'Air is needed [1].' });
@@ -24,8 +29,11 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** The three routes the stub serves. */
-export type StubRoute = 'chat' | 'embeddings' | 'models';
+/** The routes the stub serves: OpenAI-compatible (`/v1/…`) and Ollama-native (`/api/…`). */
+export type StubRoute = 'chat' | 'embeddings' | 'models' | OllamaStubRoute;
+
+/** Ollama's `POST /api/chat`, `POST /api/embed`, `POST /api/embeddings` and `GET /api/tags`. */
+export type OllamaStubRoute = 'ollama-chat' | 'ollama-embed' | 'ollama-embeddings' | 'ollama-tags';
 
 /** One request the stub received. Mutated while it runs (`completed`, `aborted`). */
 export interface StubRequest {
@@ -36,13 +44,13 @@ export interface StubRequest {
   authorization: string | undefined;
   /** The parsed JSON body (`{}` for GET or an empty body). */
   body: Record<string, unknown>;
-  /** A chat request with `stream: true`. */
+  /** A streaming chat request (OpenAI: `stream: true`; Ollama: `stream` not `false`, its default). */
   stream: boolean;
   /** The response was fully sent. */
   completed: boolean;
   /** The client closed the connection before the response was fully sent. */
   aborted: boolean;
-  /** Chat tokens (SSE deltas) written before it completed or was aborted. */
+  /** Chat tokens (SSE deltas or NDJSON lines) written before it completed or was aborted. */
   tokensSent: number;
 }
 
@@ -66,7 +74,7 @@ export interface OpenAiStubOptions {
    */
   dimensions?: number;
   /**
-   * Model ids listed by `GET /v1/models`.
+   * Model ids listed by `GET /v1/models` and `GET /api/tags`.
    * @default ['stub-chat', 'stub-embed']
    */
   models?: string[];
@@ -85,7 +93,26 @@ interface QueuedFault {
   routes: ReadonlySet<StubRoute>;
 }
 
-const ALL_ROUTES: readonly StubRoute[] = ['chat', 'embeddings', 'models'];
+const ALL_ROUTES: readonly StubRoute[] = ['chat', 'embeddings', 'models', 'ollama-chat', 'ollama-embed', 'ollama-embeddings', 'ollama-tags'];
+
+const ROUTES: Readonly<Record<string, StubRoute>> = {
+  'POST /v1/chat/completions': 'chat',
+  'POST /v1/embeddings': 'embeddings',
+  'GET /v1/models': 'models',
+  'POST /api/chat': 'ollama-chat',
+  'POST /api/embed': 'ollama-embed',
+  'POST /api/embeddings': 'ollama-embeddings',
+  'GET /api/tags': 'ollama-tags',
+};
+
+/** Both chat routes (streaming replies, hangs after some tokens). */
+function isChat(route: StubRequest['route']): route is 'chat' | 'ollama-chat' {
+  return route === 'chat' || route === 'ollama-chat';
+}
+
+function isOllama(route: StubRequest['route']): route is OllamaStubRoute {
+  return route.startsWith('ollama-');
+}
 
 export class OpenAiStub {
   /** `http://127.0.0.1:<port>` — the server's origin. */
@@ -275,21 +302,14 @@ export class OpenAiStub {
       // answered below as a 400
     }
     const path = (req.url ?? '').split('?')[0]!;
-    const route: StubRequest['route'] =
-      req.method === 'POST' && path === '/v1/chat/completions'
-        ? 'chat'
-        : req.method === 'POST' && path === '/v1/embeddings'
-          ? 'embeddings'
-          : req.method === 'GET' && path === '/v1/models'
-            ? 'models'
-            : 'unknown';
+    const route: StubRequest['route'] = ROUTES[`${req.method} ${path}`] ?? 'unknown';
     const record: StubRequest = {
       route,
       method: req.method ?? '',
       path,
       authorization: req.headers.authorization,
       body,
-      stream: route === 'chat' && body['stream'] === true,
+      stream: (route === 'chat' && body['stream'] === true) || (route === 'ollama-chat' && body['stream'] !== false),
       completed: false,
       aborted: false,
       tokensSent: 0,
@@ -310,18 +330,31 @@ export class OpenAiStub {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (fault.retryAfterMs !== undefined) headers['retry-after-ms'] = String(fault.retryAfterMs);
       res.writeHead(fault.status, headers);
-      res.end(JSON.stringify(fault.body ?? { error: { message: `stub failure ${fault.status}`, type: 'server_error', code: null } }));
+      const error = isOllama(route)
+        ? { error: `stub failure ${fault.status}` }
+        : { error: { message: `stub failure ${fault.status}`, type: 'server_error', code: null } };
+      res.end(JSON.stringify(fault.body ?? error));
       return;
     }
-    if (fault?.kind === 'hang' && !(route === 'chat' && record.stream)) return; // stays open until the client leaves
+    if (fault?.kind === 'hang' && !(isChat(route) && record.stream)) return; // stays open until the client leaves
 
     if (this.#apiKey !== undefined && req.headers.authorization !== `Bearer ${this.#apiKey}`) {
       return json(res, 401, { error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', code: 'invalid_api_key' } });
     }
     if (raw && Object.keys(body).length === 0 && raw.trim() !== '{}') {
+      if (isOllama(route)) return json(res, 400, { error: 'invalid character in JSON body' });
       return json(res, 400, { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error' } });
     }
     switch (route) {
+      case 'ollama-tags':
+        return json(res, 200, { models: this.#models.map((name) => ollamaModel(name)) });
+      case 'ollama-embed':
+        return this.#ollamaEmbed(res, body);
+      case 'ollama-embeddings':
+        if (typeof body['prompt'] !== 'string') return json(res, 400, { error: "'prompt' must be a string" });
+        return json(res, 200, { embedding: Array.from(stubEmbedding(body['prompt'], this.dimensions)) });
+      case 'ollama-chat':
+        return this.#ollamaChat(res, record, fault?.kind === 'hang' ? fault.afterTokens : undefined);
       case 'models':
         return json(res, 200, { object: 'list', data: this.#models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'stub' })) });
       case 'embeddings':
@@ -390,6 +423,74 @@ export class OpenAiStub {
     }
     res.end('data: [DONE]\n\n');
   }
+
+  /** Ollama's `POST /api/embed`: `input` a string or an array of strings, one vector per input. */
+  #ollamaEmbed(res: ServerResponse, body: Record<string, unknown>): void {
+    const input = body['input'];
+    const texts = Array.isArray(input) ? input.map(String) : typeof input === 'string' ? [input] : null;
+    if (!texts || texts.length === 0) return json(res, 400, { error: "'input' must be a string or a non-empty array of strings" });
+    const tokens = texts.reduce((sum, t) => sum + wordCount(t), 0);
+    json(res, 200, {
+      model: body['model'] ?? 'stub-embed',
+      embeddings: texts.map((text) => Array.from(stubEmbedding(text, this.dimensions))),
+      total_duration: 0,
+      load_duration: 0,
+      prompt_eval_count: tokens,
+    });
+  }
+
+  /**
+   * Ollama's `POST /api/chat`: NDJSON lines `{ model, created_at, message: { role, content }, done: false }`, one per
+   * token, then a `done: true` line with the eval counts (`stream: false`: one object with the whole reply).
+   */
+  async #ollamaChat(res: ServerResponse, record: StubRequest, stallAfter: number | undefined): Promise<void> {
+    const body = record.body;
+    const reply = typeof this.chatReply === 'function' ? this.chatReply(body) : this.chatReply;
+    const model = typeof body['model'] === 'string' ? body['model'] : 'stub-chat';
+    const tokens = chatTokens(reply);
+    const created_at = new Date(0).toISOString();
+    const final = {
+      done: true,
+      done_reason: 'stop',
+      total_duration: 0,
+      load_duration: 0,
+      prompt_eval_count: JSON.stringify(body['messages'] ?? []).split(/\s+/).length,
+      prompt_eval_duration: 0,
+      eval_count: tokens.length,
+      eval_duration: 0,
+    };
+    if (!record.stream) return json(res, 200, { model, created_at, message: { role: 'assistant', content: reply }, ...final });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    const line = (content: string, extra: Record<string, unknown> = { done: false }): void => {
+      res.write(`${JSON.stringify({ model, created_at, message: { role: 'assistant', content }, ...extra })}\n`);
+    };
+    for (const [i, token] of tokens.entries()) {
+      if (stallAfter !== undefined && i >= stallAfter) {
+        this.#notify(this.#requestWaiters);
+        return; // stalls with the response open; the client's abort (or close()) ends it
+      }
+      if (i > 0 && !(await this.#sleep(this.tokenDelayMs, res))) return;
+      if (res.destroyed) return;
+      line(token);
+      record.tokensSent++;
+      this.#notify(this.#requestWaiters);
+    }
+    if (stallAfter !== undefined) return; // stall after the whole reply, before the final line
+    line('', final);
+    res.end();
+  }
+}
+
+/** One entry of Ollama's `GET /api/tags`. */
+function ollamaModel(name: string): Record<string, unknown> {
+  return {
+    name,
+    model: name,
+    modified_at: new Date(0).toISOString(),
+    size: 0,
+    digest: createHash('sha256').update(name).digest('hex'),
+    details: { parent_model: '', format: 'gguf', family: 'stub', families: ['stub'], parameter_size: '0B', quantization_level: 'F32' },
+  };
 }
 
 function json(res: ServerResponse, status: number, payload: unknown): void {

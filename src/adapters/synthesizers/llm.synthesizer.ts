@@ -100,13 +100,21 @@ const attemptSignal = new AsyncLocalStorage<AbortSignal>();
  * `fetch` that also aborts with the current attempt's signal: LlamaIndex's chat API takes no AbortSignal, so the
  * synthesizer hands it over through async context. Aborting the attempt (timeout, caller gone) closes the HTTP
  * request, so no provider call outlives the request that made it.
+ *
+ * `timeoutMs` bounds the wait for the response (its headers), as the OpenAI client's own timeout does, not the
+ * body: a streamed reply is bounded per token by the synthesizer, and a whole-request deadline would cut off a long
+ * answer that is still arriving.
  */
 export function attemptAwareFetch(base: typeof fetch = fetch, timeoutMs?: number): typeof fetch {
-  return (input, init) => {
-    const signals = [init?.signal, attemptSignal.getStore(), timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined].filter(
-      (s): s is AbortSignal => !!s,
-    );
-    return base(input, { ...init, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] });
+  return async (input, init) => {
+    const response = timeoutMs ? new AbortController() : undefined;
+    const timer = response && setTimeout(() => response.abort(new DOMException(`No response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const signals = [init?.signal, attemptSignal.getStore(), response?.signal].filter((s): s is AbortSignal => !!s);
+    try {
+      return await base(input, { ...init, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] });
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 
@@ -508,13 +516,25 @@ export interface OllamaLlmOptions {
   /** e.g. `http://127.0.0.1:11434`. */
   host: string;
   model: string;
-  /** Every HTTP request to Ollama is aborted after this many milliseconds. */
+  /** Every HTTP request to Ollama is aborted when no response (headers) arrived within this many milliseconds. */
   timeoutMs: number;
 }
 
-/** An Ollama chat model, deterministic (temperature 0), its requests aborted after `timeoutMs`. */
+/** An Ollama chat model, deterministic (temperature 0), its requests aborted when Ollama does not answer within `timeoutMs`. */
 export function createOllamaLlm(options: OllamaLlmOptions): LLM {
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs));
   const fetchWithTimeout = attemptAwareFetch(fetch, timeoutMs);
-  return new Ollama({ model: options.model, config: { host: options.host, fetch: fetchWithTimeout }, options: { temperature: 0 } });
+  const llm = new Ollama({ model: options.model, config: { host: options.host, fetch: fetchWithTimeout }, options: { temperature: 0 } });
+  // The ollama client lists every streamed request until its stream reports `done`, for its abort-all `abort()`.
+  // Streams kbql aborts (caller gone, timeout) or that fail never get there and would stay referenced, with their
+  // response, for the life of the process. kbql aborts through the fetch signal instead, so nothing is listed.
+  (llm.ollama as unknown as { ongoingStreamedRequests: unknown[] }).ongoingStreamedRequests = new UnlistedRequests();
+  return llm;
+}
+
+/** A list that keeps nothing (see {@link createOllamaLlm}). */
+class UnlistedRequests<T> extends Array<T> {
+  override push(): number {
+    return this.length;
+  }
 }
