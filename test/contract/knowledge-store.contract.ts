@@ -140,12 +140,14 @@ export function runKnowledgeStoreContract(
         assert.deepEqual((await store.getCollectionByName(c.name, owner))!.shares, r3.shares);
 
         const sharedWithT1 = await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true });
-        assert.deepEqual(sharedWithT1.items.map((x) => x.id), [c.id, theirs.id], 'own and shared, by creation time');
+        // By creation time, then id: collections made within one millisecond tie on createdAt.
+        const t1Order = [c, theirs].sort(compareCreated).map((x) => x.id);
+        assert.deepEqual(sharedWithT1.items.map((x) => x.id), t1Order, 'own and shared, by creation time');
         assert.equal(sharedWithT1.total, 2);
         const page2 = await store.listCollections({ offset: 1, limit: 1 }, { tenant: t1, includeShared: true });
-        assert.deepEqual(page2.items.map((x) => x.id), [theirs.id]);
+        assert.deepEqual(page2.items.map((x) => x.id), [t1Order[1]]);
         assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 })).items.map((x) => x.id), [theirs.id], 'without includeShared: own only');
-        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: owner, includeShared: true })).items.map((x) => x.id), [c.id, other.id]);
+        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: owner, includeShared: true })).items.map((x) => x.id), [c, other].sort(compareCreated).map((x) => x.id));
 
         const renamed = await store.updateCollection(c.id, { name: uniqueName() });
         assert.deepEqual(renamed.shares, r3.shares, 'a rename keeps the shares');
