@@ -4,6 +4,8 @@
  * DOCX (a ZIP written with node:zlib), and broken variants. Plus small HTTP/GraphQL helpers.
  */
 import { crc32, deflateRawSync } from 'node:zlib';
+import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
+import type { Embedder } from '../../src/ports/embedder.port';
 
 /** A one-page PDF whose text is `lines` (one line each); `encrypt` adds an /Encrypt dictionary that needs a password. */
 export function minimalPdf(lines: readonly string[], options: { encrypt?: boolean; title?: string } = {}): Buffer {
@@ -178,4 +180,32 @@ export function sampleDocument(i: number, version = 1): { id: string; title: str
   const words = (n: number, seed: number) => Array.from({ length: n }, (_, k) => WORDS[(seed * 7 + k * 3 + i) % WORDS.length]).join(' ');
   const sentences = Array.from({ length: 3 + (i % 4) }, (_, s) => `Sentence ${s} of note ${i} v${version}: ${words(8 + ((i + s) % 6), s)}.`);
   return { id: `note-${String(i).padStart(4, '0')}`, title: `Note ${i}`, content: sentences.join(' ') };
+}
+
+/**
+ * An embedder (the offline one, 256 dimensions) whose calls `hold` picks wait until `release()`: `held` resolves when
+ * the first one starts waiting. `hold` sees the texts and the call's number (1-based).
+ */
+export function gatedEmbedder(hold: (texts: readonly string[], call: number) => boolean): { embedder: Embedder; held: Promise<void>; release(): void } {
+  const inner = new HashEmbedder({ dimensions: 256 });
+  let calls = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let onHeld!: () => void;
+  const held = new Promise<void>((resolve) => (onHeld = resolve));
+  return {
+    embedder: {
+      info: inner.info,
+      maxBatchSize: inner.maxBatchSize,
+      async embed(texts, signal) {
+        if (hold(texts, ++calls)) {
+          onHeld();
+          await gate;
+        }
+        return inner.embed(texts, signal);
+      },
+    },
+    held,
+    release: () => release(),
+  };
 }

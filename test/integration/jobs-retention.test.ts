@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { createContext } from '../../src/graphql/context';
 import type { Principal } from '../../src/modules/auth/principal';
 import { BullJobQueue } from '../../src/adapters/jobs/bullmq.job-queue';
 import { IngestionJobService, type IngestionJobServiceDeps } from '../../src/modules/jobs/ingestion-job.service';
-import type { Embedder } from '../../src/ports/embedder.port';
-import { sampleDocument, waitFor } from '../helpers/jobs-fixtures';
+import { gatedEmbedder, sampleDocument, waitFor } from '../helpers/jobs-fixtures';
 import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 import { codeOf, createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
@@ -16,35 +14,11 @@ const JOB = `query($id: ID!) { ingestionJob(id: $id) { id status finishedAt } }`
 const DELETE = `mutation($id: ID!) { deleteIngestionJob(jobId: $id) { id status deletedDocuments } }`;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Holds every embedding call of a text containing HOLD until `release()`; the rest go through at once. */
-function holdingEmbedder(): { embedder: Embedder; held: Promise<void>; release(): void } {
-  const inner = new HashEmbedder({ dimensions: 256 });
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let onHeld!: () => void;
-  const held = new Promise<void>((resolve) => (onHeld = resolve));
-  return {
-    embedder: {
-      info: inner.info,
-      maxBatchSize: inner.maxBatchSize,
-      async embed(texts, signal) {
-        if (texts.some((text) => text.includes('HOLD'))) {
-          onHeld();
-          await gate;
-        }
-        return inner.embed(texts, signal);
-      },
-    },
-    held,
-    release: () => release(),
-  };
-}
-
 const ADMIN: Principal = { kind: 'development', subject: 'development', tenant: 'default', role: 'ADMIN' };
 
 describe('ingestion job retention and deleteIngestionJob (in process)', () => {
   let t: TestApp;
-  const holding = holdingEmbedder();
+  const holding = gatedEmbedder((texts) => texts.some((text) => text.includes('HOLD')));
   const as = (principal: Principal) => (query: string, variables?: Record<string, unknown>) =>
     t.app.apollo
       .executeOperation({ query, variables }, { contextValue: createContext(t.app.store, 'test', { principal, services: t.app.services }) })

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { createContext } from '../../src/graphql/context';
 import type { Principal } from '../../src/modules/auth/principal';
-import type { Embedder } from '../../src/ports/embedder.port';
-import { sampleDocument, waitFor } from '../helpers/jobs-fixtures';
+import { gatedEmbedder, sampleDocument, waitFor } from '../helpers/jobs-fixtures';
 import { codeOf, createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const START = `mutation($c: String!, $docs: [DocumentInput!], $uploads: [ID!]) {
@@ -43,31 +41,6 @@ interface JobData {
   cancelRequested: boolean;
   finishedAt: string | null;
   documents: { totalCount: number; edges: { node: JobDoc }[] };
-}
-
-/** An embedder that lets `free` calls through and then holds every further call until `release()`. */
-function gatedEmbedder(free: number): { embedder: Embedder; release(): void; held(): Promise<void> } {
-  const inner = new HashEmbedder({ dimensions: 256 });
-  let calls = 0;
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let onHeld!: () => void;
-  const held = new Promise<void>((resolve) => (onHeld = resolve));
-  return {
-    embedder: {
-      info: inner.info,
-      maxBatchSize: inner.maxBatchSize,
-      async embed(texts, signal) {
-        if (++calls > free) {
-          onHeld();
-          await gate;
-        }
-        return inner.embed(texts, signal);
-      },
-    },
-    release: () => release(),
-    held: () => held,
-  };
 }
 
 describe('ingestion jobs (in process)', () => {
@@ -181,13 +154,13 @@ describe('ingestion jobs (in process)', () => {
 
 describe('cancelling an ingestion job', () => {
   it('marks the remaining documents CANCELLED and leaves the indexed ones searchable', { timeout: 20_000 }, async () => {
-    const gated = gatedEmbedder(5);
+    const gated = gatedEmbedder((_texts, call) => call > 5); // 5 calls through, then every one waits
     const t = await createTestApp({ KBQL_INGEST_CONCURRENCY: '1' }, { embedder: gated.embedder });
     try {
       dataOf(await t.execute(CREATE, { name: 'cancel-me' }));
       const docs = Array.from({ length: 30 }, (_, i) => sampleDocument(i));
       const { id } = dataOf<{ startIngestion: { id: string } }>(await t.execute(START, { c: 'cancel-me', docs })).startIngestion;
-      await gated.held(); // document 6 is embedding, 24 are queued
+      await gated.held; // document 6 is embedding, 24 are queued
       const cancelled = dataOf<{ cancelIngestion: { cancelRequested: boolean } }>(
         await t.execute(`mutation($id: ID!) { cancelIngestion(jobId: $id) { cancelRequested } }`, { id }),
       ).cancelIngestion;

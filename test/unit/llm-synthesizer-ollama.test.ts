@@ -3,25 +3,9 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { OllamaEmbedder } from '../../src/adapters/embedders/ollama.embedder';
 import { LlmSynthesizer, createOllamaLlm } from '../../src/adapters/synthesizers/llm.synthesizer';
 import { AppError } from '../../src/errors';
-import type { Synthesis, SynthesisEvent } from '../../src/ports/answer-synthesizer.port';
-import { answerSource as source } from '../helpers/fixtures';
 import { OpenAiStub, chatTokens, stubEmbedding } from '../helpers/openai-stub';
+import { QUESTION, REPLY, SOURCES, collectSynthesis } from '../helpers/llm-fixtures';
 
-const SOURCES = [
-  source(1, 'Robert Boyle showed in the 1660s that air is necessary for combustion.', 'Combustion'),
-  source(2, 'Full-time employees receive 25 vacation days per year.', 'Handbook'),
-];
-const QUESTION = 'Who showed that air is necessary for combustion?';
-const REPLY = 'Robert Boyle showed that air is necessary for combustion [1]. He did so in the 1660s [1].';
-
-async function collect(events: AsyncIterable<SynthesisEvent>): Promise<{ deltas: string[]; synthesis: Synthesis }> {
-  const deltas: string[] = [];
-  for await (const event of events) {
-    if (event.type === 'delta') deltas.push(event.text);
-    else return { deltas, synthesis: event.synthesis };
-  }
-  throw new Error('stream ended without a done event');
-}
 
 describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api/chat', () => {
   let stub: OpenAiStub;
@@ -46,7 +30,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     });
 
   it('streams NDJSON tokens as deltas in order; the final answer keeps verified citations and eval-count usage', async () => {
-    const { deltas, synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { deltas, synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.deepEqual(deltas, chatTokens(REPLY), 'one delta per streamed token, in order');
     assert.equal(synthesis.answer, REPLY);
     assert.equal(synthesis.abstained, false);
@@ -109,7 +93,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
 
   it('retries HTTP 500 (ResponseError status_code) and succeeds, streaming and not', async () => {
     stub.failNext(500, 2, { routes: ['ollama-chat'] });
-    const { synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.equal(synthesis.answer, REPLY);
     assert.equal(stub.count('ollama-chat'), 3);
 
@@ -122,13 +106,13 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
   it('HTTP 500 is retried, then the breaker opens: UPSTREAM_UNAVAILABLE fast without calling Ollama', async () => {
     const s = synth({ retries: 1, breakerThreshold: 2, breakerHalfOpenAfterMs: 60_000 });
     stub.failNext(500, 10);
-    await assert.rejects(collect(s.stream({ question: QUESTION, sources: SOURCES })), {
+    await assert.rejects(collectSynthesis(s.stream({ question: QUESTION, sources: SOURCES })), {
       code: 'UPSTREAM_UNAVAILABLE',
       details: { provider: 'ollama', upstreamStatus: 500 },
     });
     assert.equal(stub.count('ollama-chat'), 2, 'first attempt and one retry');
     assert.equal(s.circuit, 'open');
-    await assert.rejects(collect(s.stream({ question: QUESTION, sources: SOURCES })), {
+    await assert.rejects(collectSynthesis(s.stream({ question: QUESTION, sources: SOURCES })), {
       code: 'UPSTREAM_UNAVAILABLE',
       details: { provider: 'ollama', circuit: 'open' },
     });
@@ -141,7 +125,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
 
   it('a hang before the first token or between tokens → UPSTREAM_TIMEOUT, the request closed, no retry', async () => {
     stub.hangNext(1);
-    await assert.rejects(collect(synth({ timeoutMs: 150 }).stream({ question: QUESTION, sources: SOURCES })), {
+    await assert.rejects(collectSynthesis(synth({ timeoutMs: 150 }).stream({ question: QUESTION, sources: SOURCES })), {
       code: 'UPSTREAM_TIMEOUT',
       details: { provider: 'ollama', timeoutMs: 150 },
     });
@@ -172,7 +156,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
   it('the HTTP timeout bounds the wait for a response, not a stream that keeps producing tokens', async () => {
     // 16 tokens 40 ms apart: the whole reply takes ~600 ms, longer than the 300 ms HTTP timeout, but no gap does.
     stub.tokenDelayMs = 40;
-    const { synthesis } = await collect(synth({ httpTimeoutMs: 300, timeoutMs: 2000 }).stream({ question: QUESTION, sources: SOURCES }));
+    const { synthesis } = await collectSynthesis(synth({ httpTimeoutMs: 300, timeoutMs: 2000 }).stream({ question: QUESTION, sources: SOURCES }));
     assert.equal(synthesis.answer, REPLY);
     assert.equal(stub.requests[0]!.completed, true);
   });
@@ -190,11 +174,11 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     const llm = createOllamaLlm({ host: stub.origin, model: 'llama3.2', timeoutMs: 5000 });
     const s = new LlmSynthesizer({ llm, name: 'llm:ollama:llama3.2', timeoutMs: 150, retries: 0 });
     stub.hangNext(1, { afterTokens: 2 });
-    await assert.rejects(collect(s.stream({ question: QUESTION, sources: SOURCES })), { code: 'UPSTREAM_TIMEOUT' });
+    await assert.rejects(collectSynthesis(s.stream({ question: QUESTION, sources: SOURCES })), { code: 'UPSTREAM_TIMEOUT' });
     const iterator = s.stream({ question: QUESTION, sources: SOURCES })[Symbol.asyncIterator]();
     await iterator.next();
     await iterator.return?.(undefined);
-    await collect(s.stream({ question: QUESTION, sources: SOURCES }));
+    await collectSynthesis(s.stream({ question: QUESTION, sources: SOURCES }));
     await stub.waitForIdle(2000);
     const client = (llm as unknown as { ollama: { ongoingStreamedRequests: unknown[] } }).ollama;
     assert.equal(client.ongoingStreamedRequests.length, 0);

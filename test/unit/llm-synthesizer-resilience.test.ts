@@ -2,25 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { LlmSynthesizer, createOpenAiLlm, visibleText } from '../../src/adapters/synthesizers/llm.synthesizer';
 import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
-import type { Synthesis, SynthesisEvent } from '../../src/ports/answer-synthesizer.port';
-import { answerSource as source } from '../helpers/fixtures';
 import { OpenAiStub } from '../helpers/openai-stub';
+import { QUESTION, REPLY, SOURCES, collectSynthesis } from '../helpers/llm-fixtures';
 
-const SOURCES = [
-  source(1, 'Robert Boyle showed in the 1660s that air is necessary for combustion.', 'Combustion'),
-  source(2, 'Full-time employees receive 25 vacation days per year.', 'Handbook'),
-];
-const QUESTION = 'Who showed that air is necessary for combustion?';
-const REPLY = 'Robert Boyle showed that air is necessary for combustion [1]. He did so in the 1660s [1].';
-
-async function collect(events: AsyncIterable<SynthesisEvent>): Promise<{ deltas: string[]; synthesis: Synthesis }> {
-  const deltas: string[] = [];
-  for await (const event of events) {
-    if (event.type === 'delta') deltas.push(event.text);
-    else return { deltas, synthesis: event.synthesis };
-  }
-  throw new Error('stream ended without a done event');
-}
 
 describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, breaker, aborts', () => {
   let stub: OpenAiStub;
@@ -46,7 +30,7 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
     });
 
   it('streams token deltas that join to the reply, then the verified synthesis with usage', async () => {
-    const { deltas, synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { deltas, synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.ok(deltas.length >= 10, `token deltas, got ${deltas.length}`);
     assert.equal(deltas.join(''), REPLY);
     assert.equal(synthesis.answer, REPLY);
@@ -59,7 +43,7 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
 
   it('streams a hallucinated marker but the final answer drops and reports it', async () => {
     stub.chatReply = 'Robert Boyle showed that air is necessary for combustion [1][4].';
-    const { deltas, synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { deltas, synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.match(deltas.join(''), /\[1\]\[4\]/);
     assert.equal(synthesis.answer, 'Robert Boyle showed that air is necessary for combustion [1].');
     assert.deepEqual(synthesis.unsupportedMarkers, [4]);
@@ -67,7 +51,7 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
 
   it('holds back a NOT_FOUND reply and a reasoning block: no delta, an abstention', async () => {
     stub.chatReply = '<think>the sources say nothing</think> NOT_FOUND';
-    const { deltas, synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { deltas, synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.deepEqual(deltas, []);
     assert.equal(synthesis.abstained, true);
     assert.equal(synthesis.abstentionReason, NOT_FOUND_REASON);
@@ -83,7 +67,7 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
 
     stub.reset();
     stub.resetNext(1).failNext(502, 1);
-    const { synthesis } = await collect(synth().stream({ question: QUESTION, sources: SOURCES }));
+    const { synthesis } = await collectSynthesis(synth().stream({ question: QUESTION, sources: SOURCES }));
     assert.equal(synthesis.answer, REPLY);
     assert.equal(stub.count('chat'), 3);
   });
@@ -113,7 +97,7 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
       code: 'UPSTREAM_UNAVAILABLE',
       details: { provider: 'openai', circuit: 'open' },
     });
-    await assert.rejects(collect(s.stream({ question: QUESTION, sources: SOURCES })), { code: 'UPSTREAM_UNAVAILABLE' });
+    await assert.rejects(collectSynthesis(s.stream({ question: QUESTION, sources: SOURCES })), { code: 'UPSTREAM_UNAVAILABLE' });
     assert.equal(stub.count('chat'), 2, 'no call while the circuit is open');
   });
 

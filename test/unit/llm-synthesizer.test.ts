@@ -12,14 +12,9 @@ import {
 import { AppError } from '../../src/errors';
 import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
 import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
-import { answerSource as source } from '../helpers/fixtures';
+import { QUESTION, SOURCES } from '../helpers/llm-fixtures';
 
 
-const SOURCES = [
-  source(1, 'Robert Boyle showed in the 1660s that air is necessary for combustion.', 'Combustion'),
-  source(2, 'Full-time employees receive 25 vacation days per year.', 'Handbook'),
-];
-const QUESTION = 'Who showed that air is necessary for combustion?';
 const API_KEY = 'sk-test-secret-123';
 
 /** What the stub does with the next request: reply with content, fail with a status, or never answer. */

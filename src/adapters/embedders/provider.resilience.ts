@@ -1,6 +1,5 @@
 import {
   BrokenCircuitError,
-  CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
   TaskCancelledError,
@@ -11,6 +10,7 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
+import { circuitStateName, type CircuitStateName } from '../circuit-state';
 import { AppError, isAppError } from '../../errors';
 import { hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
 
@@ -46,7 +46,7 @@ export interface ProviderResilienceOptions {
   breakerHalfOpenAfterMs?: number;
 }
 
-export type ProviderCircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+export type ProviderCircuitState = CircuitStateName;
 
 
 /** The HTTP status a provider client error carries (OpenAI's `status`, Ollama's `status_code`), or null. */
@@ -126,16 +126,7 @@ export class ProviderResilience {
   }
 
   get state(): ProviderCircuitState {
-    switch (this.#breaker.state) {
-      case CircuitState.Closed:
-        return 'closed';
-      case CircuitState.Open:
-        return 'open';
-      case CircuitState.HalfOpen:
-        return 'half-open';
-      default:
-        return 'isolated';
-    }
+    return circuitStateName(this.#breaker.state);
   }
 
   /** Runs one provider call through the breaker; throws UPSTREAM_UNAVAILABLE at once while the circuit is open. */

@@ -4,7 +4,6 @@ import { Ollama } from '@llamaindex/ollama';
 import { OpenAI } from '@llamaindex/openai';
 import {
   BrokenCircuitError,
-  CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
   circuitBreaker,
@@ -15,6 +14,7 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
+import { circuitStateName, type CircuitStateName } from '../circuit-state';
 import { AppError, isAppError } from '../../errors';
 import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
@@ -170,9 +170,8 @@ export class LlmSynthesizer implements AnswerSynthesizer {
   }
 
   /** The breaker's state: `closed` (calls go through), `open` (failing fast), `half-open` (one trial call). */
-  get circuit(): 'closed' | 'open' | 'half-open' | 'isolated' {
-    const state = this.breaker.state;
-    return state === CircuitState.Closed ? 'closed' : state === CircuitState.Open ? 'open' : state === CircuitState.HalfOpen ? 'half-open' : 'isolated';
+  get circuit(): CircuitStateName {
+    return circuitStateName(this.breaker.state);
   }
 
   async synthesize({ question, sources }: SynthesisRequest, signal?: AbortSignal): Promise<Synthesis> {

@@ -1,6 +1,5 @@
 import {
   BrokenCircuitError,
-  CircuitState,
   ConsecutiveBreaker,
   ExponentialBackoff,
   TaskCancelledError,
@@ -14,6 +13,7 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
+import { circuitStateName, type CircuitStateName } from '../circuit-state';
 import { AppError, isAppError } from '../../errors';
 import { causeChain, hasNetworkFailureCause } from '../transient-errors';
 
@@ -50,7 +50,7 @@ export interface RunOptions {
   breaker?: boolean;
 }
 
-export type BreakerState = 'closed' | 'open' | 'half-open' | 'isolated';
+export type BreakerState = CircuitStateName;
 
 /** gRPC's words for a server that is down or too slow (weaviate-client searches over gRPC). */
 const GRPC_TRANSIENT = /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b/;
@@ -134,16 +134,7 @@ export class Resilience {
   }
 
   get state(): BreakerState {
-    switch (this.breaker.state) {
-      case CircuitState.Closed:
-        return 'closed';
-      case CircuitState.Open:
-        return 'open';
-      case CircuitState.HalfOpen:
-        return 'half-open';
-      default:
-        return 'isolated';
-    }
+    return circuitStateName(this.breaker.state);
   }
 
   /** Runs `fn` under the policies; `operation` names it in errors. `signal` aborts when the bound is hit. */
