@@ -14,8 +14,7 @@ import { WeaviateKnowledgeStore } from './adapters/weaviate/weaviate.knowledge-s
 import { HashEmbedder } from './adapters/embedders/hash.embedder';
 import { OllamaEmbedder } from './adapters/embedders/ollama.embedder';
 import { OpenAIEmbedder } from './adapters/embedders/openai.embedder';
-import { ContentParser } from './adapters/parsing/content.parser';
-import { LlamaIndexChunker } from './adapters/parsing/llamaindex.chunker';
+import { createIngestPool } from './adapters/workers/ingest.pool';
 import { ExtractiveSynthesizer } from './adapters/synthesizers/extractive.synthesizer';
 import { defaultMinSimilarity } from './modules/query/abstention';
 import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from './adapters/synthesizers/llm.synthesizer';
@@ -117,7 +116,16 @@ export interface App {
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const rawStore = overrides.store ?? createStore(config);
-  const rawEmbedder = overrides.embedder ?? createEmbedder(config);
+  // CPU work (parsing, chunking, the hash embedder) runs on worker threads; the event loop does I/O and GraphQL.
+  const ingestPool = createIngestPool({
+    size: config.workers.size,
+    maxQueue: config.workers.maxQueue,
+    queueTimeoutMs: config.workers.queueTimeoutMs,
+    taskTimeoutMs: config.workers.taskTimeoutMs,
+    heapMb: config.workers.heapMb,
+    hashDimensions: !overrides.embedder && config.embedder.kind === 'hash' ? config.embedder.dimensions : null,
+  });
+  const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config);
   const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
   await rawStore.init();
 
@@ -160,15 +168,14 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     embedder: embedder.info,
     ttlSeconds: config.cache.embeddingTtlSeconds,
     // The local embedder's output is versioned by a probe too: a retuned build that kept its name gets fresh entries.
-    version: rawEmbedder instanceof HashEmbedder ? await outputFingerprint(rawEmbedder) : undefined,
+    version: localHashEmbedder(rawEmbedder, ingestPool.embedder, config) ? await outputFingerprint(localHashEmbedder(rawEmbedder, ingestPool.embedder, config)!) : undefined,
   });
   const collections = new CollectionService({ store, embedder: embedder.info, defaults: config.defaults });
   const documents = new DocumentService({ store, collections });
   const ingestion = new IngestionService({
     store,
     collections,
-    parser: new ContentParser(),
-    chunker: new LlamaIndexChunker(),
+    processor: ingestPool.processor,
     embedder: vectors,
     limits: config.limits,
     telemetry,
@@ -409,6 +416,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         const drained = drainHttpServer(httpServer);
         await subscriptions.close();
         await drained;
+        // The worker threads go before the jobs are awaited: a job document in a thread stops there and resumes on
+        // the next start, instead of holding the drain until it finishes.
+        await ingestPool.processor.close();
         if (metricsServer?.listening) await drainHttpServer(metricsServer);
         await apollo.stop();
         clearInterval(uploadSweep);
@@ -435,6 +445,13 @@ function uploadResponse(record: UploadRecord): Record<string, unknown> {
     bytes: record.bytes,
     expiresAt: record.expiresAt.toISOString(),
   };
+}
+
+/** The hash embedder whose output fingerprint versions the embedding cache, if the embedder is one. */
+function localHashEmbedder(raw: Embedder, pooled: Embedder | null, config: Config): HashEmbedder | null {
+  if (raw instanceof HashEmbedder) return raw;
+  if (raw === pooled && config.embedder.kind === 'hash') return new HashEmbedder({ dimensions: config.embedder.dimensions });
+  return null;
 }
 
 function assertCacheAvailable(cache: Cache): void {

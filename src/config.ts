@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -73,6 +74,11 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
   KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
   KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
+  KBQL_WORKERS: { schema: int(1, 256), default: '', doc: 'worker threads that parse, chunk and (with the hash embedder) embed documents and queries, off the event loop; unset: the machine\'s available parallelism' },
+  KBQL_WORKER_QUEUE: { schema: int(1, 100_000), default: '256', doc: 'tasks of synchronous calls (ingestDocuments, previewChunks, query embedding) that may wait for a worker thread; beyond it they fail at once with SERVER_BUSY (jobs wait instead)' },
+  KBQL_WORKER_QUEUE_TIMEOUT_MS: { schema: int(1, 600_000), default: '10000', doc: 'longest a synchronous call waits for a free worker thread before it fails with SERVER_BUSY (retryAfter 1 s); jobs wait without limit' },
+  KBQL_CHUNK_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest parsing or chunking one text document may take in its worker thread; past it the thread is terminated and replaced and the document FAILED with PARSE_TIMEOUT or CHUNK_TIMEOUT' },
+  KBQL_WORKER_HEAP_MB: { schema: int(64, 65_536), default: '512', doc: 'V8 heap limit of one worker thread, in MiB (a document that needs more fails alone; the thread is replaced)' },
   KBQL_JOB_RETENTION_DAYS: { schema: int(0, 3650), default: '7', doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)' },
   KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
   KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
@@ -221,6 +227,15 @@ export interface Config {
     readonly parseTimeoutMs: number;
     /** Days a finished job is kept after it ends; 0: forever. */
     readonly retentionDays: number;
+  };
+  /** The worker threads of parsing, chunking and local embedding. */
+  readonly workers: {
+    readonly size: number;
+    readonly maxQueue: number;
+    readonly queueTimeoutMs: number;
+    /** Wall time of one parse or chunk task of a text document, in ms. */
+    readonly taskTimeoutMs: number;
+    readonly heapMb: number;
   };
   readonly uploads: {
     readonly maxBytes: number;
@@ -426,6 +441,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
       parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
       retentionDays: v.KBQL_JOB_RETENTION_DAYS!,
+    },
+    workers: {
+      size: v.KBQL_WORKERS ?? availableParallelism(),
+      maxQueue: v.KBQL_WORKER_QUEUE!,
+      queueTimeoutMs: v.KBQL_WORKER_QUEUE_TIMEOUT_MS!,
+      taskTimeoutMs: v.KBQL_CHUNK_TIMEOUT_MS!,
+      heapMb: v.KBQL_WORKER_HEAP_MB!,
     },
     uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },
     batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request or one of its parts is too large.' },
+  SERVER_BUSY: { status: 503, message: 'kbql is busy; retry shortly.' },
   UPSTREAM_UNAVAILABLE: { status: 503, message: 'A service kbql depends on is unavailable.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'A service kbql depends on did not answer in time.' },
   STORAGE_UNAVAILABLE: { status: 503, message: 'The data directory cannot be written (disk full or read-only); nothing was changed. Retry once space returns.' },

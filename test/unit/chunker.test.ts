@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Settings } from '@llamaindex/core/global';
-import { LlamaIndexChunker } from '../../src/adapters/parsing/llamaindex.chunker';
+import { TextChunker } from '../../src/adapters/parsing/text.chunker';
 import type { ChunkDraft } from '../../src/ports/document-processor.port';
 import type { ChunkingSettings } from '../../src/ports/knowledge-store.port';
 
@@ -27,8 +27,8 @@ function assertContiguous(chunks: ChunkDraft[]): void {
   for (const c of chunks) assert.notEqual(c.text.trim(), '');
 }
 
-describe('LlamaIndexChunker: SENTENCE', () => {
-  const chunker = new LlamaIndexChunker();
+describe('TextChunker: SENTENCE', () => {
+  const chunker = new TextChunker();
 
   it('keeps every chunk within chunkSize tokens and covers the whole text', () => {
     for (const [size, overlap] of [
@@ -64,7 +64,7 @@ describe('LlamaIndexChunker: SENTENCE', () => {
   it('is deterministic across calls and instances', () => {
     const a = chunker.chunk(PROSE, 'TEXT', sentence(48, 8));
     assert.deepEqual(chunker.chunk(PROSE, 'TEXT', sentence(48, 8)), a);
-    assert.deepEqual(new LlamaIndexChunker().chunk(PROSE, 'TEXT', sentence(48, 8)), a);
+    assert.deepEqual(new TextChunker().chunk(PROSE, 'TEXT', sentence(48, 8)), a);
   });
 
   it("repairs text LlamaIndex's sentence tokenizer damages (URLs, e.g.,)", () => {
@@ -89,8 +89,8 @@ describe('LlamaIndexChunker: SENTENCE', () => {
   });
 });
 
-describe('LlamaIndexChunker: MARKDOWN and AUTO', () => {
-  const chunker = new LlamaIndexChunker();
+describe('TextChunker: MARKDOWN and AUTO', () => {
+  const chunker = new TextChunker();
   const md = [
     '# Install',
     '',

@@ -14,43 +14,83 @@ import type { ContentType } from '../../ports/knowledge-store.port';
  */
 export class ContentParser implements DocumentParser {
   parse(content: string, contentType: ContentType): ParsedDocument {
-    const parsed =
-      contentType === 'HTML' ? parseHtml(content) : contentType === 'MARKDOWN' ? parseMarkdown(content) : parseText(content);
+    const changes: TextChanges = { removedControlChars: 0, replacedSurrogates: 0 };
+    const cleaned = clean(content, changes);
+    const parsed = contentType === 'HTML' ? parseHtml(cleaned) : contentType === 'MARKDOWN' ? parseMarkdown(cleaned) : parseText(cleaned);
     if (!/[\p{L}\p{N}]/u.test(parsed.text)) {
       throw badInput('The document has no text after parsing.', { field: 'content', contentType });
     }
-    return parsed;
+    return { ...parsed, notices: textNotices(changes) };
   }
 }
 
-/** Line endings to `\n`, BOM, zero-width and control characters (but tab and newline) removed, NFC. */
-function clean(text: string): string {
+/** Human-readable notices of what cleaning changed (none when nothing was). */
+function textNotices(changes: TextChanges): string[] {
+  const notices: string[] = [];
+  if (changes.removedControlChars > 0) {
+    notices.push(`${changes.removedControlChars} control character(s) (such as NUL) were removed from the text.`);
+  }
+  if (changes.replacedSurrogates > 0) {
+    notices.push(`${changes.replacedSurrogates} unpaired UTF-16 surrogate(s) were replaced by U+FFFD.`);
+  }
+  return notices;
+}
+
+/** What cleaning changed in a document's text; reported on its result instead of changing it silently. */
+export interface TextChanges {
+  /** NUL and other control characters (but tab and newline) removed. */
+  removedControlChars: number;
+  /** Unpaired UTF-16 surrogates, which no store can keep, replaced by U+FFFD. */
+  replacedSurrogates: number;
+}
+
+/**
+ * Line endings to `\n`, BOM, zero-width and control characters (but tab and newline) removed, unpaired surrogates
+ * replaced by U+FFFD, NFC. The two changes that alter what the sender wrote are counted into `changes`.
+ */
+function clean(text: string, changes: TextChanges): string {
   return text
+    .replace(LONE_SURROGATE, () => {
+      changes.replacedSurrogates++;
+      return '\ufffd';
+    })
     .normalize('NFC')
     .replace(/\r\n?|[\u2028\u2029\u0085]/g, '\n')
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\ufeff\u200b]/g, '');
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, () => {
+      changes.removedControlChars++;
+      return '';
+    })
+    .replace(/[\ufeff\u200b]/g, '');
 }
 
-/** Trailing spaces removed from lines, at most one blank line in a row, trimmed. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * Trailing spaces removed from lines, at most one blank line in a row, trimmed. Written without `\s+$`-style
+ * patterns, which backtrack quadratically over long runs of spaces.
+ */
 function tidyLines(text: string): string {
-  return text
-    .replace(/[^\S\n]+$/gm, '')
-    .replace(/\n{3,}/g, '\n\n')
-    .replace(/^\n+|\s+$/g, '');
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) lines[i] = lines[i]!.trimEnd();
+  let out = lines.join('\n').replace(/\n{3,}/g, '\n\n');
+  let start = 0;
+  while (start < out.length && out.charCodeAt(start) === 10) start++;
+  out = out.slice(start).trimEnd();
+  return out;
 }
 
-function parseText(content: string): ParsedDocument {
+function parseText(content: string): Omit<ParsedDocument, 'notices'> {
   const text = tidyLines(
-    clean(content)
+    content
       .replace(/[^\S\n]+/g, ' ')
       .replace(/^ /gm, ''),
   );
   return { text, title: null };
 }
 
-function parseMarkdown(content: string): ParsedDocument {
+function parseMarkdown(content: string): Omit<ParsedDocument, 'notices'> {
   // Markdown is kept as written (indentation matters to code blocks and lists); only line ends and blank runs change.
-  const text = tidyLines(clean(content));
+  const text = tidyLines(content);
   return { text, title: markdownTitle(text) };
 }
 
@@ -66,6 +106,8 @@ function markdownTitle(text: string): string | null {
       continue;
     }
     if (fence !== null) continue;
+    // A title is short: a longer line is not looked at (the patterns below would be slow on megabytes).
+    if (line.length > MAX_TITLE_LINE_CHARS) continue;
     const heading = /^ {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line);
     if (heading) {
       const title = heading[1]!
@@ -77,6 +119,8 @@ function markdownTitle(text: string): string | null {
   }
   return null;
 }
+
+const MAX_TITLE_LINE_CHARS = 500;
 
 /** Elements whose content is never text a reader sees. */
 const DROPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'head', 'iframe', 'object', 'canvas']);
@@ -118,7 +162,7 @@ class TextBuilder {
     if (piece === '') return;
     if (this.#pending !== Break.None) {
       const last = this.#parts.length - 1;
-      this.#parts[last] = this.#parts[last]!.replace(/[^\S\n]+$/, '');
+      this.#parts[last] = trimEndOfLine(this.#parts[last]!);
       this.#parts.push(this.#pending === Break.Paragraph ? '\n\n' : '\n');
       this.#pending = Break.None;
     }
@@ -131,7 +175,18 @@ class TextBuilder {
   }
 }
 
-function parseHtml(content: string): ParsedDocument {
+/** Trailing spaces and tabs (not newlines) removed, by a loop: `/[^\S\n]+$/` backtracks over long inner runs. */
+function trimEndOfLine(text: string): string {
+  let end = text.length;
+  while (end > 0) {
+    const code = text.charCodeAt(end - 1);
+    if (code === 10 || !/\s/.test(text[end - 1]!)) break;
+    end--;
+  }
+  return end === text.length ? text : text.slice(0, end);
+}
+
+function parseHtml(content: string): Omit<ParsedDocument, 'notices'> {
   const out = new TextBuilder();
   /** Open elements that drop their content (a stack of names, since they nest: `<head><style>`). */
   const dropped: string[] = [];
@@ -197,7 +252,7 @@ function parseHtml(content: string): ParsedDocument {
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true, recognizeSelfClosing: true },
   );
-  parser.write(clean(content));
+  parser.write(content);
   parser.end();
 
   const text = out.toString();

@@ -25,7 +25,7 @@ export interface MemoTokenizer extends Tokenizer {
  */
 export function createMemoTokenizer(base: Tokenizer = Settings.tokenizer, maxPieces = 200_000): MemoTokenizer {
   const memo = new Map<string, Uint32Array>();
-  const tokensOf = (piece: string): Uint32Array => {
+  const tokensOfShort = (piece: string): Uint32Array => {
     let ids = memo.get(piece);
     if (ids === undefined) {
       ids = base.encode(piece);
@@ -34,6 +34,8 @@ export function createMemoTokenizer(base: Tokenizer = Settings.tokenizer, maxPie
     }
     return ids;
   };
+  const tokensOf = (piece: string): Uint32Array =>
+    piece.length <= MAX_WIDE_PIECE_CHARS || (piece.length <= MAX_PIECE_CHARS && !WIDE_SCRIPT.test(piece)) ? tokensOfShort(piece) : longPiece(piece, tokensOfShort);
   return {
     encode(text) {
       const parts: Uint32Array[] = [];
@@ -59,6 +61,49 @@ export function createMemoTokenizer(base: Tokenizer = Settings.tokenizer, maxPie
     decode: (tokens) => base.decode(tokens),
   };
 }
+
+/**
+ * Longest piece handed to BPE whole. js-tiktoken's merge loop is quadratic in a piece's bytes, and one piece can be
+ * a whole document (1 MiB of one letter, CJK text without spaces): longer pieces are encoded in slices, so tokenising
+ * stays linear in the text. Pieces this long are rare in prose; for them the count is an upper bound (a merge across
+ * two slices is not made), which keeps chunks within their size.
+ */
+export const MAX_PIECE_CHARS = 32;
+/** Longest CJK/kana/Hangul piece handed to BPE whole: three bytes a character make their merges costlier still. */
+const MAX_WIDE_PIECE_CHARS = 8;
+const WIDE_SCRIPT = /[\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]/;
+
+/** A long piece's tokens: one code point at a time for CJK, kana and Hangul, else slices of {@link MAX_PIECE_CHARS}. */
+function longPiece(piece: string, tokensOf: (slice: string) => Uint32Array): Uint32Array {
+  const parts: Uint32Array[] = [];
+  let total = 0;
+  const add = (slice: string) => {
+    const ids = tokensOf(slice);
+    parts.push(ids);
+    total += ids.length;
+  };
+  if (piece.length > MAX_WIDE_PIECE_CHARS && WIDE_SCRIPT.test(piece)) {
+    // Each of these characters is one to three tokens; the BPE of a long run costs far more than that tells.
+    for (const char of piece) add(char);
+  } else {
+    for (let at = 0; at < piece.length; ) {
+      let end = Math.min(piece.length, at + MAX_PIECE_CHARS);
+      // Never cut a surrogate pair.
+      if (end < piece.length && isHighSurrogate(piece.charCodeAt(end - 1))) end--;
+      add(piece.slice(at, end));
+      at = end;
+    }
+  }
+  const out = new Uint32Array(total);
+  let offset = 0;
+  for (const ids of parts) {
+    out.set(ids, offset);
+    offset += ids.length;
+  }
+  return out;
+}
+
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 
 /** One shared instance: the memory is worth most when every chunker uses it. */
 export const memoTokenizer: MemoTokenizer = createMemoTokenizer();

@@ -1,6 +1,5 @@
 import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
-import { sha256Hex } from '../../ids';
-import type { ChunkDraft, Chunker, DocumentParser } from '../../ports/document-processor.port';
+import type { ChunkDraft, DocumentProcessor, WorkPriority } from '../../ports/document-processor.port';
 import type { ChunkWrite, CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { CollectionService } from '../collections/collection.service';
@@ -30,6 +29,8 @@ export interface DocumentIngestResult {
   reason: string | null;
   documentId: string | null;
   chunkCount: number | null;
+  /** What parsing changed in the sent text (control characters removed, unpaired surrogates replaced). */
+  notices: string[];
 }
 
 export interface IngestSummary {
@@ -61,6 +62,7 @@ export interface DocumentOutcome {
   reason: string | null;
   documentId: string | null;
   chunkCount: number | null;
+  notices: string[];
   timings: StageTimings;
 }
 
@@ -79,6 +81,7 @@ export interface ChunkPreview {
   contentType: ContentType;
   contentHash: string;
   charCount: number;
+  notices: string[];
   chunks: ChunkDraft[];
 }
 
@@ -101,7 +104,14 @@ interface Prepared {
   externalId: string;
   write: Omit<DocumentWrite, 'chunks'>;
   text: string;
+  notices: string[];
 }
+
+/**
+ * Documents of one `ingestDocuments` call in the worker pool at once: enough to keep every thread and the embedding
+ * batcher busy, few enough that one large call cannot fill the pool's queue for everybody else.
+ */
+const REQUEST_CONCURRENCY = 8;
 
 /**
  * Parses, chunks, embeds and stores documents with upsert semantics. One bad document never fails the others:
@@ -112,8 +122,8 @@ export class IngestionService {
     private readonly deps: {
       store: KnowledgeStore;
       collections: CollectionService;
-      parser: DocumentParser;
-      chunker: Chunker;
+      /** Parsing and chunking, in worker threads in the server. */
+      processor: DocumentProcessor;
       embedder: TextEmbedder;
       limits: IngestionLimits;
       /** Spans (`kbql.ingest`) and ingestion metrics; none by default. */
@@ -152,6 +162,7 @@ export class IngestionService {
       reason: null,
       documentId: null,
       chunkCount: null,
+      notices: [],
     }));
     const fail = (index: number, error: unknown): void => {
       const result = results[index]!;
@@ -165,22 +176,28 @@ export class IngestionService {
       }
     };
 
-    // 1. Validate and parse each document on its own.
-    const prepared: Prepared[] = [];
-    const seen = new Set<string>();
-    documents.forEach((doc, index) => {
+    // 1. Validate and parse each document on its own (in the worker pool, a few at a time).
+    const parsedDocs = await mapConcurrent(documents, REQUEST_CONCURRENCY, async (doc, index) => {
       try {
-        const p = this.prepare(doc, index, collection);
-        results[index]!.externalId = p.externalId;
-        if (seen.has(p.externalId)) {
-          throw new AppError('CONFLICT', `Document id "${p.externalId}" appears more than once in this request.`, { reason: 'DUPLICATE_ID' });
-        }
-        seen.add(p.externalId);
-        prepared.push(p);
+        return await this.prepare(doc, index, collection, 'interactive');
       } catch (error) {
         fail(index, error);
+        return null;
       }
     });
+    const prepared: Prepared[] = [];
+    const seen = new Set<string>();
+    for (const p of parsedDocs) {
+      if (!p) continue;
+      results[p.index]!.externalId = p.externalId;
+      results[p.index]!.notices = p.notices;
+      if (seen.has(p.externalId)) {
+        fail(p.index, new AppError('CONFLICT', `Document id "${p.externalId}" appears more than once in this request.`, { reason: 'DUPLICATE_ID' }));
+        continue;
+      }
+      seen.add(p.externalId);
+      prepared.push(p);
+    }
 
     // 2. Same id + same content hash → UNCHANGED (metadata still refreshed, without re-embedding).
     const hashes = await this.deps.store.getContentHashes(collection.id, prepared.map((p) => p.externalId));
@@ -198,14 +215,23 @@ export class IngestionService {
       }
     }
 
-    // 3. Chunk and embed the changed ones; embedding requests made together are batched into few provider calls.
+    // 3. Chunk the changed ones (in the worker pool), then embed all their chunks at once: requests made together
+    // are batched into few provider calls.
+    const chunked = await mapConcurrent(changed, REQUEST_CONCURRENCY, async (p) => {
+      try {
+        return { p, drafts: await this.chunkPrepared(p, collection, 'interactive') };
+      } catch (error) {
+        fail(p.index, error);
+        return null;
+      }
+    });
     const embedded = await Promise.all(
-      changed.map(async (p) => {
+      chunked.map(async (item) => {
+        if (!item) return null;
         try {
-          const chunks = await this.embedChunks(this.chunkPrepared(p, collection));
-          return { p, chunks };
+          return { p: item.p, chunks: await this.embedChunks(item.drafts) };
         } catch (error) {
-          fail(p.index, error);
+          fail(item.p.index, error);
           return null;
         }
       }),
@@ -270,6 +296,7 @@ export class IngestionService {
     collection: CollectionRecord,
     doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>),
     hooks: PipelineHooks = {},
+    priority: WorkPriority = 'background',
   ): Promise<DocumentOutcome> {
     const timings: StageTimings = { parseMs: null, chunkMs: null, embedMs: null, storeMs: null };
     const outcome: DocumentOutcome = {
@@ -280,6 +307,7 @@ export class IngestionService {
       reason: null,
       documentId: null,
       chunkCount: null,
+      notices: [],
       timings,
     };
     const timed = async <T>(key: keyof StageTimings, work: () => T | Promise<T>): Promise<T> => {
@@ -297,15 +325,16 @@ export class IngestionService {
     };
     try {
       await enter('PARSING');
-      const p = await timed('parseMs', async () => this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection));
+      const p = await timed('parseMs', async () => this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection, priority));
       outcome.externalId = p.externalId;
+      outcome.notices = p.notices;
       const hashes = await this.deps.store.getContentHashes(collection.id, [p.externalId]);
       if (hashes.get(p.externalId) === p.write.contentHash) {
         const existing = await this.refreshUnchanged(collection, p);
         return Object.assign(outcome, { status: 'UNCHANGED', documentId: existing?.id ?? null, chunkCount: existing?.chunkCount ?? null });
       }
       await enter('CHUNKING');
-      const drafts = await timed('chunkMs', () => this.chunkPrepared(p, collection));
+      const drafts = await timed('chunkMs', () => this.chunkPrepared(p, collection, priority));
       await enter('EMBEDDING');
       const chunks = await timed('embedMs', () => this.embedChunks(drafts));
       await enter('STORING');
@@ -331,8 +360,8 @@ export class IngestionService {
    */
   async previewChunks(collectionRef: string, doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>), access: Access): Promise<ChunkPreview> {
     const collection = await this.deps.collections.resolve(collectionRef, access);
-    const p = this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection);
-    const chunks = this.chunkPrepared(p, collection);
+    const p = await this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection, 'interactive');
+    const chunks = await this.chunkPrepared(p, collection, 'interactive');
     return {
       collectionId: collection.id,
       externalId: p.externalId,
@@ -340,12 +369,13 @@ export class IngestionService {
       contentType: p.write.contentType,
       contentHash: p.write.contentHash,
       charCount: p.write.charCount,
+      notices: p.notices,
       chunks,
     };
   }
 
-  private chunkPrepared(p: Prepared, collection: CollectionRecord): ChunkDraft[] {
-    const drafts = this.deps.chunker.chunk(p.text, p.write.contentType, collection.chunking);
+  private async chunkPrepared(p: Prepared, collection: CollectionRecord, priority: WorkPriority): Promise<ChunkDraft[]> {
+    const drafts = await this.deps.processor.chunk(p.text, p.write.contentType, collection.chunking, priority);
     if (drafts.length === 0) throw badInput('The document produced no chunks.', { reason: 'EMPTY' });
     return drafts;
   }
@@ -364,7 +394,8 @@ export class IngestionService {
     return existing;
   }
 
-  private prepare(doc: DocumentInputArgs, index: number, collection: CollectionRecord): Prepared {
+  /** Validation here (cheap), parsing and hashing in the worker pool. */
+  private async prepare(doc: DocumentInputArgs, index: number, collection: CollectionRecord, priority: WorkPriority): Promise<Prepared> {
     const { limits } = this.deps;
     if (typeof doc.content !== 'string') throw badInput('content must be a string.', { field: 'content' });
     const bytes = Buffer.byteLength(doc.content, 'utf8');
@@ -383,21 +414,34 @@ export class IngestionService {
     if (doc.source != null && doc.source.length > MAX_SOURCE_CHARS) throw badInput(`A source has at most ${MAX_SOURCE_CHARS} characters.`, { field: 'source' });
     const metadata = validateMetadata(doc.metadata ?? {});
     const contentType = doc.contentType ?? detectContentType(doc.content);
-    const parsed = this.deps.parser.parse(doc.content, contentType);
-    const title = doc.title ?? parsed.title;
     const source = doc.source ?? null;
-    const { chunking, embedder } = collection;
-    const contentHash = sha256Hex(
-      JSON.stringify([contentType, chunking.strategy, chunking.chunkSize, chunking.chunkOverlap, embedder.name, title, source, parsed.text]),
+    const parsed = await this.deps.processor.parse(
+      { content: doc.content, contentType, title: doc.title ?? null, source, chunking: collection.chunking, embedderName: collection.embedder.name },
+      priority,
     );
-    const externalId = doc.id ?? `sha256:${sha256Hex(doc.content).slice(0, 32)}`;
+    const externalId = doc.id ?? `sha256:${parsed.rawHash.slice(0, 32)}`;
     return {
       index,
       externalId,
       text: parsed.text,
-      write: { externalId, title, source, contentType, metadata, contentHash, charCount: parsed.text.length },
+      notices: parsed.notices,
+      write: { externalId, title: parsed.title, source, contentType, metadata, contentHash: parsed.contentHash, charCount: parsed.text.length },
     };
   }
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** HTML when it starts like markup, Markdown when it has Markdown block structure, TEXT otherwise. */

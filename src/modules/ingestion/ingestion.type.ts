@@ -24,6 +24,8 @@ export class DocumentIngestResult {
   @Field(() => String, { nullable: true }) reason!: string | null;
   @Field(() => ID, { nullable: true }) documentId!: string | null;
   @Field(() => Int, { nullable: true }) chunkCount!: number | null;
+  @Field(() => [String], { description: 'What parsing changed in the sent text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when the text was kept as sent.' })
+  notices!: string[];
   @Field(() => Document, { nullable: true }) document?: Document | null;
 }
 

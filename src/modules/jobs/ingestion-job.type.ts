@@ -156,6 +156,8 @@ export class ChunkPreviewPayload {
   @Field(() => ContentTypeEnum) contentType!: ContentTypeEnum;
   @Field({ description: 'Equal to the stored document’s contentHash when ingesting it would be UNCHANGED.' }) contentHash!: string;
   @Field(() => Int) charCount!: number;
+  @Field(() => [String], { description: 'What parsing changed in the sent text (control characters removed, unpaired surrogates replaced); empty when nothing.' })
+  notices!: string[];
   @Field(() => [ChunkPreview]) chunks!: ChunkPreview[];
 }
 

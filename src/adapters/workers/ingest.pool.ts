@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { AppError, badInput } from '../../errors';
+import type { ChunkDraft, DocumentProcessor, ParsedForIngest, ParseRequest, WorkPriority } from '../../ports/document-processor.port';
+import type { Embedder } from '../../ports/embedder.port';
+import type { ChunkingSettings, ContentType, EmbedderInfo } from '../../ports/knowledge-store.port';
+import { HashEmbedder } from '../embedders/hash.embedder';
+import type { IngestWorkerData } from './ingest.worker';
+import { WorkerCrashError, WorkerPool } from './worker-pool';
+
+export interface IngestPoolOptions {
+  /** Worker threads. @default 2 */
+  size?: number;
+  /** Interactive tasks that may wait for a thread (beyond: SERVER_BUSY at once). @default 256 */
+  maxQueue?: number;
+  /** Longest an interactive parse or chunk task waits for a thread, in ms (then SERVER_BUSY). @default 10000 */
+  queueTimeoutMs?: number;
+  /** Longest one parse or chunk task may run, in ms (then its thread is replaced: PARSE_TIMEOUT / CHUNK_TIMEOUT). @default 30000 */
+  taskTimeoutMs?: number;
+  /** V8 heap of one thread, in MiB. @default 512 */
+  heapMb?: number;
+  /** Dimensions of the hash embedder the threads also run; null: no embedding in the pool. @default null */
+  hashDimensions?: number | null;
+}
+
+/** Texts per embedding task: small enough that both threads share a batch and a query never waits long behind one. */
+const EMBED_SLICE = 64;
+/** An embedding task's time limit per text, in ms (the hash embedder takes well under a millisecond per chunk). */
+const EMBED_MS_PER_TEXT = 50;
+
+/**
+ * The worker threads of ingestion and query embedding: one pool, sized from the cores, shared by `ingestDocuments`,
+ * jobs, `previewChunks` and (with the hash embedder) every embedding. Returns the {@link DocumentProcessor} that
+ * ingestion uses and, with `hashDimensions`, an {@link Embedder} equivalent to `HashEmbedder` that runs in the pool.
+ */
+export function createIngestPool(options: IngestPoolOptions = {}): { pool: WorkerPool; processor: DocumentProcessor; embedder: Embedder | null } {
+  const hashDimensions = options.hashDimensions ?? null;
+  const pool = new WorkerPool({
+    name: 'ingest',
+    file: join(__dirname, 'ingest.worker.js'),
+    size: options.size,
+    maxQueue: options.maxQueue,
+    heapMb: options.heapMb,
+    workerData: { hashDimensions } satisfies IngestWorkerData,
+  });
+  const taskTimeoutMs = options.taskTimeoutMs ?? 30_000;
+  const queueTimeoutMs = options.queueTimeoutMs ?? 10_000;
+  const laneOptions = (priority: WorkPriority) =>
+    priority === 'interactive' ? { lane: 'interactive' as const, queueTimeoutMs } : { lane: 'background' as const };
+
+  const processor: DocumentProcessor = {
+    parse: (request: ParseRequest, priority: WorkPriority) =>
+      pool
+        .run<ParsedForIngest>('parse', request, {
+          ...laneOptions(priority),
+          timeoutMs: taskTimeoutMs,
+          onTimeout: () => badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason: 'PARSE_TIMEOUT', timeoutMs: taskTimeoutMs }),
+        })
+        .catch(documentFailure('parse')),
+    chunk: (text: string, contentType: ContentType, settings: ChunkingSettings, priority: WorkPriority) =>
+      pool
+        .run<ChunkDraft[]>('chunk', { text, contentType, settings }, {
+          ...laneOptions(priority),
+          timeoutMs: taskTimeoutMs,
+          onTimeout: () => badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason: 'CHUNK_TIMEOUT', timeoutMs: taskTimeoutMs }),
+        })
+        .catch(documentFailure('chunk')),
+    close: () => pool.close(),
+  };
+  return { pool, processor, embedder: hashDimensions === null ? null : new PooledHashEmbedder(pool, hashDimensions) };
+}
+
+/** A thread that died under a document (its heap limit): that document fails, with a code that says why. */
+function documentFailure(what: string): (error: unknown) => never {
+  return (error) => {
+    if (error instanceof WorkerCrashError) {
+      throw new AppError('PAYLOAD_TOO_LARGE', `The document needed more memory to ${what} than a worker thread has (KBQL_WORKER_HEAP_MB).`, { reason: 'WORKER_MEMORY' });
+    }
+    throw error;
+  };
+}
+
+/** {@link HashEmbedder}'s vectors, computed on the pool's threads in slices of {@link EMBED_SLICE} texts. */
+class PooledHashEmbedder implements Embedder {
+  readonly info: EmbedderInfo;
+  readonly maxBatchSize: number;
+
+  constructor(
+    private readonly pool: WorkerPool,
+    dimensions: number,
+  ) {
+    const local = new HashEmbedder({ dimensions });
+    this.info = local.info;
+    this.maxBatchSize = local.maxBatchSize;
+  }
+
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    const dims = this.info.dimensions;
+    const slices: string[][] = [];
+    for (let i = 0; i < texts.length; i += EMBED_SLICE) slices.push(texts.slice(i, i + EMBED_SLICE));
+    const flats = await Promise.all(
+      slices.map((slice) =>
+        this.pool
+          .run<Float32Array>('embed', slice, {
+            lane: 'interactive',
+            timeoutMs: 5_000 + slice.length * EMBED_MS_PER_TEXT,
+            onTimeout: () => new AppError('UPSTREAM_TIMEOUT', 'The local embedder did not finish in time.'),
+          })
+          .catch((error: unknown) => {
+            if (error instanceof WorkerCrashError) throw new AppError('UPSTREAM_UNAVAILABLE', `The local embedder failed: ${error.message}`);
+            throw error;
+          }),
+      ),
+    );
+    signal?.throwIfAborted();
+    const out: Float32Array[] = [];
+    for (const flat of flats) for (let at = 0; at < flat.length; at += dims) out.push(flat.slice(at, at + dims)); // own buffers: some consumers ignore a view's offset
+    return out;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * A worker thread of the ingest pool (`ingest.pool.ts`): parsing, chunking and the hash embedder, so that a large or
+ * hostile document costs thread time, never event-loop time.
+ */
+import { workerData } from 'node:worker_threads';
+import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.port';
+import type { ParseRequest } from '../../ports/document-processor.port';
+import { chunkText, parseForIngest } from '../parsing/document-processing';
+import { HashEmbedder } from '../embedders/hash.embedder';
+import { serveWorkerTasks, transferred } from './serve-tasks';
+
+export interface IngestWorkerData {
+  /** Dimensions of the hash embedder; null when another embedder is configured (no `embed` task then). */
+  hashDimensions: number | null;
+}
+
+const data = workerData as IngestWorkerData;
+const embedder = data.hashDimensions === null ? null : new HashEmbedder({ dimensions: data.hashDimensions });
+
+serveWorkerTasks({
+  parse: (request: ParseRequest) => parseForIngest(request),
+  chunk: (input: { text: string; contentType: ContentType; settings: ChunkingSettings }) => chunkText(input.text, input.contentType, input.settings),
+  embed: (texts: string[]) => {
+    if (!embedder) throw new Error('this pool has no hash embedder');
+    // One flat buffer, moved back without a copy.
+    const dims = embedder.info.dimensions;
+    const flat = new Float32Array(texts.length * dims);
+    texts.forEach((text, i) => flat.set(embedder.embedSync(text), i * dims));
+    return transferred(flat, [flat.buffer]);
+  },
+});
