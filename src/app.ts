@@ -201,7 +201,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     lockMs: config.jobs.lockMs,
     logger,
   });
-  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency });
+  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency, ...config.jobs.extraction });
   const uploads = new UploadService({ store: jobBackend.uploads, limits: config.uploads });
   const jobs = new IngestionJobService({
     store: jobBackend.store,

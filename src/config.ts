@@ -73,6 +73,10 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
   KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
   KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
+  KBQL_MAX_EXTRACTED_BYTES: { schema: int(1024, 1024 ** 3), default: String(8 * 1024 * 1024), doc: 'most bytes of text (UTF-8) one PDF or DOCX may yield; past it extraction stops (a PDF at that page) and the document FAILED with TEXT_TOO_LARGE. Text within it must still fit KBQL_MAX_DOCUMENT_BYTES to be indexed (PAYLOAD_TOO_LARGE otherwise), so it must not be smaller' },
+  KBQL_MAX_ARCHIVE_INFLATED_BYTES: { schema: int(1024, 4 * 1024 ** 3 - 1), default: String(64 * 1024 * 1024), doc: 'most bytes the ZIP entries of a DOCX may inflate to, as declared and as actually counted while inflating (before the XML reader sees them); above, or an entry inflating past its declared size (zip bomb): FAILED with ARCHIVE_TOO_LARGE' },
+  KBQL_MAX_ARCHIVE_ENTRIES: { schema: int(1, 65_534), default: '2000', doc: 'most entries in the ZIP container of a DOCX (ARCHIVE_TOO_LARGE above)' },
+  KBQL_MAX_PDF_PAGES: { schema: int(1, 1_000_000), default: '2000', doc: 'most pages of a PDF, read from the document before any text: above, FAILED with TOO_MANY_PAGES' },
   KBQL_JOB_RETENTION_DAYS: { schema: int(0, 3650), default: '7', doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)' },
   KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
   KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
@@ -219,6 +223,8 @@ export interface Config {
     readonly lockMs: number;
     readonly maxDocumentsPerJob: number;
     readonly parseTimeoutMs: number;
+    /** Bounds of one uploaded file's extraction (bytes, bytes, entries, pages). */
+    readonly extraction: { readonly maxExtractedBytes: number; readonly maxArchiveInflatedBytes: number; readonly maxArchiveEntries: number; readonly maxPdfPages: number };
     /** Days a finished job is kept after it ends; 0: forever. */
     readonly retentionDays: number;
   };
@@ -362,6 +368,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     };
   }
   if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
+  if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
+    problems.push(`KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -425,6 +434,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
       parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
+      extraction: {
+        maxExtractedBytes: v.KBQL_MAX_EXTRACTED_BYTES!,
+        maxArchiveInflatedBytes: v.KBQL_MAX_ARCHIVE_INFLATED_BYTES!,
+        maxArchiveEntries: v.KBQL_MAX_ARCHIVE_ENTRIES!,
+        maxPdfPages: v.KBQL_MAX_PDF_PAGES!,
+      },
       retentionDays: v.KBQL_JOB_RETENTION_DAYS!,
     },
     uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },

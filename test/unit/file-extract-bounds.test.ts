@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config';
 import { AppError } from '../../src/errors';
 import { FileExtractor } from '../../src/adapters/parsing/file.extractor';
 import { checkZip, ZipRefused } from '../../src/adapters/parsing/zip-guard';
@@ -116,5 +117,13 @@ describe('FileExtractor bounds', () => {
     } finally {
       await tiny.close();
     }
+  });
+});
+
+describe('extraction bounds in the configuration', () => {
+  it('has the documented defaults and refuses a text cap below the document limit', () => {
+    assert.deepEqual(loadConfig({}).jobs.extraction, { maxExtractedBytes: 8 * MIB, maxArchiveInflatedBytes: 64 * MIB, maxArchiveEntries: 2000, maxPdfPages: 2000 });
+    assert.throws(() => loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB) }), /KBQL_MAX_EXTRACTED_BYTES \(1048576\) must not be smaller than KBQL_MAX_DOCUMENT_BYTES \(2097152\)/);
+    assert.equal(loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB), KBQL_MAX_DOCUMENT_BYTES: String(MIB) }).jobs.extraction.maxExtractedBytes, MIB);
   });
 });
