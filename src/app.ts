@@ -211,7 +211,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     ingestion,
     uploads,
     extractor: fileExtractor,
-    limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob },
+    limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob, maxQueuedDocumentsPerTenant: config.jobs.maxQueuedDocumentsPerTenant },
     retention: { days: config.jobs.retentionDays },
     metrics: metrics.ingestion,
     logger,

@@ -70,6 +70,7 @@ export const CONFIG_VARIABLES = {
   KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '8', doc: 'documents of ingestion jobs processed at once by each replica (more in flight lets the embedding batcher fill larger provider calls: 1,000 SciFact documents ran at 0.58× the synchronous path with 1, 0.75× with 2, 0.93× with 8)' },
   KBQL_JOB_LOCK_MS: { schema: int(1000, 600_000), default: '30000', doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long' },
   KBQL_MAX_DOCUMENTS_PER_JOB: { schema: int(1, 1_000_000), default: '10000', doc: 'most documents plus uploads in one startIngestion' },
+  KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT: { schema: int(1, 100_000_000), default: '50000', doc: "most documents one tenant may have queued or in progress across its ingestion jobs (both job backends count them); a startIngestion that would go over fails with RATE_LIMITED and extensions.retryAfter (30 s), so one tenant's backlog cannot starve the others" },
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
   KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
   KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
@@ -222,6 +223,8 @@ export interface Config {
     /** BullMQ lock duration (Redis mode), in ms. */
     readonly lockMs: number;
     readonly maxDocumentsPerJob: number;
+    /** Open (queued or in progress) documents one tenant may have across its jobs. */
+    readonly maxQueuedDocumentsPerTenant: number;
     readonly parseTimeoutMs: number;
     /** Bounds of one uploaded file's extraction (bytes, bytes, entries, pages). */
     readonly extraction: { readonly maxExtractedBytes: number; readonly maxArchiveInflatedBytes: number; readonly maxArchiveEntries: number; readonly maxPdfPages: number };
@@ -433,6 +436,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: v.KBQL_INGEST_CONCURRENCY!,
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
+      maxQueuedDocumentsPerTenant: v.KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT!,
       parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
       extraction: {
         maxExtractedBytes: v.KBQL_MAX_EXTRACTED_BYTES!,
