@@ -208,7 +208,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     lockMs: config.jobs.lockMs,
     logger,
   });
-  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency });
+  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency, ...config.jobs.extraction });
   const uploads = new UploadService({ store: jobBackend.uploads, limits: config.uploads });
   const jobs = new IngestionJobService({
     store: jobBackend.store,
@@ -218,7 +218,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     ingestion,
     uploads,
     extractor: fileExtractor,
-    limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob },
+    limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob, maxQueuedDocumentsPerTenant: config.jobs.maxQueuedDocumentsPerTenant },
     retention: { days: config.jobs.retentionDays },
     metrics: metrics.ingestion,
     logger,

@@ -71,6 +71,7 @@ export const CONFIG_VARIABLES = {
   KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '8', doc: 'documents of ingestion jobs processed at once by each replica (more in flight lets the embedding batcher fill larger provider calls: 1,000 SciFact documents ran at 0.58× the synchronous path with 1, 0.75× with 2, 0.93× with 8)' },
   KBQL_JOB_LOCK_MS: { schema: int(1000, 600_000), default: '30000', doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long' },
   KBQL_MAX_DOCUMENTS_PER_JOB: { schema: int(1, 1_000_000), default: '10000', doc: 'most documents plus uploads in one startIngestion' },
+  KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT: { schema: int(1, 100_000_000), default: '50000', doc: "most documents one tenant may have queued or in progress across its ingestion jobs (both job backends count them); a startIngestion that would go over fails with RATE_LIMITED and extensions.retryAfter (30 s), so one tenant's backlog cannot starve the others" },
   KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
   KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
   KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
@@ -79,6 +80,10 @@ export const CONFIG_VARIABLES = {
   KBQL_WORKER_QUEUE_TIMEOUT_MS: { schema: int(1, 600_000), default: '10000', doc: 'longest a synchronous call waits for a free worker thread before it fails with SERVER_BUSY (retryAfter 1 s); jobs wait without limit' },
   KBQL_CHUNK_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest parsing or chunking one text document may take in its worker thread; past it the thread is terminated and replaced and the document FAILED with PARSE_TIMEOUT or CHUNK_TIMEOUT' },
   KBQL_WORKER_HEAP_MB: { schema: int(64, 65_536), default: '512', doc: 'V8 heap limit of one worker thread, in MiB (a document that needs more fails alone; the thread is replaced)' },
+  KBQL_MAX_EXTRACTED_BYTES: { schema: int(1024, 1024 ** 3), default: String(8 * 1024 * 1024), doc: 'most bytes of text (UTF-8) one PDF or DOCX may yield; past it extraction stops (a PDF at that page) and the document FAILED with TEXT_TOO_LARGE. Text within it must still fit KBQL_MAX_DOCUMENT_BYTES to be indexed (PAYLOAD_TOO_LARGE otherwise), so it must not be smaller' },
+  KBQL_MAX_ARCHIVE_INFLATED_BYTES: { schema: int(1024, 4 * 1024 ** 3 - 1), default: String(64 * 1024 * 1024), doc: 'most bytes the ZIP entries of a DOCX may inflate to, as declared and as actually counted while inflating (before the XML reader sees them); above, or an entry inflating past its declared size (zip bomb): FAILED with ARCHIVE_TOO_LARGE' },
+  KBQL_MAX_ARCHIVE_ENTRIES: { schema: int(1, 65_534), default: '2000', doc: 'most entries in the ZIP container of a DOCX (ARCHIVE_TOO_LARGE above)' },
+  KBQL_MAX_PDF_PAGES: { schema: int(1, 1_000_000), default: '2000', doc: 'most pages of a PDF, read from the document before any text: above, FAILED with TOO_MANY_PAGES' },
   KBQL_JOB_RETENTION_DAYS: { schema: int(0, 3650), default: '7', doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)' },
   KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
   KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
@@ -224,7 +229,11 @@ export interface Config {
     /** BullMQ lock duration (Redis mode), in ms. */
     readonly lockMs: number;
     readonly maxDocumentsPerJob: number;
+    /** Open (queued or in progress) documents one tenant may have across its jobs. */
+    readonly maxQueuedDocumentsPerTenant: number;
     readonly parseTimeoutMs: number;
+    /** Bounds of one uploaded file's extraction (bytes, bytes, entries, pages). */
+    readonly extraction: { readonly maxExtractedBytes: number; readonly maxArchiveInflatedBytes: number; readonly maxArchiveEntries: number; readonly maxPdfPages: number };
     /** Days a finished job is kept after it ends; 0: forever. */
     readonly retentionDays: number;
   };
@@ -377,6 +386,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     };
   }
   if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
+  if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
+    problems.push(`KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -439,7 +451,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: v.KBQL_INGEST_CONCURRENCY!,
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
+      maxQueuedDocumentsPerTenant: v.KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT!,
       parseTimeoutMs: v.KBQL_PARSE_TIMEOUT_MS!,
+      extraction: {
+        maxExtractedBytes: v.KBQL_MAX_EXTRACTED_BYTES!,
+        maxArchiveInflatedBytes: v.KBQL_MAX_ARCHIVE_INFLATED_BYTES!,
+        maxArchiveEntries: v.KBQL_MAX_ARCHIVE_ENTRIES!,
+        maxPdfPages: v.KBQL_MAX_PDF_PAGES!,
+      },
       retentionDays: v.KBQL_JOB_RETENTION_DAYS!,
     },
     workers: {

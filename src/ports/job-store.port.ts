@@ -107,8 +107,18 @@ export interface JobStore {
   readonly kind: string;
   init(): Promise<void>;
   close(): Promise<void>;
-  /** Writes the job, its document states and payloads in one step (all or nothing). */
-  createJob(job: NewJob): Promise<JobRecord>;
+  /**
+   * Writes the job, its document states and payloads in one step (all or nothing). With
+   * `maxOpenDocumentsPerTenant`, first checks in the same atomic step (so concurrent calls, also from other
+   * replicas, cannot both slip under it) that the tenant's open documents plus this job's stay within it, else
+   * writes nothing and throws {@link TenantQueueFull}.
+   */
+  createJob(job: NewJob, options?: CreateJobOptions): Promise<JobRecord>;
+  /**
+   * Documents of the tenant's jobs not in a terminal stage (queued or in progress), across all its jobs: what
+   * `maxOpenDocumentsPerTenant` counts. Drops as documents finish or are cancelled, rises when a retry queues one.
+   */
+  openDocuments(tenant: string): Promise<number>;
   getJob(id: string): Promise<JobRecord | null>;
   /** Newest first. */
   listJobs(filter: JobListFilter, page: { offset: number; limit: number }): Promise<{ items: JobRecord[]; total: number }>;
@@ -151,6 +161,25 @@ export interface JobStore {
    * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job is deleted by one of them.
    */
   deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number>;
+}
+
+export interface CreateJobOptions {
+  /** Most open documents (not terminal) the job's tenant may have across its jobs once this one is written. */
+  maxOpenDocumentsPerTenant?: number;
+}
+
+/** Thrown by {@link JobStore.createJob} when the job would take its tenant over `maxOpenDocumentsPerTenant`. */
+export class TenantQueueFull extends Error {
+  override readonly name = 'TenantQueueFull';
+  constructor(
+    /** The tenant's open documents when refused. */
+    readonly open: number,
+    /** This job's documents. */
+    readonly requested: number,
+    readonly max: number,
+  ) {
+    super(`The tenant has ${open} open documents; ${requested} more would exceed ${max}.`);
+  }
 }
 
 /** What {@link JobStore.deleteJob} did. */

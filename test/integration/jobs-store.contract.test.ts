@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { closeRedisClient, createJobsRedisClient, RedisJobStore } from '../../src/adapters/jobs/redis.job-store';
 import { SqliteJobStore } from '../../src/adapters/jobs/sqlite.job-store';
 import type { JobDocumentState, JobStatus, JobStore, NewJob } from '../../src/ports/job-store.port';
-import { CLAIMABLE_STAGES } from '../../src/ports/job-store.port';
+import { CLAIMABLE_STAGES, TenantQueueFull } from '../../src/ports/job-store.port';
 import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
 const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumentState => ({
@@ -191,6 +191,50 @@ function contract(name: string, open: () => Promise<Opened>) {
         assert.equal(await store.getPayload('k', 0), null);
         await store.replacePayload('k', 2, { kind: 'document', id: 'x', title: null, source: null, content: 'new', contentType: 'TEXT', metadata: null });
         assert.equal((await store.getPayload('k', 2) as { content: string }).content, 'new');
+      } finally {
+        await close();
+      }
+    });
+
+    it("counts a tenant's open documents across jobs, refuses a job over the cap (atomically), and the count follows the stages", async () => {
+      const { store, twin, leftovers, close } = await open();
+      try {
+        await store.createJob(newJob('a', 'acme', 'c', new Date(1000), 3));
+        await store.createJob(newJob('b', 'acme', 'c', new Date(1001), 2));
+        await store.createJob(newJob('o', 'other', 'c2', new Date(1002), 4));
+        assert.deepEqual([await store.openDocuments('acme'), await store.openDocuments('other'), await store.openDocuments('nobody')], [5, 4, 0]);
+
+        await assert.rejects(
+          store.createJob(newJob('refused', 'acme', 'c', new Date(1003), 2), { maxOpenDocumentsPerTenant: 6 }),
+          (error: unknown) => error instanceof TenantQueueFull && error.open === 5 && error.requested === 2 && error.max === 6,
+        );
+        assert.equal(await store.getJob('refused'), null);
+        assert.equal(await leftovers('refused'), 0, 'a refused job leaves nothing behind');
+        await store.createJob(newJob('fits', 'acme', 'c', new Date(1004), 1), { maxOpenDocumentsPerTenant: 6 });
+        await store.createJob(newJob('other-fits', 'other', 'c2', new Date(1005), 2), { maxOpenDocumentsPerTenant: 6 });
+        assert.deepEqual([await store.openDocuments('acme'), await store.openDocuments('other')], [6, 6]);
+
+        // In progress still counts; finishing, cancelling or failing frees a place; a retry takes one again.
+        await store.transition('a', state(0, { stage: 'PARSING' }), CLAIMABLE_STAGES);
+        assert.equal(await store.openDocuments('acme'), 6);
+        await store.transition('a', state(0, { stage: 'INDEXED' }), ['PARSING']);
+        await store.transition('a', state(1, { stage: 'CANCELLED' }), ['QUEUED']);
+        await store.transition('a', state(2, { stage: 'FAILED' }), CLAIMABLE_STAGES);
+        assert.equal(await store.openDocuments('acme'), 3);
+        assert.equal(await store.transition('a', state(1, { stage: 'PARSING' }), CLAIMABLE_STAGES), false, 'a lost compare-and-set');
+        assert.equal(await store.openDocuments('acme'), 3);
+        await store.transition('a', state(2, { stage: 'QUEUED', attempt: 2 }), ['FAILED']);
+        assert.deepEqual([await store.openDocuments('acme'), await store.openDocuments('other')], [4, 6]);
+
+        // Two replicas racing for the last two places: one job is written, the other refused.
+        const other = await twin();
+        const results = await Promise.allSettled([
+          store.createJob(newJob('race-1', 'acme', 'c', new Date(1006), 2), { maxOpenDocumentsPerTenant: 6 }),
+          other.createJob(newJob('race-2', 'acme', 'c', new Date(1007), 2), { maxOpenDocumentsPerTenant: 6 }),
+        ]);
+        assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+        assert.ok((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason instanceof TenantQueueFull);
+        assert.equal(await store.openDocuments('acme'), 6);
       } finally {
         await close();
       }

@@ -15,7 +15,7 @@ import type {
   UploadRecord,
   UploadStore,
 } from '../../ports/job-store.port';
-import { isTerminal } from '../../ports/job-store.port';
+import { isTerminal, TenantQueueFull, type CreateJobOptions } from '../../ports/job-store.port';
 
 export interface RedisJobsOptions {
   url: string;
@@ -60,17 +60,62 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Lua: whether a stage is terminal (the same set as TERMINAL_STAGES). */
+const LUA_TERMINAL = `local function terminal(s) return s == 'INDEXED' or s == 'UNCHANGED' or s == 'FAILED' or s == 'CANCELLED' end`;
+
+/**
+ * Compare-and-set of one document's stage. The tenant's open-document counter moves in the same script, so it
+ * never drifts from the stages; only jobs created with the counter (`counted`) move it. ARGV[5]: the counter keys'
+ * prefix (the key names the tenant, read from the job).
+ */
 const TRANSITION = `
+${LUA_TERMINAL}
 local current = redis.call('HGET', KEYS[1], ARGV[1])
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   if current == ARGV[i] then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
     redis.call('HSET', KEYS[3], 'updatedAt', ARGV[4])
+    local delta = (terminal(ARGV[2]) and 0 or 1) - (terminal(current) and 0 or 1)
+    if delta ~= 0 then
+      local job = redis.call('HMGET', KEYS[3], 'tenant', 'counted')
+      if job[1] and job[2] == '1' then
+        local left = redis.call('INCRBY', ARGV[5] .. job[1], delta)
+        if left < 0 then redis.call('SET', ARGV[5] .. job[1], 0) end
+      end
+    end
     return 1
   end
 end
 return 0`;
+
+/**
+ * Creates a job, checking the tenant's open-document counter first when ARGV[1] >= 0. KEYS: job, stage, state,
+ * payload, unfinished, by-tenant, by-collection, open counter. ARGV: max (-1: none), id, tenant, collectionId,
+ * createdAt, then index, stage, state, payload per document. Returns {1, open after} or {0, open} (refused).
+ */
+const CREATE = `
+${LUA_TERMINAL}
+local max = tonumber(ARGV[1])
+local open = tonumber(redis.call('GET', KEYS[8]) or '0')
+if open < 0 then open = 0 end
+local add = 0
+for i = 6, #ARGV, 4 do
+  if not terminal(ARGV[i + 1]) then add = add + 1 end
+end
+if max >= 0 and open + add > max then return {0, open} end
+redis.call('HSET', KEYS[1], 'id', ARGV[2], 'tenant', ARGV[3], 'collectionId', ARGV[4], 'status', 'QUEUED',
+  'total', (#ARGV - 5) / 4, 'cancelRequested', 0, 'createdAt', ARGV[5], 'updatedAt', ARGV[5], 'finishedAt', '', 'counted', 1)
+for i = 6, #ARGV, 4 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 3])
+end
+redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+redis.call('ZADD', KEYS[7], ARGV[5], ARGV[2])
+redis.call('SET', KEYS[8], open + add)
+return {1, open + add}`;
 
 const FINISH = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -163,6 +208,13 @@ export class RedisJobStore implements JobStore {
   private byCollection(id: string) {
     return `${this.p}:by-collection:${id}`;
   }
+  /**
+   * A tenant's open (not terminal) documents across its jobs, kept by the create and transition scripts. Jobs
+   * written before the counter existed are not in it.
+   */
+  private openCounter(tenant: string) {
+    return `${this.p}:open-documents:${tenant}`;
+  }
 
   async init(): Promise<void> {
     await guarded(() => this.redis.ping());
@@ -170,38 +222,28 @@ export class RedisJobStore implements JobStore {
 
   async close(): Promise<void> {}
 
-  async createJob(job: NewJob): Promise<JobRecord> {
-    const at = job.createdAt.getTime();
-    const multi = this.redis.multi();
-    multi.hset(this.job(job.id), {
-      id: job.id,
-      tenant: job.tenant,
-      collectionId: job.collectionId,
-      status: 'QUEUED',
-      total: job.documents.length,
-      cancelRequested: 0,
-      createdAt: at,
-      updatedAt: at,
-      finishedAt: '',
-    });
-    const stages: Record<string, string> = {};
-    const states: Record<string, string> = {};
-    const payloads: Record<string, string> = {};
-    for (const { state, payload } of job.documents) {
-      stages[state.index] = state.stage;
-      states[state.index] = fromState(state);
-      payloads[state.index] = JSON.stringify(payload);
-    }
-    multi.hset(this.stages(job.id), stages);
-    multi.hset(this.states(job.id), states);
-    multi.hset(this.payloads(job.id), payloads);
-    multi.sadd(this.unfinished, job.id);
-    multi.zadd(this.byTenant(job.tenant), at, job.id);
-    multi.zadd(this.byCollection(job.collectionId), at, job.id);
-    const results = await guarded(() => multi.exec());
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) throw unavailable(failed?.[0]);
+  async createJob(job: NewJob, options: CreateJobOptions = {}): Promise<JobRecord> {
+    const max = options.maxOpenDocumentsPerTenant ?? -1;
+    const args: string[] = [String(max), job.id, job.tenant, job.collectionId, String(job.createdAt.getTime())];
+    for (const { state, payload } of job.documents) args.push(String(state.index), state.stage, fromState(state), JSON.stringify(payload));
+    const keys = [
+      this.job(job.id),
+      this.stages(job.id),
+      this.states(job.id),
+      this.payloads(job.id),
+      this.unfinished,
+      this.byTenant(job.tenant),
+      this.byCollection(job.collectionId),
+      this.openCounter(job.tenant),
+    ];
+    const [written, open] = (await guarded(() => this.redis.eval(CREATE, keys.length, ...keys, ...args))) as [number, number];
+    if (written !== 1) throw new TenantQueueFull(open, job.documents.length, max);
     return (await this.getJob(job.id))!;
+  }
+
+  async openDocuments(tenant: string): Promise<number> {
+    const value = await guarded(() => this.redis.get(this.openCounter(tenant)));
+    return Math.max(0, Number(value ?? 0));
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
@@ -263,6 +305,7 @@ export class RedisJobStore implements JobStore {
         state.stage,
         fromState(state),
         String(Date.now()),
+        this.openCounter(''),
         ...from,
       ),
     );

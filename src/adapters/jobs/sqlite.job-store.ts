@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { TenantQueueFull } from '../../ports/job-store.port';
 import type {
+  CreateJobOptions,
   JobDeletion,
   JobDocumentState,
   JobListFilter,
@@ -125,17 +127,23 @@ export class SqliteJobStore implements JobStore {
     return statement;
   }
 
-  async createJob(job: NewJob): Promise<JobRecord> {
+  async createJob(job: NewJob, options: CreateJobOptions = {}): Promise<JobRecord> {
     const db = this.conn;
+    const max = options.maxOpenDocumentsPerTenant;
     const at = job.createdAt.getTime();
     const insertJob = db.prepare(
       `INSERT INTO jobs (id, tenant, collection_id, status, total, created_at, updated_at) VALUES (?, ?, ?, 'QUEUED', ?, ?, ?)`,
     );
     const insertDoc = db.prepare(`INSERT INTO job_documents (job_id, idx, stage, state, payload) VALUES (?, ?, ?, ?, ?)`);
+    // IMMEDIATE takes the write lock before the count: another connection cannot insert between check and write.
     db.transaction(() => {
+      if (max !== undefined) {
+        const open = this.countOpen(job.tenant);
+        if (open + job.documents.length > max) throw new TenantQueueFull(open, job.documents.length, max);
+      }
       insertJob.run(job.id, job.tenant, job.collectionId, job.documents.length, at, at);
       for (const { state, payload } of job.documents) insertDoc.run(job.id, state.index, state.stage, fromState(state), JSON.stringify(payload));
-    })();
+    }).immediate();
     return (await this.getJob(job.id))!;
   }
 
@@ -182,6 +190,19 @@ export class SqliteJobStore implements JobStore {
   async openCount(jobId: string): Promise<number> {
     const row = this.sql(`SELECT count(*) AS n FROM job_documents WHERE job_id = ? AND stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED')`)
       .get(jobId) as { n: number };
+    return row.n;
+  }
+
+  async openDocuments(tenant: string): Promise<number> {
+    return this.countOpen(tenant);
+  }
+
+  private countOpen(tenant: string): number {
+    // Only unfinished jobs can hold open documents (a retry reopens its job right after re-queueing).
+    const row = this.sql(
+      `SELECT count(*) AS n FROM jobs j JOIN job_documents d ON d.job_id = j.id
+        WHERE j.tenant = ? AND j.finished_at IS NULL AND d.stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED')`,
+    ).get(tenant) as { n: number };
     return row.n;
   }
 

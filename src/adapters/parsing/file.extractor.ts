@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { AppError, badInput } from '../../errors';
 import type { ContentType } from '../../ports/knowledge-store.port';
 import { detectContentType } from '../../modules/ingestion/ingestion.service';
-import type { ExtractRequest, ExtractResponse } from './file-extract.worker';
+import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractReason, type ExtractRequest, type ExtractResponse } from './file-extract.worker';
 import { DECLARED_NAMES, declaredKind, sniffFile, type FileKind } from './file-sniffer';
 
 /** A file turned into content the ingestion pipeline parses like any document. */
@@ -33,7 +33,32 @@ export interface FileExtractorOptions {
    * @default 256
    */
   workerHeapMb?: number;
+  /**
+   * Most UTF-8 bytes of text one PDF or DOCX may yield, in bytes; past it the document fails with TEXT_TOO_LARGE
+   * (a PDF stops at the page that crosses it). Text within it must still fit the ingestion's document size limit.
+   * @default 8388608 (8 MiB)
+   */
+  maxExtractedBytes?: number;
+  /**
+   * Most pages of a PDF, checked before any text is read; above it the document fails with TOO_MANY_PAGES.
+   * @default 2000
+   */
+  maxPdfPages?: number;
+  /**
+   * Most bytes a DOCX's ZIP entries may inflate to, declared and actually counted while inflating, in bytes; above
+   * it (or when an entry inflates past its declared size) the document fails with ARCHIVE_TOO_LARGE.
+   * @default 67108864 (64 MiB)
+   */
+  maxArchiveInflatedBytes?: number;
+  /**
+   * Most entries in a DOCX's ZIP container (ARCHIVE_TOO_LARGE above).
+   * @default 2000
+   */
+  maxArchiveEntries?: number;
 }
+
+/** Refusals over a size bound: PAYLOAD_TOO_LARGE, the others BAD_USER_INPUT. */
+const SIZE_REASONS: ReadonlySet<ExtractReason> = new Set(['ARCHIVE_TOO_LARGE', 'TEXT_TOO_LARGE', 'TOO_MANY_PAGES']);
 
 interface PoolWorker {
   worker: Worker;
@@ -46,13 +71,16 @@ const SUPPORTED = 'PDF, DOCX, Markdown, HTML or plain text (UTF-8)';
 /**
  * Extracts uploaded files: the type is sniffed from the bytes (see {@link sniffFile}; the name and media type only
  * choose between Markdown, HTML and plain text), text files are decoded here, PDF (unpdf: pdf.js, pure JS) and DOCX
- * (mammoth) in worker threads with a hard timeout. Every refusal is a BAD_USER_INPUT with a specific `reason`:
- * EMPTY_FILE, UNSUPPORTED_TYPE, CORRUPT_FILE, ENCRYPTED_FILE, NO_TEXT, PARSE_TIMEOUT.
+ * (mammoth) in worker threads with a hard timeout and size bounds checked before and while inflating. Every
+ * refusal carries a specific `reason`: BAD_USER_INPUT for EMPTY_FILE, UNSUPPORTED_TYPE, CORRUPT_FILE, ENCRYPTED_FILE,
+ * NO_TEXT, PARSE_TIMEOUT; PAYLOAD_TOO_LARGE for ARCHIVE_TOO_LARGE, TEXT_TOO_LARGE, TOO_MANY_PAGES. A thread that
+ * failed a file is terminated (its memory returned to the system) and replaced on demand.
  */
 export class FileExtractor {
   private readonly timeoutMs: number;
   private readonly size: number;
   private readonly heapMb: number;
+  private readonly limits: ExtractLimits;
   private readonly pool: PoolWorker[] = [];
   private readonly waiting: ((worker: PoolWorker) => void)[] = [];
   private nextId = 1;
@@ -62,6 +90,14 @@ export class FileExtractor {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.size = Math.max(1, options.workers ?? 2);
     this.heapMb = options.workerHeapMb ?? 256;
+    this.limits = {
+      maxExtractedBytes: options.maxExtractedBytes ?? DEFAULT_EXTRACT_LIMITS.maxExtractedBytes,
+      maxPdfPages: options.maxPdfPages ?? DEFAULT_EXTRACT_LIMITS.maxPdfPages,
+      zip: {
+        maxInflatedBytes: options.maxArchiveInflatedBytes ?? DEFAULT_EXTRACT_LIMITS.zip.maxInflatedBytes,
+        maxEntries: options.maxArchiveEntries ?? DEFAULT_EXTRACT_LIMITS.zip.maxEntries,
+      },
+    };
   }
 
   async extract(data: Buffer, filename: string, mediaType: string | null): Promise<ExtractedFile> {
@@ -144,7 +180,12 @@ export class FileExtractor {
         copy.set(data);
         slot.worker.postMessage({ id, kind, data: copy } satisfies ExtractRequest, [copy.buffer]);
       });
-      if (!response.ok) throw badInput(`"${filename}": ${response.message}`, { reason: response.reasonCode });
+      if (!response.ok) {
+        // What a hostile file made the thread allocate (native buffers, arenas) is not reliably given back otherwise.
+        this.discard(slot);
+        const code = SIZE_REASONS.has(response.reasonCode) ? 'PAYLOAD_TOO_LARGE' : 'BAD_USER_INPUT';
+        throw new AppError(code, `"${filename}": ${response.message}`, { reason: response.reasonCode });
+      }
       return { text: response.text, title: response.title };
     } finally {
       this.release(slot);
@@ -160,7 +201,7 @@ export class FileExtractor {
     }
     if (this.pool.length < this.size) {
       const fresh: PoolWorker = {
-        worker: new Worker(WORKER_FILE, { resourceLimits: { maxOldGenerationSizeMb: this.heapMb } }),
+        worker: new Worker(WORKER_FILE, { workerData: this.limits, resourceLimits: { maxOldGenerationSizeMb: this.heapMb } }),
         busy: true,
       };
       fresh.worker.unref();

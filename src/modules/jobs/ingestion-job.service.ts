@@ -16,6 +16,7 @@ import {
   type JobStatus,
   type JobStore,
   type JobTask,
+  TenantQueueFull,
 } from '../../ports/job-store.port';
 import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee, type Access } from '../auth/principal';
@@ -62,7 +63,12 @@ export interface IngestionJobServiceDeps {
   ingestion: IngestionService;
   uploads: UploadService;
   extractor: FileContentExtractor;
-  limits: { maxDocumentsPerJob: number };
+  /**
+   * `maxDocumentsPerJob`: documents plus uploads in one job. `maxQueuedDocumentsPerTenant`: open (queued or in
+   * progress) documents one tenant may have across its jobs; a `startIngestion` that would go over is RATE_LIMITED
+   * (@default no limit).
+   */
+  limits: { maxDocumentsPerJob: number; maxQueuedDocumentsPerTenant?: number };
   /**
    * Retention of finished jobs (see {@link IngestionJobService.sweepFinishedJobs}). `days` 0 keeps them forever.
    * `batchSize`: jobs per store call (@default 100); `maxPerSweep`: jobs one sweep deletes at most (@default 1000).
@@ -89,6 +95,12 @@ export interface DeletedJob {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * `retryAfter` of a startIngestion refused for the tenant's queue being full, in seconds: a fixed figure (how fast
+ * documents finish depends on the replicas, the embedder and the documents, none of which this replica knows).
+ */
+export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
 /** How long a progress stream waits for an event before it re-reads the job from the store. */
 const PROGRESS_RECHECK_MS = 5_000;
@@ -145,7 +157,16 @@ export class IngestionJobService {
     if (total === 0) throw badInput('Give at least one document or upload.', { argument: 'documents' });
     if (total > max) throw badInput(`At most ${max} documents and uploads per job.`, { argument: 'documents', max });
     if (new Set(uploadIds).size !== uploadIds.length) throw badInput('An upload id appears more than once.', { argument: 'uploads' });
+    const maxQueued = this.deps.limits.maxQueuedDocumentsPerTenant;
+    if (maxQueued !== undefined && total > maxQueued) {
+      throw badInput(`At most ${maxQueued} documents may be queued per tenant; this job alone has ${total}.`, { argument: 'documents', max: maxQueued });
+    }
     const collection = await this.deps.ingestion.resolveCollection(collectionRef, access);
+    // Early refusal before the uploads are read; createJob checks again atomically.
+    if (maxQueued !== undefined) {
+      const open = await this.deps.store.openDocuments(access.tenant);
+      if (open + total > maxQueued) throw queueFull(new TenantQueueFull(open, total, maxQueued));
+    }
     const items: { payload: JobPayload; externalId: string | null; filename: string | null }[] = documents.map((doc) => ({
       payload: documentPayload(doc),
       externalId: doc.id ?? null,
@@ -161,13 +182,21 @@ export class IngestionJobService {
     }
     const now = new Date();
     const jobId = randomUUID();
-    const job = await this.deps.store.createJob({
-      id: jobId,
-      tenant: access.tenant,
-      collectionId: collection.id,
-      createdAt: now,
-      documents: items.map((item, index) => ({ state: initialState(index, item.externalId, item.filename, 1, now), payload: item.payload })),
-    });
+    let job: JobRecord;
+    try {
+      job = await this.deps.store.createJob(
+        {
+          id: jobId,
+          tenant: access.tenant,
+          collectionId: collection.id,
+          createdAt: now,
+          documents: items.map((item, index) => ({ state: initialState(index, item.externalId, item.filename, 1, now), payload: item.payload })),
+        },
+        { maxOpenDocumentsPerTenant: maxQueued },
+      );
+    } catch (error) {
+      throw error instanceof TenantQueueFull ? queueFull(error) : error;
+    }
     await this.deps.queue.enqueue(items.map((_, index) => ({ jobId, index, attempt: 1 })));
     return this.describe(job);
   }
@@ -556,6 +585,15 @@ export class IngestionJobService {
       tookMs: end.getTime() - job.createdAt.getTime(),
     };
   }
+}
+
+function queueFull(full: TenantQueueFull): AppError {
+  return new AppError(
+    'RATE_LIMITED',
+    `Your tenant already has ${full.open} documents queued or in progress; ${full.requested} more would exceed the limit of ${full.max}. ` +
+      `Retry in ${QUEUE_FULL_RETRY_AFTER_SECONDS} s, or once some have finished.`,
+    { reason: 'TENANT_QUEUE_FULL', retryAfter: QUEUE_FULL_RETRY_AFTER_SECONDS, queued: full.open, requested: full.requested, max: full.max },
+  );
 }
 
 function initialState(index: number, externalId: string | null, filename: string | null, attempt: number, at: Date, runs = 0): JobDocumentState {

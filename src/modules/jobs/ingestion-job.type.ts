@@ -80,7 +80,7 @@ export class IngestionJobDocument {
   code!: string | null;
   @Field(() => String, {
     nullable: true,
-    description: 'Specific reason when FAILED: EMPTY_FILE, CORRUPT_FILE, ENCRYPTED_FILE, UNSUPPORTED_TYPE, NO_TEXT, PARSE_TIMEOUT, DUPLICATE_ID, …',
+    description: 'Specific reason when FAILED: EMPTY_FILE, CORRUPT_FILE, ENCRYPTED_FILE, UNSUPPORTED_TYPE, NO_TEXT, PARSE_TIMEOUT, ARCHIVE_TOO_LARGE, TOO_MANY_PAGES, TEXT_TOO_LARGE, DUPLICATE_ID, …',
   })
   reasonCode!: string | null;
   @Field(() => String, { nullable: true }) reason!: string | null;
