@@ -252,6 +252,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       nodeEnv: config.env,
     });
   }
+  if (!config.rateLimit.enabled) logger.warn(`Rate limits (@rateLimit) are off: ${config.rateLimit.reason}.`, { nodeEnv: config.env });
   const rateLimitStore: RedisRateLimitStore | null =
     config.rateLimit.enabled && config.cache.redisUrl
       ? createRedisRateLimitStore({ url: config.cache.redisUrl, timeoutMs: config.rateLimit.timeoutMs, logger })
@@ -347,6 +348,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     readiness,
     logger,
     metrics: config.metrics.port === null ? renderMetrics : undefined,
+    cors: config.cors,
   });
   const metricsServer = config.metrics.port === null ? null : createMetricsServer({ metrics: renderMetrics, logger });
   const subscriptions = attachSubscriptionServer<KbqlContext>({
