@@ -280,6 +280,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     maxCost: config.graphql.maxCost,
     maxAliases: config.graphql.maxAliases,
     maxTopK: config.limits.maxTopK,
+    // Introspection (where served) has its own depth bound: standard tooling's query nests 15 levels.
+    introspection: config.graphql.introspection,
   };
   const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({
