@@ -28,7 +28,7 @@ import { ApiKeyService } from './modules/auth/api-key.service';
 import type { ApiKeyStore } from './ports/api-key-store.port';
 import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/rate-limit/redis.rate-limiter';
 import { createContext, type KbqlContext, type Services } from './graphql/context';
-import { createRateLimitTransform } from './graphql/directives/rate-limit.directive';
+import { callerKey, createRateLimitTransform } from './graphql/directives/rate-limit.directive';
 import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
@@ -367,6 +367,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     formatError: createFormatError({ exposeInternal: development, logger }),
     logger,
     maxPayloadBytes: config.limits.maxBodyBytes,
+    maxConnectionsPerCaller: config.maxWsConnectionsPerCaller,
+    callerKey: (principal, req) => callerKey({ principal, clientIp: clientAddress(req, config.auth.trustedProxies) }),
   });
 
   // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.

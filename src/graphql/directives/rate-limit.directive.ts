@@ -110,7 +110,7 @@ export function createRateLimitTransform<TContext extends { principal: Principal
  * Whose budget a call spends: an identified principal's (tenant and subject), else the client address. The
  * KBQL_AUTH_MODE=none principal is everyone at once, so those callers are told apart by address too.
  */
-function callerKey(context: { principal: Principal | null; clientIp: string }): string {
+export function callerKey(context: { principal: Principal | null; clientIp: string }): string {
   const p = context.principal;
   return p && p.kind !== 'development' ? `p:${encodeURIComponent(p.tenant)}:${encodeURIComponent(p.subject)}` : `ip:${context.clientIp}`;
 }
