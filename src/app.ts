@@ -30,6 +30,7 @@ import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/
 import { createContext, type KbqlContext, type Services } from './graphql/context';
 import { callerKey, createRateLimitTransform } from './graphql/directives/rate-limit.directive';
 import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
+import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-queries.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
 import { createAuthenticator } from './modules/auth/authenticator';
@@ -304,6 +305,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       // Federated trace data (ftv1) for a router that asks for it, with error messages masked.
       ApolloServerPluginInlineTrace({ includeErrors: { masked: true } }),
       createQueryLimitsPlugin(limits),
+      // Anonymous callers never add queries to the shared APQ cache (a 401 must not leave anything behind).
+      createPersistedQueriesPolicyPlugin<KbqlContext>({ mayRegister: (ctx) => ctx.principal !== null }),
       createErrorStatusPlugin(),
       createRequestRecordPlugin(),
       createMetricsPlugin({ registry: metrics.registry }),
