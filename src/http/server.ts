@@ -19,6 +19,7 @@ import type { Logger } from '../logger';
 import { SPAN_ATTRIBUTES as A, TRACER_NAME } from '../observability/attributes';
 import { Readiness, type ReadinessCheck } from '../observability/readiness';
 import { attachRequestRecord, type RequestRecord } from '../observability/request-record';
+import { checkInputNesting } from '../graphql/input-depth';
 import { createCorsHandler, type CorsOutcome, type CorsPolicy } from './cors';
 
 export type { ReadinessCheck } from '../observability/readiness';
@@ -314,6 +315,10 @@ async function handleGraphQL<TContext extends object>(
     }
   }
 
+  // Before Apollo: its parser and variable coercion recurse once per nesting level.
+  const tooDeep = method === 'POST' ? checkInputNesting(fieldOf(body, 'query'), fieldOf(body, 'variables')) : checkInputNesting(url.searchParams.get('query'), jsonOrNull(url.searchParams.get('variables')));
+  if (tooDeep) return sendError(res, tooDeep.code, tooDeep.message, { ...tooDeep.details });
+
   const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search: url.search, body };
   const response = await options.apollo.executeHTTPGraphQLRequest({
     httpGraphQLRequest,
@@ -417,6 +422,19 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null
     });
     req.on('error', reject);
   });
+}
+
+function fieldOf(body: unknown, name: string): unknown {
+  return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined;
+}
+
+function jsonOrNull(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null; // Apollo answers malformed variables itself
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, payload: unknown): void {

@@ -21,6 +21,7 @@ import { AppError, isAppError } from '../errors';
 import type { Logger } from '../logger';
 import type { Principal } from '../modules/auth/principal';
 import { checkOperationLimits, type QueryLimits } from '../graphql/plugins/query-limits.plugin';
+import { checkInputNesting } from '../graphql/input-depth';
 
 /** The WebSocket subprotocol of graphql-ws (the GraphQL over WebSocket protocol); no other is spoken. */
 export const GRAPHQL_WS_PROTOCOL = 'graphql-transport-ws';
@@ -166,6 +167,8 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
         if (active >= maxPerConnection) {
           return refuse(new AppError('QUERY_TOO_COMPLEX', `At most ${maxPerConnection} operations may run at once on one connection.`, { maxSubscriptions: maxPerConnection }));
         }
+        const tooDeep = checkInputNesting(payload.query, payload.variables);
+        if (tooDeep) return refuse(tooDeep);
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: options.maxTokens });

@@ -187,6 +187,10 @@ describe('GraphQL subscriptions over WebSocket', () => {
     assert.equal(codeOfResult(aliases[0]), 'QUERY_TOO_COMPLEX');
     const huge = `subscription { ticks(count: 1) { ${'n '.repeat(600)} } }`;
     assert.equal(codeOfResult((await collect(client('reader'), huge))[0]), 'GRAPHQL_PARSE_FAILED');
+    let deepValue: unknown = 1;
+    for (let i = 0; i < 1_000; i++) deepValue = [deepValue];
+    const deepVariables = await collect(client('reader'), 'subscription($v: Int) { ticks(count: 1) { n } }', { v: deepValue });
+    assert.equal(codeOfResult(deepVariables[0]), 'BAD_USER_INPUT');
   });
 
   it('counts @rateLimit once per started stream (the 4th within the window → RATE_LIMITED with retryAfter)', async () => {
