@@ -3,7 +3,6 @@ import type http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { Registry } from 'prom-client';
 import type { ContainerType } from 'type-graphql';
 import type { Config } from './config';
@@ -30,6 +29,7 @@ import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/
 import { createContext, type KbqlContext, type Services } from './graphql/context';
 import { callerKey, createRateLimitTransform } from './graphql/directives/rate-limit.directive';
 import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
+import { createLandingPagePlugin } from './graphql/plugins/landing-page.plugin';
 import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-queries.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
@@ -317,11 +317,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       createNoStorePlugin(),
       config.env === 'production'
         ? ApolloServerPluginLandingPageDisabled()
-        : ApolloServerPluginLandingPageLocalDefault({
-            embed: true,
-            document: EXAMPLE_OPERATION,
-            includeCookies: false,
-          }),
+        : // Sandbox from Apollo's CDN, with what to do when it cannot load (offline).
+          createLandingPagePlugin({ document: EXAMPLE_OPERATION }),
     ],
   });
   await apollo.start();
