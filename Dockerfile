@@ -4,7 +4,7 @@
 #   docker run -p 4000:4000 -v kbql-data:/data -e KBQL_AUTH_MODE=jwt -e KBQL_JWT_SECRET=... kbql
 #
 # Node 22 (maintenance LTS until April 2027): Node 20 reached end of life in April 2026. package.json allows
-# >=20.11 and every pinned dependency supports 22; the dev machines and CI run 20, so the deploy workflow's image
+# >=20.17 and every pinned dependency supports 22; the dev machines and CI run 20, so the deploy workflow's image
 # job is what exercises 22. better-sqlite3 is compiled for the image's Node below.
 ARG NODE_IMAGE=node:22-bookworm-slim
 

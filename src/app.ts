@@ -3,7 +3,6 @@ import type http from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { Registry } from 'prom-client';
 import type { ContainerType } from 'type-graphql';
 import type { Config } from './config';
@@ -27,8 +26,10 @@ import { ApiKeyService } from './modules/auth/api-key.service';
 import type { ApiKeyStore } from './ports/api-key-store.port';
 import { createRedisRateLimitStore, type RedisRateLimitStore } from './adapters/rate-limit/redis.rate-limiter';
 import { createContext, type KbqlContext, type Services } from './graphql/context';
-import { createRateLimitTransform } from './graphql/directives/rate-limit.directive';
+import { callerKey, createRateLimitTransform } from './graphql/directives/rate-limit.directive';
 import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
+import { createLandingPagePlugin } from './graphql/plugins/landing-page.plugin';
+import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-queries.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
 import { createAuthenticator } from './modules/auth/authenticator';
@@ -259,6 +260,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       nodeEnv: config.env,
     });
   }
+  if (!config.rateLimit.enabled) logger.warn(`Rate limits (@rateLimit) are off: ${config.rateLimit.reason}.`, { nodeEnv: config.env });
   const rateLimitStore: RedisRateLimitStore | null =
     config.rateLimit.enabled && config.cache.redisUrl
       ? createRedisRateLimitStore({ url: config.cache.redisUrl, timeoutMs: config.rateLimit.timeoutMs, logger })
@@ -286,6 +288,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     maxCost: config.graphql.maxCost,
     maxAliases: config.graphql.maxAliases,
     maxTopK: config.limits.maxTopK,
+    // Introspection (where served) has its own depth bound: standard tooling's query nests 15 levels.
+    introspection: config.graphql.introspection,
   };
   const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({
@@ -308,6 +312,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       // Federated trace data (ftv1) for a router that asks for it, with error messages masked.
       ApolloServerPluginInlineTrace({ includeErrors: { masked: true } }),
       createQueryLimitsPlugin(limits),
+      // Anonymous callers never add queries to the shared APQ cache (a 401 must not leave anything behind).
+      createPersistedQueriesPolicyPlugin<KbqlContext>({ mayRegister: (ctx) => ctx.principal !== null }),
       createErrorStatusPlugin(),
       createRequestRecordPlugin(),
       createMetricsPlugin({ registry: metrics.registry }),
@@ -318,11 +324,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       createNoStorePlugin(),
       config.env === 'production'
         ? ApolloServerPluginLandingPageDisabled()
-        : ApolloServerPluginLandingPageLocalDefault({
-            embed: true,
-            document: EXAMPLE_OPERATION,
-            includeCookies: false,
-          }),
+        : // Sandbox from Apollo's CDN, with what to do when it cannot load (offline).
+          createLandingPagePlugin({ document: EXAMPLE_OPERATION }),
     ],
   });
   await apollo.start();
@@ -354,6 +357,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     readiness,
     logger,
     metrics: config.metrics.port === null ? renderMetrics : undefined,
+    cors: config.cors,
   });
   const metricsServer = config.metrics.port === null ? null : createMetricsServer({ metrics: renderMetrics, logger });
   const subscriptions = attachSubscriptionServer<KbqlContext>({
@@ -370,6 +374,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     formatError: createFormatError({ exposeInternal: development, logger }),
     logger,
     maxPayloadBytes: config.limits.maxBodyBytes,
+    maxConnectionsPerCaller: config.maxWsConnectionsPerCaller,
+    callerKey: (principal, req) => callerKey({ principal, clientIp: clientAddress(req, config.auth.trustedProxies) }),
   });
 
   // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.

@@ -96,9 +96,12 @@ export const CONFIG_VARIABLES = {
   KBQL_JWT_TENANT_CLAIM: { schema: z.string().min(1), default: 'kbql_tenant', doc: 'claim holding the tenant (a token without one is refused)' },
   KBQL_JWT_CACHE_SECONDS: { schema: int(0, 3600), default: '60', doc: 'how long a verified JWT is remembered (LRU by token hash, never past its `exp`) so repeated requests skip signature checks; failures are never remembered; 0 = off' },
   KBQL_API_KEY_CACHE_SECONDS: { schema: int(0, 3600), default: '30', doc: 'how long a verified service API key is trusted without reading the key store again; a revocation takes effect at once on the replica that made it, on others within this period; 0 = off' },
-  KBQL_RESOLVER_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'longest any resolver that calls the store, embedder or synthesizer may run before the field fails with UPSTREAM_TIMEOUT (504)' },
+  KBQL_RESOLVER_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'longest any resolver that calls the store, embedder or synthesizer may run before the field fails with UPSTREAM_TIMEOUT' },
+  KBQL_CORS_ORIGINS: { schema: z.string().regex(/^(?:\*|https?:\/\/[A-Za-z0-9.\-[\]:]+)(?:,(?:https?:\/\/[A-Za-z0-9.\-[\]:]+))*$/), default: '', doc: 'browser origins allowed to call /graphql cross-origin, comma-separated (e.g. https://app.example.com), or * (any origin; only with NODE_ENV=development or test); unset: https://studio.apollographql.com plus http(s)://localhost, 127.0.0.1 and [::1] on any port with NODE_ENV=development or test, no cross-origin access otherwise (see docs/front-door.md)' },
+  KBQL_CORS_CREDENTIALS: { schema: bool, default: 'false', doc: 'let allowed origins send cookies and HTTP auth (Access-Control-Allow-Credentials); kbql itself reads none: bearer tokens and API keys need no credentials mode' },
+  KBQL_MAX_WS_CONNECTIONS_PER_CALLER: { schema: int(1, 100_000), default: '10', doc: 'open WebSocket connections one caller (principal, or client IP when anonymous) may hold per replica; one more is closed with 4429 RATE_LIMITED' },
   KBQL_TRUSTED_PROXIES: { schema: z.string().regex(/^[0-9A-Fa-f.:]+(?:,[0-9A-Fa-f.:]+)*$/), default: '', doc: 'comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (for the client IP that rate-limits anonymous callers); unset: none' },
-  KBQL_RATE_LIMIT: { schema: bool, default: '', doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test' },
+  KBQL_RATE_LIMIT: { schema: bool, default: '', doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test, and NODE_ENV=development with KBQL_AUTH_MODE=none (said at start-up)' },
   KBQL_RATE_LIMIT_MAX: { schema: int(1, 1_000_000), default: '', doc: 'replaces the max of every @rateLimit field (the schema says 60/min for ask and ingestDocuments, 120/min for search); unset: the schema values' },
   KBQL_RATE_LIMIT_WINDOW_SECONDS: { schema: int(1, 86_400), default: '', doc: 'replaces the window of every @rateLimit field; unset: the schema values' },
   KBQL_RATE_LIMIT_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one rate-limit Redis call may take before the in-memory limiter decides' },
@@ -206,10 +209,24 @@ export interface Config {
   };
   readonly rateLimit: {
     readonly enabled: boolean;
+    /** Why `enabled` has its value (said at start-up). */
+    readonly reason: string;
     readonly maxOverride: number | null;
     readonly windowSecondsOverride: number | null;
     readonly timeoutMs: number;
   };
+  /** Cross-origin access to /graphql (browsers). */
+  readonly cors: {
+    /** Exact origins allowed (scheme://host[:port]). */
+    readonly origins: readonly string[];
+    /** Any origin (`*`; never in production). */
+    readonly anyOrigin: boolean;
+    /** http(s)://localhost, 127.0.0.1 and [::1] on any port. */
+    readonly localhost: boolean;
+    readonly credentials: boolean;
+  };
+  /** Open WebSocket connections per caller and replica. */
+  readonly maxWsConnectionsPerCaller: number;
   readonly graphql: {
     /** Introspection and field suggestions: only with NODE_ENV explicitly development or test. */
     readonly introspection: boolean;
@@ -389,6 +406,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
     problems.push(`KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`);
   }
+  const devExplicit = env.NODE_ENV === 'development' || env.NODE_ENV === 'test';
+  const corsList = v.KBQL_CORS_ORIGINS?.split(',') ?? null;
+  if (corsList?.includes('*') && !devExplicit) problems.push('KBQL_CORS_ORIGINS=* is refused outside NODE_ENV=development/test: list the origins');
+  if (corsList?.includes('*') && v.KBQL_CORS_CREDENTIALS) problems.push('KBQL_CORS_CREDENTIALS=true needs listed origins, not KBQL_CORS_ORIGINS=* (browsers refuse credentials with *)');
+  // NODE_ENV unset counts as production, as for introspection: rate limits off only when asked for development.
+  const rateLimitReason =
+    v.KBQL_RATE_LIMIT !== undefined ? `KBQL_RATE_LIMIT=${v.KBQL_RATE_LIMIT}`
+    : env.NODE_ENV === 'test' ? 'NODE_ENV=test'
+    : env.NODE_ENV === 'development' && authMode === 'none' ? 'NODE_ENV=development with authentication off (KBQL_AUTH_MODE=none); KBQL_RATE_LIMIT=true turns them on'
+    : 'the default with authentication on or outside development';
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -431,11 +458,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKeyCacheSeconds: v.KBQL_API_KEY_CACHE_SECONDS!,
     },
     rateLimit: {
-      enabled: v.KBQL_RATE_LIMIT ?? env_ !== 'test',
+      enabled: v.KBQL_RATE_LIMIT ?? !(env.NODE_ENV === 'test' || (env.NODE_ENV === 'development' && authMode === 'none')),
+      reason: rateLimitReason,
       maxOverride: v.KBQL_RATE_LIMIT_MAX ?? null,
       windowSecondsOverride: v.KBQL_RATE_LIMIT_WINDOW_SECONDS ?? null,
       timeoutMs: v.KBQL_RATE_LIMIT_TIMEOUT_MS!,
     },
+    cors: {
+      // Development defaults (Sandbox on Studio, local front-ends) only with NODE_ENV explicitly development or test.
+      origins: corsList?.filter((o) => o !== '*') ?? (devExplicit ? ['https://studio.apollographql.com'] : []),
+      anyOrigin: corsList?.includes('*') ?? false,
+      localhost: corsList === null && devExplicit,
+      credentials: v.KBQL_CORS_CREDENTIALS!,
+    },
+    maxWsConnectionsPerCaller: v.KBQL_MAX_WS_CONNECTIONS_PER_CALLER!,
     graphql: {
       // NODE_ENV unset counts as production here: introspection and suggestions only when asked for explicitly.
       introspection: env.NODE_ENV === 'development' || env.NODE_ENV === 'test',

@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import { createApp } from './app';
-import { ConfigError, loadConfig } from './config';
+import { loadConfig, type Config } from './config';
 import { createLogger } from './logger';
 import { startTracing } from './observability/tracing-sdk';
+import { describeStartupFailure } from './startup-failure';
 
 /** Longest a shutdown may take before the process gives up and exits 1, in ms (drain: 10 s, trace flush: 3 s). */
 const SHUTDOWN_DEADLINE_MS = 15_000;
@@ -12,8 +13,11 @@ const TRACE_FLUSH_MS = 3_000;
  * Entry point: load config → tracing SDK (only when OTEL_* asks for it) → createApp → listen.
  * SIGTERM/SIGINT → stop accepting, drain in-flight requests, close the stores, flush traces, exit 0.
  */
+let loaded: Config | null = null;
+
 async function main(): Promise<void> {
   const config = loadConfig();
+  loaded = config;
   const logger = createLogger(config.logLevel);
   // Before the app: everything it builds uses the global API, which this registers.
   const tracing = config.tracing.exporter ? startTracing({ serviceName: config.tracing.serviceName, exporter: config.tracing.exporter, logger }) : null;
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(error.message);
-  else console.error(error);
+  const failure = describeStartupFailure(error, loaded);
+  process.stderr.write(`${failure.line}\n${failure.hint ? `hint: ${failure.hint}\n` : ''}${failure.stack ? `${failure.stack}\n` : ''}`);
   process.exit(1);
 });

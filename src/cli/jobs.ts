@@ -79,18 +79,18 @@ async function followUntilSummary(client: KbqlClient, jobId: string, options: Fo
   try {
     for await (const { ingestionProgress: event } of client.subscribe(IngestionProgressDocument, { jobId }, signal)) {
       if (event.kind === 'SUMMARY' && event.job) return event.job;
-      const doc = event.document;
-      if (!doc) continue;
-      const before = stages.get(doc.index);
-      stages.set(doc.index, doc.stage);
-      // A retried document leaves FAILED again: count it out before counting its new stage in.
-      if (before && FINAL_STAGES.has(before)) {
-        done--;
-        counts[before as keyof typeof counts]--;
-      }
-      if (FINAL_STAGES.has(doc.stage)) {
-        done++;
-        counts[doc.stage as keyof typeof counts]++;
+      for (const doc of event.documents) {
+        const before = stages.get(doc.index);
+        stages.set(doc.index, doc.stage);
+        // A retried document leaves FAILED again: count it out before counting its new stage in.
+        if (before && FINAL_STAGES.has(before)) {
+          done--;
+          counts[before as keyof typeof counts]--;
+        }
+        if (FINAL_STAGES.has(doc.stage)) {
+          done++;
+          counts[doc.stage as keyof typeof counts]++;
+        }
       }
       const rate = (done / Math.max((performance.now() - started) / 1000, 0.001)).toFixed(1);
       bar?.update(done, { rate, indexed: counts.INDEXED, unchanged: counts.UNCHANGED, failed: counts.FAILED });

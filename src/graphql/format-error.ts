@@ -15,6 +15,13 @@ const APOLLO_CLIENT_CODES = new Set([
   'OPERATION_RESOLUTION_FAILURE',
 ]);
 
+/** A GraphQLError Apollo raised with a 4xx HTTP status and no `extensions.code` of its own. */
+function isCodelessClientError(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.originalError || error.extensions['code'] !== undefined) return false;
+  const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 /**
  * The one place errors become client-visible: AppErrors keep their code, message and details (also when a plugin
  * threw them before execution); Apollo's client errors pass; anything else is masked as INTERNAL_SERVER_ERROR with an
@@ -29,6 +36,11 @@ export function createFormatError(options: { exposeInternal: boolean; logger: Lo
       return { ...base, message: original.message, extensions: { ...original.details, code: original.code } };
     }
     const code = formatted.extensions?.code;
+    if (isCodelessClientError(original)) {
+      // Apollo's own request errors without a code (an APQ hash that does not match its query, an unknown APQ
+      // version): the client's mistake, answered 400 by Apollo, so not logged as ours.
+      return { ...base, extensions: { code: 'BAD_REQUEST' } };
+    }
     if (typeof code === 'string' && APOLLO_CLIENT_CODES.has(code)) {
       const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
       return { ...base, extensions: options.exposeInternal ? formatted.extensions : extensions };

@@ -19,6 +19,8 @@ import type { Logger } from '../logger';
 import { SPAN_ATTRIBUTES as A, TRACER_NAME } from '../observability/attributes';
 import { Readiness, type ReadinessCheck } from '../observability/readiness';
 import { attachRequestRecord, type RequestRecord } from '../observability/request-record';
+import { checkInputNesting } from '../graphql/input-depth';
+import { createCorsHandler, type CorsOutcome, type CorsPolicy } from './cors';
 
 export type { ReadinessCheck } from '../observability/readiness';
 
@@ -42,6 +44,11 @@ export interface HttpServerOptions<TContext extends object> {
   logger: Logger;
   /** Renders `GET /metrics`; without it the route is 404 (e.g. when metrics are served on their own port). */
   metrics?: () => Promise<MetricsPage>;
+  /**
+   * Who may call /graphql from a browser on another origin (see {@link createCorsHandler}).
+   * @default no origin: preflights from a browser are refused with 403
+   */
+  cors?: CorsPolicy;
   /**
    * Tracer of the HTTP server span of each /graphql request.
    * @default trace.getTracer('kbql') (a no-op until an SDK is registered)
@@ -91,6 +98,7 @@ export function createHttpServer<TContext extends object>(options: HttpServerOpt
   const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
   const propagator = options.propagator ?? new W3CTraceContextPropagator();
   const state: ServerState = { inFlight: new Set(), draining: false, idle: [] };
+  const cors = createCorsHandler(options.cors ?? { origins: [] });
   const server = http.createServer((req, res) => {
     const started = performance.now();
     const header = req.headers['x-request-id'];
@@ -107,7 +115,7 @@ export function createHttpServer<TContext extends object>(options: HttpServerOpt
     });
 
     const handle = () =>
-      route(options, readiness, req, res, path, requestId, log).catch((error: unknown) => {
+      route(options, readiness, cors, req, res, path, requestId, log).catch((error: unknown) => {
         options.logger.error('http handler failed', { requestId, error: error instanceof Error ? error.message : String(error) });
         if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR');
         else res.destroy();
@@ -214,6 +222,7 @@ function pathOf(url: string | undefined): string {
 async function route<TContext extends object>(
   options: HttpServerOptions<TContext>,
   readiness: Readiness,
+  cors: (req: IncomingMessage, res: ServerResponse) => Promise<CorsOutcome>,
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
@@ -223,6 +232,7 @@ async function route<TContext extends object>(
   const url = new URL(req.url ?? '/', 'http://kbql.local');
   switch (path) {
     case GRAPHQL_PATH:
+      if ((await cors(req, res)) === 'answered') return;
       return handleGraphQL(options, req, res, url, requestId, log);
     case '/healthz':
       return sendJson(res, 200, { status: 'ok' });
@@ -304,6 +314,10 @@ async function handleGraphQL<TContext extends object>(
       body = raw.toString('utf8');
     }
   }
+
+  // Before Apollo: its parser and variable coercion recurse once per nesting level.
+  const tooDeep = method === 'POST' ? checkInputNesting(fieldOf(body, 'query'), fieldOf(body, 'variables')) : checkInputNesting(url.searchParams.get('query'), jsonOrNull(url.searchParams.get('variables')));
+  if (tooDeep) return sendError(res, tooDeep.code, tooDeep.message, { ...tooDeep.details });
 
   const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search: url.search, body };
   const response = await options.apollo.executeHTTPGraphQLRequest({
@@ -408,6 +422,19 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null
     });
     req.on('error', reject);
   });
+}
+
+function fieldOf(body: unknown, name: string): unknown {
+  return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>)[name] : undefined;
+}
+
+function jsonOrNull(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null; // Apollo answers malformed variables itself
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, payload: unknown): void {

@@ -21,9 +21,12 @@ import { AppError, isAppError } from '../errors';
 import type { Logger } from '../logger';
 import type { Principal } from '../modules/auth/principal';
 import { checkOperationLimits, type QueryLimits } from '../graphql/plugins/query-limits.plugin';
+import { checkInputNesting } from '../graphql/input-depth';
 
 /** The WebSocket subprotocol of graphql-ws (the GraphQL over WebSocket protocol); no other is spoken. */
 export const GRAPHQL_WS_PROTOCOL = 'graphql-transport-ws';
+/** Close code of a connection over its caller's cap (graphql-ws's "too many" code: its client does not retry it). */
+export const TOO_MANY_CONNECTIONS = CloseCode.TooManyInitialisationRequests;
 
 export interface SubscriptionServerOptions<TContext extends object> {
   /** The HTTP server whose upgrade requests on `path` become GraphQL WebSocket connections. */
@@ -60,6 +63,14 @@ export interface SubscriptionServerOptions<TContext extends object> {
    * @default 10000
    */
   connectionInitWaitTimeoutMs?: number;
+  /**
+   * Most open connections of one caller (see `callerKey`) on this server; one more is closed with 4429 and reason
+   * RATE_LIMITED right after `connection_init`.
+   * @default 10
+   */
+  maxConnectionsPerCaller?: number;
+  /** Who a connection belongs to, for `maxConnectionsPerCaller` (the same key as `@rateLimit`'s). */
+  callerKey: (principal: Principal | null, request: http.IncomingMessage) => string;
   /** Called as subscriptions start and end (the active-subscriptions gauge). */
   onActiveChange?: (delta: 1 | -1) => void;
 }
@@ -94,6 +105,10 @@ interface ConnectionExtra {
 export function attachSubscriptionServer<TContext extends object>(options: SubscriptionServerOptions<TContext>): SubscriptionServer {
   const path = options.path ?? '/graphql';
   const maxPerConnection = options.maxSubscriptionsPerConnection ?? 20;
+  const maxConnectionsPerCaller = options.maxConnectionsPerCaller ?? 10;
+  const connectionsByCaller = new Map<string, number>();
+  // Field suggestions ("Did you mean …?") reveal the schema: hidden where introspection is off, as over HTTP.
+  const hideSuggestions = !options.introspection;
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   const wss = new WebSocketServer({
     noServer: true,
@@ -130,6 +145,19 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
           extra.socket.close(CloseCode.Forbidden, error.code);
           return false;
         }
+        const caller = options.callerKey(extra.principal, extra.request);
+        const open = connectionsByCaller.get(caller) ?? 0;
+        if (open >= maxConnectionsPerCaller) {
+          options.logger.info('websocket connection refused', { code: 'RATE_LIMITED', reason: 'TOO_MANY_CONNECTIONS', maxConnectionsPerCaller });
+          extra.socket.close(TOO_MANY_CONNECTIONS, 'RATE_LIMITED');
+          return false;
+        }
+        connectionsByCaller.set(caller, open + 1);
+        extra.socket.once('close', () => {
+          const left = (connectionsByCaller.get(caller) ?? 1) - 1;
+          if (left > 0) connectionsByCaller.set(caller, left);
+          else connectionsByCaller.delete(caller);
+        });
         extra.connectionId = randomUUID();
         return true;
       },
@@ -139,13 +167,15 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
         if (active >= maxPerConnection) {
           return refuse(new AppError('QUERY_TOO_COMPLEX', `At most ${maxPerConnection} operations may run at once on one connection.`, { maxSubscriptions: maxPerConnection }));
         }
+        const tooDeep = checkInputNesting(payload.query, payload.variables);
+        if (tooDeep) return refuse(tooDeep);
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: options.maxTokens });
         } catch (error) {
           return [error instanceof GraphQLError ? withCode(error, 'GRAPHQL_PARSE_FAILED') : new GraphQLError(String(error))];
         }
-        const invalid = validate(options.schema, document, rules);
+        const invalid = validate(options.schema, document, rules, { hideSuggestions });
         if (invalid.length > 0) return invalid.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return refuse(new AppError('BAD_USER_INPUT', 'Name the operation to run (operationName).'));
@@ -161,6 +191,7 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
           document,
           operationName: payload.operationName,
           variableValues: variables,
+          hideSuggestions,
           contextValue: options.context(requestId, extra.principal ?? null, extra.request),
         };
         return args;

@@ -91,8 +91,9 @@ describe('ingestion jobs over HTTP and WebSocket', () => {
     );
     const byDoc = stagesByDocument(events); // throws on out-of-order stages
     assert.equal(byDoc.size, 200, 'every document reported');
-    const full = [...byDoc.values()].filter((s) => s.join() === 'PARSING,CHUNKING,EMBEDDING,STORING,INDEXED' || s.join() === 'QUEUED,PARSING,CHUNKING,EMBEDDING,STORING,INDEXED');
-    assert.ok(full.length > 0, 'at least one document was seen going through every stage live');
+    // Progress is coalesced (a document's stages within one 250 ms window arrive as its latest): some are still seen live.
+    const live = [...byDoc.values()].filter((s) => s.length > 1 && s.at(-1) === 'INDEXED');
+    assert.ok(live.length > 0, 'at least one document was seen in a stage before INDEXED');
     const failures = new Map(
       events
         .filter((e) => e.kind === 'STAGE' && e.document!.stage === 'FAILED')

@@ -43,7 +43,10 @@ const PRINCIPALS: Record<string, Principal> = {
   reader3: { kind: 'user', subject: 'r3', tenant: 't', role: 'READER' },
   reader4: { kind: 'user', subject: 'r4', tenant: 't', role: 'READER' },
   reader5: { kind: 'user', subject: 'r5', tenant: 't', role: 'READER' },
+  reader6: { kind: 'user', subject: 'r6', tenant: 't', role: 'READER' },
 };
+/** Connections one caller may hold in this suite. */
+const MAX_CONNECTIONS = 3;
 
 /** What the producers did: how many streams started, and how many were stopped by the transport. */
 const producer = { started: 0, stopped: 0, stoppedSignal: [] as (() => void)[] };
@@ -109,6 +112,8 @@ describe('GraphQL subscriptions over WebSocket', () => {
       formatError: createFormatError({ exposeInternal: false, logger }),
       logger,
       maxPayloadBytes: 64 * 1024,
+      maxConnectionsPerCaller: MAX_CONNECTIONS,
+      callerKey: (principal) => principal?.subject ?? 'anonymous',
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
@@ -182,6 +187,10 @@ describe('GraphQL subscriptions over WebSocket', () => {
     assert.equal(codeOfResult(aliases[0]), 'QUERY_TOO_COMPLEX');
     const huge = `subscription { ticks(count: 1) { ${'n '.repeat(600)} } }`;
     assert.equal(codeOfResult((await collect(client('reader'), huge))[0]), 'GRAPHQL_PARSE_FAILED');
+    let deepValue: unknown = 1;
+    for (let i = 0; i < 1_000; i++) deepValue = [deepValue];
+    const deepVariables = await collect(client('reader'), 'subscription($v: Int) { ticks(count: 1) { n } }', { v: deepValue });
+    assert.equal(codeOfResult(deepVariables[0]), 'BAD_USER_INPUT');
   });
 
   it('counts @rateLimit once per started stream (the 4th within the window → RATE_LIMITED with retryAfter)', async () => {
@@ -218,6 +227,34 @@ describe('GraphQL subscriptions over WebSocket', () => {
     await raw.dispose();
     await stoppedAgain;
     assert.equal(producer.stopped, stoppedBefore + 2);
+  });
+
+  it('hides field suggestions where introspection is off, as HTTP does', async () => {
+    const results = await collect(client('reader'), 'subscription { tick(count: 1) { n } }');
+    assert.equal(codeOfResult(results[0]), 'GRAPHQL_VALIDATION_FAILED');
+    const text = JSON.stringify(results);
+    assert.match(text, /Cannot query field/);
+    assert.doesNotMatch(text, /Did you mean/);
+    const argument = await collect(client('reader'), 'subscription { ticks(cont: 1) { n } }');
+    assert.doesNotMatch(JSON.stringify(argument), /Did you mean/);
+  });
+
+  it('caps the connections of one caller (the next is closed with 4429 RATE_LIMITED) and frees a slot on close', async () => {
+    const held = Array.from({ length: MAX_CONNECTIONS }, () => client('reader6'));
+    const iterators = held.map((c) => c.iterate({ query: 'subscription { ticks(count: 1000, delayMs: 20) { n } }' }));
+    for (const iterator of iterators) await iterator.next();
+    await assert.rejects(
+      collect(client('reader6'), 'subscription { ticks(count: 1) { n } }'),
+      (error: unknown) => (error as { code?: number }).code === 4429 && (error as { reason?: string }).reason === 'RATE_LIMITED',
+    );
+    // Another caller is not affected.
+    assert.equal((await collect(client('reader5'), 'subscription { ticks(count: 1) { n } }')).length, 1);
+    await held[0]!.dispose();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A slot is free again (adminTicks: ticks' @rateLimit budget of this caller is spent).
+    const again = await collect(client('reader6'), 'subscription { adminTicks { n } }');
+    assert.equal(codeOfResult(again[0]), 'FORBIDDEN', 'connected and ran (refused by @auth, not by the cap)');
+    for (const c of held.slice(1)) await c.dispose();
   });
 
   it('refuses an upgrade on another path', async () => {

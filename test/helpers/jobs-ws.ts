@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 
 export const PROGRESS = `subscription($id: ID!) { ingestionProgress(jobId: $id) {
   kind jobId
-  document { index externalId filename stage code reasonCode reason transient chunkCount attempt runs }
+  documents { index externalId filename stage code reasonCode reason transient chunkCount attempt runs }
   job { id status total indexed unchanged failed cancelled queued inProgress }
 } }`;
 
@@ -30,7 +30,14 @@ export interface ProgressEvent {
  * Subscribes to `ingestionProgress` over graphql-ws at `<baseUrl>/graphql` and resolves with every event once the
  * server completes the stream (after the SUMMARY); rejects on an error or after `timeoutMs`.
  */
-export function collectProgress(baseUrl: string, jobId: string, token?: string, timeoutMs = 20_000): Promise<ProgressEvent[]> {
+export function collectProgress(
+  baseUrl: string,
+  jobId: string,
+  token?: string,
+  timeoutMs = 20_000,
+  /** Called once per message received (a STAGE message may carry many documents). */
+  onMessage?: (documents: number) => void,
+): Promise<ProgressEvent[]> {
   const client = createClient({
     url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
     webSocketImpl: WebSocket,
@@ -44,7 +51,7 @@ export function collectProgress(baseUrl: string, jobId: string, token?: string, 
       unsubscribe();
       reject(new Error(`ingestionProgress did not complete within ${timeoutMs} ms (${events.length} events)`));
     }, timeoutMs);
-    const unsubscribe = client.subscribe<{ ingestionProgress: ProgressEvent }>(
+    const unsubscribe = client.subscribe<{ ingestionProgress: Omit<ProgressEvent, 'document'> & { documents: NonNullable<ProgressEvent['document']>[] } }>(
       { query: PROGRESS, variables: { id: jobId } },
       {
         next: (result) => {
@@ -53,7 +60,12 @@ export function collectProgress(baseUrl: string, jobId: string, token?: string, 
             reject(new Error(`subscription errors: ${JSON.stringify(result.errors)}`));
             return;
           }
-          if (result.data) events.push(result.data.ingestionProgress);
+          if (!result.data) return;
+          // One event per document, as the stream sent them before coalescing (tests reason per document).
+          const { documents, ...item } = result.data.ingestionProgress;
+          onMessage?.(documents.length);
+          if (item.kind === 'SUMMARY') events.push({ ...item, document: null });
+          else for (const document of documents) events.push({ ...item, document });
         },
         error: (error) => {
           clearTimeout(timer);

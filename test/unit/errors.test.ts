@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { AppError, ERROR_CODES, type ErrorCode } from '../../src/errors';
+import { STATUS_CODES } from '../../src/graphql/plugins/error-status.plugin';
 
 const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
 
@@ -22,6 +23,14 @@ describe('error registry', () => {
       const row = README.split('\n').find((line) => line.startsWith(`| \`${code}\``));
       assert.ok(row, `README documents no ${code}`);
       assert.ok(row.includes(String(entry.status)), `README row of ${code} should show HTTP ${entry.status}`);
+    }
+  });
+
+  it('the README states the /graphql status the server sends: the registry status only for the codes that set it', () => {
+    for (const [code, entry] of Object.entries(ERROR_CODES)) {
+      const graphqlStatus = README.split('\n').find((line) => line.startsWith(`| \`${code}\``))!.split('|')[2]!.trim();
+      const expected = (STATUS_CODES as readonly string[]).includes(code) ? String(entry.status) : code === 'PAYLOAD_TOO_LARGE' ? '413' : '200';
+      assert.ok(graphqlStatus.startsWith(expected), `${code}: README says "${graphqlStatus}", the server sends ${expected}`);
     }
   });
 });

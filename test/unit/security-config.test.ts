@@ -32,6 +32,33 @@ describe('security configuration', () => {
     assert.equal(loadConfig({ NODE_ENV: 'test' }).rateLimit.enabled, false);
     assert.equal(loadConfig({ NODE_ENV: 'test', KBQL_RATE_LIMIT: 'true' }).rateLimit.enabled, true);
   });
+
+  it('rate limits off by default in development with authentication off, on with it on and in production', () => {
+    const dev = loadConfig({ NODE_ENV: 'development' });
+    assert.equal(dev.auth.mode, 'none');
+    assert.equal(dev.rateLimit.enabled, false);
+    assert.match(dev.rateLimit.reason, /KBQL_AUTH_MODE=none/);
+    assert.equal(loadConfig({ NODE_ENV: 'development', KBQL_RATE_LIMIT: 'true' }).rateLimit.enabled, true);
+    assert.equal(loadConfig({ NODE_ENV: 'development', KBQL_AUTH_MODE: 'jwt', KBQL_JWT_SECRET: SECRET }).rateLimit.enabled, true);
+    assert.equal(loadConfig({ NODE_ENV: 'production', KBQL_AUTH_MODE: 'none' }).rateLimit.enabled, true);
+    assert.equal(loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET }).rateLimit.enabled, true);
+  });
+
+  it('CORS: Studio and localhost by default in development, nothing in production, * only outside production', () => {
+    assert.deepEqual(
+      { ...loadConfig({ NODE_ENV: 'development' }).cors },
+      { origins: ['https://studio.apollographql.com'], anyOrigin: false, localhost: true, credentials: false },
+    );
+    assert.deepEqual({ ...loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET }).cors }, { origins: [], anyOrigin: false, localhost: false, credentials: false });
+    assert.deepEqual(loadConfig({}).cors.origins, [], 'NODE_ENV unset counts as production here');
+    const listed = loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET, KBQL_CORS_ORIGINS: 'https://app.example.com,http://localhost:5173' }).cors;
+    assert.deepEqual([...listed.origins], ['https://app.example.com', 'http://localhost:5173']);
+    assert.equal(listed.localhost, false);
+    assert.equal(loadConfig({ NODE_ENV: 'development', KBQL_CORS_ORIGINS: '*' }).cors.anyOrigin, true);
+    assert.throws(() => loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET, KBQL_CORS_ORIGINS: '*' }), /KBQL_CORS_ORIGINS=\* is refused/);
+    assert.throws(() => loadConfig({ NODE_ENV: 'development', KBQL_CORS_ORIGINS: '*', KBQL_CORS_CREDENTIALS: 'true' }), /needs listed origins/);
+    assert.throws(() => loadConfig({ KBQL_CORS_ORIGINS: 'app.example.com' }), /KBQL_CORS_ORIGINS/);
+  });
 });
 
 describe('query limits and rate-limit windows', () => {

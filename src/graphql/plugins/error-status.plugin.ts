@@ -2,7 +2,7 @@ import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { ERROR_CODES, type ErrorCode } from '../../errors';
 
 /** Codes that decide the HTTP status of a GraphQL response, strongest first. */
-const STATUS_CODES: readonly ErrorCode[] = ['UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'QUERY_TOO_DEEP', 'QUERY_TOO_COMPLEX'];
+export const STATUS_CODES: readonly ErrorCode[] = ['UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'QUERY_TOO_DEEP', 'QUERY_TOO_COMPLEX'];
 
 /**
  * Gives a GraphQL response carrying an authentication, authorization, rate-limit or query-limit error that error's

@@ -6,6 +6,7 @@ import {
   type DocumentNode,
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
+  type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
 import { AppError } from '../../errors';
@@ -23,7 +24,25 @@ export interface QueryLimits {
    * it counts as this much. `first` counts as at most MAX_PAGE_SIZE for the same reason.
    */
   maxTopK: number;
+  /**
+   * Whether introspection is served. Then root `__schema`/`__type` selections are measured on their own, against
+   * {@link INTROSPECTION_MAX_DEPTH} and {@link INTROSPECTION_MAX_COST} instead of `maxDepth` and `maxCost` (aliases
+   * count as everywhere): the standard introspection query of
+   * graphql-js nests 15 levels (its `ofType` chain), and GraphiQL, Sandbox, codegen and schema tools send it as is.
+   * @default false
+   */
+  introspection?: boolean;
 }
+
+/**
+ * Deepest nesting of a root `__schema`/`__type` selection where introspection is on: room for graphql-js's
+ * `getIntrospectionQuery()` with every option (15 levels) and older tools' variants, and no more, since an
+ * introspection field's cost is its nesting (`ofType { ofType { … } }`, `fields { type { fields … } }`).
+ */
+export const INTROSPECTION_MAX_DEPTH = 20;
+/** Highest estimated cost of the introspection selections (the standard query with every option costs 229). */
+export const INTROSPECTION_MAX_COST = 2_000;
+const INTROSPECTION_ROOTS: ReadonlySet<string> = new Set(['__schema', '__type']);
 
 /**
  * What a field costs before its children, by field name: the expensive ones call the embedder, the store and (ask)
@@ -141,12 +160,31 @@ export function checkOperationLimits(
   variables: Record<string, unknown>,
   limits: QueryLimits,
 ): AppError | null {
-  const figures = estimateOperation(document, operation, variables, { topK: limits.maxTopK, first: MAX_PAGE_SIZE });
+  const caps = { topK: limits.maxTopK, first: MAX_PAGE_SIZE };
+  let measured = operation;
+  let aliasesElsewhere = 0;
+  if (limits.introspection) {
+    const isIntrospection = (s: SelectionNode) => s.kind === Kind.FIELD && INTROSPECTION_ROOTS.has(s.name.value);
+    const introspection = operation.selectionSet.selections.filter(isIntrospection);
+    if (introspection.length > 0) {
+      const own = estimateOperation(document, { ...operation, selectionSet: { ...operation.selectionSet, selections: introspection } }, variables, caps);
+      if (own.depth > INTROSPECTION_MAX_DEPTH) {
+        return new AppError('QUERY_TOO_DEEP', `The introspection selection nests ${Number.isFinite(own.depth) ? own.depth : 'endlessly'} levels deep; the limit is ${INTROSPECTION_MAX_DEPTH}.`, { maxDepth: INTROSPECTION_MAX_DEPTH });
+      }
+      if (own.cost > INTROSPECTION_MAX_COST) {
+        return new AppError('QUERY_TOO_COMPLEX', `The introspection selection's estimated cost is ${own.cost}; the limit is ${INTROSPECTION_MAX_COST}.`, { cost: own.cost, maxCost: INTROSPECTION_MAX_COST });
+      }
+      aliasesElsewhere = own.aliases;
+      measured = { ...operation, selectionSet: { ...operation.selectionSet, selections: operation.selectionSet.selections.filter((s) => !isIntrospection(s)) } };
+    }
+  }
+  const figures = estimateOperation(document, measured, variables, caps);
   if (figures.depth > limits.maxDepth) {
     return new AppError('QUERY_TOO_DEEP', `The operation nests ${Number.isFinite(figures.depth) ? figures.depth : 'endlessly'} levels deep; the limit is ${limits.maxDepth}.`, { maxDepth: limits.maxDepth });
   }
-  if (figures.aliases > limits.maxAliases) {
-    return new AppError('QUERY_TOO_COMPLEX', `The operation has ${figures.aliases} aliases; the limit is ${limits.maxAliases}.`, { aliases: figures.aliases, maxAliases: limits.maxAliases });
+  const aliases = figures.aliases + aliasesElsewhere;
+  if (aliases > limits.maxAliases) {
+    return new AppError('QUERY_TOO_COMPLEX', `The operation has ${aliases} aliases; the limit is ${limits.maxAliases}.`, { aliases, maxAliases: limits.maxAliases });
   }
   if (figures.cost > limits.maxCost) {
     return new AppError('QUERY_TOO_COMPLEX', `The operation's estimated cost is ${figures.cost}; the limit is ${limits.maxCost}.`, { cost: figures.cost, maxCost: limits.maxCost });

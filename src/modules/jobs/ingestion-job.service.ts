@@ -51,7 +51,10 @@ export interface JobView extends JobRecord {
 export interface ProgressItem {
   kind: 'STAGE' | 'SUMMARY';
   jobId: string;
+  /** The first of `documents` (kept for clients of the one-document events). */
   document: JobDocumentState | null;
+  /** STAGE: every document that moved since the previous item, in index order, each in its latest state. */
+  documents: JobDocumentState[];
   job: JobView | null;
 }
 
@@ -104,6 +107,10 @@ export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
 /** How long a progress stream waits for an event before it re-reads the job from the store. */
 const PROGRESS_RECHECK_MS = 5_000;
+/** Least time between two STAGE items of one progress stream (what moved meanwhile is folded into the next). */
+export const PROGRESS_WINDOW_MS = 250;
+/** Most documents in one STAGE item (a bigger backlog goes out over the next windows). */
+export const PROGRESS_MAX_DOCUMENTS = 1_000;
 
 /** Thrown by a stage hook when the job was cancelled: stops the document, which ends CANCELLED. */
 class Cancelled extends Error {}
@@ -340,71 +347,62 @@ export class IngestionJobService {
 
   /**
    * `ingestionProgress`: the current stage of every document first (so nothing that happened before subscribing is
-   * missed), then each transition as it happens, then the summary, after which the stream ends. Events older than
-   * what was already sent for a document are skipped, so each document's stages arrive in order.
+   * missed), then the documents that moved, then the summary, after which the stream ends. Coalesced and paced:
+   * events are folded into the latest state per document as they arrive (memory bounded by the job's size, however
+   * slow the consumer), and a STAGE item carries every document that moved since the previous one — at most one
+   * item per {@link PROGRESS_WINDOW_MS} and {@link PROGRESS_MAX_DOCUMENTS} documents per item. A document's states
+   * never go backwards.
    */
   async progress(jobId: string, access: Access): Promise<AsyncIterableIterator<ProgressItem>> {
     await this.visibleJob(jobId, access);
-    const buffered: JobEvent[] = [];
+    const sent = new Map<number, number>();
+    const pending = new Map<number, JobDocumentState>();
+    const ready: ProgressItem[] = [];
     let wake: (() => void) | null = null;
+    let ended = false;
+    let summaryRequested = false;
+    let summaryItem: ProgressItem | null = null;
+    let finished = false;
+    let nextBatchAt = 0;
+    /** Keeps a document's state when it is newer than what was sent and what waits. */
+    const fold = (doc: JobDocumentState): void => {
+      const rank = rankOf(doc);
+      if ((sent.get(doc.index) ?? -1) >= rank) return;
+      const waiting = pending.get(doc.index);
+      if (waiting && rankOf(waiting) >= rank) return;
+      pending.set(doc.index, doc);
+    };
     const unsubscribe = await this.deps.events.subscribe(jobId, (event) => {
-      buffered.push(event);
+      if (event.kind === 'STAGE') fold(event.document);
+      else summaryRequested = true;
       wake?.();
     });
-    const sent = new Map<number, number>();
-    const ready: ProgressItem[] = [];
-    let ended = false;
-    let snapshotTaken = false;
     const end = () => {
       if (ended) return;
       ended = true;
       unsubscribe();
       wake?.();
     };
-    const stageItem = (doc: JobDocumentState): void => {
-      const rank = rankOf(doc);
-      if ((sent.get(doc.index) ?? -1) >= rank) return;
-      sent.set(doc.index, rank);
-      ready.push({ kind: 'STAGE', jobId, document: doc, job: null });
-    };
-    const summary = async (): Promise<void> => {
+    /** Re-reads the job from the store (the truth: events are best effort); prepares the summary once it finished. */
+    const readStore = async (): Promise<void> => {
       const job = await this.deps.store.getJob(jobId);
-      if (!job) return;
-      // Documents that finished between the snapshot and now, in case their events were published elsewhere first.
-      for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
-      ready.push({ kind: 'SUMMARY', jobId, document: null, job: await this.describe(job) });
+      for (const doc of await this.deps.store.getDocuments(jobId)) fold(doc);
+      if (!job) finished = true;
+      else if (job.finishedAt) summaryItem = { kind: 'SUMMARY', jobId, document: null, documents: [], job: await this.describe(job) };
     };
-    let finished = false;
-    const fill = async (): Promise<void> => {
-      if (!snapshotTaken) {
-        snapshotTaken = true;
-        const job = await this.deps.store.getJob(jobId);
-        for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
-        if (!job || job.finishedAt) {
-          await summary();
-          finished = true;
-        }
-        return;
+    const takeBatch = (): void => {
+      const documents: JobDocumentState[] = [];
+      for (const [index, doc] of pending) {
+        if (documents.length >= PROGRESS_MAX_DOCUMENTS) break;
+        pending.delete(index);
+        sent.set(index, rankOf(doc));
+        documents.push(doc);
       }
-      while (buffered.length > 0 && !finished) {
-        const event = buffered.shift()!;
-        if (event.kind === 'STAGE') stageItem(event.document);
-        else {
-          await summary();
-          finished = true;
-        }
-      }
-      if (!finished && recheck) {
-        // Quiet for a while: events are best effort (a Redis reconnect can drop some), the store is the truth.
-        recheck = false;
-        const job = await this.deps.store.getJob(jobId);
-        for (const doc of await this.deps.store.getDocuments(jobId)) stageItem(doc);
-        if (!job || job.finishedAt) {
-          await summary();
-          finished = true;
-        }
-      }
+      documents.sort((a, b) => a.index - b.index);
+      ready.push({ kind: 'STAGE', jobId, document: documents[0] ?? null, documents, job: null });
+      nextBatchAt = Date.now() + PROGRESS_WINDOW_MS;
     };
+    let snapshotTaken = false;
     let recheck = false;
     const iterator: AsyncIterableIterator<ProgressItem> = {
       [Symbol.asyncIterator]() {
@@ -418,16 +416,32 @@ export class IngestionJobService {
             end();
             return { value: undefined, done: true };
           }
-          await fill();
-          if (ready.length > 0 || finished) continue;
+          if (!snapshotTaken || recheck || (summaryRequested && !summaryItem)) {
+            snapshotTaken = true;
+            recheck = false;
+            summaryRequested = false; // a SUMMARY event published before the store shows the end asks again
+            await readStore();
+            continue;
+          }
+          if (pending.size > 0 && Date.now() >= nextBatchAt) {
+            takeBatch();
+            continue;
+          }
+          if (pending.size === 0 && summaryItem) {
+            ready.push(summaryItem);
+            finished = true;
+            continue;
+          }
+          // Wait for the next batch's turn, or (nothing waiting) for an event, re-reading the store when quiet.
+          const waitMs = pending.size > 0 ? nextBatchAt - Date.now() : PROGRESS_RECHECK_MS;
           let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
-            wake = resolve;
             timer = setTimeout(() => {
-              recheck = true;
+              if (pending.size === 0) recheck = true;
               resolve();
-            }, PROGRESS_RECHECK_MS);
-            if (buffered.length > 0 || ended) resolve();
+            }, waitMs);
+            if (pending.size === 0) wake = resolve;
+            if (ended || (pending.size === 0 && summaryRequested)) resolve();
           });
           clearTimeout(timer);
           wake = null;

@@ -135,8 +135,16 @@ export class DeleteIngestionJobPayload {
 export class IngestionProgress {
   @Field(() => IngestionProgressKindEnum) kind!: IngestionProgressKindEnum;
   @Field(() => ID) jobId!: string;
-  @Field(() => IngestionJobDocument, { nullable: true, description: 'STAGE: the document’s state after the transition.' })
+  @Field(() => IngestionJobDocument, {
+    nullable: true,
+    description: 'STAGE: the first of `documents`.',
+    deprecationReason: 'A STAGE event carries every document that moved since the previous one: read `documents`.',
+  })
   document!: IngestionJobDocument | null;
+  @Field(() => [IngestionJobDocument], {
+    description: 'STAGE: every document that moved since the previous event (at most one event per 250 ms, 1,000 documents each), in index order, each in its latest state; empty in a SUMMARY.',
+  })
+  documents!: IngestionJobDocument[];
   @Field(() => IngestionJob, { nullable: true, description: 'SUMMARY: the finished job with its counts.' }) job!: IngestionJob | null;
 }
 

@@ -26,7 +26,7 @@ export class QueryResolver {
   }
 
   @Directive('@auth(requires: READER)')
-  @Directive('@rateLimit(window: "1m", max: 60)')
+  @Directive('@rateLimit(window: "1m", max: 60, budget: "answer")')
   @Query(() => Answer, { description: 'An answer from the collection with [n] citations, or an abstention.' })
   ask(
     @Arg('collection', () => String) collection: string,
@@ -41,7 +41,7 @@ export class QueryResolver {
   }
 
   @Directive('@auth(requires: READER)')
-  @Directive('@rateLimit(window: "1m", max: 60)')
+  @Directive('@rateLimit(window: "1m", max: 60, budget: "answer")')
   @Subscription(() => AskStreamEvent, {
     description:
       'ask, streamed: RetrievalDone, then AnswerDelta pieces as the answer is produced, a Citation per verified marker, then Completed (or Failed, e.g. UPSTREAM_TIMEOUT). Completing or disconnecting stops the work, model call included.',
