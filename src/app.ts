@@ -59,7 +59,7 @@ import { CachedEmbedder, outputFingerprint } from './modules/ingestion/cached-em
 import { EmbeddingBatcher } from './modules/ingestion/embedding-batcher';
 import { IngestionResolver } from './modules/ingestion/ingestion.resolver';
 import { IngestionService } from './modules/ingestion/ingestion.service';
-import { IngestionJobDocumentResolver, IngestionJobResolver } from './modules/jobs/ingestion-job.resolver';
+import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from './modules/jobs/ingestion-job.resolver';
 import { IngestionJobService } from './modules/jobs/ingestion-job.service';
 import { UploadService } from './modules/jobs/upload.service';
 import { createJobBackend } from './adapters/jobs/job-backend';
@@ -238,6 +238,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     [IngestionResolver, new IngestionResolver(ingestion)],
     [IngestionJobResolver, new IngestionJobResolver(jobs)],
     [IngestionJobDocumentResolver, new IngestionJobDocumentResolver()],
+    [ChunkPreviewPayloadResolver, new ChunkPreviewPayloadResolver()],
     [QueryResolver, new QueryResolver(query)],
     [ApiKeyResolver, new ApiKeyResolver(apiKeys)],
   ]);

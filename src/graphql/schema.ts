@@ -7,7 +7,7 @@ import { resolveChunkReference } from '../modules/documents/chunk.reference';
 import { resolveDocumentReference } from '../modules/documents/document.reference';
 import { ChunkResolver, DocumentResolver } from '../modules/documents/document.resolver';
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
-import { IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
+import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
 import type { KbqlContext } from './context';
 import { applyAuthDirective, authDirective } from './directives/auth.directive';
@@ -23,6 +23,7 @@ export const RESOLVERS = [
   ApiKeyResolver,
   IngestionJobResolver,
   IngestionJobDocumentResolver,
+  ChunkPreviewPayloadResolver,
 ] as const;
 
 /**

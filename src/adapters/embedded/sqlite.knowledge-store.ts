@@ -30,6 +30,7 @@ import type {
   ShareRole,
 } from '../../ports/knowledge-store.port';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
+import { WalCheckpointer } from './wal-checkpointer';
 import { VectorIndex } from './vector-index';
 
 export interface EmbeddedStoreOptions {
@@ -198,6 +199,7 @@ type VersionBumps = Map<string, { before: number; after: number }>;
 interface FtsStatements {
   insert: Database.Statement;
   deleteByDocument: Database.Statement;
+  deleteBySeqs: Database.Statement;
 }
 
 interface CompiledFilter {
@@ -229,7 +231,15 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   private readonly busyTimeoutMs: number;
   private readonly synchronousFull: boolean;
   private db: Database.Database | null = null;
+  /** Reads while a large write is committed in slices: a second connection sees only committed data (WAL). */
+  private reader: Database.Database | null = null;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly readerStatements = new Map<string, Database.Statement>();
+  /** Set while a sliced write transaction is open; resolves when it ends. Other writes wait for it. */
+  private slicedWrite: Promise<void> | null = null;
+  /** True while the sliced write's own synchronous steps run (they use the writing connection). */
+  private inSlice = false;
+  private checkpointer: WalCheckpointer | null = null;
   private readonly ftsStatements = new Map<string, FtsStatements>();
   private readonly indexes = new Map<string, { index: VectorIndex; version: number }>();
 
@@ -248,18 +258,28 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       db.pragma('foreign_keys = ON');
       db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
       db.pragma('temp_store = MEMORY');
+      // Checkpoints run on a worker thread (see WalCheckpointer), not inside a large COMMIT.
+      db.pragma('wal_autocheckpoint = 0');
       migrate(db);
     } catch (error) {
       db.close();
       throw storageError(error) ?? error;
     }
     this.db = db;
+    this.reader = new Database(this.filename, { readonly: true, timeout: this.busyTimeoutMs });
+    this.checkpointer = new WalCheckpointer(this.filename);
   }
 
   async close(): Promise<void> {
+    await this.writable();
     const db = this.db;
     if (!db) return;
     this.db = null;
+    await this.checkpointer?.close();
+    this.checkpointer = null;
+    this.reader?.close();
+    this.reader = null;
+    this.readerStatements.clear();
     this.statements.clear();
     this.ftsStatements.clear();
     this.indexes.clear();
@@ -277,6 +297,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   // ---------------------------------------------------------------- collections
 
   async createCollection(input: NewCollection): Promise<CollectionRecord> {
+    await this.writable();
     const db = this.open();
     const id = randomUUID();
     const fts = ftsTableName(id);
@@ -307,6 +328,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord> {
+    await this.writable();
     const db = this.open();
     const row = this.collectionRow(id);
     if (!row) throw notFound('Collection', id);
@@ -327,6 +349,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async deleteCollection(id: string): Promise<DeleteCounts | null> {
+    await this.writable();
     const db = this.open();
     const row = this.collectionRow(id);
     if (!row) return null;
@@ -350,6 +373,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord> {
+    await this.writable();
     const db = this.open();
     const bumps: VersionBumps = new Map();
     db.transaction(() => {
@@ -424,7 +448,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
-    const [result] = withStorageErrors(() => this.upsertMany(collectionId, [doc]));
+    const [result] = await this.upsertMany(collectionId, [doc]);
     if (!result!.ok) throw result!.error;
     return result!.document;
   }
@@ -437,10 +461,11 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    * Throws NOT_FOUND for an unknown collection.
    */
   async upsertDocuments(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
-    return withStorageErrors(() => this.upsertMany(collectionId, docs));
+    return this.upsertMany(collectionId, docs);
   }
 
   async deleteDocuments(ids: string[]): Promise<DeleteCounts> {
+    await this.writable();
     const db = this.open();
     const unique = [...new Set(ids)];
     const ops: IndexOp[] = [];
@@ -471,6 +496,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   }
 
   async updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null> {
+    await this.writable();
     const db = this.open();
     const json = stringifyMetadata(metadata);
     const bumps: VersionBumps = new Map();
@@ -591,9 +617,18 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
   // ---------------------------------------------------------------- internals
 
+  /**
+   * The connection for the code running now: the writing one, except while a sliced write is open and the code is
+   * not one of its steps — then the reading one, which sees only committed data.
+   */
   private open(): Database.Database {
     if (!this.db) throw new AppError('UPSTREAM_UNAVAILABLE', 'The embedded store is not open.');
-    return this.db;
+    return this.slicedWrite && !this.inSlice && this.reader ? this.reader : this.db;
+  }
+
+  /** Resolves when no sliced write is open; the caller's synchronous transaction then runs alone. */
+  private async writable(): Promise<void> {
+    while (this.slicedWrite) await this.slicedWrite;
   }
 
   /**
@@ -602,16 +637,18 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    */
   private prepare(sql: string, mode: 'object' | 'pluck' | 'raw' = 'object'): Database.Statement {
     const key = `${mode}:${sql}`;
-    let statement = this.statements.get(key);
+    const db = this.open();
+    const cache = db === this.reader ? this.readerStatements : this.statements;
+    let statement = cache.get(key);
     if (statement) {
-      this.statements.delete(key);
+      cache.delete(key);
     } else {
-      if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.delete(this.statements.keys().next().value as string);
-      statement = this.open().prepare(sql);
+      if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
+      statement = db.prepare(sql);
       if (mode === 'pluck') statement.pluck(true);
       if (mode === 'raw') statement.raw(true);
     }
-    this.statements.set(key, statement);
+    cache.set(key, statement);
     return statement;
   }
 
@@ -625,6 +662,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       statements = {
         insert: db.prepare(`INSERT INTO ${table} (rowid, text) VALUES (?, ?)`),
         deleteByDocument: db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT seq FROM chunks WHERE document_id = ?)`),
+        deleteBySeqs: db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT value FROM json_each(?))`),
       };
       this.ftsStatements.set(collectionId, statements);
     }
@@ -646,19 +684,19 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     bumps.set(collectionId, { before: seen?.before ?? version - 1, after: version });
   }
 
-  private upsertMany(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
-    const db = this.open();
-    const collection = this.collectionRow(collectionId);
-    if (!collection) throw notFound('Collection', collectionId);
-    const results: BulkUpsertResult[] = [];
-    const ops: IndexOp[] = [];
-    const bumps: VersionBumps = new Map();
-    // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
-    const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) =>
-      this.writeDocument(collection, doc, now, docOps),
-    );
-    // Validate before taking the write lock, so the transaction holds it only for the writes.
-    const invalid = docs.map((doc) => {
+  private async upsertMany(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
+    await this.writable();
+    const chunkCount = docs.reduce((sum, doc) => sum + doc.chunks.length, 0);
+    try {
+      return chunkCount > SLICED_WRITE_MIN_CHUNKS ? await this.upsertSliced(collectionId, docs) : this.upsertAtOnce(collectionId, docs);
+    } catch (error) {
+      throw storageError(error) ?? error;
+    }
+  }
+
+  /** Validation before the write lock is taken, so the transaction holds it only for the writes. */
+  private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AppError | null)[] {
+    return docs.map((doc) => {
       try {
         validateWrite(doc, collection.embedder_dimensions);
         return null;
@@ -667,6 +705,18 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
         throw error;
       }
     });
+  }
+
+  private upsertAtOnce(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
+    const db = this.open();
+    const collection = this.collectionRow(collectionId);
+    if (!collection) throw notFound('Collection', collectionId);
+    const results: BulkUpsertResult[] = [];
+    const ops: IndexOp[] = [];
+    const bumps: VersionBumps = new Map();
+    // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
+    const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) => runToEnd(this.writeDocument(collection, doc, now, docOps)));
+    const invalid = this.validateAll(docs, collection);
     db.transaction(() => {
       const now = Date.now();
       let written = 0;
@@ -693,8 +743,84 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return results;
   }
 
-  /** Inside a transaction: inserts or replaces one document and all its chunks. */
-  private writeDocument(collection: CollectionRow, doc: DocumentWrite, now: number, ops: IndexOp[]): DocumentRecord {
+  /**
+   * The same transaction as {@link upsertAtOnce} for large writes, committed in steps of {@link WRITE_SLICE_CHUNKS}
+   * chunks with a turn of the event loop between them, so that writing a 2 MiB document (thousands of chunks and
+   * their FTS postings) never blocks requests for its whole length. Still one transaction: readers (on the second
+   * connection) see all of it or nothing, a crash rolls it back, other writes wait for it (`writable`).
+   */
+  private async upsertSliced(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
+    const db = this.open();
+    const collection = this.collectionRow(collectionId);
+    if (!collection) throw notFound('Collection', collectionId);
+    const invalid = this.validateAll(docs, collection);
+    const results: BulkUpsertResult[] = [];
+    const ops: IndexOp[] = [];
+    const bumps: VersionBumps = new Map();
+    const step = <T>(work: () => T): T => {
+      this.inSlice = true;
+      try {
+        return work();
+      } finally {
+        this.inSlice = false;
+      }
+    };
+    let done!: () => void;
+    this.slicedWrite = new Promise<void>((resolve) => (done = resolve));
+    try {
+      step(() => db.exec('BEGIN IMMEDIATE'));
+      try {
+        const now = Date.now();
+        let written = 0;
+        for (const [i, doc] of docs.entries()) {
+          let error = invalid[i];
+          if (!error) {
+            const docOps: IndexOp[] = [];
+            step(() => db.exec('SAVEPOINT kbql_document'));
+            try {
+              const steps = step(() => this.writeDocument(collection, doc, now, docOps));
+              let next = step(() => steps.next());
+              while (!next.done) {
+                await new Promise<void>((resolve) => setImmediate(resolve));
+                next = step(() => steps.next());
+              }
+              step(() => db.exec('RELEASE kbql_document'));
+              ops.push(...docOps);
+              results.push({ ok: true, externalId: doc.externalId, document: next.value });
+              written++;
+              continue;
+            } catch (caught) {
+              step(() => {
+                db.exec('ROLLBACK TO kbql_document');
+                db.exec('RELEASE kbql_document');
+              });
+              if (!(caught instanceof AppError)) throw caught;
+              error = caught;
+            }
+          }
+          results.push({ ok: false, externalId: doc.externalId, error });
+        }
+        if (written > 0) step(() => this.bumpVersion(collection.id, now, bumps));
+        step(() => db.exec('COMMIT'));
+      } catch (error) {
+        step(() => {
+          if (db.inTransaction) db.exec('ROLLBACK');
+        });
+        throw error;
+      }
+    } finally {
+      this.slicedWrite = null;
+      done();
+    }
+    this.applyIndexOps(ops, bumps);
+    return results;
+  }
+
+  /**
+   * Inside a transaction: inserts or replaces one document and all its chunks, pausing (a `yield`) after every
+   * {@link WRITE_SLICE_CHUNKS} chunks for a caller that commits in slices; returns the document.
+   */
+  private *writeDocument(collection: CollectionRow, doc: DocumentWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
     const id = documentId(collection.id, doc.externalId);
     const fts = this.fts(collection.id);
     const metadata = stringifyMetadata(doc.metadata);
@@ -704,8 +830,13 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     if (existing) {
       const seqs = this.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck').all(id) as number[];
       for (const seq of seqs) ops.push({ kind: 'remove', collectionId: collection.id, rowId: seq });
-      fts.deleteByDocument.run(id);
-      this.prepare('DELETE FROM chunks WHERE document_id = ?').run(id);
+      // The old chunks go in slices too: replacing a large document deletes thousands of rows and postings.
+      for (let at = 0; at < seqs.length; at += WRITE_SLICE_CHUNKS) {
+        const batch = JSON.stringify(seqs.slice(at, at + WRITE_SLICE_CHUNKS));
+        fts.deleteBySeqs.run(batch);
+        this.prepare('DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(?))').run(batch);
+        if (at + WRITE_SLICE_CHUNKS < seqs.length) yield;
+      }
       this.prepare(
         `UPDATE documents SET title = ?, source = ?, content_type = ?, metadata = jsonb(?), content_hash = ?,
            char_count = ?, chunk_count = ?, updated_at = ? WHERE id = ?`,
@@ -734,6 +865,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       `INSERT INTO chunks (id, document_id, collection_id, idx, start_offset, end_offset, text, vector)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    let written = 0;
     for (const chunk of doc.chunks) {
       const cid = chunkId(id, chunk.index);
       const blob = Buffer.from(chunk.vector.buffer, chunk.vector.byteOffset, chunk.vector.byteLength);
@@ -741,6 +873,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       const rowId = Number(info.lastInsertRowid);
       fts.insert.run(rowId, chunk.text);
       ops.push({ kind: 'add', collectionId: collection.id, rowId, chunkId: cid, vector: chunk.vector });
+      if (++written % WRITE_SLICE_CHUNKS === 0) yield;
     }
     return {
       id,
@@ -762,7 +895,9 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    * After a commit: brings the loaded vector indexes of the collections the transaction bumped up to date. An index
    * that had missed a version (another writer got in between) is dropped instead, to be reloaded on next use.
    */
+  /** After every committed write: the in-memory indexes follow, and a checkpoint is due. */
   private applyIndexOps(ops: readonly IndexOp[], bumps: VersionBumps): void {
+    this.checkpointer?.poke();
     for (const [collectionId, { before, after }] of bumps) {
       const entry = this.indexes.get(collectionId);
       if (!entry) continue;
@@ -924,12 +1059,16 @@ export function storageError(error: unknown): AppError | null {
   return new AppError('STORAGE_UNAVAILABLE', `The embedded store cannot write to its data directory (${reason}); nothing was changed.`, { reason, sqliteCode: code }, { cause: error });
 }
 
-function withStorageErrors<T>(write: () => T): T {
-  try {
-    return write();
-  } catch (error) {
-    throw storageError(error) ?? error;
-  }
+/** Chunks written between two turns of the event loop by a sliced write (about 10 ms of work here). */
+const WRITE_SLICE_CHUNKS = 128;
+/** Writes of more chunks than this are committed in slices (see `upsertSliced`). */
+const SLICED_WRITE_MIN_CHUNKS = 256;
+
+/** Runs a generator to its end and returns its result. */
+function runToEnd<T>(steps: Generator<void, T>): T {
+  let next = steps.next();
+  while (!next.done) next = steps.next();
+  return next.value;
 }
 
 function checkPage(page: { offset: number; limit: number }): { offset: number; limit: number } {

@@ -24,6 +24,48 @@ export function chunkText(text: string, contentType: ContentType, settings: Chun
 }
 
 /**
+ * Chunks as offsets into the text plus their distinct prefixes: what crosses the thread boundary instead of
+ * thousands of chunk objects and their text (the receiving thread has the text already). `prefixOf[i]` indexes
+ * `prefixes` ('' for none).
+ */
+export interface PackedChunks {
+  offsets: Int32Array;
+  prefixOf: Int32Array;
+  prefixes: string[];
+}
+
+export function packChunks(text: string, drafts: readonly ChunkDraft[]): PackedChunks {
+  const offsets = new Int32Array(drafts.length * 2);
+  const prefixOf = new Int32Array(drafts.length);
+  const prefixes: string[] = [];
+  const prefixIds = new Map<string, number>();
+  drafts.forEach((draft, i) => {
+    offsets[2 * i] = draft.startOffset;
+    offsets[2 * i + 1] = draft.endOffset;
+    const body = text.slice(draft.startOffset, draft.endOffset);
+    if (draft.startOffset < 0 || !draft.text.endsWith(body)) throw new Error('a chunk is not a span of its text');
+    const prefix = draft.text.slice(0, draft.text.length - body.length);
+    let id = prefixIds.get(prefix);
+    if (id === undefined) {
+      id = prefixes.push(prefix) - 1;
+      prefixIds.set(prefix, id);
+    }
+    prefixOf[i] = id;
+  });
+  return { offsets, prefixOf, prefixes };
+}
+
+export function unpackChunks(text: string, packed: PackedChunks): ChunkDraft[] {
+  const drafts: ChunkDraft[] = new Array(packed.prefixOf.length);
+  for (let i = 0; i < drafts.length; i++) {
+    const start = packed.offsets[2 * i]!;
+    const end = packed.offsets[2 * i + 1]!;
+    drafts[i] = { index: i, text: packed.prefixes[packed.prefixOf[i]!]! + text.slice(start, end), startOffset: start, endOffset: end };
+  }
+  return drafts;
+}
+
+/**
  * The same work on the calling thread: for tools and tests that process a few small documents. The server uses the
  * worker pool (`adapters/workers/ingest.pool.ts`).
  */

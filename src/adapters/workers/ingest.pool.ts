@@ -4,6 +4,7 @@ import type { ChunkDraft, DocumentProcessor, ParsedForIngest, ParseRequest, Work
 import type { Embedder } from '../../ports/embedder.port';
 import type { ChunkingSettings, ContentType, EmbedderInfo } from '../../ports/knowledge-store.port';
 import { HashEmbedder } from '../embedders/hash.embedder';
+import { unpackChunks, type PackedChunks } from '../parsing/document-processing';
 import type { IngestWorkerData } from './ingest.worker';
 import { WorkerCrashError, WorkerPool } from './worker-pool';
 
@@ -24,6 +25,9 @@ export interface IngestPoolOptions {
 
 /** Texts per embedding task: small enough that both threads share a batch and a query never waits long behind one. */
 const EMBED_SLICE = 64;
+/** Batches this small (queries) are embedded on the calling thread. */
+const INLINE_MAX_TEXTS = 4;
+const INLINE_MAX_CHARS = 4_000;
 /** An embedding task's time limit per text, in ms (the hash embedder takes well under a millisecond per chunk). */
 const EMBED_MS_PER_TEXT = 50;
 
@@ -58,12 +62,12 @@ export function createIngestPool(options: IngestPoolOptions = {}): { pool: Worke
         .catch(documentFailure('parse')),
     chunk: (text: string, contentType: ContentType, settings: ChunkingSettings, priority: WorkPriority) =>
       pool
-        .run<ChunkDraft[]>('chunk', { text, contentType, settings }, {
+        .run<PackedChunks>('chunk', { text, contentType, settings }, {
           ...laneOptions(priority),
           timeoutMs: taskTimeoutMs,
           onTimeout: () => badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason: 'CHUNK_TIMEOUT', timeoutMs: taskTimeoutMs }),
         })
-        .catch(documentFailure('chunk')),
+        .then((packed): ChunkDraft[] => unpackChunks(text, packed), documentFailure('chunk')),
     close: () => pool.close(),
   };
   return { pool, processor, embedder: hashDimensions === null ? null : new PooledHashEmbedder(pool, hashDimensions) };
@@ -83,27 +87,40 @@ function documentFailure(what: string): (error: unknown) => never {
 class PooledHashEmbedder implements Embedder {
   readonly info: EmbedderInfo;
   readonly maxBatchSize: number;
+  readonly #local: HashEmbedder;
 
   constructor(
     private readonly pool: WorkerPool,
     dimensions: number,
   ) {
-    const local = new HashEmbedder({ dimensions });
-    this.info = local.info;
-    this.maxBatchSize = local.maxBatchSize;
+    this.#local = new HashEmbedder({ dimensions });
+    this.info = this.#local.info;
+    this.maxBatchSize = this.#local.maxBatchSize;
   }
 
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
+    // A query or two: embedded here in well under a millisecond, rather than queued behind a thread that is chunking
+    // a 2 MiB document (the hop alone costs more than the work).
+    if (texts.length <= INLINE_MAX_TEXTS && texts.reduce((sum, t) => sum + t.length, 0) <= INLINE_MAX_CHARS) {
+      return this.#local.embed(texts, signal);
+    }
     const dims = this.info.dimensions;
     const slices: string[][] = [];
     for (let i = 0; i < texts.length; i += EMBED_SLICE) slices.push(texts.slice(i, i + EMBED_SLICE));
-    const flats = await Promise.all(
+    // Each slice is split into vectors as it arrives, so the work spreads over the event loop's turns.
+    const parts = await Promise.all(
       slices.map((slice) =>
         this.pool
           .run<Float32Array>('embed', slice, {
             lane: 'interactive',
             timeoutMs: 5_000 + slice.length * EMBED_MS_PER_TEXT,
             onTimeout: () => new AppError('UPSTREAM_TIMEOUT', 'The local embedder did not finish in time.'),
+          })
+          .then((flat) => {
+            const vectors: Float32Array[] = [];
+            // Own buffers: some consumers ignore a view's offset.
+            for (let at = 0; at < flat.length; at += dims) vectors.push(flat.slice(at, at + dims));
+            return vectors;
           })
           .catch((error: unknown) => {
             if (error instanceof WorkerCrashError) throw new AppError('UPSTREAM_UNAVAILABLE', `The local embedder failed: ${error.message}`);
@@ -112,8 +129,6 @@ class PooledHashEmbedder implements Embedder {
       ),
     );
     signal?.throwIfAborted();
-    const out: Float32Array[] = [];
-    for (const flat of flats) for (let at = 0; at < flat.length; at += dims) out.push(flat.slice(at, at + dims)); // own buffers: some consumers ignore a view's offset
-    return out;
+    return parts.flat();
   }
 }

@@ -5,8 +5,9 @@
 import { workerData } from 'node:worker_threads';
 import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.port';
 import type { ParseRequest } from '../../ports/document-processor.port';
-import { chunkText, parseForIngest } from '../parsing/document-processing';
+import { chunkText, packChunks, parseForIngest } from '../parsing/document-processing';
 import { HashEmbedder } from '../embedders/hash.embedder';
+import { lowerThreadPriority } from './lower-priority';
 import { serveWorkerTasks, transferred } from './serve-tasks';
 
 export interface IngestWorkerData {
@@ -14,12 +15,16 @@ export interface IngestWorkerData {
   hashDimensions: number | null;
 }
 
+lowerThreadPriority();
 const data = workerData as IngestWorkerData;
 const embedder = data.hashDimensions === null ? null : new HashEmbedder({ dimensions: data.hashDimensions });
 
 serveWorkerTasks({
   parse: (request: ParseRequest) => parseForIngest(request),
-  chunk: (input: { text: string; contentType: ContentType; settings: ChunkingSettings }) => chunkText(input.text, input.contentType, input.settings),
+  chunk: (input: { text: string; contentType: ContentType; settings: ChunkingSettings }) => {
+    const packed = packChunks(input.text, chunkText(input.text, input.contentType, input.settings));
+    return transferred(packed, [packed.offsets.buffer as ArrayBuffer, packed.prefixOf.buffer as ArrayBuffer]);
+  },
   embed: (texts: string[]) => {
     if (!embedder) throw new Error('this pool has no hash embedder');
     // One flat buffer, moved back without a copy.

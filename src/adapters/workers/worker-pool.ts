@@ -124,7 +124,7 @@ export class WorkerPool {
         task.reject(shuttingDown(this.name));
       }
     }
-    await Promise.all(this.#slots.splice(0).map((slot) => this.#retire(slot, shuttingDown(this.name))));
+    await Promise.all([...this.#slots].map((slot) => this.#retire(slot, shuttingDown(this.name))));
   }
 
   #dispatch(): void {

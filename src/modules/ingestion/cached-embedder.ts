@@ -1,4 +1,5 @@
 import { sha256Hex } from '../../ids';
+import { mapCooperatively } from '../shared/cooperative';
 import type { CacheStore } from '../../ports/cache.port';
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
@@ -64,23 +65,29 @@ export class CachedEmbedder implements TextVectors {
   async embedMany(texts: readonly string[]): Promise<Float32Array[]> {
     if (this.#ttlSeconds === 0 || texts.length === 0) return this.#inner.embedMany(texts);
     const unique = [...new Set(texts)];
-    const keys = unique.map((text) => this.#prefix + sha256Hex(text));
+    // Thousands of chunks of one large document: hashed and encoded with turns of the event loop in between.
+    const keys = await mapCooperatively(unique, (text) => this.#prefix + sha256Hex(text));
     const stored = await this.#store.getMany(keys);
     const byText = new Map<string, Float32Array>();
     const missing: number[] = [];
-    stored.forEach((value, i) => {
+    await mapCooperatively(stored, (value, i) => {
       const vector = value === undefined ? null : this.#decode(value);
       if (vector) byText.set(unique[i]!, vector);
       else missing.push(i);
     });
     if (missing.length > 0) {
       const fresh = await this.#inner.embedMany(missing.map((i) => unique[i]!));
-      const entries = missing.map((i, j) => {
+      const entries = await mapCooperatively(missing, (i, j) => {
         byText.set(unique[i]!, fresh[j]!);
         return { key: keys[i]!, value: encode(fresh[j]!) };
       });
-      // Not awaited: a slow or absent cache must not hold up the caller.
-      void this.#store.setMany(entries, this.#ttlSeconds);
+      // Not awaited: a slow or absent cache must not hold up the caller. In slices, each in its own turn.
+      void (async () => {
+        for (let i = 0; i < entries.length; i += 256) {
+          if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          await this.#store.setMany(entries.slice(i, i + 256), this.#ttlSeconds);
+        }
+      })().catch(() => undefined);
     }
     // Each caller gets its own copy of a vector that appears more than once (callers may keep or change it).
     const handedOut = new Set<Float32Array>();

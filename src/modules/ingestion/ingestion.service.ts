@@ -82,6 +82,7 @@ export interface ChunkPreview {
   contentHash: string;
   charCount: number;
   notices: string[];
+  chunkCount: number;
   chunks: ChunkDraft[];
 }
 
@@ -370,6 +371,7 @@ export class IngestionService {
       contentHash: p.write.contentHash,
       charCount: p.write.charCount,
       notices: p.notices,
+      chunkCount: chunks.length,
       chunks,
     };
   }

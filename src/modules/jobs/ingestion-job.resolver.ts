@@ -1,11 +1,14 @@
+import { badInput } from '../../errors';
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
 import type { JobDocumentState } from '../../ports/job-store.port';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { DocumentInput } from '../ingestion/ingestion.type';
+import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.service';
 import { IngestionJobService, type DeletedJob, type JobView, type ProgressItem } from './ingestion-job.service';
 import {
+  ChunkPreview,
   ChunkPreviewPayload,
   DeleteIngestionJobPayload,
   IngestionJob,
@@ -128,5 +131,23 @@ export class IngestionJobDocumentResolver {
   @FieldResolver(() => Document, { nullable: true })
   document(@Root() doc: JobDocumentState, @Ctx() ctx: KbqlContext): Promise<DocumentRecord | null> | null {
     return doc.documentId ? ctx.loaders.document.load(doc.documentId) : null;
+  }
+}
+
+const MAX_PREVIEW_PAGE_DEFAULT = 1000;
+const MAX_PREVIEW_PAGE = 10_000;
+
+/** Pages of a preview's chunks: a 2 MiB document is thousands of them, more than one response should carry. */
+@Resolver(() => ChunkPreviewPayload)
+export class ChunkPreviewPayloadResolver {
+  @FieldResolver(() => [ChunkPreview], { description: 'The chunks from `offset` on, at most `first` (default 1000, at most 10,000).' })
+  chunks(
+    @Root() preview: ChunkPreviewData,
+    @Arg('first', () => Int, { nullable: true, defaultValue: MAX_PREVIEW_PAGE_DEFAULT }) first: number,
+    @Arg('offset', () => Int, { nullable: true, defaultValue: 0 }) offset: number,
+  ): ChunkPreview[] {
+    if (!Number.isInteger(first) || first < 0 || first > MAX_PREVIEW_PAGE) throw badInput(`first must be between 0 and ${MAX_PREVIEW_PAGE}.`, { argument: 'first' });
+    if (!Number.isInteger(offset) || offset < 0) throw badInput('offset must be a non-negative integer.', { argument: 'offset' });
+    return preview.chunks.slice(offset, offset + first);
   }
 }

@@ -166,7 +166,7 @@ export class ChunkPreviewPayload {
   @Field(() => Int) charCount!: number;
   @Field(() => [String], { description: 'What parsing changed in the sent text (control characters removed, unpaired surrogates replaced); empty when nothing.' })
   notices!: string[];
-  @Field(() => [ChunkPreview]) chunks!: ChunkPreview[];
+  @Field(() => Int, { description: 'How many chunks the document becomes.' }) chunkCount!: number;
 }
 
 @InputType({ description: 'New content for failed documents of a job, for retryIngestion.' })
