@@ -8,6 +8,7 @@ import { Document, Settings, VectorStoreIndex } from 'llamaindex';
 import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { OpenAiStub } from '../test/helpers/openai-stub';
 import { loadScifact, printTable } from './shared-data';
 
 /**
@@ -15,6 +16,11 @@ import { loadScifact, printTable } from './shared-data';
  * (parse, chunk, embed, store in SQLite + FTS5 + the vector index), 250 documents per request, against LlamaIndex TS
  * `VectorStoreIndex.fromDocuments` (in-memory stores) with the same embedder (kbql's HashEmbedder wrapped as a
  * LlamaIndex BaseEmbedding) and the same chunk size (256 tokens, 32 overlap). Same process, one after the other.
+ *
+ * A second table does the same with a remote-provider shape: an OpenAI-compatible stub (in the parent process) that
+ * answers every embedding request 40 ms after it arrives, whatever its size; kbql with KBQL_EMBEDDER=openai against
+ * LlamaIndex TS calling the same endpoint with its default embedding batch size (10 texts per call, one call at a
+ * time).
  *
  *   node dist/bench/ingestion.bench.js [documents | all, default 2500]
  */
@@ -35,15 +41,40 @@ class HashEmbedding extends BaseEmbedding {
   override getTextEmbeddings = async (texts: string[]): Promise<number[][]> => (await this.embedder.embed(texts)).map((v) => Array.from(v));
 }
 
+/** The stub's embeddings as a LlamaIndex embedding model with LlamaIndex's defaults (embedBatchSize 10). */
+class StubEmbedding extends BaseEmbedding {
+  constructor(private readonly baseUrl: string) {
+    super();
+  }
+  async getTextEmbedding(text: string): Promise<number[]> {
+    return (await this.getTextEmbeddings([text]))[0]!;
+  }
+  override getTextEmbeddings = async (texts: string[]): Promise<number[][]> => {
+    const response = await fetch(`${this.baseUrl}/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'stub-embed', input: texts }),
+    });
+    const body = (await response.json()) as { data: { embedding: number[] }[] };
+    return body.data.map((d) => d.embedding);
+  };
+}
+
+const STUB_DELAY_MS = 40;
+const STUB_DIMENSIONS = 384;
+
 interface Corpus {
   id: string;
   title: string;
   text: string;
 }
 
-async function kbql(corpus: readonly Corpus[], concurrency: number): Promise<{ seconds: number; chunks: number }> {
+async function kbql(corpus: readonly Corpus[], concurrency: number, stubUrl: string | null): Promise<{ seconds: number; chunks: number }> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-ingest-'));
-  const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir }));
+  const provider = stubUrl
+    ? { KBQL_EMBEDDER: 'openai', OPENAI_BASE_URL: stubUrl, KBQL_EMBEDDING_MODEL: 'stub-embed', KBQL_EMBEDDING_DIMENSIONS: String(STUB_DIMENSIONS) }
+    : {};
+  const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, ...provider }));
   try {
     const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
     const post = async (query: string, variables: Record<string, unknown>) => {
@@ -79,8 +110,8 @@ async function kbql(corpus: readonly Corpus[], concurrency: number): Promise<{ s
   }
 }
 
-async function llamaIndex(corpus: readonly Corpus[]): Promise<{ seconds: number; chunks: number }> {
-  Settings.embedModel = new HashEmbedding(new HashEmbedder());
+async function llamaIndex(corpus: readonly Corpus[], stubUrl: string | null): Promise<{ seconds: number; chunks: number }> {
+  Settings.embedModel = stubUrl ? new StubEmbedding(stubUrl) : new HashEmbedding(new HashEmbedder());
   // fromDocuments builds its SentenceSplitter from these (llamaindex 0.12 keeps a second Settings object inside its
   // indices module: `Settings.nodeParser` set here would not reach it).
   Settings.chunkSize = CHUNK_SIZE;
@@ -95,22 +126,23 @@ async function llamaIndex(corpus: readonly Corpus[]): Promise<{ seconds: number;
 type Run = 'llamaindex' | 'kbql-1' | 'kbql-2';
 
 /** One measurement in this process (a fresh one per run: no warm caches or JIT state shared between systems). */
-async function measure(run: Run, count: number): Promise<{ seconds: number; chunks: number }> {
+async function measure(run: Run, count: number, stubUrl: string | null): Promise<{ seconds: number; chunks: number }> {
   const all = loadScifact().corpus;
   const corpus = all.slice(0, count);
   // Warm-up on the last 50 documents (module loading, tokenizer tables, JIT), outside the measured ones.
   const warm = all.slice(-50);
   if (run === 'llamaindex') {
-    await llamaIndex(warm);
-    return llamaIndex(corpus);
+    await llamaIndex(warm, stubUrl);
+    return llamaIndex(corpus, stubUrl);
   }
-  await kbql(warm, 1);
-  return kbql(corpus, run === 'kbql-1' ? 1 : 2);
+  await kbql(warm, 1, stubUrl);
+  return kbql(corpus, run === 'kbql-1' ? 1 : 2, stubUrl);
 }
 
-function runChild(run: Run, count: number): Promise<{ seconds: number; chunks: number }> {
+function runChild(run: Run, count: number, stubUrl: string | null = null): Promise<{ seconds: number; chunks: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--run', run, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [__filename, '--run', run, String(count), ...(stubUrl ? [stubUrl] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (data: Buffer) => (out += data.toString()));
     child.once('exit', (code) => {
@@ -123,7 +155,7 @@ function runChild(run: Run, count: number): Promise<{ seconds: number; chunks: n
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--run') {
-    process.stdout.write(`${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4])))}\n`);
+    process.stdout.write(`${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4]), process.argv[5] ?? null))}\n`);
     return;
   }
   const total = loadScifact().corpus.length;
@@ -150,6 +182,34 @@ async function main(): Promise<void> {
       row(`kbql ingestDocuments over HTTP, ${BATCH} docs/request, 2 in flight`, parallel),
     ],
   );
+
+  // The remote-provider shape: every embedding call costs 40 ms, whatever its size.
+  const stub = await OpenAiStub.start({ dimensions: STUB_DIMENSIONS, embeddingDelayMs: STUB_DELAY_MS });
+  try {
+    const remoteCount = Math.min(count, 1000);
+    const remoteBase = await runChild('llamaindex', remoteCount, stub.baseUrl);
+    stub.reset();
+    const remote = await runChild('kbql-2', remoteCount, stub.baseUrl);
+    const remoteRow = (label: string, r: { seconds: number; chunks: number }) => [
+      label,
+      remoteCount,
+      r.chunks,
+      r.seconds,
+      remoteCount / r.seconds,
+      r.chunks / r.seconds,
+      `${(remoteBase.seconds / r.seconds).toFixed(2)}×`,
+    ];
+    printTable(
+      `(2b) The same ingestion with a remote-provider shape: an OpenAI-compatible stub answering every embedding request after ${STUB_DELAY_MS} ms, ${STUB_DIMENSIONS} dims`,
+      ['system', 'docs', 'chunks', 'seconds', 'docs/s', 'chunks/s', 'docs/s vs LlamaIndex'],
+      [
+        remoteRow('LlamaIndex TS VectorStoreIndex.fromDocuments, default embedBatchSize (10)', remoteBase),
+        remoteRow(`kbql ingestDocuments over HTTP (KBQL_EMBEDDER=openai), ${BATCH} docs/request, 2 in flight`, remote),
+      ],
+    );
+  } finally {
+    await stub.close();
+  }
 }
 
 main().catch((error: unknown) => {

@@ -80,6 +80,12 @@ export interface OpenAiStubOptions {
   models?: string[];
   /** When set, requests whose bearer token differs get 401 (as the real API answers a wrong key). */
   apiKey?: string;
+  /**
+   * Every `POST /v1/embeddings` is answered this long after it arrives, whatever its size (the shape of a remote
+   * provider's latency), in ms.
+   * @default 0
+   */
+  embeddingDelayMs?: number;
 }
 
 type Fault =
@@ -130,6 +136,7 @@ export class OpenAiStub {
   readonly #server: Server;
   readonly #models: string[];
   readonly #apiKey: string | undefined;
+  readonly #embeddingDelayMs: number;
   readonly #faults: QueuedFault[] = [];
   readonly #open = new Set<StubRequest>();
   readonly #idleWaiters = new Set<() => void>();
@@ -142,6 +149,7 @@ export class OpenAiStub {
     this.origin = `http://127.0.0.1:${port}`;
     this.baseUrl = `${this.origin}/v1`;
     this.chatReply = options.chatReply ?? 'OK';
+    this.#embeddingDelayMs = options.embeddingDelayMs ?? 0;
     this.tokenDelayMs = options.tokenDelayMs ?? 0;
     this.dimensions = options.dimensions ?? 8;
     this.#models = options.models ?? ['stub-chat', 'stub-embed'];
@@ -326,6 +334,7 @@ export class OpenAiStub {
       return;
     }
     if (fault?.kind === 'delay' && !(await this.#sleep(fault.ms, res))) return;
+    if (route === 'embeddings' && this.#embeddingDelayMs > 0 && !(await this.#sleep(this.#embeddingDelayMs, res))) return;
     if (fault?.kind === 'status') {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (fault.retryAfterMs !== undefined) headers['retry-after-ms'] = String(fault.retryAfterMs);

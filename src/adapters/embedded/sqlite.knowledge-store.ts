@@ -1059,8 +1059,8 @@ export function storageError(error: unknown): AppError | null {
   return new AppError('STORAGE_UNAVAILABLE', `The embedded store cannot write to its data directory (${reason}); nothing was changed.`, { reason, sqliteCode: code }, { cause: error });
 }
 
-/** Chunks written between two turns of the event loop by a sliced write (about 10 ms of work here). */
-const WRITE_SLICE_CHUNKS = 128;
+/** Chunks written between two turns of the event loop by a sliced write (about 5 ms of work here). */
+const WRITE_SLICE_CHUNKS = 64;
 /** Writes of more chunks than this are committed in slices (see `upsertSliced`). */
 const SLICED_WRITE_MIN_CHUNKS = 256;
 

@@ -70,7 +70,7 @@ export function createMemoTokenizer(base: Tokenizer = Settings.tokenizer, maxPie
  */
 export const MAX_PIECE_CHARS = 32;
 /** Longest CJK/kana/Hangul piece handed to BPE whole: three bytes a character make their merges costlier still. */
-const MAX_WIDE_PIECE_CHARS = 8;
+const MAX_WIDE_PIECE_CHARS = 16;
 const WIDE_SCRIPT = /[\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]/;
 
 /** A long piece's tokens: one code point at a time for CJK, kana and Hangul, else slices of {@link MAX_PIECE_CHARS}. */

@@ -40,6 +40,9 @@ export async function outputFingerprint(embedder: Embedder): Promise<string> {
  * provider call. The embedder's name is its fingerprint: an embedder whose vectors change must change its name
  * (collections already refuse a mismatched one), which also retires its cache entries.
  */
+/** Keys read or written per cache call: a large document's thousands of chunks go in several, a turn apart. */
+const CACHE_SLICE = 128;
+
 export class CachedEmbedder implements TextVectors {
   readonly #inner: TextVectors;
   readonly #store: CacheStore;
@@ -64,37 +67,53 @@ export class CachedEmbedder implements TextVectors {
   /** Vectors in the order of `texts`; rejects with the provider's error when one is needed and fails. */
   async embedMany(texts: readonly string[]): Promise<Float32Array[]> {
     if (this.#ttlSeconds === 0 || texts.length === 0) return this.#inner.embedMany(texts);
-    const unique = [...new Set(texts)];
-    // Thousands of chunks of one large document: hashed and encoded with turns of the event loop in between.
-    const keys = await mapCooperatively(unique, (text) => this.#prefix + sha256Hex(text));
-    const stored = await this.#store.getMany(keys);
-    const byText = new Map<string, Float32Array>();
+    // Thousands of chunks of one large document: hashed and encoded with turns of the event loop in between, and
+    // told apart by their hashes, never by the texts themselves (hashing kilobyte strings in a Map stalls).
+    const allKeys = await mapCooperatively(texts, (text) => this.#prefix + sha256Hex(text));
+    const slotOf = new Map<string, number>();
+    const keys: string[] = [];
+    const firstText: string[] = [];
+    const slots = allKeys.map((key, i) => {
+      let slot = slotOf.get(key);
+      if (slot === undefined) {
+        slot = keys.push(key) - 1;
+        firstText.push(texts[i]!);
+        slotOf.set(key, slot);
+      }
+      return slot;
+    });
+    const stored: (string | undefined)[] = [];
+    for (let i = 0; i < keys.length; i += CACHE_SLICE) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      stored.push(...(await this.#store.getMany(keys.slice(i, i + CACHE_SLICE))));
+    }
+    const vectors = new Array<Float32Array | undefined>(keys.length);
     const missing: number[] = [];
-    await mapCooperatively(stored, (value, i) => {
+    await mapCooperatively(stored, (value, slot) => {
       const vector = value === undefined ? null : this.#decode(value);
-      if (vector) byText.set(unique[i]!, vector);
-      else missing.push(i);
+      if (vector) vectors[slot] = vector;
+      else missing.push(slot);
     });
     if (missing.length > 0) {
-      const fresh = await this.#inner.embedMany(missing.map((i) => unique[i]!));
-      const entries = await mapCooperatively(missing, (i, j) => {
-        byText.set(unique[i]!, fresh[j]!);
-        return { key: keys[i]!, value: encode(fresh[j]!) };
+      const fresh = await this.#inner.embedMany(missing.map((slot) => firstText[slot]!));
+      const entries = await mapCooperatively(missing, (slot, j) => {
+        vectors[slot] = fresh[j]!;
+        return { key: keys[slot]!, value: encode(fresh[j]!) };
       });
       // Not awaited: a slow or absent cache must not hold up the caller. In slices, each in its own turn.
       void (async () => {
-        for (let i = 0; i < entries.length; i += 256) {
+        for (let i = 0; i < entries.length; i += CACHE_SLICE) {
           if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          await this.#store.setMany(entries.slice(i, i + 256), this.#ttlSeconds);
+          await this.#store.setMany(entries.slice(i, i + CACHE_SLICE), this.#ttlSeconds);
         }
       })().catch(() => undefined);
     }
     // Each caller gets its own copy of a vector that appears more than once (callers may keep or change it).
-    const handedOut = new Set<Float32Array>();
-    return texts.map((text) => {
-      const vector = byText.get(text)!;
-      if (handedOut.has(vector)) return vector.slice();
-      handedOut.add(vector);
+    const handedOut = new Uint8Array(keys.length);
+    return slots.map((slot) => {
+      const vector = vectors[slot]!;
+      if (handedOut[slot]) return vector.slice();
+      handedOut[slot] = 1;
       return vector;
     });
   }

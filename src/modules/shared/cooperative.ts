@@ -1,5 +1,5 @@
 /** Items processed between two turns of the event loop by {@link mapCooperatively}. */
-const SLICE = 256;
+const SLICE = 128;
 
 /**
  * `fn` over `items`, giving other requests a turn of the event loop after every {@link SLICE} items: for per-item
