@@ -262,14 +262,29 @@ const VOCABULARY_FINGERPRINT: [string, number][] = [
   [' patients', 6978],
   [' protein', 13128],
 ];
-let vocabulary: { encode(text: string): Uint32Array } | null = null;
+let vocabulary: Vocabulary | null = null;
 const bitsCache = new Map<string, number>();
 
-function loadVocabulary(): { encode(text: string): Uint32Array } {
+interface Vocabulary {
+  encode(text: string): Uint32Array;
+  /** False when `text` cannot be one token (its bytes are no token of the vocabulary); true when it may be. */
+  mayBeOneToken(text: string): boolean;
+}
+
+function loadVocabulary(): Vocabulary {
   if (vocabulary) return vocabulary;
+  // js-tiktoken's cl100k_base, the tokenizer LlamaIndex uses (@llamaindex/env); the fingerprint below checks it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { tokenizers } = require('@llamaindex/env/tokenizers') as typeof import('@llamaindex/env/tokenizers');
-  const candidate = tokenizers.tokenizer();
+  const { getEncoding } = require('js-tiktoken') as { getEncoding(name: 'cl100k_base'): { encode(text: string): number[] } };
+  const encoding = getEncoding('cl100k_base');
+  const ranks = (encoding as unknown as { rankMap?: Map<string, number> }).rankMap;
+  const utf8 = new TextEncoder();
+  const candidate: Vocabulary = {
+    encode: (text) => new Uint32Array(encoding.encode(text)),
+    // A single token's bytes are a key of the rank map: a text whose bytes are not cannot encode to one token, and
+    // most words are not (no BPE run needed for them). Without the map (another js-tiktoken), always "maybe".
+    mayBeOneToken: (text) => (ranks ? ranks.has(utf8.encode(text).join(',')) : true),
+  };
   for (const [text, id] of VOCABULARY_FINGERPRINT) {
     const ids = candidate.encode(text);
     if (ids.length !== 1 || ids[0] !== id) {
@@ -289,6 +304,7 @@ function bpeBits(word: string): number {
   const encoder = loadVocabulary();
   let best = Infinity;
   for (const variant of [word, word.charAt(0).toUpperCase() + word.slice(1), word.toUpperCase()]) {
+    if (!encoder.mayBeOneToken(` ${variant}`)) continue;
     const ids = encoder.encode(` ${variant}`);
     if (ids.length === 1) best = Math.min(best, ids[0]!);
   }

@@ -1,4 +1,3 @@
-import { Settings } from '@llamaindex/core/global';
 import type { Tokenizer } from '@llamaindex/env/tokenizers';
 
 /**
@@ -20,10 +19,10 @@ export interface MemoTokenizer extends Tokenizer {
  * `test/unit/token-counter.test.ts`); for text that contains one, such as `<|endoftext|>`, it encodes the characters
  * as ordinary text instead of throwing.
  *
- * @param base the tokenizer to remember. @default Settings.tokenizer (LlamaIndex's cl100k_base)
+ * @param base the tokenizer to remember. @default js-tiktoken's cl100k_base (what LlamaIndex's Settings.tokenizer wraps)
  * @param maxPieces distinct pieces kept before the memory is cleared. @default 200000
  */
-export function createMemoTokenizer(base: Tokenizer = Settings.tokenizer, maxPieces = 200_000): MemoTokenizer {
+export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> = cl100kPieces(), maxPieces = 200_000): MemoTokenizer {
   const memo = new Map<string, Uint32Array>();
   const tokensOfShort = (piece: string): Uint32Array => {
     let ids = memo.get(piece);
@@ -104,6 +103,23 @@ function longPiece(piece: string, tokensOf: (slice: string) => Uint32Array): Uin
 }
 
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+
+/**
+ * cl100k_base for single pieces: js-tiktoken's own encoder (the one LlamaIndex's `Settings.tokenizer` wraps) called
+ * without special-token checks, which rebuild regular expressions on every call and cost more than encoding a word.
+ * Special-token text is ordinary text here, as in {@link createMemoTokenizer}.
+ */
+function cl100kPieces(): Pick<Tokenizer, 'encode' | 'decode'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { getEncoding } = require('js-tiktoken') as {
+    getEncoding(name: 'cl100k_base'): { encode(text: string, allowed: string[], disallowed: string[]): number[]; decode(tokens: number[]): string };
+  };
+  const encoding = getEncoding('cl100k_base');
+  return {
+    encode: (text: string) => new Uint32Array(encoding.encode(text, [], [])),
+    decode: (tokens: Uint32Array) => encoding.decode(Array.from(tokens)),
+  };
+}
 
 /** One shared instance: the memory is worth most when every chunker uses it. */
 export const memoTokenizer: MemoTokenizer = createMemoTokenizer();
