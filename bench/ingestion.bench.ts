@@ -157,6 +157,19 @@ function runChild(run: Run, count: number, stubUrl: string | null = null): Promi
   });
 }
 
+/** A table row of one run: its figures and its speed against `base`, the baseline run over the same documents. */
+function tableRow(base: { seconds: number }, count: number) {
+  return (label: string, r: { seconds: number; chunks: number }) => [
+    label,
+    count,
+    r.chunks,
+    r.seconds,
+    count / r.seconds,
+    r.chunks / r.seconds,
+    `${(base.seconds / r.seconds).toFixed(2)}×`,
+  ];
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === '--run') {
     process.stdout.write(`${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4]), process.argv[5] ?? null))}\n`);
@@ -168,15 +181,7 @@ async function main(): Promise<void> {
   const base = await runChild('llamaindex', count);
   const sequential = await runChild('kbql-1', count);
   const parallel = await runChild('kbql-2', count);
-  const row = (label: string, r: { seconds: number; chunks: number }) => [
-    label,
-    count,
-    r.chunks,
-    r.seconds,
-    count / r.seconds,
-    r.chunks / r.seconds,
-    `${(base.seconds / r.seconds).toFixed(2)}×`,
-  ];
+  const row = tableRow(base, count);
   printTable(
     `(2) Ingestion of SciFact abstracts, same embedder (${new HashEmbedder().info.name}, 1024 dims), chunks of ${CHUNK_SIZE} tokens, each run in a fresh process; ${os.cpus().length} cores, node ${process.version}`,
     ['system', 'docs', 'chunks', 'seconds', 'docs/s', 'chunks/s', 'docs/s vs LlamaIndex'],
@@ -194,15 +199,7 @@ async function main(): Promise<void> {
     const remoteBase = await runChild('llamaindex', remoteCount, stub.baseUrl);
     stub.reset();
     const remote = await runChild('kbql-2', remoteCount, stub.baseUrl);
-    const remoteRow = (label: string, r: { seconds: number; chunks: number }) => [
-      label,
-      remoteCount,
-      r.chunks,
-      r.seconds,
-      remoteCount / r.seconds,
-      r.chunks / r.seconds,
-      `${(remoteBase.seconds / r.seconds).toFixed(2)}×`,
-    ];
+    const remoteRow = tableRow(remoteBase, remoteCount);
     printTable(
       `(2b) The same ingestion with a remote-provider shape: an OpenAI-compatible stub answering every embedding request after ${STUB_DELAY_MS} ms, ${STUB_DIMENSIONS} dims`,
       ['system', 'docs', 'chunks', 'seconds', 'docs/s', 'chunks/s', 'docs/s vs LlamaIndex'],

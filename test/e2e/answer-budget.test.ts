@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { gql } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const ASK = '{ ask(collection: "handbook", question: "How many vacation days?") { abstained } }';
 const ASK_STREAM = 'subscription { askStream(collection: "handbook", question: "How many vacation days?") { __typename } }';
@@ -25,11 +25,9 @@ async function askStreamCode(url: string): Promise<string | null> {
 }
 
 describe('one answer budget: ask and askStream spend the same @rateLimit counter', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development', KBQL_RATE_LIMIT: 'true', KBQL_RATE_LIMIT_MAX: '3' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development', KBQL_RATE_LIMIT: 'true', KBQL_RATE_LIMIT_MAX: '3' }));
     await gql(url, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' });
   });
   after(() => t.close());

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SqliteApiKeyStore } from '../../src/adapters/auth/sqlite.api-key-store';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 const CREATE = `mutation ($name: String!, $role: ApiKeyRole!, $expiresAt: DateTimeISO) {
@@ -19,14 +19,12 @@ const WHO = '{ collections { totalCount edges { node { name tenant } } } }';
 const codeOf = (res: { json: { errors?: { extensions?: Record<string, any> }[] } }) => res.json.errors?.[0]?.extensions?.['code'];
 
 describe('security e2e: service API keys over real HTTP', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let adminA: string;
   let adminB: string;
 
   before(async () => {
-    t = await createTestApp(JWT_ENV);
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer(JWT_ENV));
     adminA = await tokenFor('ADMIN', 'acme');
     adminB = await tokenFor('ADMIN', 'globex');
     const made = await gql(url, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' }, adminA);

@@ -79,8 +79,7 @@ async function sample(t: TestApp, name: string, labels: Record<string, string>):
 }
 
 describe('askStream over WebSocket, extractive synthesizer', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let client: Client;
   before(async () => {
     t = await createTestApp();
@@ -131,8 +130,7 @@ describe('askStream over WebSocket, extractive synthesizer', () => {
 
 describe('askStream over WebSocket, LLM synthesizer (OpenAI-compatible stub)', () => {
   let stub: OpenAiStub;
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   const REPLY = (n: number) => `Robert Boyle showed in the 1660s that air is necessary for combustion [${n}]. He also showed that air is needed [${n}][7].`;
   before(async () => {
     stub = await OpenAiStub.start({
@@ -221,8 +219,7 @@ describe('askStream over WebSocket, LLM synthesizer (OpenAI-compatible stub)', (
 });
 
 describe('askStream over WebSocket with JWT auth', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
     t = await createTestApp(JWT_ENV);
     await t.app.services.collections.create({ name: 'kb' }, { tenant: 'acme' });

@@ -24,8 +24,7 @@ async function closedPort(): Promise<number> {
 }
 
 describe('kbql CLI against a real server (child processes over HTTP)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let dir: string;
 
   before(async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { JWT_ENV } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
 const run = promisify(execFile);
 const DOC = readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', 'front-door.md'), 'utf8');
@@ -23,11 +23,9 @@ const actual = (url: string, origin: string, headers: Record<string, string> = {
 
 describe('CORS on /graphql (real server on port 0)', () => {
   describe('development defaults: Studio and localhost', () => {
-    let t: TestApp;
-    let url: string;
+    let t: TestApp, url: string;
     before(async () => {
-      t = await createTestApp({ NODE_ENV: 'development' });
-      url = await t.app.listen(0, '127.0.0.1');
+      ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
     });
     after(() => t.close());
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, minimalDocx, minimalPdf, upload, waitFor } from '../helpers/jobs-fixtures';
 import { docxBomb, manyPagesPdf } from '../helpers/hostile-files';
 
@@ -18,12 +18,10 @@ interface JobDocs {
  * +50 MB.
  */
 describe('hostile uploads over HTTP: bounded memory', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
 
   before(async () => {
-    t = await createTestApp({ KBQL_INGEST_CONCURRENCY: '3' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ KBQL_INGEST_CONCURRENCY: '3' }));
     const created = await gql(url, 'mutation { createCollection(input: { name: "files" }) { id } }');
     assert.equal(created.errors, undefined, JSON.stringify(created.errors));
   });

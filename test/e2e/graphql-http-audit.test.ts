@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { auditServer } from 'graphql-http';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
 
@@ -12,11 +12,9 @@ const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md
  * level are the ones README's "GraphQL over HTTP" line states (a change shows here first).
  */
 describe('GraphQL over HTTP audit (graphql-http serverAudits)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
   });
   after(() => t.close());
 

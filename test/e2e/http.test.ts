@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
 const run = promisify(execFile);
 const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
@@ -19,12 +19,10 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
 }
 
 describe('HTTP (real server on port 0)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
 
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development', KBQL_MAX_BODY_BYTES: '65536' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development', KBQL_MAX_BODY_BYTES: '65536' }));
   });
   after(() => t.close());
 

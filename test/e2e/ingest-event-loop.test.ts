@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const MiB = 1024 * 1024;
 
@@ -87,12 +87,10 @@ async function graphql(url: string, query: string, variables: Record<string, unk
 }
 
 describe('2 MiB adversarial documents never stall the event loop (real HTTP)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
 
   before(async () => {
-    t = await createTestApp({ KBQL_RATE_LIMIT: 'false' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ KBQL_RATE_LIMIT: 'false' }));
     for (const name of ['probe', 'big']) {
       const created = await graphql(url, 'mutation($n: String!) { createCollection(input: { name: $n }) { id } }', { n: name });
       assert.equal(created.errors, undefined);

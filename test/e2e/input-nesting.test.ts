@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MAX_INPUT_NESTING, textNestingExceeds, valueNestingExceeds } from '../../src/graphql/input-depth';
 import { gql } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const SEARCH = 'query($f: FilterInput) { search(collection: "handbook", query: "vacation", filter: $f) { hits { score } } }';
 const LEAF = '{"field":"title","eq":"x"}';
@@ -10,11 +10,9 @@ const LEAF = '{"field":"title","eq":"x"}';
 const deepFilterJson = (levels: number) => `${'{"and":['.repeat(levels)}${LEAF}${']}'.repeat(levels)}`;
 
 describe('deeply nested input is refused with BAD_USER_INPUT before parsing and coercion', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
     await gql(url, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' });
   });
   after(() => t.close());

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildClientSchema, getIntrospectionQuery, type IntrospectionQuery } from 'graphql';
 import { gql, JWT_ENV, tokenFor } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const ALL_OPTIONS = { descriptions: true, specifiedByUrl: true, inputValueDeprecation: true };
 /** The older shape tools still send: 13 levels, `ofType` seven deep. */
@@ -10,11 +10,9 @@ const OLDER = getIntrospectionQuery({ descriptions: false }).replace(/ofType \{\
 
 describe('standard introspection over HTTP (depth and cost limits apply to everything else)', () => {
   describe('development', () => {
-    let t: TestApp;
-    let url: string;
+    let t: TestApp, url: string;
     before(async () => {
-      t = await createTestApp({ NODE_ENV: 'development' });
-      url = await t.app.listen(0, '127.0.0.1');
+      ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
     });
     after(() => t.close());
 
@@ -52,11 +50,9 @@ describe('standard introspection over HTTP (depth and cost limits apply to every
   });
 
   describe('production (introspection off)', () => {
-    let t: TestApp;
-    let url: string;
+    let t: TestApp, url: string;
     before(async () => {
-      t = await createTestApp({ ...JWT_ENV, NODE_ENV: 'production' });
-      url = await t.app.listen(0, '127.0.0.1');
+      ({ t, url } = await startTestServer({ ...JWT_ENV, NODE_ENV: 'production' }));
     });
     after(() => t.close());
 

@@ -4,7 +4,7 @@ import { DEVELOPMENT_PRINCIPAL } from '../../src/modules/auth/principal';
 import { PROGRESS_MAX_DOCUMENTS, PROGRESS_WINDOW_MS, type ProgressItem } from '../../src/modules/jobs/ingestion-job.service';
 import { collectProgress, stagesByDocument } from '../helpers/jobs-ws';
 import { gql } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const DOCUMENTS = 2_000;
 const SUBSCRIBERS = 10;
@@ -17,11 +17,9 @@ async function startJob(url: string, count: number, prefix: string): Promise<str
 }
 
 describe('ingestionProgress is coalesced: bounded messages per second, a slow consumer gets the latest state', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development', KBQL_MAX_WS_CONNECTIONS_PER_CALLER: '50' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development', KBQL_MAX_WS_CONNECTIONS_PER_CALLER: '50' }));
     await gql(url, { query: 'mutation { createCollection(input: { name: "bulk" }) { id } }' });
   });
   after(() => t.close());

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
 /** The page a browser gets for GET /graphql, and its static text (what shows when no script can load). */
 async function landingPage(url: string): Promise<{ status: number; html: string; text: string }> {
@@ -11,11 +11,9 @@ async function landingPage(url: string): Promise<{ status: number; html: string;
 }
 
 describe('development landing page: Sandbox, and what to do when its CDN is unreachable', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
   });
   after(() => t.close());
 

@@ -9,7 +9,7 @@ import { OTHER_LABEL } from '../../src/observability/label-guard';
 import { METRICS } from '../../src/observability/metrics';
 import { startTracing } from '../../src/observability/tracing-sdk';
 import { metricTypes, parseSamples, sampleValue, type Sample } from '../helpers/prometheus-text';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
 // One tracing SDK for this test process, exporting to memory (node --test runs each file in its own process).
 const exporter = new InMemorySpanExporter();
@@ -55,11 +55,9 @@ async function seed(url: string) {
 }
 
 describe('observability: /metrics after a scripted sequence', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp();
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer());
   });
   after(() => t.close());
 
@@ -142,12 +140,10 @@ describe('observability: /metrics after a scripted sequence', () => {
 });
 
 describe('observability: traces and request logs', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   const lines: string[] = [];
   before(async () => {
-    t = await createTestApp({}, { logger: createLogger('debug', (line) => lines.push(line)) });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({}, { logger: createLogger('debug', (line) => lines.push(line)) }));
     await seed(url);
   });
   after(() => t.close());

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../../src/logger';
 import { gql, JWT_ENV, tokenFor } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const apq = (query: string | undefined, hash: string, version = 1) => ({
@@ -12,8 +12,7 @@ const apq = (query: string | undefined, hash: string, version = 1) => ({
 });
 
 describe('automatic persisted queries (real HTTP, JWT auth on)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let token: string;
   const logged: { level: string; message: string }[] = [];
   const logger: Logger = {
@@ -24,8 +23,7 @@ describe('automatic persisted queries (real HTTP, JWT auth on)', () => {
   };
 
   before(async () => {
-    t = await createTestApp({ ...JWT_ENV, NODE_ENV: 'production' }, { logger });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ ...JWT_ENV, NODE_ENV: 'production' }, { logger }));
     token = await tokenFor('READER', 'acme');
   });
   after(() => t.close());

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { gql } from '../helpers/security';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -35,11 +35,9 @@ async function runBlock(name: string, url: string, args: string[] = []): Promise
 }
 
 describe('README WebSocket examples run as written on Node 20', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   before(async () => {
-    t = await createTestApp({ NODE_ENV: 'development' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ NODE_ENV: 'development' }));
     await gql(url, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' });
   });
   after(() => t.close());

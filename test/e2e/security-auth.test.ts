@@ -3,7 +3,7 @@ import { createHmac, createSign, generateKeyPairSync, type KeyObject } from 'nod
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, JWT_AUDIENCE, JWT_ENV, JWT_ISSUER, JWT_SECRET, tokenFor } from '../helpers/security';
 
 const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -31,13 +31,11 @@ export function rs256(payload: Record<string, unknown>, privateKey: KeyObject, k
 const QUERY_COLLECTIONS = '{ collections { totalCount edges { node { id name } } } }';
 
 describe('security e2e: JWT authentication over real HTTP (HS256 secret)', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
   before(async () => {
-    t = await createTestApp(JWT_ENV);
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer(JWT_ENV));
   });
   after(() => t.close());
 
@@ -110,15 +108,13 @@ describe('security e2e: JWT authentication over real HTTP (HS256 secret)', () =>
 });
 
 describe('security e2e: tenant isolation over real HTTP', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let alice: string; // tenant a, WRITER
   let bob: string; // tenant b, ADMIN
   const ids = { collection: '', document: '', chunk: '' };
 
   before(async () => {
-    t = await createTestApp(JWT_ENV);
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer(JWT_ENV));
     alice = await tokenFor('WRITER', 'tenant-a');
     bob = await tokenFor('ADMIN', 'tenant-b');
     for (const [token, text] of [[alice, 'Alpha secret: the vault code is 4711.'], [bob, 'Bravo notes: lunch is at noon.']] as const) {
@@ -198,8 +194,7 @@ describe('security e2e: tenant isolation over real HTTP', () => {
 });
 
 describe('security e2e: JWKS (RS256) and HS/RS algorithm confusion', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let jwks: http.Server;
   let jwksFetches = 0;
   const first = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -213,8 +208,7 @@ describe('security e2e: JWKS (RS256) and HS/RS algorithm confusion', () => {
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`;
-    t = await createTestApp({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: jwksUrl, KBQL_JWT_AUDIENCE: JWT_AUDIENCE });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: jwksUrl, KBQL_JWT_AUDIENCE: JWT_AUDIENCE }));
   });
   after(async () => {
     await t.close();
@@ -240,12 +234,10 @@ describe('security e2e: JWKS (RS256) and HS/RS algorithm confusion', () => {
 });
 
 describe('security e2e: the verified-token cache never outlives a token', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
 
   before(async () => {
-    t = await createTestApp({ ...JWT_ENV, KBQL_JWT_CLOCK_SKEW_SECONDS: '0', KBQL_JWT_CACHE_SECONDS: '600' });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ ...JWT_ENV, KBQL_JWT_CLOCK_SKEW_SECONDS: '0', KBQL_JWT_CACHE_SECONDS: '600' }));
   });
   after(() => t.close());
 

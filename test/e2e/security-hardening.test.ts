@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 import { CountingEmbedder, countingStore, gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 /** `documents { edges { node { collection { … } } } }` nested until the selection is `depth` levels deep. */
@@ -18,8 +18,7 @@ function deepQuery(depth: number): string {
 }
 
 describe('security e2e: hostile operations are rejected before any resolver, store or embedder call', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let dir: string;
   const embedder = new CountingEmbedder();
   let counted: ReturnType<typeof countingStore>;
@@ -28,8 +27,7 @@ describe('security e2e: hostile operations are rejected before any resolver, sto
     dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-hardening-'));
     counted = countingStore(dir);
     // Tokens: enough for the 1,000-alias document to reach the alias check (the token limit has its own test).
-    t = await createTestApp({ KBQL_MAX_BODY_BYTES: String(1024 * 1024), KBQL_MAX_QUERY_TOKENS: '100000' }, { store: counted.store, embedder });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer({ KBQL_MAX_BODY_BYTES: String(1024 * 1024), KBQL_MAX_QUERY_TOKENS: '100000' }, { store: counted.store, embedder }));
     const created = await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' });
     assert.equal(created.status, 200);
     const ing = await gql(url, { query: 'mutation { ingestDocuments(collection: "kb", documents: [{ id: "a", content: "Alpha beta gamma." }]) { indexed } }' });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 import { countingStore, gql, JWT_ENV, tokenFor } from '../helpers/security';
 
@@ -37,8 +37,7 @@ async function seed(url: string, token: string): Promise<void> {
 
 describe('security e2e: @rateLimit over real HTTP and a real redis-server', { skip }, () => {
   let redis: OwnRedis;
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   let dir: string;
   let counted: ReturnType<typeof countingStore>;
   let writer: string;
@@ -47,8 +46,7 @@ describe('security e2e: @rateLimit over real HTTP and a real redis-server', { sk
     redis = await startOwnRedis();
     dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-rl-'));
     counted = countingStore(dir);
-    t = await createTestApp(limited(redis.url, 'rl-one'), { store: counted.store });
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer(limited(redis.url, 'rl-one'), { store: counted.store }));
     writer = await tokenFor('WRITER', 'rl', 'seeder');
     await seed(url, writer);
   });

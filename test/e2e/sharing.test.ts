@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/test-app';
+import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 const codeOf = (res: { json: { errors?: { extensions?: Record<string, any> }[] } }) => res.json.errors?.[0]?.extensions?.['code'];
@@ -14,8 +14,7 @@ const INGEST = 'mutation($c: String!, $d: [DocumentInput!]!) { ingestDocuments(c
  * (by id, by name, list, search, ask, documents, _entities) and every write path is checked over HTTP.
  */
 describe('security e2e: collection sharing across tenants over real HTTP', () => {
-  let t: TestApp;
-  let url: string;
+  let t: TestApp, url: string;
   const tok: Record<string, string> = {};
   const ids = { collection: '', document: '', chunk: '' };
   const entities = () => [
@@ -26,8 +25,7 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
   const searchQ = (c: string) => `{ search(collection: "${c}", query: "vault code", mode: KEYWORD) { hits { chunk { text } document { externalId } } } }`;
 
   before(async () => {
-    t = await createTestApp(JWT_ENV);
-    url = await t.app.listen(0, '127.0.0.1');
+    ({ t, url } = await startTestServer(JWT_ENV));
     for (const [name, role, tenant] of [
       ['acmeAdmin', 'ADMIN', 'acme'], ['acmeWriter', 'WRITER', 'acme'],
       ['globexAdmin', 'ADMIN', 'globex'], ['globexWriter', 'WRITER', 'globex'], ['globexReader', 'READER', 'globex'],

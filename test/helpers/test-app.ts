@@ -52,3 +52,9 @@ export function dataOf<T>(result: { data?: T | null; errors?: readonly { message
 export function codeOf(result: { errors?: readonly { extensions?: Record<string, unknown> }[] }): unknown {
   return result.errors?.[0]?.extensions?.code;
 }
+
+/** {@link createTestApp} listening on 127.0.0.1, port 0; `url` is its origin. */
+export async function startTestServer(env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<{ t: TestApp; url: string }> {
+  const t = await createTestApp(env, overrides);
+  return { t, url: await t.app.listen(0, '127.0.0.1') };
+}

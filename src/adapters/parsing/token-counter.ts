@@ -38,19 +38,8 @@ export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> =
   return {
     encode(text) {
       const parts: Uint32Array[] = [];
-      let total = 0;
-      for (const match of text.matchAll(CL100K_PIECES)) {
-        const ids = tokensOf(match[0]);
-        parts.push(ids);
-        total += ids.length;
-      }
-      const out = new Uint32Array(total);
-      let at = 0;
-      for (const ids of parts) {
-        out.set(ids, at);
-        at += ids.length;
-      }
-      return out;
+      for (const match of text.matchAll(CL100K_PIECES)) parts.push(tokensOf(match[0]));
+      return concatTokens(parts);
     },
     count(text) {
       let total = 0;
@@ -75,12 +64,7 @@ const WIDE_SCRIPT = /[\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]/;
 /** A long piece's tokens: one code point at a time for CJK, kana and Hangul, else slices of {@link MAX_PIECE_CHARS}. */
 function longPiece(piece: string, tokensOf: (slice: string) => Uint32Array): Uint32Array {
   const parts: Uint32Array[] = [];
-  let total = 0;
-  const add = (slice: string) => {
-    const ids = tokensOf(slice);
-    parts.push(ids);
-    total += ids.length;
-  };
+  const add = (slice: string) => parts.push(tokensOf(slice));
   if (piece.length > MAX_WIDE_PIECE_CHARS && WIDE_SCRIPT.test(piece)) {
     // Each of these characters is one to three tokens; the BPE of a long run costs far more than that tells.
     for (const char of piece) add(char);
@@ -93,6 +77,12 @@ function longPiece(piece: string, tokensOf: (slice: string) => Uint32Array): Uin
       at = end;
     }
   }
+  return concatTokens(parts);
+}
+
+function concatTokens(parts: readonly Uint32Array[]): Uint32Array {
+  let total = 0;
+  for (const ids of parts) total += ids.length;
   const out = new Uint32Array(total);
   let offset = 0;
   for (const ids of parts) {
