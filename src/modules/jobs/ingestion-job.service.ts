@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, badInput, notFound, type ErrorCode } from '../../errors';
+import { AppError, badInput, isAppError, notFound, type ErrorCode } from '../../errors';
 import type { Logger } from '../../logger';
 import {
   CLAIMABLE_STAGES,
@@ -489,9 +489,11 @@ export class IngestionJobService {
           current = next;
           await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
         },
-        isStop: (error) => error instanceof Cancelled,
+        isStop: (error) => error instanceof Cancelled || isShutdown(error),
       });
     } catch (error) {
+      // The server is stopping: the document stays in its stage and the next start (or another replica) resumes it.
+      if (isShutdown(error)) return;
       if (!(error instanceof Cancelled)) throw error;
       await this.settle(job.id, { ...current, stage: 'CANCELLED', updatedAt: new Date() }, [current.stage]);
       return;
@@ -639,4 +641,9 @@ function documentPayload(doc: DocumentInputArgs): JobPayload {
     contentType: doc.contentType ?? null,
     metadata: (doc.metadata as Metadata | null | undefined) ?? null,
   };
+}
+
+/** The worker pool refused or dropped the work because the server is stopping (not a failure of the document). */
+function isShutdown(error: unknown): boolean {
+  return isAppError(error) && error.details['reason'] === 'SHUTTING_DOWN';
 }
