@@ -267,8 +267,10 @@ const bitsCache = new Map<string, number>();
 
 interface Vocabulary {
   encode(text: string): Uint32Array;
-  /** False when `text` cannot be one token (its bytes are no token of the vocabulary); true when it may be. */
-  mayBeOneToken(text: string): boolean;
+  /** The token whose bytes are exactly `text`'s, if there is one. */
+  rankOf(text: string): number | undefined;
+  /** False when the vocabulary cannot be inspected (another js-tiktoken): then `rankOf` is never used. */
+  readonly inspectable: boolean;
 }
 
 function loadVocabulary(): Vocabulary {
@@ -281,9 +283,8 @@ function loadVocabulary(): Vocabulary {
   const utf8 = new TextEncoder();
   const candidate: Vocabulary = {
     encode: (text) => new Uint32Array(encoding.encode(text)),
-    // A single token's bytes are a key of the rank map: a text whose bytes are not cannot encode to one token, and
-    // most words are not (no BPE run needed for them). Without the map (another js-tiktoken), always "maybe".
-    mayBeOneToken: (text) => (ranks ? ranks.has(utf8.encode(text).join(',')) : true),
+    rankOf: (text) => ranks?.get(utf8.encode(text).join(',')),
+    inspectable: ranks !== undefined,
   };
   for (const [text, id] of VOCABULARY_FINGERPRINT) {
     const ids = candidate.encode(text);
@@ -295,6 +296,8 @@ function loadVocabulary(): Vocabulary {
   return vocabulary;
 }
 
+const LETTERS_ONLY = /^\p{L}+$/u;
+
 /** log2(1 + best cl100k rank of " word" in lower, Capitalised or UPPER case); words of several tokens get the max. */
 function bpeBits(word: string): number {
   // No cl100k token is that long a word; and BPE on a very long word (a DNA sequence, a base64 blob) is quadratic.
@@ -304,7 +307,13 @@ function bpeBits(word: string): number {
   const encoder = loadVocabulary();
   let best = Infinity;
   for (const variant of [word, word.charAt(0).toUpperCase() + word.slice(1), word.toUpperCase()]) {
-    if (!encoder.mayBeOneToken(` ${variant}`)) continue;
+    // " word" of letters only is one piece of cl100k's split, and js-tiktoken encodes a piece that is a token as that
+    // token: the rank map answers exactly, without BPE (most words are several tokens and need no BPE either).
+    if (encoder.inspectable && LETTERS_ONLY.test(variant)) {
+      const rank = encoder.rankOf(` ${variant}`);
+      if (rank !== undefined) best = Math.min(best, rank);
+      continue;
+    }
     const ids = encoder.encode(` ${variant}`);
     if (ids.length === 1) best = Math.min(best, ids[0]!);
   }

@@ -105,8 +105,15 @@ function cl100kPieces(): Pick<Tokenizer, 'encode' | 'decode'> {
     getEncoding(name: 'cl100k_base'): { encode(text: string, allowed: string[], disallowed: string[]): number[]; decode(tokens: number[]): string };
   };
   const encoding = getEncoding('cl100k_base');
+  // js-tiktoken's own first step for every piece: a piece whose bytes are a token is that token (no BPE, and none of
+  // the regular expressions `encode` builds per call).
+  const ranks = (encoding as unknown as { rankMap?: Map<string, number> }).rankMap;
+  const utf8 = new TextEncoder();
   return {
-    encode: (text: string) => new Uint32Array(encoding.encode(text, [], [])),
+    encode: (text: string) => {
+      const rank = ranks?.get(utf8.encode(text).join(','));
+      return rank === undefined ? new Uint32Array(encoding.encode(text, [], [])) : Uint32Array.of(rank);
+    },
     decode: (tokens: Uint32Array) => encoding.decode(Array.from(tokens)),
   };
 }
