@@ -1,5 +1,6 @@
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
+import { cl100k } from '../../text/cl100k';
 import { STOPWORDS, tokenize } from '../../text/tokenize';
 
 /**
@@ -276,10 +277,8 @@ interface Vocabulary {
 function loadVocabulary(): Vocabulary {
   if (vocabulary) return vocabulary;
   // js-tiktoken's cl100k_base, the tokenizer LlamaIndex uses (@llamaindex/env); the fingerprint below checks it.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { getEncoding } = require('js-tiktoken') as { getEncoding(name: 'cl100k_base'): { encode(text: string): number[] } };
-  const encoding = getEncoding('cl100k_base');
-  const ranks = (encoding as unknown as { rankMap?: Map<string, number> }).rankMap;
+  const encoding = cl100k();
+  const ranks = encoding.rankMap;
   const utf8 = new TextEncoder();
   const candidate: Vocabulary = {
     encode: (text) => new Uint32Array(encoding.encode(text)),

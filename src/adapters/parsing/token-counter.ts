@@ -1,3 +1,4 @@
+import { cl100k } from '../../text/cl100k';
 import type { Tokenizer } from '@llamaindex/env/tokenizers';
 
 /**
@@ -100,14 +101,10 @@ const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xd
  * Special-token text is ordinary text here, as in {@link createMemoTokenizer}.
  */
 function cl100kPieces(): Pick<Tokenizer, 'encode' | 'decode'> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { getEncoding } = require('js-tiktoken') as {
-    getEncoding(name: 'cl100k_base'): { encode(text: string, allowed: string[], disallowed: string[]): number[]; decode(tokens: number[]): string };
-  };
-  const encoding = getEncoding('cl100k_base');
+  const encoding = cl100k();
   // js-tiktoken's own first step for every piece: a piece whose bytes are a token is that token (no BPE, and none of
   // the regular expressions `encode` builds per call).
-  const ranks = (encoding as unknown as { rankMap?: Map<string, number> }).rankMap;
+  const ranks = encoding.rankMap;
   const utf8 = new TextEncoder();
   return {
     encode: (text: string) => {
