@@ -164,6 +164,11 @@ async function runIngestJob(client: KbqlClient, files: readonly SourceFile[], sk
     }
     throw error;
   }
+  // A Ctrl-C that arrives right after the id is printed (before following starts) stops following too, instead of
+  // Node's default exit by signal.
+  const early = new AbortController();
+  const onEarlyInterrupt = () => early.abort();
+  if (options.wait !== false) process.once('SIGINT', onEarlyInterrupt);
   // On stderr, so that stdout keeps only the summary (or the JSON) and the id is on screen before any Ctrl-C.
   process.stderr.write(`kbql: job ${job.id} started: ${job.total} document${job.total === 1 ? '' : 's'} (${uploads.length} uploaded)\n`);
   if (options.wait === false) {
@@ -175,7 +180,12 @@ async function runIngestJob(client: KbqlClient, files: readonly SourceFile[], sk
     }
     return local.length > 0 ? EXIT.PARTIAL : EXIT.OK;
   }
-  const outcome = await followJob(client, job.id, { progress: options.progress });
+  let outcome: Awaited<ReturnType<typeof followJob>>;
+  try {
+    outcome = await followJob(client, job.id, { progress: options.progress, interrupted: early.signal });
+  } finally {
+    process.removeListener('SIGINT', onEarlyInterrupt);
+  }
   if (outcome === null) return EXIT.INTERRUPTED;
   return finishJob(outcome, { collection: options.collection, files: files.length, skipped, local, started, json: options.json });
 }

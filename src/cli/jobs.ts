@@ -24,6 +24,8 @@ const PAGE = 100;
 export interface FollowOptions {
   /** Progress bar on stderr: true = always, false = never, undefined = when stderr is a terminal. */
   progress?: boolean;
+  /** A Ctrl-C caught by the caller before following began (e.g. right after it printed the job id). */
+  interrupted?: AbortSignal;
 }
 
 /** The end of a followed job: its final counts and every FAILED document with its reason. */
@@ -43,6 +45,7 @@ export async function followJob(client: KbqlClient, jobId: string, options: Foll
   const controller = new AbortController();
   const onInterrupt = () => controller.abort();
   process.once('SIGINT', onInterrupt);
+  if (options.interrupted?.aborted) controller.abort();
   let job: IngestionJobSummaryFragment;
   try {
     job = await followUntilSummary(client, jobId, options, controller.signal);
