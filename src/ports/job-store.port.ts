@@ -66,6 +66,8 @@ export interface JobDocumentState {
   /** Incremented by every retry of this document; orders events of different attempts. */
   attempt: number;
   timings: JobDocumentTimings;
+  /** What parsing changed in the document's text (control characters removed, unpaired surrogates replaced); absent in states written before it existed. */
+  notices?: string[];
   updatedAt: Date;
 }
 

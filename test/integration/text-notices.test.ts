@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../helpers/jobs-fixtures';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const INGEST = `mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "notes", documents: $d) {
@@ -29,6 +30,23 @@ describe('what parsing changes in the sent text is reported, not silent', () => 
 
     const preview = dataOf<{ previewChunks: { notices: string[]; chunkCount: number } }>(await t.execute(PREVIEW, { d: { id: 'q3', content } })).previewChunks;
     assert.equal(preview.notices.length, 2);
+  });
+
+  it('a job document reports the same notices', async () => {
+    const content = 'Minutes\u0000 of the \udc00 meeting.';
+    const started = dataOf<{ startIngestion: { id: string } }>(
+      await t.execute('mutation($d: [DocumentInput!]) { startIngestion(collection: "notes", documents: $d) { id } }', { d: [{ id: 'm1', content }] }),
+    ).startIngestion;
+    const JOB = 'query($id: ID!) { ingestionJob(id: $id) { status documents { edges { node { stage notices } } } } }';
+    type Job = { ingestionJob: { status: string; documents: { edges: { node: { stage: string; notices: string[] } }[] } } };
+    const job = await waitFor('the job done', async () => {
+      const data = dataOf<Job>(await t.execute(JOB, { id: started.id })).ingestionJob;
+      return data.status === 'COMPLETED' ? data : undefined;
+    });
+    assert.deepEqual(job.documents.edges[0]!.node, {
+      stage: 'INDEXED',
+      notices: ['1 control character(s) (such as NUL) were removed from the text.', '1 unpaired UTF-16 surrogate(s) were replaced by U+FFFD.'],
+    });
   });
 
   it('text sent clean has no notices', async () => {

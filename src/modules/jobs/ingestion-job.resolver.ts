@@ -132,6 +132,13 @@ export class IngestionJobDocumentResolver {
   document(@Root() doc: JobDocumentState, @Ctx() ctx: KbqlContext): Promise<DocumentRecord | null> | null {
     return doc.documentId ? ctx.loaders.document.load(doc.documentId) : null;
   }
+
+  @FieldResolver(() => [String], {
+    description: 'What parsing changed in the text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when it was kept as sent.',
+  })
+  notices(@Root() doc: JobDocumentState): string[] {
+    return doc.notices ?? [];
+  }
 }
 
 const MAX_PREVIEW_PAGE_DEFAULT = 1000;

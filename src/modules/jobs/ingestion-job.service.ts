@@ -510,6 +510,7 @@ export class IngestionJobService {
       documentId: outcome.documentId,
       chunkCount: outcome.chunkCount,
       timings: outcome.timings,
+      notices: outcome.notices,
       updatedAt: new Date(),
     };
     if (await this.settle(job.id, final, [current.stage])) {
