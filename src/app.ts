@@ -13,7 +13,7 @@ import { WeaviateKnowledgeStore } from './adapters/weaviate/weaviate.knowledge-s
 import { HashEmbedder } from './adapters/embedders/hash.embedder';
 import { OllamaEmbedder } from './adapters/embedders/ollama.embedder';
 import { OpenAIEmbedder } from './adapters/embedders/openai.embedder';
-import { createIngestPool } from './adapters/workers/ingest.pool';
+import { createIngestPool, PooledHashEmbedder } from './adapters/workers/ingest.pool';
 import { ExtractiveSynthesizer } from './adapters/synthesizers/extractive.synthesizer';
 import { defaultMinSimilarity } from './modules/query/abstention';
 import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from './adapters/synthesizers/llm.synthesizer';
@@ -169,7 +169,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     embedder: embedder.info,
     ttlSeconds: config.cache.embeddingTtlSeconds,
     // The local embedder's output is versioned by a probe too: a retuned build that kept its name gets fresh entries.
-    version: localHashEmbedder(rawEmbedder, ingestPool.embedder, config) ? await outputFingerprint(localHashEmbedder(rawEmbedder, ingestPool.embedder, config)!) : undefined,
+    version: hashEmbedderOf(rawEmbedder) ? await outputFingerprint(hashEmbedderOf(rawEmbedder)!) : undefined,
   });
   const collections = new CollectionService({ store, embedder: embedder.info, defaults: config.defaults });
   const documents = new DocumentService({ store, collections });
@@ -455,10 +455,9 @@ function uploadResponse(record: UploadRecord): Record<string, unknown> {
 }
 
 /** The hash embedder whose output fingerprint versions the embedding cache, if the embedder is one. */
-function localHashEmbedder(raw: Embedder, pooled: Embedder | null, config: Config): HashEmbedder | null {
+function hashEmbedderOf(raw: Embedder): HashEmbedder | null {
   if (raw instanceof HashEmbedder) return raw;
-  if (raw === pooled && config.embedder.kind === 'hash') return new HashEmbedder({ dimensions: config.embedder.dimensions });
-  return null;
+  return raw instanceof PooledHashEmbedder ? raw.local : null;
 }
 
 function assertCacheAvailable(cache: Cache): void {

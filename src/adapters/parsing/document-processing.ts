@@ -1,5 +1,5 @@
 import { sha256Hex } from '../../ids';
-import type { ChunkDraft, DocumentProcessor, ParsedForIngest, ParseRequest } from '../../ports/document-processor.port';
+import type { ChunkDraft, ParsedForIngest, ParseRequest } from '../../ports/document-processor.port';
 import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.port';
 import { ContentParser } from './content.parser';
 import { TextChunker } from './text.chunker';
@@ -63,20 +63,4 @@ export function unpackChunks(text: string, packed: PackedChunks): ChunkDraft[] {
     drafts[i] = { index: i, text: packed.prefixes[packed.prefixOf[i]!]! + text.slice(start, end), startOffset: start, endOffset: end };
   }
   return drafts;
-}
-
-/**
- * The same work on the calling thread: for tools and tests that process a few small documents. The server uses the
- * worker pool (`adapters/workers/ingest.pool.ts`).
- */
-export class InlineDocumentProcessor implements DocumentProcessor {
-  async parse(request: ParseRequest): Promise<ParsedForIngest> {
-    return parseForIngest(request);
-  }
-
-  async chunk(text: string, contentType: ContentType, settings: ChunkingSettings): Promise<ChunkDraft[]> {
-    return chunkText(text, contentType, settings);
-  }
-
-  async close(): Promise<void> {}
 }

@@ -84,25 +84,26 @@ function documentFailure(what: string): (error: unknown) => never {
 }
 
 /** {@link HashEmbedder}'s vectors, computed on the pool's threads in slices of {@link EMBED_SLICE} texts. */
-class PooledHashEmbedder implements Embedder {
+export class PooledHashEmbedder implements Embedder {
   readonly info: EmbedderInfo;
   readonly maxBatchSize: number;
-  readonly #local: HashEmbedder;
+  /** The same embedder on this thread: small batches, and the output fingerprint that versions the cache. */
+  readonly local: HashEmbedder;
 
   constructor(
     private readonly pool: WorkerPool,
     dimensions: number,
   ) {
-    this.#local = new HashEmbedder({ dimensions });
-    this.info = this.#local.info;
-    this.maxBatchSize = this.#local.maxBatchSize;
+    this.local = new HashEmbedder({ dimensions });
+    this.info = this.local.info;
+    this.maxBatchSize = this.local.maxBatchSize;
   }
 
   async embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]> {
     // A query or two: embedded here in well under a millisecond, rather than queued behind a thread that is chunking
     // a 2 MiB document (the hop alone costs more than the work).
     if (texts.length <= INLINE_MAX_TEXTS && texts.reduce((sum, t) => sum + t.length, 0) <= INLINE_MAX_CHARS) {
-      return this.#local.embed(texts, signal);
+      return this.local.embed(texts, signal);
     }
     const dims = this.info.dimensions;
     const slices: string[][] = [];

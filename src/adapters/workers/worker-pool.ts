@@ -1,8 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../../errors';
+import type { WorkPriority } from '../../ports/document-processor.port';
 
 /** Which queue a task waits in: interactive tasks (a request is waiting) start before background ones (jobs). */
-export type Lane = 'interactive' | 'background';
+export type Lane = WorkPriority;
 
 export interface WorkerPoolOptions {
   /** The worker script (compiled `.js`), which answers with {@link serveWorkerTasks}. */
@@ -84,11 +85,6 @@ export class WorkerPool {
     this.name = options.name;
     this.size = Math.max(1, options.size ?? 2);
     this.#options = { size: this.size, maxQueue: options.maxQueue ?? 256, heapMb: options.heapMb ?? 512, workerData: options.workerData, file: options.file, name: options.name };
-  }
-
-  /** Threads running a task, tasks waiting per lane. */
-  stats(): { busy: number; interactive: number; background: number } {
-    return { busy: this.#slots.filter((s) => s.task).length, interactive: this.#lanes.interactive.length, background: this.#lanes.background.length };
   }
 
   /** Runs `op` on a worker thread with `input` (structured-cloned). */
