@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Settings } from '@llamaindex/core/global';
 import { createMemoTokenizer } from '../../src/adapters/parsing/token-counter';
+import { cl100k, cl100kBytes } from '../../src/text/cl100k';
 
 const SAMPLES = [
   'Employees receive 25 days of paid vacation per calendar year.',
@@ -51,5 +52,31 @@ describe('memo tokenizer', () => {
   it('counts text with special-token markers as ordinary text instead of throwing', () => {
     const memo = createMemoTokenizer();
     assert.ok(memo.count('before <|endoftext|> after') > 5);
+  });
+});
+
+/** Words of 1–24 characters over several scripts and symbol sets, so that BPE does many merges of every kind. */
+function words(count: number): string[] {
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const scripts = ['abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'äöüßéèçñ', 'абвгдежзийк', 'αβγδεζηθ', '日本語文字漢', 'ひらがなカタ', '한국어글', 'अआइईउ', '0123456789', '.,;:!?-_/()[]{}@#$%^&*'];
+  return Array.from({ length: count }, () => {
+    const chars = [...scripts[Math.floor(next() * scripts.length)]!, ...scripts[Math.floor(next() * 2)]!];
+    const length = 1 + Math.floor(next() * 24);
+    let w = next() < 0.5 ? ' ' : '';
+    for (let i = 0; i < length; i++) w += chars[Math.floor(next() * chars.length)];
+    return w;
+  });
+}
+
+describe('cl100k_base on byte strings', () => {
+  it('gives js-tiktoken’s tokens and ranks for text in many scripts', () => {
+    const fast = cl100kBytes();
+    const reference = cl100k();
+    const utf8 = new TextEncoder();
+    for (const text of [...SAMPLES, ...fuzz(400), ...words(3000), 'x'.repeat(100), ' supercalifragilisticexpialidocious', 'before <|endoftext|> after']) {
+      assert.deepEqual(fast.encodeOrdinary(text), reference.encode(text, [], []), JSON.stringify(text));
+      assert.equal(fast.rankOf(text), reference.rankMap?.get(utf8.encode(text).join(',')), JSON.stringify(text));
+    }
   });
 });

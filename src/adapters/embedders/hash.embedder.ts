@@ -1,6 +1,6 @@
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
-import { cl100k } from '../../text/cl100k';
+import { cl100k, cl100kBytes } from '../../text/cl100k';
 import { STOPWORDS, tokenize } from '../../text/tokenize';
 
 /**
@@ -88,6 +88,12 @@ export class HashEmbedder implements Embedder {
   readonly #tuning: HashEmbedderTuning;
   /** Surface word → its character-gram features (bucket, signed unit-norm weight). Depends on dims: per instance. */
   readonly #gramCache = new Map<string, WordGrams>();
+  /** Surface word → its stem and prior (the prior depends on the tuning: per instance). */
+  readonly #wordCache = new Map<string, WordInfo>();
+  /** Scratch accumulators of `embedSync`, zeroed on each call (allocating three per text kept the GC busy). */
+  readonly #uni: Float64Array;
+  readonly #bi: Float64Array;
+  readonly #charGrams: Float64Array;
 
   constructor(options: HashEmbedderOptions = {}, tuning?: Partial<HashEmbedderTuning>) {
     const dimensions = options.dimensions ?? 1024;
@@ -95,6 +101,9 @@ export class HashEmbedder implements Embedder {
       throw new RangeError(`HashEmbedder dimensions must be an integer in [16, 65536], got ${dimensions}`);
     }
     this.#dims = dimensions;
+    this.#uni = new Float64Array(dimensions);
+    this.#bi = new Float64Array(dimensions);
+    this.#charGrams = new Float64Array(dimensions);
     this.#tuning = { ...DEFAULT_HASH_TUNING, ...tuning };
     const custom = tuning !== undefined && Object.keys(tuning).length > 0;
     this.info = Object.freeze({ name: custom ? `${NAME}+custom` : NAME, dimensions });
@@ -123,15 +132,15 @@ export class HashEmbedder implements Embedder {
     const stems = new Map<string, Weighted>();
     const pairs = new Map<string, Weighted>();
     const words = new Map<string, Weighted>();
-    let previous: { stem: string; prior: number } | null = null;
+    let previous: WordInfo | null = null;
     for (const token of tokenize(text.normalize('NFKC'))) {
       if (STOPWORDS.has(token)) continue;
-      const prior = this.#prior(token);
-      const stem = stemCached(token);
+      const info = this.#word(token);
+      const { prior, stem } = info;
       count(stems, stem, prior);
       count(words, token, prior);
       if (previous) count(pairs, `${previous.stem} ${stem}`, Math.sqrt(previous.prior * prior));
-      previous = { stem, prior };
+      previous = info;
     }
 
     const out = new Float32Array(dims);
@@ -140,9 +149,9 @@ export class HashEmbedder implements Embedder {
       return out;
     }
 
-    const uni = new Float64Array(dims);
-    const bi = new Float64Array(dims);
-    const grams = new Float64Array(dims);
+    const uni = this.#uni.fill(0);
+    const bi = this.#bi.fill(0);
+    const grams = this.#charGrams.fill(0);
     for (const [stem, { count, prior }] of stems) addHashed(uni, stem, SEED_UNIGRAM, tf(count) * prior);
     for (const [pair, { count, prior }] of pairs) addHashed(bi, pair, SEED_BIGRAM, tf(count) * prior);
     for (const [word, { count, prior }] of words) {
@@ -165,6 +174,16 @@ export class HashEmbedder implements Embedder {
     const norm = l2(out);
     for (let i = 0; i < dims; i++) out[i] /= norm;
     return out;
+  }
+
+  #word(word: string): WordInfo {
+    let info = this.#wordCache.get(word);
+    if (!info) {
+      info = { prior: this.#prior(word), stem: stemCached(word) };
+      if (this.#wordCache.size >= CACHE_LIMIT) this.#wordCache.clear();
+      this.#wordCache.set(word, info);
+    }
+    return info;
   }
 
   /** Static rarity prior of a surface word, in [minPrior, 1]. */
@@ -202,6 +221,11 @@ export class HashEmbedder implements Embedder {
 interface Weighted {
   count: number;
   prior: number;
+}
+
+interface WordInfo {
+  prior: number;
+  stem: string;
 }
 
 interface WordGrams {
@@ -277,13 +301,11 @@ interface Vocabulary {
 function loadVocabulary(): Vocabulary {
   if (vocabulary) return vocabulary;
   // js-tiktoken's cl100k_base, the tokenizer LlamaIndex uses (@llamaindex/env); the fingerprint below checks it.
-  const encoding = cl100k();
-  const ranks = encoding.rankMap;
-  const utf8 = new TextEncoder();
+  const encoding = cl100kBytes();
   const candidate: Vocabulary = {
-    encode: (text) => new Uint32Array(encoding.encode(text)),
-    rankOf: (text) => ranks?.get(utf8.encode(text).join(',')),
-    inspectable: ranks !== undefined,
+    encode: (text) => Uint32Array.from(encoding.encodeOrdinary(text)),
+    rankOf: (text) => encoding.rankOf(text),
+    inspectable: cl100k().rankMap !== undefined,
   };
   for (const [text, id] of VOCABULARY_FINGERPRINT) {
     const ids = candidate.encode(text);

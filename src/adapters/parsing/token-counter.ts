@@ -1,4 +1,4 @@
-import { cl100k } from '../../text/cl100k';
+import { cl100k, cl100kBytes } from '../../text/cl100k';
 import type { Tokenizer } from '@llamaindex/env/tokenizers';
 
 /**
@@ -25,6 +25,7 @@ export interface MemoTokenizer extends Tokenizer {
  */
 export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> = cl100kPieces(), maxPieces = 200_000): MemoTokenizer {
   const memo = new Map<string, Uint32Array>();
+  const counts = new Map<string, number>();
   const tokensOfShort = (piece: string): Uint32Array => {
     let ids = memo.get(piece);
     if (ids === undefined) {
@@ -43,8 +44,19 @@ export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> =
       return concatTokens(parts);
     },
     count(text) {
+      // The chunker counts one word (with its leading space) at a time: remembering whole short texts skips the
+      // pre-tokenisation pattern as well.
+      const short = text.length <= MAX_COUNTED_CHARS;
+      if (short) {
+        const known = counts.get(text);
+        if (known !== undefined) return known;
+      }
       let total = 0;
       for (const match of text.matchAll(CL100K_PIECES)) total += tokensOf(match[0]).length;
+      if (short) {
+        if (counts.size >= maxPieces) counts.clear();
+        counts.set(text, total);
+      }
       return total;
     },
     decode: (tokens) => base.decode(tokens),
@@ -58,6 +70,8 @@ export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> =
  * two slices is not made), which keeps chunks within their size.
  */
 export const MAX_PIECE_CHARS = 32;
+/** Longest text whose count is remembered whole (a chunker segment is at most 32 characters after its spaces). */
+const MAX_COUNTED_CHARS = 48;
 /** Longest CJK/kana/Hangul piece handed to BPE whole: three bytes a character make their merges costlier still. */
 const MAX_WIDE_PIECE_CHARS = 16;
 const WIDE_SCRIPT = /[\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]/;
@@ -96,22 +110,15 @@ function concatTokens(parts: readonly Uint32Array[]): Uint32Array {
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 
 /**
- * cl100k_base for single pieces: js-tiktoken's own encoder (the one LlamaIndex's `Settings.tokenizer` wraps) called
- * without special-token checks, which rebuild regular expressions on every call and cost more than encoding a word.
- * Special-token text is ordinary text here, as in {@link createMemoTokenizer}.
+ * cl100k_base for single pieces: the tokens of js-tiktoken's encoder (the one LlamaIndex's `Settings.tokenizer`
+ * wraps) without its special-token checks, which rebuild regular expressions on every call, and with its BPE on
+ * byte strings ({@link cl100kBytes}). Special-token text is ordinary text here, as in {@link createMemoTokenizer}.
  */
 function cl100kPieces(): Pick<Tokenizer, 'encode' | 'decode'> {
-  const encoding = cl100k();
-  // js-tiktoken's own first step for every piece: a piece whose bytes are a token is that token (no BPE, and none of
-  // the regular expressions `encode` builds per call).
-  const ranks = encoding.rankMap;
-  const utf8 = new TextEncoder();
+  const encoding = cl100kBytes();
   return {
-    encode: (text: string) => {
-      const rank = ranks?.get(utf8.encode(text).join(','));
-      return rank === undefined ? new Uint32Array(encoding.encode(text, [], [])) : Uint32Array.of(rank);
-    },
-    decode: (tokens: Uint32Array) => encoding.decode(Array.from(tokens)),
+    encode: (text: string) => Uint32Array.from(encoding.encodeOrdinary(text)),
+    decode: (tokens: Uint32Array) => cl100k().decode(Array.from(tokens)),
   };
 }
 

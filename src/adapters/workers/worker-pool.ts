@@ -18,6 +18,13 @@ export interface WorkerPoolOptions {
   maxQueue?: number;
   /** V8 heap limit of one thread, in MiB (ArrayBuffers are not counted: callers bound their inputs). @default 512 */
   heapMb?: number;
+  /**
+   * Tasks handed to one thread at a time: with more than one, a thread starts its next task as soon as it posts a
+   * result, instead of idling until the event loop has received that result and sent another (the event loop is
+   * busy with HTTP, GraphQL and store writes exactly when ingestion is heavy). Tasks still run one at a time.
+   * @default 2
+   */
+  pipeline?: number;
   /** Passed to every thread as `workerData`. */
   workerData?: unknown;
   /** Named in errors and logs. */
@@ -51,7 +58,9 @@ interface Task {
 
 interface Slot {
   worker: Worker;
-  task: Task | null;
+  /** Tasks sent to the thread, in the order it runs them; the first is running. */
+  tasks: Task[];
+  /** The running task's time limit. */
   timer: NodeJS.Timeout | null;
 }
 
@@ -84,7 +93,15 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.name = options.name;
     this.size = Math.max(1, options.size ?? 2);
-    this.#options = { size: this.size, maxQueue: options.maxQueue ?? 256, heapMb: options.heapMb ?? 512, workerData: options.workerData, file: options.file, name: options.name };
+    this.#options = {
+      size: this.size,
+      maxQueue: options.maxQueue ?? 256,
+      heapMb: options.heapMb ?? 512,
+      pipeline: Math.max(1, options.pipeline ?? 2),
+      workerData: options.workerData,
+      file: options.file,
+      name: options.name,
+    };
   }
 
   /** Runs `op` on a worker thread with `input` (structured-cloned). */
@@ -125,13 +142,24 @@ export class WorkerPool {
 
   #dispatch(): void {
     while (this.#lanes.interactive.length + this.#lanes.background.length > 0) {
-      let slot = this.#slots.find((s) => s.task === null);
-      if (!slot && this.#slots.length < this.size) slot = this.#spawn();
+      const slot = this.#freeSlot();
       if (!slot) return;
       const task = (this.#lanes.interactive.shift() ?? this.#lanes.background.shift())!;
       if (task.queueTimer) clearTimeout(task.queueTimer);
-      this.#start(slot, task);
+      this.#send(slot, task);
     }
+  }
+
+  /** An idle thread, else a new one while below size, else the least loaded thread with room in its pipeline. */
+  #freeSlot(): Slot | null {
+    const idle = this.#slots.find((s) => s.tasks.length === 0);
+    if (idle) return idle;
+    if (this.#slots.length < this.size) return this.#spawn();
+    let best: Slot | null = null;
+    for (const slot of this.#slots) {
+      if (slot.tasks.length < this.#options.pipeline && (!best || slot.tasks.length < best.tasks.length)) best = slot;
+    }
+    return best;
   }
 
   #spawn(): Slot {
@@ -139,9 +167,9 @@ export class WorkerPool {
       workerData: this.#options.workerData,
       resourceLimits: { maxOldGenerationSizeMb: this.#options.heapMb },
     });
-    // Idle threads never keep the process alive.
+    // Idle threads never keep the process alive; busy ones do (a caller awaits their result).
     worker.unref();
-    const slot: Slot = { worker, task: null, timer: null };
+    const slot: Slot = { worker, tasks: [], timer: null };
     worker.on('message', (reply: TaskReply) => this.#settle(slot, reply));
     worker.on('error', (error) => void this.#retire(slot, crashed(this.name, error)));
     worker.on('exit', (code) => void this.#retire(slot, crashed(this.name, new Error(`exited with code ${code}`))));
@@ -149,10 +177,12 @@ export class WorkerPool {
     return slot;
   }
 
-  #start(slot: Slot, task: Task): void {
-    slot.task = task;
-    slot.timer = setTimeout(() => void this.#retire(slot, task.options.onTimeout()), task.options.timeoutMs);
-    slot.timer.unref();
+  #send(slot: Slot, task: Task): void {
+    slot.tasks.push(task);
+    if (slot.tasks.length === 1) {
+      slot.worker.ref();
+      this.#arm(slot);
+    }
     try {
       slot.worker.postMessage({ id: task.id, op: task.op, input: task.input }, task.options.transfer ?? []);
     } catch (error) {
@@ -160,26 +190,46 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Starts the time limit of the slot's first task. A task queued in the thread starts when the one before it ends,
+   * a moment before its result reaches this thread: its limit is counted from then, so it is never shorter.
+   */
+  #arm(slot: Slot): void {
+    const task = slot.tasks[0];
+    if (!task) return;
+    slot.timer = setTimeout(() => void this.#retire(slot, task.options.onTimeout()), task.options.timeoutMs);
+    slot.timer.unref();
+  }
+
   #settle(slot: Slot, reply: TaskReply): void {
-    const task = slot.task;
+    const task = slot.tasks[0];
     if (!task || task.id !== reply.id) return;
     if (slot.timer) clearTimeout(slot.timer);
-    slot.task = null;
     slot.timer = null;
+    slot.tasks.shift();
+    if (slot.tasks.length === 0) slot.worker.unref();
+    this.#arm(slot);
     if (reply.ok) task.resolve(reply.value);
     else task.reject(deserializeError(reply.error));
     this.#dispatch();
   }
 
-  /** Removes the slot and terminates its thread; its task (if any) rejects with `error`; waiting tasks go on. */
+  /**
+   * Removes the slot and terminates its thread; its running task (if any) rejects with `error`; the tasks queued
+   * behind it in the thread go back to the front of their lanes (they did not start), waiting tasks go on.
+   */
   async #retire(slot: Slot, error: Error): Promise<void> {
     const at = this.#slots.indexOf(slot);
     if (at < 0) return;
     this.#slots.splice(at, 1);
     if (slot.timer) clearTimeout(slot.timer);
-    const task = slot.task;
-    slot.task = null;
-    task?.reject(error);
+    const [running, ...queued] = slot.tasks.splice(0);
+    running?.reject(error);
+    for (const task of queued.reverse()) {
+      // Buffers moved to the dead thread are gone: such a task cannot be sent again.
+      if (this.#closed || task.options.transfer?.length) task.reject(error);
+      else this.#lanes[task.options.lane ?? 'interactive'].unshift(task);
+    }
     slot.worker.removeAllListeners('message');
     // Late events of a terminated thread must not throw (an 'error' without a listener would).
     slot.worker.removeAllListeners('error').on('error', () => undefined);
