@@ -170,6 +170,8 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     ttlSeconds: config.cache.embeddingTtlSeconds,
     // The local embedder's output is versioned by a probe too: a retuned build that kept its name gets fresh entries.
     version: hashEmbedderOf(rawEmbedder) ? await outputFingerprint(hashEmbedderOf(rawEmbedder)!) : undefined,
+    // The local embedder: queries are cached, a document's chunks are recomputed on the worker threads instead.
+    bypassBatchesOver: hashEmbedderOf(rawEmbedder) ? LOCAL_EMBEDDER_CACHED_BATCH : undefined,
   });
   const collections = new CollectionService({ store, embedder: embedder.info, defaults: config.defaults });
   const documents = new DocumentService({ store, collections });
@@ -455,6 +457,9 @@ function uploadResponse(record: UploadRecord): Record<string, unknown> {
 }
 
 /** The hash embedder whose output fingerprint versions the embedding cache, if the embedder is one. */
+/** Largest batch of the local embedder that goes through the embedding cache (a query is one to a few texts). */
+const LOCAL_EMBEDDER_CACHED_BATCH = 8;
+
 function hashEmbedderOf(raw: Embedder): HashEmbedder | null {
   if (raw instanceof HashEmbedder) return raw;
   return raw instanceof PooledHashEmbedder ? raw.local : null;

@@ -307,6 +307,22 @@ describe('CachedEmbedder', () => {
     assert.match([...store.data.keys()][0]!, /^fake-v1:4:[0-9a-f]{12}:[0-9a-f]{64}$/);
   });
 
+  it('passes batches over bypassBatchesOver straight through, caching the small ones', async () => {
+    const inner = new FakeVectors();
+    const store = new MapStore();
+    const cached = new CachedEmbedder(inner, { store, embedder: info, ttlSeconds: 60, bypassBatchesOver: 2 });
+    await cached.embedMany(['q1', 'q2']);
+    await flush();
+    assert.equal(store.data.size, 2, 'a small batch (queries) is cached');
+    const chunks = await cached.embedMany(['q1', 'c1', 'c2']);
+    await flush();
+    assert.deepEqual(inner.calls, [['q1', 'q2'], ['q1', 'c1', 'c2']], 'a large batch is neither read from the cache nor written');
+    assert.equal(store.data.size, 2);
+    assert.equal(chunks.length, 3);
+    await cached.embed('q1');
+    assert.equal(inner.calls.length, 2, 'the query entry is still there');
+  });
+
   it('ignores entries of the wrong size and does nothing when off', async () => {
     const inner = new FakeVectors();
     const store = new MapStore();

@@ -22,6 +22,13 @@ export interface CachedEmbedderOptions {
    * name (see {@link outputFingerprint}); none: the name and dimensions alone.
    */
   version?: string;
+  /**
+   * Batches of more texts than this skip the cache (neither read nor written); none: every batch uses it. For an
+   * embedder that runs in this process: recomputing a document's chunks on a worker thread costs less than hashing,
+   * encoding and storing thousands of vectors on the event loop, and they would push the queries' entries out.
+   * @default undefined
+   */
+  bypassBatchesOver?: number;
 }
 
 /**
@@ -49,6 +56,7 @@ export class CachedEmbedder implements TextVectors {
   readonly #prefix: string;
   readonly #dimensions: number;
   readonly #ttlSeconds: number;
+  readonly #bypassOver: number;
 
   constructor(inner: TextVectors, options: CachedEmbedderOptions) {
     if (!(options.ttlSeconds >= 0)) throw new RangeError(`ttlSeconds must be >= 0, got ${options.ttlSeconds}`);
@@ -57,6 +65,7 @@ export class CachedEmbedder implements TextVectors {
     this.#prefix = `${options.embedder.name}:${options.embedder.dimensions}:${options.version ? `${options.version}:` : ''}`;
     this.#dimensions = options.embedder.dimensions;
     this.#ttlSeconds = options.ttlSeconds;
+    this.#bypassOver = options.bypassBatchesOver ?? Infinity;
   }
 
   async embed(text: string): Promise<Float32Array> {
@@ -66,7 +75,7 @@ export class CachedEmbedder implements TextVectors {
 
   /** Vectors in the order of `texts`; rejects with the provider's error when one is needed and fails. */
   async embedMany(texts: readonly string[]): Promise<Float32Array[]> {
-    if (this.#ttlSeconds === 0 || texts.length === 0) return this.#inner.embedMany(texts);
+    if (this.#ttlSeconds === 0 || texts.length === 0 || texts.length > this.#bypassOver) return this.#inner.embedMany(texts);
     // Thousands of chunks of one large document: hashed and encoded with turns of the event loop in between, and
     // told apart by their hashes, never by the texts themselves (hashing kilobyte strings in a Map stalls).
     const allKeys = await mapCooperatively(texts, (text) => this.#prefix + sha256Hex(text));
