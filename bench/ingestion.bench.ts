@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BaseEmbedding } from '@llamaindex/core/embeddings';
 import { Document, Settings, VectorStoreIndex } from 'llamaindex';
-import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
+import { HashEmbedder, hash } from '../src/adapters/embedders/hash.embedder';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { OpenAiStub } from '../test/helpers/openai-stub';
@@ -61,6 +61,13 @@ class StubEmbedding extends BaseEmbedding {
 }
 
 const STUB_DELAY_MS = 40;
+
+/** A unit vector with one coordinate chosen by a hash of the text: distinct texts, almost no CPU. */
+function cheapVector(text: string, dimensions: number): Float32Array {
+  const vector = new Float32Array(dimensions);
+  vector[hash(text, 0, text.length, 0) % dimensions] = 1;
+  return vector;
+}
 const STUB_DIMENSIONS = 384;
 
 interface Corpus {
@@ -193,7 +200,9 @@ async function main(): Promise<void> {
   );
 
   // The remote-provider shape: every embedding call costs 40 ms, whatever its size.
-  const stub = await OpenAiStub.start({ dimensions: STUB_DIMENSIONS, embeddingDelayMs: STUB_DELAY_MS });
+  // A remote provider computes its vectors on its own machines: the stub's cost here is one hash per text, so that
+  // the 2 cores measure the two systems and not the stub.
+  const stub = await OpenAiStub.start({ dimensions: STUB_DIMENSIONS, embeddingDelayMs: STUB_DELAY_MS, embedding: cheapVector });
   try {
     const remoteCount = Math.min(count, 1000);
     const remoteBase = await runChild('llamaindex', remoteCount, stub.baseUrl);

@@ -86,6 +86,11 @@ export interface OpenAiStubOptions {
    * @default 0
    */
   embeddingDelayMs?: number;
+  /**
+   * How a text becomes its vector.
+   * @default {@link stubEmbedding} (words hashed with SHA-1: texts that share words are similar)
+   */
+  embedding?: (text: string, dimensions: number) => Float32Array;
 }
 
 type Fault =
@@ -137,6 +142,7 @@ export class OpenAiStub {
   readonly #models: string[];
   readonly #apiKey: string | undefined;
   readonly #embeddingDelayMs: number;
+  readonly #embedding: (text: string, dimensions: number) => Float32Array;
   readonly #faults: QueuedFault[] = [];
   readonly #open = new Set<StubRequest>();
   readonly #idleWaiters = new Set<() => void>();
@@ -150,6 +156,7 @@ export class OpenAiStub {
     this.baseUrl = `${this.origin}/v1`;
     this.chatReply = options.chatReply ?? 'OK';
     this.#embeddingDelayMs = options.embeddingDelayMs ?? 0;
+    this.#embedding = options.embedding ?? stubEmbedding;
     this.tokenDelayMs = options.tokenDelayMs ?? 0;
     this.dimensions = options.dimensions ?? 8;
     this.#models = options.models ?? ['stub-chat', 'stub-embed'];
@@ -382,7 +389,7 @@ export class OpenAiStub {
       return json(res, 400, { error: { message: "'input' must be a string or a non-empty array", type: 'invalid_request_error' } });
     }
     const data = texts.map((text, index) => {
-      const vector = stubEmbedding(text, this.dimensions);
+      const vector = this.#embedding(text, this.dimensions);
       const embedding = body['encoding_format'] === 'base64' ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector);
       return { object: 'embedding', index, embedding };
     });
