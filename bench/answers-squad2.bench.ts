@@ -8,8 +8,8 @@ import { DEFAULT_EXTRACTIVE_MIN_RELEVANCE, DEFAULT_MIN_ANSWERABILITY, Extractive
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { DEVELOPMENT_PRINCIPAL as caller } from '../src/modules/auth/principal';
-import { stripMarkers } from '../src/modules/query/citations';
-import { ANSWERABILITY_MODEL, answerability, type AnswerabilityFeatures } from '../src/modules/query/relevance';
+import { stripMarkers } from '../src/retrieval/citations';
+import { ANSWERABILITY_MODEL, answerability, type AnswerabilityFeatures } from '../src/retrieval/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
 import type { SearchMode } from '../src/ports/knowledge-store.port';
 import { containsGold, loadScifact, loadSquad2, percentile, printTable, tokenF1, type SquadQuery, type SquadTruth } from './shared-data';

@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_HASH_TUNING, HashEmbedder, type HashEmbedderTuning, porterStem } from '../src/adapters/embedders/hash.embedder';
-import { contentTerms } from '../src/text/tokenize';
+import { contentTerms } from '../src/retrieval/tokenize';
 
 interface Doc {
   id: string;

@@ -12,8 +12,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ExtractiveSynthesizer, type ExtractiveSynthesizerOptions } from '../src/adapters/synthesizers/extractive.synthesizer';
-import { sourceTerms, stripMarkers, supportScore } from '../src/modules/query/citations';
-import { analyzeRelevance, bestCoverage, chunkSentences } from '../src/modules/query/relevance';
+import { sourceTerms, stripMarkers, supportScore } from '../src/retrieval/citations';
+import { analyzeRelevance, bestCoverage, chunkSentences } from '../src/retrieval/relevance';
 import type { AnswerSource } from '../src/ports/answer-synthesizer.port';
 import { answerSource as makeSource, mulberry32 as rng } from '../test/helpers/fixtures';
 import { containsGold, loadSquad2, tokenF1, type SquadQuery, type SquadTruth } from './shared-data';

@@ -15,7 +15,7 @@ import { OllamaEmbedder } from './adapters/embedders/ollama.embedder';
 import { OpenAIEmbedder } from './adapters/embedders/openai.embedder';
 import { createIngestPool, PooledHashEmbedder } from './adapters/workers/ingest.pool';
 import { ExtractiveSynthesizer } from './adapters/synthesizers/extractive.synthesizer';
-import { defaultMinSimilarity } from './modules/query/abstention';
+import { defaultMinSimilarity } from './retrieval/abstention';
 import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from './adapters/synthesizers/llm.synthesizer';
 import { createJoseVerifier } from './adapters/auth/jose.token-verifier';
 import { RedisApiKeyStore } from './adapters/auth/redis.api-key-store';

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
-import { relativeScoreFusion } from '../../src/modules/query/fusion';
+import { relativeScoreFusion } from '../../src/retrieval/fusion';
 import type {
   CollectionRecord,
   DocumentRecord,

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { DEVELOPMENT_PRINCIPAL as caller } from '../../src/modules/auth/principal';
-import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
+import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import { METRICS } from '../../src/observability/metrics';
 import { OpenAiStub } from '../helpers/openai-stub';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';

@@ -9,7 +9,7 @@ import {
   answerTypeAgrees,
   contradiction,
   keyCoverage,
-} from '../../src/modules/query/relevance';
+} from '../../src/retrieval/relevance';
 import { answerSource as source } from '../helpers/fixtures';
 
 /** The checks behind the extractive synthesizer's abstention, on fixed SQuAD-2-style fixtures. */

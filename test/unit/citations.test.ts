@@ -6,8 +6,8 @@ import {
   stripMarkers,
   supportScore,
   verifyCitations,
-} from '../../src/modules/query/citations';
-import { analyzeRelevance, assessRelevance, bestCoverage, stem, stemmedTerms } from '../../src/modules/query/relevance';
+} from '../../src/retrieval/citations';
+import { analyzeRelevance, assessRelevance, bestCoverage, stem, stemmedTerms } from '../../src/retrieval/relevance';
 import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { answerSource as source } from '../helpers/fixtures';
 

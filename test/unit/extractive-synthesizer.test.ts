@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { ExtractiveSynthesizer } from '../../src/adapters/synthesizers/extractive.synthesizer';
-import { parseMarkers, stripMarkers } from '../../src/modules/query/citations';
-import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
+import { parseMarkers, stripMarkers } from '../../src/retrieval/citations';
+import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import type { AnswerSource, Synthesis } from '../../src/ports/answer-synthesizer.port';
 import { answerSource as source } from '../helpers/fixtures';
 

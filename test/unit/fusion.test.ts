@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isAppError } from '../../src/errors';
-import { relativeScoreFusion } from '../../src/modules/query/fusion';
+import { relativeScoreFusion } from '../../src/retrieval/fusion';
 
 const close = (actual: number, expected: number): void => assert.ok(Math.abs(actual - expected) < 1e-12, `${actual} ≈ ${expected}`);
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { LlmSynthesizer, createOpenAiLlm, visibleText } from '../../src/adapters/synthesizers/llm.synthesizer';
-import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
+import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import { OpenAiStub } from '../helpers/openai-stub';
 import { QUESTION, REPLY, SOURCES, collectSynthesis } from '../helpers/llm-fixtures';
 

@@ -10,7 +10,7 @@ import {
   createOpenAiLlm,
 } from '../../src/adapters/synthesizers/llm.synthesizer';
 import { AppError } from '../../src/errors';
-import { NOT_FOUND_REASON } from '../../src/modules/query/relevance';
+import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { QUESTION, SOURCES } from '../helpers/llm-fixtures';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Settings } from '@llamaindex/core/global';
 import { createMemoTokenizer } from '../../src/adapters/parsing/token-counter';
-import { cl100k, cl100kBytes } from '../../src/text/cl100k';
+import { cl100k, cl100kBytes } from '../../src/retrieval/cl100k';
 
 const SAMPLES = [
   'Employees receive 25 days of paid vacation per calendar year.',

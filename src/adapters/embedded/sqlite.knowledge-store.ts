@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
-import { relativeScoreFusion } from '../../modules/query/fusion';
+import { relativeScoreFusion } from '../../retrieval/fusion';
 import type {
   BulkUpsertResult,
   ChunkRecord,

@@ -1,7 +1,7 @@
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
-import { cl100k, cl100kBytes } from '../../text/cl100k';
-import { STOPWORDS, tokenize } from '../../text/tokenize';
+import { cl100k, cl100kBytes } from '../../retrieval/cl100k';
+import { STOPWORDS, tokenize } from '../../retrieval/tokenize';
 
 /**
  * The default offline embedder. Signed feature hashing (FNV-1a + murmur3 finaliser) of three feature families:

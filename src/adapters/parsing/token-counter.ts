@@ -1,4 +1,4 @@
-import { cl100k, cl100kBytes } from '../../text/cl100k';
+import { cl100k, cl100kBytes } from '../../retrieval/cl100k';
 import type { Tokenizer } from '@llamaindex/env/tokenizers';
 
 /**

@@ -1,5 +1,5 @@
 import type { AnswerSynthesizer, Synthesis, SynthesisEvent, SynthesisRequest } from '../../ports/answer-synthesizer.port';
-import { DEFAULT_MIN_SUPPORT, splitAnswerSentences, stripMarkers, verifyCitations } from '../../modules/query/citations';
+import { DEFAULT_MIN_SUPPORT, splitAnswerSentences, stripMarkers, verifyCitations } from '../../retrieval/citations';
 import {
   NOT_FOUND_REASON,
   analyzeRelevance,
@@ -13,7 +13,7 @@ import {
   type AnswerabilityFeatures,
   type CandidateSentence,
   type RelevanceAnalysis,
-} from '../../modules/query/relevance';
+} from '../../retrieval/relevance';
 
 export interface ExtractiveSynthesizerOptions {
   /**

@@ -17,8 +17,8 @@ import {
 import { circuitStateName, type CircuitStateName } from '../circuit-state';
 import { AppError, isAppError } from '../../errors';
 import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
-import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
-import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../modules/query/relevance';
+import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../retrieval/citations';
+import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../retrieval/relevance';
 import type {
   AnswerSource,
   AnswerSynthesizer,

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FilterValue } from 'weaviate-client';
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId, uuidV5, UUID_PATTERN } from '../../ids';
-import { relativeScoreFusion } from '../../modules/query/fusion';
+import { relativeScoreFusion } from '../../retrieval/fusion';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import type {
   ChunkRecord,

@@ -13,9 +13,9 @@ import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import { accessScope, type Access } from '../auth/principal';
 import type { CollectionService } from '../collections/collection.service';
 import { compileFilter, type FilterSpec } from './filter';
-import { highlightSources, type Highlight } from './highlight';
+import { highlightSources, type Highlight } from '../../retrieval/highlight';
 import { QueryResultCache, type CachedAnswer, type CachedSearch, type Claim } from './query-cache';
-import { NOT_FOUND_REASON } from './relevance';
+import { NOT_FOUND_REASON } from '../../retrieval/relevance';
 
 export interface SearchArgs {
   collection: string;

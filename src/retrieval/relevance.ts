@@ -9,8 +9,8 @@
  * scaled down when the question is negated and the sentence is not; the request's relevance is the best coverage of
  * any candidate sentence.
  */
-import type { AnswerSource } from '../../ports/answer-synthesizer.port';
-import { STOPWORDS, splitSentences, tokenize } from '../../text/tokenize';
+import type { AnswerSource } from '../ports/answer-synthesizer.port';
+import { STOPWORDS, splitSentences, tokenize } from './tokenize';
 
 /** The abstention reason every synthesizer uses when the sources do not hold the answer. */
 export const NOT_FOUND_REASON = 'not found in the knowledge base';

@@ -3,7 +3,7 @@
  * sentence that best supports the answer sentences citing it; otherwise the one that best covers the question.
  * Offsets are into the chunk's text; add the chunk's `startOffset` (when known, i.e. ≥ 0) for document offsets.
  */
-import type { AnswerSource } from '../../ports/answer-synthesizer.port';
+import type { AnswerSource } from '../ports/answer-synthesizer.port';
 import { stripMarkers } from './citations';
 import { analyzeRelevance, chunkSentences, sentenceRelevance, stemmedTerms } from './relevance';
 

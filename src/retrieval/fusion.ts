@@ -1,4 +1,4 @@
-import { badInput } from '../../errors';
+import { badInput } from '../errors';
 
 /** One candidate from one side of a hybrid search: a chunk id and that side's raw score (higher is better). */
 export interface ScoredCandidate {

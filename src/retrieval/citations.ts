@@ -3,8 +3,8 @@
  * Pure helpers shared by every synthesizer, so every {@link Synthesis} satisfies the port's promise that each `[n]`
  * left in an answer names a source that supports its sentence.
  */
-import type { AnswerSource, Citation } from '../../ports/answer-synthesizer.port';
-import { splitSentences } from '../../text/tokenize';
+import type { AnswerSource, Citation } from '../ports/answer-synthesizer.port';
+import { splitSentences } from './tokenize';
 import { stemmedTerms } from './relevance';
 
 /** One bracketed marker token in a text: `[2]`, `[1, 3]`, `[1-3]`, `[Source 2]`. */
