@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppError, badInput } from '../../errors';
 import type { ContentType } from '../../ports/knowledge-store.port';
-import { detectContentType } from '../../modules/ingestion/ingestion.service';
+import { detectContentType } from '../../retrieval/content-type';
 import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractReason, type ExtractRequest, type ExtractResponse } from './file-extract.worker';
 import { DECLARED_NAMES, declaredKind, sniffFile, type FileKind } from './file-sniffer';
 

@@ -5,6 +5,7 @@ import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { CollectionService } from '../collections/collection.service';
 import type { Access } from '../auth/principal';
 import { validateMetadata } from '../documents/metadata';
+import { detectContentType } from '../../retrieval/content-type';
 
 export type IngestStatus = 'INDEXED' | 'UNCHANGED' | 'FAILED';
 
@@ -444,12 +445,4 @@ async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-/** HTML when it starts like markup, Markdown when it has Markdown block structure, TEXT otherwise. */
-export function detectContentType(content: string): ContentType {
-  const head = content.trimStart().slice(0, 2000);
-  if (/^<(?:!doctype html|html|head|body|div|p|article|section|h[1-6]|table|ul|ol)\b/i.test(head)) return 'HTML';
-  if (/^(?:#{1,6} \S|```|[-*+] \S|\d+\. \S|> \S)/m.test(head) || /\[[^\]]+\]\([^)]+\)/.test(head)) return 'MARKDOWN';
-  return 'TEXT';
 }
