@@ -33,7 +33,8 @@ import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
 import { createAuthenticator } from './modules/auth/authenticator';
-import { accessScope, type Principal } from './modules/auth/principal';
+import { accessScope } from './modules/auth/principal';
+import type { Principal } from './ports/principal.port';
 import { createFormatError } from './graphql/format-error';
 import { buildKbqlSchema } from './graphql/schema';
 import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from './http/server';

@@ -1,6 +1,6 @@
 import { mintDevToken } from '../adapters/auth/jose.token-verifier';
 import { loadConfig } from '../config';
-import type { Role } from '../modules/auth/principal';
+import type { Role } from '../ports/principal.port';
 import { CliError, EXIT } from './client';
 
 export interface TokenOptions {

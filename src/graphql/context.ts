@@ -1,5 +1,6 @@
 import { AppError } from '../errors';
-import { DEVELOPMENT_PRINCIPAL, type Principal } from '../modules/auth/principal';
+import { DEVELOPMENT_PRINCIPAL } from '../modules/auth/principal';
+import type { Principal } from '../ports/principal.port';
 import type { CollectionService } from '../modules/collections/collection.service';
 import { createCollectionLoader } from '../modules/collections/collection.loaders';
 import type { DocumentService } from '../modules/documents/document.service';

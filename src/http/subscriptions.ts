@@ -19,7 +19,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError, isAppError } from '../errors';
 import type { Logger } from '../logger';
-import type { Principal } from '../modules/auth/principal';
+import type { Principal } from '../ports/principal.port';
 import { checkOperationLimits, type QueryLimits } from '../graphql/plugins/query-limits.plugin';
 import { checkInputNesting } from '../graphql/input-depth';
 

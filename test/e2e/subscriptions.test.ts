@@ -13,7 +13,7 @@ import { createRateLimitTransform } from '../../src/graphql/directives/rate-limi
 import { createFormatError } from '../../src/graphql/format-error';
 import { attachSubscriptionServer, type SubscriptionServer } from '../../src/http/subscriptions';
 import { createLogger } from '../../src/logger';
-import type { Principal } from '../../src/modules/auth/principal';
+import type { Principal } from '../../src/ports/principal.port';
 
 /**
  * The WebSocket transport on its own, over a real socket: a small schema with the real @auth and @rateLimit

@@ -1,7 +1,7 @@
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
 import { mintDevToken } from '../../src/adapters/auth/jose.token-verifier';
-import type { Role } from '../../src/modules/auth/principal';
+import type { Role } from '../../src/ports/principal.port';
 import type { Embedder } from '../../src/ports/embedder.port';
 import type { KnowledgeStore } from '../../src/ports/knowledge-store.port';
 

@@ -5,7 +5,7 @@ import { buildSchema, isObjectType, type GraphQLField, type GraphQLResolveInfo }
 import { applyAuthDirective, PUBLIC_FIELDS, type AuthExtension } from '../../src/graphql/directives/auth.directive';
 import { buildKbqlSchema } from '../../src/graphql/schema';
 import { isAppError } from '../../src/errors';
-import type { Principal } from '../../src/modules/auth/principal';
+import type { Principal } from '../../src/ports/principal.port';
 
 const reader: Principal = { kind: 'user', subject: 'r', tenant: 't', role: 'READER' };
 

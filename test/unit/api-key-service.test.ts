@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { ApiKeyService } from '../../src/modules/auth/api-key.service';
-import type { Principal } from '../../src/modules/auth/principal';
+import type { Principal } from '../../src/ports/principal.port';
 import type { ApiKeyPage, ApiKeyRecord, ApiKeyStore } from '../../src/ports/api-key-store.port';
 
 /** An in-memory ApiKeyStore counting reads (the service's cache is judged by them). */

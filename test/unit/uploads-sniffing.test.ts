@@ -7,7 +7,7 @@ import { FileUploadStore } from '../../src/adapters/jobs/file.upload-store';
 import { FileExtractor } from '../../src/adapters/parsing/file.extractor';
 import { declaredKind, sniffFile } from '../../src/adapters/parsing/file-sniffer';
 import { isAppError } from '../../src/errors';
-import type { Principal } from '../../src/modules/auth/principal';
+import type { Principal } from '../../src/ports/principal.port';
 import { normaliseFilename, UploadService } from '../../src/modules/jobs/upload.service';
 import { corruptDocx, corruptPdf, minimalDocx, minimalPdf, pngBytes, zip } from '../helpers/jobs-fixtures';
 

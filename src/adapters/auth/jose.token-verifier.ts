@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { AppError } from '../../errors';
 import type { TokenVerifier } from '../../modules/auth/authenticator';
-import { isRole, TENANT_PATTERN, type Principal, type Role } from '../../modules/auth/principal';
+import { isRole, TENANT_PATTERN, type Principal, type Role } from '../../ports/principal.port';
 import { VerifiedCache } from '../../modules/auth/verified-cache';
 
 type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } });

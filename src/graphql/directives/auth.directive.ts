@@ -10,7 +10,7 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { AppError } from '../../errors';
-import { hasRole, isRole, ROLES, type Principal, type Role } from '../../modules/auth/principal';
+import { hasRole, isRole, ROLES, type Principal, type Role } from '../../ports/principal.port';
 
 export const AUTH_DIRECTIVE = 'auth';
 

@@ -3,7 +3,7 @@ import { defaultFieldResolver, DirectiveLocation, GraphQLDirective, GraphQLInt, 
 import { rateLimitDirective as libraryDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError } from '../../errors';
-import type { Principal } from '../../modules/auth/principal';
+import type { Principal } from '../../ports/principal.port';
 
 export const RATE_LIMIT_DIRECTIVE = 'rateLimit';
 /** The name under which our `@rateLimit(window, max)` is handed to graphql-rate-limit-directive (never in the SDL). */

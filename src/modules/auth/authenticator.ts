@@ -1,5 +1,6 @@
 import { AppError } from '../../errors';
-import { DEVELOPMENT_PRINCIPAL, type Principal } from './principal';
+import { DEVELOPMENT_PRINCIPAL } from './principal';
+import type { Principal } from '../../ports/principal.port';
 
 /** Verifies a bearer token; throws UNAUTHENTICATED (with a `reason`) for anything but a valid one. */
 export interface TokenVerifier {

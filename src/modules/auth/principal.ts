@@ -1,40 +1,10 @@
+/** Access policy: which collections (and so documents and chunks) a caller may see and change. */
 import { AppError, notFound } from '../../errors';
 import { DEFAULT_TENANT, type CollectionRecord, type ShareRole } from '../../ports/knowledge-store.port';
-
-/** Roles, weakest first: each one may do everything the ones before it may. */
-export const ROLES = ['READER', 'WRITER', 'ADMIN'] as const;
-export type Role = (typeof ROLES)[number];
-const RANK: Readonly<Record<Role, number>> = { READER: 1, WRITER: 2, ADMIN: 3 };
-
-/** What a tenant name looks like (JWT claim, API key, share grantee). */
-export const TENANT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-
-export const isRole = (value: unknown): value is Role => typeof value === 'string' && (ROLES as readonly string[]).includes(value);
-
-/** What the services need to know about a caller to decide what it may see: its tenant. */
-export interface Access {
-  readonly tenant: string;
-}
-
-/** An identified caller. */
-export interface Principal extends Access {
-  /**
-   * `user`: a verified JWT; `service`: an API key (`kbql_…`, see `api-key.service.ts`); `development`:
-   * KBQL_AUTH_MODE=none (everyone is this one principal).
-   */
-  readonly kind: 'user' | 'service' | 'development';
-  /** The token's `sub`, `apikey:<key id>`, or `development`. */
-  readonly subject: string;
-  readonly role: Role;
-}
+import type { Access, Principal } from '../../ports/principal.port';
 
 /** With KBQL_AUTH_MODE=none every caller is an ADMIN of the default tenant. */
 export const DEVELOPMENT_PRINCIPAL: Principal = Object.freeze({ kind: 'development', subject: 'development', tenant: DEFAULT_TENANT, role: 'ADMIN' });
-
-/** True when `principal` holds `required` or a stronger role; false for no principal. */
-export function hasRole(principal: Principal | null, required: Role): boolean {
-  return principal !== null && RANK[principal.role] >= RANK[required];
-}
 
 /**
  * The access scope of a caller (see `KbqlContext.scope`): callers who may see the same collections share it.

@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { CollectionRecord, KnowledgeStore } from '../../ports/knowledge-store.port';
-import { visible, type Access } from '../auth/principal';
+import { visible } from '../auth/principal';
+import type { Access } from '../../ports/principal.port';
 
 /**
  * Per-request loader (never shared between requests): collections by id, one store read per distinct id. A

@@ -11,7 +11,8 @@ import type {
   KnowledgeStore,
   ShareRole,
 } from '../../ports/knowledge-store.port';
-import { assertOwner, assertVisible, assertWritable, canSee, TENANT_PATTERN, visible, type Access } from '../auth/principal';
+import { assertOwner, assertVisible, assertWritable, canSee, visible } from '../auth/principal';
+import { TENANT_PATTERN, type Access } from '../../ports/principal.port';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;

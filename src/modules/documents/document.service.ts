@@ -1,7 +1,8 @@
 import { badInput, notFound } from '../../errors';
 import type { ChunkRecord, DeleteCounts, DocumentRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import type { CollectionService } from '../collections/collection.service';
-import { canSee, type Access } from '../auth/principal';
+import { canSee } from '../auth/principal';
+import type { Access } from '../../ports/principal.port';
 import { compileFilter, type FilterSpec } from '../query/filter';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import { validateMetadata } from './metadata';

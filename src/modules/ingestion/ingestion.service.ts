@@ -3,7 +3,7 @@ import type { ChunkDraft, DocumentProcessor, WorkPriority } from '../../ports/do
 import type { ChunkWrite, CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { CollectionService } from '../collections/collection.service';
-import type { Access } from '../auth/principal';
+import type { Access } from '../../ports/principal.port';
 import { validateMetadata } from '../documents/metadata';
 import { detectContentType } from '../../retrieval/content-type';
 

@@ -19,7 +19,8 @@ import {
   TenantQueueFull,
 } from '../../ports/job-store.port';
 import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
-import { assertWritable, canSee, type Access } from '../auth/principal';
+import { assertWritable, canSee } from '../auth/principal';
+import type { Access } from '../../ports/principal.port';
 import type { IngestOutcome } from '../../observability/metrics';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';

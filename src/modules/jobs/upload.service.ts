@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { AppError, badInput, notFound } from '../../errors';
 import type { UploadRecord, UploadStore } from '../../ports/job-store.port';
-import { hasRole, type Access, type Principal } from '../auth/principal';
+import { hasRole, type Access, type Principal } from '../../ports/principal.port';
 
 export interface UploadLimits {
   /** Largest upload in bytes (413 PAYLOAD_TOO_LARGE above). */

@@ -10,7 +10,8 @@ import type {
 } from '../../ports/answer-synthesizer.port';
 import type { CollectionRecord, Filter, KnowledgeStore, SearchHit, SearchMode } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
-import { accessScope, type Access } from '../auth/principal';
+import { accessScope } from '../auth/principal';
+import type { Access } from '../../ports/principal.port';
 import type { CollectionService } from '../collections/collection.service';
 import { compileFilter, type FilterSpec } from './filter';
 import { highlightSources, type Highlight } from '../../retrieval/highlight';
