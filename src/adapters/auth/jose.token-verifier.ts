@@ -3,7 +3,7 @@ import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode'
 import { AppError } from '../../errors';
 import type { TokenVerifier } from '../../modules/auth/authenticator';
 import { isRole, TENANT_PATTERN, type Principal, type Role } from '../../ports/principal.port';
-import { VerifiedCache } from '../../modules/auth/verified-cache';
+import { VerifiedCache } from '../../verified-cache';
 
 type Jose = typeof import('jose', { with: { 'resolution-mode': 'import' } });
 let loaded: Promise<Jose> | null = null;

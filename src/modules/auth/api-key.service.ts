@@ -3,7 +3,7 @@ import { AppError, badInput, notFound } from '../../errors';
 import type { ApiKeyRecord, ApiKeyStore } from '../../ports/api-key-store.port';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import { hasRole, type Principal, type Role } from '../../ports/principal.port';
-import { VerifiedCache } from './verified-cache';
+import { VerifiedCache } from '../../verified-cache';
 
 /** Every key starts with this, so a leaked one is recognisable (secret scanners, logs) and told apart from a JWT. */
 export const API_KEY_PREFIX = 'kbql_';
