@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { JWTPayload, JWTVerifyGetKey } from 'jose' with { 'resolution-mode': 'import' };
 import { AppError } from '../../errors';
-import type { TokenVerifier } from '../../modules/auth/authenticator';
+import type { TokenVerifier } from '../../ports/token-verifier.port';
 import { isRole, TENANT_PATTERN, type Principal, type Role } from '../../ports/principal.port';
 import { VerifiedCache } from '../../verified-cache';
 

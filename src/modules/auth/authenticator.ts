@@ -1,16 +1,8 @@
 import { AppError } from '../../errors';
-import { DEVELOPMENT_PRINCIPAL } from './principal';
+import type { Authenticate } from '../../ports/authenticator.port';
 import type { Principal } from '../../ports/principal.port';
-
-/** Verifies a bearer token; throws UNAUTHENTICATED (with a `reason`) for anything but a valid one. */
-export interface TokenVerifier {
-  verify(token: string): Promise<Principal>;
-}
-
-/** Verifies a service API key (`kbql_…`, see `api-key.service.ts`); UNAUTHENTICATED for anything but a valid one. */
-export interface ApiKeyVerifier {
-  verify(key: string): Promise<Principal>;
-}
+import type { ApiKeyVerifier, TokenVerifier } from '../../ports/token-verifier.port';
+import { DEVELOPMENT_PRINCIPAL } from './principal';
 
 export interface AuthenticatorOptions {
   /** none: every caller is {@link DEVELOPMENT_PRINCIPAL}; jwt: the bearer token (a JWT or an API key) decides. */
@@ -20,9 +12,6 @@ export interface AuthenticatorOptions {
   /** API keys; none: a `kbql_…` credential is refused like any invalid token. */
   apiKeys?: ApiKeyVerifier;
 }
-
-/** Who is calling, from the `Authorization` and `X-Api-Key` headers. */
-export type Authenticate = (authorization: string | undefined, apiKey?: string | undefined) => Promise<Principal | null>;
 
 const API_KEY_PREFIX = 'kbql_';
 
