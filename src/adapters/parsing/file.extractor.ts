@@ -1,17 +1,14 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { AppError, badInput } from '../../errors';
+import type { ExtractedContent, FileContentExtractor } from '../../ports/file-extractor.port';
 import type { ContentType } from '../../ports/knowledge-store.port';
 import { detectContentType } from '../../retrieval/content-type';
 import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractReason, type ExtractRequest, type ExtractResponse } from './file-extract.worker';
 import { DECLARED_NAMES, declaredKind, sniffFile, type FileKind } from './file-sniffer';
 
-/** A file turned into content the ingestion pipeline parses like any document. */
-export interface ExtractedFile {
-  content: string;
-  contentType: ContentType;
-  /** From the file's metadata (PDF Title), if any. */
-  title: string | null;
+/** A file turned into content, and what its bytes turned out to be. */
+export interface ExtractedFile extends ExtractedContent {
   /** What the bytes turned out to be. */
   kind: FileKind;
 }
@@ -76,7 +73,7 @@ const SUPPORTED = 'PDF, DOCX, Markdown, HTML or plain text (UTF-8)';
  * NO_TEXT, PARSE_TIMEOUT; PAYLOAD_TOO_LARGE for ARCHIVE_TOO_LARGE, TEXT_TOO_LARGE, TOO_MANY_PAGES. A thread that
  * failed a file is terminated (its memory returned to the system) and replaced on demand.
  */
-export class FileExtractor {
+export class FileExtractor implements FileContentExtractor {
   private readonly timeoutMs: number;
   private readonly size: number;
   private readonly heapMb: number;

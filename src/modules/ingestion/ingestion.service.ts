@@ -2,6 +2,7 @@ import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
 import type { ChunkDraft, DocumentProcessor, WorkPriority } from '../../ports/document-processor.port';
 import type { ChunkWrite, CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
+import type { TextEmbedder } from '../../ports/text-embedder.port';
 import type { CollectionService } from '../collections/collection.service';
 import type { Access } from '../../ports/principal.port';
 import { validateMetadata } from '../documents/metadata';
@@ -85,11 +86,6 @@ export interface ChunkPreview {
   notices: string[];
   chunkCount: number;
   chunks: ChunkDraft[];
-}
-
-/** What the ingestion service needs from the embedding side: many texts in, one vector each out. */
-export interface TextEmbedder {
-  embedMany(texts: readonly string[]): Promise<Float32Array[]>;
 }
 
 export interface IngestionLimits {

@@ -18,18 +18,14 @@ import {
   type JobTask,
   TenantQueueFull,
 } from '../../ports/job-store.port';
-import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
+import type { FileContentExtractor } from '../../ports/file-extractor.port';
+import type { CollectionRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
 import type { IngestOutcome } from '../../observability/metrics';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
 import type { UploadService } from './upload.service';
-
-/** Turns an uploaded file into content (see `adapters/parsing/file.extractor.ts`). */
-export interface FileContentExtractor {
-  extract(data: Buffer, filename: string, mediaType: string | null): Promise<{ content: string; contentType: ContentType; title: string | null }>;
-}
 
 /** Codes a retry of the same document may get past: the failure was ours or a provider's, not the content's. */
 const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
