@@ -9,7 +9,7 @@ import { ChunkResolver, DocumentResolver } from '../modules/documents/document.r
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
 import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
-import type { KbqlContext } from './context';
+import type { KbqlContext } from '../modules/shared/request-context';
 import { applyAuthDirective, authDirective } from './directives/auth.directive';
 import { rateLimitDirective } from './directives/rate-limit.directive';
 import { printSubgraphSdl, toSubgraphSchema } from './federation';

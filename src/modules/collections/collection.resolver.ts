@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../shared/request-context';
 import type { CollectionRecord } from '../../ports/knowledge-store.port';
 import { DocumentConnection } from '../documents/document.type';
 import { DocumentService } from '../documents/document.service';

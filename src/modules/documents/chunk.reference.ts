@@ -1,5 +1,5 @@
-import type { KbqlContext } from '../../graphql/context';
-import { referenceId } from '../../graphql/federation';
+import type { KbqlContext } from '../shared/request-context';
+import { referenceId } from '../../graphql/entity-reference';
 import type { ChunkRecord } from '../../ports/knowledge-store.port';
 
 /**

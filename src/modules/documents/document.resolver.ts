@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../shared/request-context';
 import { JSONObjectScalar } from '../../graphql/scalars';
 import { notFound } from '../../errors';
 import type { ChunkRecord, CollectionRecord, DocumentRecord } from '../../ports/knowledge-store.port';

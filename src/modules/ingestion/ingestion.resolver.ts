@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../shared/request-context';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { IngestionService, type DocumentIngestResult as Result } from './ingestion.service';

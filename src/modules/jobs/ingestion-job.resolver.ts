@@ -1,6 +1,6 @@
 import { badInput } from '../../errors';
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, servicesOf, type KbqlContext } from '../shared/request-context';
 import type { JobDocumentState } from '../../ports/job-store.port';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';

@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, Float, Int, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, servicesOf, type KbqlContext } from '../shared/request-context';
 import { SearchModeEnum } from '../../graphql/enums';
 import { QueryService, type AskEvent } from './query.service';
 import { Answer, AskStreamEvent, FilterInput, SearchPayload } from './query.type';
