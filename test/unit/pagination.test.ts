@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppError } from '../../src/errors';
-import { decodeCursor, encodeCursor, MAX_PAGE_SIZE, toConnection, toWindow } from '../../src/modules/shared/pagination';
+import { decodeCursor, encodeCursor, MAX_PAGE_SIZE, toConnection, toWindow } from '../../src/graphql/pagination';
 
 describe('pagination', () => {
   it('round-trips cursors and continues after the given one', () => {

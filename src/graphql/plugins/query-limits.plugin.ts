@@ -10,7 +10,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import { AppError } from '../../errors';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../modules/shared/pagination';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../pagination';
 
 export interface QueryLimits {
   /** Deepest selection nesting (a root field is depth 1). */

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError, badInput, notFound } from '../../errors';
 import type { ApiKeyRecord, ApiKeyStore } from '../../ports/api-key-store.port';
-import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../../graphql/pagination';
 import { hasRole, type Principal, type Role } from '../../ports/principal.port';
 import { VerifiedCache } from '../../verified-cache';
 

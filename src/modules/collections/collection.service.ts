@@ -13,7 +13,7 @@ import type {
 } from '../../ports/knowledge-store.port';
 import { assertOwner, assertVisible, assertWritable, canSee, visible } from '../auth/principal';
 import { TENANT_PATTERN, type Access } from '../../ports/principal.port';
-import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../../graphql/pagination';
 
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
 export const MAX_DESCRIPTION_CHARS = 2000;

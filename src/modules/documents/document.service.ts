@@ -4,7 +4,7 @@ import type { CollectionService } from '../collections/collection.service';
 import { canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
 import { compileFilter, type FilterSpec } from '../query/filter';
-import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../../graphql/pagination';
 import { validateMetadata } from './metadata';
 
 /** Most ids one deleteDocuments call may carry. */

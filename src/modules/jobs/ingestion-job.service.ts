@@ -23,7 +23,7 @@ import type { CollectionRecord, KnowledgeStore, Metadata } from '../../ports/kno
 import { assertWritable, canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
 import type { IngestOutcome } from '../../observability/metrics';
-import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
+import { toConnection, toWindow, type Connection, type PageArgs } from '../../graphql/pagination';
 import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
 import type { UploadService } from './upload.service';
 

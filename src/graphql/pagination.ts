@@ -1,5 +1,5 @@
-import { badInput } from '../../errors';
-import type { Page } from '../../ports/knowledge-store.port';
+import { badInput } from '../errors';
+import type { Page } from '../ports/knowledge-store.port';
 
 /** Relay-style paging over offset cursors (opaque to clients: base64url of `o:<offset>`). */
 export interface PageArgs {
