@@ -30,7 +30,7 @@ import type { KbqlContext, Services } from './modules/shared/request-context';
 import { callerKey, createRateLimitTransform } from './graphql/directives/rate-limit.directive';
 import { createErrorStatusPlugin } from './graphql/plugins/error-status.plugin';
 import { createLandingPagePlugin } from './graphql/plugins/landing-page.plugin';
-import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-queries.plugin';
+import { createPersistedQueriesPolicyPlugin } from './graphql/plugins/persisted-queries-policy.plugin';
 import { createQueryLimitsPlugin } from './graphql/plugins/query-limits.plugin';
 import { clientAddress } from './http/client-address';
 import { createAuthenticator } from './modules/auth/authenticator';
@@ -49,10 +49,10 @@ import {
   readCollectionSizes,
 } from './observability/instrumentation';
 import { createDomainMetrics, type DomainMetrics } from './observability/metrics';
-import { createMetricsPlugin } from './observability/metrics-plugin';
+import { createMetricsPlugin } from './graphql/plugins/metrics.plugin';
 import { httpReadinessCheck, Readiness, type ReadinessCheck } from './observability/readiness';
 import { createRequestRecordPlugin } from './observability/request-record';
-import { bindResolversToTrace, createTracingPlugin } from './observability/tracing-plugin';
+import { bindResolversToTrace, createTracingPlugin } from './graphql/plugins/tracing.plugin';
 import { CollectionResolver } from './modules/collections/collection.resolver';
 import { CollectionService } from './modules/collections/collection.service';
 import { ChunkResolver, DocumentResolver } from './modules/documents/document.resolver';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
-import { createMetricsPlugin } from '../../src/observability/metrics-plugin';
+import { createMetricsPlugin } from '../../src/graphql/plugins/metrics.plugin';
 
 const DEPLOY = path.resolve(__dirname, '..', '..', '..', 'deploy');
 const read = (file: string) => readFileSync(path.join(DEPLOY, file), 'utf8');

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { AppError } from '../../src/errors';
 import { LabelGuard, OTHER_LABEL } from '../../src/observability/label-guard';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
-import { createMetricsPlugin } from '../../src/observability/metrics-plugin';
+import { createMetricsPlugin } from '../../src/graphql/plugins/metrics.plugin';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 
 const typeDefs = /* GraphQL */ `

@@ -10,7 +10,7 @@ import { AppError } from '../../src/errors';
 import { SPAN_ATTRIBUTES as A } from '../../src/observability/attributes';
 import { createTelemetry, instrumentEmbedder, instrumentStore, instrumentSynthesizer } from '../../src/observability/instrumentation';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
-import { bindResolversToTrace, createTracingPlugin } from '../../src/observability/tracing-plugin';
+import { bindResolversToTrace, createTracingPlugin } from '../../src/graphql/plugins/tracing.plugin';
 import { startTracing } from '../../src/observability/tracing-sdk';
 import type { AnswerSynthesizer } from '../../src/ports/answer-synthesizer.port';
 import type { Embedder } from '../../src/ports/embedder.port';

@@ -1,9 +1,9 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { ERROR_CODES } from '../errors';
-import { LabelGuard, OTHER_LABEL } from './label-guard';
-import { METRICS } from './metrics';
-import { responseSummary } from './request-record';
+import { ERROR_CODES } from '../../errors';
+import { LabelGuard, OTHER_LABEL } from '../../observability/label-guard';
+import { METRICS } from '../../observability/metrics';
+import { responseSummary } from '../../observability/request-record';
 
 /** Apollo's own error codes, counted under their names. */
 export const APOLLO_ERROR_CODES = [

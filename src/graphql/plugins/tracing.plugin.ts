@@ -2,8 +2,8 @@ import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
 import { context as otelContext, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
-import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from './attributes';
-import { responseSummary } from './request-record';
+import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from '../../observability/attributes';
+import { responseSummary } from '../../observability/request-record';
 
 export interface TracingPluginOptions {
   /**
