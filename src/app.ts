@@ -6,7 +6,8 @@ import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace
 import { Registry } from 'prom-client';
 import type { ContainerType } from 'type-graphql';
 import type { Config } from './config';
-import { createApolloCache, createDocumentStore, createNoStorePlugin } from './adapters/cache/apollo.cache';
+import { createApolloCache, createDocumentStore } from './adapters/cache/apollo.cache';
+import { createNoStorePlugin } from './graphql/plugins/no-store.plugin';
 import { createKeyvCache } from './adapters/cache/keyv.cache';
 import { EmbeddedKnowledgeStore } from './adapters/embedded/sqlite.knowledge-store';
 import { WeaviateKnowledgeStore } from './adapters/weaviate/weaviate.knowledge-store';
@@ -51,7 +52,7 @@ import {
 import { createDomainMetrics, type DomainMetrics } from './observability/metrics';
 import { createMetricsPlugin } from './graphql/plugins/metrics.plugin';
 import { httpReadinessCheck, Readiness, type ReadinessCheck } from './observability/readiness';
-import { createRequestRecordPlugin } from './observability/request-record';
+import { createRequestRecordPlugin } from './graphql/plugins/request-record.plugin';
 import { bindResolversToTrace, createTracingPlugin } from './graphql/plugins/tracing.plugin';
 import { CollectionResolver } from './modules/collections/collection.resolver';
 import { CollectionService } from './modules/collections/collection.service';

@@ -23,7 +23,7 @@ import type {
 import type { Telemetry, TelemetryFacts, TracedOperation } from '../ports/telemetry.port';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from './attributes';
 import type { CollectionSize, DomainMetrics } from './metrics';
-import { endSpan } from '../graphql/plugins/tracing.plugin';
+import { endSpan } from './spans';
 
 export interface InstrumentationOptions {
   metrics: DomainMetrics;

@@ -1,9 +1,9 @@
-import type { ApolloServerPlugin, BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo/server';
+import type { BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo/server';
 
 /** How a GraphQL request ended: no errors, data with errors, or no data. */
 export type RequestOutcome = 'ok' | 'partial' | 'error';
 
-/** What the HTTP layer logs about one request, filled in by {@link createRequestRecordPlugin} as Apollo runs it. */
+/** What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin` (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it. */
 export interface RequestRecord {
   /** The resolved operation's name (null when anonymous or never resolved). */
   operation: string | null;
@@ -38,21 +38,4 @@ export function responseSummary<TContext extends BaseContext>(requestContext: Gr
   const errorCodes = errors.map((e) => (typeof e.extensions?.code === 'string' ? e.extensions.code : 'INTERNAL_SERVER_ERROR'));
   const hasData = result.data !== undefined && result.data !== null;
   return { outcome: errors.length === 0 ? 'ok' : hasData ? 'partial' : 'error', errorCodes };
-}
-
-/** Fills the request record the HTTP layer attached to the context, for its per-request log line. */
-export function createRequestRecordPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
-  return {
-    async requestDidStart() {
-      return {
-        async willSendResponse(requestContext) {
-          const record = requestRecordOf(requestContext.contextValue);
-          if (!record) return;
-          record.operation = requestContext.operationName ?? null;
-          record.operationType = requestContext.operation?.operation ?? null;
-          Object.assign(record, responseSummary(requestContext));
-        },
-      };
-    },
-  };
 }

@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin, DocumentStore } from '@apollo/server';
+import type { DocumentStore } from '@apollo/server';
 import type { DocumentNode } from 'graphql';
 import type { CacheStore } from '../../ports/cache.port';
 
@@ -69,23 +69,6 @@ export function createDocumentStore(options: DocumentStoreOptions = {}): Documen
     },
     async delete(key) {
       return entries.delete(key);
-    },
-  };
-}
-
-/**
- * Marks every GraphQL response `Cache-Control: no-store` (responses hold one caller's data; no shared HTTP cache may
- * keep them). It replaces Apollo's cache-control plugin, which kbql turns off: that plugin hooks every field of every
- * response to compute hints kbql never sets, and ends up sending this same header.
- */
-export function createNoStorePlugin(): ApolloServerPlugin {
-  return {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ response }) {
-          if (!response.http.headers.has('cache-control')) response.http.headers.set('cache-control', 'no-store');
-        },
-      };
     },
   };
 }

@@ -1,9 +1,10 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { context as otelContext, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { context as otelContext, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from '../../observability/attributes';
 import { responseSummary } from '../../observability/request-record';
+import { endSpan } from '../../observability/spans';
 
 export interface TracingPluginOptions {
   /**
@@ -99,13 +100,4 @@ export function bindResolversToTrace(schema: GraphQLSchema): GraphQLSchema {
       };
     },
   });
-}
-
-/** Ends a span; a code marks it as failed (status ERROR, `kbql.error.code`) without recording messages or stacks. */
-export function endSpan(span: Span, errorCode: string | null): void {
-  if (errorCode) {
-    span.setAttribute(A.errorCode, errorCode);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode });
-  }
-  span.end();
 }
