@@ -55,9 +55,17 @@ export interface SynthesisRequest {
   sources: AnswerSource[];
 }
 
+/**
+ * Answers a question from retrieved sources, citing them with `[n]` markers. Implemented by the extractive
+ * synthesizer (offline, the default) and the LLM synthesizer (OpenAI-compatible endpoints, Ollama).
+ */
 export interface AnswerSynthesizer {
   /** e.g. `extractive`, `llm:openai:gpt-4o-mini`. */
   readonly name: string;
+  /**
+   * The answer with its verified citations, or an abstention (`abstained`, no answer) when no source supports one.
+   * Throws AppError UPSTREAM_TIMEOUT / UPSTREAM_UNAVAILABLE when a model provider fails; rejects when `signal` aborts.
+   */
   synthesize(request: SynthesisRequest, signal?: AbortSignal): Promise<Synthesis>;
   /**
    * The same answer as {@link synthesize}, streamed. Aborting `signal`, or ending the iteration early (`return()`),

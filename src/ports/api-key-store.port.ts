@@ -4,8 +4,10 @@
  * with the Weaviate store and REDIS_URL set). A store never sees a key's secret: only the SHA-256 of it.
  */
 
+import type { Role } from './principal.port';
+
 /** The roles a key may carry (the same ladder as a JWT's role claim). */
-export type ApiKeyRole = 'READER' | 'WRITER' | 'ADMIN';
+export type ApiKeyRole = Role;
 
 export interface ApiKeyRecord {
   /** The public part of the key (`kbql_<id>_<secret>`): 16 lowercase hex characters, unique. */
@@ -33,11 +35,13 @@ export interface ApiKeyPage {
   total: number;
 }
 
+/** The keys of every tenant, by id. */
 export interface ApiKeyStore {
   /** `sqlite` or `redis`, for logs. */
   readonly kind: string;
   /** Opens the file or connection, creates what is missing. Idempotent. */
   init(): Promise<void>;
+  /** Closes the file or connection. */
   close(): Promise<void>;
   /** Stores a new key; throws CONFLICT when the id exists. */
   create(record: ApiKeyRecord): Promise<void>;

@@ -17,7 +17,9 @@ export interface CacheStore {
    * hot path need not await it.
    */
   set(key: string, value: string, ttlSeconds: number): Promise<void>;
+  /** Stores every entry for `ttlSeconds` (> 0), in one round trip per slice of entries; resolves like {@link set}. */
   setMany(entries: readonly { key: string; value: string }[], ttlSeconds: number): Promise<void>;
+  /** Removes the entry (nothing when absent); resolves once done or given up on, like {@link set}. */
   delete(key: string): Promise<void>;
 }
 
@@ -35,8 +37,11 @@ export type CacheBypassReason =
 
 /** Metrics hooks, one call per key. An exception thrown by a hook is ignored. */
 export interface CacheHooks {
+  /** A key was found. */
   hit?(kind: CacheKind): void;
+  /** A key was looked up and not found. */
   miss?(kind: CacheKind): void;
+  /** A call was skipped (read as a miss, write dropped) for `reason`. */
   bypass?(kind: CacheKind, reason: CacheBypassReason): void;
 }
 

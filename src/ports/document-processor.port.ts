@@ -11,6 +11,7 @@ export interface ParsedDocument {
 
 /** Turns raw content of a given type into clean text. Throws AppError BAD_USER_INPUT for content it cannot parse. */
 export interface DocumentParser {
+  /** The clean text of `content` read as `contentType`, with the title it carries and what cleaning changed. */
   parse(content: string, contentType: ContentType): ParsedDocument;
 }
 
@@ -24,6 +25,7 @@ export interface ChunkDraft {
 
 /** Splits parsed text into chunks with the collection's settings. */
 export interface Chunker {
+  /** The chunks of `text`, in order, `index` counting from 0. */
   chunk(text: string, contentType: ContentType, settings: ChunkingSettings): ChunkDraft[];
 }
 
@@ -53,7 +55,9 @@ export interface ParsedForIngest extends ParsedDocument {
  * when a document needs more memory than a worker has.
  */
 export interface DocumentProcessor {
+  /** Parses the document and computes its content and raw hashes (see {@link ParsedForIngest}). */
   parse(request: ParseRequest, priority: WorkPriority): Promise<ParsedForIngest>;
+  /** {@link Chunker.chunk} off the event loop. */
   chunk(text: string, contentType: ContentType, settings: ChunkingSettings, priority: WorkPriority): Promise<ChunkDraft[]>;
   /** Stops the workers; pending work rejects with UPSTREAM_UNAVAILABLE (reason SHUTTING_DOWN). */
   close(): Promise<void>;

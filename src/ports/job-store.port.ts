@@ -105,9 +105,17 @@ export interface JobListFilter {
   status?: JobStatus;
 }
 
+/**
+ * Ingestion jobs, their per-document states and payloads: SQLite in the data directory (one replica) or Redis
+ * (shared by every replica). Reads and writes of a Redis store throw AppError UPSTREAM_UNAVAILABLE (reason
+ * JOB_STORE) when Redis cannot be reached.
+ */
 export interface JobStore {
+  /** `sqlite` or `redis`, for logs. */
   readonly kind: string;
+  /** Opens the file (creating its tables) or checks the connection. Idempotent. */
   init(): Promise<void>;
+  /** Releases the SQLite file (a Redis store's connection is closed by the job backend that opened it). */
   close(): Promise<void>;
   /**
    * Writes the job, its document states and payloads in one step (all or nothing). With
@@ -121,6 +129,7 @@ export interface JobStore {
    * `maxOpenDocumentsPerTenant` counts. Drops as documents finish or are cancelled, rises when a retry queues one.
    */
   openDocuments(tenant: string): Promise<number>;
+  /** The job, null when unknown (never was, or deleted). */
   getJob(id: string): Promise<JobRecord | null>;
   /** Newest first. */
   listJobs(filter: JobListFilter, page: { offset: number; limit: number }): Promise<{ items: JobRecord[]; total: number }>;
@@ -128,18 +137,22 @@ export interface JobStore {
   unfinishedJobs(): Promise<JobRecord[]>;
   /** Every document state of the job, by index. */
   getDocuments(jobId: string): Promise<JobDocumentState[]>;
+  /** One document state; null when the job or the index is unknown. */
   getDocument(jobId: string, index: number): Promise<JobDocumentState | null>;
   /** Documents of the job not in a terminal stage yet. */
   openCount(jobId: string): Promise<number>;
+  /** What the document is made from; null when unknown or dropped (see {@link dropPayload}). */
   getPayload(jobId: string, index: number): Promise<JobPayload | null>;
   /**
    * Writes `state` (whole) only when the stored stage is one of `from` — a compare-and-set on the stage, so a
    * cancel (QUEUED → CANCELLED) and a worker's claim never both win. Returns whether it was written.
    */
   transition(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean>;
+  /** Overwrites the document's payload (a retry with replacement content). */
   replacePayload(jobId: string, index: number, payload: JobPayload): Promise<void>;
   /** Forgets a payload no run will need again (the document is INDEXED, UNCHANGED or CANCELLED). */
   dropPayload(jobId: string, index: number): Promise<void>;
+  /** Marks the job as cancelled by its caller: workers stop its documents at their next stage. */
   setCancelRequested(jobId: string): Promise<void>;
   /** QUEUED → RUNNING (no-op otherwise). */
   markRunning(jobId: string): Promise<void>;
@@ -205,6 +218,7 @@ export interface JobQueue {
   readonly kind: string;
   /** Starts the workers; `handler` is called for each task. */
   start(handler: (task: JobTask) => Promise<void>): Promise<void>;
+  /** Queues the tasks; a task already queued is not queued twice. */
   enqueue(tasks: readonly JobTask[]): Promise<void>;
   /** Stops taking tasks and waits (up to `timeoutMs`) for the running ones. */
   close(timeoutMs?: number): Promise<void>;
@@ -216,9 +230,14 @@ export type JobEvent =
 
 /** Progress events, fanned out to every replica's subscribers. */
 export interface JobEventBus {
+  /**
+   * Sends `event` to the job's subscribers on every replica. Progress streams also re-read the store now and then,
+   * so a lost event delays an update rather than losing it.
+   */
   publish(event: JobEvent): Promise<void>;
   /** Calls `listener` for each event of the job until the returned function is called. */
   subscribe(jobId: string, listener: (event: JobEvent) => void): Promise<() => void>;
+  /** Drops every subscription and the bus's connection. */
   close(): Promise<void>;
 }
 
@@ -234,10 +253,12 @@ export interface UploadRecord {
 
 /** Uploaded files waiting for a job, kept until they expire. */
 export interface UploadStore {
+  /** Stores the file and its record until `record.expiresAt`. */
   put(record: UploadRecord, data: Buffer): Promise<void>;
   /** The record and bytes, or null when unknown or expired. */
   get(id: string): Promise<{ record: UploadRecord; data: Buffer } | null>;
   /** Deletes expired uploads; returns how many. */
   sweep(now: Date): Promise<number>;
+  /** Releases what the store holds open (nothing for files). */
   close(): Promise<void>;
 }

@@ -216,11 +216,17 @@ export type BulkUpsertResult =
   | { ok: true; externalId: string; document: DocumentRecord }
   | { ok: false; externalId: string; error: AppError };
 
+/**
+ * Collections, documents and chunks with their vectors, and search over them: the embedded SQLite store (the
+ * default) or Weaviate. Every method states its errors, atomicity and ordering where they matter; the contract is
+ * checked against both adapters by `test/contract/knowledge-store.contract.ts`.
+ */
 export interface KnowledgeStore {
   /** Adapter name for metrics and logs, e.g. `embedded`, `weaviate`. */
   readonly kind: string;
   /** Opens files or connections, creates what is missing. Idempotent. */
   init(): Promise<void>;
+  /** Closes files or connections. Idempotent. */
   close(): Promise<void>;
   /** Cheap liveness check for /readyz; throws when the backend cannot serve. */
   ping(): Promise<void>;
@@ -231,6 +237,7 @@ export interface KnowledgeStore {
   updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord>;
   /** Removes the collection, its documents and chunks; null when it did not exist. */
   deleteCollection(id: string): Promise<DeleteCounts | null>;
+  /** The collection, null when unknown (any tenant: access is the caller's to check). */
   getCollection(id: string): Promise<CollectionRecord | null>;
   /** The tenant's collection of that name (names are unique per tenant). @default tenant DEFAULT_TENANT */
   getCollectionByName(name: string, tenant?: string): Promise<CollectionRecord | null>;
@@ -242,6 +249,7 @@ export interface KnowledgeStore {
   setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord>;
   /** Ordered by creation time, then id. */
   listCollections(page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>>;
+  /** Its document and chunk counts. Throws NOT_FOUND for an unknown id. */
   collectionStats(id: string): Promise<CollectionStats>;
 
   /** Content hashes of the documents that exist, keyed by external id. */
@@ -265,6 +273,7 @@ export interface KnowledgeStore {
   updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null>;
   /** In the order of `ids`, null where missing. */
   getDocuments(ids: string[]): Promise<(DocumentRecord | null)[]>;
+  /** The collection's document with that external id (unique per collection); null when none. */
   getDocumentByExternalId(collectionId: string, externalId: string): Promise<DocumentRecord | null>;
   /** Ordered by creation time, then id. */
   listDocuments(collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>>;
