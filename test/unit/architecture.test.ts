@@ -10,8 +10,8 @@ import ts from 'typescript';
  *   entry points (main.ts, cli/)  →  composition root (app.ts, app/, and the schema assembly still in graphql/)
  *   modules/  →  graphql/ kit, ports/, retrieval/          adapters/  →  ports/, retrieval/
  *
- * adapters and modules never import each other; ports and retrieval sit at the bottom; nothing but an entry point
- * imports the composition root; and there are no cycles.
+ * adapters and modules never import each other; ports and retrieval sit at the bottom and, like the services, use no
+ * SDK or framework; nothing but an entry point imports the composition root; and there are no cycles.
  */
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -54,6 +54,18 @@ const RULES: readonly Rule[] = [
   },
 ];
 
+/**
+ * Packages the pure layers may use: node built-ins, and js-tiktoken, the tokenizer behind `retrieval/cl100k.ts`.
+ * Services (`*.service.ts`) take node built-ins only: SDKs and frameworks stay in adapters and resolvers.
+ */
+const PURE_PACKAGES: readonly Rule[] = [
+  {
+    name: 'retrieval/ and ports/ use no package but node: built-ins and js-tiktoken',
+    broken: (e) => isLow(e.from) && !e.to.startsWith('node:') && e.to !== 'js-tiktoken',
+  },
+  { name: 'services (modules/**/*.service.ts) use no package but node: built-ins', broken: (e) => isModule(e.from) && e.from.endsWith('.service.ts') && !e.to.startsWith('node:') },
+];
+
 /** Every .ts file under `dir`, relative to the repository, with forward slashes. */
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
@@ -94,20 +106,24 @@ function specifiers(file: string): { specifier: string; line: number }[] {
   return found;
 }
 
-/** The import graph of src/: one edge per relative import (packages are not part of it). */
-function importGraph(): { files: string[]; edges: Edge[]; unresolved: string[] } {
+/** The import graph of src/: one edge per relative import; package imports (`to` the package name) kept apart. */
+function importGraph(): { files: string[]; edges: Edge[]; packages: Edge[]; unresolved: string[] } {
   const files = sourceFiles('src');
   const edges: Edge[] = [];
+  const packages: Edge[] = [];
   const unresolved: string[] = [];
   for (const from of files) {
     for (const { specifier, line } of specifiers(from)) {
-      if (!specifier.startsWith('.')) continue;
+      if (!specifier.startsWith('.')) {
+        packages.push({ from, to: specifier, line });
+        continue;
+      }
       const to = resolveRelative(from, specifier);
       if (to) edges.push({ from, to, line });
       else unresolved.push(`${from}:${line} '${specifier}'`);
     }
   }
-  return { files, edges, unresolved };
+  return { files, edges, packages, unresolved };
 }
 
 /** Rule breaks, one readable paragraph per rule. */
@@ -194,6 +210,11 @@ describe('architecture: the import graph of src/', () => {
     assert.equal(found.length, 0, `Imports that break the layers:\n\n${found.join('\n\n')}\n`);
   });
 
+  it('keeps retrieval/, ports/ and services free of SDKs and frameworks', () => {
+    const found = violations(graph.packages, PURE_PACKAGES);
+    assert.equal(found.length, 0, `Package imports that do not belong there:\n\n${found.join('\n\n')}\n`);
+  });
+
   it('has no import cycles', () => {
     const found = cycles(graph.edges);
     assert.equal(found.length, 0, `Import cycles:\n${found.map((c) => `  ${c.join(' → ')}`).join('\n')}\n`);
@@ -216,6 +237,17 @@ describe('architecture: the import graph of src/', () => {
       assert.ok(found.includes(edge), `${edge} not reported in:\n${found}`);
     }
     for (const fine of ['cache.port.ts', 'src/cli/serve.ts', 'src/app/index.ts:1']) assert.ok(!found.includes(fine), `${fine} reported in:\n${found}`);
+    const packages = violations(
+      [
+        { from: 'src/retrieval/x.ts', to: 'type-graphql', line: 1 },
+        { from: 'src/retrieval/cl100k.ts', to: 'js-tiktoken', line: 2 },
+        { from: 'src/modules/query/query.service.ts', to: 'weaviate-client', line: 3 },
+        { from: 'src/modules/query/query.resolver.ts', to: 'type-graphql', line: 4 },
+      ],
+      PURE_PACKAGES,
+    ).join('\n');
+    assert.ok(packages.includes('src/retrieval/x.ts:1') && packages.includes('query.service.ts:3'), packages);
+    assert.ok(!packages.includes('cl100k.ts') && !packages.includes('query.resolver.ts'), packages);
     assert.deepEqual(cycles(bad), [['src/adapters/embedded/x.ts', 'src/modules/query/y.ts', 'src/adapters/embedded/x.ts']]);
     const triangle = ['a', 'b', 'c'].map((from, i, all) => ({ from: `src/${from}.ts`, to: `src/${all[(i + 1) % 3]}.ts`, line: 1 }));
     assert.deepEqual(cycles([...triangle, { from: 'src/a.ts', to: 'src/d.ts', line: 2 }]), [['src/a.ts', 'src/b.ts', 'src/c.ts', 'src/a.ts']]);
