@@ -35,7 +35,7 @@ import { clientAddress } from '../http/client-address';
 import { createAuthenticator } from '../modules/auth/authenticator';
 import { accessScope, type Principal } from '../modules/auth/principal';
 import { createFormatError } from '../graphql/format-error';
-import { buildKbqlSchema } from '../graphql/schema';
+import { buildKbqlSchema } from './schema';
 import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from '../http/server';
 import { attachSubscriptionServer, type SubscriptionServer } from '../http/subscriptions';
 import { createLogger, type Logger } from '../logger';

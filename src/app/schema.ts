@@ -9,9 +9,9 @@ import { ChunkResolver, DocumentResolver } from '../modules/documents/document.r
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
 import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
-import type { KbqlContext } from './context';
-import { applyAuthDirective, authDirective } from './directives/auth.directive';
-import { rateLimitDirective } from './directives/rate-limit.directive';
+import type { KbqlContext } from '../graphql/context';
+import { applyAuthDirective, authDirective } from '../graphql/directives/auth.directive';
+import { rateLimitDirective } from '../graphql/directives/rate-limit.directive';
 import { printSubgraphSdl, toSubgraphSchema } from './federation';
 
 export const RESOLVERS = [
@@ -44,7 +44,7 @@ export const NO_TOPICS: PubSub = {
  * Builds the executable schema: the type-graphql schema as a Federation 2 subgraph (`_service`, `_entities`;
  * `Collection`, `Document` and `Chunk` are entities keyed by `id`, resolved through the request's loaders), with
  * `@auth` enforced on every field (see `directives/auth.directive.ts`).
- * `container` hands type-graphql the resolver instances (built in `app.ts` with their services); schema printing
+ * `container` hands type-graphql the resolver instances (built by the composition root with their services); schema printing
  * needs none, since resolvers are only instantiated on execution.
  */
 export async function buildKbqlSchema(container?: ContainerType, options: BuildSchemaOptions = {}): Promise<GraphQLSchema> {
