@@ -9,7 +9,7 @@ import { ChunkResolver, DocumentResolver } from '../modules/documents/document.r
 import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
 import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { QueryResolver } from '../modules/query/query.resolver';
-import type { KbqlContext } from '../graphql/context';
+import type { KbqlContext } from '../graphql/request-context';
 import { applyAuthDirective, authDirective } from '../graphql/directives/auth.directive';
 import { rateLimitDirective } from '../graphql/directives/rate-limit.directive';
 import { printSubgraphSdl, toSubgraphSchema } from './federation';

@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../../graphql/request-context';
 import type { ApiKeyRecord } from '../../ports/api-key-store.port';
 import { ApiKeyService, MAX_API_KEY_NAME_CHARS, type CreatedApiKey } from './api-key.service';
 import { ApiKey, ApiKeyConnection, ApiKeyRoleEnum, CreateApiKeyPayload } from './api-key.type';

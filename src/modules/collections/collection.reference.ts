@@ -1,4 +1,4 @@
-import type { KbqlContext } from '../../graphql/context';
+import type { KbqlContext } from '../../graphql/request-context';
 import { referenceId } from '../../graphql/federation';
 import type { CollectionRecord } from '../../ports/knowledge-store.port';
 

@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../../graphql/request-context';
 import type { CollectionRecord } from '../../ports/knowledge-store.port';
 import { DocumentConnection } from '../documents/document.type';
 import { DocumentService } from '../documents/document.service';
@@ -101,5 +101,11 @@ export class CollectionResolver {
     @Arg('after', () => String, { nullable: true }) after: string | null,
   ) {
     return this.documentService.listIn(collection.id, filter, { first, after });
+  }
+}
+
+declare module '../../graphql/request-context' {
+  interface Services {
+    collections: CollectionService;
   }
 }

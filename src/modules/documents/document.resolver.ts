@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../../graphql/request-context';
 import { JSONObjectScalar } from '../../graphql/scalars';
 import { notFound } from '../../errors';
 import type { ChunkRecord, CollectionRecord, DocumentRecord } from '../../ports/knowledge-store.port';
@@ -72,5 +72,11 @@ export class ChunkResolver {
     const found = await ctx.loaders.document.load(chunk.documentId);
     if (!found) throw notFound('Document', chunk.documentId);
     return found;
+  }
+}
+
+declare module '../../graphql/request-context' {
+  interface Services {
+    documents: DocumentService;
   }
 }

@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, FieldResolver, Mutation, Resolver, Root } from 'type-graphql';
-import { principalOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, type KbqlContext } from '../../graphql/request-context';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { IngestionService, type DocumentIngestResult as Result } from './ingestion.service';
@@ -26,5 +26,11 @@ export class IngestionResolver {
   @FieldResolver(() => Document, { nullable: true })
   document(@Root() result: Result, @Ctx() ctx: KbqlContext): Promise<DocumentRecord | null> | null {
     return result.documentId ? ctx.loaders.document.load(result.documentId) : null;
+  }
+}
+
+declare module '../../graphql/request-context' {
+  interface Services {
+    ingestion: IngestionService;
   }
 }

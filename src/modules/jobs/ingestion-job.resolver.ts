@@ -1,12 +1,13 @@
 import { badInput } from '../../errors';
 import { Arg, Ctx, Directive, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, servicesOf, type KbqlContext } from '../../graphql/request-context';
 import type { JobDocumentState } from '../../ports/job-store.port';
 import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { DocumentInput } from '../ingestion/ingestion.type';
 import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.service';
 import { IngestionJobService, type DeletedJob, type JobView, type ProgressItem } from './ingestion-job.service';
+import type { UploadService } from './upload.service';
 import {
   ChunkPreview,
   ChunkPreviewPayload,
@@ -156,5 +157,14 @@ export class ChunkPreviewPayloadResolver {
     if (!Number.isInteger(first) || first < 0 || first > MAX_PREVIEW_PAGE) throw badInput(`first must be between 0 and ${MAX_PREVIEW_PAGE}.`, { argument: 'first' });
     if (!Number.isInteger(offset) || offset < 0) throw badInput('offset must be a non-negative integer.', { argument: 'offset' });
     return preview.chunks.slice(offset, offset + first);
+  }
+}
+
+declare module '../../graphql/request-context' {
+  interface Services {
+    /** Asynchronous ingestion jobs (startIngestion, ingestionProgress, …). */
+    jobs: IngestionJobService;
+    /** Files from POST /v1/uploads waiting for a job. */
+    uploads: UploadService;
   }
 }

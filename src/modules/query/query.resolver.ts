@@ -1,5 +1,5 @@
 import { Arg, Ctx, Directive, Float, Int, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { principalOf, servicesOf, type KbqlContext } from '../../graphql/context';
+import { principalOf, servicesOf, type KbqlContext } from '../../graphql/request-context';
 import { SearchModeEnum } from '../../graphql/enums';
 import { QueryService, type AskEvent } from './query.service';
 import { Answer, AskStreamEvent, FilterInput, SearchPayload } from './query.type';
@@ -64,5 +64,11 @@ export class QueryResolver {
     @Arg('filter', () => FilterInput, { nullable: true }) _filter: FilterInput | null,
   ): AskEvent {
     return event;
+  }
+}
+
+declare module '../../graphql/request-context' {
+  interface Services {
+    query: QueryService;
   }
 }
