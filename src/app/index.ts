@@ -4,7 +4,6 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace';
 import { Registry } from 'prom-client';
-import type { ContainerType } from 'type-graphql';
 import type { Config } from '../config';
 import { createApolloCache, createDocumentStore, createNoStorePlugin } from '../adapters/cache/apollo.cache';
 import { createKeyvCache } from '../adapters/cache/keyv.cache';
@@ -21,7 +20,6 @@ import { createJoseVerifier } from '../adapters/auth/jose.token-verifier';
 import { RedisApiKeyStore } from '../adapters/auth/redis.api-key-store';
 import { SqliteApiKeyStore } from '../adapters/auth/sqlite.api-key-store';
 import { applyResolverTimeout } from '../graphql/directives/resolver-timeout';
-import { ApiKeyResolver } from '../modules/auth/api-key.resolver';
 import { ApiKeyService } from '../modules/auth/api-key.service';
 import type { ApiKeyStore } from '../ports/api-key-store.port';
 import { createRedisRateLimitStore, type RedisRateLimitStore } from '../adapters/rate-limit/redis.rate-limiter';
@@ -36,7 +34,7 @@ import { clientAddress } from '../http/client-address';
 import { createAuthenticator } from '../modules/auth/authenticator';
 import { accessScope, type Principal } from '../modules/auth/principal';
 import { createFormatError } from '../graphql/format-error';
-import { buildKbqlSchema } from './schema';
+import { buildKbqlSchema, createResolverContainer } from './schema';
 import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from '../http/server';
 import { attachSubscriptionServer, type SubscriptionServer } from '../http/subscriptions';
 import { createLogger, type Logger } from '../logger';
@@ -52,21 +50,16 @@ import { createMetricsPlugin } from '../observability/metrics-plugin';
 import { httpReadinessCheck, Readiness, type ReadinessCheck } from '../observability/readiness';
 import { createRequestRecordPlugin } from '../observability/request-record';
 import { bindResolversToTrace, createTracingPlugin } from '../observability/tracing-plugin';
-import { CollectionResolver } from '../modules/collections/collection.resolver';
 import { CollectionService } from '../modules/collections/collection.service';
-import { ChunkResolver, DocumentResolver } from '../modules/documents/document.resolver';
 import { DocumentService } from '../modules/documents/document.service';
 import { CachedEmbedder, outputFingerprint } from '../modules/ingestion/cached-embedder';
 import { EmbeddingBatcher } from '../modules/ingestion/embedding-batcher';
-import { IngestionResolver } from '../modules/ingestion/ingestion.resolver';
 import { IngestionService } from '../modules/ingestion/ingestion.service';
-import { ChunkPreviewPayloadResolver, IngestionJobDocumentResolver, IngestionJobResolver } from '../modules/jobs/ingestion-job.resolver';
 import { IngestionJobService } from '../modules/jobs/ingestion-job.service';
 import { UploadService } from '../modules/jobs/upload.service';
 import { createJobBackend } from '../adapters/jobs/job-backend';
 import { FileExtractor } from '../adapters/parsing/file.extractor';
 import type { UploadRecord } from '../ports/job-store.port';
-import { QueryResolver } from '../modules/query/query.resolver';
 import { QueryResultCache } from '../modules/query/query-cache';
 import { QueryService } from '../modules/query/query.service';
 import type { AnswerSynthesizer } from '../ports/answer-synthesizer.port';
@@ -234,24 +227,6 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   await apiKeyStore.init();
   const apiKeys = new ApiKeyService({ store: apiKeyStore, cacheTtlMs: config.auth.apiKeyCacheSeconds * 1000 });
 
-  const resolvers = new Map<unknown, unknown>([
-    [CollectionResolver, new CollectionResolver(collections, documents)],
-    [DocumentResolver, new DocumentResolver(documents)],
-    [ChunkResolver, new ChunkResolver()],
-    [IngestionResolver, new IngestionResolver(ingestion)],
-    [IngestionJobResolver, new IngestionJobResolver(jobs)],
-    [IngestionJobDocumentResolver, new IngestionJobDocumentResolver()],
-    [ChunkPreviewPayloadResolver, new ChunkPreviewPayloadResolver()],
-    [QueryResolver, new QueryResolver(query)],
-    [ApiKeyResolver, new ApiKeyResolver(apiKeys)],
-  ]);
-  const container: ContainerType = {
-    get: (someClass) => {
-      const instance = resolvers.get(someClass);
-      if (!instance) throw new Error(`No resolver instance registered for ${String((someClass as { name?: string }).name)}`);
-      return instance;
-    },
-  };
   // Security: who is calling (JWT or KBQL_AUTH_MODE=none), @rateLimit counters (Redis when REDIS_URL is set, with an
   // in-memory fallback; in memory otherwise), then @auth on every field (in buildKbqlSchema, outermost but tracing).
   const authenticate = createAuthenticator({
@@ -278,7 +253,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
         windowSecondsOverride: config.rateLimit.windowSecondsOverride,
       })
     : undefined;
-  const schema = bindResolversToTrace(await buildKbqlSchema(container, {
+  const schema = bindResolversToTrace(await buildKbqlSchema(createResolverContainer({ services, apiKeys }), {
       // Innermost the resolver timeout, then the rate limit, then @auth: a refused call consumes nothing.
       beforeAuth: (built) => {
         const bounded = applyResolverTimeout<KbqlContext>(built, { timeoutMs: config.graphql.resolverTimeoutMs });
