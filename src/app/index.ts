@@ -38,6 +38,7 @@ import { buildKbqlSchema, createResolverContainer } from './schema';
 import { createHttpServer, createMetricsServer, drainHttpServer, listen, type MetricsPage } from '../http/server';
 import { attachSubscriptionServer, type SubscriptionServer } from '../http/subscriptions';
 import { createLogger, type Logger } from '../logger';
+import { Disposers } from './lifecycle';
 import {
   createTelemetry,
   instrumentEmbedder,
@@ -110,6 +111,8 @@ export interface App {
 /** The composition root: the one place that builds adapters, services, schema and server. */
 export async function createApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  // What stop() runs: each part registers its disposer as it is built; they run in reverse.
+  const disposers = new Disposers(logger);
   const rawStore = overrides.store ?? createStore(config);
   // CPU work (parsing, chunking, the hash embedder) runs on worker threads; the event loop does I/O and GraphQL.
   const ingestPool = createIngestPool({
@@ -140,6 +143,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const renderMetrics = async (): Promise<MetricsPage> => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() });
   const telemetry = createTelemetry({ metrics });
   const store = instrumentStore(rawStore, { metrics });
+  disposers.add('knowledge store', () => store.close());
   const embedder = instrumentEmbedder(rawEmbedder, { metrics });
   const synthesizer = instrumentSynthesizer(rawSynthesizer, { metrics });
 
@@ -153,6 +157,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     hooks: { hit: (kind) => metrics.cache.hit(kind), miss: (kind) => metrics.cache.miss(kind), bypass: (kind) => metrics.cache.bypass(kind) },
     logger,
   });
+  disposers.add('cache', () => cache.close());
   // Embeddings: cache first, then the shared batching window (one provider call per window, split at the batch limit).
   const batcher = new EmbeddingBatcher(embedder, {
     windowMs: config.batching.windowMs,
@@ -205,7 +210,9 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     lockMs: config.jobs.lockMs,
     logger,
   });
+  disposers.add('job backend', () => jobBackend.close());
   const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency, ...config.jobs.extraction });
+  disposers.add('file extractor', () => fileExtractor.close());
   const uploads = new UploadService({ store: jobBackend.uploads, limits: config.uploads });
   const jobs = new IngestionJobService({
     store: jobBackend.store,
@@ -225,6 +232,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // Service API keys: a SQLite file in the data dir; with the Weaviate store and REDIS_URL, in Redis (replicas share it).
   const apiKeyStore = overrides.apiKeyStore ?? createApiKeyStore(config, logger);
   await apiKeyStore.init();
+  disposers.add('API key store', () => apiKeyStore.close());
   const apiKeys = new ApiKeyService({ store: apiKeyStore, cacheTtlMs: config.auth.apiKeyCacheSeconds * 1000 });
 
   // Security: who is calling (JWT or KBQL_AUTH_MODE=none), @rateLimit counters (Redis when REDIS_URL is set, with an
@@ -244,6 +252,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     config.rateLimit.enabled && config.cache.redisUrl
       ? createRedisRateLimitStore({ url: config.cache.redisUrl, timeoutMs: config.rateLimit.timeoutMs, logger })
       : null;
+  if (rateLimitStore) disposers.add('rate-limit store', () => rateLimitStore.close());
   const rateLimit = config.rateLimit.enabled
     ? createRateLimitTransform<KbqlContext>({
         keyPrefix: `${config.cache.prefix}:rl`,
@@ -308,6 +317,29 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     ],
   });
   await apollo.start();
+  disposers.add('Apollo', () => apollo.stop());
+
+  // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
+  await jobs.start();
+  disposers.add('job worker', () => jobs.stop());
+  // The worker threads go before the jobs are awaited (registered after the worker, so stopped before it): a job
+  // document in a thread stops there and resumes on the next start, instead of holding the drain until it finishes.
+  disposers.add('ingest worker threads', () => ingestPool.processor.close());
+  const sweepUploads = () =>
+    void uploads.sweep().catch((error: unknown) => logger.warn('upload sweep failed', { error: error instanceof Error ? error.message : String(error) }));
+  sweepUploads();
+  const uploadSweep = setInterval(sweepUploads, 10 * 60_000);
+  uploadSweep.unref();
+  // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
+  const sweepJobs = () =>
+    void jobs.sweepFinishedJobs().catch((error: unknown) => logger.warn('job retention sweep failed', { error: error instanceof Error ? error.message : String(error) }));
+  sweepJobs();
+  const jobSweep = setInterval(sweepJobs, 60 * 60_000);
+  jobSweep.unref();
+  disposers.add('sweeps', () => {
+    clearInterval(uploadSweep);
+    clearInterval(jobSweep);
+  });
 
   // One context recipe for both transports: the caller, its access scope, its address, fresh loaders, the services.
   const contextFor = (requestId: string, principal: Principal | null, req: http.IncomingMessage): KbqlContext =>
@@ -356,22 +388,17 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     maxConnectionsPerCaller: config.maxWsConnectionsPerCaller,
     callerKey: (principal, req) => callerKey({ principal, clientIp: clientAddress(req, config.auth.trustedProxies) }),
   });
+  if (metricsServer) disposers.add('metrics server', async () => {
+    if (metricsServer.listening) await drainHttpServer(metricsServer);
+  });
+  disposers.add('HTTP and WebSocket', async () => {
+    // Stop accepting first (the drain closes the listener at once), then end the streams — their clients are
+    // told the server is going away (1001) and their work stops — then wait for in-flight HTTP requests.
+    const drained = drainHttpServer(httpServer);
+    await subscriptions.close();
+    await drained;
+  });
 
-  // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
-  await jobs.start();
-  const sweepUploads = () =>
-    void uploads.sweep().catch((error: unknown) => logger.warn('upload sweep failed', { error: error instanceof Error ? error.message : String(error) }));
-  sweepUploads();
-  const uploadSweep = setInterval(sweepUploads, 10 * 60_000);
-  uploadSweep.unref();
-  // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
-  const sweepJobs = () =>
-    void jobs.sweepFinishedJobs().catch((error: unknown) => logger.warn('job retention sweep failed', { error: error instanceof Error ? error.message : String(error) }));
-  sweepJobs();
-  const jobSweep = setInterval(sweepJobs, 60 * 60_000);
-  jobSweep.unref();
-
-  let stopping: Promise<void> | null = null;
   return {
     config,
     store,
@@ -394,30 +421,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
       }
       return url;
     },
-    stop() {
-      stopping ??= (async () => {
-        // Stop accepting first (the drain closes the listener at once), then end the streams — their clients are
-        // told the server is going away (1001) and their work stops — then wait for in-flight HTTP requests.
-        const drained = drainHttpServer(httpServer);
-        await subscriptions.close();
-        await drained;
-        // The worker threads go before the jobs are awaited: a job document in a thread stops there and resumes on
-        // the next start, instead of holding the drain until it finishes.
-        await ingestPool.processor.close();
-        if (metricsServer?.listening) await drainHttpServer(metricsServer);
-        await apollo.stop();
-        clearInterval(uploadSweep);
-        clearInterval(jobSweep);
-        await jobs.stop();
-        await fileExtractor.close();
-        await jobBackend.close();
-        await store.close();
-        await cache.close();
-        await rateLimitStore?.close();
-        await apiKeyStore.close();
-      })();
-      return stopping;
-    },
+    stop: () => disposers.dispose(),
   };
 }
 
