@@ -1,4 +1,7 @@
 import type { Logger } from '../logger';
+import type { IngestionJobService } from '../modules/jobs/ingestion-job.service';
+import type { UploadService } from '../modules/jobs/upload.service';
+import type { DocumentProcessor } from '../ports/document-processor.port';
 
 /** Stops one part: drains a server, closes a connection, clears a timer. */
 export type Disposer = () => unknown;
@@ -42,4 +45,39 @@ export class Disposers {
     }
     if (failures.length > 0) throw failures[0];
   }
+}
+
+export interface BackgroundWorkDeps {
+  jobs: IngestionJobService;
+  uploads: UploadService;
+  /** The worker threads' processor, stopped before the job worker is awaited. */
+  processor: DocumentProcessor;
+  logger: Logger;
+}
+
+/** Starts what runs besides requests: the job worker (unfinished jobs continue) and the upload and job sweeps. */
+export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: Disposers): Promise<void> {
+  const { jobs, uploads, processor, logger } = deps;
+  // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
+  await jobs.start();
+  disposers.add('job worker', () => jobs.stop());
+  // The worker threads go before the jobs are awaited (registered after the worker, so stopped before it): a job
+  // document in a thread stops there and resumes on the next start, instead of holding the drain until it finishes.
+  disposers.add('ingest worker threads', () => processor.close());
+  const uploadSweep = every(10 * 60_000, () => uploads.sweep(), 'upload sweep failed', logger);
+  // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
+  const jobSweep = every(60 * 60_000, () => jobs.sweepFinishedJobs(), 'job retention sweep failed', logger);
+  disposers.add('sweeps', () => {
+    clearInterval(uploadSweep);
+    clearInterval(jobSweep);
+  });
+}
+
+/** Runs `sweep` now and every `intervalMs` (never keeping the process alive); a failure is logged as `failure`. */
+function every(intervalMs: number, sweep: () => Promise<unknown>, failure: string, logger: Logger): NodeJS.Timeout {
+  const run = () => void sweep().catch((error: unknown) => logger.warn(failure, { error: error instanceof Error ? error.message : String(error) }));
+  run();
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return timer;
 }
