@@ -6,7 +6,9 @@ import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { DocumentInput } from '../ingestion/ingestion.type';
 import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.service';
-import { IngestionJobService, type DeletedJob, type JobView, type ProgressItem } from './ingestion-job.service';
+import type { ProgressItem } from './ingestion-job.progress';
+import { IngestionJobService, type DeletedJob } from './ingestion-job.service';
+import type { JobView } from './ingestion-job.state';
 import type { UploadService } from './upload.service';
 import {
   ChunkPreview,

@@ -5,7 +5,6 @@ import {
   CLAIMABLE_STAGES,
   FINISHED_JOB_STATUSES,
   isTerminal,
-  JOB_STAGES,
   type JobDocumentState,
   type JobEvent,
   type JobEventBus,
@@ -23,6 +22,8 @@ import { assertWritable, canSee, type Access } from '../auth/principal';
 import type { IngestOutcome } from '../../observability/metrics';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
 import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
+import { openProgressStream, type ProgressItem } from './ingestion-job.progress';
+import { describeJob, finishJobIfDone, publishJobEvent, type JobView } from './ingestion-job.state';
 import type { UploadService } from './upload.service';
 
 /** Turns an uploaded file into content (see `adapters/parsing/file.extractor.ts`). */
@@ -34,29 +35,6 @@ export interface FileContentExtractor {
 const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
 
 export const isTransientCode = (code: string | null): boolean => code !== null && TRANSIENT_CODES.has(code);
-
-/** A job with its per-stage counts, as the API shows it. */
-export interface JobView extends JobRecord {
-  queued: number;
-  inProgress: number;
-  indexed: number;
-  unchanged: number;
-  failed: number;
-  cancelled: number;
-  /** From creation to the end (or to now while it runs). */
-  tookMs: number;
-}
-
-/** One item of `ingestionProgress`: a document's stage transition, or the job's final summary (last item). */
-export interface ProgressItem {
-  kind: 'STAGE' | 'SUMMARY';
-  jobId: string;
-  /** The first of `documents` (kept for clients of the one-document events). */
-  document: JobDocumentState | null;
-  /** STAGE: every document that moved since the previous item, in index order, each in its latest state. */
-  documents: JobDocumentState[];
-  job: JobView | null;
-}
 
 export interface IngestionJobServiceDeps {
   store: JobStore;
@@ -105,18 +83,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
-/** How long a progress stream waits for an event before it re-reads the job from the store. */
-const PROGRESS_RECHECK_MS = 5_000;
-/** Least time between two STAGE items of one progress stream (what moved meanwhile is folded into the next). */
-export const PROGRESS_WINDOW_MS = 250;
-/** Most documents in one STAGE item (a bigger backlog goes out over the next windows). */
-export const PROGRESS_MAX_DOCUMENTS = 1_000;
-
 /** Thrown by a stage hook when the job was cancelled: stops the document, which ends CANCELLED. */
 class Cancelled extends Error {}
-
-const rankOf = (doc: Pick<JobDocumentState, 'stage' | 'attempt'>): number =>
-  doc.attempt * 100 + (isTerminal(doc.stage) ? 99 : JOB_STAGES.indexOf(doc.stage));
 
 /**
  * Asynchronous ingestion: a job is accepted at once (job, document states and payloads persisted together), its
@@ -340,7 +308,7 @@ export class IngestionJobService {
     const { record, data } = await this.deps.uploads.load(uploadId!, access);
     return this.deps.ingestion.previewChunks(
       collectionRef,
-      () => this.loadUpload({ kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
+      () => uploadToDocument(this.deps.extractor, { kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
       access,
     );
   }
@@ -350,109 +318,12 @@ export class IngestionJobService {
    * missed), then the documents that moved, then the summary, after which the stream ends. Coalesced and paced:
    * events are folded into the latest state per document as they arrive (memory bounded by the job's size, however
    * slow the consumer), and a STAGE item carries every document that moved since the previous one — at most one
-   * item per {@link PROGRESS_WINDOW_MS} and {@link PROGRESS_MAX_DOCUMENTS} documents per item. A document's states
+   * item per `PROGRESS_WINDOW_MS` and `PROGRESS_MAX_DOCUMENTS` documents per item. A document's states
    * never go backwards.
    */
   async progress(jobId: string, access: Access): Promise<AsyncIterableIterator<ProgressItem>> {
     await this.visibleJob(jobId, access);
-    const sent = new Map<number, number>();
-    const pending = new Map<number, JobDocumentState>();
-    const ready: ProgressItem[] = [];
-    let wake: (() => void) | null = null;
-    let ended = false;
-    let summaryRequested = false;
-    let summaryItem: ProgressItem | null = null;
-    let finished = false;
-    let nextBatchAt = 0;
-    /** Keeps a document's state when it is newer than what was sent and what waits. */
-    const fold = (doc: JobDocumentState): void => {
-      const rank = rankOf(doc);
-      if ((sent.get(doc.index) ?? -1) >= rank) return;
-      const waiting = pending.get(doc.index);
-      if (waiting && rankOf(waiting) >= rank) return;
-      pending.set(doc.index, doc);
-    };
-    const unsubscribe = await this.deps.events.subscribe(jobId, (event) => {
-      if (event.kind === 'STAGE') fold(event.document);
-      else summaryRequested = true;
-      wake?.();
-    });
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      unsubscribe();
-      wake?.();
-    };
-    /** Re-reads the job from the store (the truth: events are best effort); prepares the summary once it finished. */
-    const readStore = async (): Promise<void> => {
-      const job = await this.deps.store.getJob(jobId);
-      for (const doc of await this.deps.store.getDocuments(jobId)) fold(doc);
-      if (!job) finished = true;
-      else if (job.finishedAt) summaryItem = { kind: 'SUMMARY', jobId, document: null, documents: [], job: await this.describe(job) };
-    };
-    const takeBatch = (): void => {
-      const documents: JobDocumentState[] = [];
-      for (const [index, doc] of pending) {
-        if (documents.length >= PROGRESS_MAX_DOCUMENTS) break;
-        pending.delete(index);
-        sent.set(index, rankOf(doc));
-        documents.push(doc);
-      }
-      documents.sort((a, b) => a.index - b.index);
-      ready.push({ kind: 'STAGE', jobId, document: documents[0] ?? null, documents, job: null });
-      nextBatchAt = Date.now() + PROGRESS_WINDOW_MS;
-    };
-    let snapshotTaken = false;
-    let recheck = false;
-    const iterator: AsyncIterableIterator<ProgressItem> = {
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-      async next(): Promise<IteratorResult<ProgressItem>> {
-        for (;;) {
-          if (ended) return { value: undefined, done: true };
-          if (ready.length > 0) return { value: ready.shift()!, done: false };
-          if (finished) {
-            end();
-            return { value: undefined, done: true };
-          }
-          if (!snapshotTaken || recheck || (summaryRequested && !summaryItem)) {
-            snapshotTaken = true;
-            recheck = false;
-            summaryRequested = false; // a SUMMARY event published before the store shows the end asks again
-            await readStore();
-            continue;
-          }
-          if (pending.size > 0 && Date.now() >= nextBatchAt) {
-            takeBatch();
-            continue;
-          }
-          if (pending.size === 0 && summaryItem) {
-            ready.push(summaryItem);
-            finished = true;
-            continue;
-          }
-          // Wait for the next batch's turn, or (nothing waiting) for an event, re-reading the store when quiet.
-          const waitMs = pending.size > 0 ? nextBatchAt - Date.now() : PROGRESS_RECHECK_MS;
-          let timer: NodeJS.Timeout | undefined;
-          await new Promise<void>((resolve) => {
-            timer = setTimeout(() => {
-              if (pending.size === 0) recheck = true;
-              resolve();
-            }, waitMs);
-            if (pending.size === 0) wake = resolve;
-            if (ended || (pending.size === 0 && summaryRequested)) resolve();
-          });
-          clearTimeout(timer);
-          wake = null;
-        }
-      },
-      async return(): Promise<IteratorResult<ProgressItem>> {
-        end();
-        return { value: undefined, done: true };
-      },
-    };
-    return iterator;
+    return openProgressStream(this.deps, jobId);
   }
 
   /** The queue's handler: one document of one job. */
@@ -531,45 +402,18 @@ export class IngestionJobService {
     return written;
   }
 
-  private async maybeFinish(jobId: string): Promise<void> {
-    if ((await this.deps.store.openCount(jobId)) > 0) return;
-    const job = await this.deps.store.getJob(jobId);
-    if (!job || job.finishedAt) return;
-    const docs = await this.deps.store.getDocuments(jobId);
-    if (docs.some((d) => !isTerminal(d.stage))) return;
-    const status: JobStatus = docs.some((d) => d.stage === 'CANCELLED')
-      ? 'CANCELLED'
-      : docs.some((d) => d.stage === 'FAILED')
-        ? 'COMPLETED_WITH_ERRORS'
-        : 'COMPLETED';
-    if (await this.deps.store.markFinished(jobId, new Date(), status)) await this.publish({ kind: 'SUMMARY', jobId });
+  private maybeFinish(jobId: string): Promise<void> {
+    return finishJobIfDone(this.deps, jobId);
   }
 
-  private async publish(event: JobEvent): Promise<void> {
-    try {
-      await this.deps.events.publish(event);
-    } catch (error) {
-      // Progress is best effort: the state is in the store, and subscribers re-read it for the summary.
-      this.deps.logger?.warn('ingestion progress event not published', { jobId: event.jobId, error: error instanceof Error ? error.message : String(error) });
-    }
+  private publish(event: JobEvent): Promise<void> {
+    return publishJobEvent(this.deps, event);
   }
 
   private async payloadToDocument(payload: JobPayload | null): Promise<DocumentInputArgs> {
     if (!payload) throw new AppError('INTERNAL_SERVER_ERROR', 'The document content was lost.', { reason: 'PAYLOAD_MISSING' });
     if (payload.kind === 'document') return payload;
-    return this.loadUpload(payload, Buffer.from(payload.data, 'base64'));
-  }
-
-  private async loadUpload(payload: Extract<JobPayload, { kind: 'upload' }>, data: Buffer): Promise<DocumentInputArgs> {
-    const extracted = await this.deps.extractor.extract(data, payload.filename, payload.mediaType);
-    return {
-      id: payload.filename,
-      title: extracted.title,
-      source: payload.filename,
-      content: extracted.content,
-      contentType: extracted.contentType,
-      metadata: { filename: payload.filename },
-    };
+    return uploadToDocument(this.deps.extractor, payload, Buffer.from(payload.data, 'base64'));
   }
 
   private async visibleJob(id: string, access: Access): Promise<JobRecord> {
@@ -587,20 +431,8 @@ export class IngestionJobService {
   }
 
   /** The job with its counts. */
-  async describe(job: JobRecord): Promise<JobView> {
-    const docs = await this.deps.store.getDocuments(job.id);
-    const count = (...stages: JobStage[]) => docs.filter((d) => stages.includes(d.stage)).length;
-    const end = job.finishedAt ?? new Date();
-    return {
-      ...job,
-      queued: count('QUEUED'),
-      inProgress: count('PARSING', 'CHUNKING', 'EMBEDDING', 'STORING'),
-      indexed: count('INDEXED'),
-      unchanged: count('UNCHANGED'),
-      failed: count('FAILED'),
-      cancelled: count('CANCELLED'),
-      tookMs: end.getTime() - job.createdAt.getTime(),
-    };
+  describe(job: JobRecord): Promise<JobView> {
+    return describeJob(this.deps.store, job);
   }
 }
 
@@ -641,6 +473,23 @@ function documentPayload(doc: DocumentInputArgs): JobPayload {
     content: doc.content,
     contentType: doc.contentType ?? null,
     metadata: (doc.metadata as Metadata | null | undefined) ?? null,
+  };
+}
+
+/** An uploaded file's content as a document (see {@link FileContentExtractor}); named after the file. */
+export async function uploadToDocument(
+  extractor: FileContentExtractor,
+  payload: Extract<JobPayload, { kind: 'upload' }>,
+  data: Buffer,
+): Promise<DocumentInputArgs> {
+  const extracted = await extractor.extract(data, payload.filename, payload.mediaType);
+  return {
+    id: payload.filename,
+    title: extracted.title,
+    source: payload.filename,
+    content: extracted.content,
+    contentType: extracted.contentType,
+    metadata: { filename: payload.filename },
   };
 }
 
