@@ -50,7 +50,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   // Store, worker threads, embedder, synthesizer, cache, job backend; metrics and readiness around them.
   const adapters = await createAdapters(config, overrides, logger, disposers);
   // The domain services on those ports.
-  const services = await createServices(config, adapters, { accessFilter: overrides.accessFilter, logger });
+  const { services, jobWorker } = await createServices(config, adapters, { accessFilter: overrides.accessFilter, logger });
   // API keys, authentication and rate limits.
   const security = await createSecurity(config, overrides.apiKeyStore, logger, disposers);
   // The schema from the one resolver list, and Apollo Server with its plugins.
@@ -60,7 +60,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     disposers,
   );
   // The job worker and the sweeps.
-  await startBackgroundWork({ jobs: services.jobs, uploads: services.uploads, processor: adapters.processor, logger }, disposers);
+  await startBackgroundWork({ jobWorker, jobs: services.jobs, uploads: services.uploads, processor: adapters.processor, logger }, disposers);
   // HTTP and WebSocket, built last so that stop() drains them first.
   const transports = createTransports(
     config,

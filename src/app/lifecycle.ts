@@ -1,5 +1,6 @@
 import type { Logger } from '../logger';
 import type { IngestionJobService } from '../modules/jobs/ingestion-job.service';
+import type { IngestionJobWorker } from '../modules/jobs/ingestion-job.worker';
 import type { UploadService } from '../modules/jobs/upload.service';
 import type { DocumentProcessor } from '../ports/document-processor.port';
 
@@ -48,6 +49,7 @@ export class Disposers {
 }
 
 export interface BackgroundWorkDeps {
+  jobWorker: IngestionJobWorker;
   jobs: IngestionJobService;
   uploads: UploadService;
   /** The worker threads' processor, stopped before the job worker is awaited. */
@@ -57,10 +59,10 @@ export interface BackgroundWorkDeps {
 
 /** Starts what runs besides requests: the job worker (unfinished jobs continue) and the upload and job sweeps. */
 export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: Disposers): Promise<void> {
-  const { jobs, uploads, processor, logger } = deps;
+  const { jobWorker, jobs, uploads, processor, logger } = deps;
   // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
-  await jobs.start();
-  disposers.add('job worker', () => jobs.stop());
+  await jobWorker.start();
+  disposers.add('job worker', () => jobWorker.stop());
   // The worker threads go before the jobs are awaited (registered after the worker, so stopped before it): a job
   // document in a thread stops there and resumes on the next start, instead of holding the drain until it finishes.
   disposers.add('ingest worker threads', () => processor.close());

@@ -7,6 +7,7 @@ import { CachedEmbedder, outputFingerprint } from '../modules/ingestion/cached-e
 import { EmbeddingBatcher } from '../modules/ingestion/embedding-batcher';
 import { IngestionService } from '../modules/ingestion/ingestion.service';
 import { IngestionJobService } from '../modules/jobs/ingestion-job.service';
+import { IngestionJobWorker } from '../modules/jobs/ingestion-job.worker';
 import { UploadService } from '../modules/jobs/upload.service';
 import { defaultMinSimilarity } from '../modules/query/abstention';
 import { QueryResultCache } from '../modules/query/query-cache';
@@ -17,12 +18,12 @@ import type { AppOverrides } from './overrides';
 /** Largest batch of the local embedder that goes through the embedding cache (a query is one to a few texts). */
 const LOCAL_EMBEDDER_CACHED_BATCH = 8;
 
-/** Builds the domain services on the adapters' ports. */
+/** The domain services on the adapters' ports, and the worker that runs the ingestion job queue. */
 export async function createServices(
   config: Config,
   adapters: Adapters,
   options: { accessFilter: AppOverrides['accessFilter']; logger: Logger },
-): Promise<Services> {
+): Promise<{ services: Services; jobWorker: IngestionJobWorker }> {
   const { store, embedder, cache, metrics, telemetry, jobBackend } = adapters;
   // Embeddings: cache first, then the shared batching window (one provider call per window, split at the batch limit).
   const batcher = new EmbeddingBatcher(embedder, {
@@ -76,8 +77,17 @@ export async function createServices(
     extractor: adapters.fileExtractor,
     limits: { maxDocumentsPerJob: config.jobs.maxDocumentsPerJob, maxQueuedDocumentsPerTenant: config.jobs.maxQueuedDocumentsPerTenant },
     retention: { days: config.jobs.retentionDays },
+    logger: options.logger,
+  });
+  const jobWorker = new IngestionJobWorker({
+    store: jobBackend.store,
+    queue: jobBackend.queue,
+    events: jobBackend.events,
+    knowledge: store,
+    ingestion,
+    extractor: adapters.fileExtractor,
     metrics: metrics.ingestion,
     logger: options.logger,
   });
-  return { collections, documents, ingestion, query, jobs, uploads };
+  return { services: { collections, documents, ingestion, query, jobs, uploads }, jobWorker };
 }

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, badInput, isAppError, notFound, type ErrorCode } from '../../errors';
+import { AppError, badInput, notFound } from '../../errors';
 import type { Logger } from '../../logger';
 import {
-  CLAIMABLE_STAGES,
   FINISHED_JOB_STATUSES,
-  isTerminal,
   type JobDocumentState,
   type JobEvent,
   type JobEventBus,
@@ -19,9 +17,8 @@ import {
 } from '../../ports/job-store.port';
 import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee, type Access } from '../auth/principal';
-import type { IngestOutcome } from '../../observability/metrics';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../shared/pagination';
-import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
+import type { ChunkPreview, DocumentInputArgs, IngestionService } from '../ingestion/ingestion.service';
 import { openProgressStream, type ProgressItem } from './ingestion-job.progress';
 import { describeJob, finishJobIfDone, publishJobEvent, type JobView } from './ingestion-job.state';
 import type { UploadService } from './upload.service';
@@ -30,11 +27,6 @@ import type { UploadService } from './upload.service';
 export interface FileContentExtractor {
   extract(data: Buffer, filename: string, mediaType: string | null): Promise<{ content: string; contentType: ContentType; title: string | null }>;
 }
-
-/** Codes a retry of the same document may get past: the failure was ours or a provider's, not the content's. */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
-
-export const isTransientCode = (code: string | null): boolean => code !== null && TRANSIENT_CODES.has(code);
 
 export interface IngestionJobServiceDeps {
   store: JobStore;
@@ -57,8 +49,6 @@ export interface IngestionJobServiceDeps {
   retention?: { days: number; batchSize?: number; maxPerSweep?: number };
   /** The time, for retention (tests pass a fake clock). @default () => new Date() */
   clock?: () => Date;
-  /** The ingestion metrics (documents by outcome, chunks). */
-  metrics?: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
   logger?: Logger;
 }
 
@@ -83,43 +73,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
-/** Thrown by a stage hook when the job was cancelled: stops the document, which ends CANCELLED. */
-class Cancelled extends Error {}
-
 /**
- * Asynchronous ingestion: a job is accepted at once (job, document states and payloads persisted together), its
- * documents go through the queue one task each (bounded concurrency; one worker per task, also across replicas with
- * BullMQ), each through {@link IngestionService.ingestOne} — the same pipeline as `ingestDocuments` — with every
- * stage change persisted and published. Re-running a document is harmless: its write is a content-hash upsert that
- * replaces chunks atomically, so a crash mid-document leaves the old version or the new one and the re-run either
- * writes it once or finds it UNCHANGED (reported INDEXED when this job's earlier run got as far as STORING).
+ * Asynchronous ingestion, the commands: a job is accepted at once (job, document states and payloads persisted
+ * together) and its documents go to the queue one task each, which `IngestionJobWorker` runs; cancel, retry,
+ * delete, retention and the progress stream act on the same store.
  */
 export class IngestionJobService {
-  private started = false;
-
   constructor(private readonly deps: IngestionJobServiceDeps) {}
-
-  /** Starts the workers and resumes every unfinished job (documents left mid-way are redone). */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
-    await this.deps.queue.start((task) => this.process(task));
-    try {
-      for (const job of await this.deps.store.unfinishedJobs()) {
-        const open = (await this.deps.store.getDocuments(job.id)).filter((d) => !isTerminal(d.stage));
-        if (open.length === 0) await this.maybeFinish(job.id);
-        else await this.deps.queue.enqueue(open.map((d) => ({ jobId: job.id, index: d.index, attempt: d.attempt })));
-      }
-    } catch (error) {
-      // Only the networked store fails here (Redis down); its queue still holds the work and resumes it by itself.
-      this.deps.logger?.warn('could not resume unfinished ingestion jobs', { error: error instanceof Error ? error.message : String(error) });
-    }
-  }
-
-  /** Stops taking documents and waits a while for the running ones. */
-  async stop(timeoutMs = 5_000): Promise<void> {
-    await this.deps.queue.close(timeoutMs);
-  }
 
   async startIngestion(
     collectionRef: string,
@@ -326,94 +286,12 @@ export class IngestionJobService {
     return openProgressStream(this.deps, jobId);
   }
 
-  /** The queue's handler: one document of one job. */
-  async process(task: JobTask): Promise<void> {
-    const { store } = this.deps;
-    const job = await store.getJob(task.jobId);
-    const doc = job ? await store.getDocument(task.jobId, task.index) : null;
-    if (!job || !doc || isTerminal(doc.stage) || doc.attempt !== task.attempt) return;
-    if (job.cancelRequested) {
-      await this.settle(job.id, { ...doc, stage: 'CANCELLED', updatedAt: new Date() }, CLAIMABLE_STAGES);
-      return;
-    }
-    // A previous run that reached STORING may have committed the document before the process died.
-    const mayHaveStored = doc.stage === 'STORING';
-    let current: JobDocumentState = { ...doc, stage: 'PARSING', runs: doc.runs + 1, updatedAt: new Date() };
-    if (!(await store.transition(job.id, current, CLAIMABLE_STAGES))) return;
-    await store.markRunning(job.id);
-    await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
-
-    const collection = await this.deps.knowledge.getCollection(job.collectionId);
-    if (!collection) {
-      await this.settle(job.id, { ...current, stage: 'FAILED', code: 'NOT_FOUND', reasonCode: 'COLLECTION_DELETED', reason: 'The collection was deleted.', transient: false, updatedAt: new Date() }, [current.stage]);
-      return;
-    }
-    const payload = await store.getPayload(job.id, task.index);
-    let outcome: DocumentOutcome;
-    try {
-      outcome = await this.deps.ingestion.ingestOne(collection, () => this.payloadToDocument(payload), {
-        stage: async (stage: PipelineStage, partial) => {
-          if (stage === 'PARSING') return;
-          if ((await store.getJob(job.id))?.cancelRequested) throw new Cancelled();
-          const next: JobDocumentState = { ...current, stage, externalId: partial.externalId ?? current.externalId, timings: { ...partial.timings }, updatedAt: new Date() };
-          if (!(await store.transition(job.id, next, [current.stage]))) throw new Cancelled();
-          current = next;
-          await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
-        },
-        isStop: (error) => error instanceof Cancelled || isShutdown(error),
-      });
-    } catch (error) {
-      // The server is stopping: the document stays in its stage and the next start (or another replica) resumes it.
-      if (isShutdown(error)) return;
-      if (!(error instanceof Cancelled)) throw error;
-      await this.settle(job.id, { ...current, stage: 'CANCELLED', updatedAt: new Date() }, [current.stage]);
-      return;
-    }
-    const status = outcome.status === 'UNCHANGED' && mayHaveStored ? 'INDEXED' : outcome.status;
-    const final: JobDocumentState = {
-      ...current,
-      stage: status,
-      externalId: outcome.externalId ?? current.externalId,
-      code: outcome.code,
-      reasonCode: outcome.reasonCode,
-      reason: outcome.reason,
-      transient: status === 'FAILED' ? isTransientCode(outcome.code) : null,
-      documentId: outcome.documentId,
-      chunkCount: outcome.chunkCount,
-      timings: outcome.timings,
-      notices: outcome.notices,
-      updatedAt: new Date(),
-    };
-    if (await this.settle(job.id, final, [current.stage])) {
-      this.deps.metrics?.documents(status === 'INDEXED' ? 'indexed' : status === 'UNCHANGED' ? 'unchanged' : 'failed', 1);
-      if (outcome.status === 'INDEXED') this.deps.metrics?.chunks(outcome.chunkCount ?? 0);
-    }
-  }
-
-  /** Writes a terminal state (compare-and-set from `from`), publishes it and closes the job when it was the last. */
-  private async settle(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean> {
-    const written = await this.deps.store.transition(jobId, state, from);
-    if (written) {
-      // Only FAILED documents can run again (retryIngestion): the others' content need not be kept.
-      if (state.stage !== 'FAILED') await this.deps.store.dropPayload(jobId, state.index);
-      await this.publish({ kind: 'STAGE', jobId, document: state });
-    }
-    await this.maybeFinish(jobId);
-    return written;
-  }
-
   private maybeFinish(jobId: string): Promise<void> {
     return finishJobIfDone(this.deps, jobId);
   }
 
   private publish(event: JobEvent): Promise<void> {
     return publishJobEvent(this.deps, event);
-  }
-
-  private async payloadToDocument(payload: JobPayload | null): Promise<DocumentInputArgs> {
-    if (!payload) throw new AppError('INTERNAL_SERVER_ERROR', 'The document content was lost.', { reason: 'PAYLOAD_MISSING' });
-    if (payload.kind === 'document') return payload;
-    return uploadToDocument(this.deps.extractor, payload, Buffer.from(payload.data, 'base64'));
   }
 
   private async visibleJob(id: string, access: Access): Promise<JobRecord> {
@@ -491,9 +369,4 @@ export async function uploadToDocument(
     contentType: extracted.contentType,
     metadata: { filename: payload.filename },
   };
-}
-
-/** The worker pool refused or dropped the work because the server is stopping (not a failure of the document). */
-function isShutdown(error: unknown): boolean {
-  return isAppError(error) && error.details['reason'] === 'SHUTTING_DOWN';
 }
