@@ -49,7 +49,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   const disposers = new Disposers(logger);
   // Store, worker threads, embedder, synthesizer, cache, job backend; metrics and readiness around them.
   const adapters = await createAdapters(config, overrides, logger, disposers);
-  // The domain services on those ports.
+  // The domain services on those ports, and the worker of the ingestion job queue.
   const { services, jobWorker } = await createServices(config, adapters, { accessFilter: overrides.accessFilter, logger });
   // API keys, authentication and rate limits.
   const security = await createSecurity(config, overrides.apiKeyStore, logger, disposers);

@@ -37,9 +37,11 @@ export async function createSecurity(config: Config, apiKeyStoreOverride: ApiKey
     apiKeys,
   });
   if (config.auth.mode === 'none') {
-    logger.warn('AUTHENTICATION IS OFF (KBQL_AUTH_MODE=none): every caller is an ADMIN of tenant "default". Use it for local development only; set KBQL_AUTH_MODE=jwt with KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL anywhere else.', {
-      nodeEnv: config.env,
-    });
+    logger.warn(
+      'AUTHENTICATION IS OFF (KBQL_AUTH_MODE=none): every caller is an ADMIN of tenant "default". Use it for local ' +
+        'development only; set KBQL_AUTH_MODE=jwt with KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL anywhere else.',
+      { nodeEnv: config.env },
+    );
   }
   if (!config.rateLimit.enabled) logger.warn(`Rate limits (@rateLimit) are off: ${config.rateLimit.reason}.`, { nodeEnv: config.env });
   const rateLimitStore: RedisRateLimitStore | null =

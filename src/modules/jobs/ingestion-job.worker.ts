@@ -91,7 +91,16 @@ export class IngestionJobWorker {
 
     const collection = await this.deps.knowledge.getCollection(job.collectionId);
     if (!collection) {
-      await this.settle(job.id, { ...current, stage: 'FAILED', code: 'NOT_FOUND', reasonCode: 'COLLECTION_DELETED', reason: 'The collection was deleted.', transient: false, updatedAt: new Date() }, [current.stage]);
+      const failed: JobDocumentState = {
+        ...current,
+        stage: 'FAILED',
+        code: 'NOT_FOUND',
+        reasonCode: 'COLLECTION_DELETED',
+        reason: 'The collection was deleted.',
+        transient: false,
+        updatedAt: new Date(),
+      };
+      await this.settle(job.id, failed, [current.stage]);
       return;
     }
     const payload = await store.getPayload(job.id, task.index);
