@@ -5,7 +5,7 @@ import path from 'node:path';
 import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
 import { createApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
-import { createContext } from '../src/graphql/context';
+import { createContext } from '../src/app/context';
 import type { Embedder } from '../src/ports/embedder.port';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
 import { seedScifact } from './seed-scifact';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEVELOPMENT_PRINCIPAL } from '../../src/modules/auth/principal';
-import { PROGRESS_MAX_DOCUMENTS, PROGRESS_WINDOW_MS, type ProgressItem } from '../../src/modules/jobs/ingestion-job.service';
+import { PROGRESS_MAX_DOCUMENTS, PROGRESS_WINDOW_MS, type ProgressItem } from '../../src/modules/jobs/ingestion-job.progress';
 import { collectProgress, stagesByDocument } from '../helpers/jobs-ws';
 import { gql } from '../helpers/security';
 import { startTestServer, type TestApp } from '../helpers/test-app';

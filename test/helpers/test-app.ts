@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp, type App, type AppOverrides } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 
 export interface TestApp {
   app: App;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildSchema, isObjectType, type GraphQLField, type GraphQLResolveInfo } from 'graphql';
 import { applyAuthDirective, PUBLIC_FIELDS, type AuthExtension } from '../../src/graphql/directives/auth.directive';
-import { buildKbqlSchema } from '../../src/graphql/schema';
+import { buildKbqlSchema } from '../../src/app/schema';
 import { isAppError } from '../../src/errors';
 import type { Principal } from '../../src/ports/principal.port';
 

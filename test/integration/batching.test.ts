@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { ExtractiveSynthesizer } from '../../src/adapters/synthesizers/extractive.synthesizer';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import { DEVELOPMENT_PRINCIPAL } from '../../src/modules/auth/principal';
 import type { AnswerSynthesizer, Synthesis, SynthesisRequest } from '../../src/ports/answer-synthesizer.port';
 import type { Embedder } from '../../src/ports/embedder.port';

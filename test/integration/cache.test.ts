@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { ExtractiveSynthesizer } from '../../src/adapters/synthesizers/extractive.synthesizer';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import { DEVELOPMENT_PRINCIPAL } from '../../src/modules/auth/principal';
 import { METRICS } from '../../src/observability/metrics';
 import type { AnswerSynthesizer, Synthesis, SynthesisRequest } from '../../src/ports/answer-synthesizer.port';

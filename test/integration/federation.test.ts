@@ -15,7 +15,7 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import DataLoader from 'dataloader';
 import { parse, print, type DocumentNode } from 'graphql';
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import type { KbqlContext } from '../../src/modules/shared/request-context';
 import { CreateCollectionDocument, IngestDocumentsDocument, SearchDocument } from '../../src/generated/graphql';
 import type { KnowledgeStore } from '../../src/ports/knowledge-store.port';

@@ -4,7 +4,7 @@ import type { Embedder } from '../../src/ports/embedder.port';
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import { codeOf, createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 /** Wraps the default embedder and counts provider calls and texts. */

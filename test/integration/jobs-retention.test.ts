@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import type { Principal } from '../../src/ports/principal.port';
 import { BullJobQueue } from '../../src/adapters/jobs/bullmq.job-queue';
 import { IngestionJobService, type IngestionJobServiceDeps } from '../../src/modules/jobs/ingestion-job.service';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createContext } from '../../src/graphql/context';
+import { createContext } from '../../src/app/context';
 import type { Principal } from '../../src/ports/principal.port';
 import { gatedEmbedder, sampleDocument, waitFor } from '../helpers/jobs-fixtures';
 import { codeOf, createTestApp, dataOf, type TestApp } from '../helpers/test-app';

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Kind, parse, type ObjectTypeDefinitionNode } from 'graphql';
 import { buildSchema } from 'type-graphql';
-import { entityTypeNames, FEDERATION_LINK, toSubgraphSchema } from '../../src/graphql/federation';
-import { buildKbqlSchema, NO_TOPICS, printKbqlSchema, RESOLVERS } from '../../src/graphql/schema';
+import { entityTypeNames, FEDERATION_LINK, toSubgraphSchema } from '../../src/app/federation';
+import { buildKbqlSchema, NO_TOPICS, printKbqlSchema, RESOLVERS } from '../../src/app/schema';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const COMMITTED = readFileSync(path.resolve(__dirname, '..', '..', '..', 'schema', 'schema.graphql'), 'utf8');

@@ -103,3 +103,4 @@ export class CollectionResolver {
     return this.documentService.listIn(collection.id, filter, { first, after });
   }
 }
+

@@ -28,3 +28,4 @@ export class IngestionResolver {
     return result.documentId ? ctx.loaders.document.load(result.documentId) : null;
   }
 }
+

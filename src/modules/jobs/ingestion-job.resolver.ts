@@ -6,7 +6,10 @@ import type { DocumentRecord } from '../../ports/knowledge-store.port';
 import { Document } from '../documents/document.type';
 import { DocumentInput } from '../ingestion/ingestion.type';
 import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.service';
-import { IngestionJobService, type DeletedJob, type JobView, type ProgressItem } from './ingestion-job.service';
+import type { ProgressItem } from './ingestion-job.progress';
+import { IngestionJobService, type DeletedJob } from './ingestion-job.service';
+import type { JobView } from './ingestion-job.state';
+import type { UploadService } from './upload.service';
 import {
   ChunkPreview,
   ChunkPreviewPayload,
@@ -158,3 +161,4 @@ export class ChunkPreviewPayloadResolver {
     return preview.chunks.slice(offset, offset + first);
   }
 }
+

@@ -1,11 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, badInput, isAppError, notFound, type ErrorCode } from '../../errors';
+import { AppError, badInput, notFound } from '../../errors';
 import type { Logger } from '../../logger';
 import {
-  CLAIMABLE_STAGES,
   FINISHED_JOB_STATUSES,
-  isTerminal,
-  JOB_STAGES,
   type JobDocumentState,
   type JobEvent,
   type JobEventBus,
@@ -18,42 +15,15 @@ import {
   type JobTask,
   TenantQueueFull,
 } from '../../ports/job-store.port';
-import type { FileContentExtractor } from '../../ports/file-extractor.port';
-import type { CollectionRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
+import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
-import type { IngestOutcome } from '../../observability/metrics';
+import type { FileContentExtractor } from '../../ports/file-extractor.port';
 import { toConnection, toWindow, type Connection, type PageArgs } from '../../graphql/pagination';
-import type { ChunkPreview, DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
+import type { ChunkPreview, DocumentInputArgs, IngestionService } from '../ingestion/ingestion.service';
+import { openProgressStream, type ProgressItem } from './ingestion-job.progress';
+import { describeJob, finishJobIfDone, publishJobEvent, type JobView } from './ingestion-job.state';
 import type { UploadService } from './upload.service';
-
-/** Codes a retry of the same document may get past: the failure was ours or a provider's, not the content's. */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
-
-export const isTransientCode = (code: string | null): boolean => code !== null && TRANSIENT_CODES.has(code);
-
-/** A job with its per-stage counts, as the API shows it. */
-export interface JobView extends JobRecord {
-  queued: number;
-  inProgress: number;
-  indexed: number;
-  unchanged: number;
-  failed: number;
-  cancelled: number;
-  /** From creation to the end (or to now while it runs). */
-  tookMs: number;
-}
-
-/** One item of `ingestionProgress`: a document's stage transition, or the job's final summary (last item). */
-export interface ProgressItem {
-  kind: 'STAGE' | 'SUMMARY';
-  jobId: string;
-  /** The first of `documents` (kept for clients of the one-document events). */
-  document: JobDocumentState | null;
-  /** STAGE: every document that moved since the previous item, in index order, each in its latest state. */
-  documents: JobDocumentState[];
-  job: JobView | null;
-}
 
 export interface IngestionJobServiceDeps {
   store: JobStore;
@@ -76,8 +46,6 @@ export interface IngestionJobServiceDeps {
   retention?: { days: number; batchSize?: number; maxPerSweep?: number };
   /** The time, for retention (tests pass a fake clock). @default () => new Date() */
   clock?: () => Date;
-  /** The ingestion metrics (documents by outcome, chunks). */
-  metrics?: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
   logger?: Logger;
 }
 
@@ -102,53 +70,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export const QUEUE_FULL_RETRY_AFTER_SECONDS = 30;
 
-/** How long a progress stream waits for an event before it re-reads the job from the store. */
-const PROGRESS_RECHECK_MS = 5_000;
-/** Least time between two STAGE items of one progress stream (what moved meanwhile is folded into the next). */
-export const PROGRESS_WINDOW_MS = 250;
-/** Most documents in one STAGE item (a bigger backlog goes out over the next windows). */
-export const PROGRESS_MAX_DOCUMENTS = 1_000;
-
-/** Thrown by a stage hook when the job was cancelled: stops the document, which ends CANCELLED. */
-class Cancelled extends Error {}
-
-const rankOf = (doc: Pick<JobDocumentState, 'stage' | 'attempt'>): number =>
-  doc.attempt * 100 + (isTerminal(doc.stage) ? 99 : JOB_STAGES.indexOf(doc.stage));
-
 /**
- * Asynchronous ingestion: a job is accepted at once (job, document states and payloads persisted together), its
- * documents go through the queue one task each (bounded concurrency; one worker per task, also across replicas with
- * BullMQ), each through {@link IngestionService.ingestOne} — the same pipeline as `ingestDocuments` — with every
- * stage change persisted and published. Re-running a document is harmless: its write is a content-hash upsert that
- * replaces chunks atomically, so a crash mid-document leaves the old version or the new one and the re-run either
- * writes it once or finds it UNCHANGED (reported INDEXED when this job's earlier run got as far as STORING).
+ * Asynchronous ingestion, the commands: a job is accepted at once (job, document states and payloads persisted
+ * together) and its documents go to the queue one task each, which `IngestionJobWorker` runs; cancel, retry,
+ * delete, retention and the progress stream act on the same store.
  */
 export class IngestionJobService {
-  private started = false;
-
   constructor(private readonly deps: IngestionJobServiceDeps) {}
-
-  /** Starts the workers and resumes every unfinished job (documents left mid-way are redone). */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
-    await this.deps.queue.start((task) => this.process(task));
-    try {
-      for (const job of await this.deps.store.unfinishedJobs()) {
-        const open = (await this.deps.store.getDocuments(job.id)).filter((d) => !isTerminal(d.stage));
-        if (open.length === 0) await this.maybeFinish(job.id);
-        else await this.deps.queue.enqueue(open.map((d) => ({ jobId: job.id, index: d.index, attempt: d.attempt })));
-      }
-    } catch (error) {
-      // Only the networked store fails here (Redis down); its queue still holds the work and resumes it by itself.
-      this.deps.logger?.warn('could not resume unfinished ingestion jobs', { error: error instanceof Error ? error.message : String(error) });
-    }
-  }
-
-  /** Stops taking documents and waits a while for the running ones. */
-  async stop(timeoutMs = 5_000): Promise<void> {
-    await this.deps.queue.close(timeoutMs);
-  }
 
   async startIngestion(
     collectionRef: string,
@@ -337,7 +265,7 @@ export class IngestionJobService {
     const { record, data } = await this.deps.uploads.load(uploadId!, access);
     return this.deps.ingestion.previewChunks(
       collectionRef,
-      () => this.loadUpload({ kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
+      () => uploadToDocument(this.deps.extractor, { kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
       access,
     );
   }
@@ -347,226 +275,20 @@ export class IngestionJobService {
    * missed), then the documents that moved, then the summary, after which the stream ends. Coalesced and paced:
    * events are folded into the latest state per document as they arrive (memory bounded by the job's size, however
    * slow the consumer), and a STAGE item carries every document that moved since the previous one — at most one
-   * item per {@link PROGRESS_WINDOW_MS} and {@link PROGRESS_MAX_DOCUMENTS} documents per item. A document's states
+   * item per `PROGRESS_WINDOW_MS` and `PROGRESS_MAX_DOCUMENTS` documents per item. A document's states
    * never go backwards.
    */
   async progress(jobId: string, access: Access): Promise<AsyncIterableIterator<ProgressItem>> {
     await this.visibleJob(jobId, access);
-    const sent = new Map<number, number>();
-    const pending = new Map<number, JobDocumentState>();
-    const ready: ProgressItem[] = [];
-    let wake: (() => void) | null = null;
-    let ended = false;
-    let summaryRequested = false;
-    let summaryItem: ProgressItem | null = null;
-    let finished = false;
-    let nextBatchAt = 0;
-    /** Keeps a document's state when it is newer than what was sent and what waits. */
-    const fold = (doc: JobDocumentState): void => {
-      const rank = rankOf(doc);
-      if ((sent.get(doc.index) ?? -1) >= rank) return;
-      const waiting = pending.get(doc.index);
-      if (waiting && rankOf(waiting) >= rank) return;
-      pending.set(doc.index, doc);
-    };
-    const unsubscribe = await this.deps.events.subscribe(jobId, (event) => {
-      if (event.kind === 'STAGE') fold(event.document);
-      else summaryRequested = true;
-      wake?.();
-    });
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      unsubscribe();
-      wake?.();
-    };
-    /** Re-reads the job from the store (the truth: events are best effort); prepares the summary once it finished. */
-    const readStore = async (): Promise<void> => {
-      const job = await this.deps.store.getJob(jobId);
-      for (const doc of await this.deps.store.getDocuments(jobId)) fold(doc);
-      if (!job) finished = true;
-      else if (job.finishedAt) summaryItem = { kind: 'SUMMARY', jobId, document: null, documents: [], job: await this.describe(job) };
-    };
-    const takeBatch = (): void => {
-      const documents: JobDocumentState[] = [];
-      for (const [index, doc] of pending) {
-        if (documents.length >= PROGRESS_MAX_DOCUMENTS) break;
-        pending.delete(index);
-        sent.set(index, rankOf(doc));
-        documents.push(doc);
-      }
-      documents.sort((a, b) => a.index - b.index);
-      ready.push({ kind: 'STAGE', jobId, document: documents[0] ?? null, documents, job: null });
-      nextBatchAt = Date.now() + PROGRESS_WINDOW_MS;
-    };
-    let snapshotTaken = false;
-    let recheck = false;
-    const iterator: AsyncIterableIterator<ProgressItem> = {
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-      async next(): Promise<IteratorResult<ProgressItem>> {
-        for (;;) {
-          if (ended) return { value: undefined, done: true };
-          if (ready.length > 0) return { value: ready.shift()!, done: false };
-          if (finished) {
-            end();
-            return { value: undefined, done: true };
-          }
-          if (!snapshotTaken || recheck || (summaryRequested && !summaryItem)) {
-            snapshotTaken = true;
-            recheck = false;
-            summaryRequested = false; // a SUMMARY event published before the store shows the end asks again
-            await readStore();
-            continue;
-          }
-          if (pending.size > 0 && Date.now() >= nextBatchAt) {
-            takeBatch();
-            continue;
-          }
-          if (pending.size === 0 && summaryItem) {
-            ready.push(summaryItem);
-            finished = true;
-            continue;
-          }
-          // Wait for the next batch's turn, or (nothing waiting) for an event, re-reading the store when quiet.
-          const waitMs = pending.size > 0 ? nextBatchAt - Date.now() : PROGRESS_RECHECK_MS;
-          let timer: NodeJS.Timeout | undefined;
-          await new Promise<void>((resolve) => {
-            timer = setTimeout(() => {
-              if (pending.size === 0) recheck = true;
-              resolve();
-            }, waitMs);
-            if (pending.size === 0) wake = resolve;
-            if (ended || (pending.size === 0 && summaryRequested)) resolve();
-          });
-          clearTimeout(timer);
-          wake = null;
-        }
-      },
-      async return(): Promise<IteratorResult<ProgressItem>> {
-        end();
-        return { value: undefined, done: true };
-      },
-    };
-    return iterator;
+    return openProgressStream(this.deps, jobId);
   }
 
-  /** The queue's handler: one document of one job. */
-  async process(task: JobTask): Promise<void> {
-    const { store } = this.deps;
-    const job = await store.getJob(task.jobId);
-    const doc = job ? await store.getDocument(task.jobId, task.index) : null;
-    if (!job || !doc || isTerminal(doc.stage) || doc.attempt !== task.attempt) return;
-    if (job.cancelRequested) {
-      await this.settle(job.id, { ...doc, stage: 'CANCELLED', updatedAt: new Date() }, CLAIMABLE_STAGES);
-      return;
-    }
-    // A previous run that reached STORING may have committed the document before the process died.
-    const mayHaveStored = doc.stage === 'STORING';
-    let current: JobDocumentState = { ...doc, stage: 'PARSING', runs: doc.runs + 1, updatedAt: new Date() };
-    if (!(await store.transition(job.id, current, CLAIMABLE_STAGES))) return;
-    await store.markRunning(job.id);
-    await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
-
-    const collection = await this.deps.knowledge.getCollection(job.collectionId);
-    if (!collection) {
-      await this.settle(job.id, { ...current, stage: 'FAILED', code: 'NOT_FOUND', reasonCode: 'COLLECTION_DELETED', reason: 'The collection was deleted.', transient: false, updatedAt: new Date() }, [current.stage]);
-      return;
-    }
-    const payload = await store.getPayload(job.id, task.index);
-    let outcome: DocumentOutcome;
-    try {
-      outcome = await this.deps.ingestion.ingestOne(collection, () => this.payloadToDocument(payload), {
-        stage: async (stage: PipelineStage, partial) => {
-          if (stage === 'PARSING') return;
-          if ((await store.getJob(job.id))?.cancelRequested) throw new Cancelled();
-          const next: JobDocumentState = { ...current, stage, externalId: partial.externalId ?? current.externalId, timings: { ...partial.timings }, updatedAt: new Date() };
-          if (!(await store.transition(job.id, next, [current.stage]))) throw new Cancelled();
-          current = next;
-          await this.publish({ kind: 'STAGE', jobId: job.id, document: current });
-        },
-        isStop: (error) => error instanceof Cancelled || isShutdown(error),
-      });
-    } catch (error) {
-      // The server is stopping: the document stays in its stage and the next start (or another replica) resumes it.
-      if (isShutdown(error)) return;
-      if (!(error instanceof Cancelled)) throw error;
-      await this.settle(job.id, { ...current, stage: 'CANCELLED', updatedAt: new Date() }, [current.stage]);
-      return;
-    }
-    const status = outcome.status === 'UNCHANGED' && mayHaveStored ? 'INDEXED' : outcome.status;
-    const final: JobDocumentState = {
-      ...current,
-      stage: status,
-      externalId: outcome.externalId ?? current.externalId,
-      code: outcome.code,
-      reasonCode: outcome.reasonCode,
-      reason: outcome.reason,
-      transient: status === 'FAILED' ? isTransientCode(outcome.code) : null,
-      documentId: outcome.documentId,
-      chunkCount: outcome.chunkCount,
-      timings: outcome.timings,
-      notices: outcome.notices,
-      updatedAt: new Date(),
-    };
-    if (await this.settle(job.id, final, [current.stage])) {
-      this.deps.metrics?.documents(status === 'INDEXED' ? 'indexed' : status === 'UNCHANGED' ? 'unchanged' : 'failed', 1);
-      if (outcome.status === 'INDEXED') this.deps.metrics?.chunks(outcome.chunkCount ?? 0);
-    }
+  private maybeFinish(jobId: string): Promise<void> {
+    return finishJobIfDone(this.deps, jobId);
   }
 
-  /** Writes a terminal state (compare-and-set from `from`), publishes it and closes the job when it was the last. */
-  private async settle(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean> {
-    const written = await this.deps.store.transition(jobId, state, from);
-    if (written) {
-      // Only FAILED documents can run again (retryIngestion): the others' content need not be kept.
-      if (state.stage !== 'FAILED') await this.deps.store.dropPayload(jobId, state.index);
-      await this.publish({ kind: 'STAGE', jobId, document: state });
-    }
-    await this.maybeFinish(jobId);
-    return written;
-  }
-
-  private async maybeFinish(jobId: string): Promise<void> {
-    if ((await this.deps.store.openCount(jobId)) > 0) return;
-    const job = await this.deps.store.getJob(jobId);
-    if (!job || job.finishedAt) return;
-    const docs = await this.deps.store.getDocuments(jobId);
-    if (docs.some((d) => !isTerminal(d.stage))) return;
-    const status: JobStatus = docs.some((d) => d.stage === 'CANCELLED')
-      ? 'CANCELLED'
-      : docs.some((d) => d.stage === 'FAILED')
-        ? 'COMPLETED_WITH_ERRORS'
-        : 'COMPLETED';
-    if (await this.deps.store.markFinished(jobId, new Date(), status)) await this.publish({ kind: 'SUMMARY', jobId });
-  }
-
-  private async publish(event: JobEvent): Promise<void> {
-    try {
-      await this.deps.events.publish(event);
-    } catch (error) {
-      // Progress is best effort: the state is in the store, and subscribers re-read it for the summary.
-      this.deps.logger?.warn('ingestion progress event not published', { jobId: event.jobId, error: error instanceof Error ? error.message : String(error) });
-    }
-  }
-
-  private async payloadToDocument(payload: JobPayload | null): Promise<DocumentInputArgs> {
-    if (!payload) throw new AppError('INTERNAL_SERVER_ERROR', 'The document content was lost.', { reason: 'PAYLOAD_MISSING' });
-    if (payload.kind === 'document') return payload;
-    return this.loadUpload(payload, Buffer.from(payload.data, 'base64'));
-  }
-
-  private async loadUpload(payload: Extract<JobPayload, { kind: 'upload' }>, data: Buffer): Promise<DocumentInputArgs> {
-    const extracted = await this.deps.extractor.extract(data, payload.filename, payload.mediaType);
-    return {
-      id: payload.filename,
-      title: extracted.title,
-      source: payload.filename,
-      content: extracted.content,
-      contentType: extracted.contentType,
-      metadata: { filename: payload.filename },
-    };
+  private publish(event: JobEvent): Promise<void> {
+    return publishJobEvent(this.deps, event);
   }
 
   private async visibleJob(id: string, access: Access): Promise<JobRecord> {
@@ -584,20 +306,8 @@ export class IngestionJobService {
   }
 
   /** The job with its counts. */
-  async describe(job: JobRecord): Promise<JobView> {
-    const docs = await this.deps.store.getDocuments(job.id);
-    const count = (...stages: JobStage[]) => docs.filter((d) => stages.includes(d.stage)).length;
-    const end = job.finishedAt ?? new Date();
-    return {
-      ...job,
-      queued: count('QUEUED'),
-      inProgress: count('PARSING', 'CHUNKING', 'EMBEDDING', 'STORING'),
-      indexed: count('INDEXED'),
-      unchanged: count('UNCHANGED'),
-      failed: count('FAILED'),
-      cancelled: count('CANCELLED'),
-      tookMs: end.getTime() - job.createdAt.getTime(),
-    };
+  describe(job: JobRecord): Promise<JobView> {
+    return describeJob(this.deps.store, job);
   }
 }
 
@@ -641,7 +351,19 @@ function documentPayload(doc: DocumentInputArgs): JobPayload {
   };
 }
 
-/** The worker pool refused or dropped the work because the server is stopping (not a failure of the document). */
-function isShutdown(error: unknown): boolean {
-  return isAppError(error) && error.details['reason'] === 'SHUTTING_DOWN';
+/** An uploaded file's content as a document (see {@link FileContentExtractor}); named after the file. */
+export async function uploadToDocument(
+  extractor: FileContentExtractor,
+  payload: Extract<JobPayload, { kind: 'upload' }>,
+  data: Buffer,
+): Promise<DocumentInputArgs> {
+  const extracted = await extractor.extract(data, payload.filename, payload.mediaType);
+  return {
+    id: payload.filename,
+    title: extracted.title,
+    source: payload.filename,
+    content: extracted.content,
+    contentType: extracted.contentType,
+    metadata: { filename: payload.filename },
+  };
 }

@@ -66,3 +66,4 @@ export class QueryResolver {
     return event;
   }
 }
+

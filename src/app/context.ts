@@ -1,10 +1,10 @@
 import { DEVELOPMENT_PRINCIPAL } from '../modules/auth/principal';
+import type { Principal } from '../ports/principal.port';
 import { createCollectionLoader } from '../modules/collections/collection.loaders';
 import { createChunkLoader, createDocumentLoader } from '../modules/documents/document.loaders';
 import { PUBLIC_SCOPE } from '../modules/query/query-cache';
 import type { KbqlContext, Services } from '../modules/shared/request-context';
 import type { KnowledgeStore } from '../ports/knowledge-store.port';
-import type { Principal } from '../ports/principal.port';
 
 export interface ContextOptions {
   /**
@@ -21,7 +21,7 @@ export interface ContextOptions {
   services?: Services;
 }
 
-/** A request's context: the caller, its scope and address, and fresh loaders over `store` (see {@link KbqlContext}). */
+/** A request's context: the caller, its scope and address, fresh loaders (see `Loaders`), the services. */
 export function createContext(store: KnowledgeStore, requestId: string, options: ContextOptions = {}): KbqlContext {
   const principal = options.principal === undefined ? DEVELOPMENT_PRINCIPAL : options.principal;
   const collection = createCollectionLoader(store, principal);

@@ -1,0 +1,224 @@
+import { Registry } from 'prom-client';
+import type { Config } from '../config';
+import { createKeyvCache } from '../adapters/cache/keyv.cache';
+import { EmbeddedKnowledgeStore } from '../adapters/embedded/sqlite.knowledge-store';
+import { HashEmbedder } from '../adapters/embedders/hash.embedder';
+import { OllamaEmbedder } from '../adapters/embedders/ollama.embedder';
+import { OpenAIEmbedder } from '../adapters/embedders/openai.embedder';
+import { createJobBackend, type JobBackend } from '../adapters/jobs/job-backend';
+import { FileExtractor } from '../adapters/parsing/file.extractor';
+import { ExtractiveSynthesizer } from '../adapters/synthesizers/extractive.synthesizer';
+import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from '../adapters/synthesizers/llm.synthesizer';
+import { WeaviateKnowledgeStore } from '../adapters/weaviate/weaviate.knowledge-store';
+import { createIngestPool, PooledHashEmbedder } from '../adapters/workers/ingest.pool';
+import type { Logger } from '../logger';
+import { createTelemetry, instrumentEmbedder, instrumentStore, instrumentSynthesizer, readCollectionSizes } from '../observability/instrumentation';
+import { createDomainMetrics, type DomainMetrics } from '../observability/metrics';
+import { httpReadinessCheck, Readiness, type ReadinessCheck } from '../observability/readiness';
+import type { AnswerSynthesizer } from '../ports/answer-synthesizer.port';
+import type { Cache } from '../ports/cache.port';
+import type { DocumentProcessor } from '../ports/document-processor.port';
+import type { Embedder } from '../ports/embedder.port';
+import type { KnowledgeStore } from '../ports/knowledge-store.port';
+import type { Telemetry } from '../ports/telemetry.port';
+import type { Disposers } from './lifecycle';
+import type { AppOverrides } from './overrides';
+
+/** The ports the services are built on (store, embedder and synthesizer wrapped in spans and metrics), and their observers. */
+export interface Adapters {
+  store: KnowledgeStore;
+  embedder: Embedder;
+  synthesizer: AnswerSynthesizer;
+  /** The synthesizer unwrapped: askStream records its own synthesis metrics (the instrumented wrapper has no stream). */
+  streamSynthesizer: AnswerSynthesizer;
+  /** The local hash embedder when it is the embedder: its output fingerprint versions the embedding cache. */
+  hashEmbedder: HashEmbedder | null;
+  /** Parsing and chunking on the worker threads (see `createIngestPool`); stopped by `startBackgroundWork`. */
+  processor: DocumentProcessor;
+  readiness: Readiness;
+  metrics: DomainMetrics;
+  telemetry: Telemetry;
+  /** The cache of embeddings, search/ask results and Apollo's persisted queries. */
+  cache: Cache;
+  /** Job store, queue, events and uploads. */
+  jobBackend: JobBackend;
+  fileExtractor: FileExtractor;
+}
+
+/** Builds the adapters the config selects (or `overrides` supplies), in dependency order; each registers its disposer. */
+export async function createAdapters(config: Config, overrides: AppOverrides, logger: Logger, disposers: Disposers): Promise<Adapters> {
+  const rawStore = overrides.store ?? createStore(config);
+  // CPU work (parsing, chunking, the hash embedder) runs on worker threads; the event loop does I/O and GraphQL.
+  const ingestPool = createIngestPool({
+    size: config.workers.size,
+    maxQueue: config.workers.maxQueue,
+    queueTimeoutMs: config.workers.queueTimeoutMs,
+    taskTimeoutMs: config.workers.taskTimeoutMs,
+    heapMb: config.workers.heapMb,
+    hashDimensions: !overrides.embedder && config.embedder.kind === 'hash' ? config.embedder.dimensions : null,
+  });
+  const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config);
+  const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
+  await rawStore.init();
+
+  // Observability: readiness checks, metrics, and the ports wrapped in spans and metrics (services see only ports).
+  const readiness = new Readiness([
+    { name: 'store', check: () => rawStore.ping() },
+    ...providerReadinessChecks(config),
+    // Redis down degrades (requests are served without the cache) but never makes kbql unready.
+    ...(config.cache.redisUrl ? [{ name: 'cache', critical: false, check: async () => assertCacheAvailable(cache) }] : []),
+    ...(overrides.readiness ?? []),
+  ]);
+  const metrics = createDomainMetrics({
+    registry: overrides.metricsRegistry ?? new Registry(),
+    collectionSizes: () => readCollectionSizes(rawStore),
+    dependencies: () => readiness.dependencies(),
+  });
+  const telemetry = createTelemetry({ metrics });
+  const store = instrumentStore(rawStore, { metrics });
+  disposers.add('knowledge store', () => store.close());
+  const embedder = instrumentEmbedder(rawEmbedder, { metrics });
+  const synthesizer = instrumentSynthesizer(rawSynthesizer, { metrics });
+
+  // One cache for embeddings, search/ask results and Apollo's APQ: Redis (REDIS_URL) or in process; every call is
+  // bounded by KBQL_CACHE_TIMEOUT_MS and a failure is a bypass (counted), never a failed request.
+  const cache = await createKeyvCache({
+    redisUrl: config.cache.redisUrl,
+    prefix: config.cache.prefix,
+    timeoutMs: config.cache.timeoutMs,
+    memoryMaxBytes: config.cache.memoryMaxBytes,
+    hooks: { hit: (kind) => metrics.cache.hit(kind), miss: (kind) => metrics.cache.miss(kind), bypass: (kind) => metrics.cache.bypass(kind) },
+    logger,
+  });
+  disposers.add('cache', () => cache.close());
+
+  // Ingestion jobs: SQLite + in-process queue in the data dir, or Redis + BullMQ shared by replicas (KBQL_JOB_QUEUE).
+  const jobBackend = await createJobBackend({
+    kind: config.jobs.queue,
+    dataDir: config.dataDir,
+    redisUrl: config.cache.redisUrl,
+    prefix: config.cache.prefix,
+    concurrency: config.jobs.concurrency,
+    lockMs: config.jobs.lockMs,
+    logger,
+  });
+  disposers.add('job backend', () => jobBackend.close());
+  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency, ...config.jobs.extraction });
+  disposers.add('file extractor', () => fileExtractor.close());
+
+  return {
+    store,
+    embedder,
+    synthesizer,
+    streamSynthesizer: rawSynthesizer,
+    hashEmbedder: hashEmbedderOf(rawEmbedder),
+    processor: ingestPool.processor,
+    readiness,
+    metrics,
+    telemetry,
+    cache,
+    jobBackend,
+    fileExtractor,
+  };
+}
+
+/** The hash embedder whose output fingerprint versions the embedding cache, if the embedder is one. */
+function hashEmbedderOf(raw: Embedder): HashEmbedder | null {
+  if (raw instanceof HashEmbedder) return raw;
+  return raw instanceof PooledHashEmbedder ? raw.local : null;
+}
+
+function assertCacheAvailable(cache: Cache): void {
+  if (!cache.available) throw new Error('Redis is not reachable; requests are served without the cache');
+}
+
+/** /readyz checks of the configured networked providers: degraded (not failing readiness) when down. */
+function providerReadinessChecks(config: Config): ReadinessCheck[] {
+  const checks: ReadinessCheck[] = [];
+  for (const [name, p] of [['embedder', config.embedder], ['synthesizer', config.synthesizer]] as const) {
+    if (p.kind !== 'openai' && p.kind !== 'ollama') continue;
+    const base = p.baseUrl.replace(/\/+$/, '');
+    checks.push(
+      httpReadinessCheck({
+        name,
+        url: p.kind === 'openai' ? `${base}/models` : `${base}/api/tags`,
+        headers: p.kind === 'openai' && p.apiKey ? { authorization: `Bearer ${p.apiKey}` } : undefined,
+        critical: false,
+        cacheMs: 10_000,
+      }),
+    );
+  }
+  return checks;
+}
+
+function createStore(config: Config): KnowledgeStore {
+  const s = config.store;
+  if (s.kind === 'embedded') return new EmbeddedKnowledgeStore({ dataDir: config.dataDir, busyTimeoutMs: s.timeoutMs });
+  return new WeaviateKnowledgeStore({
+    url: s.url,
+    grpcPort: s.grpcPort,
+    grpcHost: s.grpcHost ?? undefined,
+    apiKey: s.apiKey ?? undefined,
+    collectionPrefix: s.prefix,
+    multiTenant: s.multiTenant,
+    tenant: s.tenant ?? undefined,
+    bindTenants: s.bindTenants,
+    timeoutMs: s.timeoutMs,
+    initTimeoutMs: s.initTimeoutMs,
+  });
+}
+
+function createEmbedder(config: Config): Embedder {
+  const e = config.embedder;
+  switch (e.kind) {
+    case 'hash':
+      return new HashEmbedder({ dimensions: e.dimensions });
+    case 'openai':
+      return new OpenAIEmbedder({
+        baseURL: e.baseUrl,
+        apiKey: e.apiKey ?? undefined,
+        model: e.model,
+        dimensions: e.dimensions,
+        timeoutMs: e.timeoutMs,
+        maxBatchSize: e.batchSize,
+      });
+    case 'ollama':
+      return new OllamaEmbedder({ host: e.baseUrl, model: e.model, dimensions: e.dimensions, timeoutMs: e.timeoutMs, maxBatchSize: e.batchSize });
+  }
+}
+
+/** Timeout, retries, breaker and relevance floor of an LLM synthesizer, from the config. */
+function llmResilience(config: Config) {
+  return {
+    timeoutMs: config.synthesizer.kind === 'extractive' ? undefined : config.synthesizer.timeoutMs,
+    retries: config.answers.llmRetries,
+    breakerThreshold: config.answers.llmBreakerThreshold,
+    breakerHalfOpenAfterMs: config.answers.llmBreakerHalfOpenMs,
+    minRelevance: config.answers.minRelevance ?? undefined,
+  };
+}
+
+function createSynthesizer(config: Config): AnswerSynthesizer {
+  const s = config.synthesizer;
+  switch (s.kind) {
+    case 'extractive':
+      return new ExtractiveSynthesizer({
+        minRelevance: config.answers.minRelevance ?? undefined,
+        minKeyCoverage: config.answers.minKeyCoverage ?? undefined,
+        minAnswerability: config.answers.minAnswerability ?? undefined,
+      });
+    case 'openai':
+      return new LlmSynthesizer({
+        llm: createOpenAiLlm({ baseURL: s.baseUrl, apiKey: s.apiKey ?? undefined, model: s.model, timeoutMs: s.timeoutMs }),
+        name: `llm:openai:${s.model}`,
+        ...llmResilience(config),
+        streamChatOptions: { stream_options: { include_usage: true } },
+      });
+    case 'ollama':
+      return new LlmSynthesizer({
+        llm: createOllamaLlm({ host: s.baseUrl, model: s.model, timeoutMs: s.timeoutMs }),
+        name: `llm:ollama:${s.model}`,
+        ...llmResilience(config),
+      });
+  }
+}
