@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
-
-const run = promisify(execFile);
-const README = readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${url}/graphql`, {
@@ -37,28 +30,6 @@ describe('HTTP (real server on port 0)', () => {
     assert.deepEqual(Object.keys(report.checks), ['store']);
     assert.equal(report.checks.store!.status, 'up');
     assert.equal(report.checks.store!.critical, true);
-  });
-
-  it('runs the README first-query example verbatim with curl', async () => {
-    const block = /<!-- first-query -->\s*```(?:bash|sh)\n([\s\S]*?)```/.exec(README);
-    assert.ok(block, 'README has a first-query block');
-    const script = block[1]!.replaceAll('http://localhost:4000', url);
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 30_000 });
-    const outputs = stdout
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { data?: Record<string, any>; errors?: unknown[] });
-    assert.equal(outputs.length, 3, `three JSON responses, got: ${stdout}`);
-    for (const out of outputs) assert.equal(out.errors, undefined, JSON.stringify(out.errors));
-    assert.equal(outputs[1]!.data!.ingestDocuments.indexed, 2);
-    const ask = outputs[2]!.data!.ask;
-    assert.equal(ask.abstained, false);
-    assert.match(ask.answer, /\[1\]/);
-    assert.ok(ask.citations.length > 0);
-    // The response the README shows after the block is the one the server gives.
-    const shown = /The last call answers with [^`]*`(\{"data":\{"ask".*?\}\}\})`/s.exec(README);
-    assert.ok(shown, 'README shows the ask response');
-    assert.deepEqual(outputs[2], JSON.parse(shown[1]!));
   });
 
   it('answers 413 PAYLOAD_TOO_LARGE above the body limit', async () => {
