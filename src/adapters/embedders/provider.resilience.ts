@@ -10,9 +10,9 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+import { circuitStateName, type CircuitStateName } from '../resilience/circuit-state';
 import { AppError, isAppError } from '../../errors';
-import { hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
+import { hasNetworkFailureCause, isTransientHttpStatus } from '../resilience/transient-errors';
 
 /** How calls to a model provider (embeddings API) are retried and cut off. Times in milliseconds. */
 export interface ProviderResilienceOptions {

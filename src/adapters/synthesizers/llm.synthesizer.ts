@@ -14,9 +14,9 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+import { circuitStateName, type CircuitStateName } from '../resilience/circuit-state';
 import { AppError, isAppError } from '../../errors';
-import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
+import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../resilience/transient-errors';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../modules/query/citations';
 import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../modules/query/relevance';
 import type {

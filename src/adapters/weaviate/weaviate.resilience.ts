@@ -13,9 +13,9 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+import { circuitStateName, type CircuitStateName } from '../resilience/circuit-state';
 import { AppError, isAppError } from '../../errors';
-import { causeChain, hasNetworkFailureCause } from '../transient-errors';
+import { causeChain, hasNetworkFailureCause } from '../resilience/transient-errors';
 
 /** How calls to a networked dependency are bounded, retried and cut off. Times in milliseconds. */
 export interface ResilienceOptions {
