@@ -12,14 +12,11 @@ import type {
   CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
-  CollectionShare,
   CollectionStats,
-  ContentType,
   DeleteCounts,
   DocumentRecord,
   DocumentWrite,
   Filter,
-  FilterScalar,
   KnowledgeStore,
   Metadata,
   NewCollection,
@@ -30,6 +27,20 @@ import type {
   ShareRole,
 } from '../../ports/knowledge-store.port';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
+import { compileFilterSql, type CompiledFilter } from './sqlite.filters';
+import {
+  CHUNK_COLUMNS,
+  DOCUMENT_COLUMNS,
+  parseShares,
+  stringifyMetadata,
+  toChunk,
+  toCollection,
+  toDocument,
+  type ChunkRow,
+  type CollectionRow,
+  type DocumentRow,
+} from './sqlite.rows';
+import { assertFtsName, FTS_TOKENIZE, ftsTableName, migrate } from './sqlite.schema';
 import { WalCheckpointer } from './wal-checkpointer';
 import { VectorIndex } from './vector-index';
 
@@ -61,132 +72,6 @@ const MAX_QUERY_TERMS = 64;
 /** Distinct dynamic (filter-shaped) statements kept prepared. */
 const MAX_CACHED_STATEMENTS = 256;
 
-const FTS_TOKENIZE = `tokenize='porter unicode61 remove_diacritics 2'`;
-const METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/**
- * Schema migrations; `PRAGMA user_version` holds how many have run. Append, never edit a released one.
- * Each collection also gets its own FTS5 table (`fts_<id hex>`, created with the collection), so BM25 statistics
- * are per collection, as in Weaviate. The FTS tables are contentless with `contentless_delete=1`: the text lives
- * once, in `chunks`, and rows are removed by rowid in the same transaction as the chunk rows.
- */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE collections (
-    id TEXT PRIMARY KEY NOT NULL,
-    name TEXT NOT NULL UNIQUE,
-    description TEXT,
-    chunking TEXT NOT NULL,
-    embedder_name TEXT NOT NULL,
-    embedder_dimensions INTEGER NOT NULL,
-    fts_table TEXT NOT NULL UNIQUE,
-    version INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-  ) STRICT;
-  CREATE INDEX collections_by_created ON collections(created_at, id);
-
-  CREATE TABLE documents (
-    id TEXT PRIMARY KEY NOT NULL,
-    collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    external_id TEXT NOT NULL,
-    title TEXT,
-    source TEXT,
-    content_type TEXT NOT NULL,
-    metadata BLOB NOT NULL,
-    content_hash TEXT NOT NULL,
-    char_count INTEGER NOT NULL,
-    chunk_count INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (collection_id, external_id)
-  ) STRICT;
-  CREATE INDEX documents_by_created ON documents(collection_id, created_at, id);
-
-  CREATE TABLE chunks (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    collection_id TEXT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    start_offset INTEGER NOT NULL,
-    end_offset INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    UNIQUE (document_id, idx)
-  ) STRICT;
-  CREATE INDEX chunks_by_collection ON chunks(collection_id);
-  `,
-  // 2: collections belong to a tenant; names are unique per tenant (a table rebuild: SQLite cannot drop the old
-  // UNIQUE(name)). Runs with foreign keys off (see migrate), so dropping the old table cascades nowhere.
-  `
-  CREATE TABLE collections_v2 (
-    id TEXT PRIMARY KEY NOT NULL,
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT,
-    chunking TEXT NOT NULL,
-    embedder_name TEXT NOT NULL,
-    embedder_dimensions INTEGER NOT NULL,
-    fts_table TEXT NOT NULL UNIQUE,
-    version INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (tenant, name)
-  ) STRICT;
-  INSERT INTO collections_v2 (id, tenant, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
-    SELECT id, 'default', name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at FROM collections;
-  DROP TABLE collections;
-  ALTER TABLE collections_v2 RENAME TO collections;
-  CREATE INDEX collections_by_created ON collections(created_at, id);
-  CREATE INDEX collections_by_tenant ON collections(tenant, created_at, id);
-  `,
-  // 3: collections shared with other tenants: a JSON array of {tenant, role}, sorted by tenant, written whole.
-  `
-  ALTER TABLE collections ADD COLUMN shares TEXT NOT NULL DEFAULT '[]';
-  `,
-];
-
-interface CollectionRow {
-  id: string;
-  tenant: string;
-  name: string;
-  description: string | null;
-  chunking: string;
-  embedder_name: string;
-  embedder_dimensions: number;
-  fts_table: string;
-  version: number;
-  created_at: number;
-  updated_at: number;
-  shares: string;
-}
-
-interface DocumentRow {
-  id: string;
-  collection_id: string;
-  external_id: string;
-  title: string | null;
-  source: string | null;
-  content_type: string;
-  metadata: string;
-  content_hash: string;
-  char_count: number;
-  chunk_count: number;
-  created_at: number;
-  updated_at: number;
-}
-
-interface ChunkRow {
-  seq: number;
-  id: string;
-  document_id: string;
-  collection_id: string;
-  idx: number;
-  start_offset: number;
-  end_offset: number;
-  text: string;
-}
 
 /** Changes to apply to a loaded vector index once the transaction that made them has committed, in order. */
 type IndexOp =
@@ -202,15 +87,7 @@ interface FtsStatements {
   deleteBySeqs: Database.Statement;
 }
 
-interface CompiledFilter {
-  /** A boolean SQL expression over the `documents` row aliased `d`; never NULL. */
-  sql: string;
-  params: unknown[];
-}
 
-const DOCUMENT_COLUMNS = `d.id, d.collection_id, d.external_id, d.title, d.source, d.content_type, json(d.metadata) AS metadata,
-  d.content_hash, d.char_count, d.chunk_count, d.created_at, d.updated_at`;
-const CHUNK_COLUMNS = `c.seq, c.id, c.document_id, c.collection_id, c.idx, c.start_offset, c.end_offset, c.text`;
 
 /**
  * The default KnowledgeStore: one SQLite file (WAL, foreign keys, better-sqlite3) holding collections, documents,
@@ -993,45 +870,6 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
 // ------------------------------------------------------------------ helpers
 
-function migrate(db: Database.Database): void {
-  // A migration may rebuild a table others reference: foreign keys are off while it runs (the pragma is a no-op
-  // inside a transaction) and checked before the commit.
-  const pending = (db.pragma('user_version', { simple: true }) as number) < MIGRATIONS.length;
-  if (pending) db.pragma('foreign_keys = OFF');
-  try {
-    migrateInTransaction(db);
-  } finally {
-    if (pending) db.pragma('foreign_keys = ON');
-  }
-}
-
-function migrateInTransaction(db: Database.Database): void {
-  // IMMEDIATE: two processes opening a fresh file at once migrate one after the other.
-  db.transaction(() => {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) {
-      throw new AppError(
-        'INTERNAL_SERVER_ERROR',
-        `The database schema (version ${current}) is newer than this kbql understands (${MIGRATIONS.length}).`,
-      );
-    }
-    if (current === MIGRATIONS.length) return;
-    for (let version = current; version < MIGRATIONS.length; version++) db.exec(MIGRATIONS[version]!);
-    const broken = db.pragma('foreign_key_check') as unknown[];
-    if (broken.length > 0) throw new AppError('INTERNAL_SERVER_ERROR', `Migration left ${broken.length} rows with a dangling reference.`);
-    db.pragma(`user_version = ${MIGRATIONS.length}`);
-  }).immediate();
-}
-
-function ftsTableName(collectionId: string): string {
-  return `fts_${collectionId.replace(/-/g, '')}`;
-}
-
-/** FTS table names are interpolated into SQL: accept only the shape this adapter creates. */
-function assertFtsName(name: string): string {
-  if (!/^fts_[0-9a-f]{32}$/.test(name)) throw new AppError('INTERNAL_SERVER_ERROR', 'Corrupt collection row.');
-  return name;
-}
 
 function mapConstraint(error: unknown, name: string): unknown {
   const code = (error as { code?: unknown }).code;
@@ -1103,61 +941,6 @@ function validateWrite(doc: DocumentWrite, dimensions: number): void {
   });
 }
 
-function stringifyMetadata(metadata: Metadata): string {
-  return JSON.stringify(metadata ?? {});
-}
-
-function toCollection(row: CollectionRow): CollectionRecord {
-  return {
-    id: row.id,
-    tenant: row.tenant,
-    name: row.name,
-    description: row.description,
-    chunking: JSON.parse(row.chunking) as CollectionRecord['chunking'],
-    embedder: { name: row.embedder_name, dimensions: row.embedder_dimensions },
-    version: row.version,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    shares: parseShares(row.shares),
-  };
-}
-
-function parseShares(json: string | undefined): CollectionShare[] {
-  const parsed = JSON.parse(json ?? '[]') as unknown;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
-    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
-  );
-}
-
-function toDocument(row: DocumentRow): DocumentRecord {
-  return {
-    id: row.id,
-    collectionId: row.collection_id,
-    externalId: row.external_id,
-    title: row.title,
-    source: row.source,
-    contentType: row.content_type as ContentType,
-    metadata: JSON.parse(row.metadata) as Metadata,
-    contentHash: row.content_hash,
-    charCount: row.char_count,
-    chunkCount: row.chunk_count,
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
-function toChunk(row: ChunkRow): ChunkRecord {
-  return {
-    id: row.id,
-    documentId: row.document_id,
-    collectionId: row.collection_id,
-    index: row.idx,
-    text: row.text,
-    startOffset: row.start_offset,
-    endOffset: row.end_offset,
-  };
-}
 
 /**
  * The FTS5 MATCH expression for free text: its letter/digit runs, each quoted (so no FTS syntax survives) and OR-ed;
@@ -1171,117 +954,4 @@ export function ftsMatchExpression(text: string): string | null {
   }
   if (terms.size === 0) return null;
   return [...terms].map((t) => `"${t}"`).join(' OR ');
-}
-
-// ------------------------------------------------------------------ filters
-
-const BUILTIN_COLUMNS = {
-  documentId: 'd.id',
-  externalId: 'd.external_id',
-  source: 'd.source',
-  title: 'd.title',
-} as const;
-
-/** Compiles a filter tree to a parameterised SQL predicate over `documents d` (always 0 or 1, never NULL). */
-export function compileFilterSql(filter: Filter | undefined): CompiledFilter {
-  if (!filter) return { sql: '1', params: [] };
-  const params: unknown[] = [];
-  const sql = compileNode(filter, params);
-  return { sql, params };
-}
-
-function compileNode(filter: Filter, params: unknown[]): string {
-  switch (filter.kind) {
-    case 'and':
-      return filter.filters.length === 0 ? '1' : `(${filter.filters.map((f) => compileNode(f, params)).join(' AND ')})`;
-    case 'or':
-      return filter.filters.length === 0 ? '0' : `(${filter.filters.map((f) => compileNode(f, params)).join(' OR ')})`;
-    case 'condition': {
-      const { field, op, value } = filter;
-      if (op !== 'in' && Array.isArray(value)) throw badInput(`The "${op}" operator takes a single value.`);
-      const values = Array.isArray(value) ? value : [value];
-      if (field.type === 'metadata' && !METADATA_KEY.test(field.key)) {
-        throw badInput(`"${field.key}" is not a filterable metadata key.`);
-      }
-      const column = field.type === 'builtin' ? BUILTIN_COLUMNS[field.name] : null;
-      if (field.type === 'builtin' && !column) throw badInput(`"${String(field.name)}" is not a filterable field.`);
-      const path = field.type === 'metadata' ? `$."${field.key}"` : '';
-      switch (op) {
-        case 'ne':
-          return `(NOT ${compare(column, path, 'eq', value as FilterScalar, params)})`;
-        case 'in':
-          return values.length === 0 ? '0' : compileIn(column, path, values, params);
-        default:
-          return compare(column, path, op, value as FilterScalar, params);
-      }
-    }
-  }
-}
-
-type ScalarOp = 'eq' | 'gt' | 'gte' | 'lt' | 'lte' | 'contains';
-const SQL_OPERATORS = { eq: '=', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
-
-/**
- * One typed comparison. Builtin columns hold text or NULL; metadata values are checked with json_type first, so a
- * number never equals a numeric string and a boolean only equals a boolean (SQLite would otherwise coerce).
- */
-function compare(column: string | null, path: string, op: ScalarOp, value: FilterScalar, params: unknown[]): string {
-  if (column !== null) {
-    if (typeof value !== 'string') return '0';
-    params.push(value);
-    return op === 'contains' ? `coalesce(instr(${column}, ?) > 0, 0)` : `coalesce(${column} ${SQL_OPERATORS[op]} ?, 0)`;
-  }
-  if (op === 'contains') {
-    // An array's elements or a string's substrings; json_each only runs when the value is an array.
-    params.push(path, path, ...elementParams(value));
-    const inArray = `EXISTS (SELECT 1 FROM json_each(d.metadata, ?) je WHERE ${elementEquals(value)})`;
-    if (typeof value !== 'string') return `coalesce(CASE json_type(d.metadata, ?) WHEN 'array' THEN ${inArray} ELSE 0 END, 0)`;
-    params.push(path, value);
-    return `coalesce(CASE json_type(d.metadata, ?) WHEN 'array' THEN ${inArray} WHEN 'text' THEN instr(json_extract(d.metadata, ?), ?) > 0 ELSE 0 END, 0)`;
-  }
-  if (typeof value === 'boolean') {
-    if (op !== 'eq') return '0';
-    params.push(path, value ? 'true' : 'false');
-    return `coalesce(json_type(d.metadata, ?) = ?, 0)`;
-  }
-  const types = typeof value === 'number' ? `IN ('integer', 'real')` : `= 'text'`;
-  params.push(path, path, value);
-  return `coalesce(json_type(d.metadata, ?) ${types} AND json_extract(d.metadata, ?) ${SQL_OPERATORS[op]} ?, 0)`;
-}
-
-/** Type-and-value equality of a `json_each` row `je` with `value` (its params come from {@link elementParams}). */
-function elementEquals(value: FilterScalar): string {
-  if (typeof value === 'boolean') return 'je.type = ?';
-  return typeof value === 'number' ? `je.type IN ('integer', 'real') AND je.value = ?` : `je.type = 'text' AND je.value = ?`;
-}
-
-function elementParams(value: FilterScalar): unknown[] {
-  return [typeof value === 'boolean' ? (value ? 'true' : 'false') : value];
-}
-
-function compileIn(column: string | null, path: string, values: FilterScalar[], params: unknown[]): string {
-  const strings = values.filter((v): v is string => typeof v === 'string');
-  const numbers = values.filter((v): v is number => typeof v === 'number');
-  const booleans = [...new Set(values.filter((v): v is boolean => typeof v === 'boolean'))];
-  if (column !== null) {
-    if (strings.length === 0) return '0';
-    params.push(JSON.stringify(strings));
-    return `coalesce(${column} IN (SELECT value FROM json_each(?)), 0)`;
-  }
-  const parts: string[] = [];
-  if (strings.length > 0) {
-    params.push(path, path, JSON.stringify(strings));
-    parts.push(`(json_type(d.metadata, ?) = 'text' AND json_extract(d.metadata, ?) IN (SELECT value FROM json_each(?)))`);
-  }
-  if (numbers.length > 0) {
-    params.push(path, path, JSON.stringify(numbers));
-    parts.push(
-      `(json_type(d.metadata, ?) IN ('integer', 'real') AND json_extract(d.metadata, ?) IN (SELECT value FROM json_each(?)))`,
-    );
-  }
-  if (booleans.length > 0) {
-    params.push(path, JSON.stringify(booleans.map((b) => (b ? 'true' : 'false'))));
-    parts.push(`(json_type(d.metadata, ?) IN (SELECT value FROM json_each(?)))`);
-  }
-  return `coalesce(${parts.join(' OR ')}, 0)`;
 }
