@@ -1,7 +1,7 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FilterValue } from 'weaviate-client';
 import { AppError, badInput, notFound } from '../../errors';
-import { chunkId, documentId, uuidV5, UUID_PATTERN } from '../../ids';
+import { chunkId, documentId, UUID_PATTERN } from '../../ids';
 import { relativeScoreFusion } from '../../modules/query/fusion';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import type {
@@ -10,9 +10,7 @@ import type {
   CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
-  CollectionShare,
   CollectionStats,
-  ContentType,
   DeleteCounts,
   DocumentRecord,
   DocumentWrite,
@@ -30,97 +28,50 @@ import {
   connectWeaviate,
   type CollectionSpec,
   type ConnectFn,
-  type ConnectOptions,
   type PropertySpec,
   type WeaviateClientLike,
   type WObject,
-  type WProperties,
   type WriteObject,
 } from './weaviate.client';
 import {
   andFilters,
-  BUILTIN_PROPERTIES,
+  andOf,
   builtinProperties,
-  decodeFilterText,
+  byIds,
+  cmp,
+  eq,
   FLAT_DATA_TYPES,
   flatTypeOf,
   flattenMetadata,
   matchesDocument,
+  orOf,
   referencedProperties,
   translateFilter,
   type TranslatedFilter,
 } from './weaviate.filters';
+import { checkTenant, resolveOptions, weaviateTenantFor, type Resolved, type WeaviateStoreDeps, type WeaviateStoreOptions } from './weaviate.options';
+import {
+  CHUNK_RETURN,
+  chunkProperties,
+  collectionProperties,
+  documentProperties,
+  isCanonicalId,
+  isVisible,
+  nameClaimId,
+  num0,
+  str0,
+  toChunk,
+  toCollection,
+  toDocument,
+  visibleChunksOf,
+} from './weaviate.rows';
+import { BM25, CHUNK_PROPERTIES, DOCUMENT_PROPERTIES, REGISTRY_PROPERTIES, VECTOR } from './weaviate.schema';
+import { parseHybridExplain, queryTerms } from './weaviate.search';
 import { isAlreadyExists, reasonOf, Resilience } from './weaviate.resilience';
 
-/** How {@link WeaviateKnowledgeStore} reaches and treats Weaviate. Times in milliseconds. */
-export interface WeaviateStoreOptions {
-  /** REST endpoint, `http(s)://host:port` (an optional path for a forwarding proxy). */
-  url: string;
-  /** gRPC port. @default 50051 */
-  grpcPort?: number;
-  /** gRPC host. @default the host of `url` */
-  grpcHost?: string;
-  /** TLS for gRPC. @default true when `url` is https */
-  grpcSecure?: boolean;
-  /** Weaviate API key (sent as a bearer token). @default none (anonymous access) */
-  apiKey?: string;
-  /**
-   * Prefix of every Weaviate collection kbql creates: `<prefix>Registry`, `<prefix>Documents` and one
-   * `<prefix>Chunks_<collection id>` per kbql collection. Must match `[A-Z][A-Za-z0-9]*`. @default 'Kbql'
-   */
-  collectionPrefix?: string;
-  /**
-   * Create every collection with multi-tenancy on, and scope every call to a tenant: the `tenant` option or the
-   * one given to {@link WeaviateKnowledgeStore.withTenant}. Data calls without a tenant are refused. @default false
-   */
-  multiTenant?: boolean;
-  /** Tenant of this store when `multiTenant` is on (`[A-Za-z0-9_-]{1,64}`). @default none */
-  tenant?: string;
-  /**
-   * With `multiTenant`: keep the chunks of each kbql collection (their text, vectors and filterable metadata — the
-   * searchable bulk of a tenant's data) in the Weaviate tenant named after the collection's kbql tenant (see
-   * {@link weaviateTenantFor}), created on demand, instead of the store's one `tenant`. The registry and the
-   * document records stay in `tenant`: document ids do not name their collection, so they are looked up there.
-   * @default false
-   */
-  bindTenants?: boolean;
-  /** Bound of one query attempt (also passed to the client as its query timeout). @default 10000 */
-  timeoutMs?: number;
-  /** Bound of one write attempt (batch insert, batch delete, schema change). @default 30000 */
-  insertTimeoutMs?: number;
-  /**
-   * Bound of connecting: init() retries a failing connection (unless `retries` is 0) until this bound, then fails
-   * with UPSTREAM_UNAVAILABLE naming the URL. @default 10000
-   */
-  initTimeoutMs?: number;
-  /** Retries of a call after a transient failure (connection refused/reset, 5xx, gRPC UNAVAILABLE). @default 2 */
-  retries?: number;
-  /** First retry delay, doubling with jitter. @default 100 */
-  retryInitialDelayMs?: number;
-  /** Largest retry delay. @default 2000 */
-  retryMaxDelayMs?: number;
-  /** Consecutive failed attempts that open the circuit breaker (calls then fail fast). @default 5 */
-  breakerThreshold?: number;
-  /** How long the open breaker fails fast before one trial call. @default 10000 */
-  breakerHalfOpenAfterMs?: number;
-  /** Objects per batch insert. @default 100 */
-  batchSize?: number;
-  /** Weaviate's QUERY_MAXIMUM_RESULTS: offset + limit of one query never exceeds it. @default 10000 */
-  maxQueryResults?: number;
-  /** Weaviate's QUERY_HYBRID_MAXIMUM_RESULTS: candidates per side of a hybrid query. @default 100 */
-  hybridCandidates?: number;
-}
-
-export interface WeaviateStoreDeps {
-  /** Opens the client; tests pass an in-memory fake. @default {@link connectWeaviate} */
-  connect?: ConnectFn;
-}
-
-type Resolved = Required<Omit<WeaviateStoreOptions, 'apiKey' | 'tenant' | 'grpcHost' | 'grpcSecure'>> & {
-  connect: ConnectOptions;
-  /** The REST URL without credentials, for messages. */
-  displayUrl: string;
-};
+export type { WeaviateStoreDeps, WeaviateStoreOptions } from './weaviate.options';
+export { weaviateTenantFor } from './weaviate.options';
+export { parseHybridExplain, queryTerms } from './weaviate.search';
 
 /** State shared by a store and its tenant views. */
 interface Core {
@@ -140,79 +91,10 @@ interface Core {
   owners: Map<string, string>;
 }
 
-const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const PREFIX_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
-const VECTOR = 'default';
-const BM25 = { k1: 1.2, b: 0.75 } as const;
-/** Weaviate's `en` stopwords: removed from BM25 queries, so a query of only these has no keyword side. */
-const STOPWORDS = new Set(
-  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(' '),
-);
 const ID_BATCH = 500;
 const MAX_DELETE_ROUNDS = 10_000;
 /** Re-read a collection's schema at most this often when a filter names a property not seen yet. */
 const SCHEMA_REFRESH_MS = 1_000;
-const CHUNK_RETURN = ['text', 'documentId', 'chunkIndex', 'startOffset', 'endOffset', 'contentHash'];
-
-const text = (name: string, index: 'word' | 'field' | 'none'): PropertySpec => ({
-  name,
-  dataType: 'text',
-  tokenization: index === 'word' ? 'word' : 'field',
-  indexFilterable: index === 'field',
-  indexSearchable: index === 'word',
-});
-const int = (name: string, filterable: boolean): PropertySpec => ({ name, dataType: 'int', indexFilterable: filterable, indexSearchable: false });
-const num = (name: string): PropertySpec => ({ name, dataType: 'number', indexFilterable: false, indexSearchable: false });
-const builtinSpecs = Object.values(BUILTIN_PROPERTIES).map((name) => text(name, 'field'));
-
-const REGISTRY_PROPERTIES: PropertySpec[] = [
-  text('kind', 'field'),
-  text('collectionId', 'field'),
-  text('ownerTenant', 'field'),
-  text('name', 'none'),
-  text('descriptionJson', 'none'),
-  text('chunkingJson', 'none'),
-  text('embedderName', 'none'),
-  int('embedderDimensions', false),
-  int('version', false),
-  num('createdAtMs'),
-  num('updatedAtMs'),
-  text('createdKey', 'field'),
-  text('className', 'none'),
-  // Sharing: the grants as JSON, and the grantee tenants alone (filterable) for "collections shared with me".
-  text('sharesJson', 'none'),
-  { name: 'sharedTenants', dataType: 'text[]', tokenization: 'field', indexFilterable: true, indexSearchable: false },
-];
-
-const DOCUMENT_PROPERTIES: PropertySpec[] = [
-  text('collectionId', 'field'),
-  text('externalId', 'none'),
-  text('title', 'none'),
-  text('source', 'none'),
-  text('contentType', 'none'),
-  text('contentHash', 'none'),
-  int('charCount', false),
-  int('chunkCount', true),
-  num('createdAtMs'),
-  num('updatedAtMs'),
-  text('createdKey', 'field'),
-  text('metadataJson', 'none'),
-  ...builtinSpecs,
-];
-
-const CHUNK_PROPERTIES: PropertySpec[] = [
-  text('text', 'word'),
-  text('documentId', 'field'),
-  int('chunkIndex', true),
-  int('startOffset', false),
-  int('endOffset', false),
-  text('contentHash', 'field'),
-  text('externalId', 'none'),
-  text('title', 'none'),
-  text('source', 'none'),
-  text('metadataJson', 'none'),
-  ...builtinSpecs,
-];
 
 /**
  * KnowledgeStore on Weaviate 1.3x through weaviate-client v3 (gRPC for data and search, REST for schema).
@@ -1137,134 +1019,10 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
 
 // ------------------------------------------------------------------ helpers
 
-function resolveOptions(options: WeaviateStoreOptions): Resolved {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    throw new TypeError(`Weaviate url "${options.url}" is not a URL; use http(s)://host:port`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('Weaviate url must use http or https');
-  const secure = url.protocol === 'https:';
-  const prefix = options.collectionPrefix ?? 'Kbql';
-  if (!PREFIX_PATTERN.test(prefix)) throw new TypeError('collectionPrefix must match [A-Z][A-Za-z0-9]{0,63}');
-  const positiveInt = (value: number | undefined, fallback: number, name: string): number => {
-    const v = value ?? fallback;
-    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer`);
-    return v;
-  };
-  const timeoutMs = positiveInt(options.timeoutMs, 10_000, 'timeoutMs');
-  const insertTimeoutMs = positiveInt(options.insertTimeoutMs, 30_000, 'insertTimeoutMs');
-  const initTimeoutMs = positiveInt(options.initTimeoutMs, 10_000, 'initTimeoutMs');
-  const grpcPort = positiveInt(options.grpcPort, 50051, 'grpcPort');
-  const httpPort = url.port ? Number(url.port) : secure ? 443 : 80;
-  const displayUrl = `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;
-  return {
-    url: options.url,
-    grpcPort,
-    collectionPrefix: prefix,
-    multiTenant: options.multiTenant ?? false,
-    bindTenants: options.bindTenants ?? false,
-    timeoutMs,
-    insertTimeoutMs,
-    initTimeoutMs,
-    retries: options.retries ?? 2,
-    retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
-    retryMaxDelayMs: options.retryMaxDelayMs ?? 2_000,
-    breakerThreshold: options.breakerThreshold ?? 5,
-    breakerHalfOpenAfterMs: options.breakerHalfOpenAfterMs ?? 10_000,
-    batchSize: positiveInt(options.batchSize, 100, 'batchSize'),
-    maxQueryResults: positiveInt(options.maxQueryResults, 10_000, 'maxQueryResults'),
-    hybridCandidates: positiveInt(options.hybridCandidates, 100, 'hybridCandidates'),
-    displayUrl,
-    connect: {
-      httpHost: url.hostname,
-      httpPort,
-      httpSecure: secure,
-      httpPath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
-      grpcHost: options.grpcHost ?? url.hostname,
-      grpcPort,
-      grpcSecure: options.grpcSecure ?? secure,
-      apiKey: options.apiKey,
-      timeouts: { initMs: initTimeoutMs, queryMs: timeoutMs, insertMs: insertTimeoutMs },
-    },
-  };
-}
-
-function checkTenant(tenant: string): void {
-  if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant)) {
-    throw badInput('A tenant name is 1 to 64 letters, digits, "-" or "_".', { tenant: String(tenant).slice(0, 80) });
-  }
-}
-
-/** Only lower-case canonical UUIDs can be ids here (kbql mints them so); anything else is simply not found. */
-const isCanonicalId = (id: string): boolean => typeof id === 'string' && UUID_PATTERN.test(id) && id === id.toLowerCase();
-
-/** The default tenant keeps the claim ids of the time before tenants, so existing claims stay valid. */
-const nameClaimId = (tenant: string, name: string): string =>
-  uuidV5(tenant === DEFAULT_TENANT ? `collection-name\u0000${name}` : `collection-name\u0000${tenant}\u0000${name}`);
 
 const conflict = (name: string): AppError =>
   new AppError('CONFLICT', `A collection named "${name}" already exists.`, { field: 'name', name });
 
-const createdKey = (ms: number, id: string): string => `${String(ms).padStart(15, '0')}_${id}`;
-
-function eq(property: string, value: string): FilterValue {
-  return { operator: 'Equal', target: { property }, value };
-}
-
-function cmp(operator: 'GreaterThanEqual' | 'LessThan', property: string, value: number): FilterValue {
-  return { operator, target: { property }, value };
-}
-
-function byIds(ids: string[]): FilterValue {
-  return { operator: 'ContainsAny', target: { property: '_id' }, value: ids };
-}
-
-function andOf(...filters: FilterValue[]): FilterValue {
-  return { operator: 'And', filters, value: null };
-}
-
-/**
- * The Weaviate tenant of a kbql tenant (with `bindTenants`): the name itself when Weaviate accepts it
- * (`[A-Za-z0-9_-]{1,64}`); otherwise (kbql also allows `.`) `kbqlh-` and the first 40 hex digits of its SHA-256.
- */
-export function weaviateTenantFor(kbqlTenant: string): string {
-  return TENANT_PATTERN.test(kbqlTenant) ? kbqlTenant : `kbqlh-${createHash('sha256').update(kbqlTenant).digest('hex').slice(0, 40)}`;
-}
-
-function orOf(...filters: FilterValue[]): FilterValue {
-  return { operator: 'Or', filters, value: null };
-}
-
-/** The chunks of a document that its record makes visible. */
-function visibleChunksOf(doc: DocumentRecord): FilterValue {
-  return andOf(eq('documentId', doc.id), cmp('LessThan', 'chunkIndex', doc.chunkCount), eq('contentHash', doc.contentHash));
-}
-
-function isVisible(chunk: ChunkRecord, contentHash: string, doc: DocumentRecord | undefined): boolean {
-  return doc !== undefined && chunk.index < doc.chunkCount && contentHash === doc.contentHash;
-}
-
-/** Query terms as Weaviate's `word` tokenization and `en` stopwords see them. */
-export function queryTerms(query: string): string[] {
-  return (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((t) => !STOPWORDS.has(t));
-}
-
-/**
- * Each side's raw score from a relativeScoreFusion `explainScore`, whose lines read
- * `Hybrid (Result Set vector,hybridVector) Document <id>: original score 0.87, normalized score: 0.4` (the vector
- * side's original score is 1 - cosine distance) and `Hybrid (Result Set keyword,bm25) …` (BM25).
- */
-export function parseHybridExplain(explain: string): { vector: number | null; keyword: number | null } {
-  const out: { vector: number | null; keyword: number | null } = { vector: null, keyword: null };
-  const pattern = /Result Set (vector|keyword)[^)]*\) Document [^:]*: original score ([-+0-9.eE]+|NaN)/g;
-  for (let m = pattern.exec(explain); m; m = pattern.exec(explain)) {
-    const value = Number(m[2]);
-    if (Number.isFinite(value)) out[m[1] as 'vector' | 'keyword'] = value;
-  }
-  return out;
-}
 
 function checkVector(vector: Float32Array, dimensions: number, what: string): void {
   if (vector.length !== dimensions) {
@@ -1290,124 +1048,4 @@ function validateWrite(doc: DocumentWrite, dimensions: number): ChunkWrite[] {
     checkVector(chunk.vector, dimensions, `vector of chunk ${chunk.index} of document "${doc.externalId}"`);
   });
   return chunks;
-}
-
-function chunkProperties(
-  doc: DocumentRecord,
-  chunk: { index: number; text: string; startOffset: number; endOffset: number },
-  filterable: Record<string, unknown>,
-): WProperties {
-  return {
-    text: chunk.text,
-    documentId: doc.id,
-    chunkIndex: chunk.index,
-    startOffset: chunk.startOffset,
-    endOffset: chunk.endOffset,
-    contentHash: doc.contentHash,
-    externalId: doc.externalId,
-    ...(doc.title !== null ? { title: doc.title } : {}),
-    ...(doc.source !== null ? { source: doc.source } : {}),
-    metadataJson: JSON.stringify(doc.metadata),
-    ...filterable,
-  };
-}
-
-function documentProperties(doc: DocumentRecord, filterable: Record<string, unknown>): WProperties {
-  return {
-    collectionId: doc.collectionId,
-    externalId: doc.externalId,
-    ...(doc.title !== null ? { title: doc.title } : {}),
-    ...(doc.source !== null ? { source: doc.source } : {}),
-    contentType: doc.contentType,
-    contentHash: doc.contentHash,
-    charCount: doc.charCount,
-    chunkCount: doc.chunkCount,
-    createdAtMs: doc.createdAt.getTime(),
-    updatedAtMs: doc.updatedAt.getTime(),
-    createdKey: createdKey(doc.createdAt.getTime(), doc.id),
-    metadataJson: JSON.stringify(doc.metadata),
-    ...filterable,
-  };
-}
-
-function collectionProperties(record: CollectionRecord, className: string): WProperties {
-  return {
-    kind: 'collection',
-    collectionId: record.id,
-    ownerTenant: record.tenant,
-    name: record.name,
-    descriptionJson: JSON.stringify(record.description),
-    chunkingJson: JSON.stringify(record.chunking),
-    embedderName: record.embedder.name,
-    embedderDimensions: record.embedder.dimensions,
-    version: record.version,
-    createdAtMs: record.createdAt.getTime(),
-    updatedAtMs: record.updatedAt.getTime(),
-    createdKey: createdKey(record.createdAt.getTime(), record.id),
-    className,
-    sharesJson: JSON.stringify(record.shares ?? []),
-    sharedTenants: (record.shares ?? []).map((s) => s.tenant),
-  };
-}
-
-const str0 = (v: unknown): string => (typeof v === 'string' ? v : '');
-const num0 = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-const decodedOrNull = (v: unknown): string | null => (typeof v === 'string' ? decodeFilterText(v) : null);
-
-function toCollection(object: WObject): CollectionRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    // Records written before tenants existed have none: they belong to the default tenant.
-    tenant: str0(p['ownerTenant']) || DEFAULT_TENANT,
-    name: str0(p['name']),
-    description: JSON.parse(str0(p['descriptionJson']) || 'null') as string | null,
-    chunking: JSON.parse(str0(p['chunkingJson'])) as CollectionRecord['chunking'],
-    embedder: { name: str0(p['embedderName']), dimensions: num0(p['embedderDimensions']) },
-    version: num0(p['version']),
-    createdAt: new Date(num0(p['createdAtMs'])),
-    updatedAt: new Date(num0(p['updatedAtMs'])),
-    // Records written before sharing existed have none.
-    shares: parseShares(str0(p['sharesJson']) || '[]'),
-  };
-}
-
-function parseShares(json: string): CollectionShare[] {
-  const parsed = JSON.parse(json) as unknown;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
-    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
-  );
-}
-
-function toDocument(object: WObject): DocumentRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    collectionId: str0(p['collectionId']),
-    // The encoded builtins round-trip exactly (null when absent, '' kept as '').
-    externalId: decodedOrNull(p[BUILTIN_PROPERTIES.externalId]) ?? str0(p['externalId']),
-    title: decodedOrNull(p[BUILTIN_PROPERTIES.title]),
-    source: decodedOrNull(p[BUILTIN_PROPERTIES.source]),
-    contentType: str0(p['contentType']) as ContentType,
-    metadata: JSON.parse(str0(p['metadataJson']) || '{}') as Metadata,
-    contentHash: str0(p['contentHash']),
-    charCount: num0(p['charCount']),
-    chunkCount: num0(p['chunkCount']),
-    createdAt: new Date(num0(p['createdAtMs'])),
-    updatedAt: new Date(num0(p['updatedAtMs'])),
-  };
-}
-
-function toChunk(object: WObject, collectionId: string): ChunkRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    documentId: str0(p['documentId']),
-    collectionId,
-    index: num0(p['chunkIndex']),
-    text: str0(p['text']),
-    startOffset: num0(p['startOffset']),
-    endOffset: num0(p['endOffset']),
-  };
 }
