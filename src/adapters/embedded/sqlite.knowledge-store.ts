@@ -27,11 +27,11 @@ import type {
   ShareRole,
 } from '../../ports/knowledge-store.port';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
+import { checkChunkVector, checkPage, checkQueryVector, checkShareTenant, parseShares, withShare } from '../store-checks';
 import { compileFilterSql, type CompiledFilter } from './sqlite.filters';
 import {
   CHUNK_COLUMNS,
   DOCUMENT_COLUMNS,
-  parseShares,
   stringifyMetadata,
   toChunk,
   toCollection,
@@ -256,10 +256,8 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     db.transaction(() => {
       const row = this.collectionRow(id);
       if (!row) throw notFound('Collection', id);
-      if (row.tenant === tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { tenant });
-      const shares = parseShares(row.shares).filter((s) => s.tenant !== tenant);
-      if (role) shares.push({ tenant, role });
-      shares.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+      checkShareTenant(row.tenant, tenant);
+      const shares = withShare(parseShares(row.shares), tenant, role);
       const now = Date.now();
       this.prepare('UPDATE collections SET shares = ? WHERE id = ?').run(JSON.stringify(shares), id);
       this.bumpVersion(id, now, bumps);
@@ -448,10 +446,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     if (!collection) throw notFound('Collection', request.collectionId);
     const filter = request.filter ? compileFilterSql(request.filter) : null;
     const wantsVector = request.mode === 'VECTOR' || request.mode === 'HYBRID';
-    if (wantsVector) {
-      if (!request.vector) throw badInput(`A ${request.mode} search needs a query vector.`);
-      checkDimensions(request.vector, collection.embedder_dimensions, 'query vector');
-    }
+    if (wantsVector) checkQueryVector(request, collection.embedder_dimensions);
     if (request.mode === 'HYBRID' && !(request.alpha >= 0 && request.alpha <= 1)) throw badInput('alpha must be between 0 and 1.');
     if (limit === 0) return [];
 
@@ -909,24 +904,6 @@ function runToEnd<T>(steps: Generator<void, T>): T {
   return next.value;
 }
 
-function checkPage(page: { offset: number; limit: number }): { offset: number; limit: number } {
-  if (!Number.isSafeInteger(page.offset) || page.offset < 0) throw badInput('offset must be a non-negative integer.');
-  if (!Number.isSafeInteger(page.limit) || page.limit < 0) throw badInput('limit must be a non-negative integer.');
-  return { offset: page.offset, limit: page.limit };
-}
-
-function checkDimensions(vector: Float32Array, dimensions: number, what: string): void {
-  if (vector.length !== dimensions) {
-    throw badInput(`The ${what} has ${vector.length} dimensions; the collection's embedder has ${dimensions}.`, {
-      expected: dimensions,
-      actual: vector.length,
-    });
-  }
-  for (let i = 0; i < vector.length; i++) {
-    if (!Number.isFinite(vector[i])) throw badInput(`The ${what} contains a non-finite number.`);
-  }
-}
-
 function validateWrite(doc: DocumentWrite, dimensions: number): void {
   const seen = new Set<number>();
   doc.chunks.forEach((chunk: ChunkWrite) => {
@@ -937,7 +914,7 @@ function validateWrite(doc: DocumentWrite, dimensions: number): void {
       });
     }
     seen.add(chunk.index);
-    checkDimensions(chunk.vector, dimensions, `vector of chunk ${chunk.index} of document "${doc.externalId}"`);
+    checkChunkVector(doc.externalId, chunk, dimensions);
   });
 }
 

@@ -1,5 +1,6 @@
 /** Rows of the embedded store's tables as SQLite returns them, and their mapping to the port's records. */
-import type { ChunkRecord, CollectionRecord, CollectionShare, ContentType, DocumentRecord, Metadata } from '../../ports/knowledge-store.port';
+import { parseShares } from '../store-checks';
+import type { ChunkRecord, CollectionRecord, ContentType, DocumentRecord, Metadata } from '../../ports/knowledge-store.port';
 
 export interface CollectionRow {
   id: string;
@@ -63,14 +64,6 @@ export function toCollection(row: CollectionRow): CollectionRecord {
     updatedAt: new Date(row.updated_at),
     shares: parseShares(row.shares),
   };
-}
-
-export function parseShares(json: string | undefined): CollectionShare[] {
-  const parsed = JSON.parse(json ?? '[]') as unknown;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
-    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
-  );
 }
 
 export function toDocument(row: DocumentRow): DocumentRecord {

@@ -4,6 +4,7 @@ import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId, UUID_PATTERN } from '../../ids';
 import { relativeScoreFusion } from '../../modules/query/fusion';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
+import { checkChunkVector, checkPage, checkQueryVector, checkShareTenant, withShare } from '../store-checks';
 import type {
   ChunkRecord,
   ChunkWrite,
@@ -294,10 +295,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     return this.withLock(id, async () => {
       const current = await this.getCollection(id);
       if (!current) throw notFound('Collection', id);
-      if (current.tenant === tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { tenant });
-      const shares = (current.shares ?? []).filter((s) => s.tenant !== tenant);
-      if (role) shares.push({ tenant, role });
-      shares.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+      checkShareTenant(current.tenant, tenant);
+      const shares = withShare(current.shares ?? [], tenant, role);
       const next: CollectionRecord = {
         ...current,
         shares,
@@ -551,11 +550,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     const mode = request.mode;
     if (mode !== 'VECTOR' && mode !== 'KEYWORD' && mode !== 'HYBRID') throw badInput(`Unknown search mode "${String(mode)}".`);
     let vector: number[] | null = null;
-    if (mode !== 'KEYWORD') {
-      if (!request.vector) throw badInput(`A ${mode} search needs a query vector.`);
-      checkVector(request.vector, collection.embedder.dimensions, 'query vector');
-      vector = Array.from(request.vector);
-    }
+    if (mode !== 'KEYWORD') vector = Array.from(checkQueryVector(request, collection.embedder.dimensions));
     if (mode === 'HYBRID' && (!Number.isFinite(request.alpha) || request.alpha < 0 || request.alpha > 1)) {
       throw badInput('alpha must be a number between 0 and 1.', { alpha: Number.isFinite(request.alpha) ? request.alpha : String(request.alpha) });
     }
@@ -862,14 +857,12 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     return name;
   }
 
+  /** {@link checkPage}, within Weaviate's QUERY_MAXIMUM_RESULTS. */
   private checkPage(page: { offset: number; limit: number }): { offset: number; limit: number } {
-    if (!Number.isSafeInteger(page.offset) || page.offset < 0) throw badInput('offset must be a non-negative integer.');
-    if (!Number.isSafeInteger(page.limit) || page.limit < 0) throw badInput('limit must be a non-negative integer.');
+    const { offset, limit } = checkPage(page);
     const max = this.core.options.maxQueryResults;
-    if (page.limit > 0 && page.offset + page.limit > max) {
-      throw badInput(`offset + limit must not exceed ${max} on Weaviate.`, { offset: page.offset, limit: page.limit, max });
-    }
-    return { offset: page.offset, limit: page.limit };
+    if (limit > 0 && offset + limit > max) throw badInput(`offset + limit must not exceed ${max} on Weaviate.`, { offset, limit, max });
+    return { offset, limit };
   }
 
   private async fetchByIds(
@@ -1024,16 +1017,6 @@ const conflict = (name: string): AppError =>
   new AppError('CONFLICT', `A collection named "${name}" already exists.`, { field: 'name', name });
 
 
-function checkVector(vector: Float32Array, dimensions: number, what: string): void {
-  if (vector.length !== dimensions) {
-    throw badInput(`The ${what} has ${vector.length} dimensions; the collection's embedder has ${dimensions}.`, {
-      expected: dimensions,
-      actual: vector.length,
-    });
-  }
-  for (let i = 0; i < vector.length; i++) if (!Number.isFinite(vector[i])) throw badInput(`The ${what} contains a non-finite number.`);
-}
-
 /** Checks a write before anything is stored; returns the chunks ordered by index. */
 function validateWrite(doc: DocumentWrite, dimensions: number): ChunkWrite[] {
   const chunks = [...doc.chunks].sort((a, b) => a.index - b.index);
@@ -1045,7 +1028,7 @@ function validateWrite(doc: DocumentWrite, dimensions: number): ChunkWrite[] {
         index: chunk.index,
       });
     }
-    checkVector(chunk.vector, dimensions, `vector of chunk ${chunk.index} of document "${doc.externalId}"`);
+    checkChunkVector(doc.externalId, chunk, dimensions);
   });
   return chunks;
 }

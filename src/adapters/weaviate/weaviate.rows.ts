@@ -2,7 +2,8 @@
 import type { FilterValue } from 'weaviate-client';
 import { uuidV5, UUID_PATTERN } from '../../ids';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
-import type { ChunkRecord, CollectionRecord, CollectionShare, ContentType, DocumentRecord, Metadata } from '../../ports/knowledge-store.port';
+import type { ChunkRecord, CollectionRecord, ContentType, DocumentRecord, Metadata } from '../../ports/knowledge-store.port';
+import { parseShares } from '../store-checks';
 import type { WObject, WProperties } from './weaviate.client';
 import { andOf, BUILTIN_PROPERTIES, cmp, decodeFilterText, eq } from './weaviate.filters';
 
@@ -104,14 +105,6 @@ export function toCollection(object: WObject): CollectionRecord {
     // Records written before sharing existed have none.
     shares: parseShares(str0(p['sharesJson']) || '[]'),
   };
-}
-
-export function parseShares(json: string): CollectionShare[] {
-  const parsed = JSON.parse(json) as unknown;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
-    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
-  );
 }
 
 export function toDocument(object: WObject): DocumentRecord {
