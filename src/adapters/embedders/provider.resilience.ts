@@ -113,9 +113,11 @@ export class ProviderResilience {
       return await this.#policy.execute(() => call(), { retry: false });
     } catch (error) {
       if (isCircuitOpenError(error)) {
+        const { breakerThreshold, breakerHalfOpenAfterMs } = this.#policy;
         throw new AppError(
           'UPSTREAM_UNAVAILABLE',
-          `Embedding provider ${this.#provider} is unavailable (circuit open after ${this.#policy.breakerThreshold} consecutive failed calls); retrying it within ${Math.ceil(this.#policy.breakerHalfOpenAfterMs / 1000)} s.`,
+          `Embedding provider ${this.#provider} is unavailable (circuit open after ${breakerThreshold} consecutive failed calls); ` +
+            `retrying it within ${Math.ceil(breakerHalfOpenAfterMs / 1000)} s.`,
           { provider: this.#provider, circuit: 'open', status: null },
           { cause: error },
         );

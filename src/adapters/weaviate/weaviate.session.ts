@@ -105,9 +105,11 @@ export class WeaviateSession {
       // An attempt that completes after the deadline must not leak its connection.
       for (const attempt of attempts) attempt.then((c) => c.close()).catch(() => undefined);
       const grpc = `${options.connect.grpcHost}:${options.connect.grpcPort}`;
+      const reason = reasonOf(lastFailure ?? (error as { cause?: unknown }).cause ?? error);
       throw new AppError(
         'UPSTREAM_UNAVAILABLE',
-        `Weaviate at ${options.displayUrl} (gRPC ${grpc}) is unreachable (${reasonOf(lastFailure ?? (error as { cause?: unknown }).cause ?? error)}); gave up connecting after ${Date.now() - started} ms (limit ${options.initTimeoutMs} ms).`,
+        `Weaviate at ${options.displayUrl} (gRPC ${grpc}) is unreachable (${reason}); ` +
+          `gave up connecting after ${Date.now() - started} ms (limit ${options.initTimeoutMs} ms).`,
         { dependency: 'weaviate', url: options.displayUrl, grpc, timeoutMs: options.initTimeoutMs },
         { cause: error },
       );
