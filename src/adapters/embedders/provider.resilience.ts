@@ -1,18 +1,11 @@
-import {
-  BrokenCircuitError,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  TaskCancelledError,
-  circuitBreaker,
-  handleWhen,
-  noop,
-  retry,
-  type CircuitBreakerPolicy,
-  type IPolicy,
-} from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+/**
+ * The embedding providers' side of the shared resilience policy (`createResiliencePolicy`): which provider failures
+ * are transient, which say the provider is down, and the AppError of an open circuit.
+ */
 import { AppError, isAppError } from '../../errors';
-import { hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
+import type { CircuitStateName } from '../resilience/circuit-state';
+import { createResiliencePolicy, isCircuitOpenError, isTimeoutError, type ResiliencePolicy } from '../resilience/resilience-policy';
+import { hasNetworkFailureCause, isTransientHttpStatus } from '../resilience/transient-errors';
 
 /** How calls to a model provider (embeddings API) are retried and cut off. Times in milliseconds. */
 export interface ProviderResilienceOptions {
@@ -48,7 +41,6 @@ export interface ProviderResilienceOptions {
 
 export type ProviderCircuitState = CircuitStateName;
 
-
 /** The HTTP status a provider client error carries (OpenAI's `status`, Ollama's `status_code`), or null. */
 export function providerStatusOf(error: unknown): number | null {
   const { status: s1, status_code: s2 } = (error ?? {}) as { status?: unknown; status_code?: unknown };
@@ -61,8 +53,8 @@ export function providerStatusOf(error: unknown): number | null {
  * AppErrors) or the caller's abort.
  */
 export function isTransientProviderError(error: unknown): boolean {
-  if (isAppError(error) || error instanceof BrokenCircuitError) return false;
-  if (error instanceof TaskCancelledError) return true;
+  if (isAppError(error) || isCircuitOpenError(error)) return false;
+  if (isTimeoutError(error)) return true;
   const status = providerStatusOf(error);
   if (status !== null) return isTransientHttpStatus(status);
   if (!(error instanceof Error)) return false;
@@ -86,8 +78,8 @@ export function isProviderOutage(error: unknown): boolean {
 }
 
 /**
- * Retries with exponential backoff and a circuit breaker for one model provider, on cockatiel (as
- * `weaviate.resilience.ts` does for the store). Two layers, used together by the embedders:
+ * Retries with exponential backoff and a circuit breaker for one model provider (see `createResiliencePolicy`). Two
+ * layers, used together by the embedders:
  * - {@link withRetries} around each HTTP request: transient failures ({@link isTransientProviderError}) are retried
  *   with backoff while the caller's deadline lasts; an abort stops the backoff.
  * - {@link execute} around a whole call, deadline included: after `breakerThreshold` consecutive failed calls
@@ -98,46 +90,34 @@ export function isProviderOutage(error: unknown): boolean {
  */
 export class ProviderResilience {
   readonly #provider: string;
-  readonly #retry: IPolicy;
-  readonly #breaker: CircuitBreakerPolicy;
-  readonly #threshold: number;
-  readonly #halfOpenAfterMs: number;
+  readonly #policy: ResiliencePolicy;
 
   constructor(options: ProviderResilienceOptions) {
     this.#provider = options.provider;
-    const retries = options.retries ?? 2;
-    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
-    this.#threshold = positiveInteger(options.breakerThreshold ?? 5, 'breakerThreshold');
-    this.#halfOpenAfterMs = positiveInteger(options.breakerHalfOpenAfterMs ?? 10_000, 'breakerHalfOpenAfterMs');
-    this.#retry =
-      retries === 0
-        ? noop
-        : retry(handleWhen(isTransientProviderError), {
-            maxAttempts: retries,
-            backoff: new ExponentialBackoff({
-              initialDelay: positiveInteger(options.retryInitialDelayMs ?? 200, 'retryInitialDelayMs'),
-              maxDelay: positiveInteger(options.retryMaxDelayMs ?? 2_000, 'retryMaxDelayMs'),
-            }),
-          });
-    this.#breaker = circuitBreaker(handleWhen(isProviderOutage), {
-      halfOpenAfter: this.#halfOpenAfterMs,
-      breaker: new ConsecutiveBreaker(this.#threshold),
+    this.#policy = createResiliencePolicy({
+      isTransient: isTransientProviderError,
+      isFailure: isProviderOutage,
+      retries: options.retries ?? 2,
+      backoff: { initialDelayMs: options.retryInitialDelayMs ?? 200, maxDelayMs: options.retryMaxDelayMs ?? 2_000 },
+      breaker: { threshold: options.breakerThreshold ?? 5, halfOpenAfterMs: options.breakerHalfOpenAfterMs ?? 10_000 },
     });
   }
 
   get state(): ProviderCircuitState {
-    return circuitStateName(this.#breaker.state);
+    return this.#policy.state;
   }
 
   /** Runs one provider call through the breaker; throws UPSTREAM_UNAVAILABLE at once while the circuit is open. */
   async execute<T>(call: () => Promise<T>): Promise<T> {
     try {
-      return await this.#breaker.execute(() => call());
+      return await this.#policy.execute(() => call(), { retry: false });
     } catch (error) {
-      if (error instanceof BrokenCircuitError) {
+      if (isCircuitOpenError(error)) {
+        const { breakerThreshold, breakerHalfOpenAfterMs } = this.#policy;
         throw new AppError(
           'UPSTREAM_UNAVAILABLE',
-          `Embedding provider ${this.#provider} is unavailable (circuit open after ${this.#threshold} consecutive failed calls); retrying it within ${Math.ceil(this.#halfOpenAfterMs / 1000)} s.`,
+          `Embedding provider ${this.#provider} is unavailable (circuit open after ${breakerThreshold} consecutive failed calls); ` +
+            `retrying it within ${Math.ceil(breakerHalfOpenAfterMs / 1000)} s.`,
           { provider: this.#provider, circuit: 'open', status: null },
           { cause: error },
         );
@@ -148,11 +128,6 @@ export class ProviderResilience {
 
   /** Runs one request, retrying transient failures with backoff until `signal` aborts; throws the last raw error. */
   withRetries<T>(signal: AbortSignal, request: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.#retry.execute(({ signal: attemptSignal }) => request(attemptSignal), signal);
+    return this.#policy.execute(request, { breaker: false, signal });
   }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }

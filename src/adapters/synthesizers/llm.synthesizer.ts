@@ -2,21 +2,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ChatMessage, ChatResponseChunk, LLM, MessageContent } from '@llamaindex/core/llms';
 import { Ollama } from '@llamaindex/ollama';
 import { OpenAI } from '@llamaindex/openai';
-import {
-  BrokenCircuitError,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  circuitBreaker,
-  handleWhen,
-  noop,
-  retry,
-  wrap,
-  type CircuitBreakerPolicy,
-  type IPolicy,
-} from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+import type { CircuitStateName } from '../resilience/circuit-state';
+import { createResiliencePolicy, isCircuitOpenError, type ResiliencePolicy } from '../resilience/resilience-policy';
 import { AppError, isAppError } from '../../errors';
-import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../transient-errors';
+import { causeChain, hasNetworkFailureCause, isTransientHttpStatus } from '../resilience/transient-errors';
 import { DEFAULT_MIN_SUPPORT, stripMarkers, verifyCitations } from '../../retrieval/citations';
 import { DEFAULT_MIN_RELEVANCE, NOT_FOUND_REASON, assessRelevance } from '../../retrieval/relevance';
 import type {
@@ -127,7 +116,8 @@ class AttemptTimeout extends Error {
  * Answers with a chat model over the numbered sources, then verifies every `[n]` the model wrote: markers naming no
  * source or a source that does not support their sentence are removed and reported. Abstains without calling the
  * model when no source is relevant enough, and when the model replies `NOT_FOUND`. Every model call is bounded
- * (`timeoutMs`), retried on transient failures and goes through a circuit breaker (cockatiel), one per synthesizer.
+ * (`timeoutMs`), retried on transient failures and goes through a circuit breaker (`createResiliencePolicy`), one per
+ * synthesizer.
  */
 export class LlmSynthesizer implements AnswerSynthesizer {
   readonly name: string;
@@ -139,9 +129,7 @@ export class LlmSynthesizer implements AnswerSynthesizer {
   private readonly minSupport: number;
   private readonly abstainWhenUnverified: boolean;
   private readonly streamChatOptions: Record<string, unknown>;
-  private readonly retryPolicy: IPolicy;
-  private readonly breaker: CircuitBreakerPolicy;
-  private readonly breakerThreshold: number;
+  private readonly policy: ResiliencePolicy;
 
   constructor(options: LlmSynthesizerOptions) {
     this.llm = options.llm;
@@ -153,25 +141,19 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     this.minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
     this.abstainWhenUnverified = options.abstainWhenUnverified ?? true;
     this.streamChatOptions = options.streamChatOptions ?? {};
-    const retries = options.retries ?? 2;
-    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
-    this.retryPolicy =
-      retries === 0
-        ? noop
-        : retry(handleWhen(isTransientLlmError), {
-            maxAttempts: retries,
-            backoff: new ExponentialBackoff({ initialDelay: options.retryInitialDelayMs ?? 200, maxDelay: options.retryMaxDelayMs ?? 2000 }),
-          });
-    this.breakerThreshold = options.breakerThreshold ?? 5;
-    this.breaker = circuitBreaker(
-      handleWhen((e) => isTransientLlmError(e) || e instanceof AttemptTimeout),
-      { halfOpenAfter: options.breakerHalfOpenAfterMs ?? 30_000, breaker: new ConsecutiveBreaker(this.breakerThreshold) },
-    );
+    // Attempts are bounded here (`call`, `nextWithin`), not by the policy: a stream outlives the attempt that opened it.
+    this.policy = createResiliencePolicy({
+      isTransient: isTransientLlmError,
+      isFailure: (e) => isTransientLlmError(e) || e instanceof AttemptTimeout,
+      retries: options.retries ?? 2,
+      backoff: { initialDelayMs: options.retryInitialDelayMs ?? 200, maxDelayMs: options.retryMaxDelayMs ?? 2000 },
+      breaker: { threshold: options.breakerThreshold ?? 5, halfOpenAfterMs: options.breakerHalfOpenAfterMs ?? 30_000 },
+    });
   }
 
   /** The breaker's state: `closed` (calls go through), `open` (failing fast), `half-open` (one trial call). */
   get circuit(): CircuitStateName {
-    return circuitStateName(this.breaker.state);
+    return this.policy.state;
   }
 
   async synthesize({ question, sources }: SynthesisRequest, signal?: AbortSignal): Promise<Synthesis> {
@@ -274,9 +256,8 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     attempt: (signal: AbortSignal, controller: AbortController) => Promise<T>,
     keepOpen = false,
   ): Promise<T> {
-    const policy = wrap(this.retryPolicy, this.breaker);
     try {
-      return await policy.execute(async () => {
+      return await this.policy.execute(async () => {
         signal?.throwIfAborted();
         const controller = new AbortController();
         const timer = setTimeout(() => controller.abort(new AttemptTimeout()), this.timeoutMs);
@@ -297,7 +278,7 @@ export class LlmSynthesizer implements AnswerSynthesizer {
           signal?.removeEventListener('abort', onAbort);
           if (!ok || !keepOpen) controller.abort(new Error('attempt finished'));
         }
-      }, signal);
+      }, { signal });
     } catch (error) {
       throw this.toAppError(error, signal);
     }
@@ -327,10 +308,10 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     if (signal?.aborted && error === signal.reason) return error;
     if (isAppError(error)) return error;
     if (error instanceof AttemptTimeout) return this.timeoutError(error);
-    if (error instanceof BrokenCircuitError) {
+    if (isCircuitOpenError(error)) {
       return new AppError(
         'UPSTREAM_UNAVAILABLE',
-        `The ${this.provider} model is unavailable (circuit open after ${this.breakerThreshold} consecutive failures); not calling it.`,
+        `The ${this.provider} model is unavailable (circuit open after ${this.policy.breakerThreshold} consecutive failures); not calling it.`,
         { provider: this.provider, circuit: 'open' },
         { cause: error },
       );
@@ -373,7 +354,7 @@ function rejectOnAbort(signal: AbortSignal): Promise<never> {
  * client's APIConnectionError). Never 4xx otherwise, never kbql's own errors, a caller's abort or an attempt timeout.
  */
 export function isTransientLlmError(error: unknown): boolean {
-  if (isAppError(error) || error instanceof AttemptTimeout || error instanceof BrokenCircuitError) return false;
+  if (isAppError(error) || error instanceof AttemptTimeout || isCircuitOpenError(error)) return false;
   const status = upstreamStatus(error);
   if (status !== null) return isTransientHttpStatus(status);
   const chain = causeChain(error);

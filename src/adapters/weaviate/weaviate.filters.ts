@@ -348,3 +348,25 @@ function matchesCondition(actual: MetadataValue, op: FilterOp, value: FilterScal
 export function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
+
+// ------------------------------------------------------------------ the store's own queries
+
+export function eq(property: string, value: string): FilterValue {
+  return { operator: 'Equal', target: { property }, value };
+}
+
+export function cmp(operator: 'GreaterThanEqual' | 'LessThan', property: string, value: number): FilterValue {
+  return { operator, target: { property }, value };
+}
+
+export function byIds(ids: string[]): FilterValue {
+  return { operator: 'ContainsAny', target: { property: '_id' }, value: ids };
+}
+
+export function andOf(...filters: FilterValue[]): FilterValue {
+  return { operator: 'And', filters, value: null };
+}
+
+export function orOf(...filters: FilterValue[]): FilterValue {
+  return { operator: 'Or', filters, value: null };
+}

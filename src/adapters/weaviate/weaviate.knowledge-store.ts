@@ -1,18 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
-import type { FilterValue } from 'weaviate-client';
-import { AppError, badInput, notFound } from '../../errors';
-import { chunkId, documentId, uuidV5, UUID_PATTERN } from '../../ids';
-import { relativeScoreFusion } from '../../retrieval/fusion';
-import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
+import { AppError } from '../../errors';
 import type {
   ChunkRecord,
-  ChunkWrite,
   CollectionListFilter,
   CollectionPatch,
   CollectionRecord,
-  CollectionShare,
   CollectionStats,
-  ContentType,
   DeleteCounts,
   DocumentRecord,
   DocumentWrite,
@@ -26,193 +18,18 @@ import type {
   SearchRequest,
   ShareRole,
 } from '../../ports/knowledge-store.port';
-import {
-  connectWeaviate,
-  type CollectionSpec,
-  type ConnectFn,
-  type ConnectOptions,
-  type PropertySpec,
-  type WeaviateClientLike,
-  type WObject,
-  type WProperties,
-  type WriteObject,
-} from './weaviate.client';
-import {
-  andFilters,
-  BUILTIN_PROPERTIES,
-  builtinProperties,
-  decodeFilterText,
-  FLAT_DATA_TYPES,
-  flatTypeOf,
-  flattenMetadata,
-  matchesDocument,
-  referencedProperties,
-  translateFilter,
-  type TranslatedFilter,
-} from './weaviate.filters';
-import { isAlreadyExists, reasonOf, Resilience } from './weaviate.resilience';
+import { connectWeaviate } from './weaviate.client';
+import { WeaviateCollections } from './weaviate.collections';
+import { checkTenant, resolveOptions, type WeaviateStoreDeps, type WeaviateStoreOptions } from './weaviate.options';
+import { WeaviateReads } from './weaviate.reads';
+import { WeaviateSchema } from './weaviate.schema';
+import { WeaviateSearch } from './weaviate.search';
+import { createCore, WeaviateSession, type WeaviateCore } from './weaviate.session';
+import { WeaviateWrites } from './weaviate.writes';
 
-/** How {@link WeaviateKnowledgeStore} reaches and treats Weaviate. Times in milliseconds. */
-export interface WeaviateStoreOptions {
-  /** REST endpoint, `http(s)://host:port` (an optional path for a forwarding proxy). */
-  url: string;
-  /** gRPC port. @default 50051 */
-  grpcPort?: number;
-  /** gRPC host. @default the host of `url` */
-  grpcHost?: string;
-  /** TLS for gRPC. @default true when `url` is https */
-  grpcSecure?: boolean;
-  /** Weaviate API key (sent as a bearer token). @default none (anonymous access) */
-  apiKey?: string;
-  /**
-   * Prefix of every Weaviate collection kbql creates: `<prefix>Registry`, `<prefix>Documents` and one
-   * `<prefix>Chunks_<collection id>` per kbql collection. Must match `[A-Z][A-Za-z0-9]*`. @default 'Kbql'
-   */
-  collectionPrefix?: string;
-  /**
-   * Create every collection with multi-tenancy on, and scope every call to a tenant: the `tenant` option or the
-   * one given to {@link WeaviateKnowledgeStore.withTenant}. Data calls without a tenant are refused. @default false
-   */
-  multiTenant?: boolean;
-  /** Tenant of this store when `multiTenant` is on (`[A-Za-z0-9_-]{1,64}`). @default none */
-  tenant?: string;
-  /**
-   * With `multiTenant`: keep the chunks of each kbql collection (their text, vectors and filterable metadata — the
-   * searchable bulk of a tenant's data) in the Weaviate tenant named after the collection's kbql tenant (see
-   * {@link weaviateTenantFor}), created on demand, instead of the store's one `tenant`. The registry and the
-   * document records stay in `tenant`: document ids do not name their collection, so they are looked up there.
-   * @default false
-   */
-  bindTenants?: boolean;
-  /** Bound of one query attempt (also passed to the client as its query timeout). @default 10000 */
-  timeoutMs?: number;
-  /** Bound of one write attempt (batch insert, batch delete, schema change). @default 30000 */
-  insertTimeoutMs?: number;
-  /**
-   * Bound of connecting: init() retries a failing connection (unless `retries` is 0) until this bound, then fails
-   * with UPSTREAM_UNAVAILABLE naming the URL. @default 10000
-   */
-  initTimeoutMs?: number;
-  /** Retries of a call after a transient failure (connection refused/reset, 5xx, gRPC UNAVAILABLE). @default 2 */
-  retries?: number;
-  /** First retry delay, doubling with jitter. @default 100 */
-  retryInitialDelayMs?: number;
-  /** Largest retry delay. @default 2000 */
-  retryMaxDelayMs?: number;
-  /** Consecutive failed attempts that open the circuit breaker (calls then fail fast). @default 5 */
-  breakerThreshold?: number;
-  /** How long the open breaker fails fast before one trial call. @default 10000 */
-  breakerHalfOpenAfterMs?: number;
-  /** Objects per batch insert. @default 100 */
-  batchSize?: number;
-  /** Weaviate's QUERY_MAXIMUM_RESULTS: offset + limit of one query never exceeds it. @default 10000 */
-  maxQueryResults?: number;
-  /** Weaviate's QUERY_HYBRID_MAXIMUM_RESULTS: candidates per side of a hybrid query. @default 100 */
-  hybridCandidates?: number;
-}
-
-export interface WeaviateStoreDeps {
-  /** Opens the client; tests pass an in-memory fake. @default {@link connectWeaviate} */
-  connect?: ConnectFn;
-}
-
-type Resolved = Required<Omit<WeaviateStoreOptions, 'apiKey' | 'tenant' | 'grpcHost' | 'grpcSecure'>> & {
-  connect: ConnectOptions;
-  /** The REST URL without credentials, for messages. */
-  displayUrl: string;
-};
-
-/** State shared by a store and its tenant views. */
-interface Core {
-  options: Resolved;
-  connectFn: ConnectFn;
-  resilience: Resilience;
-  client: Promise<WeaviateClientLike> | null;
-  closed: boolean;
-  base: Promise<void> | null;
-  /** Known properties per Weaviate collection, and when they were last read. */
-  schema: Map<string, { properties: Set<string>; readAt: number }>;
-  /** `collection \0 tenant` pairs known to exist. */
-  tenants: Set<string>;
-  /** In-process serialisation of read-modify-write on a collection record. */
-  locks: Map<string, Promise<unknown>>;
-  /** kbql tenant of each collection seen (a collection never changes owner). */
-  owners: Map<string, string>;
-}
-
-const TENANT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const PREFIX_PATTERN = /^[A-Z][A-Za-z0-9]{0,63}$/;
-const VECTOR = 'default';
-const BM25 = { k1: 1.2, b: 0.75 } as const;
-/** Weaviate's `en` stopwords: removed from BM25 queries, so a query of only these has no keyword side. */
-const STOPWORDS = new Set(
-  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(' '),
-);
-const ID_BATCH = 500;
-const MAX_DELETE_ROUNDS = 10_000;
-/** Re-read a collection's schema at most this often when a filter names a property not seen yet. */
-const SCHEMA_REFRESH_MS = 1_000;
-const CHUNK_RETURN = ['text', 'documentId', 'chunkIndex', 'startOffset', 'endOffset', 'contentHash'];
-
-const text = (name: string, index: 'word' | 'field' | 'none'): PropertySpec => ({
-  name,
-  dataType: 'text',
-  tokenization: index === 'word' ? 'word' : 'field',
-  indexFilterable: index === 'field',
-  indexSearchable: index === 'word',
-});
-const int = (name: string, filterable: boolean): PropertySpec => ({ name, dataType: 'int', indexFilterable: filterable, indexSearchable: false });
-const num = (name: string): PropertySpec => ({ name, dataType: 'number', indexFilterable: false, indexSearchable: false });
-const builtinSpecs = Object.values(BUILTIN_PROPERTIES).map((name) => text(name, 'field'));
-
-const REGISTRY_PROPERTIES: PropertySpec[] = [
-  text('kind', 'field'),
-  text('collectionId', 'field'),
-  text('ownerTenant', 'field'),
-  text('name', 'none'),
-  text('descriptionJson', 'none'),
-  text('chunkingJson', 'none'),
-  text('embedderName', 'none'),
-  int('embedderDimensions', false),
-  int('version', false),
-  num('createdAtMs'),
-  num('updatedAtMs'),
-  text('createdKey', 'field'),
-  text('className', 'none'),
-  // Sharing: the grants as JSON, and the grantee tenants alone (filterable) for "collections shared with me".
-  text('sharesJson', 'none'),
-  { name: 'sharedTenants', dataType: 'text[]', tokenization: 'field', indexFilterable: true, indexSearchable: false },
-];
-
-const DOCUMENT_PROPERTIES: PropertySpec[] = [
-  text('collectionId', 'field'),
-  text('externalId', 'none'),
-  text('title', 'none'),
-  text('source', 'none'),
-  text('contentType', 'none'),
-  text('contentHash', 'none'),
-  int('charCount', false),
-  int('chunkCount', true),
-  num('createdAtMs'),
-  num('updatedAtMs'),
-  text('createdKey', 'field'),
-  text('metadataJson', 'none'),
-  ...builtinSpecs,
-];
-
-const CHUNK_PROPERTIES: PropertySpec[] = [
-  text('text', 'word'),
-  text('documentId', 'field'),
-  int('chunkIndex', true),
-  int('startOffset', false),
-  int('endOffset', false),
-  text('contentHash', 'field'),
-  text('externalId', 'none'),
-  text('title', 'none'),
-  text('source', 'none'),
-  text('metadataJson', 'none'),
-  ...builtinSpecs,
-];
+export type { WeaviateStoreDeps, WeaviateStoreOptions } from './weaviate.options';
+export { weaviateTenantFor } from './weaviate.options';
+export { parseHybridExplain, queryTerms } from './weaviate.search';
 
 /**
  * KnowledgeStore on Weaviate 1.3x through weaviate-client v3 (gRPC for data and search, REST for schema).
@@ -246,50 +63,46 @@ const CHUNK_PROPERTIES: PropertySpec[] = [
  * last; search re-checks every hit against the record's metadata, so a lagging chunk is never returned under a
  * filter its document does not match. Version bumps are read-modify-write (serialised in this process, not across
  * replicas: Weaviate has no compare-and-set).
+ *
+ * The parts, one concern each, share one {@link WeaviateSession} (connection, breaker, caches):
+ * `weaviate.schema.ts` (collections and properties in Weaviate), `weaviate.collections.ts`, `weaviate.reads.ts`,
+ * `weaviate.writes.ts` and `weaviate.search.ts`; objects and filters in `weaviate.rows.ts` and `weaviate.filters.ts`.
  */
 export class WeaviateKnowledgeStore implements KnowledgeStore {
   readonly kind = 'weaviate';
-  private readonly core: Core;
-  private readonly tenant: string | undefined;
+  private readonly core: WeaviateCore;
   private readonly isView: boolean;
+  private readonly session: WeaviateSession;
+  private readonly schema: WeaviateSchema;
+  private readonly collections: WeaviateCollections;
+  private readonly reads: WeaviateReads;
+  private readonly writes: WeaviateWrites;
+  private readonly searcher: WeaviateSearch;
 
   /** @param view internal: a tenant view sharing another store's state (see {@link withTenant}). */
-  constructor(options: WeaviateStoreOptions, deps: WeaviateStoreDeps = {}, view?: { core: Core; tenant: string }) {
+  constructor(options: WeaviateStoreOptions, deps: WeaviateStoreDeps = {}, view?: { core: WeaviateCore; tenant: string }) {
+    let tenant: string | undefined;
     if (view) {
       this.core = view.core;
-      this.tenant = view.tenant;
+      tenant = view.tenant;
       this.isView = true;
-      return;
+    } else {
+      this.isView = false;
+      const resolved = resolveOptions(options);
+      this.core = createCore(resolved, deps.connect ?? connectWeaviate);
+      if (options.tenant !== undefined) {
+        if (!resolved.multiTenant) throw new TypeError('tenant is only meaningful with multiTenant: true');
+        checkTenant(options.tenant);
+      }
+      if (resolved.bindTenants && !resolved.multiTenant) throw new TypeError('bindTenants needs multiTenant: true');
+      tenant = options.tenant;
     }
-    this.isView = false;
-    const resolved = resolveOptions(options);
-    this.core = {
-      options: resolved,
-      connectFn: deps.connect ?? connectWeaviate,
-      resilience: new Resilience({
-        dependency: 'weaviate',
-        target: resolved.displayUrl,
-        timeoutMs: resolved.timeoutMs,
-        retries: resolved.retries,
-        retryInitialDelayMs: resolved.retryInitialDelayMs,
-        retryMaxDelayMs: resolved.retryMaxDelayMs,
-        breakerThreshold: resolved.breakerThreshold,
-        breakerHalfOpenAfterMs: resolved.breakerHalfOpenAfterMs,
-      }),
-      client: null,
-      closed: false,
-      base: null,
-      schema: new Map(),
-      tenants: new Set(),
-      locks: new Map(),
-      owners: new Map(),
-    };
-    if (options.tenant !== undefined) {
-      if (!resolved.multiTenant) throw new TypeError('tenant is only meaningful with multiTenant: true');
-      checkTenant(options.tenant);
-    }
-    if (resolved.bindTenants && !resolved.multiTenant) throw new TypeError('bindTenants needs multiTenant: true');
-    this.tenant = options.tenant;
+    this.session = new WeaviateSession(this.core, tenant);
+    this.schema = new WeaviateSchema(this.session);
+    this.collections = new WeaviateCollections(this.session, this.schema);
+    this.reads = new WeaviateReads(this.session, this.schema, this.collections);
+    this.writes = new WeaviateWrites(this.session, this.schema, this.collections, this.reads);
+    this.searcher = new WeaviateSearch(this.session, this.schema, this.collections, this.reads);
   }
 
   /**
@@ -312,8 +125,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   // ---------------------------------------------------------------- lifecycle
 
   async init(): Promise<void> {
-    await this.client(true);
-    await this.ensureBase();
+    await this.session.client(true);
+    await this.schema.ensureBase();
   }
 
   /** Closes the connection. On a tenant view this does nothing: views share the root store's connection. */
@@ -326,7 +139,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   }
 
   async ping(): Promise<void> {
-    const ready = await this.call('readiness check', (c) => c.isReady(), { retry: false });
+    const ready = await this.session.call('readiness check', (c) => c.isReady(), { retry: false });
     if (!ready) {
       throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate at ${this.core.options.displayUrl} is not ready.`, {
         dependency: 'weaviate',
@@ -336,1078 +149,81 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
 
   // ---------------------------------------------------------------- collections
 
-  async createCollection(input: NewCollection): Promise<CollectionRecord> {
-    if (!Number.isSafeInteger(input.embedder.dimensions) || input.embedder.dimensions <= 0) {
-      throw badInput('Embedder dimensions must be a positive integer.', { dimensions: input.embedder.dimensions });
-    }
-    await this.ensureBase();
-    const now = Date.now();
-    const record: CollectionRecord = {
-      id: randomUUID(),
-      tenant: input.tenant ?? DEFAULT_TENANT,
-      name: input.name,
-      description: input.description,
-      chunking: { ...input.chunking },
-      embedder: { ...input.embedder },
-      version: 1,
-      createdAt: new Date(now),
-      updatedAt: new Date(now),
-      shares: [],
-    };
-    await this.claimName(record.tenant, record.name, record.id);
-    try {
-      await this.ensureChunkCollection(record.id, true, this.chunkTenant(record.tenant));
-      await this.writeCollection(record);
-      const claim = await this.readClaim(record.tenant, record.name);
-      if (claim?.collectionId !== record.id) throw conflict(record.name);
-      return record;
-    } catch (error) {
-      await this.dropCollectionObjects(record).catch(() => undefined);
-      throw error;
-    }
+  createCollection(input: NewCollection): Promise<CollectionRecord> {
+    return this.collections.createCollection(input);
   }
 
-  async updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord> {
-    return this.withLock(id, async () => {
-      const current = await this.getCollection(id);
-      if (!current) throw notFound('Collection', id);
-      const renamed = patch.name !== undefined && patch.name !== current.name;
-      if (renamed) await this.claimName(current.tenant, patch.name!, id);
-      const next: CollectionRecord = {
-        ...current,
-        name: patch.name ?? current.name,
-        description: patch.description !== undefined ? patch.description : current.description,
-        version: current.version + 1,
-        updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
-      };
-      await this.writeCollection(next);
-      if (renamed) await this.releaseClaim(current.tenant, current.name, id);
-      return next;
-    });
+  updateCollection(id: string, patch: CollectionPatch): Promise<CollectionRecord> {
+    return this.collections.updateCollection(id, patch);
   }
 
-  async deleteCollection(id: string): Promise<DeleteCounts | null> {
-    const record = await this.getCollection(id);
-    if (!record) return null;
-    const docs = await this.documentsCollection();
-    const byCollection = eq('collectionId', id);
-    const counts = await this.call('count documents', (c) => c.collection(docs, this.tenant).aggregate({ filters: byCollection, sumOf: 'chunkCount' }));
-    // Documents first: once their records are gone their chunks are invisible, so a crash at any later step
-    // leaves a collection with fewer documents, never documents without a collection.
-    await this.deleteAll(docs, byCollection, 'delete documents');
-    await this.dropCollectionObjects(record);
-    return { documents: counts.totalCount, chunks: counts.sum ?? 0 };
+  deleteCollection(id: string): Promise<DeleteCounts | null> {
+    return this.collections.deleteCollection(id);
   }
 
-  async getCollection(id: string): Promise<CollectionRecord | null> {
-    if (!isCanonicalId(id)) return null;
-    const [object] = await this.fetchByIds(await this.registryCollection(), [id]);
-    if (!object || object.properties['kind'] !== 'collection') return null;
-    const record = toCollection(object);
-    this.core.owners.set(record.id, record.tenant);
-    return record;
+  getCollection(id: string): Promise<CollectionRecord | null> {
+    return this.collections.getCollection(id);
   }
 
-  async setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord> {
-    return this.withLock(id, async () => {
-      const current = await this.getCollection(id);
-      if (!current) throw notFound('Collection', id);
-      if (current.tenant === tenant) throw badInput('A collection cannot be shared with the tenant that owns it.', { tenant });
-      const shares = (current.shares ?? []).filter((s) => s.tenant !== tenant);
-      if (role) shares.push({ tenant, role });
-      shares.sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
-      const next: CollectionRecord = {
-        ...current,
-        shares,
-        version: current.version + 1,
-        updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
-      };
-      await this.writeCollection(next);
-      return next;
-    });
+  setCollectionShare(id: string, tenant: string, role: ShareRole | null): Promise<CollectionRecord> {
+    return this.collections.setCollectionShare(id, tenant, role);
   }
 
-  async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
-    const claim = await this.readClaim(tenant, name);
-    if (!claim) return null;
-    const record = await this.getCollection(claim.collectionId);
-    return record && record.name === name && record.tenant === tenant ? record : null;
+  getCollectionByName(name: string, tenant?: string): Promise<CollectionRecord | null> {
+    return this.collections.getCollectionByName(name, tenant);
   }
 
-  async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
-    const { offset, limit } = this.checkPage(page);
-    const registry = await this.registryCollection();
-    const filters =
-      filter.tenant === undefined
-        ? eq('kind', 'collection')
-        : andOf(
-            eq('kind', 'collection'),
-            filter.includeShared
-              ? orOf(eq('ownerTenant', filter.tenant), { operator: 'ContainsAny', target: { property: 'sharedTenants' }, value: [filter.tenant] })
-              : eq('ownerTenant', filter.tenant),
-          );
-    const [total, objects] = await Promise.all([
-      this.call('count collections', (c) => c.collection(registry, this.tenant).aggregate({ filters })),
-      limit === 0
-        ? Promise.resolve([])
-        : this.call('list collections', (c) =>
-            c.collection(registry, this.tenant).fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] }),
-          ),
-    ]);
-    return { items: objects.map(toCollection), total: total.totalCount };
+  listCollections(page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>> {
+    return this.collections.listCollections(page, filter);
   }
 
-  async collectionStats(id: string): Promise<CollectionStats> {
-    if (!(await this.getCollection(id))) throw notFound('Collection', id);
-    const docs = await this.documentsCollection();
-    const counts = await this.call('count documents', (c) =>
-      c.collection(docs, this.tenant).aggregate({ filters: eq('collectionId', id), sumOf: 'chunkCount' }),
-    );
-    return { documents: counts.totalCount, chunks: counts.sum ?? 0 };
+  collectionStats(id: string): Promise<CollectionStats> {
+    return this.collections.collectionStats(id);
   }
 
   // ---------------------------------------------------------------- documents
 
-  async getContentHashes(collectionId: string, externalIds: string[]): Promise<Map<string, string>> {
-    const docs = await this.documentRecords(externalIds.map((e) => documentId(collectionId, e)));
-    const out = new Map<string, string>();
-    for (const doc of docs.values()) if (doc.collectionId === collectionId) out.set(doc.externalId, doc.contentHash);
-    return out;
+  getContentHashes(collectionId: string, externalIds: string[]): Promise<Map<string, string>> {
+    return this.reads.getContentHashes(collectionId, externalIds);
   }
 
-  async upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
-    const collection = await this.getCollection(collectionId);
-    if (!collection) throw notFound('Collection', collectionId);
-    const chunks = validateWrite(doc, collection.embedder.dimensions);
-    const id = documentId(collectionId, doc.externalId);
-    const shard = this.chunkTenant(collection.tenant);
-    const chunkCollection = await this.ensureChunkCollection(collectionId, true, shard);
-    const docs = await this.documentsCollection();
-    const existing = (await this.documentRecords([id])).get(id) ?? null;
-    const now = Date.now();
-    const record: DocumentRecord = {
-      id,
-      collectionId,
-      externalId: doc.externalId,
-      title: doc.title,
-      source: doc.source,
-      contentType: doc.contentType,
-      metadata: doc.metadata ?? {},
-      contentHash: doc.contentHash,
-      charCount: doc.charCount,
-      chunkCount: chunks.length,
-      createdAt: existing?.createdAt ?? new Date(now),
-      updatedAt: new Date(Math.max(now, existing?.updatedAt.getTime() ?? 0)),
-    };
-    const filterable = { ...builtinProperties(record), ...flattenMetadata(record.metadata) };
-    await this.ensureFlatProperties(chunkCollection, Object.keys(filterable));
-    await this.ensureFlatProperties(docs, Object.keys(filterable));
-
-    // 1. The new chunks (invisible until step 2: their contentHash or index does not fit the current record).
-    const chunkObjects = chunks.map((chunk) => ({
-      id: chunkId(id, chunk.index),
-      properties: chunkProperties(record, chunk, filterable),
-      vector: Array.from(chunk.vector),
-    }));
-    try {
-      await this.insertAll(chunkCollection, chunkObjects, `store chunks of document "${doc.externalId}"`, shard);
-    } catch (error) {
-      // A new document leaves nothing behind; a replaced one keeps its old record (see the class comment).
-      if (!existing) await this.deleteAll(chunkCollection, eq('documentId', id), 'remove partial chunks', shard).catch(() => undefined);
-      throw error;
-    }
-    // 2. The commit point.
-    await this.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `store document "${doc.externalId}"`);
-    // 3. Chunks of the previous version beyond the new count (already invisible).
-    await this.deleteAll(chunkCollection, andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)), 'delete stale chunks', shard);
-    await this.bumpVersions([collectionId]);
-    return record;
+  upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
+    return this.writes.upsertDocument(collectionId, doc);
   }
 
-  async deleteDocuments(ids: string[]): Promise<DeleteCounts> {
-    const docs = await this.documentRecords(ids);
-    if (docs.size === 0) return { documents: 0, chunks: 0 };
-    const docsCollection = await this.documentsCollection();
-    let chunks = 0;
-    for (const doc of docs.values()) {
-      // The record first (its chunks turn invisible with it), then the chunks.
-      await this.deleteAll(docsCollection, byIds([doc.id]), 'delete document');
-      const shard = await this.chunkTenantOf(doc.collectionId);
-      if (shard !== null) await this.deleteAll(this.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks', shard);
-      chunks += doc.chunkCount;
-    }
-    await this.bumpVersions([...new Set([...docs.values()].map((d) => d.collectionId))]);
-    return { documents: docs.size, chunks };
+  deleteDocuments(ids: string[]): Promise<DeleteCounts> {
+    return this.writes.deleteDocuments(ids);
   }
 
-  async updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null> {
-    const current = (await this.documentRecords([id])).get(id);
-    if (!current) return null;
-    const record: DocumentRecord = {
-      ...current,
-      metadata: metadata ?? {},
-      updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
-    };
-    const shard = await this.chunkTenantOf(current.collectionId);
-    if (shard === null) return null;
-    const chunkCollection = await this.ensureChunkCollection(current.collectionId, true, shard);
-    const docs = await this.documentsCollection();
-    const filterable = { ...builtinProperties(record), ...flattenMetadata(record.metadata) };
-    await this.ensureFlatProperties(chunkCollection, Object.keys(filterable));
-    await this.ensureFlatProperties(docs, Object.keys(filterable));
-
-    // Batch import replaces whole objects, so each visible chunk is read with its vector and written back with
-    // the new filter properties: same id, text and vector.
-    const ids = Array.from({ length: current.chunkCount }, (_, i) => chunkId(id, i));
-    const rewritten: WriteObject[] = [];
-    for (const object of await this.fetchByIds(chunkCollection, ids, { includeVector: true }, shard)) {
-      const p = object.properties;
-      if (p['contentHash'] !== current.contentHash || !object.vector) continue;
-      const chunk = { index: num0(p['chunkIndex']), text: str0(p['text']), startOffset: num0(p['startOffset']), endOffset: num0(p['endOffset']) };
-      rewritten.push({ id: object.uuid, properties: chunkProperties(record, chunk, filterable), vector: object.vector });
-    }
-    await this.insertAll(chunkCollection, rewritten, `update metadata of document "${current.externalId}"`, shard);
-    await this.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `update document "${current.externalId}"`);
-    await this.bumpVersions([current.collectionId]);
-    return record;
+  updateDocumentMetadata(id: string, metadata: Metadata): Promise<DocumentRecord | null> {
+    return this.writes.updateDocumentMetadata(id, metadata);
   }
 
-  async getDocuments(ids: string[]): Promise<(DocumentRecord | null)[]> {
-    if (ids.length === 0) return [];
-    const docs = await this.documentRecords(ids);
-    return ids.map((id) => docs.get(id) ?? null);
+  getDocuments(ids: string[]): Promise<(DocumentRecord | null)[]> {
+    return this.reads.getDocuments(ids);
   }
 
-  async getDocumentByExternalId(collectionId: string, externalId: string): Promise<DocumentRecord | null> {
-    const id = documentId(collectionId, externalId);
-    const doc = (await this.documentRecords([id])).get(id);
-    return doc && doc.collectionId === collectionId ? doc : null;
+  getDocumentByExternalId(collectionId: string, externalId: string): Promise<DocumentRecord | null> {
+    return this.reads.getDocumentByExternalId(collectionId, externalId);
   }
 
-  async listDocuments(collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>> {
-    const { offset, limit } = this.checkPage(page);
-    const docs = await this.documentsCollection();
-    const where = andFilters([
-      { kind: 'filter', filter: eq('collectionId', collectionId) },
-      filter ? await this.translate(docs, filter) : { kind: 'all' },
-    ]);
-    if (where.kind === 'none') return { items: [], total: 0 };
-    const filters = where.kind === 'filter' ? where.filter : undefined;
-    const col = (c: WeaviateClientLike) => c.collection(docs, this.tenant);
-    const [total, objects] = await Promise.all([
-      this.call('count documents', (c) => col(c).aggregate({ filters })),
-      limit === 0
-        ? Promise.resolve([])
-        : this.call('list documents', (c) => col(c).fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] })),
-    ]);
-    return { items: objects.map(toDocument), total: total.totalCount };
+  listDocuments(collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>> {
+    return this.reads.listDocuments(collectionId, page, filter);
   }
 
-  async listChunks(docId: string, page: PageRequest): Promise<Page<ChunkRecord>> {
-    const { offset, limit } = this.checkPage(page);
-    const doc = (await this.documentRecords([docId])).get(docId);
-    if (!doc) return { items: [], total: 0 };
-    const shard = await this.chunkTenantOf(doc.collectionId);
-    if (shard === null) return { items: [], total: 0 };
-    const chunkCollection = await this.ensureChunkCollection(doc.collectionId, false, shard);
-    const filters = visibleChunksOf(doc);
-    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, shard);
-    const [total, objects] = await Promise.all([
-      this.call('count chunks', (c) => col(c).aggregate({ filters })),
-      limit === 0
-        ? Promise.resolve([])
-        : this.call('list chunks', (c) =>
-            col(c).fetchObjects({ filters, limit, offset, sort: [{ property: 'chunkIndex', ascending: true }], returnProperties: CHUNK_RETURN }),
-          ),
-    ]);
-    return { items: objects.map((o) => toChunk(o, doc.collectionId)), total: total.totalCount };
+  listChunks(docId: string, page: PageRequest): Promise<Page<ChunkRecord>> {
+    return this.reads.listChunks(docId, page);
   }
 
-  /**
-   * Chunk ids do not name their collection, so this asks each chunk collection of the registry in turn (stopping
-   * once every id is found): a cost linear in the number of collections. Nothing in kbql's services calls it on a
-   * hot path.
-   */
-  async getChunks(ids: string[]): Promise<(ChunkRecord | null)[]> {
-    if (ids.length === 0) return [];
-    const wanted = new Set(ids.filter(isCanonicalId));
-    const found = new Map<string, { object: WObject; collectionId: string }>();
-    if (wanted.size > 0) {
-      for (const collection of await this.allCollections()) {
-        const missing = [...wanted].filter((id) => !found.has(id));
-        if (missing.length === 0) break;
-        const shard = this.chunkTenant(collection.tenant);
-        const name = await this.ensureChunkCollection(collection.id, false, shard);
-        for (const object of await this.fetchByIds(name, missing, { returnProperties: CHUNK_RETURN }, shard)) {
-          found.set(object.uuid, { object, collectionId: collection.id });
-        }
-      }
-    }
-    const docs = await this.documentRecords([...found.values()].map((f) => str0(f.object.properties['documentId'])));
-    const out = new Map<string, ChunkRecord>();
-    for (const [id, { object, collectionId }] of found) {
-      const chunk = toChunk(object, collectionId);
-      if (isVisible(chunk, str0(object.properties['contentHash']), docs.get(chunk.documentId))) out.set(id, chunk);
-    }
-    return ids.map((id) => out.get(id) ?? null);
+  /** See {@link WeaviateReads.getChunks}: asks each chunk collection in turn. */
+  getChunks(ids: string[]): Promise<(ChunkRecord | null)[]> {
+    return this.reads.getChunks(ids);
   }
 
   // ---------------------------------------------------------------- search
 
-  /**
-   * VECTOR → nearVector (score = cosine similarity = 1 - cosine distance), KEYWORD → bm25 on `text`, HYBRID →
-   * Weaviate's hybrid with `fusionType: 'RelativeScore'` (the port's fusion; each side's raw score is read from
-   * `explainScore`). Weaviate orders equal scores its own way and the port breaks ties by chunk id, so the store
-   * asks for the first `offset + limit + 1` hits and widens the window until the page boundary is not inside a tie
-   * (and until enough visible hits are in it), then sorts and slices. At alpha 0 or 1 Weaviate runs one side only,
-   * so hits only the other side found are absent instead of scoring 0.
-   */
-  async search(request: SearchRequest): Promise<SearchHit[]> {
-    const { offset, limit } = this.checkPage(request);
-    const collection = await this.getCollection(request.collectionId);
-    if (!collection) throw notFound('Collection', request.collectionId);
-    const mode = request.mode;
-    if (mode !== 'VECTOR' && mode !== 'KEYWORD' && mode !== 'HYBRID') throw badInput(`Unknown search mode "${String(mode)}".`);
-    let vector: number[] | null = null;
-    if (mode !== 'KEYWORD') {
-      if (!request.vector) throw badInput(`A ${mode} search needs a query vector.`);
-      checkVector(request.vector, collection.embedder.dimensions, 'query vector');
-      vector = Array.from(request.vector);
-    }
-    if (mode === 'HYBRID' && (!Number.isFinite(request.alpha) || request.alpha < 0 || request.alpha > 1)) {
-      throw badInput('alpha must be a number between 0 and 1.', { alpha: Number.isFinite(request.alpha) ? request.alpha : String(request.alpha) });
-    }
-    if (limit === 0) return [];
-    const need = offset + limit;
-    const max = this.core.options.maxQueryResults;
-
-    const shard = this.chunkTenant(collection.tenant);
-    const chunkCollection = await this.ensureChunkCollection(collection.id, false, shard);
-    const where = request.filter ? await this.translate(chunkCollection, request.filter) : ({ kind: 'all' } as const);
-    if (where.kind === 'none') return [];
-    const filters = where.kind === 'filter' ? where.filter : undefined;
-    const hasTerms = queryTerms(request.text).length > 0;
-    if (!hasTerms && (mode === 'KEYWORD' || (mode === 'HYBRID' && request.alpha === 0))) return [];
-
-    const docs = new Map<string, DocumentRecord>();
-    for (let k = Math.min(need + 1, max); ; k = Math.min(k * 2, max)) {
-      const raw = await this.rank(chunkCollection, shard, request, vector, hasTerms, filters, k);
-      const missing = raw.map((r) => str0(r.object.properties['documentId'])).filter((d) => !docs.has(d));
-      for (const [id, doc] of await this.documentRecords(missing)) docs.set(id, doc);
-      const hits: SearchHit[] = [];
-      for (const r of raw) {
-        const chunk = toChunk(r.object, collection.id);
-        const doc = docs.get(chunk.documentId);
-        if (!isVisible(chunk, str0(r.object.properties['contentHash']), doc)) continue;
-        if (request.filter && !matchesDocument(request.filter, doc!)) continue;
-        hits.push({ chunk, document: doc!, score: r.score, vectorScore: r.vectorScore, keywordScore: r.keywordScore });
-      }
-      hits.sort((a, b) => (a.score !== b.score ? b.score - a.score : a.chunk.id < b.chunk.id ? -1 : a.chunk.id > b.chunk.id ? 1 : 0));
-      const boundary = hits[need - 1];
-      const exhausted = raw.length < k || k >= max;
-      if (exhausted || (boundary && raw[raw.length - 1]!.score < boundary.score)) return hits.slice(offset, need);
-    }
+  /** See {@link WeaviateSearch.search}. */
+  search(request: SearchRequest): Promise<SearchHit[]> {
+    return this.searcher.search(request);
   }
-
-  /** The first `k` candidates of one query, best first, with the port's scores. */
-  private async rank(
-    chunkCollection: string,
-    shard: string | undefined,
-    request: SearchRequest,
-    vector: number[] | null,
-    hasTerms: boolean,
-    filters: FilterValue | undefined,
-    k: number,
-  ): Promise<{ object: WObject; score: number; vectorScore: number | null; keywordScore: number | null }[]> {
-    const base = { filters, limit: k, offset: 0, returnProperties: CHUNK_RETURN };
-    const col = (c: WeaviateClientLike) => c.collection(chunkCollection, shard);
-    if (request.mode === 'KEYWORD') {
-      const objects = await this.call('bm25 search', (c) =>
-        col(c).bm25(request.text, { ...base, queryProperties: ['text'], returnMetadata: ['score'] }),
-      );
-      return objects.map((object) => {
-        const score = object.metadata?.score ?? 0;
-        return { object, score, vectorScore: null, keywordScore: score };
-      });
-    }
-    if (request.mode === 'VECTOR' || !hasTerms) {
-      // HYBRID without a searchable term has no keyword side: the vector side alone over Weaviate's hybrid
-      // candidate count, fused like Weaviate would.
-      const candidates = request.mode === 'VECTOR' ? k : Math.max(k, this.core.options.hybridCandidates);
-      const objects = await this.call('vector search', (c) =>
-        col(c).nearVector(vector!, { ...base, limit: candidates, targetVector: VECTOR, returnMetadata: ['distance'] }),
-      );
-      const scored = objects.map((object) => ({ object, similarity: 1 - (object.metadata?.distance ?? 1) }));
-      if (request.mode === 'VECTOR') {
-        return scored.map(({ object, similarity }) => ({ object, score: similarity, vectorScore: similarity, keywordScore: null }));
-      }
-      const byId = new Map(scored.map((s) => [s.object.uuid, s.object]));
-      const fused = relativeScoreFusion(scored.map((s) => ({ id: s.object.uuid, score: s.similarity })), [], request.alpha);
-      return fused.slice(0, k).map((f) => ({ object: byId.get(f.id)!, score: f.score, vectorScore: f.vectorScore, keywordScore: null }));
-    }
-    const objects = await this.call('hybrid search', (c) =>
-      col(c).hybrid(request.text, {
-        ...base,
-        alpha: request.alpha,
-        fusionType: 'RelativeScore',
-        vector: vector!,
-        targetVector: VECTOR,
-        queryProperties: ['text'],
-        returnMetadata: ['score', 'explainScore'],
-      }),
-    );
-    return objects.map((object) => {
-      const sides = parseHybridExplain(object.metadata?.explainScore ?? '');
-      return { object, score: object.metadata?.score ?? 0, vectorScore: sides.vector, keywordScore: sides.keyword };
-    });
-  }
-
-  // ---------------------------------------------------------------- plumbing
-
-  /**
-   * The shared client, connecting on first use. init() waits for Weaviate up to `initTimeoutMs`, retrying; a
-   * connection opened lazily by a call makes one attempt through the breaker, so a dead Weaviate fails fast.
-   */
-  private async client(patient = false): Promise<WeaviateClientLike> {
-    const core = this.core;
-    if (core.closed) throw new AppError('UPSTREAM_UNAVAILABLE', 'The Weaviate store is closed.', { dependency: 'weaviate' });
-    if (!core.client) {
-      core.client = this.connect(patient);
-      core.client.catch(() => {
-        core.client = null;
-      });
-    }
-    return core.client;
-  }
-
-  private async connect(patient: boolean): Promise<WeaviateClientLike> {
-    const { options } = this.core;
-    const attempts: Promise<WeaviateClientLike>[] = [];
-    const started = Date.now();
-    let lastFailure: unknown;
-    try {
-      return await this.core.resilience.run(
-        'connect',
-        () => {
-          const attempt = this.core.connectFn(options.connect);
-          attempts.push(attempt);
-          attempt.catch((error: unknown) => {
-            lastFailure = error;
-          });
-          return attempt;
-        },
-        patient
-          ? // init(): keep trying until the bound, Weaviate may still be starting.
-            { timeoutMs: options.initTimeoutMs, timeoutScope: 'total', retries: options.retries === 0 ? 0 : 1_000, breaker: false }
-          : { timeoutMs: options.initTimeoutMs, timeoutScope: 'total', retry: false },
-      );
-    } catch (error) {
-      // An attempt that completes after the deadline must not leak its connection.
-      for (const attempt of attempts) attempt.then((c) => c.close()).catch(() => undefined);
-      const grpc = `${options.connect.grpcHost}:${options.connect.grpcPort}`;
-      throw new AppError(
-        'UPSTREAM_UNAVAILABLE',
-        `Weaviate at ${options.displayUrl} (gRPC ${grpc}) is unreachable (${reasonOf(lastFailure ?? (error as { cause?: unknown }).cause ?? error)}); gave up connecting after ${Date.now() - started} ms (limit ${options.initTimeoutMs} ms).`,
-        { dependency: 'weaviate', url: options.displayUrl, grpc, timeoutMs: options.initTimeoutMs },
-        { cause: error },
-      );
-    }
-  }
-
-  /** One call to Weaviate under the timeout, retry and breaker policies. */
-  private async call<T>(
-    operation: string,
-    fn: (client: WeaviateClientLike) => Promise<T>,
-    options: { write?: boolean; retry?: boolean } = {},
-  ): Promise<T> {
-    const client = await this.client();
-    const { timeoutMs, insertTimeoutMs } = this.core.options;
-    return this.core.resilience.run(operation, () => fn(client), {
-      timeoutMs: options.write ? insertTimeoutMs : timeoutMs,
-      retry: options.retry,
-    });
-  }
-
-  private get prefix(): string {
-    return this.core.options.collectionPrefix;
-  }
-
-  private chunkCollectionName(collectionId: string): string {
-    const encoded = UUID_PATTERN.test(collectionId)
-      ? collectionId.replace(/-/g, '').toLowerCase()
-      : Buffer.from(collectionId, 'utf8').toString('hex');
-    return `${this.prefix}Chunks_${encoded}`;
-  }
-
-  private ensureBase(): Promise<void> {
-    if (!this.core.base) {
-      this.core.base = (async () => {
-        await this.ensureCollection(`${this.prefix}Registry`, 'kbql collections and name claims', REGISTRY_PROPERTIES, 'none');
-        await this.ensureCollection(`${this.prefix}Documents`, 'kbql document records', DOCUMENT_PROPERTIES, 'none');
-      })();
-      this.core.base.catch(() => {
-        this.core.base = null;
-      });
-    }
-    return this.core.base;
-  }
-
-  private async registryCollection(): Promise<string> {
-    await this.ensureBase();
-    return this.ready(`${this.prefix}Registry`);
-  }
-
-  private async documentsCollection(): Promise<string> {
-    await this.ensureBase();
-    return this.ready(`${this.prefix}Documents`);
-  }
-
-  /** The chunk collection of a kbql collection, created (writes) or only looked up (reads) on first use. */
-  private async ensureChunkCollection(collectionId: string, create = true, shard: string | undefined = this.tenant): Promise<string> {
-    const name = this.chunkCollectionName(collectionId);
-    if (!this.core.schema.has(name)) {
-      if (create) await this.ensureCollection(name, `kbql chunks of collection ${collectionId}`, CHUNK_PROPERTIES, 'hnsw-cosine');
-      else await this.readSchema(name);
-    }
-    return this.ready(name, shard);
-  }
-
-  /** The Weaviate tenant holding the chunks of a collection owned by kbql tenant `owner`. */
-  private chunkTenant(owner: string): string | undefined {
-    return this.core.options.bindTenants ? weaviateTenantFor(owner) : this.tenant;
-  }
-
-  /** {@link chunkTenant} of a collection by id; null when the collection no longer exists. */
-  private async chunkTenantOf(collectionId: string): Promise<string | undefined | null> {
-    if (!this.core.options.bindTenants) return this.tenant;
-    let owner = this.core.owners.get(collectionId);
-    if (owner === undefined) {
-      const record = await this.getCollection(collectionId);
-      if (!record) return null;
-      owner = record.tenant;
-    }
-    return this.chunkTenant(owner);
-  }
-
-  /** Creates the Weaviate collection unless it exists, adds missing base properties, caches its schema. */
-  private async ensureCollection(name: string, description: string, properties: PropertySpec[], vectors: CollectionSpec['vectors']): Promise<void> {
-    const exists = await this.call('check collection', (c) => c.collectionExists(name));
-    if (!exists) {
-      const spec: CollectionSpec = {
-        name,
-        description,
-        properties,
-        vectors,
-        multiTenant: this.core.options.multiTenant,
-        invertedIndex: { bm25K1: BM25.k1, bm25B: BM25.b, indexNullState: true },
-      };
-      try {
-        await this.call('create collection', (c) => c.createCollection(spec), { write: true });
-      } catch (error) {
-        if (!isAlreadyExists(error)) throw error;
-      }
-    }
-    const known = await this.readSchema(name);
-    for (const property of properties) if (!known.has(property.name)) await this.addProperty(name, property);
-  }
-
-  private async readSchema(name: string): Promise<Set<string>> {
-    const properties = await this.call('read schema', (c) => c.listProperties(name));
-    const set = new Set(properties.map((p) => p.name));
-    this.core.schema.set(name, { properties: set, readAt: Date.now() });
-    return set;
-  }
-
-  private async addProperty(name: string, property: PropertySpec): Promise<void> {
-    try {
-      await this.call('add property', (c) => c.addProperty(name, property), { write: true });
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
-    this.core.schema.get(name)?.properties.add(property.name);
-  }
-
-  /** Adds the typed `meta_*` / `fx_*` properties a write needs (Weaviate's auto-schema would guess their types). */
-  private async ensureFlatProperties(name: string, properties: string[]): Promise<void> {
-    const known = this.core.schema.get(name)?.properties ?? (await this.readSchema(name));
-    for (const property of properties) {
-      if (known.has(property)) continue;
-      const type = flatTypeOf(property);
-      if (!type) continue; // fx_* are base properties
-      await this.addProperty(name, {
-        name: property,
-        dataType: FLAT_DATA_TYPES[type],
-        tokenization: 'field',
-        indexFilterable: true,
-        indexSearchable: false,
-      });
-    }
-  }
-
-  /** Translates a filter against a collection's schema, re-reading it (throttled) when the filter names unseen properties. */
-  private async translate(name: string, filter: Filter): Promise<TranslatedFilter> {
-    let entry = this.core.schema.get(name);
-    if (!entry) {
-      await this.readSchema(name);
-      entry = this.core.schema.get(name)!;
-    }
-    const unseen = referencedProperties(filter).some((p) => !entry!.properties.has(p));
-    if (unseen && Date.now() - entry.readAt > SCHEMA_REFRESH_MS) {
-      await this.readSchema(name);
-      entry = this.core.schema.get(name)!;
-    }
-    const known = entry.properties;
-    return translateFilter(filter, (p) => known.has(p));
-  }
-
-  /** Makes sure this store's tenant exists on a multi-tenant collection; returns the collection name. */
-  private async ready(name: string, shard: string | undefined = this.tenant): Promise<string> {
-    const { multiTenant } = this.core.options;
-    if (!multiTenant) return name;
-    if (shard === undefined) {
-      throw new AppError('INTERNAL_SERVER_ERROR', 'This Weaviate store is multi-tenant: use withTenant(tenant) or the tenant option.');
-    }
-    const key = `${name}\u0000${shard}`;
-    if (!this.core.tenants.has(key)) {
-      const tenant = shard;
-      try {
-        await this.call('create tenant', (c) => c.ensureTenant(name, tenant), { write: true });
-      } catch (error) {
-        if (!isAlreadyExists(error)) throw error;
-      }
-      this.core.tenants.add(key);
-    }
-    return name;
-  }
-
-  private checkPage(page: { offset: number; limit: number }): { offset: number; limit: number } {
-    if (!Number.isSafeInteger(page.offset) || page.offset < 0) throw badInput('offset must be a non-negative integer.');
-    if (!Number.isSafeInteger(page.limit) || page.limit < 0) throw badInput('limit must be a non-negative integer.');
-    const max = this.core.options.maxQueryResults;
-    if (page.limit > 0 && page.offset + page.limit > max) {
-      throw badInput(`offset + limit must not exceed ${max} on Weaviate.`, { offset: page.offset, limit: page.limit, max });
-    }
-    return { offset: page.offset, limit: page.limit };
-  }
-
-  private async fetchByIds(
-    name: string,
-    ids: string[],
-    options: { includeVector?: boolean; returnProperties?: string[] } = {},
-    shard: string | undefined = this.tenant,
-  ): Promise<WObject[]> {
-    const unique = [...new Set(ids.filter(isCanonicalId))];
-    const out: WObject[] = [];
-    for (let i = 0; i < unique.length; i += ID_BATCH) {
-      const batch = unique.slice(i, i + ID_BATCH);
-      out.push(
-        ...(await this.call('fetch by id', (c) =>
-          c.collection(name, shard).fetchObjects({ filters: byIds(batch), limit: batch.length, ...options }),
-        )),
-      );
-    }
-    return out;
-  }
-
-  private async documentRecords(ids: string[]): Promise<Map<string, DocumentRecord>> {
-    const valid = ids.filter(isCanonicalId);
-    if (valid.length === 0) return new Map();
-    const objects = await this.fetchByIds(await this.documentsCollection(), valid);
-    return new Map(objects.map((o) => [o.uuid, toDocument(o)]));
-  }
-
-  private async allCollections(): Promise<CollectionRecord[]> {
-    const out: CollectionRecord[] = [];
-    const page = 1000;
-    for (let offset = 0; offset < this.core.options.maxQueryResults; offset += page) {
-      const { items } = await this.listCollections({ offset, limit: Math.min(page, this.core.options.maxQueryResults - offset) });
-      out.push(...items);
-      if (items.length < page) break;
-    }
-    return out;
-  }
-
-  /** Batch upsert in slices; any per-object error fails the whole write with AppError (never a partial success). */
-  private async insertAll(name: string, objects: WriteObject[], operation: string, shard: string | undefined = this.tenant): Promise<void> {
-    const { batchSize } = this.core.options;
-    for (let i = 0; i < objects.length; i += batchSize) {
-      const batch = objects.slice(i, i + batchSize);
-      const result = await this.call(operation, (c) => c.collection(name, shard).insertMany(batch), { write: true });
-      const failed = Object.entries(result.errors);
-      if (failed.length > 0) {
-        const cause = new Error(failed.slice(0, 5).map(([index, e]) => `#${Number(index) + i}: ${e.message}`).join('; '));
-        throw new AppError(
-          'UPSTREAM_UNAVAILABLE',
-          `Weaviate rejected ${failed.length} of ${batch.length} objects while trying to ${operation}; nothing was committed.`,
-          { dependency: 'weaviate', operation, failed: failed.length, objects: objects.length },
-          { cause },
-        );
-      }
-    }
-  }
-
-  /** Batch delete, repeated until nothing matches: Weaviate caps the objects one call deletes. */
-  private async deleteAll(name: string, filters: FilterValue, operation: string, shard: string | undefined = this.tenant): Promise<number> {
-    let deleted = 0;
-    for (let round = 0; round < MAX_DELETE_ROUNDS; round++) {
-      const result = await this.call(operation, (c) => c.collection(name, shard).deleteMany(filters), { write: true });
-      if (result.failed > 0) {
-        throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate failed to delete ${result.failed} objects during ${operation}.`, {
-          dependency: 'weaviate',
-          operation,
-          failed: result.failed,
-        });
-      }
-      deleted += result.successful;
-      if (result.matches === 0 || result.successful === 0) return deleted;
-    }
-    throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate kept matching objects during ${operation}.`, { dependency: 'weaviate', operation });
-  }
-
-  private async writeCollection(record: CollectionRecord): Promise<void> {
-    await this.insertAll(await this.registryCollection(), [{ id: record.id, properties: collectionProperties(record, this.chunkCollectionName(record.id)) }], 'store collection');
-  }
-
-  /** Removes a collection's chunk collection, registry record and name claim (documents are the caller's). */
-  private async dropCollectionObjects(record: CollectionRecord): Promise<void> {
-    const name = this.chunkCollectionName(record.id);
-    await this.call('delete collection', (c) => c.deleteCollection(name), { write: true });
-    this.core.schema.delete(name);
-    for (const key of [...this.core.tenants]) if (key.startsWith(`${name}\u0000`)) this.core.tenants.delete(key);
-    await this.deleteAll(await this.registryCollection(), byIds([record.id]), 'delete collection record');
-    await this.releaseClaim(record.tenant, record.name, record.id);
-  }
-
-  private async readClaim(tenant: string, name: string): Promise<{ collectionId: string } | null> {
-    const [claim] = await this.fetchByIds(await this.registryCollection(), [nameClaimId(tenant, name)]);
-    const collectionId = claim?.properties['collectionId'];
-    return claim && claim.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
-  }
-
-  /** Reserves a collection name for `collectionId`; CONFLICT when a live collection holds it. */
-  private async claimName(tenant: string, name: string, collectionId: string): Promise<void> {
-    const registry = await this.registryCollection();
-    const claim: WriteObject = { id: nameClaimId(tenant, name), properties: { kind: 'name', collectionId, name, ownerTenant: tenant } };
-    try {
-      await this.call('claim collection name', (c) => c.collection(registry, this.tenant).insert(claim), { write: true });
-      return;
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
-    const holder = await this.readClaim(tenant, name);
-    if (holder?.collectionId === collectionId) return; // our own earlier attempt
-    const owner = holder ? await this.getCollection(holder.collectionId) : null;
-    if (owner && owner.name === name && owner.tenant === tenant) throw conflict(name);
-    // A stale claim (its collection was deleted or renamed and the release did not happen): take it over.
-    await this.insertAll(registry, [claim], 'claim collection name');
-  }
-
-  private async releaseClaim(tenant: string, name: string, collectionId: string): Promise<void> {
-    const holder = await this.readClaim(tenant, name);
-    if (holder?.collectionId !== collectionId) return;
-    await this.deleteAll(await this.registryCollection(), byIds([nameClaimId(tenant, name)]), 'release collection name');
-  }
-
-  private async bumpVersions(collectionIds: string[]): Promise<void> {
-    for (const id of collectionIds) {
-      await this.withLock(id, async () => {
-        const record = await this.getCollection(id);
-        if (!record) return;
-        await this.writeCollection({
-          ...record,
-          version: record.version + 1,
-          updatedAt: new Date(Math.max(Date.now(), record.updatedAt.getTime())),
-        });
-      });
-    }
-  }
-
-  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.core.locks.get(key) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    const settled = run.catch(() => undefined);
-    this.core.locks.set(key, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.core.locks.get(key) === settled) this.core.locks.delete(key);
-    }
-  }
-}
-
-// ------------------------------------------------------------------ helpers
-
-function resolveOptions(options: WeaviateStoreOptions): Resolved {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch {
-    throw new TypeError(`Weaviate url "${options.url}" is not a URL; use http(s)://host:port`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('Weaviate url must use http or https');
-  const secure = url.protocol === 'https:';
-  const prefix = options.collectionPrefix ?? 'Kbql';
-  if (!PREFIX_PATTERN.test(prefix)) throw new TypeError('collectionPrefix must match [A-Z][A-Za-z0-9]{0,63}');
-  const positiveInt = (value: number | undefined, fallback: number, name: string): number => {
-    const v = value ?? fallback;
-    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer`);
-    return v;
-  };
-  const timeoutMs = positiveInt(options.timeoutMs, 10_000, 'timeoutMs');
-  const insertTimeoutMs = positiveInt(options.insertTimeoutMs, 30_000, 'insertTimeoutMs');
-  const initTimeoutMs = positiveInt(options.initTimeoutMs, 10_000, 'initTimeoutMs');
-  const grpcPort = positiveInt(options.grpcPort, 50051, 'grpcPort');
-  const httpPort = url.port ? Number(url.port) : secure ? 443 : 80;
-  const displayUrl = `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')}`;
-  return {
-    url: options.url,
-    grpcPort,
-    collectionPrefix: prefix,
-    multiTenant: options.multiTenant ?? false,
-    bindTenants: options.bindTenants ?? false,
-    timeoutMs,
-    insertTimeoutMs,
-    initTimeoutMs,
-    retries: options.retries ?? 2,
-    retryInitialDelayMs: options.retryInitialDelayMs ?? 100,
-    retryMaxDelayMs: options.retryMaxDelayMs ?? 2_000,
-    breakerThreshold: options.breakerThreshold ?? 5,
-    breakerHalfOpenAfterMs: options.breakerHalfOpenAfterMs ?? 10_000,
-    batchSize: positiveInt(options.batchSize, 100, 'batchSize'),
-    maxQueryResults: positiveInt(options.maxQueryResults, 10_000, 'maxQueryResults'),
-    hybridCandidates: positiveInt(options.hybridCandidates, 100, 'hybridCandidates'),
-    displayUrl,
-    connect: {
-      httpHost: url.hostname,
-      httpPort,
-      httpSecure: secure,
-      httpPath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
-      grpcHost: options.grpcHost ?? url.hostname,
-      grpcPort,
-      grpcSecure: options.grpcSecure ?? secure,
-      apiKey: options.apiKey,
-      timeouts: { initMs: initTimeoutMs, queryMs: timeoutMs, insertMs: insertTimeoutMs },
-    },
-  };
-}
-
-function checkTenant(tenant: string): void {
-  if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant)) {
-    throw badInput('A tenant name is 1 to 64 letters, digits, "-" or "_".', { tenant: String(tenant).slice(0, 80) });
-  }
-}
-
-/** Only lower-case canonical UUIDs can be ids here (kbql mints them so); anything else is simply not found. */
-const isCanonicalId = (id: string): boolean => typeof id === 'string' && UUID_PATTERN.test(id) && id === id.toLowerCase();
-
-/** The default tenant keeps the claim ids of the time before tenants, so existing claims stay valid. */
-const nameClaimId = (tenant: string, name: string): string =>
-  uuidV5(tenant === DEFAULT_TENANT ? `collection-name\u0000${name}` : `collection-name\u0000${tenant}\u0000${name}`);
-
-const conflict = (name: string): AppError =>
-  new AppError('CONFLICT', `A collection named "${name}" already exists.`, { field: 'name', name });
-
-const createdKey = (ms: number, id: string): string => `${String(ms).padStart(15, '0')}_${id}`;
-
-function eq(property: string, value: string): FilterValue {
-  return { operator: 'Equal', target: { property }, value };
-}
-
-function cmp(operator: 'GreaterThanEqual' | 'LessThan', property: string, value: number): FilterValue {
-  return { operator, target: { property }, value };
-}
-
-function byIds(ids: string[]): FilterValue {
-  return { operator: 'ContainsAny', target: { property: '_id' }, value: ids };
-}
-
-function andOf(...filters: FilterValue[]): FilterValue {
-  return { operator: 'And', filters, value: null };
-}
-
-/**
- * The Weaviate tenant of a kbql tenant (with `bindTenants`): the name itself when Weaviate accepts it
- * (`[A-Za-z0-9_-]{1,64}`); otherwise (kbql also allows `.`) `kbqlh-` and the first 40 hex digits of its SHA-256.
- */
-export function weaviateTenantFor(kbqlTenant: string): string {
-  return TENANT_PATTERN.test(kbqlTenant) ? kbqlTenant : `kbqlh-${createHash('sha256').update(kbqlTenant).digest('hex').slice(0, 40)}`;
-}
-
-function orOf(...filters: FilterValue[]): FilterValue {
-  return { operator: 'Or', filters, value: null };
-}
-
-/** The chunks of a document that its record makes visible. */
-function visibleChunksOf(doc: DocumentRecord): FilterValue {
-  return andOf(eq('documentId', doc.id), cmp('LessThan', 'chunkIndex', doc.chunkCount), eq('contentHash', doc.contentHash));
-}
-
-function isVisible(chunk: ChunkRecord, contentHash: string, doc: DocumentRecord | undefined): boolean {
-  return doc !== undefined && chunk.index < doc.chunkCount && contentHash === doc.contentHash;
-}
-
-/** Query terms as Weaviate's `word` tokenization and `en` stopwords see them. */
-export function queryTerms(query: string): string[] {
-  return (query.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((t) => !STOPWORDS.has(t));
-}
-
-/**
- * Each side's raw score from a relativeScoreFusion `explainScore`, whose lines read
- * `Hybrid (Result Set vector,hybridVector) Document <id>: original score 0.87, normalized score: 0.4` (the vector
- * side's original score is 1 - cosine distance) and `Hybrid (Result Set keyword,bm25) …` (BM25).
- */
-export function parseHybridExplain(explain: string): { vector: number | null; keyword: number | null } {
-  const out: { vector: number | null; keyword: number | null } = { vector: null, keyword: null };
-  const pattern = /Result Set (vector|keyword)[^)]*\) Document [^:]*: original score ([-+0-9.eE]+|NaN)/g;
-  for (let m = pattern.exec(explain); m; m = pattern.exec(explain)) {
-    const value = Number(m[2]);
-    if (Number.isFinite(value)) out[m[1] as 'vector' | 'keyword'] = value;
-  }
-  return out;
-}
-
-function checkVector(vector: Float32Array, dimensions: number, what: string): void {
-  if (vector.length !== dimensions) {
-    throw badInput(`The ${what} has ${vector.length} dimensions; the collection's embedder has ${dimensions}.`, {
-      expected: dimensions,
-      actual: vector.length,
-    });
-  }
-  for (let i = 0; i < vector.length; i++) if (!Number.isFinite(vector[i])) throw badInput(`The ${what} contains a non-finite number.`);
-}
-
-/** Checks a write before anything is stored; returns the chunks ordered by index. */
-function validateWrite(doc: DocumentWrite, dimensions: number): ChunkWrite[] {
-  const chunks = [...doc.chunks].sort((a, b) => a.index - b.index);
-  chunks.forEach((chunk, position) => {
-    // Visibility is "index < chunkCount", so indexes are positions: 0 … n-1, each once.
-    if (chunk.index !== position) {
-      throw badInput(`Document "${doc.externalId}": chunk indexes must be 0 to ${chunks.length - 1}, each once.`, {
-        externalId: doc.externalId,
-        index: chunk.index,
-      });
-    }
-    checkVector(chunk.vector, dimensions, `vector of chunk ${chunk.index} of document "${doc.externalId}"`);
-  });
-  return chunks;
-}
-
-function chunkProperties(
-  doc: DocumentRecord,
-  chunk: { index: number; text: string; startOffset: number; endOffset: number },
-  filterable: Record<string, unknown>,
-): WProperties {
-  return {
-    text: chunk.text,
-    documentId: doc.id,
-    chunkIndex: chunk.index,
-    startOffset: chunk.startOffset,
-    endOffset: chunk.endOffset,
-    contentHash: doc.contentHash,
-    externalId: doc.externalId,
-    ...(doc.title !== null ? { title: doc.title } : {}),
-    ...(doc.source !== null ? { source: doc.source } : {}),
-    metadataJson: JSON.stringify(doc.metadata),
-    ...filterable,
-  };
-}
-
-function documentProperties(doc: DocumentRecord, filterable: Record<string, unknown>): WProperties {
-  return {
-    collectionId: doc.collectionId,
-    externalId: doc.externalId,
-    ...(doc.title !== null ? { title: doc.title } : {}),
-    ...(doc.source !== null ? { source: doc.source } : {}),
-    contentType: doc.contentType,
-    contentHash: doc.contentHash,
-    charCount: doc.charCount,
-    chunkCount: doc.chunkCount,
-    createdAtMs: doc.createdAt.getTime(),
-    updatedAtMs: doc.updatedAt.getTime(),
-    createdKey: createdKey(doc.createdAt.getTime(), doc.id),
-    metadataJson: JSON.stringify(doc.metadata),
-    ...filterable,
-  };
-}
-
-function collectionProperties(record: CollectionRecord, className: string): WProperties {
-  return {
-    kind: 'collection',
-    collectionId: record.id,
-    ownerTenant: record.tenant,
-    name: record.name,
-    descriptionJson: JSON.stringify(record.description),
-    chunkingJson: JSON.stringify(record.chunking),
-    embedderName: record.embedder.name,
-    embedderDimensions: record.embedder.dimensions,
-    version: record.version,
-    createdAtMs: record.createdAt.getTime(),
-    updatedAtMs: record.updatedAt.getTime(),
-    createdKey: createdKey(record.createdAt.getTime(), record.id),
-    className,
-    sharesJson: JSON.stringify(record.shares ?? []),
-    sharedTenants: (record.shares ?? []).map((s) => s.tenant),
-  };
-}
-
-const str0 = (v: unknown): string => (typeof v === 'string' ? v : '');
-const num0 = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-const decodedOrNull = (v: unknown): string | null => (typeof v === 'string' ? decodeFilterText(v) : null);
-
-function toCollection(object: WObject): CollectionRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    // Records written before tenants existed have none: they belong to the default tenant.
-    tenant: str0(p['ownerTenant']) || DEFAULT_TENANT,
-    name: str0(p['name']),
-    description: JSON.parse(str0(p['descriptionJson']) || 'null') as string | null,
-    chunking: JSON.parse(str0(p['chunkingJson'])) as CollectionRecord['chunking'],
-    embedder: { name: str0(p['embedderName']), dimensions: num0(p['embedderDimensions']) },
-    version: num0(p['version']),
-    createdAt: new Date(num0(p['createdAtMs'])),
-    updatedAt: new Date(num0(p['updatedAtMs'])),
-    // Records written before sharing existed have none.
-    shares: parseShares(str0(p['sharesJson']) || '[]'),
-  };
-}
-
-function parseShares(json: string): CollectionShare[] {
-  const parsed = JSON.parse(json) as unknown;
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((s: { tenant?: unknown; role?: unknown }) =>
-    typeof s?.tenant === 'string' && (s.role === 'READER' || s.role === 'WRITER') ? [{ tenant: s.tenant, role: s.role }] : [],
-  );
-}
-
-function toDocument(object: WObject): DocumentRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    collectionId: str0(p['collectionId']),
-    // The encoded builtins round-trip exactly (null when absent, '' kept as '').
-    externalId: decodedOrNull(p[BUILTIN_PROPERTIES.externalId]) ?? str0(p['externalId']),
-    title: decodedOrNull(p[BUILTIN_PROPERTIES.title]),
-    source: decodedOrNull(p[BUILTIN_PROPERTIES.source]),
-    contentType: str0(p['contentType']) as ContentType,
-    metadata: JSON.parse(str0(p['metadataJson']) || '{}') as Metadata,
-    contentHash: str0(p['contentHash']),
-    charCount: num0(p['charCount']),
-    chunkCount: num0(p['chunkCount']),
-    createdAt: new Date(num0(p['createdAtMs'])),
-    updatedAt: new Date(num0(p['updatedAtMs'])),
-  };
-}
-
-function toChunk(object: WObject, collectionId: string): ChunkRecord {
-  const p = object.properties;
-  return {
-    id: object.uuid,
-    documentId: str0(p['documentId']),
-    collectionId,
-    index: num0(p['chunkIndex']),
-    text: str0(p['text']),
-    startOffset: num0(p['startOffset']),
-    endOffset: num0(p['endOffset']),
-  };
 }

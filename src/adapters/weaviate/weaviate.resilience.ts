@@ -1,21 +1,17 @@
-import {
-  BrokenCircuitError,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  TaskCancelledError,
-  TimeoutStrategy,
-  circuitBreaker,
-  handleWhen,
-  noop,
-  retry,
-  timeout,
-  wrap,
-  type CircuitBreakerPolicy,
-  type IPolicy,
-} from 'cockatiel';
-import { circuitStateName, type CircuitStateName } from '../circuit-state';
+/**
+ * The Weaviate store's side of the shared resilience policy (`createResiliencePolicy`): which weaviate-client
+ * failures are transient, and how a failed call maps to UPSTREAM_TIMEOUT, UPSTREAM_UNAVAILABLE or INTERNAL_SERVER_ERROR.
+ */
 import { AppError, isAppError } from '../../errors';
-import { causeChain, hasNetworkFailureCause } from '../transient-errors';
+import type { CircuitStateName } from '../resilience/circuit-state';
+import {
+  createResiliencePolicy,
+  isCircuitOpenError,
+  isTimeoutError,
+  type ExecuteOptions,
+  type ResiliencePolicy,
+} from '../resilience/resilience-policy';
+import { causeChain, hasNetworkFailureCause } from '../resilience/transient-errors';
 
 /** How calls to a networked dependency are bounded, retried and cut off. Times in milliseconds. */
 export interface ResilienceOptions {
@@ -37,18 +33,8 @@ export interface ResilienceOptions {
   breakerHalfOpenAfterMs?: number;
 }
 
-export interface RunOptions {
-  /** Overrides the bound for this call. */
-  timeoutMs?: number;
-  /** `attempt` bounds every attempt; `total` bounds all attempts and backoff together (used for connecting). */
-  timeoutScope?: 'attempt' | 'total';
-  /** Retry transient failures. @default true */
-  retry?: boolean;
-  /** Overrides the number of retries for this call (with `timeoutScope: 'total'`: retry until the bound). */
-  retries?: number;
-  /** Go through the circuit breaker (count failures, fail fast when open). @default true */
-  breaker?: boolean;
-}
+/** How one call goes through the policies (see {@link ExecuteOptions}); the caller's signal is not used here. */
+export type RunOptions = Omit<ExecuteOptions, 'signal'>;
 
 export type BreakerState = CircuitStateName;
 
@@ -61,7 +47,7 @@ const GRPC_TRANSIENT = /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b/;
  * weaviate-client does not export its error classes, so they are recognised by `name` and `code`.
  */
 export function isTransientError(error: unknown): boolean {
-  if (isAppError(error) || error instanceof TaskCancelledError || error instanceof BrokenCircuitError) return false;
+  if (isAppError(error) || isTimeoutError(error) || isCircuitOpenError(error)) return false;
   if (!(error instanceof Error)) return false;
   const status = statusOf(error);
   if (status !== null) return status >= 500;
@@ -92,61 +78,40 @@ export function isAlreadyExists(error: unknown): boolean {
 }
 
 /**
- * Timeout + retry (transient errors only, exponential backoff) + circuit breaker around every call to a dependency,
- * built on cockatiel. Failures come out as {@link AppError}: UPSTREAM_TIMEOUT when an attempt exceeds its bound,
- * UPSTREAM_UNAVAILABLE when the dependency is unreachable, answers 5xx or the circuit is open (then without calling
- * it), INTERNAL_SERVER_ERROR for anything else it rejects (the raw error is the `cause`). One instance per
- * dependency: the breaker state is shared by every call made through it.
+ * Timeout + retry (transient errors only, exponential backoff) + circuit breaker around every call to a dependency
+ * (see `createResiliencePolicy`). Failures come out as {@link AppError}: UPSTREAM_TIMEOUT when an attempt exceeds
+ * its bound, UPSTREAM_UNAVAILABLE when the dependency is unreachable, answers 5xx or the circuit is open (then
+ * without calling it), INTERNAL_SERVER_ERROR for anything else it rejects (the raw error is the `cause`). One
+ * instance per dependency: the breaker state is shared by every call made through it.
  */
 export class Resilience {
   private readonly dependency: string;
   private readonly target: string;
-  private readonly timeoutMs: number;
-  private readonly retryPolicy: IPolicy;
-  private readonly retryBackoff: { initialDelay: number; maxDelay: number };
-  private readonly breaker: CircuitBreakerPolicy;
-  private readonly breakerThreshold: number;
+  private readonly policy: ResiliencePolicy;
 
   constructor(options: ResilienceOptions) {
     this.dependency = options.dependency ?? 'weaviate';
     this.target = options.target;
-    this.timeoutMs = positive(options.timeoutMs ?? 10_000, 'timeoutMs');
-    const retries = options.retries ?? 2;
-    if (!Number.isInteger(retries) || retries < 0) throw new RangeError('retries must be a non-negative integer');
-    this.breakerThreshold = positive(options.breakerThreshold ?? 5, 'breakerThreshold');
-    this.retryBackoff = {
-      initialDelay: positive(options.retryInitialDelayMs ?? 100, 'retryInitialDelayMs'),
-      maxDelay: positive(options.retryMaxDelayMs ?? 2_000, 'retryMaxDelayMs'),
-    };
-    this.retryPolicy = this.makeRetry(retries);
-    this.breaker = circuitBreaker(
-      handleWhen((e) => isTransientError(e) || e instanceof TaskCancelledError),
-      {
-        halfOpenAfter: positive(options.breakerHalfOpenAfterMs ?? 10_000, 'breakerHalfOpenAfterMs'),
-        breaker: new ConsecutiveBreaker(this.breakerThreshold),
-      },
-    );
-  }
-
-  private makeRetry(retries: number): IPolicy {
-    if (retries === 0) return noop;
-    return retry(handleWhen(isTransientError), { maxAttempts: retries, backoff: new ExponentialBackoff(this.retryBackoff) });
+    this.policy = createResiliencePolicy({
+      isTransient: isTransientError,
+      // A timed-out attempt is not retried, but it counts towards opening the circuit.
+      isFailure: (e) => isTransientError(e) || isTimeoutError(e),
+      timeoutMs: options.timeoutMs ?? 10_000,
+      retries: options.retries ?? 2,
+      backoff: { initialDelayMs: options.retryInitialDelayMs ?? 100, maxDelayMs: options.retryMaxDelayMs ?? 2_000 },
+      breaker: { threshold: options.breakerThreshold ?? 5, halfOpenAfterMs: options.breakerHalfOpenAfterMs ?? 10_000 },
+    });
   }
 
   get state(): BreakerState {
-    return circuitStateName(this.breaker.state);
+    return this.policy.state;
   }
 
   /** Runs `fn` under the policies; `operation` names it in errors. `signal` aborts when the bound is hit. */
   async run<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, options: RunOptions = {}): Promise<T> {
-    const ms = options.timeoutMs ?? this.timeoutMs;
-    const bound = timeout(ms, TimeoutStrategy.Aggressive);
-    const retryPolicy =
-      options.retry === false ? noop : options.retries !== undefined ? this.makeRetry(options.retries) : this.retryPolicy;
-    const breaker = options.breaker === false ? noop : this.breaker;
-    const policy = options.timeoutScope === 'total' ? wrap(bound, retryPolicy, breaker) : wrap(retryPolicy, breaker, bound);
+    const ms = options.timeoutMs ?? this.policy.timeoutMs!;
     try {
-      return await policy.execute(({ signal }) => fn(signal));
+      return await this.policy.execute(fn, options);
     } catch (error) {
       throw this.toAppError(operation, error, ms);
     }
@@ -156,13 +121,13 @@ export class Resilience {
     if (isAppError(error)) return error;
     const details = { dependency: this.dependency, operation };
     const name = this.dependency.charAt(0).toUpperCase() + this.dependency.slice(1);
-    if (error instanceof TaskCancelledError) {
+    if (isTimeoutError(error)) {
       return new AppError('UPSTREAM_TIMEOUT', `${name} at ${this.target} did not answer ${operation} within ${ms} ms.`, { ...details, timeoutMs: ms }, { cause: error });
     }
-    if (error instanceof BrokenCircuitError) {
+    if (isCircuitOpenError(error)) {
       return new AppError(
         'UPSTREAM_UNAVAILABLE',
-        `${name} at ${this.target} is unavailable (circuit open after ${this.breakerThreshold} consecutive failures); not calling it for ${operation}.`,
+        `${name} at ${this.target} is unavailable (circuit open after ${this.policy.breakerThreshold} consecutive failures); not calling it for ${operation}.`,
         { ...details, circuit: 'open' },
         { cause: error },
       );
@@ -181,12 +146,11 @@ export class Resilience {
 
 /** A short, non-sensitive reason: an HTTP status, a gRPC status name, an errno code or the error class. */
 export function reasonOf(error: unknown): string {
-  if (error instanceof BrokenCircuitError) return 'circuit open';
-  if (error instanceof TaskCancelledError) return 'timed out';
+  if (isCircuitOpenError(error)) return 'circuit open';
+  if (isTimeoutError(error)) return 'timed out';
   const status = statusOf(error);
   if (status !== null) return `HTTP ${status}`;
-  const chain: Error[] = [];
-  for (let e: unknown = error; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e);
+  const chain = causeChain(error);
   for (const e of chain) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return code;
@@ -199,9 +163,4 @@ export function reasonOf(error: unknown): string {
     if (token) return token[1] ?? token[0];
   }
   return error instanceof Error ? error.name : 'unknown error';
-}
-
-function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number`);
-  return value;
 }

@@ -1,0 +1,210 @@
+/**
+ * The embedded store's SQLite file as its parts use it: the writing and the reading connection, prepared
+ * statements, the gate that holds writes while a large write commits in slices, and SQLite's failures as AppErrors.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { AppError, notFound } from '../../errors';
+import type { CollectionRow } from './sqlite.rows';
+import { assertFtsName, migrate } from './sqlite.schema';
+import { WalCheckpointer } from './wal-checkpointer';
+
+/** Distinct dynamic (filter-shaped) statements kept prepared. */
+const MAX_CACHED_STATEMENTS = 256;
+
+/** Per collection written in a transaction: its version before the transaction and after it. */
+export type VersionBumps = Map<string, { before: number; after: number }>;
+
+export interface FtsStatements {
+  insert: Database.Statement;
+  deleteByDocument: Database.Statement;
+  deleteBySeqs: Database.Statement;
+}
+
+/** One step of a sliced write: runs `work` on the writing connection. */
+export type SliceStep = <T>(work: () => T) => T;
+
+export class SqliteDatabase {
+  /** Full path of the database file. */
+  readonly filename: string;
+
+  private db: Database.Database | null = null;
+  /** Reads while a large write is committed in slices: a second connection sees only committed data (WAL). */
+  private reader: Database.Database | null = null;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly readerStatements = new Map<string, Database.Statement>();
+  /** Set while a sliced write transaction is open; resolves when it ends. Other writes wait for it. */
+  private slicedWrite: Promise<void> | null = null;
+  /** True while the sliced write's own synchronous steps run (they use the writing connection). */
+  private inSlice = false;
+  private checkpointer: WalCheckpointer | null = null;
+  private readonly ftsStatements = new Map<string, FtsStatements>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly busyTimeoutMs: number,
+    private readonly synchronousFull: boolean,
+  ) {
+    this.filename = join(dataDir, 'kbql.sqlite');
+  }
+
+  async init(): Promise<void> {
+    if (this.db) return;
+    mkdirSync(this.dataDir, { recursive: true });
+    const db = new Database(this.filename, { timeout: this.busyTimeoutMs });
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
+      db.pragma('temp_store = MEMORY');
+      // Checkpoints run on a worker thread (see WalCheckpointer), not inside a large COMMIT.
+      db.pragma('wal_autocheckpoint = 0');
+      migrate(db);
+    } catch (error) {
+      db.close();
+      throw storageError(error) ?? error;
+    }
+    this.db = db;
+    this.reader = new Database(this.filename, { readonly: true, timeout: this.busyTimeoutMs });
+    this.checkpointer = new WalCheckpointer(this.filename);
+  }
+
+  /** Waits for a sliced write to end, then checkpoints the WAL and closes both connections. */
+  async close(): Promise<void> {
+    await this.writable();
+    const db = this.db;
+    if (!db) return;
+    this.db = null;
+    await this.checkpointer?.close();
+    this.checkpointer = null;
+    this.reader?.close();
+    this.reader = null;
+    this.readerStatements.clear();
+    this.statements.clear();
+    this.ftsStatements.clear();
+    try {
+      db.pragma('optimize');
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * The connection for the code running now: the writing one, except while a sliced write is open and the code is
+   * not one of its steps — then the reading one, which sees only committed data.
+   */
+  open(): Database.Database {
+    if (!this.db) throw new AppError('UPSTREAM_UNAVAILABLE', 'The embedded store is not open.');
+    return this.slicedWrite && !this.inSlice && this.reader ? this.reader : this.db;
+  }
+
+  /** Resolves when no sliced write is open; the caller's synchronous transaction then runs alone. */
+  async writable(): Promise<void> {
+    while (this.slicedWrite) await this.slicedWrite;
+  }
+
+  /**
+   * Runs `write` as the one open sliced write: until it settles, other writes wait ({@link writable}) and other
+   * reads use the reading connection; `write` runs its own synchronous steps through `step`.
+   */
+  async sliced<T>(write: (step: SliceStep) => Promise<T>): Promise<T> {
+    const step: SliceStep = (work) => {
+      this.inSlice = true;
+      try {
+        return work();
+      } finally {
+        this.inSlice = false;
+      }
+    };
+    let done!: () => void;
+    this.slicedWrite = new Promise<void>((resolve) => (done = resolve));
+    try {
+      return await write(step);
+    } finally {
+      this.slicedWrite = null;
+      done();
+    }
+  }
+
+  /** After every committed write: a WAL checkpoint is due. */
+  committed(): void {
+    this.checkpointer?.poke();
+  }
+
+  /**
+   * A cached prepared statement, keyed by mode and SQL (so every filter of one shape shares one), least recently
+   * used evicted first. `pluck` returns the first column's value, `raw` rows as arrays.
+   */
+  prepare(sql: string, mode: 'object' | 'pluck' | 'raw' = 'object'): Database.Statement {
+    const key = `${mode}:${sql}`;
+    const db = this.open();
+    const cache = db === this.reader ? this.readerStatements : this.statements;
+    let statement = cache.get(key);
+    if (statement) {
+      cache.delete(key);
+    } else {
+      if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value as string);
+      statement = db.prepare(sql);
+      if (mode === 'pluck') statement.pluck(true);
+      if (mode === 'raw') statement.raw(true);
+    }
+    cache.set(key, statement);
+    return statement;
+  }
+
+  fts(collectionId: string): FtsStatements {
+    let statements = this.ftsStatements.get(collectionId);
+    if (!statements) {
+      const row = this.collectionRow(collectionId);
+      if (!row) throw notFound('Collection', collectionId);
+      const table = assertFtsName(row.fts_table);
+      const db = this.open();
+      statements = {
+        insert: db.prepare(`INSERT INTO ${table} (rowid, text) VALUES (?, ?)`),
+        deleteByDocument: db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT seq FROM chunks WHERE document_id = ?)`),
+        deleteBySeqs: db.prepare(`DELETE FROM ${table} WHERE rowid IN (SELECT value FROM json_each(?))`),
+      };
+      this.ftsStatements.set(collectionId, statements);
+    }
+    return statements;
+  }
+
+  /** Forgets the FTS statements of a collection whose FTS table is dropped. */
+  dropFts(collectionId: string): void {
+    this.ftsStatements.delete(collectionId);
+  }
+
+  collectionRow(id: string): CollectionRow | undefined {
+    return this.prepare('SELECT * FROM collections WHERE id = ?').get(id) as CollectionRow | undefined;
+  }
+
+  /** Inside a write transaction: bumps the collection's version and records before/after in `bumps`. */
+  bumpVersion(collectionId: string, now: number, bumps: VersionBumps): void {
+    const version = this.prepare('UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ? RETURNING version', 'pluck').get(
+      now,
+      collectionId,
+    ) as number | undefined;
+    if (version === undefined) return;
+    const seen = bumps.get(collectionId);
+    bumps.set(collectionId, { before: seen?.before ?? version - 1, after: version });
+  }
+}
+
+/**
+ * SQLite's "cannot write" failures (disk full, read-only file system or file, I/O error, cannot open) as AppError
+ * STORAGE_UNAVAILABLE, or null for anything else. The failed transaction was rolled back in full, so nothing
+ * partial is left: the caller may retry once space returns.
+ */
+export function storageError(error: unknown): AppError | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^SQLITE_(FULL|READONLY|IOERR|CANTOPEN)/.test(code)) return null;
+  const reason = code.startsWith('SQLITE_FULL')
+    ? 'disk full'
+    : code.startsWith('SQLITE_READONLY')
+      ? 'read-only'
+      : code.startsWith('SQLITE_CANTOPEN')
+        ? 'cannot open the database file: missing, read-only or full'
+        : 'I/O error';
+  return new AppError('STORAGE_UNAVAILABLE', `The embedded store cannot write to its data directory (${reason}); nothing was changed.`, { reason, sqliteCode: code }, { cause: error });
+}
