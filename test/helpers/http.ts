@@ -68,3 +68,19 @@ export function graphqlRequest<TBody = GraphqlBody>(
 ): Promise<GraphqlResponse<TBody>> {
   return postGraphql<TBody>(baseUrl, { query, variables }, options);
 }
+
+/**
+ * {@link graphqlRequest} for callers that only want the data: resolves with `data`, rejects when the response has
+ * `errors` (their JSON is the message) or a status other than 2xx.
+ */
+export async function gql<TData = any>(
+  baseUrl: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  options: GraphqlRequestOptions = {},
+): Promise<TData> {
+  const { status, body } = await graphqlRequest<GraphqlBody<TData>>(baseUrl, query, variables, options);
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  if (status < 200 || status > 299) throw new Error(`HTTP ${status}`);
+  return body.data as TData;
+}
