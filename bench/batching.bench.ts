@@ -8,6 +8,7 @@ import { loadConfig } from '../src/config';
 import { createContext } from '../src/app/context';
 import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
 import type { Embedder } from '../src/ports/embedder.port';
+import { graphqlRequest } from '../test/helpers/http';
 import { loadScifact, printTable } from './shared-data';
 
 /**
@@ -47,8 +48,7 @@ async function run(app: App, url: string, mode: Mode, questions: readonly string
         const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${i}`) });
         errors = response.body.kind === 'single' ? response.body.singleResult.errors : 'not single';
       } else {
-        const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: ASK, variables: { q } }) });
-        errors = ((await response.json()) as { errors?: unknown }).errors;
+        errors = (await graphqlRequest(url, ASK, { q }, { path: '' })).body.errors;
       }
       if (errors) throw new Error(JSON.stringify(errors));
     }),

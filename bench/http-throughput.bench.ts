@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { graphqlRequest } from '../test/helpers/http';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
 import { seedScifact } from './seed-scifact';
 import { printTable } from './shared-data';
@@ -76,8 +77,7 @@ async function stopTarget(child: ChildProcess): Promise<void> {
 }
 
 async function post(url: string): Promise<unknown> {
-  const response = await fetch(url, { method: 'POST', headers: HEADERS, body: JSON.stringify({ query: QUERY, variables: VARIABLES }) });
-  return response.json();
+  return (await graphqlRequest(url, QUERY, VARIABLES, { headers: HEADERS, path: '' })).body;
 }
 
 async function load(url: string): Promise<AutocannonResult> {

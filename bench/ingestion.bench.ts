@@ -8,6 +8,7 @@ import { Document, Settings, VectorStoreIndex } from 'llamaindex';
 import { HashEmbedder, hash } from '../src/adapters/embedders/hash.embedder';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { gql } from '../test/helpers/http';
 import { OpenAiStub } from '../test/helpers/openai-stub';
 import { loadScifact, printTable } from './shared-data';
 
@@ -84,12 +85,7 @@ async function kbql(corpus: readonly Corpus[], concurrency: number, stubUrl: str
   const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, ...provider }));
   try {
     const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
-    const post = async (query: string, variables: Record<string, unknown>) => {
-      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-      const body = (await response.json()) as { data?: any; errors?: unknown[] };
-      if (body.errors) throw new Error(JSON.stringify(body.errors));
-      return body.data;
-    };
+    const post = (query: string, variables: Record<string, unknown>) => gql(url, query, variables, { path: '' });
     await post('mutation { createCollection(input: { name: "scifact", chunking: { chunkSize: 256, chunkOverlap: 32 } }) { id } }', {});
     // Warm-up in this server (worker threads started, tokenizer tables loaded, JIT), in another collection.
     await post('mutation { createCollection(input: { name: "warm", chunking: { chunkSize: 256, chunkOverlap: 32 } }) { id } }', {});

@@ -23,7 +23,7 @@ import type {
  * set). It only uses the port: random collection names, small vectors it builds itself, and it deletes the
  * collections it created before calling `cleanup`.
  */
-export function runKnowledgeStoreContract(
+export function defineKnowledgeStoreContractSuite(
   adapterName: string,
   makeStore: () => Promise<{ store: KnowledgeStore; cleanup: () => Promise<void> }>,
 ): void {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { postGraphql } from '../helpers/http';
 import { JWT_ENV } from '../helpers/security';
 import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
@@ -12,8 +13,7 @@ const preflight = (url: string, origin: string) =>
     method: 'OPTIONS',
     headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization,apollo-require-preflight,x-api-key' },
   });
-const actual = (url: string, origin: string, headers: Record<string, string> = {}) =>
-  fetch(`${url}/graphql`, { method: 'POST', headers: { origin, 'content-type': 'application/json', ...headers }, body: QUERY });
+const actual = (url: string, origin: string, headers: Record<string, string> = {}) => postGraphql(url, QUERY, { headers: { origin, ...headers } });
 
 describe('CORS on /graphql (real server on port 0)', () => {
   describe('development defaults: Studio and localhost', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { graphqlRequest } from '../helpers/http';
 import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const MiB = 1024 * 1024;
@@ -81,10 +82,8 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function graphql(url: string, query: string, variables: Record<string, unknown>): Promise<{ data?: any; errors?: any[] }> {
-  const response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  return (await response.json()) as { data?: any; errors?: any[] };
-}
+const graphql = async (url: string, query: string, variables: Record<string, unknown>) =>
+  (await graphqlRequest<{ data?: any; errors?: any[] }>(url, query, variables)).body;
 
 describe('2 MiB adversarial documents never stall the event loop (real HTTP)', () => {
   let t: TestApp, url: string;

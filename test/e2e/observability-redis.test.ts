@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { METRICS } from '../../src/observability/metrics';
+import { graphqlRequest } from '../helpers/http';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 import { createTestApp, type TestApp } from '../helpers/test-app';
 
@@ -90,11 +91,7 @@ describe('observability: /readyz with Redis', { skip: hasRedis ? false : 'redis-
     assert.deepEqual([report.code, report.status], [200, 'degraded'], 'Redis down degrades kbql without taking it out of service');
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     assert.equal(await cacheUp(), 0);
-    const served = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ collections { totalCount } }' }),
-    });
+    const served = await graphqlRequest(url, '{ collections { totalCount } }');
     assert.equal(served.status, 200, 'requests are still served');
 
     redis = await startRedis(port);

@@ -7,6 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { graphqlRequest } from '../helpers/http';
 import { createTestApp } from '../helpers/test-app';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
@@ -171,8 +172,8 @@ describe('SIGTERM (compiled main.js as a child process)', () => {
 
     const url = (await stdoutMatch(/kbql ready at (http:\/\/\S+)\/graphql/))[1]!;
     const port = Number(new URL(url).port);
-    const post = (query: string) =>
-      fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'slow-1' }, body: JSON.stringify({ query }) });
+    type Body = { data?: { search: { hits: unknown[] } }; errors?: unknown[] };
+    const post = (query: string) => graphqlRequest<Body>(url, query, undefined, { headers: { 'x-request-id': 'slow-1' } });
 
     const created = await post('mutation Create { createCollection(input: { name: "handbook" }) { id } }');
     assert.equal(created.status, 200);
@@ -192,7 +193,7 @@ describe('SIGTERM (compiled main.js as a child process)', () => {
     held.release();
     const response = await within(slow, 'the slow response');
     assert.equal(response.status, 200);
-    const body = (await response.json()) as { data?: { search: { hits: unknown[] } }; errors?: unknown[] };
+    const body = response.body;
     assert.equal(body.errors, undefined, JSON.stringify(body.errors));
     assert.deepEqual(body.data?.search.hits, []);
 

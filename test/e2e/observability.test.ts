@@ -8,6 +8,7 @@ import { SPAN_ATTRIBUTES } from '../../src/observability/attributes';
 import { OTHER_LABEL } from '../../src/observability/label-guard';
 import { METRICS } from '../../src/observability/metrics';
 import { startTracing } from '../../src/observability/tracing-sdk';
+import { graphqlRequest } from '../helpers/http';
 import { metricTypes, parseSamples, sampleValue, type Sample } from '../helpers/prometheus-text';
 import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
 
@@ -24,14 +25,9 @@ const DOCS = [
 const QUESTION = 'How many vacation days do employees get?';
 const TOKEN = 'Bearer kbql-test-token-0123456789';
 
-async function gql(url: string, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as { data?: any; errors?: any[] } };
-}
+type LooseBody = { data?: any; errors?: any[] };
+const gql = (url: string, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  graphqlRequest<LooseBody>(url, query, variables, { headers });
 
 async function scrape(url: string): Promise<{ text: string; samples: Sample[] }> {
   const response = await fetch(`${url}/metrics`);

@@ -6,6 +6,7 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import type { Embedder } from '../../src/ports/embedder.port';
+import { graphqlRequest } from './http';
 
 /** A one-page PDF whose text is `lines` (one line each); `encrypt` adds an /Encrypt dictionary that needs a password. */
 export function minimalPdf(lines: readonly string[], options: { encrypt?: boolean; title?: string } = {}): Buffer {
@@ -157,20 +158,14 @@ export async function upload(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** POST /graphql with a JSON body; resolves with the parsed result. */
+/** POST /graphql ({@link graphqlRequest}), bounded at 15 s; resolves with the parsed body. */
 export async function gql<T = Record<string, unknown>>(
   baseUrl: string,
   query: string,
   variables: Record<string, unknown> = {},
   token?: string,
 ): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }> {
-  const response = await fetch(`${baseUrl}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  return (await response.json()) as never;
+  return (await graphqlRequest<never>(baseUrl, query, variables, { token, timeoutMs: 15_000 })).body;
 }
 
 const WORDS = 'harbor quartz meadow signal lantern copper orbit thistle canyon ember willow prism glacier falcon mosaic tundra beacon'.split(' ');

@@ -9,10 +9,10 @@ import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowl
 import { isAppError } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../src/ports/knowledge-store.port';
-import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { mulberry32 } from '../helpers/fixtures';
 
-runKnowledgeStoreContract('embedded', async () => {
+defineKnowledgeStoreContractSuite('embedded', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
   const store = new EmbeddedKnowledgeStore({ dataDir });
   return {

@@ -19,6 +19,7 @@ import { createContext } from '../../src/app/context';
 import type { KbqlContext } from '../../src/modules/shared/request-context';
 import { CreateCollectionDocument, IngestDocumentsDocument, SearchDocument } from '../../src/generated/graphql';
 import type { KnowledgeStore } from '../../src/ports/knowledge-store.port';
+import { graphqlRequest } from '../helpers/http';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const COMMITTED_SDL = readFileSync(path.resolve(__dirname, '..', '..', '..', 'schema', 'schema.graphql'), 'utf8');
@@ -160,17 +161,16 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
   });
 
   it('answers a query that crosses both subgraphs through the gateway, over HTTP', async () => {
-    const response = await fetch(gatewayUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        query: `{ user(id: "u1") { name favoriteCollections {
+    const response = await graphqlRequest<{ data?: any; errors?: unknown[] }>(
+      gatewayUrl,
+      `{ user(id: "u1") { name favoriteCollections {
           id name stats { documents chunks }
           documents(first: 5) { totalCount edges { node { externalId title } } }
         } } }`,
-      }),
-    });
-    const body = (await response.json()) as { data?: any; errors?: unknown[] };
+      undefined,
+      { path: '' },
+    );
+    const body = response.body;
     assert.equal(response.status, 200, JSON.stringify(body));
     const user = body.data.user;
     assert.equal(user.name, 'User u1');

@@ -23,7 +23,7 @@ import { isTransientError, Resilience } from '../../src/adapters/weaviate/weavia
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentRecord, DocumentWrite, Filter, FilterScalar } from '../../src/ports/knowledge-store.port';
-import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { FakeStatusError, FakeWeaviate } from '../helpers/fake-weaviate';
 
 const DIM = 4;
@@ -654,7 +654,7 @@ describe('WeaviateKnowledgeStore resilience', () => {
 
 // The whole port contract with chunks bound to per-kbql-tenant Weaviate tenants (the contract creates collections in
 // several kbql tenants, so several shards are in play).
-runKnowledgeStoreContract('weaviate (in-memory fake, multi-tenant, bindTenants)', async () => {
+defineKnowledgeStoreContractSuite('weaviate (in-memory fake, multi-tenant, bindTenants)', async () => {
   const fake = new FakeWeaviate();
   const store = new WeaviateKnowledgeStore(
     { url: 'http://weaviate.fake:8080', multiTenant: true, tenant: 'home', bindTenants: true, timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },

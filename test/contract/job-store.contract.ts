@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import type { Redis } from 'ioredis';
-import { closeRedisClient, createJobsRedisClient, RedisJobStore } from '../../src/adapters/jobs/redis.job-store';
-import { SqliteJobStore } from '../../src/adapters/jobs/sqlite.job-store';
+import { describe, it } from 'node:test';
 import type { JobDocumentState, JobStatus, JobStore, NewJob } from '../../src/ports/job-store.port';
 import { CLAIMABLE_STAGES, TenantQueueFull } from '../../src/ports/job-store.port';
-import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
-const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumentState => ({
+/** The state of document `index` of a job: QUEUED, first attempt, unless `patch` says otherwise. */
+export const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumentState => ({
   index,
   externalId: `doc-${index}`,
   filename: null,
@@ -29,7 +22,8 @@ const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumen
   ...patch,
 });
 
-const newJob = (id: string, tenant: string, collectionId: string, createdAt: Date, count: number): NewJob => ({
+/** A job of `count` plain-text documents (payload `content <i>`), all QUEUED. */
+export const newJob = (id: string, tenant: string, collectionId: string, createdAt: Date, count: number): NewJob => ({
   id,
   tenant,
   collectionId,
@@ -41,7 +35,7 @@ const newJob = (id: string, tenant: string, collectionId: string, createdAt: Dat
 });
 
 /** Every document terminal (the first FAILED for COMPLETED_WITH_ERRORS, all CANCELLED for CANCELLED), then finished at `at`. */
-async function finish(store: JobStore, id: string, count: number, at: number, status: JobStatus): Promise<void> {
+export async function finish(store: JobStore, id: string, count: number, at: number, status: JobStatus): Promise<void> {
   for (let i = 0; i < count; i++) {
     const stage = status === 'CANCELLED' ? 'CANCELLED' : status === 'COMPLETED_WITH_ERRORS' && i === 0 ? 'FAILED' : 'INDEXED';
     assert.equal(await store.transition(id, state(i, { stage }), CLAIMABLE_STAGES), true);
@@ -50,7 +44,8 @@ async function finish(store: JobStore, id: string, count: number, at: number, st
   assert.equal(await store.markFinished(id, new Date(at), status), true);
 }
 
-interface Opened {
+/** What a test file gives the contract for one adapter. */
+export interface JobStoreUnderTest {
   store: JobStore;
   /** A second store on the same data (another connection; another replica with Redis). */
   twin(): Promise<JobStore>;
@@ -59,8 +54,11 @@ interface Opened {
   close(): Promise<void>;
 }
 
-/** The JobStore contract: what the job service relies on, for every adapter. */
-function contract(name: string, open: () => Promise<Opened>) {
+/**
+ * The JobStore contract: what the job service relies on, for every adapter (the embedded SQLite store always, Redis
+ * when `redis-server` is installed). Each test opens fresh state with `open` and closes it.
+ */
+export function defineJobStoreContractSuite(name: string, open: () => Promise<JobStoreUnderTest>): void {
   describe(`JobStore contract: ${name}`, () => {
     it('retention deletes only jobs finished before the cutoff, in bounded batches, with every per-document record', async () => {
       const { store, leftovers, close } = await open();
@@ -258,97 +256,6 @@ function contract(name: string, open: () => Promise<Opened>) {
         assert.equal(await store.markFinished('f', new Date(), 'COMPLETED'), true);
       } finally {
         await close();
-      }
-    });
-  });
-}
-
-const dirs: string[] = [];
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-contract('SQLite (embedded)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'kbql-jobstore-'));
-  dirs.push(dir);
-  const store = new SqliteJobStore({ dataDir: dir });
-  await store.init();
-  const twins: SqliteJobStore[] = [];
-  return {
-    store,
-    async twin() {
-      const other = new SqliteJobStore({ dataDir: dir });
-      await other.init();
-      twins.push(other);
-      return other;
-    },
-    async leftovers(jobId) {
-      const db = new Database(join(dir, 'jobs.sqlite'), { readonly: true });
-      try {
-        const jobs = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE id = ?`).get(jobId) as { n: number }).n;
-        const docs = (db.prepare(`SELECT count(*) AS n FROM job_documents WHERE job_id = ?`).get(jobId) as { n: number }).n;
-        return jobs + docs;
-      } finally {
-        db.close();
-      }
-    },
-    close: async () => {
-      for (const other of twins) await other.close();
-      await store.close();
-    },
-  };
-});
-
-if (redisServerAvailable()) {
-  let redis: OwnRedis | null = null;
-  let n = 0;
-  after(() => redis?.stop());
-  const leftoversIn = async (client: Redis, prefix: string, jobId: string): Promise<number> => {
-    const keys = await client.keys(`${prefix}:job:${jobId}*`);
-    let indexed = 0;
-    for (const key of [`${prefix}:finished`, ...(await client.keys(`${prefix}:by-*`))]) if ((await client.zscore(key, jobId)) !== null) indexed += 1;
-    return keys.length + indexed + (await client.sismember(`${prefix}:unfinished`, jobId));
-  };
-  contract('Redis', async () => {
-    redis ??= await startOwnRedis();
-    const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
-    const prefix = `contract-${++n}`;
-    const store = new RedisJobStore(client, prefix);
-    await store.init();
-    const clients = [client];
-    return {
-      store,
-      async twin() {
-        const other = createJobsRedisClient({ url: redis!.url, prefix: 'x' });
-        clients.push(other);
-        return new RedisJobStore(other, prefix);
-      },
-      leftovers: (jobId) => leftoversIn(client, prefix, jobId),
-      close: async () => clients.forEach(closeRedisClient),
-    };
-  });
-
-  describe('RedisJobStore retention of jobs finished before the finished-job index existed', () => {
-    it('finds them with a bounded SCAN walk, once, and deletes them', async () => {
-      redis ??= await startOwnRedis();
-      const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
-      const prefix = `backfill-${++n}`;
-      try {
-        const store = new RedisJobStore(client, prefix);
-        for (let i = 0; i < 30; i++) {
-          await store.createJob(newJob(`legacy-${i}`, 'acme', 'c', new Date(1000), 1));
-          await finish(store, `legacy-${i}`, 1, 2000, 'COMPLETED');
-        }
-        await store.createJob(newJob('live', 'acme', 'c', new Date(1000), 1));
-        // As an older version left them: finished, but in no finished index.
-        await client.del(`${prefix}:finished`);
-        const upgraded = new RedisJobStore(client, prefix);
-        assert.equal(await upgraded.deleteFinishedBefore(new Date(5000), 100), 30);
-        assert.equal(await client.exists(`${prefix}:finished:backfilled`), 1);
-        assert.deepEqual((await upgraded.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id), ['live']);
-        for (let i = 0; i < 30; i++) assert.equal(await leftoversIn(client, prefix, `legacy-${i}`), 0);
-      } finally {
-        closeRedisClient(client);
       }
     });
   });
