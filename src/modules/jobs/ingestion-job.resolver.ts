@@ -9,7 +9,6 @@ import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.se
 import type { ProgressItem } from './ingestion-job.progress';
 import { IngestionJobService, type DeletedJob } from './ingestion-job.service';
 import type { JobView } from './ingestion-job.state';
-import type { UploadService } from './upload.service';
 import {
   ChunkPreview,
   ChunkPreviewPayload,
