@@ -58,7 +58,7 @@ function startTarget(args: string[]): Promise<{ url: string; child: ChildProcess
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (data: Buffer) => {
+    child.stdout.on('data', (data: Buffer) => {
       out += data.toString();
       const ready = /READY (\S+)/.exec(out);
       if (ready) resolve({ url: ready[1]!, child });

@@ -151,7 +151,7 @@ function runChild(run: Run, count: number, stubUrl: string | null = null): Promi
     const args = [__filename, '--run', run, String(count), ...(stubUrl ? [stubUrl] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout!.on('data', (data: Buffer) => (out += data.toString()));
+    child.stdout.on('data', (data: Buffer) => (out += data.toString()));
     child.once('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (code !== 0 || !line) reject(new Error(`${run} exited with ${code}`));

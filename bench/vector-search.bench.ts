@@ -10,7 +10,8 @@ import { loadScifact, percentile, printTable } from './shared-data';
  * (5) Vector top-10 latency and recall@10 against exact search at 10k and 100k chunks of real embedder vectors: the
  * default embedder (kbql-hash-v1, 1,024 dims) over SciFact, cut into overlapping 20-word passages (every passage is
  * real text, no synthetic perturbation), queried with SciFact claims. Rows: a naive exact scan (the reference at 10k;
- * at 100k the exact index, equal to it at 10k, is the reference), kbql's exact index (what the embedded store runs), and the approximate pre-filter evaluated for it: 1,024-bit sign
+ * at 100k the exact index, equal to it at 10k, is the reference), kbql's exact index (what the embedded store runs),
+ * and the approximate pre-filter evaluated for it: 1,024-bit sign
  * codes (Hamming distance) with exact re-ranking of the best C candidates.
  * The vectors are cached in the OS temp directory (keyed by embedder name and count), so re-runs skip embedding.
  *

@@ -42,6 +42,7 @@ const RESOLVER_RECIPES: readonly [ResolverRecipe, ...ResolverRecipe[]] = [
 ];
 
 const [FIRST_RECIPE, ...OTHER_RECIPES] = RESOLVER_RECIPES;
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql's buildSchema takes NonEmptyArray<Function>.
 export const RESOLVERS: NonEmptyArray<Function> = [FIRST_RECIPE.type, ...OTHER_RECIPES.map((r) => r.type)];
 
 /** Hands type-graphql the resolver instances, built once from `deps` (resolvers are stateless; per-request state is in the context). */

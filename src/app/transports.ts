@@ -66,7 +66,7 @@ export function createTransports(config: Config, deps: TransportDeps, disposers:
       const apiKeyHeader = req.headers['x-api-key'];
       return contextFor(
         requestId,
-        await authenticate(Array.isArray(header) ? header[0] : header, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader),
+        await authenticate(header, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader),
         req,
       );
     },

@@ -41,7 +41,8 @@ export interface CollectedFiles {
 
 /**
  * Expands `kbql ingest` arguments: a file, a directory (walked recursively for .md/.txt/.html — and .pdf/.docx with
- * `uploads` — hidden entries and node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the shell leaves it alone).
+ * `uploads` — hidden entries and node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the
+ * shell leaves it alone).
  * Ids are relative to `base`, so ingesting the same tree again from the same place updates the same documents.
  */
 export async function collectFiles(args: readonly string[], base: string, options: { uploads?: boolean } = {}): Promise<CollectedFiles> {

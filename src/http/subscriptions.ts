@@ -134,9 +134,9 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
       connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 10_000,
       onConnect: async (ctx) => {
         const extra = ctx.extra as ConnectionExtra;
-        const fromParams = ctx.connectionParams?.['authorization'] ?? ctx.connectionParams?.['Authorization'];
+        const fromParams: unknown = ctx.connectionParams?.['authorization'] ?? ctx.connectionParams?.['Authorization'];
         const header = extra.request.headers.authorization;
-        const authorization = typeof fromParams === 'string' ? fromParams : Array.isArray(header) ? header[0] : header;
+        const authorization = typeof fromParams === 'string' ? fromParams : header;
         try {
           extra.principal = await options.authenticate(authorization, extra.request);
         } catch (error) {

@@ -3,7 +3,10 @@ import type { BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo
 /** How a GraphQL request ended: no errors, data with errors, or no data. */
 export type RequestOutcome = 'ok' | 'partial' | 'error';
 
-/** What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin` (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it. */
+/**
+ * What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin`
+ * (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it.
+ */
 export interface RequestRecord {
   /** The resolved operation's name (null when anonymous or never resolved). */
   operation: string | null;

@@ -66,7 +66,10 @@ export interface JobDocumentState {
   /** Incremented by every retry of this document; orders events of different attempts. */
   attempt: number;
   timings: JobDocumentTimings;
-  /** What parsing changed in the document's text (control characters removed, unpaired surrogates replaced); absent in states written before it existed. */
+  /**
+   * What parsing changed in the document's text (control characters removed, unpaired surrogates replaced); absent in
+   * states written before it existed.
+   */
   notices?: string[];
   updatedAt: Date;
 }
@@ -173,7 +176,8 @@ export interface JobStore {
   /**
    * Retention: deletes, oldest first, at most `limit` jobs whose `finishedAt` is before `finishedBefore` (each with
    * {@link deleteJob}'s checks, so a job reopened meanwhile is kept and takes no place in the batch). Returns how many
-   * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job is deleted by one of them.
+   * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job
+   * is deleted by one of them.
    */
   deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number>;
 }

@@ -134,7 +134,7 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
           await finish(store, `old-${i}`, 2, 2000 + i, 'COMPLETED');
         }
         const counts = await Promise.all([store.deleteFinishedBefore(new Date(5000), 50), other.deleteFinishedBefore(new Date(5000), 50)]);
-        assert.equal(counts[0]! + counts[1]!, 12);
+        assert.equal(counts[0] + counts[1], 12);
         assert.deepEqual((await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id).sort(), ['q', 'r']);
         // A job reopened by a retry is no longer finished: kept.
         await store.createJob(newJob('reopened', 'acme', 'c', new Date(1000), 1));

@@ -26,7 +26,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), WAIT_MS);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('Ready to accept connections')) {
         clearTimeout(timer);
@@ -38,7 +38,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
       reject(new Error(`redis-server exited (${code}):\n${out}`));
     });
   });
-  child.stdout!.resume();
+  child.stdout.resume();
   return child;
 }
 

@@ -1,7 +1,8 @@
 /**
  * Child process for `embedded-store.crash.test.ts`: opens the embedded store in the directory given as argv[2] and
  * ingests {@link ingestSequence} from the start as fast as it can (creating the collection if missing), printing
- * `progress <distinct documents> <writes>` after every commit, until the parent SIGKILLs it. Run as `node crash-ingest.child.js <dataDir>` (compiled).
+ * `progress <distinct documents> <writes>` after every commit, until the parent SIGKILLs it. Run as
+ * `node crash-ingest.child.js <dataDir>` (compiled).
  * The input generators are exported so the parent can rebuild the exact same input.
  */
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';

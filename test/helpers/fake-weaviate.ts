@@ -449,6 +449,7 @@ function compareValues(a: unknown, b: unknown): number {
   if (a === undefined || a === null) return b === undefined || b === null ? 0 : -1;
   if (b === undefined || b === null) return 1;
   if (typeof a === 'number' && typeof b === 'number') return a - b;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- sort keys are scalar properties (text, number, date, boolean).
   return Buffer.compare(Buffer.from(String(a), 'utf8'), Buffer.from(String(b), 'utf8'));
 }
 
@@ -597,7 +598,7 @@ function keywordSearch(
   for (const t of words(query)) if (!STOPWORDS.has(t)) terms.set(t, (terms.get(t) ?? 0) + 1);
   if (terms.size === 0) return [];
   const all = [...objects.values()];
-  const docs = all.map((o) => ({ object: o, tokens: queryProperties.flatMap((p) => (typeof o.properties[p] === 'string' ? words(o.properties[p] as string) : [])) }));
+  const docs = all.map((o) => ({ object: o, tokens: queryProperties.flatMap((p) => (typeof o.properties[p] === 'string' ? words(o.properties[p]) : [])) }));
   const n = docs.length;
   const avgLength = docs.reduce((sum, d) => sum + d.tokens.length, 0) / Math.max(1, n);
   const k1 = col.spec.invertedIndex.bm25K1;

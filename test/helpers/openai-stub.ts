@@ -165,13 +165,13 @@ export class OpenAiStub {
 
   /** Starts a stub on 127.0.0.1 and a free port. Close it with {@link close}. */
   static async start(options: OpenAiStubOptions = {}): Promise<OpenAiStub> {
-    let stub: OpenAiStub | undefined;
-    const server = createServer((req, res) => void stub!.#handle(req, res));
+    // Requests arrive only after listen(), by which time `stub` is set.
+    const server = createServer((req, res) => void stub.#handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
-    stub = new OpenAiStub(server, (server.address() as AddressInfo).port, options);
+    const stub = new OpenAiStub(server, (server.address() as AddressInfo).port, options);
     return stub;
   }
 

@@ -102,7 +102,7 @@ describe('answers with an LLM (stub): verified citations on fixed fixtures', () 
     assert.equal(citation!.source.document.externalId, 'combustion');
     const cited = ask.sources.find((s) => s.n === citation!.marker)!;
     assert.equal(cited.highlight?.text, 'Robert Boyle showed in the 1660s that air is necessary for combustion.');
-    assert.equal(cited.chunk.text.slice(cited.highlight!.startOffset, cited.highlight!.endOffset), cited.highlight!.text);
+    assert.equal(cited.chunk.text.slice(cited.highlight.startOffset, cited.highlight.endOffset), cited.highlight.text);
     assert.ok(cited.chunk.startOffset >= 0 && cited.chunk.endOffset > cited.chunk.startOffset);
     assert.equal(ask.synthesizer, 'llm:openai:stub-chat');
     assert.ok(ask.usage && ask.usage.totalTokens > 0, 'usage reported by the model');

@@ -86,7 +86,7 @@ describe('embedding batching across concurrent requests (real schema, in process
     assert.deepEqual(provider.calls, [64]);
 
     // Each response is what that query's own embedding finds (batching must not mix vectors up between requests).
-    const collection = (await t.app.services.collections.resolve('kb', DEVELOPMENT_PRINCIPAL))!;
+    const collection = (await t.app.services.collections.resolve('kb', DEVELOPMENT_PRINCIPAL));
     const direct = await provider.inner.embed(queries);
     for (let i = 0; i < queries.length; i++) {
       const expected = await t.app.store.search({ collectionId: collection.id, mode: 'VECTOR', text: queries[i]!, vector: direct[i]!, alpha: 1, limit: 3, offset: 0 });

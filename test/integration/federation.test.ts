@@ -129,7 +129,7 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
     servedSdl = dataOf<{ _service: { sdl: string } }>(await t.execute('{ _service { sdl } }'))._service.sdl;
     const composed = compose(parse(servedSdl));
     assert.equal(composed.errors, undefined, `composition failed: ${composed.errors?.map((e) => e.message).join('\n')}`);
-    gateway = new ApolloServer({ gateway: new ApolloGateway({ supergraphSdl: composed.supergraphSdl! }) });
+    gateway = new ApolloServer({ gateway: new ApolloGateway({ supergraphSdl: composed.supergraphSdl }) });
     gatewayUrl = (await startStandaloneServer(gateway, { listen: { port: 0, host: '127.0.0.1' } })).url;
   });
 

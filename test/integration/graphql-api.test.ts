@@ -255,7 +255,7 @@ describe('embedder mismatch', () => {
       const error = res.body.singleResult.errors?.[0];
       assert.equal(error?.extensions?.code, 'CONFLICT');
       assert.equal(error?.extensions?.reason, 'EMBEDDER_MISMATCH');
-      assert.match(error!.message, /256 dims/);
+      assert.match(error.message, /256 dims/);
     } finally {
       await second.stop();
       await first.close();

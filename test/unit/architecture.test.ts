@@ -262,7 +262,7 @@ describe('architecture: ports', () => {
         if (!ts.isInterfaceDeclaration(statement)) continue;
         for (const member of statement.members) {
           const method = ts.isMethodSignature(member) || (ts.isPropertySignature(member) && member.type !== undefined && ts.isFunctionTypeNode(member.type));
-          if (method && ts.getJSDocCommentsAndTags(member).length === 0) undocumented.push(`${file}: ${statement.name.text}.${member.name!.getText(source)}`);
+          if (method && ts.getJSDocCommentsAndTags(member).length === 0) undocumented.push(`${file}: ${statement.name.text}.${member.name.getText(source)}`);
         }
       }
     }

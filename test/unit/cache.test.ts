@@ -190,7 +190,7 @@ describe('QueryResultCache', () => {
     const found = await cache.acquireAnswer('a');
     assert.equal(found.claim, undefined);
     assert.deepEqual(found.hit, answer);
-    assert.equal(found.hit!.citations[0]!.source, found.hit!.sources[1], 'the citation refers to the decoded source');
+    assert.equal(found.hit.citations[0]!.source, found.hit.sources[1], 'the citation refers to the decoded source');
   });
 
   it('keeps hot results decoded in process; another instance (replica) reads them from the store', async () => {

@@ -8,7 +8,6 @@ import {
   verifyCitations,
 } from '../../src/retrieval/citations';
 import { analyzeRelevance, assessRelevance, bestCoverage, stem, stemmedTerms } from '../../src/retrieval/relevance';
-import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { answerSource as source } from '../helpers/fixtures';
 
 

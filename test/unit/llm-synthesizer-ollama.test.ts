@@ -48,7 +48,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     // Usage is what the stub's final line reported: eval_count is the number of streamed tokens.
     assert.equal(synthesis.usage?.completionTokens, chatTokens(REPLY).length);
     assert.ok((synthesis.usage?.promptTokens ?? 0) > 0);
-    assert.equal(synthesis.usage?.totalTokens, synthesis.usage!.promptTokens + synthesis.usage!.completionTokens);
+    assert.equal(synthesis.usage?.totalTokens, synthesis.usage.promptTokens + synthesis.usage.completionTokens);
   });
 
   it('answers without streaming (stream: false, one JSON object) with usage from eval counts', async () => {
@@ -56,7 +56,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     const synthesis = await synth().synthesize({ question: QUESTION, sources: SOURCES });
     assert.equal(synthesis.answer, 'Robert Boyle showed that air is necessary for combustion [1].');
     assert.deepEqual(synthesis.unsupportedMarkers, [4]);
-    assert.equal(synthesis.usage?.completionTokens, chatTokens(stub.chatReply as string).length);
+    assert.equal(synthesis.usage?.completionTokens, chatTokens(stub.chatReply).length);
     assert.equal(stub.requests[0]!.stream, false);
     assert.equal(stub.requests[0]!.completed, true);
   });

@@ -11,7 +11,6 @@ import {
 } from '../../src/adapters/synthesizers/llm.synthesizer';
 import { AppError } from '../../src/errors';
 import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
-import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { QUESTION, SOURCES } from '../helpers/llm-fixtures';
 
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse, type OperationDefinitionNode } from 'graphql';
+import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { loadConfig } from '../../src/config';
 import { estimateOperation } from '../../src/graphql/plugins/query-limits.plugin';
 import { parseWindow } from '../../src/graphql/directives/rate-limit.directive';
@@ -64,7 +64,7 @@ describe('security configuration', () => {
 describe('query limits and rate-limit windows', () => {
   const figures = (query: string, variables?: Record<string, unknown>) => {
     const document = parse(query);
-    return estimateOperation(document, document.definitions.find((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition')!, variables);
+    return estimateOperation(document, document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!, variables);
   };
 
   it('topK multiplies the cost of what search returns, from literals and variables', () => {

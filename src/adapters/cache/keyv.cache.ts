@@ -186,7 +186,7 @@ class KeyvCache implements Cache {
   }
 
   async #getMany(kind: CacheKind, keys: readonly string[]): Promise<(string | undefined)[]> {
-    const out: (string | undefined)[] = new Array(keys.length).fill(undefined);
+    const out: (string | undefined)[] = new Array<string | undefined>(keys.length).fill(undefined);
     if (keys.length === 0) return out;
     await this.#sliced(keys.length, async (start, end) => {
       const slice = keys.slice(start, end);

@@ -93,7 +93,7 @@ export class OllamaEmbedder implements Embedder {
           fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, signal: callSignal }),
         },
       });
-      const vectors: number[][] = new Array(texts.length);
+      const vectors: number[][] = new Array<number[]>(texts.length);
       let next = 0;
       const worker = async (): Promise<void> => {
         while (next < texts.length && !callSignal.aborted) {

@@ -56,7 +56,7 @@ export function packChunks(text: string, drafts: readonly ChunkDraft[]): PackedC
 }
 
 export function unpackChunks(text: string, packed: PackedChunks): ChunkDraft[] {
-  const drafts: ChunkDraft[] = new Array(packed.prefixOf.length);
+  const drafts: ChunkDraft[] = new Array<ChunkDraft>(packed.prefixOf.length);
   for (let i = 0; i < drafts.length; i++) {
     const start = packed.offsets[2 * i]!;
     const end = packed.offsets[2 * i + 1]!;

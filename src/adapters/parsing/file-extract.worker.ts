@@ -7,6 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkZip, DEFAULT_ZIP_LIMITS, ZipRefused, type ZipLimits } from './zip-guard';
 
+// False positive: the rule reads an import type's attributes as an object literal of error type; tsc resolves it.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment
 type Unpdf = typeof import('unpdf', { with: { 'resolution-mode': 'import' } });
 let unpdf: Promise<Unpdf> | null = null;
 /** unpdf is an ES module (this package is CommonJS): loaded once with import(). */
@@ -79,7 +81,7 @@ async function extractPdf(data: Uint8Array): Promise<{ text: string; title: stri
     let title: string | null = null;
     try {
       const meta = await getMeta(pdf);
-      const raw = meta.info?.['Title'];
+      const raw: unknown = meta.info?.['Title'];
       title = typeof raw === 'string' && raw.trim() ? raw.trim() : null;
     } catch {
       // a PDF without readable metadata still has its text

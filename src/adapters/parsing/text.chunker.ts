@@ -156,7 +156,7 @@ function segment(text: string, from: number, to: number, tokenizer: MemoTokenize
   const tokens = new Int32Array(count);
   for (let k = 0; k < count; k++) {
     const segEnd = k + 1 < count ? starts[k + 1]! : end;
-    tokens[k] = tokenizer.count(text.slice(starts[k]!, segEnd));
+    tokens[k] = tokenizer.count(text.slice(starts[k], segEnd));
   }
   return { starts, tokens, ranks, count, end };
 }
@@ -213,7 +213,7 @@ function splitUnits(segs: Segments, size: number): Int32Array {
     // Parts between boundaries of this rank or higher.
     let partStart = first;
     for (let k = first + 1; k < last; k++) {
-      if (segs.ranks[k]! >= rank) {
+      if ((segs.ranks[k]! as Rank) >= rank) {
         visit(partStart, k, rank - 1);
         partStart = k;
       }

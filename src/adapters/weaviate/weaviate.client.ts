@@ -261,7 +261,7 @@ function adaptCollection(client: WeaviateClient, name: string, tenant?: string):
       return { matches: result.matches, successful: result.successful, failed: result.failed };
     },
     fetchObjects: async (options) => {
-      let sort: ReturnType<typeof col.sort.byProperty> | undefined;
+      let sort: ReturnType<typeof col.sort.byId> | undefined;
       // The collection is untyped (no property generic), so the client's key type is `never`: names are checked by
       // Weaviate instead.
       for (const s of options.sort ?? []) {

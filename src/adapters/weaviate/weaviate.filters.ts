@@ -217,7 +217,7 @@ function translateCondition(condition: Condition, exists: (property: string) => 
       field.type === 'builtin' ? (type === 's' ? BUILTIN_PROPERTIES[field.name] : null) : metaProperty(field.key, type);
     return name !== null && exists(name) ? name : null;
   };
-  const leaf = (operator: FilterValue['operator'], name: string | null, v: FilterValue['value']): TranslatedFilter =>
+  const leaf = (operator: FilterValue['operator'], name: string | null, v: unknown): TranslatedFilter =>
     name === null ? NONE : { kind: 'filter', filter: { operator, target: { property: name }, value: v } };
 
   if (op === 'in') {

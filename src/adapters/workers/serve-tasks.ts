@@ -3,7 +3,7 @@ import { isAppError } from '../../errors';
 import type { SerializedError, TaskReply } from './worker-pool';
 
 /** A task handler of a worker thread: its result, and the buffers to move back instead of copying. */
-export type TaskHandler = (input: never) => unknown | Promise<unknown>;
+export type TaskHandler = (input: never) => unknown; // a value or a promise of one
 
 /** What a handler returns when part of its result should be transferred rather than copied. */
 export interface Transferred<T> {

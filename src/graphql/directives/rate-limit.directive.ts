@@ -100,7 +100,7 @@ export function createRateLimitTransform<TContext extends { principal: Principal
           const key = budget ?? `${typeName}.${fieldName}`;
           return {
             ...fieldConfig,
-            async subscribe(source, fieldArgs, context, info) {
+            async subscribe(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
               await consume(limiter, `${key}:${callerKey(context)}`);
               return subscribe(source, fieldArgs, context, info);
             },
@@ -112,7 +112,7 @@ export function createRateLimitTransform<TContext extends { principal: Principal
           const resolve = fieldConfig.resolve ?? defaultFieldResolver;
           return {
             ...fieldConfig,
-            async resolve(source, fieldArgs, context, info) {
+            async resolve(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
               await consume(limiter, `${budget}:${callerKey(context)}`);
               return resolve(source, fieldArgs, context, info);
             },

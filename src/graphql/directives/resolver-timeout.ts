@@ -28,9 +28,9 @@ export function applyResolverTimeout<TContext>(schema: GraphQLSchema, options: R
   if (!(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
   const subscriptionType = schema.getSubscriptionType()?.name;
   return mapSchema(schema, {
-    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig: GraphQLFieldConfig<unknown, TContext>, fieldName, typeName) => {
       if (!fieldConfig.resolve || typeName === subscriptionType) return fieldConfig;
-      return bound(fieldConfig as GraphQLFieldConfig<unknown, TContext>, `${typeName}.${fieldName}`, timeoutMs);
+      return bound(fieldConfig, `${typeName}.${fieldName}`, timeoutMs);
     },
   });
 }

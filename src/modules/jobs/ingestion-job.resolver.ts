@@ -9,7 +9,6 @@ import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.se
 import type { ProgressItem } from './ingestion-job.progress';
 import { IngestionJobService, type DeletedJob } from './ingestion-job.service';
 import type { JobView } from './ingestion-job.state';
-import type { UploadService } from './upload.service';
 import {
   ChunkPreview,
   ChunkPreviewPayload,
@@ -112,7 +111,7 @@ export class IngestionJobResolver {
   @Subscription(() => IngestionProgress, {
     description:
       'Progress of an ingestion job: first the current stage of every document, then the documents that moved (coalesced: at most one STAGE event per 250 ms, each document in its latest state), then a SUMMARY, after which the stream ends.',
-    subscribe: ({ args, context }) => servicesOf(context as KbqlContext).jobs.progress(String(args['jobId']), principalOf(context as KbqlContext)),
+    subscribe: ({ args, context }) => servicesOf(context as KbqlContext).jobs.progress(String((args as Record<string, unknown>)['jobId']), principalOf(context as KbqlContext)),
   })
   ingestionProgress(@Root() item: ProgressItem, @Arg('jobId', () => ID) _jobId: string): ProgressItem {
     return item;

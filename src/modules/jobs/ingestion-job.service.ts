@@ -15,7 +15,7 @@ import {
   type JobTask,
   TenantQueueFull,
 } from '../../ports/job-store.port';
-import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
+import type { CollectionRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
 import type { FileContentExtractor } from '../../ports/file-extractor.port';
