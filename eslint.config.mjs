@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/generated/', 'node_modules/'] },
+  { ignores: ['dist/', 'src/generated/', 'node_modules/', '.tmp/', 'dist-*/'] },
   eslint.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {
