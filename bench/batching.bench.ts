@@ -45,7 +45,10 @@ async function run(app: App, url: string, mode: Mode, questions: readonly string
     questions.map(async (q, i) => {
       let errors: unknown;
       if (mode === 'in process') {
-        const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${i}`) });
+        const response = await app.apollo.executeOperation(
+          { query: ASK, variables: { q } },
+          { contextValue: createContext(app.store, `bench-${i}`) },
+        );
         errors = response.body.kind === 'single' ? response.body.singleResult.errors : 'not single';
       } else {
         errors = (await graphqlRequest(url, ASK, { q }, { path: '' })).body.errors;
@@ -82,7 +85,9 @@ async function main(): Promise<void> {
     for (const setup of setups) {
       // A fresh server per setup (empty caches); each N gets its own claims, so nothing is answered from a cache.
       const provider = new StubProvider(setup.limit);
-      const app = await createApp(loadConfig({ ...env, KBQL_EMBEDDING_BATCH_WINDOW_MS: String(setup.windowMs ?? 2) }), { embedder: provider });
+      const app = await createApp(loadConfig({ ...env, KBQL_EMBEDDING_BATCH_WINDOW_MS: String(setup.windowMs ?? 2) }), {
+        embedder: provider,
+      });
       const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
       try {
         await run(app, url, setup.mode, ['warm-up question about vitamin D']);

@@ -42,7 +42,10 @@ function inProcess(app: App): (q: string) => Promise<number> {
   let n = 0;
   return async (q) => {
     const started = performance.now();
-    const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${++n}`) });
+    const response = await app.apollo.executeOperation(
+      { query: ASK, variables: { q } },
+      { contextValue: createContext(app.store, `bench-${++n}`) },
+    );
     if (response.body.kind !== 'single' || response.body.singleResult.errors) throw new Error('ask failed');
     return performance.now() - started;
   };

@@ -108,13 +108,30 @@ async function main(): Promise<void> {
       { label: 'bare Apollo Server 5, response from memory (baseline)', args: ['apollo', tmpResponse] },
       { label: 'kbql, production (JWT, rate limit, metrics, tracing; caches in process)', args: ['kbql', dataDir, ...PRODUCTION] },
       ...(redis
-        ? [{ label: 'kbql, production, cache + rate limit on Redis', args: ['kbql', dataDir, ...PRODUCTION, `REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`] }]
+        ? [
+            {
+              label: 'kbql, production, cache + rate limit on Redis',
+              args: ['kbql', dataDir, ...PRODUCTION, `REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`],
+            },
+          ]
         : []),
-      { label: 'kbql, production, document cache off (parse + validate every request)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_DOCUMENT_CACHE_SIZE=0'] },
-      { label: 'kbql, production, result cache off (hybrid search every request)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0'] },
+      {
+        label: 'kbql, production, document cache off (parse + validate every request)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_DOCUMENT_CACHE_SIZE=0'],
+      },
+      {
+        label: 'kbql, production, result cache off (hybrid search every request)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0'],
+      },
       // What the security features cost on this path (same server otherwise).
-      { label: 'kbql, production without JWT verification (KBQL_AUTH_MODE=none)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none'] },
-      { label: 'kbql, production without JWT or rate limiting', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none', 'KBQL_RATE_LIMIT=false'] },
+      {
+        label: 'kbql, production without JWT verification (KBQL_AUTH_MODE=none)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none'],
+      },
+      {
+        label: 'kbql, production without JWT or rate limiting',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none', 'KBQL_RATE_LIMIT=false'],
+      },
     ];
 
     // The bare server answers exactly what kbql answers.
@@ -135,9 +152,16 @@ async function main(): Promise<void> {
       // autocannon stops sending at the deadline; let the requests still in flight finish before the server stops.
       await new Promise((resolve) => setTimeout(resolve, 500));
       await stopTarget(target.child);
-      if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${variant.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      if (result.non2xx + result.errors + result.timeouts > 0)
+        throw new Error(`${variant.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       if (baseline === 0) baseline = result.requests.average;
-      rows.push([variant.label, Math.round(result.requests.average), result.latency.p50, result.latency.p99, `${(result.requests.average / baseline).toFixed(2)}×`]);
+      rows.push([
+        variant.label,
+        Math.round(result.requests.average),
+        result.latency.p50,
+        result.latency.p99,
+        `${(result.requests.average / baseline).toFixed(2)}×`,
+      ]);
     }
     printTable(
       `(1) search(topK: 10) over HTTP: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run, loopback, ${os.cpus().length} cores, node ${process.version}`,

@@ -77,10 +77,20 @@ interface Corpus {
   text: string;
 }
 
-async function kbql(corpus: readonly Corpus[], concurrency: number, stubUrl: string | null, warm: readonly Corpus[]): Promise<{ seconds: number; chunks: number }> {
+async function kbql(
+  corpus: readonly Corpus[],
+  concurrency: number,
+  stubUrl: string | null,
+  warm: readonly Corpus[],
+): Promise<{ seconds: number; chunks: number }> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-ingest-'));
   const provider = stubUrl
-    ? { KBQL_EMBEDDER: 'openai', OPENAI_BASE_URL: stubUrl, KBQL_EMBEDDING_MODEL: 'stub-embed', KBQL_EMBEDDING_DIMENSIONS: String(STUB_DIMENSIONS) }
+    ? {
+        KBQL_EMBEDDER: 'openai',
+        OPENAI_BASE_URL: stubUrl,
+        KBQL_EMBEDDING_MODEL: 'stub-embed',
+        KBQL_EMBEDDING_DIMENSIONS: String(STUB_DIMENSIONS),
+      }
     : {};
   const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, ...provider }));
   try {

@@ -26,7 +26,10 @@ interface ResolverRecipe<T extends object = object> {
   build: (deps: ResolverDeps) => T;
 }
 
-const recipe = <T extends object>(type: new (...args: never[]) => T, build: (deps: ResolverDeps) => T): ResolverRecipe<T> => ({ type, build });
+const recipe = <T extends object>(type: new (...args: never[]) => T, build: (deps: ResolverDeps) => T): ResolverRecipe<T> => ({
+  type,
+  build,
+});
 
 /** The one resolver list: every resolver class of the schema, with how the composition root builds its instance. */
 const RESOLVER_RECIPES: readonly [ResolverRecipe, ...ResolverRecipe[]] = [

@@ -62,7 +62,13 @@ export async function collectFiles(args: readonly string[], base: string, option
 
   for (const arg of args) {
     const info = await stat(arg).catch(() => null);
-    const matches = info?.isFile() ? [arg] : info?.isDirectory() ? await walk(path.resolve(arg)) : GLOB_CHARS.test(arg) ? await expandGlob(arg) : [];
+    const matches = info?.isFile()
+      ? [arg]
+      : info?.isDirectory()
+        ? await walk(path.resolve(arg))
+        : GLOB_CHARS.test(arg)
+          ? await expandGlob(arg)
+          : [];
     if (matches.length === 0) unmatched.push(arg);
     for (const file of matches) add(file, info?.isFile() === true);
   }
@@ -119,7 +125,11 @@ function globSource(glob: string): string {
       const end = glob.indexOf('}', i);
       if (end === -1) out += '\\{';
       else {
-        out += `(?:${glob.slice(i + 1, end).split(',').map(globSource).join('|')})`;
+        out += `(?:${glob
+          .slice(i + 1, end)
+          .split(',')
+          .map(globSource)
+          .join('|')})`;
         i = end;
       }
     } else if (c === '[') {

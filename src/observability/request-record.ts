@@ -27,11 +27,15 @@ export function attachRequestRecord(contextValue: object): RequestRecord {
 }
 
 export function requestRecordOf(contextValue: unknown): RequestRecord | undefined {
-  return contextValue && typeof contextValue === 'object' ? ((contextValue as Record<symbol, unknown>)[RECORD] as RequestRecord | undefined) : undefined;
+  return contextValue && typeof contextValue === 'object'
+    ? ((contextValue as Record<symbol, unknown>)[RECORD] as RequestRecord | undefined)
+    : undefined;
 }
 
 /** The outcome and error codes of a response (formatted errors: their codes are the ones clients see). */
-export function responseSummary<TContext extends BaseContext>(requestContext: GraphQLRequestContextWillSendResponse<TContext>): {
+export function responseSummary<TContext extends BaseContext>(
+  requestContext: GraphQLRequestContextWillSendResponse<TContext>,
+): {
   outcome: RequestOutcome;
   errorCodes: string[];
 } {

@@ -10,7 +10,17 @@ import type { ContentType, Metadata } from './knowledge-store.port';
 /** Where one document of a job is. Terminal: INDEXED, UNCHANGED, FAILED, CANCELLED. */
 export type JobStage = 'QUEUED' | 'PARSING' | 'CHUNKING' | 'EMBEDDING' | 'STORING' | 'INDEXED' | 'UNCHANGED' | 'FAILED' | 'CANCELLED';
 
-export const JOB_STAGES: readonly JobStage[] = ['QUEUED', 'PARSING', 'CHUNKING', 'EMBEDDING', 'STORING', 'INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED'];
+export const JOB_STAGES: readonly JobStage[] = [
+  'QUEUED',
+  'PARSING',
+  'CHUNKING',
+  'EMBEDDING',
+  'STORING',
+  'INDEXED',
+  'UNCHANGED',
+  'FAILED',
+  'CANCELLED',
+];
 export const TERMINAL_STAGES: ReadonlySet<JobStage> = new Set(['INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED']);
 export const isTerminal = (stage: JobStage): boolean => TERMINAL_STAGES.has(stage);
 /** Stages a worker may (re)claim a document from: anything not terminal (a crashed run leaves a middle stage). */
@@ -228,9 +238,7 @@ export interface JobQueue {
   close(timeoutMs?: number): Promise<void>;
 }
 
-export type JobEvent =
-  | { kind: 'STAGE'; jobId: string; document: JobDocumentState }
-  | { kind: 'SUMMARY'; jobId: string };
+export type JobEvent = { kind: 'STAGE'; jobId: string; document: JobDocumentState } | { kind: 'SUMMARY'; jobId: string };
 
 /** Progress events, fanned out to every replica's subscribers. */
 export interface JobEventBus {

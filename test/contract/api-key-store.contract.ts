@@ -55,9 +55,15 @@ export function defineApiKeyStoreContractSuite(
       await store.create(record('t-list-other', 5_000));
       const all = await store.list('t-list', { offset: 0, limit: 10 });
       assert.equal(all.total, 3);
-      assert.deepEqual(all.items.map((k) => k.createdAt.getTime()), [3_000, 2_000, 1_000]);
+      assert.deepEqual(
+        all.items.map((k) => k.createdAt.getTime()),
+        [3_000, 2_000, 1_000],
+      );
       const page = await store.list('t-list', { offset: 1, limit: 1 });
-      assert.deepEqual(page.items.map((k) => k.id), [keys[2]!.id]);
+      assert.deepEqual(
+        page.items.map((k) => k.id),
+        [keys[2]!.id],
+      );
       assert.equal(page.total, 3);
       assert.deepEqual(await store.list('t-none', { offset: 0, limit: 10 }), { items: [], total: 0 });
     });

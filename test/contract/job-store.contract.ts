@@ -30,7 +30,15 @@ export const newJob = (id: string, tenant: string, collectionId: string, created
   createdAt,
   documents: Array.from({ length: count }, (_, i) => ({
     state: state(i),
-    payload: { kind: 'document' as const, id: `doc-${i}`, title: null, source: null, content: `content ${i}`, contentType: null, metadata: null },
+    payload: {
+      kind: 'document' as const,
+      id: `doc-${i}`,
+      title: null,
+      source: null,
+      content: `content ${i}`,
+      contentType: null,
+      metadata: null,
+    },
   })),
 });
 
@@ -96,10 +104,13 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         assert.deepEqual(kept.items.map((j) => j.id).sort(), ['new-done', 'queued', 'retrying', 'running']);
         assert.equal(kept.total, 4);
         assert.equal((await store.listJobs({ tenant: 'acme', collectionId: 'c2' }, { offset: 0, limit: 10 })).total, 0);
-        assert.deepEqual((await store.getDocuments('running')).map((d) => d.stage), ['INDEXED', 'QUEUED']);
+        assert.deepEqual(
+          (await store.getDocuments('running')).map((d) => d.stage),
+          ['INDEXED', 'QUEUED'],
+        );
         assert.ok(await store.getPayload('queued', 1));
         assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id).sort(), ['queued', 'running']);
-        assert.ok(await leftovers('queued') > 0, 'the leftovers probe sees a live job');
+        assert.ok((await leftovers('queued')) > 0, 'the leftovers probe sees a live job');
         // The cutoff moves past the newer job: it goes too, the unfinished ones still stay.
         assert.equal(await store.deleteFinishedBefore(new Date(30_000), 10), 1);
         assert.equal(await store.getJob('new-done'), null);
@@ -156,16 +167,34 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         const j1 = (await store.getJob('j1'))!;
         assert.deepEqual([j1.status, j1.total, j1.cancelRequested, j1.finishedAt], ['QUEUED', 3, false, null]);
         assert.equal(await store.getJob('missing'), null);
-        assert.deepEqual((await store.getDocuments('j1')).map((d) => [d.index, d.stage, d.externalId]), [[0, 'QUEUED', 'doc-0'], [1, 'QUEUED', 'doc-1'], [2, 'QUEUED', 'doc-2']]);
+        assert.deepEqual(
+          (await store.getDocuments('j1')).map((d) => [d.index, d.stage, d.externalId]),
+          [
+            [0, 'QUEUED', 'doc-0'],
+            [1, 'QUEUED', 'doc-1'],
+            [2, 'QUEUED', 'doc-2'],
+          ],
+        );
         assert.equal((await store.getDocument('j1', 1))!.updatedAt.getTime(), new Date('2026-01-01T00:00:00Z').getTime());
-        assert.deepEqual(await store.getPayload('j1', 2), { kind: 'document', id: 'doc-2', title: null, source: null, content: 'content 2', contentType: null, metadata: null });
+        assert.deepEqual(await store.getPayload('j1', 2), {
+          kind: 'document',
+          id: 'doc-2',
+          title: null,
+          source: null,
+          content: 'content 2',
+          contentType: null,
+          metadata: null,
+        });
         const byTenant = await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 10 });
         assert.deepEqual([byTenant.total, byTenant.items.map((j) => j.id)], [2, ['j2', 'j1']], 'newest first');
         const byCollection = await store.listJobs({ tenant: 'acme', collectionId: 'c1' }, { offset: 0, limit: 1 });
         assert.deepEqual([byCollection.total, byCollection.items.map((j) => j.id)], [2, ['j3']]);
         await store.markRunning('j1');
         assert.equal((await store.listJobs({ tenant: 'acme', status: 'RUNNING' }, { offset: 0, limit: 10 })).items[0]!.id, 'j1');
-        assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), ['j1', 'j2', 'j3']);
+        assert.deepEqual(
+          (await store.unfinishedJobs()).map((j) => j.id),
+          ['j1', 'j2', 'j3'],
+        );
       } finally {
         await close();
       }
@@ -182,13 +211,24 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         assert.equal(await store.transition('k', state(1, { stage: 'CANCELLED' }), ['QUEUED']), true);
         assert.equal(await store.transition('k', state(1, { stage: 'PARSING' }), CLAIMABLE_STAGES), false);
         assert.equal(await store.transition('k', state(0, { stage: 'INDEXED', runs: 1, chunkCount: 4 }), ['PARSING']), true);
-        assert.deepEqual((await store.getDocuments('k')).map((d) => d.stage), ['INDEXED', 'CANCELLED', 'QUEUED']);
+        assert.deepEqual(
+          (await store.getDocuments('k')).map((d) => d.stage),
+          ['INDEXED', 'CANCELLED', 'QUEUED'],
+        );
         assert.equal((await store.getDocument('k', 0))!.chunkCount, 4);
         assert.equal(await store.openCount('k'), 1);
         await store.dropPayload('k', 0);
         assert.equal(await store.getPayload('k', 0), null);
-        await store.replacePayload('k', 2, { kind: 'document', id: 'x', title: null, source: null, content: 'new', contentType: 'TEXT', metadata: null });
-        assert.equal((await store.getPayload('k', 2) as { content: string }).content, 'new');
+        await store.replacePayload('k', 2, {
+          kind: 'document',
+          id: 'x',
+          title: null,
+          source: null,
+          content: 'new',
+          contentType: 'TEXT',
+          metadata: null,
+        });
+        assert.equal(((await store.getPayload('k', 2)) as { content: string }).content, 'new');
       } finally {
         await close();
       }
@@ -200,7 +240,10 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         await store.createJob(newJob('a', 'acme', 'c', new Date(1000), 3));
         await store.createJob(newJob('b', 'acme', 'c', new Date(1001), 2));
         await store.createJob(newJob('o', 'other', 'c2', new Date(1002), 4));
-        assert.deepEqual([await store.openDocuments('acme'), await store.openDocuments('other'), await store.openDocuments('nobody')], [5, 4, 0]);
+        assert.deepEqual(
+          [await store.openDocuments('acme'), await store.openDocuments('other'), await store.openDocuments('nobody')],
+          [5, 4, 0],
+        );
 
         await assert.rejects(
           store.createJob(newJob('refused', 'acme', 'c', new Date(1003), 2), { maxOpenDocumentsPerTenant: 6 }),
@@ -244,7 +287,10 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         await store.createJob(newJob('f', 'acme', 'c', new Date(), 1));
         await store.setCancelRequested('f');
         assert.equal((await store.getJob('f'))!.cancelRequested, true);
-        const results = await Promise.all([store.markFinished('f', new Date(5000), 'CANCELLED'), store.markFinished('f', new Date(6000), 'COMPLETED')]);
+        const results = await Promise.all([
+          store.markFinished('f', new Date(5000), 'CANCELLED'),
+          store.markFinished('f', new Date(6000), 'COMPLETED'),
+        ]);
         assert.deepEqual(results.filter(Boolean).length, 1, 'exactly one caller finishes it');
         const finished = (await store.getJob('f'))!;
         assert.ok(finished.finishedAt);
@@ -252,7 +298,10 @@ export function defineJobStoreContractSuite(name: string, open: () => Promise<Jo
         await store.reopen('f');
         const reopened = (await store.getJob('f'))!;
         assert.deepEqual([reopened.status, reopened.finishedAt, reopened.cancelRequested], ['RUNNING', null, false]);
-        assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), ['f']);
+        assert.deepEqual(
+          (await store.unfinishedJobs()).map((j) => j.id),
+          ['f'],
+        );
         assert.equal(await store.markFinished('f', new Date(), 'COMPLETED'), true);
       } finally {
         await close();

@@ -24,7 +24,11 @@ class CountingSynthesizer implements AnswerSynthesizer {
 }
 
 const DOCS = [
-  { id: 'vacation', title: 'Vacation', content: 'Employees receive 25 days of paid vacation per calendar year. Unused days carry over until March 31.' },
+  {
+    id: 'vacation',
+    title: 'Vacation',
+    content: 'Employees receive 25 days of paid vacation per calendar year. Unused days carry over until March 31.',
+  },
   { id: 'laptops', title: 'Laptops', content: 'Every engineer gets a new laptop every three years, ordered through the IT service desk.' },
   { id: 'parking', title: 'Parking', content: 'Staff parking is in garage B. The garage code changes every month.' },
 ];
@@ -39,7 +43,11 @@ async function startApp(dataDir: string, env: Record<string, string>, synthesize
 async function seed(url: string): Promise<void> {
   const created = await graphqlRequest(url, 'mutation { createCollection(input: { name: "kb" }) { id } }');
   assert.equal(created.body.errors, undefined);
-  const ingested = await graphqlRequest(url, 'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }', { docs: DOCS });
+  const ingested = await graphqlRequest(
+    url,
+    'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }',
+    { docs: DOCS },
+  );
   assert.equal(ingested.body.data?.ingestDocuments.indexed, DOCS.length);
 }
 
@@ -125,7 +133,10 @@ describe('Redis cache shared by two replicas (the Redis at 127.0.0.1:6379 if rea
       const all = await r.keys(`${prefix}::*`);
       return { keys: all, ttl: await r.ttl(all.find((k) => k.startsWith(`${prefix}::result:`))!) };
     });
-    assert.ok(keys.some((k) => k.startsWith(`${prefix}::embedding:kbql-hash`)), 'embeddings are cached too');
+    assert.ok(
+      keys.some((k) => k.startsWith(`${prefix}::embedding:kbql-hash`)),
+      'embeddings are cached too',
+    );
     assert.ok(ttl > 0 && ttl <= 300, `result TTL ${ttl}`);
   });
 
@@ -136,9 +147,13 @@ describe('Redis cache shared by two replicas (the Redis at 127.0.0.1:6379 if rea
     const cached = await graphqlRequest(b.url, ASK, { q: question });
     assert.match(cached.body.data?.ask.answer, /garage B/);
     const synth = synthB.calls;
-    const moved = await graphqlRequest(a.url, 'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }', {
-      docs: [{ ...DOCS[2], content: 'Staff parking moved to garage C. The garage code changes every month.' }],
-    });
+    const moved = await graphqlRequest(
+      a.url,
+      'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }',
+      {
+        docs: [{ ...DOCS[2], content: 'Staff parking moved to garage C. The garage code changes every month.' }],
+      },
+    );
     assert.equal(moved.body.data?.ingestDocuments.indexed, 1);
     const after = await graphqlRequest(b.url, ASK, { q: question });
     assert.match(after.body.data?.ask.answer, /garage C/);
@@ -188,7 +203,11 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
     const bypasses = await counter(app, 'bypass');
     const calls = synth.calls;
     await redis.stop();
-    const questions = ['How many paid vacation days per year?', 'Who orders laptops for engineers?', 'How many paid vacation days per year?'];
+    const questions = [
+      'How many paid vacation days per year?',
+      'Who orders laptops for engineers?',
+      'How many paid vacation days per year?',
+    ];
     for (const q of questions) {
       const res = await graphqlRequest(url, ASK, { q });
       assert.equal(res.status, 200);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { postGraphql } from '../helpers/http';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 
 type LooseBody = Record<string, any>;
 

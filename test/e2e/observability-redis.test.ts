@@ -22,7 +22,9 @@ async function freePort(): Promise<number> {
 
 /** A private redis-server (never the shared one on 6379: this test stops it). */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), WAIT_MS);
@@ -80,7 +82,11 @@ describe('observability: /readyz with Redis', { skip: hasRedis ? false : 'redis-
       const body = (await res.json()) as { status: string; checks: Record<string, { status: string; critical: boolean }> };
       return { code: res.status, status: body.status, cache: body.checks.cache };
     };
-    const cacheUp = async () => sampleValue(parseSamples(await (await fetch(`${url}/metrics`)).text()), METRICS.dependencyUp, { dependency: 'cache', critical: 'false' });
+    const cacheUp = async () =>
+      sampleValue(parseSamples(await (await fetch(`${url}/metrics`)).text()), METRICS.dependencyUp, {
+        dependency: 'cache',
+        critical: 'false',
+      });
 
     let report = await until(readyz, (r) => r.cache?.status === 'up', 'the cache check to pass');
     assert.deepEqual(report, { code: 200, status: 'ready', cache: { ...report.cache!, status: 'up', critical: false } });

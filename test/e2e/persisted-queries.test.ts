@@ -56,6 +56,9 @@ describe('automatic persisted queries (real HTTP, JWT auth on)', () => {
     const version = await gql(url, apq('{ collections { totalCount } }', sha256('{ collections { totalCount } }'), 2), token);
     assert.equal(version.status, 400);
     assert.equal(version.json.errors?.[0]?.extensions?.['code'], 'BAD_REQUEST');
-    assert.deepEqual(logged.filter((l) => l.level === 'error'), []);
+    assert.deepEqual(
+      logged.filter((l) => l.level === 'error'),
+      [],
+    );
   });
 });

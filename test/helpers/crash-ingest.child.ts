@@ -55,7 +55,7 @@ export function ingestSequence(): DocumentWrite[] {
 export function batchSizes(total: number): number[] {
   const rng = mulberry32(CRASH_INPUT.seed ^ 0xbadc0de);
   const sizes: number[] = [];
-  for (let done = 0; done < total; ) {
+  for (let done = 0; done < total;) {
     const size = Math.min(total - done, 1 + Math.floor(rng() * 40));
     sizes.push(size);
     done += size;
@@ -88,7 +88,6 @@ function makeDocument(i: number, kind: 'draft' | 'final', chunkCount: number): D
   };
 }
 
-
 async function main(dataDir: string): Promise<void> {
   const store = new EmbeddedKnowledgeStore({ dataDir });
   await store.init();
@@ -96,10 +95,10 @@ async function main(dataDir: string): Promise<void> {
   const collection =
     (await store.getCollectionByName(CRASH_INPUT.collectionName)) ??
     (await store.createCollection({
-    name: CRASH_INPUT.collectionName,
-    description: 'crash test',
-    chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 },
-    embedder: { name: 'crash-test', dimensions: CRASH_INPUT.dimensions },
+      name: CRASH_INPUT.collectionName,
+      description: 'crash test',
+      chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 },
+      embedder: { name: 'crash-test', dimensions: CRASH_INPUT.dimensions },
     }));
   const sequence = ingestSequence();
   const seen = new Set<string>();

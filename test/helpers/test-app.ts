@@ -13,7 +13,10 @@ export interface TestApp {
   execute<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
-  ): Promise<{ data?: T | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: readonly (string | number)[] }[] }>;
+  ): Promise<{
+    data?: T | null;
+    errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: readonly (string | number)[] }[];
+  }>;
   close(): Promise<void>;
 }
 
@@ -54,7 +57,10 @@ export function codeOf(result: { errors?: readonly { extensions?: Record<string,
 }
 
 /** {@link createTestApp} listening on 127.0.0.1, port 0; `url` is its origin. */
-export async function startTestServer(env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<{ t: TestApp; url: string }> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  overrides: AppOverrides = {},
+): Promise<{ t: TestApp; url: string }> {
   const t = await createTestApp(env, overrides);
   return { t, url: await t.app.listen(0, '127.0.0.1') };
 }

@@ -26,7 +26,10 @@ describe('RedisApiKeyStore with Redis down', { skip: noRedis }, () => {
     await store.create(record('t-down', 1_000));
     await own.stop();
     try {
-      await assert.rejects(store.get('0000000000000001'), (e: unknown) => isAppError(e) && (e.code === 'UPSTREAM_UNAVAILABLE' || e.code === 'UPSTREAM_TIMEOUT'));
+      await assert.rejects(
+        store.get('0000000000000001'),
+        (e: unknown) => isAppError(e) && (e.code === 'UPSTREAM_UNAVAILABLE' || e.code === 'UPSTREAM_TIMEOUT'),
+      );
     } finally {
       await store.close();
     }

@@ -12,7 +12,8 @@ if (redisServerAvailable()) {
   const leftoversIn = async (client: Redis, prefix: string, jobId: string): Promise<number> => {
     const keys = await client.keys(`${prefix}:job:${jobId}*`);
     let indexed = 0;
-    for (const key of [`${prefix}:finished`, ...(await client.keys(`${prefix}:by-*`))]) if ((await client.zscore(key, jobId)) !== null) indexed += 1;
+    for (const key of [`${prefix}:finished`, ...(await client.keys(`${prefix}:by-*`))])
+      if ((await client.zscore(key, jobId)) !== null) indexed += 1;
     return keys.length + indexed + (await client.sismember(`${prefix}:unfinished`, jobId));
   };
   defineJobStoreContractSuite('Redis', async () => {
@@ -51,7 +52,10 @@ if (redisServerAvailable()) {
         const upgraded = new RedisJobStore(client, prefix);
         assert.equal(await upgraded.deleteFinishedBefore(new Date(5000), 100), 30);
         assert.equal(await client.exists(`${prefix}:finished:backfilled`), 1);
-        assert.deepEqual((await upgraded.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id), ['live']);
+        assert.deepEqual(
+          (await upgraded.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id),
+          ['live'],
+        );
         for (let i = 0; i < 30; i++) assert.equal(await leftoversIn(client, prefix, `legacy-${i}`), 0);
       } finally {
         closeRedisClient(client);

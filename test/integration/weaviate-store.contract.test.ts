@@ -64,5 +64,11 @@ if (url) {
     };
   });
 } else {
-  describe('KnowledgeStore contract: weaviate (real server)', { skip: 'WEAVIATE_URL not set: start Weaviate (see .github/workflows/weaviate.yml) and set WEAVIATE_URL=http://localhost:8080 to run it' }, () => {});
+  describe(
+    'KnowledgeStore contract: weaviate (real server)',
+    {
+      skip: 'WEAVIATE_URL not set: start Weaviate (see .github/workflows/weaviate.yml) and set WEAVIATE_URL=http://localhost:8080 to run it',
+    },
+    () => {},
+  );
 }

@@ -54,7 +54,10 @@ describe('ApiKeyService', () => {
     assert.equal(ok.apiKey.role, 'WRITER');
     await assert.rejects(service.create({ name: '  ', role: 'READER' }, admin), rejectsWith('BAD_USER_INPUT'));
     await assert.rejects(service.create({ name: 'y'.repeat(101), role: 'READER' }, admin), rejectsWith('BAD_USER_INPUT'));
-    await assert.rejects(service.create({ name: 'z', role: 'READER', expiresAt: new Date(Date.now() - 1) }, admin), rejectsWith('BAD_USER_INPUT'));
+    await assert.rejects(
+      service.create({ name: 'z', role: 'READER', expiresAt: new Date(Date.now() - 1) }, admin),
+      rejectsWith('BAD_USER_INPUT'),
+    );
   });
 
   it('verifies a key to a service principal, from the store once per cache period; every secret differs', async () => {

@@ -54,21 +54,30 @@ describe('config', () => {
 
   it('selects Weaviate with its settings, and requires its URL', () => {
     assert.throws(() => loadConfig({ KBQL_STORE: 'weaviate' }), /WEAVIATE_URL is required/);
-    const config = loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://127.0.0.1:8080', KBQL_WEAVIATE_MULTI_TENANT: 'true', KBQL_WEAVIATE_TENANT: 'acme' });
+    const config = loadConfig({
+      KBQL_STORE: 'weaviate',
+      WEAVIATE_URL: 'http://127.0.0.1:8080',
+      KBQL_WEAVIATE_MULTI_TENANT: 'true',
+      KBQL_WEAVIATE_TENANT: 'acme',
+    });
     assert.equal(config.store.kind, 'weaviate');
     if (config.store.kind === 'weaviate') {
       assert.equal(config.store.grpcPort, 50051);
       assert.equal(config.store.prefix, 'Kbql');
       assert.equal(config.store.tenant, 'acme');
     }
-    assert.throws(() => loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://x', KBQL_WEAVIATE_MULTI_TENANT: 'true' }), /KBQL_WEAVIATE_TENANT/);
+    assert.throws(
+      () => loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://x', KBQL_WEAVIATE_MULTI_TENANT: 'true' }),
+      /KBQL_WEAVIATE_TENANT/,
+    );
   });
 
   it('documents every variable in the docs/configuration.md table with its default', () => {
     for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
       const row = CONFIG_DOC.split('\n').find((line) => line.startsWith(`| \`${name}\``));
       assert.ok(row, `docs/configuration.md has no row for ${name}`);
-      if (spec.default !== '') assert.ok(row.includes(`\`${spec.default}\``), `docs/configuration.md row of ${name} should show default ${spec.default}`);
+      if (spec.default !== '')
+        assert.ok(row.includes(`\`${spec.default}\``), `docs/configuration.md row of ${name} should show default ${spec.default}`);
     }
   });
 });

@@ -13,7 +13,16 @@ export function parseForIngest(request: ParseRequest): ParsedForIngest {
   const title = request.title ?? parsed.title;
   const { chunking } = request;
   const contentHash = sha256Hex(
-    JSON.stringify([request.contentType, chunking.strategy, chunking.chunkSize, chunking.chunkOverlap, request.embedderName, title, request.source, parsed.text]),
+    JSON.stringify([
+      request.contentType,
+      chunking.strategy,
+      chunking.chunkSize,
+      chunking.chunkOverlap,
+      request.embedderName,
+      title,
+      request.source,
+      parsed.text,
+    ]),
   );
   return { ...parsed, title, contentHash, rawHash: sha256Hex(request.content) };
 }

@@ -39,8 +39,7 @@ export interface ExtractRequest {
 export type ExtractReason = 'ENCRYPTED_FILE' | 'CORRUPT_FILE' | 'ARCHIVE_TOO_LARGE' | 'TEXT_TOO_LARGE' | 'TOO_MANY_PAGES';
 
 export type ExtractResponse =
-  | { id: number; ok: true; text: string; title: string | null }
-  | { id: number; ok: false; reasonCode: ExtractReason; message: string };
+  { id: number; ok: true; text: string; title: string | null } | { id: number; ok: false; reasonCode: ExtractReason; message: string };
 
 /** A refusal whose reason is known (sizes, pages): reported as is, not classified. */
 class Refused extends Error {
@@ -77,7 +76,11 @@ async function extractPdf(data: Uint8Array): Promise<{ text: string; title: stri
       pages.push(text);
     }
     // The same whitespace normalisation as unpdf's mergePages.
-    const text = pages.join('\n').replace(/[^\S\n]+/g, ' ').replace(/ ?\n ?/g, '\n').replace(/\n{3,}/g, '\n\n');
+    const text = pages
+      .join('\n')
+      .replace(/[^\S\n]+/g, ' ')
+      .replace(/ ?\n ?/g, '\n')
+      .replace(/\n{3,}/g, '\n\n');
     let title: string | null = null;
     try {
       const meta = await getMeta(pdf);
@@ -114,9 +117,19 @@ function classify(kind: 'PDF' | 'DOCX', error: unknown): ExtractResponse & { ok:
   const name = (error as { name?: string } | null)?.name ?? '';
   const message = error instanceof Error ? error.message : String(error);
   if (name === 'PasswordException' || /password|encrypt/i.test(message)) {
-    return { id: 0, ok: false, reasonCode: 'ENCRYPTED_FILE', message: `The ${kind} is encrypted (password-protected); kbql cannot read it.` };
+    return {
+      id: 0,
+      ok: false,
+      reasonCode: 'ENCRYPTED_FILE',
+      message: `The ${kind} is encrypted (password-protected); kbql cannot read it.`,
+    };
   }
-  return { id: 0, ok: false, reasonCode: 'CORRUPT_FILE', message: `The ${kind} is damaged or not a valid ${kind} (${message.slice(0, 200)}).` };
+  return {
+    id: 0,
+    ok: false,
+    reasonCode: 'CORRUPT_FILE',
+    message: `The ${kind} is damaged or not a valid ${kind} (${message.slice(0, 200)}).`,
+  };
 }
 
 parentPort?.on('message', (request: ExtractRequest) => {

@@ -174,7 +174,32 @@ function isLowSurrogate(code: number): boolean {
 }
 
 /** Abbreviations after which a full stop does not end a sentence (lower-case, without the stop). */
-const ABBREVIATIONS = new Set(['e.g', 'i.e', 'etc', 'vs', 'cf', 'al', 'fig', 'figs', 'dr', 'mr', 'mrs', 'ms', 'prof', 'st', 'vol', 'approx', 'inc', 'ltd', 'jr', 'sr', 'no', 'eq', 'ref', 'refs']);
+const ABBREVIATIONS = new Set([
+  'e.g',
+  'i.e',
+  'etc',
+  'vs',
+  'cf',
+  'al',
+  'fig',
+  'figs',
+  'dr',
+  'mr',
+  'mrs',
+  'ms',
+  'prof',
+  'st',
+  'vol',
+  'approx',
+  'inc',
+  'ltd',
+  'jr',
+  'sr',
+  'no',
+  'eq',
+  'ref',
+  'refs',
+]);
 
 /** Rank of the boundary after the word `text[start, end)` followed by whitespace holding `newlines` line breaks. */
 function boundaryRank(text: string, start: number, end: number, newlines: number): Rank {
@@ -187,7 +212,10 @@ function boundaryRank(text: string, start: number, end: number, newlines: number
   if (last === 0x21 || last === 0x3f || last === 0x2026) return Rank.Sentence; // ! ? …
   if (last === 0x2e) {
     // "e.g." and "Dr." do not end a sentence, nor does an initial ("J. Smith"); a short word is all we look at.
-    const word = text.slice(start, k).toLowerCase().replace(/^[("'“‘[]+/, '');
+    const word = text
+      .slice(start, k)
+      .toLowerCase()
+      .replace(/^[("'“‘[]+/, '');
     const isInitial = word.length === 1 && /\p{Lu}/u.test(text.charAt(k - 1));
     if (!isInitial && !ABBREVIATIONS.has(word)) return Rank.Sentence;
   }

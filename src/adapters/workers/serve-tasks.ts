@@ -11,7 +11,8 @@ export interface Transferred<T> {
   transfer: ArrayBuffer[];
 }
 
-export const transferred = <T>(value: T, transfer: ArrayBuffer[]): Transferred<T> => ({ value, transfer, [TRANSFERRED]: true }) as Transferred<T>;
+export const transferred = <T>(value: T, transfer: ArrayBuffer[]): Transferred<T> =>
+  ({ value, transfer, [TRANSFERRED]: true }) as Transferred<T>;
 const TRANSFERRED = Symbol('transferred');
 
 /** The worker side of {@link WorkerPool}: answers `{ id, op, input }` messages with the named handler's result. */

@@ -89,7 +89,8 @@ export function applyAuthDirective<TContext extends { principal: Principal | nul
 function requirementOf(args: Record<string, unknown> | undefined): Role | null {
   if (!args) return null;
   const requires = args['requires'] ?? 'READER';
-  if (!isRole(requires)) throw new Error(`@auth(requires: ${typeof requires === 'string' ? requires : JSON.stringify(requires)}) names no role`);
+  if (!isRole(requires))
+    throw new Error(`@auth(requires: ${typeof requires === 'string' ? requires : JSON.stringify(requires)}) names no role`);
   return requires;
 }
 

@@ -35,7 +35,11 @@ export function applyResolverTimeout<TContext>(schema: GraphQLSchema, options: R
   });
 }
 
-function bound<TContext>(fieldConfig: GraphQLFieldConfig<unknown, TContext>, coordinate: string, timeoutMs: number): GraphQLFieldConfig<unknown, TContext> {
+function bound<TContext>(
+  fieldConfig: GraphQLFieldConfig<unknown, TContext>,
+  coordinate: string,
+  timeoutMs: number,
+): GraphQLFieldConfig<unknown, TContext> {
   const resolve = fieldConfig.resolve!;
   const deadlines = deadlinesFor(timeoutMs);
   return {
@@ -47,7 +51,10 @@ function bound<TContext>(fieldConfig: GraphQLFieldConfig<unknown, TContext>, coo
       return new Promise((settle, reject) => {
         const entry: Pending = {
           deadline: Date.now() + timeoutMs,
-          expire: () => reject(new AppError('UPSTREAM_TIMEOUT', `${coordinate} did not finish within ${timeoutMs} ms.`, { field: coordinate, timeoutMs })),
+          expire: () =>
+            reject(
+              new AppError('UPSTREAM_TIMEOUT', `${coordinate} did not finish within ${timeoutMs} ms.`, { field: coordinate, timeoutMs }),
+            ),
         };
         deadlines.add(entry);
         // A late settlement of the abandoned promise is ignored (and its rejection handled, never left unhandled).
