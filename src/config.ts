@@ -14,6 +14,11 @@ const bool = z
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
 const url = z.url({ protocol: /^https?$/ });
+const REDIS_URL_HINT =
+  'not a valid redis:// or rediss:// URL; if it holds a password with /, #, ? or @ (as openssl rand -base64 makes), ' +
+  'leave the password out of the URL and set REDIS_PASSWORD, or percent-encode it (/ → %2F, # → %23, ? → %3F)';
+/** Variables whose value is never repeated in an error message. */
+const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_PASSWORD', 'KBQL_JWT_SECRET', 'WEAVIATE_API_KEY', 'OPENAI_API_KEY']);
 
 /** Variable name → schema, default and one-line description (the README table is checked against this). */
 export const CONFIG_VARIABLES = {
@@ -50,7 +55,8 @@ export const CONFIG_VARIABLES = {
   KBQL_ANSWER_MIN_ANSWERABILITY: { schema: num(0, 1), default: '', doc: 'least answerability score (the calibrated logistic model of the extractive synthesizer) of the best sentence to answer rather than abstain; default 0.425 (fitted on SQuAD 2 questions, see README, answer quality); lower answers more and abstains less; 0 = off' },
   KBQL_ABSTAIN_MIN_SIMILARITY: { schema: num(0, 1), default: '', doc: 'least cosine similarity of the best retrieved chunk (VECTOR/HYBRID) to answer at all; default calibrated per embedder (hash: see README), 0 for openai/ollama (uncalibrated: set it for your model)' },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
-  REDIS_URL: { schema: z.url({ protocol: /^rediss?$/ }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), e.g. redis://redis:6379; unset: an in-process cache per replica' },
+  REDIS_URL: { schema: z.url({ protocol: /^rediss?$/, error: REDIS_URL_HINT }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), rate limits, jobs and their events, e.g. redis://redis:6379; a password in it must be percent-encoded (better: REDIS_PASSWORD); unset: an in-process cache per replica' },
+  REDIS_PASSWORD: { schema: z.string().min(1), default: '', doc: 'password of REDIS_URL, taken as it is (any characters, e.g. from openssl rand -base64 48) and used by every Redis client kbql makes; give it here or in REDIS_URL, not both' },
   KBQL_CACHE_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), default: 'kbql', doc: 'prefix of every cache key in Redis (deployments sharing a Redis need different ones)' },
   KBQL_CACHE_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one cache call may take; past it (or with Redis down) the request goes on without the cache, counted as a bypass' },
   KBQL_CACHE_EMBEDDING_TTL_SECONDS: { schema: int(0, 31_536_000), default: '2592000', doc: 'how long an embedding stays cached (key: embedder name, dimensions, text hash); 0 = no embedding cache' },
@@ -315,7 +321,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     const parsed = (spec.schema as z.ZodType).safeParse(value);
     if (parsed.success) raw[name] = parsed.data;
-    else problems.push(`${name}=${JSON.stringify(value)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else {
+      const shown = SECRET_VARIABLES.has(name) ? '(value not shown)' : JSON.stringify(value);
+      problems.push(`${name}=${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    }
   }
   const v = raw as Raw;
   const need = <T>(name: keyof Vars, value: T | undefined, why: string): T => {
@@ -403,6 +412,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     };
   }
   if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
+  const redisUrl = redisUrlWithPassword(v.REDIS_URL, v.REDIS_PASSWORD, problems);
   if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
     problems.push(`KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`);
   }
@@ -483,7 +493,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       resolverTimeoutMs: v.KBQL_RESOLVER_TIMEOUT_MS!,
     },
     jobs: {
-      queue: v.KBQL_JOB_QUEUE === 'redis' || (v.KBQL_JOB_QUEUE !== 'memory' && v.REDIS_URL) ? 'redis' : 'memory',
+      queue: v.KBQL_JOB_QUEUE === 'redis' || (v.KBQL_JOB_QUEUE !== 'memory' && redisUrl) ? 'redis' : 'memory',
       concurrency: v.KBQL_INGEST_CONCURRENCY!,
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
@@ -507,7 +517,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },
     batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },
     cache: {
-      redisUrl: v.REDIS_URL ?? null,
+      redisUrl,
       prefix: v.KBQL_CACHE_PREFIX!,
       timeoutMs: v.KBQL_CACHE_TIMEOUT_MS!,
       embeddingTtlSeconds: v.KBQL_CACHE_EMBEDDING_TTL_SECONDS!,
@@ -524,6 +534,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       serviceName: v.OTEL_SERVICE_NAME!,
     },
   });
+}
+
+/**
+ * REDIS_URL with REDIS_PASSWORD percent-encoded into it: every Redis client kbql makes (cache, rate limits, API
+ * keys, jobs/BullMQ, events) takes this one URL and decodes the password again, so it may hold any character.
+ */
+function redisUrlWithPassword(redisUrl: string | undefined, password: string | undefined, problems: string[]): string | null {
+  if (!redisUrl) {
+    if (password) problems.push('REDIS_PASSWORD is set but REDIS_URL is not: give the Redis address in REDIS_URL (e.g. redis://redis:6379)');
+    return null;
+  }
+  if (!password) return redisUrl;
+  const parsed = new URL(redisUrl);
+  if (parsed.password) {
+    problems.push('REDIS_PASSWORD is set and REDIS_URL holds a password too: leave the password out of REDIS_URL');
+    return null;
+  }
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
 }
 
 function deepFreeze<T>(value: T): T {

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse, parseAllDocuments } from 'yaml';
+import { loadConfig } from '../../src/config';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const read = (...parts: string[]) => readFileSync(path.join(ROOT, ...parts), 'utf8');
@@ -36,7 +37,7 @@ function interpolate(text: string, env: Record<string, string>): string {
   });
 }
 
-const SECRETS = { KBQL_JWT_SECRET: 'x'.repeat(48), REDIS_PASSWORD: 'p'.repeat(32), GRAFANA_ADMIN_USER: 'ops', GRAFANA_ADMIN_PASSWORD: 'g'.repeat(32) };
+const SECRETS = { KBQL_JWT_SECRET: 'x'.repeat(48), REDIS_PASSWORD: 'q8/Zr+e#Kd?x=0/Y1mW+3pLk#Ab?Cd/Ef+Gh==', GRAFANA_ADMIN_USER: 'ops', GRAFANA_ADMIN_PASSWORD: 'g'.repeat(32) };
 
 describe('deploy and CI files', () => {
   it('every YAML file under deploy/ and .github/ parses (every document of multi-document files)', () => {
@@ -113,7 +114,10 @@ describe('docker-compose.yml', () => {
     assert.equal(kbql.environment.KBQL_STORE, 'weaviate');
     assert.equal(kbql.environment.WEAVIATE_URL, 'http://weaviate:8080');
     assert.equal(kbql.environment.KBQL_AUTH_MODE, 'jwt');
-    assert.match(kbql.environment.REDIS_URL, /^redis:\/\/:p+@redis:6379$/);
+    assert.equal(kbql.environment.REDIS_URL, 'redis://redis:6379', 'no password in the URL');
+    assert.equal(kbql.environment.REDIS_PASSWORD, SECRETS.REDIS_PASSWORD, 'the password goes as it is in REDIS_PASSWORD');
+    const config = loadConfig(Object.fromEntries(Object.entries(kbql.environment as Record<string, unknown>).map(([k, v]) => [k, v == null ? '' : String(v)])));
+    assert.equal(decodeURIComponent(new URL(config.cache.redisUrl!).password), SECRETS.REDIS_PASSWORD, 'an openssl rand -base64 password starts kbql');
     assert.equal(kbql.environment.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318');
     assert.equal(kbql.read_only, true);
     assert.equal(kbql.environment.KBQL_TRUSTED_PROXIES, services.nginx.networks.kbql.ipv4_address, 'kbql trusts exactly nginx');
