@@ -122,7 +122,7 @@ describe('docker-compose.yml', () => {
     assert.equal(kbql.read_only, true);
     assert.equal(kbql.environment.KBQL_TRUSTED_PROXIES, services.nginx.networks.kbql.ipv4_address, 'kbql trusts exactly nginx');
     assert.ok(parseSeconds(kbql.stop_grace_period) > 15, 'grace period above main.js shutdown deadline (15 s)');
-    assert.ok(services.nginx.volumes.some((v: string) => v.startsWith('./nginx/nginx.conf:')));
+    assert.ok(services.nginx.volumes.some((v: string) => v.startsWith('./nginx/templates:')));
     assert.ok(services['otel-collector'].volumes.some((v: string) => v.startsWith('./otel/otel-collector.yml:')));
     assert.ok(services.grafana.volumes.some((v: string) => v.startsWith('./grafana/provisioning:')));
     for (const [name, service] of Object.entries(services)) {
@@ -156,40 +156,7 @@ describe('docker-compose.yml', () => {
   });
 });
 
-describe('nginx.conf', () => {
-  const conf = read('deploy', 'nginx', 'nginx.conf');
-  const stripped = conf.replace(/#.*$/gm, '');
-
-  it('has balanced braces and every directive line ends with ; or a block', () => {
-    let depth = 0;
-    for (const ch of stripped) {
-      if (ch === '{') depth++;
-      if (ch === '}') depth--;
-      assert.ok(depth >= 0, 'no unmatched }');
-    }
-    assert.equal(depth, 0, 'every { is closed');
-    const pending: string[] = [];
-    for (const raw of stripped.split('\n')) {
-      const line = raw.trim();
-      if (!line) continue;
-      pending.push(line);
-      if (/[;{}]$/.test(line)) pending.length = 0;
-      // A map block's entries (`default upgrade;`) end with ; too, so any statement left open is an error.
-    }
-    assert.deepEqual(pending, [], 'a statement is not terminated');
-  });
-
-  it('balances over the kbql replicas, upgrades WebSockets, forwards the client address and hides /metrics', () => {
-    assert.match(stripped, /upstream kbql \{[^}]*server kbql:4000 resolve[^;]*;[^}]*\}/s);
-    assert.match(stripped, /resolver 127\.0\.0\.11/);
-    assert.match(stripped, /location = \/graphql \{[^}]*proxy_pass http:\/\/kbql;[^}]*proxy_set_header Upgrade \$http_upgrade;[^}]*X-Forwarded-For \$proxy_add_x_forwarded_for/s);
-    assert.match(stripped, /proxy_next_upstream error timeout;/);
-    assert.doesNotMatch(stripped, /non_idempotent/, 'a POST that reached a replica is never sent twice');
-    assert.match(stripped, /location = \/metrics \{\s*return 404;/);
-    assert.match(stripped, /client_max_body_size 16m;/);
-    assert.match(stripped, /listen 8080;/);
-  });
-});
+// nginx: test/deploy/nginx-template.test.ts (the template, rendered and run).
 
 function parseSeconds(value: string): number {
   const m = /^(\d+)(s|m)$/.exec(value);
