@@ -17,6 +17,8 @@ const url = z.url({ protocol: /^https?$/ });
 const REDIS_URL_HINT =
   'not a valid redis:// or rediss:// URL; if it holds a password with /, #, ? or @ (as openssl rand -base64 makes), ' +
   'leave the password out of the URL and set REDIS_PASSWORD, or percent-encode it (/ → %2F, # → %23, ? → %3F)';
+/** Where /metrics goes with NODE_ENV=production and KBQL_METRICS_PORT unset (the OpenTelemetry Prometheus port). */
+export const DEFAULT_PRODUCTION_METRICS_PORT = 9464;
 /** Variables whose value is never repeated in an error message. */
 const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_PASSWORD', 'KBQL_JWT_SECRET', 'WEAVIATE_API_KEY', 'OPENAI_API_KEY']);
 
@@ -116,7 +118,7 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_ALIASES: { schema: int(1, 10_000), default: '30', doc: 'most aliased fields in an operation (QUERY_TOO_COMPLEX above)' },
   KBQL_MAX_QUERY_TOKENS: { schema: int(100, 1_000_000), default: '5000', doc: 'most lexical tokens in an operation document (parsing stops there; GRAPHQL_PARSE_FAILED)' },
   KBQL_LOG_LEVEL: { schema: z.enum(['silent', 'error', 'warn', 'info', 'debug']), default: 'info', doc: 'log level (logs go to stderr as JSON lines)' },
-  KBQL_METRICS_PORT: { schema: int(0, 65535), default: '', doc: 'serve GET /metrics on this port only (unset: on the main port)' },
+  KBQL_METRICS_PORT: { schema: z.union([z.literal('main'), int(0, 65535)]), default: '', doc: 'serve GET /metrics on this port only (the main port then answers 404 for it), so it can be kept from the public entry point; main = on the main port; unset: 9464 with NODE_ENV=production, the main port otherwise' },
   OTEL_TRACES_EXPORTER: { schema: z.enum(['otlp', 'console', 'none']), default: '', doc: 'otlp = OpenTelemetry traces over OTLP/HTTP, console = to stdout, none = off; unset: otlp when an OTLP endpoint is set, else off' },
   OTEL_EXPORTER_OTLP_ENDPOINT: { schema: url, default: '', doc: 'OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (traces go to /v1/traces); the other standard OTEL_* variables are read by the SDK' },
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { schema: url, default: '', doc: 'full OTLP/HTTP traces URL, overriding OTEL_EXPORTER_OTLP_ENDPOINT for traces' },
@@ -525,7 +527,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMaxBytes: v.KBQL_CACHE_MEMORY_MB! * 1024 * 1024,
       documentCacheSize: v.KBQL_DOCUMENT_CACHE_SIZE!,
     },
-    metrics: { port: v.KBQL_METRICS_PORT ?? null },
+    // Metrics are anonymous: in production they get a port of their own unless asked for on the main one.
+    metrics: { port: v.KBQL_METRICS_PORT === 'main' ? null : (v.KBQL_METRICS_PORT ?? (v.NODE_ENV === 'production' ? DEFAULT_PRODUCTION_METRICS_PORT : null)) },
     tracing: {
       exporter:
         v.OTEL_TRACES_EXPORTER === 'none'

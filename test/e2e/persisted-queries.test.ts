@@ -23,7 +23,7 @@ describe('automatic persisted queries (real HTTP, JWT auth on)', () => {
   };
 
   before(async () => {
-    ({ t, url } = await startTestServer({ ...JWT_ENV, NODE_ENV: 'production' }, { logger }));
+    ({ t, url } = await startTestServer({ ...JWT_ENV, NODE_ENV: 'production', KBQL_METRICS_PORT: '0' }, { logger }));
     token = await tokenFor('READER', 'acme');
   });
   after(() => t.close());

@@ -91,6 +91,15 @@ describe('config', () => {
     }
   });
 
+  it('serves metrics on their own port 9464 by default in production, on the main port otherwise or when asked', () => {
+    const prod = { NODE_ENV: 'production', KBQL_JWT_SECRET: 's'.repeat(48) };
+    assert.equal(loadConfig(prod).metrics.port, 9464);
+    assert.equal(loadConfig({ ...prod, KBQL_METRICS_PORT: '9100' }).metrics.port, 9100);
+    assert.equal(loadConfig({ ...prod, KBQL_METRICS_PORT: 'main' }).metrics.port, null);
+    assert.equal(loadConfig({ NODE_ENV: 'development' }).metrics.port, null);
+    assert.equal(loadConfig({ NODE_ENV: 'test' }).metrics.port, null);
+  });
+
   it('documents every variable in the docs/configuration.md table with its default', () => {
     for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
       const row = CONFIG_DOC.split('\n').find((line) => line.startsWith(`| \`${name}\``));

@@ -152,7 +152,7 @@ describe('docker-compose.yml', () => {
     const prometheus = parse(read('deploy', 'prometheus', 'prometheus.yml'));
     const job = prometheus.scrape_configs.find((j: { job_name: string }) => j.job_name === 'kbql');
     assert.deepEqual(job.dns_sd_configs[0].names, ['kbql']);
-    assert.equal(job.dns_sd_configs[0].port, 4000);
+    assert.equal(job.dns_sd_configs[0].port, 9464, 'the metrics port (production default)');
   });
 });
 
