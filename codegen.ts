@@ -34,7 +34,8 @@ export const CODEGEN = {
 } as const;
 
 /** The repository root (this file runs from `dist/`, its source from the root). */
-const ROOT = path.basename(path.dirname(__dirname)) === 'dist' || path.basename(__dirname) === 'dist' ? path.resolve(__dirname, '..') : __dirname;
+const ROOT =
+  path.basename(path.dirname(__dirname)) === 'dist' || path.basename(__dirname) === 'dist' ? path.resolve(__dirname, '..') : __dirname;
 
 /**
  * The generated file's content for the committed operations, plus `extraOperations` (GraphQL source texts; tests use

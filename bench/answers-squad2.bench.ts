@@ -4,7 +4,11 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_EXTRACTIVE_MIN_RELEVANCE, DEFAULT_MIN_ANSWERABILITY, ExtractiveSynthesizer } from '../src/adapters/synthesizers/extractive.synthesizer';
+import {
+  DEFAULT_EXTRACTIVE_MIN_RELEVANCE,
+  DEFAULT_MIN_ANSWERABILITY,
+  ExtractiveSynthesizer,
+} from '../src/adapters/synthesizers/extractive.synthesizer';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { DEVELOPMENT_PRINCIPAL as caller } from '../src/modules/auth/principal';
@@ -33,7 +37,8 @@ type Query = SquadQuery;
 type Truth = SquadTruth;
 
 const { queries, truth, contexts } = loadSquad2();
-const half = (id: string): 'calibration' | 'held-out' => (createHash('sha1').update(id).digest()[0]! % 2 === 0 ? 'calibration' : 'held-out');
+const half = (id: string): 'calibration' | 'held-out' =>
+  createHash('sha1').update(id).digest()[0]! % 2 === 0 ? 'calibration' : 'held-out';
 
 interface Outcome {
   q: Query;
@@ -105,7 +110,15 @@ const rowCells = (label: string, r: Row): (string | number)[] => [
   pct(r.unanswerableAbstained),
   r.meanWords.toFixed(1),
 ];
-const HEADER = ['set', 'questions', 'answerable: contains gold', 'answerable: token F1', 'answerable abstained', 'unanswerable abstained', 'mean answer words'];
+const HEADER = [
+  'set',
+  'questions',
+  'answerable: contains gold',
+  'answerable: token F1',
+  'answerable abstained',
+  'unanswerable abstained',
+  'mean answer words',
+];
 
 /** Area under the ROC curve of `scores` for `labels` (1 = positive); ties count half. */
 function auc(scores: readonly number[], labels: readonly number[]): number {
@@ -153,7 +166,13 @@ function fitLogistic(samples: readonly { x: number[]; y: number }[]): { intercep
 async function main(): Promise<void> {
   const mode = (process.env['KBQL_BENCH_MODE'] ?? 'HYBRID') as SearchMode;
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-answers-'));
-  const config = loadConfig({ ...process.env, NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: tmp, KBQL_CACHE_RESULT_TTL_SECONDS: '0' });
+  const config = loadConfig({
+    ...process.env,
+    NODE_ENV: 'test',
+    KBQL_LOG_LEVEL: 'error',
+    KBQL_DATA_DIR: tmp,
+    KBQL_CACHE_RESULT_TTL_SECONDS: '0',
+  });
   const app = await createApp(config);
   try {
     const { collections, ingestion, query } = app.services;
@@ -196,24 +215,61 @@ async function main(): Promise<void> {
     // Answerability model: features of the best sentence of every question (the retrieved sources, not re-run), the
     // logistic model fitted on the calibration half only, the threshold swept on it, figures on both halves.
     const probe = new ExtractiveSynthesizer({ minRelevance: 0, minAnswerability: 0 });
-    const assessed = queries.map((q) => ({ q, truth: truth[q.id]!, a: probe.assess({ question: q.question, sources: retrieved.get(q.id)! }) }));
+    const assessed = queries.map((q) => ({
+      q,
+      truth: truth[q.id]!,
+      a: probe.assess({ question: q.question, sources: retrieved.get(q.id)! }),
+    }));
     const keys = Object.keys(ANSWERABILITY_MODEL.weights) as (keyof AnswerabilityFeatures)[];
     const labelled = assessed.filter((x) => x.a !== null).map((x) => ({ ...x, a: x.a!, y: x.truth.is_impossible ? 0 : 1 }));
-    console.log('\nAnswerability features, AUC (answerable vs unanswerable, all questions): ' +
-      keys.map((k) => `${k} ${auc(labelled.map((x) => x.a.features[k]), labelled.map((x) => x.y)).toFixed(3)}`).join(', ') +
-      `; best relevance ${auc(labelled.map((x) => x.a.relevance), labelled.map((x) => x.y)).toFixed(3)}.`);
-    const fitted = fitLogistic(labelled.filter((x) => half(x.q.id) === 'calibration').map((x) => ({ x: keys.map((k) => x.a.features[k]), y: x.y })));
-    const model = { intercept: fitted.intercept, weights: Object.fromEntries(keys.map((k, i) => [k, fitted.weights[i]!])) as unknown as AnswerabilityFeatures };
-    console.log(`Fitted on the calibration half (paste into ANSWERABILITY_MODEL): intercept: ${round(model.intercept)}, ` +
-      keys.map((k) => `${k}: ${round(model.weights[k])}`).join(', '));
+    console.log(
+      '\nAnswerability features, AUC (answerable vs unanswerable, all questions): ' +
+        keys
+          .map(
+            (k) =>
+              `${k} ${auc(
+                labelled.map((x) => x.a.features[k]),
+                labelled.map((x) => x.y),
+              ).toFixed(3)}`,
+          )
+          .join(', ') +
+        `; best relevance ${auc(
+          labelled.map((x) => x.a.relevance),
+          labelled.map((x) => x.y),
+        ).toFixed(3)}.`,
+    );
+    const fitted = fitLogistic(
+      labelled.filter((x) => half(x.q.id) === 'calibration').map((x) => ({ x: keys.map((k) => x.a.features[k]), y: x.y })),
+    );
+    const model = {
+      intercept: fitted.intercept,
+      weights: Object.fromEntries(keys.map((k, i) => [k, fitted.weights[i]!])) as unknown as AnswerabilityFeatures,
+    };
+    console.log(
+      `Fitted on the calibration half (paste into ANSWERABILITY_MODEL): intercept: ${round(model.intercept)}, ` +
+        keys.map((k) => `${k}: ${round(model.weights[k])}`).join(', '),
+    );
     for (const which of ['calibration', 'held-out'] as const) {
       const part = labelled.filter((x) => half(x.q.id) === which);
-      console.log(`Model AUC, ${which}: fitted ${auc(part.map((x) => answerability(x.a.features, model)), part.map((x) => x.y)).toFixed(3)}, ` +
-        `shipped ${auc(part.map((x) => x.a.answerability), part.map((x) => x.y)).toFixed(3)}, best relevance alone ${auc(part.map((x) => x.a.relevance), part.map((x) => x.y)).toFixed(3)}`);
+      console.log(
+        `Model AUC, ${which}: fitted ${auc(
+          part.map((x) => answerability(x.a.features, model)),
+          part.map((x) => x.y),
+        ).toFixed(3)}, ` +
+          `shipped ${auc(
+            part.map((x) => x.a.answerability),
+            part.map((x) => x.y),
+          ).toFixed(3)}, best relevance alone ${auc(
+            part.map((x) => x.a.relevance),
+            part.map((x) => x.y),
+          ).toFixed(3)}`,
+      );
     }
     // The defaults (relevance floor, contradiction check, answer composition) without the model: the sweep adds it.
     const answerer = new ExtractiveSynthesizer({ minAnswerability: 0 });
-    const answers = new Map(queries.map((q) => [q.id, answerer.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer]));
+    const answers = new Map(
+      queries.map((q) => [q.id, answerer.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer]),
+    );
     const byId = new Map(assessed.map((x) => [x.q.id, x.a]));
     const decide = (which: 'calibration' | 'held-out', threshold: number): Row =>
       score(
@@ -232,17 +288,30 @@ async function main(): Promise<void> {
       const h = decide('held-out', t);
       const mean = (c.containsGold + c.unanswerableAbstained) / 2;
       if (c.containsGold >= 0.7 && mean > chosen.mean + 1e-9) chosen = { threshold: t, mean };
-      rows.push([t.toFixed(3), pct(c.containsGold), pct(c.unanswerableAbstained), pct(h.containsGold), pct(h.unanswerableAbstained), c.meanWords.toFixed(1)]);
+      rows.push([
+        t.toFixed(3),
+        pct(c.containsGold),
+        pct(c.unanswerableAbstained),
+        pct(h.containsGold),
+        pct(h.unanswerableAbstained),
+        c.meanWords.toFixed(1),
+      ]);
     }
-    printTable(`Sweep of the answerability threshold (fitted model on top of the other defaults: relevance floor ${DEFAULT_EXTRACTIVE_MIN_RELEVANCE}, contradiction check), on the retrieved sources`, [
-      'min answerability',
-      'calibration: contains gold',
-      'calibration: unanswerable abstained',
-      'held-out: contains gold',
-      'held-out: unanswerable abstained',
-      'calibration: mean answer words',
-    ], rows);
-    console.log(`Chosen on the calibration half (best mean with >= 70% contains gold): ${chosen.threshold.toFixed(3)}; shipped DEFAULT_MIN_ANSWERABILITY ${DEFAULT_MIN_ANSWERABILITY}.`);
+    printTable(
+      `Sweep of the answerability threshold (fitted model on top of the other defaults: relevance floor ${DEFAULT_EXTRACTIVE_MIN_RELEVANCE}, contradiction check), on the retrieved sources`,
+      [
+        'min answerability',
+        'calibration: contains gold',
+        'calibration: unanswerable abstained',
+        'held-out: contains gold',
+        'held-out: unanswerable abstained',
+        'calibration: mean answer words',
+      ],
+      rows,
+    );
+    console.log(
+      `Chosen on the calibration half (best mean with >= 70% contains gold): ${chosen.threshold.toFixed(3)}; shipped DEFAULT_MIN_ANSWERABILITY ${DEFAULT_MIN_ANSWERABILITY}.`,
+    );
 
     // Variants of the defaults, on the same sources: what each part contributes.
     const variants: [string, ConstructorParameters<typeof ExtractiveSynthesizer>[0]][] = [
@@ -250,14 +319,29 @@ async function main(): Promise<void> {
       ['contradiction check off', { checkContradiction: false }],
       ['one sentence per answer', { maxSentences: 1 }],
       ['no answerability model (relevance floor and checks only)', { minAnswerability: 0 }],
-      ['previous rule: relevance 0.45, key coverage 0.6, checks on, no model', { minRelevance: 0.45, minKeyCoverage: 0.6, checkAnswerType: true, minAnswerability: 0 }],
+      [
+        'previous rule: relevance 0.45, key coverage 0.6, checks on, no model',
+        { minRelevance: 0.45, minKeyCoverage: 0.6, checkAnswerType: true, minAnswerability: 0 },
+      ],
     ];
     const variantRows: (string | number)[][] = [];
     for (const [label, options] of variants) {
       const synth = new ExtractiveSynthesizer(options);
       for (const which of ['calibration', 'held-out'] as const) {
         const part = queries.filter((q) => half(q.id) === which);
-        variantRows.push(rowCells(`${label}, ${which}`, score(part.map((q) => ({ q, truth: truth[q.id]!, answer: synth.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer, ownRetrieved: true })))));
+        variantRows.push(
+          rowCells(
+            `${label}, ${which}`,
+            score(
+              part.map((q) => ({
+                q,
+                truth: truth[q.id]!,
+                answer: synth.synthesizeSync({ question: q.question, sources: retrieved.get(q.id)! }).answer,
+                ownRetrieved: true,
+              })),
+            ),
+          ),
+        );
       }
     }
     printTable('Variants of the extractive defaults, same sources', HEADER, variantRows);
@@ -274,7 +358,9 @@ async function main(): Promise<void> {
     }
     const onTop = queries.map((q) => Math.max(...retrieved.get(q.id)!.map((s) => s.vectorScore ?? -1)));
     const quant = (xs: number[]) => [5, 25, 50, 75, 95].map((p) => percentile(xs, p).toFixed(3)).join(' / ');
-    console.log(`\nOff-topic: ${claims.length} SciFact claims asked of the SQuAD collection: ${pct(offAbstained / claims.length)} abstained.`);
+    console.log(
+      `\nOff-topic: ${claims.length} SciFact claims asked of the SQuAD collection: ${pct(offAbstained / claims.length)} abstained.`,
+    );
     console.log(`Best vector similarity p5/p25/p50/p75/p95: SQuAD questions ${quant(onTop)}; off-topic claims ${quant(offTop)}.`);
   } finally {
     await app.stop();

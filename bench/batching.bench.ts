@@ -8,6 +8,7 @@ import { loadConfig } from '../src/config';
 import { createContext } from '../src/app/context';
 import { DEVELOPMENT_PRINCIPAL } from '../src/modules/auth/principal';
 import type { Embedder } from '../src/ports/embedder.port';
+import { graphqlRequest } from '../test/helpers/http';
 import { loadScifact, printTable } from './shared-data';
 
 /**
@@ -44,11 +45,13 @@ async function run(app: App, url: string, mode: Mode, questions: readonly string
     questions.map(async (q, i) => {
       let errors: unknown;
       if (mode === 'in process') {
-        const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${i}`) });
+        const response = await app.apollo.executeOperation(
+          { query: ASK, variables: { q } },
+          { contextValue: createContext(app.store, `bench-${i}`) },
+        );
         errors = response.body.kind === 'single' ? response.body.singleResult.errors : 'not single';
       } else {
-        const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: ASK, variables: { q } }) });
-        errors = ((await response.json()) as { errors?: unknown }).errors;
+        errors = (await graphqlRequest(url, ASK, { q }, { path: '' })).body.errors;
       }
       if (errors) throw new Error(JSON.stringify(errors));
     }),
@@ -82,7 +85,9 @@ async function main(): Promise<void> {
     for (const setup of setups) {
       // A fresh server per setup (empty caches); each N gets its own claims, so nothing is answered from a cache.
       const provider = new StubProvider(setup.limit);
-      const app = await createApp(loadConfig({ ...env, KBQL_EMBEDDING_BATCH_WINDOW_MS: String(setup.windowMs ?? 2) }), { embedder: provider });
+      const app = await createApp(loadConfig({ ...env, KBQL_EMBEDDING_BATCH_WINDOW_MS: String(setup.windowMs ?? 2) }), {
+        embedder: provider,
+      });
       const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
       try {
         await run(app, url, setup.mode, ['warm-up question about vitamin D']);

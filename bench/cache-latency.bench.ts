@@ -7,6 +7,7 @@ import { createApp, type App } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createContext } from '../src/app/context';
 import type { Embedder } from '../src/ports/embedder.port';
+import { graphqlRequest } from '../test/helpers/http';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
 import { seedScifact } from './seed-scifact';
 import { loadScifact, percentile, printTable } from './shared-data';
@@ -41,18 +42,19 @@ function inProcess(app: App): (q: string) => Promise<number> {
   let n = 0;
   return async (q) => {
     const started = performance.now();
-    const response = await app.apollo.executeOperation({ query: ASK, variables: { q } }, { contextValue: createContext(app.store, `bench-${++n}`) });
+    const response = await app.apollo.executeOperation(
+      { query: ASK, variables: { q } },
+      { contextValue: createContext(app.store, `bench-${++n}`) },
+    );
     if (response.body.kind !== 'single' || response.body.singleResult.errors) throw new Error('ask failed');
     return performance.now() - started;
   };
 }
 
 async function ask(url: string, q: string): Promise<number> {
-  const started = performance.now();
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: ASK, variables: { q } }) });
-  const body = (await response.json()) as { errors?: unknown };
+  const { body, ms } = await graphqlRequest(url, ASK, { q }, { path: '' });
   if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return performance.now() - started;
+  return ms;
 }
 
 async function main(): Promise<void> {
@@ -96,9 +98,7 @@ async function main(): Promise<void> {
     // The floor any request pays here (HTTP on loopback, the client in this process, GraphQL): a trivial query.
     const floor: number[] = [];
     for (let i = 0; i < 50; i++) {
-      const started = performance.now();
-      await fetch(firstUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' }).then((r) => r.json());
-      floor.push(performance.now() - started);
+      floor.push((await graphqlRequest(firstUrl, '{ __typename }', undefined, { path: '' })).ms);
     }
     await measure('in-process cache, local hash embedder', firstUrl);
     await measure('same, without HTTP (executeOperation: the server’s own work)', inProcess(apps[0]!));

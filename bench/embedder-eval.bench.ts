@@ -50,7 +50,9 @@ function load(): { docs: Doc[]; queries: Query[] } {
       return { id: row._id, text: `${row.title}\n${row.text}` };
     });
   const qrels = new Map<string, Set<string>>();
-  const qrelLines = readFileSync(path.join(dir, 'qrels', 'train.tsv'), 'utf8').split('\n').slice(1);
+  const qrelLines = readFileSync(path.join(dir, 'qrels', 'train.tsv'), 'utf8')
+    .split('\n')
+    .slice(1);
   for (const line of qrelLines) {
     const [qid, docId, score] = line.trim().split('\t');
     if (!qid || !docId || Number(score) <= 0) continue;
@@ -105,7 +107,11 @@ class Bm25 {
   readonly #avgLength: number;
   readonly #n: number;
 
-  constructor(docs: Doc[], private readonly k1 = 0.9, private readonly b = 0.4) {
+  constructor(
+    docs: Doc[],
+    private readonly k1 = 0.9,
+    private readonly b = 0.4,
+  ) {
     this.#n = docs.length;
     this.#lengths = new Float64Array(docs.length);
     docs.forEach((doc, i) => {
@@ -176,7 +182,12 @@ function main(): void {
   const keywordLists = queries.map((q) => bm25.search(q.text, CANDIDATES));
   console.log('| ranking                            | nDCG@10 | R@10   | docs/s cold/warm |');
   console.log('| ---------------------------------- | ------- | ------ | ---------------- |');
-  console.log(row('BM25 (k1 0.9, b 0.4, stemmed)', keywordLists.map((l, i) => metrics(l, docs, queries[i]!.relevant))));
+  console.log(
+    row(
+      'BM25 (k1 0.9, b 0.4, stemmed)',
+      keywordLists.map((l, i) => metrics(l, docs, queries[i]!.relevant)),
+    ),
+  );
 
   for (const tuning of [undefined, ...extra]) {
     const embedder = new HashEmbedder({ dimensions: dims }, tuning);
@@ -202,7 +213,13 @@ function main(): void {
       }
       return topK(scores, CANDIDATES);
     });
-    console.log(row(`${label} vector`, vectorLists.map((l, i) => metrics(l, docs, queries[i]!.relevant)), throughput));
+    console.log(
+      row(
+        `${label} vector`,
+        vectorLists.map((l, i) => metrics(l, docs, queries[i]!.relevant)),
+        throughput,
+      ),
+    );
     for (const alpha of ALPHAS) {
       const fused = queries.map((q, i) => metrics(fuse(vectorLists[i]!, keywordLists[i]!, alpha), docs, q.relevant));
       console.log(row(`  fusion alpha ${alpha}`, fused));

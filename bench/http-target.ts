@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     throw new Error(`unknown target ${kind}`);
   }
   process.on('SIGTERM', () => {
-    stop().finally(() => process.exit(0));
+    void stop().finally(() => process.exit(0));
   });
   process.stdout.write(`READY ${url}\n`);
 }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { graphqlRequest } from '../test/helpers/http';
 import { BENCH_REDIS_URL, deleteRedisPrefix, redisReachable } from './bench-redis';
 import { seedScifact } from './seed-scifact';
 import { printTable } from './shared-data';
@@ -38,7 +39,13 @@ const QUERY = `query Search($q: String!) { search(collection: "scifact", query: 
 const VARIABLES = { q: 'vitamin D deficiency and bone fractures in older adults' };
 const JWT_SECRET = randomBytes(32).toString('hex');
 /** Production as deployed: JWT authentication and rate limiting on (the limit raised so the load is counted, not refused). */
-const PRODUCTION = ['KBQL_METRICS_PORT=main', 'KBQL_AUTH_MODE=jwt', `KBQL_JWT_SECRET=${JWT_SECRET}`, 'KBQL_RATE_LIMIT=true', 'KBQL_RATE_LIMIT_MAX=1000000'];
+const PRODUCTION = [
+  'KBQL_METRICS_PORT=main',
+  'KBQL_AUTH_MODE=jwt',
+  `KBQL_JWT_SECRET=${JWT_SECRET}`,
+  'KBQL_RATE_LIMIT=true',
+  'KBQL_RATE_LIMIT_MAX=1000000',
+];
 
 /** An HS256 token for a READER of the default tenant (where the seeded collection lives). */
 function token(): string {
@@ -57,7 +64,7 @@ function startTarget(args: string[]): Promise<{ url: string; child: ChildProcess
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (data: Buffer) => {
+    child.stdout.on('data', (data: Buffer) => {
       out += data.toString();
       const ready = /READY (\S+)/.exec(out);
       if (ready) resolve({ url: ready[1]!, child });
@@ -76,8 +83,7 @@ async function stopTarget(child: ChildProcess): Promise<void> {
 }
 
 async function post(url: string): Promise<unknown> {
-  const response = await fetch(url, { method: 'POST', headers: HEADERS, body: JSON.stringify({ query: QUERY, variables: VARIABLES }) });
-  return response.json();
+  return (await graphqlRequest(url, QUERY, VARIABLES, { headers: HEADERS, path: '' })).body;
 }
 
 async function load(url: string): Promise<AutocannonResult> {
@@ -108,13 +114,30 @@ async function main(): Promise<void> {
       { label: 'bare Apollo Server 5, response from memory (baseline)', args: ['apollo', tmpResponse] },
       { label: 'kbql, production (JWT, rate limit, metrics, tracing; caches in process)', args: ['kbql', dataDir, ...PRODUCTION] },
       ...(redis
-        ? [{ label: 'kbql, production, cache + rate limit on Redis', args: ['kbql', dataDir, ...PRODUCTION, `REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`] }]
+        ? [
+            {
+              label: 'kbql, production, cache + rate limit on Redis',
+              args: ['kbql', dataDir, ...PRODUCTION, `REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`],
+            },
+          ]
         : []),
-      { label: 'kbql, production, document cache off (parse + validate every request)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_DOCUMENT_CACHE_SIZE=0'] },
-      { label: 'kbql, production, result cache off (hybrid search every request)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0'] },
+      {
+        label: 'kbql, production, document cache off (parse + validate every request)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_DOCUMENT_CACHE_SIZE=0'],
+      },
+      {
+        label: 'kbql, production, result cache off (hybrid search every request)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0'],
+      },
       // What the security features cost on this path (same server otherwise).
-      { label: 'kbql, production without JWT verification (KBQL_AUTH_MODE=none)', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none'] },
-      { label: 'kbql, production without JWT or rate limiting', args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none', 'KBQL_RATE_LIMIT=false'] },
+      {
+        label: 'kbql, production without JWT verification (KBQL_AUTH_MODE=none)',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none'],
+      },
+      {
+        label: 'kbql, production without JWT or rate limiting',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_AUTH_MODE=none', 'KBQL_RATE_LIMIT=false'],
+      },
     ];
 
     // The bare server answers exactly what kbql answers.
@@ -135,9 +158,16 @@ async function main(): Promise<void> {
       // autocannon stops sending at the deadline; let the requests still in flight finish before the server stops.
       await new Promise((resolve) => setTimeout(resolve, 500));
       await stopTarget(target.child);
-      if (result.non2xx + result.errors + result.timeouts > 0) throw new Error(`${variant.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      if (result.non2xx + result.errors + result.timeouts > 0)
+        throw new Error(`${variant.label}: ${result.non2xx} non-2xx, ${result.errors} errors`);
       if (baseline === 0) baseline = result.requests.average;
-      rows.push([variant.label, Math.round(result.requests.average), result.latency.p50, result.latency.p99, `${(result.requests.average / baseline).toFixed(2)}×`]);
+      rows.push([
+        variant.label,
+        Math.round(result.requests.average),
+        result.latency.p50,
+        result.latency.p99,
+        `${(result.requests.average / baseline).toFixed(2)}×`,
+      ]);
     }
     printTable(
       `(1) search(topK: 10) over HTTP: autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run, loopback, ${os.cpus().length} cores, node ${process.version}`,

@@ -4,7 +4,9 @@ import path from 'node:path';
 
 /** `npm run bench`: runs every compiled `*.bench.js` next to this file, one process each, in name order. */
 const dir = __dirname;
-const benches = readdirSync(dir).filter((f) => f.endsWith('.bench.js')).sort();
+const benches = readdirSync(dir)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort();
 let failed = 0;
 for (const file of benches) {
   process.stdout.write(`\n=== ${file} ===\n`);

@@ -41,9 +41,11 @@ async function main(): Promise<void> {
       chunks += result.results.reduce((sum, r) => sum + (r.chunkCount ?? 0), 0);
     }
     const ingestSeconds = (performance.now() - started) / 1000;
-    printTable('SciFact ingest (embedded store, default embedder)', ['documents', 'chunks', 'seconds', 'docs/s', 'chunks/s'], [
-      [data.corpus.length, chunks, ingestSeconds, data.corpus.length / ingestSeconds, chunks / ingestSeconds],
-    ]);
+    printTable(
+      'SciFact ingest (embedded store, default embedder)',
+      ['documents', 'chunks', 'seconds', 'docs/s', 'chunks/s'],
+      [[data.corpus.length, chunks, ingestSeconds, data.corpus.length / ingestSeconds, chunks / ingestSeconds]],
+    );
 
     const runs: { label: string; mode: SearchMode; alpha?: number }[] = [
       { label: 'KEYWORD (BM25)', mode: 'KEYWORD' },
@@ -62,7 +64,10 @@ async function main(): Promise<void> {
       let recall = 0;
       for (const q of queries) {
         const t0 = performance.now();
-        const result = await query.search({ collection: 'scifact', query: q.text, mode: run.mode, alpha: run.alpha, topK: 30 }, { access: caller });
+        const result = await query.search(
+          { collection: 'scifact', query: q.text, mode: run.mode, alpha: run.alpha, topK: 30 },
+          { access: caller },
+        );
         latencies.push(performance.now() - t0);
         const ranked: string[] = [];
         for (const hit of result.hits) if (!ranked.includes(hit.document.externalId)) ranked.push(hit.document.externalId);
@@ -75,14 +80,11 @@ async function main(): Promise<void> {
       if (run.mode === 'KEYWORD') baseline = ndcg;
       rows.push([run.label, ndcg, recall, ndcg / baseline, percentile(latencies, 50), percentile(latencies, 95)]);
     }
-    printTable(`SciFact search, ${queries.length} training claims with judgements (document-level, top 10)`, [
-      'mode',
-      'nDCG@10',
-      'recall@10',
-      'nDCG vs KEYWORD',
-      'p50 ms',
-      'p95 ms',
-    ], rows);
+    printTable(
+      `SciFact search, ${queries.length} training claims with judgements (document-level, top 10)`,
+      ['mode', 'nDCG@10', 'recall@10', 'nDCG vs KEYWORD', 'p50 ms', 'p95 ms'],
+      rows,
+    );
   } finally {
     await app.stop();
     await rm(dataDir, { recursive: true, force: true });

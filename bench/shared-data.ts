@@ -30,9 +30,15 @@ export function loadScifact(): BeirSet {
       .split('\n')
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as T);
-  const corpus = jsonl<{ _id: string; title: string; text: string }>('corpus.jsonl').map((d) => ({ id: d._id, title: d.title, text: d.text }));
+  const corpus = jsonl<{ _id: string; title: string; text: string }>('corpus.jsonl').map((d) => ({
+    id: d._id,
+    title: d.title,
+    text: d.text,
+  }));
   const qrels = new Map<string, Map<string, number>>();
-  for (const line of readFileSync(path.join(dir, 'qrels', 'train.tsv'), 'utf8').split('\n').slice(1)) {
+  for (const line of readFileSync(path.join(dir, 'qrels', 'train.tsv'), 'utf8')
+    .split('\n')
+    .slice(1)) {
     const [q, d, s] = line.trim().split('\t');
     if (!q || !d) continue;
     if (!qrels.has(q)) qrels.set(q, new Map());

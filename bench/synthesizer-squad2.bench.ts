@@ -107,7 +107,9 @@ function evaluate(options: ExtractiveSynthesizerOptions): Row {
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 function printRows(label: string, rows: [string, Row][]): void {
   console.log(`\n${label}`);
-  console.log('| setting | contains gold | token F1 | cites own paragraph | answerable abstained | unanswerable abstained | off-topic abstained | sentences/answer |');
+  console.log(
+    '| setting | contains gold | token F1 | cites own paragraph | answerable abstained | unanswerable abstained | off-topic abstained | sentences/answer |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [name, r] of rows) {
     console.log(
@@ -132,9 +134,7 @@ const relevance = (kind: boolean): number[] =>
     .sort((a, b) => a - b);
 const quantiles = (xs: number[]): string =>
   [0.1, 0.25, 0.5, 0.75, 0.9].map((q) => xs[Math.floor(q * (xs.length - 1))]!.toFixed(2)).join(' / ');
-const offTopicRelevance = cases
-  .map((c) => bestCoverage(analyzeRelevance(c.q.question, c.offTopic)))
-  .sort((a, b) => a - b);
+const offTopicRelevance = cases.map((c) => bestCoverage(analyzeRelevance(c.q.question, c.offTopic))).sort((a, b) => a - b);
 console.log(
   `relevance p10/p25/p50/p75/p90: answerable ${quantiles(relevance(false))}; unanswerable ${quantiles(relevance(true))}; ` +
     `off-topic ${quantiles(offTopicRelevance)}`,
@@ -191,9 +191,7 @@ printRows(
   }
   const share = (xs: number[], t: number): string => pct(xs.filter((x) => x >= t).length / xs.length);
   console.log(`\nCitation support (share of a sentence's content terms found in the cited source), ${own.length} sentences`);
-  console.log(
-    '| minSupport | own paragraph | own, 1/3 of words replaced | most similar other paragraph | random other paragraph |',
-  );
+  console.log('| minSupport | own paragraph | own, 1/3 of words replaced | most similar other paragraph | random other paragraph |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const t of [0.3, 0.4, 0.5, 0.6, 0.7])
     console.log(`| ${t} | ${share(own, t)} | ${share(paraphrased, t)} | ${share(similar, t)} | ${share(other, t)} |`);

@@ -14,7 +14,6 @@ const K = 10;
 const QUERIES = Number(process.argv[2] ?? 50);
 const WARMUP = 3;
 
-
 function randomMatrix(rows: number, rng: () => number): Float32Array {
   const m = new Float32Array(rows * DIMENSIONS);
   for (let i = 0; i < m.length; i++) m[i] = rng() * 2 - 1;
@@ -83,7 +82,17 @@ function main(): void {
       (buildMs / 1000).toFixed(2),
     ]);
   }
-  const header = ['N', 'dims', 'recall@10', 'index p50 ms', 'index p95 ms', 'naive p50 ms', 'naive p95 ms', 'speed-up (p50)', 'index build s'];
+  const header = [
+    'N',
+    'dims',
+    'recall@10',
+    'index p50 ms',
+    'index p95 ms',
+    'naive p50 ms',
+    'naive p95 ms',
+    'speed-up (p50)',
+    'index build s',
+  ];
   const lines = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`);
   process.stdout.write(`vector index vs naive scan: ${QUERIES} queries, top-${K}, node ${process.version}\n${lines.join('\n')}\n`);
 }

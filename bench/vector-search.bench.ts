@@ -10,7 +10,8 @@ import { loadScifact, percentile, printTable } from './shared-data';
  * (5) Vector top-10 latency and recall@10 against exact search at 10k and 100k chunks of real embedder vectors: the
  * default embedder (kbql-hash-v1, 1,024 dims) over SciFact, cut into overlapping 20-word passages (every passage is
  * real text, no synthetic perturbation), queried with SciFact claims. Rows: a naive exact scan (the reference at 10k;
- * at 100k the exact index, equal to it at 10k, is the reference), kbql's exact index (what the embedded store runs), and the approximate pre-filter evaluated for it: 1,024-bit sign
+ * at 100k the exact index, equal to it at 10k, is the reference), kbql's exact index (what the embedded store runs),
+ * and the approximate pre-filter evaluated for it: 1,024-bit sign
  * codes (Hamming distance) with exact re-ranking of the best C candidates.
  * The vectors are cached in the OS temp directory (keyed by embedder name and count), so re-runs skip embedding.
  *
@@ -46,7 +47,8 @@ async function vectors(embedder: HashEmbedder, texts: readonly string[], label: 
   const file = path.join(os.tmpdir(), `kbql-bench-vectors-${embedder.info.name}-${version}-${label}-${texts.length}x${d}.f32`);
   if (existsSync(file)) {
     const bytes = readFileSync(file);
-    if (bytes.byteLength === texts.length * d * 4) return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    if (bytes.byteLength === texts.length * d * 4)
+      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   }
   const started = performance.now();
   const out = new Float32Array(texts.length * d);
@@ -126,7 +128,12 @@ class SignCodes {
   }
 }
 
-function timeQueries(queries: Float32Array, d: number, count: number, run: (q: Float32Array) => number[]): { ms: number[]; results: number[][] } {
+function timeQueries(
+  queries: Float32Array,
+  d: number,
+  count: number,
+  run: (q: Float32Array) => number[],
+): { ms: number[]; results: number[][] } {
   const ms: number[] = [];
   const results: number[][] = [];
   for (let i = 0; i < count + WARMUP; i++) {
@@ -148,7 +155,9 @@ async function main(): Promise<void> {
   const largest = Math.max(...SIZES);
   if (texts.length < largest) throw new Error(`only ${texts.length} passages; need ${largest}`);
   const all = await vectors(embedder, texts.slice(0, largest), 'scifact-passages');
-  const claims = loadScifact().queries.slice(0, QUERIES + WARMUP).map((q) => q.text);
+  const claims = loadScifact()
+    .queries.slice(0, QUERIES + WARMUP)
+    .map((q) => q.text);
   const queries = await vectors(embedder, claims, 'scifact-claims');
 
   const rows: (string | number)[][] = [];
@@ -164,7 +173,8 @@ async function main(): Promise<void> {
     // The reference: a naive scan where it is affordable; at 100k, the exact index itself (equal at 10k, see its row).
     const naive = n <= 10_000 ? timeQueries(queries, d, QUERIES, (q) => naiveTopK(data, n, d, q, K)) : null;
     const truth = (naive ?? exact).results.map((r) => new Set(r));
-    const recall = (results: number[][]) => results.reduce((sum, got, i) => sum + got.filter((row) => truth[i]!.has(row)).length, 0) / (results.length * K);
+    const recall = (results: number[][]) =>
+      results.reduce((sum, got, i) => sum + got.filter((row) => truth[i]!.has(row)).length, 0) / (results.length * K);
     const row = (label: string, t: { ms: number[]; results: number[][] }) => [
       n.toLocaleString('en-US'),
       label,
@@ -177,7 +187,12 @@ async function main(): Promise<void> {
 
     const codes = new SignCodes(data, n, d);
     for (const candidates of [n / 100, n / 25]) {
-      rows.push(row(`sign codes + exact re-rank of ${candidates.toLocaleString('en-US')}`, timeQueries(queries, d, QUERIES, (q) => codes.search(q, K, candidates))));
+      rows.push(
+        row(
+          `sign codes + exact re-rank of ${candidates.toLocaleString('en-US')}`,
+          timeQueries(queries, d, QUERIES, (q) => codes.search(q, K, candidates)),
+        ),
+      );
     }
   }
   printTable(

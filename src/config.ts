@@ -8,9 +8,7 @@ import { z } from 'zod';
  * `test/unit/config.test.ts` fails when the two drift apart.
  */
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
 const url = z.url({ protocol: /^https?$/ });
@@ -24,50 +22,150 @@ const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_PASSWORD', 'KBQL_JWT_SECRE
 
 /** Variable name → schema, default and one-line description (the README table is checked against this). */
 export const CONFIG_VARIABLES = {
-  NODE_ENV: { schema: z.enum(['development', 'production', 'test']), default: 'development', doc: 'development shows stack traces and Sandbox; production masks unexpected errors and disables the landing page' },
+  NODE_ENV: {
+    schema: z.enum(['development', 'production', 'test']),
+    default: 'development',
+    doc: 'development shows stack traces and Sandbox; production masks unexpected errors and disables the landing page',
+  },
   HOST: { schema: z.string().min(1), default: '127.0.0.1', doc: 'interface to listen on (0.0.0.0 in containers)' },
   PORT: { schema: int(0, 65535), default: '4000', doc: 'HTTP port; 0 picks a free one' },
   KBQL_DATA_DIR: { schema: z.string().min(1), default: './data', doc: 'directory of the embedded store (created if missing)' },
-  KBQL_STORE: { schema: z.enum(['embedded', 'weaviate']), default: 'embedded', doc: 'knowledge store: embedded (SQLite file in KBQL_DATA_DIR) or weaviate' },
+  KBQL_STORE: {
+    schema: z.enum(['embedded', 'weaviate']),
+    default: 'embedded',
+    doc: 'knowledge store: embedded (SQLite file in KBQL_DATA_DIR) or weaviate',
+  },
   WEAVIATE_URL: { schema: url, default: '', doc: 'Weaviate REST URL, e.g. http://localhost:8080; required when KBQL_STORE=weaviate' },
   WEAVIATE_GRPC_PORT: { schema: int(1, 65535), default: '50051', doc: 'Weaviate gRPC port (searches and imports go over gRPC)' },
   WEAVIATE_GRPC_HOST: { schema: z.string().min(1), default: '', doc: 'Weaviate gRPC host; default the host of WEAVIATE_URL' },
   WEAVIATE_API_KEY: { schema: z.string().min(1), default: '', doc: 'Weaviate API key, if the server requires one' },
-  KBQL_WEAVIATE_PREFIX: { schema: z.string().regex(/^[A-Z][A-Za-z0-9]{0,30}$/), default: 'Kbql', doc: 'prefix of the Weaviate collections kbql creates (one deployment per prefix)' },
+  KBQL_WEAVIATE_PREFIX: {
+    schema: z.string().regex(/^[A-Z][A-Za-z0-9]{0,30}$/),
+    default: 'Kbql',
+    doc: 'prefix of the Weaviate collections kbql creates (one deployment per prefix)',
+  },
   KBQL_WEAVIATE_MULTI_TENANT: { schema: bool, default: 'false', doc: 'create Weaviate collections with multi-tenancy on' },
-  KBQL_WEAVIATE_TENANT: { schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), default: '', doc: 'the Weaviate tenant this deployment serves; required when multi-tenant' },
-  KBQL_WEAVIATE_BIND_TENANTS: { schema: bool, default: 'false', doc: "with KBQL_WEAVIATE_MULTI_TENANT: each kbql tenant's chunks (text, vectors, metadata) live in a Weaviate tenant of their own, named after it and created on demand; collection and document records stay in KBQL_WEAVIATE_TENANT" },
-  KBQL_WEAVIATE_INIT_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'how long start-up waits for Weaviate before failing' },
-  KBQL_EMBEDDER: { schema: z.enum(['hash', 'openai', 'ollama']), default: 'hash', doc: 'hash = offline hashed n-gram embedder (no download, no key); openai = any OpenAI-compatible endpoint (OpenAI, vLLM, TEI, LocalAI); ollama' },
+  KBQL_WEAVIATE_TENANT: {
+    schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    default: '',
+    doc: 'the Weaviate tenant this deployment serves; required when multi-tenant',
+  },
+  KBQL_WEAVIATE_BIND_TENANTS: {
+    schema: bool,
+    default: 'false',
+    doc: "with KBQL_WEAVIATE_MULTI_TENANT: each kbql tenant's chunks (text, vectors, metadata) live in a Weaviate tenant of their own, named after it and created on demand; collection and document records stay in KBQL_WEAVIATE_TENANT",
+  },
+  KBQL_WEAVIATE_INIT_TIMEOUT_MS: {
+    schema: int(100, 600_000),
+    default: '10000',
+    doc: 'how long start-up waits for Weaviate before failing',
+  },
+  KBQL_EMBEDDER: {
+    schema: z.enum(['hash', 'openai', 'ollama']),
+    default: 'hash',
+    doc: 'hash = offline hashed n-gram embedder (no download, no key); openai = any OpenAI-compatible endpoint (OpenAI, vLLM, TEI, LocalAI); ollama',
+  },
   KBQL_EMBEDDING_MODEL: { schema: z.string().min(1), default: '', doc: 'embedding model name for openai/ollama' },
   KBQL_EMBEDDING_DIMENSIONS: { schema: int(8, 8192), default: '', doc: 'vector size; required for openai/ollama, default 1024 for hash' },
-  KBQL_EMBEDDING_BATCH_SIZE: { schema: int(1, 4096), default: '', doc: "texts per provider call (the provider's limit); default 2048 for hash, 256 for openai, 64 for ollama" },
-  KBQL_EMBEDDING_BATCH_WINDOW_MS: { schema: int(0, 1000), default: '2', doc: 'how long the shared embedding batcher gathers texts from concurrent requests into one provider call' },
-  KBQL_SYNTHESIZER: { schema: z.enum(['extractive', 'openai', 'ollama']), default: 'extractive', doc: 'extractive = offline sentence extraction with citations; openai/ollama = LLM answers with [n] citations' },
+  KBQL_EMBEDDING_BATCH_SIZE: {
+    schema: int(1, 4096),
+    default: '',
+    doc: "texts per provider call (the provider's limit); default 2048 for hash, 256 for openai, 64 for ollama",
+  },
+  KBQL_EMBEDDING_BATCH_WINDOW_MS: {
+    schema: int(0, 1000),
+    default: '2',
+    doc: 'how long the shared embedding batcher gathers texts from concurrent requests into one provider call',
+  },
+  KBQL_SYNTHESIZER: {
+    schema: z.enum(['extractive', 'openai', 'ollama']),
+    default: 'extractive',
+    doc: 'extractive = offline sentence extraction with citations; openai/ollama = LLM answers with [n] citations',
+  },
   KBQL_LLM_MODEL: { schema: z.string().min(1), default: '', doc: 'chat model for openai/ollama synthesis' },
   OPENAI_BASE_URL: { schema: url, default: 'https://api.openai.com/v1', doc: 'base URL of the OpenAI-compatible API' },
   OPENAI_API_KEY: { schema: z.string().min(1), default: '', doc: 'API key for the OpenAI-compatible API (optional for local servers)' },
   OLLAMA_HOST: { schema: url, default: 'http://127.0.0.1:11434', doc: 'Ollama server URL' },
   KBQL_PROVIDER_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'timeout of one embedding or LLM call' },
-  KBQL_LLM_RETRIES: { schema: int(0, 10), default: '2', doc: 'retries of an LLM call on transient failures (HTTP 408/429/5xx, connection refused or reset), with exponential backoff; a streamed answer is retried only before its first token' },
-  KBQL_LLM_BREAKER_THRESHOLD: { schema: int(1, 1000), default: '5', doc: 'consecutive failed LLM calls (transient errors or timeouts) that open the circuit: answers then fail fast with UPSTREAM_UNAVAILABLE' },
-  KBQL_LLM_BREAKER_HALF_OPEN_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'how long an open LLM circuit fails fast before one trial call' },
-  KBQL_ANSWER_MIN_RELEVANCE: { schema: num(0, 1), default: '', doc: 'least share (IDF-weighted) of the question\'s terms the best source sentence must cover to answer at all; default extractive 0.25 (a floor under its calibrated answerability score), LLM 0.35 (see README, answer quality)' },
-  KBQL_ANSWER_MIN_KEY_COVERAGE: { schema: num(0, 1), default: '', doc: 'least share of the question\'s key terms the extractive answer sentence and its neighbours must state, as a hard check on top of the answerability score (which already weighs it); default 0 = off' },
-  KBQL_ANSWER_MIN_ANSWERABILITY: { schema: num(0, 1), default: '', doc: 'least answerability score (the calibrated logistic model of the extractive synthesizer) of the best sentence to answer rather than abstain; default 0.425 (fitted on SQuAD 2 questions, see README, answer quality); lower answers more and abstains less; 0 = off' },
-  KBQL_ABSTAIN_MIN_SIMILARITY: { schema: num(0, 1), default: '', doc: 'least cosine similarity of the best retrieved chunk (VECTOR/HYBRID) to answer at all; default calibrated per embedder (hash: see README), 0 for openai/ollama (uncalibrated: set it for your model)' },
+  KBQL_LLM_RETRIES: {
+    schema: int(0, 10),
+    default: '2',
+    doc: 'retries of an LLM call on transient failures (HTTP 408/429/5xx, connection refused or reset), with exponential backoff; a streamed answer is retried only before its first token',
+  },
+  KBQL_LLM_BREAKER_THRESHOLD: {
+    schema: int(1, 1000),
+    default: '5',
+    doc: 'consecutive failed LLM calls (transient errors or timeouts) that open the circuit: answers then fail fast with UPSTREAM_UNAVAILABLE',
+  },
+  KBQL_LLM_BREAKER_HALF_OPEN_MS: {
+    schema: int(100, 3_600_000),
+    default: '30000',
+    doc: 'how long an open LLM circuit fails fast before one trial call',
+  },
+  KBQL_ANSWER_MIN_RELEVANCE: {
+    schema: num(0, 1),
+    default: '',
+    doc: "least share (IDF-weighted) of the question's terms the best source sentence must cover to answer at all; default extractive 0.25 (a floor under its calibrated answerability score), LLM 0.35 (see README, answer quality)",
+  },
+  KBQL_ANSWER_MIN_KEY_COVERAGE: {
+    schema: num(0, 1),
+    default: '',
+    doc: "least share of the question's key terms the extractive answer sentence and its neighbours must state, as a hard check on top of the answerability score (which already weighs it); default 0 = off",
+  },
+  KBQL_ANSWER_MIN_ANSWERABILITY: {
+    schema: num(0, 1),
+    default: '',
+    doc: 'least answerability score (the calibrated logistic model of the extractive synthesizer) of the best sentence to answer rather than abstain; default 0.425 (fitted on SQuAD 2 questions, see README, answer quality); lower answers more and abstains less; 0 = off',
+  },
+  KBQL_ABSTAIN_MIN_SIMILARITY: {
+    schema: num(0, 1),
+    default: '',
+    doc: 'least cosine similarity of the best retrieved chunk (VECTOR/HYBRID) to answer at all; default calibrated per embedder (hash: see README), 0 for openai/ollama (uncalibrated: set it for your model)',
+  },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
-  REDIS_URL: { schema: z.url({ protocol: /^rediss?$/, error: REDIS_URL_HINT }), default: '', doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), rate limits, jobs and their events, e.g. redis://redis:6379; a password in it must be percent-encoded (better: REDIS_PASSWORD); unset: an in-process cache per replica' },
-  REDIS_PASSWORD: { schema: z.string().min(1), default: '', doc: 'password of REDIS_URL, taken as it is (any characters, e.g. from openssl rand -base64 48) and used by every Redis client kbql makes; give it here or in REDIS_URL, not both' },
-  KBQL_CACHE_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), default: 'kbql', doc: 'prefix of every cache key in Redis (deployments sharing a Redis need different ones)' },
-  KBQL_CACHE_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one cache call may take; past it (or with Redis down) the request goes on without the cache, counted as a bypass' },
-  KBQL_CACHE_EMBEDDING_TTL_SECONDS: { schema: int(0, 31_536_000), default: '2592000', doc: 'how long an embedding stays cached (key: embedder name, dimensions, text hash); 0 = no embedding cache' },
-  KBQL_CACHE_RESULT_TTL_SECONDS: { schema: int(0, 2_592_000), default: '300', doc: 'how long a search/ask result stays cached (key: collection version, arguments, access scope; every write invalidates); 0 = no result cache' },
+  REDIS_URL: {
+    schema: z.url({ protocol: /^rediss?$/, error: REDIS_URL_HINT }),
+    default: '',
+    doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), rate limits, jobs and their events, e.g. redis://redis:6379; a password in it must be percent-encoded (better: REDIS_PASSWORD); unset: an in-process cache per replica',
+  },
+  REDIS_PASSWORD: {
+    schema: z.string().min(1),
+    default: '',
+    doc: 'password of REDIS_URL, taken as it is (any characters, e.g. from openssl rand -base64 48) and used by every Redis client kbql makes; give it here or in REDIS_URL, not both',
+  },
+  KBQL_CACHE_PREFIX: {
+    schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+    default: 'kbql',
+    doc: 'prefix of every cache key in Redis (deployments sharing a Redis need different ones)',
+  },
+  KBQL_CACHE_TIMEOUT_MS: {
+    schema: int(1, 10_000),
+    default: '50',
+    doc: 'longest one cache call may take; past it (or with Redis down) the request goes on without the cache, counted as a bypass',
+  },
+  KBQL_CACHE_EMBEDDING_TTL_SECONDS: {
+    schema: int(0, 31_536_000),
+    default: '2592000',
+    doc: 'how long an embedding stays cached (key: embedder name, dimensions, text hash); 0 = no embedding cache',
+  },
+  KBQL_CACHE_RESULT_TTL_SECONDS: {
+    schema: int(0, 2_592_000),
+    default: '300',
+    doc: 'how long a search/ask result stays cached (key: collection version, arguments, access scope; every write invalidates); 0 = no result cache',
+  },
   KBQL_CACHE_MEMORY_MB: { schema: int(1, 65_536), default: '64', doc: 'size of the in-process cache used when REDIS_URL is unset' },
-  KBQL_DOCUMENT_CACHE_SIZE: { schema: int(0, 100_000), default: '1000', doc: 'parsed and validated GraphQL operations kept in process (a repeated operation skips parsing and validation); 0 = none' },
+  KBQL_DOCUMENT_CACHE_SIZE: {
+    schema: int(0, 100_000),
+    default: '1000',
+    doc: 'parsed and validated GraphQL operations kept in process (a repeated operation skips parsing and validation); 0 = none',
+  },
   KBQL_DEFAULT_CHUNK_SIZE: { schema: int(32, 8192), default: '256', doc: 'default chunk size of new collections, in tokens' },
   KBQL_DEFAULT_CHUNK_OVERLAP: { schema: int(0, 4096), default: '32', doc: 'default chunk overlap of new collections, in tokens' },
-  KBQL_HYBRID_ALPHA: { schema: num(0, 1), default: '0.25', doc: 'default weight of the vector side in HYBRID search (1 = vector only; 0.25 is tuned for the offline embedder on SciFact)' },
+  KBQL_HYBRID_ALPHA: {
+    schema: num(0, 1),
+    default: '0.25',
+    doc: 'default weight of the vector side in HYBRID search (1 = vector only; 0.25 is tuned for the offline embedder on SciFact)',
+  },
   KBQL_DEFAULT_TOP_K: { schema: int(1, 200), default: '10', doc: 'hits returned by search when topK is not given' },
   KBQL_ASK_TOP_K: { schema: int(1, 200), default: '5', doc: 'sources retrieved by ask when topK is not given' },
   KBQL_MAX_TOP_K: { schema: int(1, 200), default: '100', doc: 'largest topK a caller may ask for (at most 200)' },
@@ -75,53 +173,217 @@ export const CONFIG_VARIABLES = {
   KBQL_MAX_DOCUMENT_BYTES: { schema: int(16, 1024 ** 3), default: String(2 * 1024 * 1024), doc: 'largest single document content' },
   KBQL_MAX_DOCUMENTS_PER_REQUEST: { schema: int(1, 100_000), default: '500', doc: 'most documents in one ingestDocuments call' },
   KBQL_MAX_QUERY_CHARS: { schema: int(1, 100_000), default: '2000', doc: 'longest search query or question' },
-  KBQL_JOB_QUEUE: { schema: z.enum(['auto', 'memory', 'redis']), default: 'auto', doc: 'where ingestion jobs live: memory = an in-process queue with job state in SQLite in KBQL_DATA_DIR (one replica); redis = BullMQ and job state in REDIS_URL (replicas share the work, each document processed by one); auto = redis when REDIS_URL is set' },
-  KBQL_INGEST_CONCURRENCY: { schema: int(1, 64), default: '8', doc: 'documents of ingestion jobs processed at once by each replica (more in flight lets the embedding batcher fill larger provider calls: 1,000 SciFact documents ran at 0.58× the synchronous path with 1, 0.75× with 2, 0.93× with 8)' },
-  KBQL_JOB_LOCK_MS: { schema: int(1000, 600_000), default: '30000', doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long' },
+  KBQL_JOB_QUEUE: {
+    schema: z.enum(['auto', 'memory', 'redis']),
+    default: 'auto',
+    doc: 'where ingestion jobs live: memory = an in-process queue with job state in SQLite in KBQL_DATA_DIR (one replica); redis = BullMQ and job state in REDIS_URL (replicas share the work, each document processed by one); auto = redis when REDIS_URL is set',
+  },
+  KBQL_INGEST_CONCURRENCY: {
+    schema: int(1, 64),
+    default: '8',
+    doc: 'documents of ingestion jobs processed at once by each replica (more in flight lets the embedding batcher fill larger provider calls: 1,000 SciFact documents ran at 0.58× the synchronous path with 1, 0.75× with 2, 0.93× with 8)',
+  },
+  KBQL_JOB_LOCK_MS: {
+    schema: int(1000, 600_000),
+    default: '30000',
+    doc: 'with KBQL_JOB_QUEUE=redis: how long a replica holds a document without renewing its lock; the documents of a replica that died go to the others after about this long',
+  },
   KBQL_MAX_DOCUMENTS_PER_JOB: { schema: int(1, 1_000_000), default: '10000', doc: 'most documents plus uploads in one startIngestion' },
-  KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT: { schema: int(1, 100_000_000), default: '50000', doc: "most documents one tenant may have queued or in progress across its ingestion jobs (both job backends count them); a startIngestion that would go over fails with RATE_LIMITED and extensions.retryAfter (30 s), so one tenant's backlog cannot starve the others" },
-  KBQL_MAX_UPLOAD_BYTES: { schema: int(1, 1024 ** 3), default: String(25 * 1024 * 1024), doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)' },
-  KBQL_UPLOAD_TTL_SECONDS: { schema: int(60, 2_592_000), default: '86400', doc: 'how long an upload waits for a startIngestion before it is deleted' },
-  KBQL_PARSE_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)' },
-  KBQL_WORKERS: { schema: int(1, 256), default: '', doc: 'worker threads that parse, chunk and (with the hash embedder) embed documents and queries, off the event loop; unset: the machine\'s available parallelism' },
-  KBQL_WORKER_QUEUE: { schema: int(1, 100_000), default: '256', doc: 'tasks of synchronous calls (ingestDocuments, previewChunks, query embedding) that may wait for a worker thread; beyond it they fail at once with SERVER_BUSY (jobs wait instead)' },
-  KBQL_WORKER_QUEUE_TIMEOUT_MS: { schema: int(1, 600_000), default: '10000', doc: 'longest a synchronous call waits for a free worker thread before it fails with SERVER_BUSY (retryAfter 1 s); jobs wait without limit' },
-  KBQL_CHUNK_TIMEOUT_MS: { schema: int(100, 600_000), default: '30000', doc: 'longest parsing or chunking one text document may take in its worker thread; past it the thread is terminated and replaced and the document FAILED with PARSE_TIMEOUT or CHUNK_TIMEOUT' },
-  KBQL_WORKER_HEAP_MB: { schema: int(64, 65_536), default: '512', doc: 'V8 heap limit of one worker thread, in MiB (a document that needs more fails alone; the thread is replaced)' },
-  KBQL_MAX_EXTRACTED_BYTES: { schema: int(1024, 1024 ** 3), default: String(8 * 1024 * 1024), doc: 'most bytes of text (UTF-8) one PDF or DOCX may yield; past it extraction stops (a PDF at that page) and the document FAILED with TEXT_TOO_LARGE. Text within it must still fit KBQL_MAX_DOCUMENT_BYTES to be indexed (PAYLOAD_TOO_LARGE otherwise), so it must not be smaller' },
-  KBQL_MAX_ARCHIVE_INFLATED_BYTES: { schema: int(1024, 4 * 1024 ** 3 - 1), default: String(64 * 1024 * 1024), doc: 'most bytes the ZIP entries of a DOCX may inflate to, as declared and as actually counted while inflating (before the XML reader sees them); above, or an entry inflating past its declared size (zip bomb): FAILED with ARCHIVE_TOO_LARGE' },
-  KBQL_MAX_ARCHIVE_ENTRIES: { schema: int(1, 65_534), default: '2000', doc: 'most entries in the ZIP container of a DOCX (ARCHIVE_TOO_LARGE above)' },
-  KBQL_MAX_PDF_PAGES: { schema: int(1, 1_000_000), default: '2000', doc: 'most pages of a PDF, read from the document before any text: above, FAILED with TOO_MANY_PAGES' },
-  KBQL_JOB_RETENTION_DAYS: { schema: int(0, 3650), default: '7', doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)' },
-  KBQL_AUTH_MODE: { schema: z.enum(['none', 'jwt']), default: '', doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none' },
-  KBQL_JWT_SECRET: { schema: z.string().min(32), default: '', doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt' },
-  KBQL_JWT_JWKS_URL: { schema: url, default: '', doc: "JWKS URL of the identity provider (keys cached, refetched on an unknown kid); give this or KBQL_JWT_SECRET" },
-  KBQL_JWT_ALGORITHMS: { schema: z.string().regex(/^(?:HS|RS|PS|ES)(?:256|384|512)(?:,(?:HS|RS|PS|ES)(?:256|384|512))*$|^EdDSA$/), default: '', doc: 'accepted signature algorithms, comma-separated (anything else is refused); default HS256 with a secret, RS256,ES256 with JWKS; HS* only with a secret, never with JWKS' },
+  KBQL_MAX_QUEUED_DOCUMENTS_PER_TENANT: {
+    schema: int(1, 100_000_000),
+    default: '50000',
+    doc: "most documents one tenant may have queued or in progress across its ingestion jobs (both job backends count them); a startIngestion that would go over fails with RATE_LIMITED and extensions.retryAfter (30 s), so one tenant's backlog cannot starve the others",
+  },
+  KBQL_MAX_UPLOAD_BYTES: {
+    schema: int(1, 1024 ** 3),
+    default: String(25 * 1024 * 1024),
+    doc: 'largest file POST /v1/uploads accepts (413 PAYLOAD_TOO_LARGE above)',
+  },
+  KBQL_UPLOAD_TTL_SECONDS: {
+    schema: int(60, 2_592_000),
+    default: '86400',
+    doc: 'how long an upload waits for a startIngestion before it is deleted',
+  },
+  KBQL_PARSE_TIMEOUT_MS: {
+    schema: int(100, 600_000),
+    default: '30000',
+    doc: 'longest the extraction of one PDF or DOCX may take (in a worker thread, terminated past it: that document FAILED with PARSE_TIMEOUT)',
+  },
+  KBQL_WORKERS: {
+    schema: int(1, 256),
+    default: '',
+    doc: "worker threads that parse, chunk and (with the hash embedder) embed documents and queries, off the event loop; unset: the machine's available parallelism",
+  },
+  KBQL_WORKER_QUEUE: {
+    schema: int(1, 100_000),
+    default: '256',
+    doc: 'tasks of synchronous calls (ingestDocuments, previewChunks, query embedding) that may wait for a worker thread; beyond it they fail at once with SERVER_BUSY (jobs wait instead)',
+  },
+  KBQL_WORKER_QUEUE_TIMEOUT_MS: {
+    schema: int(1, 600_000),
+    default: '10000',
+    doc: 'longest a synchronous call waits for a free worker thread before it fails with SERVER_BUSY (retryAfter 1 s); jobs wait without limit',
+  },
+  KBQL_CHUNK_TIMEOUT_MS: {
+    schema: int(100, 600_000),
+    default: '30000',
+    doc: 'longest parsing or chunking one text document may take in its worker thread; past it the thread is terminated and replaced and the document FAILED with PARSE_TIMEOUT or CHUNK_TIMEOUT',
+  },
+  KBQL_WORKER_HEAP_MB: {
+    schema: int(64, 65_536),
+    default: '512',
+    doc: 'V8 heap limit of one worker thread, in MiB (a document that needs more fails alone; the thread is replaced)',
+  },
+  KBQL_MAX_EXTRACTED_BYTES: {
+    schema: int(1024, 1024 ** 3),
+    default: String(8 * 1024 * 1024),
+    doc: 'most bytes of text (UTF-8) one PDF or DOCX may yield; past it extraction stops (a PDF at that page) and the document FAILED with TEXT_TOO_LARGE. Text within it must still fit KBQL_MAX_DOCUMENT_BYTES to be indexed (PAYLOAD_TOO_LARGE otherwise), so it must not be smaller',
+  },
+  KBQL_MAX_ARCHIVE_INFLATED_BYTES: {
+    schema: int(1024, 4 * 1024 ** 3 - 1),
+    default: String(64 * 1024 * 1024),
+    doc: 'most bytes the ZIP entries of a DOCX may inflate to, as declared and as actually counted while inflating (before the XML reader sees them); above, or an entry inflating past its declared size (zip bomb): FAILED with ARCHIVE_TOO_LARGE',
+  },
+  KBQL_MAX_ARCHIVE_ENTRIES: {
+    schema: int(1, 65_534),
+    default: '2000',
+    doc: 'most entries in the ZIP container of a DOCX (ARCHIVE_TOO_LARGE above)',
+  },
+  KBQL_MAX_PDF_PAGES: {
+    schema: int(1, 1_000_000),
+    default: '2000',
+    doc: 'most pages of a PDF, read from the document before any text: above, FAILED with TOO_MANY_PAGES',
+  },
+  KBQL_JOB_RETENTION_DAYS: {
+    schema: int(0, 3650),
+    default: '7',
+    doc: 'finished ingestion jobs (COMPLETED, COMPLETED_WITH_ERRORS, CANCELLED) are deleted with their per-document records this many days after they end, by an hourly sweep; 0 keeps them forever (the indexed documents always stay)',
+  },
+  KBQL_AUTH_MODE: {
+    schema: z.enum(['none', 'jwt']),
+    default: '',
+    doc: 'none = no authentication, every caller is an ADMIN of tenant "default" (local development only; logged as a warning); jwt = Bearer JWTs required; unset: jwt when NODE_ENV=production, else none',
+  },
+  KBQL_JWT_SECRET: {
+    schema: z.string().min(32),
+    default: '',
+    doc: 'HS256 secret (at least 32 characters) that signs the tokens; give this or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt',
+  },
+  KBQL_JWT_JWKS_URL: {
+    schema: url,
+    default: '',
+    doc: 'JWKS URL of the identity provider (keys cached, refetched on an unknown kid); give this or KBQL_JWT_SECRET',
+  },
+  KBQL_JWT_ALGORITHMS: {
+    schema: z.string().regex(/^(?:HS|RS|PS|ES)(?:256|384|512)(?:,(?:HS|RS|PS|ES)(?:256|384|512))*$|^EdDSA$/),
+    default: '',
+    doc: 'accepted signature algorithms, comma-separated (anything else is refused); default HS256 with a secret, RS256,ES256 with JWKS; HS* only with a secret, never with JWKS',
+  },
   KBQL_JWT_ISSUER: { schema: z.string().min(1), default: '', doc: 'required `iss` of tokens; unset: not checked' },
   KBQL_JWT_AUDIENCE: { schema: z.string().min(1), default: '', doc: 'required `aud` of tokens; unset: not checked' },
   KBQL_JWT_CLOCK_SKEW_SECONDS: { schema: int(0, 300), default: '30', doc: 'clock difference tolerated on `exp` and `nbf`' },
-  KBQL_JWT_ROLE_CLAIM: { schema: z.string().min(1), default: 'kbql_role', doc: 'claim holding the role: READER, WRITER or ADMIN (a token without a valid one is refused)' },
-  KBQL_JWT_TENANT_CLAIM: { schema: z.string().min(1), default: 'kbql_tenant', doc: 'claim holding the tenant (a token without one is refused)' },
-  KBQL_JWT_CACHE_SECONDS: { schema: int(0, 3600), default: '60', doc: 'how long a verified JWT is remembered (LRU by token hash, never past its `exp`) so repeated requests skip signature checks; failures are never remembered; 0 = off' },
-  KBQL_API_KEY_CACHE_SECONDS: { schema: int(0, 3600), default: '30', doc: 'how long a verified service API key is trusted without reading the key store again; a revocation takes effect at once on the replica that made it, on others within this period; 0 = off' },
-  KBQL_RESOLVER_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '30000', doc: 'longest any resolver that calls the store, embedder or synthesizer may run before the field fails with UPSTREAM_TIMEOUT' },
-  KBQL_CORS_ORIGINS: { schema: z.string().regex(/^(?:\*|https?:\/\/[A-Za-z0-9.\-[\]:]+)(?:,(?:https?:\/\/[A-Za-z0-9.\-[\]:]+))*$/), default: '', doc: 'browser origins allowed to call /graphql cross-origin, comma-separated (e.g. https://app.example.com), or * (any origin; only with NODE_ENV=development or test); unset: https://studio.apollographql.com plus http(s)://localhost, 127.0.0.1 and [::1] on any port with NODE_ENV=development or test, no cross-origin access otherwise (see docs/front-door.md)' },
-  KBQL_CORS_CREDENTIALS: { schema: bool, default: 'false', doc: 'let allowed origins send cookies and HTTP auth (Access-Control-Allow-Credentials); kbql itself reads none: bearer tokens and API keys need no credentials mode' },
-  KBQL_MAX_WS_CONNECTIONS_PER_CALLER: { schema: int(1, 100_000), default: '10', doc: 'open WebSocket connections one caller (principal, or client IP when anonymous) may hold per replica; one more is closed with 4429 RATE_LIMITED' },
-  KBQL_TRUSTED_PROXIES: { schema: z.string().regex(/^[0-9A-Fa-f.:]+(?:,[0-9A-Fa-f.:]+)*$/), default: '', doc: 'comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (for the client IP that rate-limits anonymous callers); unset: none' },
-  KBQL_RATE_LIMIT: { schema: bool, default: '', doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test, and NODE_ENV=development with KBQL_AUTH_MODE=none (said at start-up)' },
-  KBQL_RATE_LIMIT_MAX: { schema: int(1, 1_000_000), default: '', doc: 'replaces the max of every @rateLimit field (the schema says 60/min for ask and ingestDocuments, 120/min for search); unset: the schema values' },
-  KBQL_RATE_LIMIT_WINDOW_SECONDS: { schema: int(1, 86_400), default: '', doc: 'replaces the window of every @rateLimit field; unset: the schema values' },
-  KBQL_RATE_LIMIT_TIMEOUT_MS: { schema: int(1, 10_000), default: '50', doc: 'longest one rate-limit Redis call may take before the in-memory limiter decides' },
+  KBQL_JWT_ROLE_CLAIM: {
+    schema: z.string().min(1),
+    default: 'kbql_role',
+    doc: 'claim holding the role: READER, WRITER or ADMIN (a token without a valid one is refused)',
+  },
+  KBQL_JWT_TENANT_CLAIM: {
+    schema: z.string().min(1),
+    default: 'kbql_tenant',
+    doc: 'claim holding the tenant (a token without one is refused)',
+  },
+  KBQL_JWT_CACHE_SECONDS: {
+    schema: int(0, 3600),
+    default: '60',
+    doc: 'how long a verified JWT is remembered (LRU by token hash, never past its `exp`) so repeated requests skip signature checks; failures are never remembered; 0 = off',
+  },
+  KBQL_API_KEY_CACHE_SECONDS: {
+    schema: int(0, 3600),
+    default: '30',
+    doc: 'how long a verified service API key is trusted without reading the key store again; a revocation takes effect at once on the replica that made it, on others within this period; 0 = off',
+  },
+  KBQL_RESOLVER_TIMEOUT_MS: {
+    schema: int(100, 3_600_000),
+    default: '30000',
+    doc: 'longest any resolver that calls the store, embedder or synthesizer may run before the field fails with UPSTREAM_TIMEOUT',
+  },
+  KBQL_CORS_ORIGINS: {
+    schema: z.string().regex(/^(?:\*|https?:\/\/[A-Za-z0-9.\-[\]:]+)(?:,(?:https?:\/\/[A-Za-z0-9.\-[\]:]+))*$/),
+    default: '',
+    doc: 'browser origins allowed to call /graphql cross-origin, comma-separated (e.g. https://app.example.com), or * (any origin; only with NODE_ENV=development or test); unset: https://studio.apollographql.com plus http(s)://localhost, 127.0.0.1 and [::1] on any port with NODE_ENV=development or test, no cross-origin access otherwise (see docs/front-door.md)',
+  },
+  KBQL_CORS_CREDENTIALS: {
+    schema: bool,
+    default: 'false',
+    doc: 'let allowed origins send cookies and HTTP auth (Access-Control-Allow-Credentials); kbql itself reads none: bearer tokens and API keys need no credentials mode',
+  },
+  KBQL_MAX_WS_CONNECTIONS_PER_CALLER: {
+    schema: int(1, 100_000),
+    default: '10',
+    doc: 'open WebSocket connections one caller (principal, or client IP when anonymous) may hold per replica; one more is closed with 4429 RATE_LIMITED',
+  },
+  KBQL_TRUSTED_PROXIES: {
+    schema: z.string().regex(/^[0-9A-Fa-f.:]+(?:,[0-9A-Fa-f.:]+)*$/),
+    default: '',
+    doc: 'comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (for the client IP that rate-limits anonymous callers); unset: none',
+  },
+  KBQL_RATE_LIMIT: {
+    schema: bool,
+    default: '',
+    doc: 'enforce @rateLimit (counters in REDIS_URL when set, shared by replicas; in memory otherwise or while Redis is down); unset: on, except NODE_ENV=test, and NODE_ENV=development with KBQL_AUTH_MODE=none (said at start-up)',
+  },
+  KBQL_RATE_LIMIT_MAX: {
+    schema: int(1, 1_000_000),
+    default: '',
+    doc: 'replaces the max of every @rateLimit field (the schema says 60/min for ask and ingestDocuments, 120/min for search); unset: the schema values',
+  },
+  KBQL_RATE_LIMIT_WINDOW_SECONDS: {
+    schema: int(1, 86_400),
+    default: '',
+    doc: 'replaces the window of every @rateLimit field; unset: the schema values',
+  },
+  KBQL_RATE_LIMIT_TIMEOUT_MS: {
+    schema: int(1, 10_000),
+    default: '50',
+    doc: 'longest one rate-limit Redis call may take before the in-memory limiter decides',
+  },
   KBQL_MAX_QUERY_DEPTH: { schema: int(2, 100), default: '12', doc: 'deepest selection nesting of an operation (QUERY_TOO_DEEP above)' },
-  KBQL_MAX_QUERY_COST: { schema: int(10, 10_000_000), default: '10000', doc: 'highest estimated cost of an operation (QUERY_TOO_COMPLEX above): 1 per field, search 10 and ask 50, lists and search/ask results multiplied by first/topK' },
+  KBQL_MAX_QUERY_COST: {
+    schema: int(10, 10_000_000),
+    default: '10000',
+    doc: 'highest estimated cost of an operation (QUERY_TOO_COMPLEX above): 1 per field, search 10 and ask 50, lists and search/ask results multiplied by first/topK',
+  },
   KBQL_MAX_ALIASES: { schema: int(1, 10_000), default: '30', doc: 'most aliased fields in an operation (QUERY_TOO_COMPLEX above)' },
-  KBQL_MAX_QUERY_TOKENS: { schema: int(100, 1_000_000), default: '5000', doc: 'most lexical tokens in an operation document (parsing stops there; GRAPHQL_PARSE_FAILED)' },
-  KBQL_LOG_LEVEL: { schema: z.enum(['silent', 'error', 'warn', 'info', 'debug']), default: 'info', doc: 'log level (logs go to stderr as JSON lines)' },
-  KBQL_METRICS_PORT: { schema: z.union([z.literal('main'), int(0, 65535)]), default: '', doc: 'serve GET /metrics on this port only (the main port then answers 404 for it), so it can be kept from the public entry point; main = on the main port; unset: 9464 with NODE_ENV=production, the main port otherwise' },
-  OTEL_TRACES_EXPORTER: { schema: z.enum(['otlp', 'console', 'none']), default: '', doc: 'otlp = OpenTelemetry traces over OTLP/HTTP, console = to stdout, none = off; unset: otlp when an OTLP endpoint is set, else off' },
-  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: url, default: '', doc: 'OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (traces go to /v1/traces); the other standard OTEL_* variables are read by the SDK' },
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: { schema: url, default: '', doc: 'full OTLP/HTTP traces URL, overriding OTEL_EXPORTER_OTLP_ENDPOINT for traces' },
+  KBQL_MAX_QUERY_TOKENS: {
+    schema: int(100, 1_000_000),
+    default: '5000',
+    doc: 'most lexical tokens in an operation document (parsing stops there; GRAPHQL_PARSE_FAILED)',
+  },
+  KBQL_LOG_LEVEL: {
+    schema: z.enum(['silent', 'error', 'warn', 'info', 'debug']),
+    default: 'info',
+    doc: 'log level (logs go to stderr as JSON lines)',
+  },
+  KBQL_METRICS_PORT: {
+    schema: z.union([z.literal('main'), int(0, 65535)]),
+    default: '',
+    doc: 'serve GET /metrics on this port only (the main port then answers 404 for it), so it can be kept from the public entry point; main = on the main port; unset: 9464 with NODE_ENV=production, the main port otherwise',
+  },
+  OTEL_TRACES_EXPORTER: {
+    schema: z.enum(['otlp', 'console', 'none']),
+    default: '',
+    doc: 'otlp = OpenTelemetry traces over OTLP/HTTP, console = to stdout, none = off; unset: otlp when an OTLP endpoint is set, else off',
+  },
+  OTEL_EXPORTER_OTLP_ENDPOINT: {
+    schema: url,
+    default: '',
+    doc: 'OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (traces go to /v1/traces); the other standard OTEL_* variables are read by the SDK',
+  },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {
+    schema: url,
+    default: '',
+    doc: 'full OTLP/HTTP traces URL, overriding OTEL_EXPORTER_OTLP_ENDPOINT for traces',
+  },
   OTEL_SERVICE_NAME: { schema: z.string().min(1), default: 'kbql', doc: 'service.name of the traces' },
 } as const satisfies Record<string, { schema: z.ZodType; default: string; doc: string }>;
 
@@ -258,7 +520,12 @@ export interface Config {
     readonly maxQueuedDocumentsPerTenant: number;
     readonly parseTimeoutMs: number;
     /** Bounds of one uploaded file's extraction (bytes, bytes, entries, pages). */
-    readonly extraction: { readonly maxExtractedBytes: number; readonly maxArchiveInflatedBytes: number; readonly maxArchiveEntries: number; readonly maxPdfPages: number };
+    readonly extraction: {
+      readonly maxExtractedBytes: number;
+      readonly maxArchiveInflatedBytes: number;
+      readonly maxArchiveEntries: number;
+      readonly maxPdfPages: number;
+    };
     /** Days a finished job is kept after it ends; 0: forever. */
     readonly retentionDays: number;
   };
@@ -379,7 +646,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           bindTenants: v.KBQL_WEAVIATE_BIND_TENANTS ?? false,
         }
       : { kind: 'embedded', timeoutMs: v.KBQL_STORE_TIMEOUT_MS! };
-  if (v.KBQL_WEAVIATE_BIND_TENANTS && !v.KBQL_WEAVIATE_MULTI_TENANT) problems.push('KBQL_WEAVIATE_BIND_TENANTS needs KBQL_WEAVIATE_MULTI_TENANT=true');
+  if (v.KBQL_WEAVIATE_BIND_TENANTS && !v.KBQL_WEAVIATE_MULTI_TENANT)
+    problems.push('KBQL_WEAVIATE_BIND_TENANTS needs KBQL_WEAVIATE_MULTI_TENANT=true');
 
   const chunkSize = v.KBQL_DEFAULT_CHUNK_SIZE!;
   const chunkOverlap = v.KBQL_DEFAULT_CHUNK_OVERLAP!;
@@ -396,12 +664,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const secret = v.KBQL_JWT_SECRET ?? null;
     const jwksUrl = v.KBQL_JWT_JWKS_URL ?? null;
     if ((secret === null) === (jwksUrl === null)) {
-      problems.push(`give exactly one of KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt${v.KBQL_AUTH_MODE ? '' : ' (the default with NODE_ENV=production; KBQL_AUTH_MODE=none turns authentication off)'}`);
+      problems.push(
+        `give exactly one of KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL when KBQL_AUTH_MODE=jwt${v.KBQL_AUTH_MODE ? '' : ' (the default with NODE_ENV=production; KBQL_AUTH_MODE=none turns authentication off)'}`,
+      );
     }
     const algorithms = (v.KBQL_JWT_ALGORITHMS ?? (secret ? 'HS256' : 'RS256,ES256')).split(',');
     const symmetric = algorithms.filter((a) => a.startsWith('HS'));
-    if (secret && symmetric.length !== algorithms.length) problems.push('KBQL_JWT_ALGORITHMS: only HS256/HS384/HS512 go with KBQL_JWT_SECRET');
-    if (jwksUrl && symmetric.length > 0) problems.push('KBQL_JWT_ALGORITHMS: HS* algorithms never go with KBQL_JWT_JWKS_URL (a public key is not a secret)');
+    if (secret && symmetric.length !== algorithms.length)
+      problems.push('KBQL_JWT_ALGORITHMS: only HS256/HS384/HS512 go with KBQL_JWT_SECRET');
+    if (jwksUrl && symmetric.length > 0)
+      problems.push('KBQL_JWT_ALGORITHMS: HS* algorithms never go with KBQL_JWT_JWKS_URL (a public key is not a secret)');
     jwt = {
       secret,
       jwksUrl,
@@ -416,18 +688,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
   const redisUrl = redisUrlWithPassword(v.REDIS_URL, v.REDIS_PASSWORD, problems);
   if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
-    problems.push(`KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`);
+    problems.push(
+      `KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`,
+    );
   }
   const devExplicit = env.NODE_ENV === 'development' || env.NODE_ENV === 'test';
   const corsList = v.KBQL_CORS_ORIGINS?.split(',') ?? null;
-  if (corsList?.includes('*') && !devExplicit) problems.push('KBQL_CORS_ORIGINS=* is refused outside NODE_ENV=development/test: list the origins');
-  if (corsList?.includes('*') && v.KBQL_CORS_CREDENTIALS) problems.push('KBQL_CORS_CREDENTIALS=true needs listed origins, not KBQL_CORS_ORIGINS=* (browsers refuse credentials with *)');
+  if (corsList?.includes('*') && !devExplicit)
+    problems.push('KBQL_CORS_ORIGINS=* is refused outside NODE_ENV=development/test: list the origins');
+  if (corsList?.includes('*') && v.KBQL_CORS_CREDENTIALS)
+    problems.push('KBQL_CORS_CREDENTIALS=true needs listed origins, not KBQL_CORS_ORIGINS=* (browsers refuse credentials with *)');
   // NODE_ENV unset counts as production, as for introspection: rate limits off only when asked for development.
   const rateLimitReason =
-    v.KBQL_RATE_LIMIT !== undefined ? `KBQL_RATE_LIMIT=${v.KBQL_RATE_LIMIT}`
-    : env.NODE_ENV === 'test' ? 'NODE_ENV=test'
-    : env.NODE_ENV === 'development' && authMode === 'none' ? 'NODE_ENV=development with authentication off (KBQL_AUTH_MODE=none); KBQL_RATE_LIMIT=true turns them on'
-    : 'the default with authentication on or outside development';
+    v.KBQL_RATE_LIMIT !== undefined
+      ? `KBQL_RATE_LIMIT=${v.KBQL_RATE_LIMIT}`
+      : env.NODE_ENV === 'test'
+        ? 'NODE_ENV=test'
+        : env.NODE_ENV === 'development' && authMode === 'none'
+          ? 'NODE_ENV=development with authentication off (KBQL_AUTH_MODE=none); KBQL_RATE_LIMIT=true turns them on'
+          : 'the default with authentication on or outside development';
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -528,7 +807,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       documentCacheSize: v.KBQL_DOCUMENT_CACHE_SIZE!,
     },
     // Metrics are anonymous: in production they get a port of their own unless asked for on the main one.
-    metrics: { port: v.KBQL_METRICS_PORT === 'main' ? null : (v.KBQL_METRICS_PORT ?? (v.NODE_ENV === 'production' ? DEFAULT_PRODUCTION_METRICS_PORT : null)) },
+    metrics: {
+      port:
+        v.KBQL_METRICS_PORT === 'main'
+          ? null
+          : (v.KBQL_METRICS_PORT ?? (v.NODE_ENV === 'production' ? DEFAULT_PRODUCTION_METRICS_PORT : null)),
+    },
     tracing: {
       exporter:
         v.OTEL_TRACES_EXPORTER === 'none'
@@ -545,7 +829,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  */
 function redisUrlWithPassword(redisUrl: string | undefined, password: string | undefined, problems: string[]): string | null {
   if (!redisUrl) {
-    if (password) problems.push('REDIS_PASSWORD is set but REDIS_URL is not: give the Redis address in REDIS_URL (e.g. redis://redis:6379)');
+    if (password)
+      problems.push('REDIS_PASSWORD is set but REDIS_URL is not: give the Redis address in REDIS_URL (e.g. redis://redis:6379)');
     return null;
   }
   if (!password) return redisUrl;

@@ -15,7 +15,10 @@ export const ERROR_CODES = {
   SERVER_BUSY: { status: 503, message: 'kbql is busy; retry shortly.' },
   UPSTREAM_UNAVAILABLE: { status: 503, message: 'A service kbql depends on is unavailable.' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'A service kbql depends on did not answer in time.' },
-  STORAGE_UNAVAILABLE: { status: 503, message: 'The data directory cannot be written (disk full or read-only); nothing was changed. Retry once space returns.' },
+  STORAGE_UNAVAILABLE: {
+    status: 503,
+    message: 'The data directory cannot be written (disk full or read-only); nothing was changed. Retry once space returns.',
+  },
   INTERNAL_SERVER_ERROR: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -42,7 +45,6 @@ export class AppError extends Error {
 export const isAppError = (error: unknown): error is AppError => error instanceof AppError;
 
 /** Shorthands for the codes the domain throws most. */
-export const badInput = (message: string, details?: ErrorDetails): AppError =>
-  new AppError('BAD_USER_INPUT', message, details);
+export const badInput = (message: string, details?: ErrorDetails): AppError => new AppError('BAD_USER_INPUT', message, details);
 export const notFound = (what: string, id: string): AppError =>
   new AppError('NOT_FOUND', `${what} "${id}" was not found.`, { kind: what, id });

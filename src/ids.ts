@@ -13,8 +13,7 @@ export function uuidV5(name: string, namespace: string = KBQL_NAMESPACE): string
 /** kbql's own namespace for v5 ids. */
 export const KBQL_NAMESPACE = '6f1c2d3e-8a4b-5c6d-9e0f-1a2b3c4d5e6f';
 
-export const documentId = (collectionId: string, externalId: string): string =>
-  uuidV5(`document\u0000${collectionId}\u0000${externalId}`);
+export const documentId = (collectionId: string, externalId: string): string => uuidV5(`document\u0000${collectionId}\u0000${externalId}`);
 
 export const chunkId = (docId: string, index: number): string => uuidV5(`chunk\u0000${docId}\u0000${index}`);
 

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   loaded = config;
   const logger = createLogger(config.logLevel);
   // Before the app: everything it builds uses the global API, which this registers.
-  const tracing = config.tracing.exporter ? startTracing({ serviceName: config.tracing.serviceName, exporter: config.tracing.exporter, logger }) : null;
+  const tracing = config.tracing.exporter
+    ? startTracing({ serviceName: config.tracing.serviceName, exporter: config.tracing.exporter, logger })
+    : null;
   const app = await createApp(config, { logger });
   const url = await app.listen();
   process.stdout.write(`kbql ready at ${url}/graphql\n`);

@@ -7,7 +7,19 @@ import Database from 'better-sqlite3';
 import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { isAppError } from '../../src/errors';
-import { Checks, CREATE_COLLECTION, failureOf, gql, INGEST, listDocuments, PRODUCTION_ENV, SEARCH, syntheticDocument, token, type DrillReport } from './lib';
+import {
+  Checks,
+  CREATE_COLLECTION,
+  failureOf,
+  gql,
+  INGEST,
+  listDocuments,
+  PRODUCTION_ENV,
+  SEARCH,
+  syntheticDocument,
+  token,
+  type DrillReport,
+} from './lib';
 
 export interface DiskDrillOptions {
   /** Size of the tmpfs the data directory lives on, before it is grown. @default '2m' */
@@ -53,7 +65,8 @@ export async function diskDrill(options: DiskDrillOptions = {}): Promise<DrillRe
   const size = options.size ?? '2m';
   const header = ['step', 'outcome', 'documents', 'detail'];
   const title = `Drill 6 — disk full / read-only data directory (embedded store): tmpfs of ${size} mounted as KBQL_DATA_DIR, grown to 64m; read-only = bind mount remounted ro`;
-  if (!canMountTmpfs()) return { name: 'disk', title, header, rows: [], failures: [], skipped: 'needs root with permission to mount a tmpfs' };
+  if (!canMountTmpfs())
+    return { name: 'disk', title, header, rows: [], failures: [], skipped: 'needs root with permission to mount a tmpfs' };
   const checks = new Checks();
   const base = mkdtempSync(path.join(os.tmpdir(), 'kbql-drill-disk-'));
   const dataDir = path.join(base, 'data');
@@ -91,13 +104,27 @@ export async function diskDrill(options: DiskDrillOptions = {}): Promise<DrillRe
     }
     checks.that(failedBatch !== null, 'the disk filled up within 300 calls');
     const codes = [...new Set(failedResults.filter((r) => r.status === 'FAILED').map((r) => r.code))];
-    checks.that(codes.length === 1 && codes[0] === 'STORAGE_UNAVAILABLE', `failed documents carry STORAGE_UNAVAILABLE (got ${codes.join(',')})`);
-    checks.that(failedResults.some((r) => /disk full/.test(r.reason ?? '')), 'the reason says the disk is full');
-    rows.push(['ingest until the tmpfs is full', `FAILED: ${codes.join(',')}`, stored, failedResults.find((r) => r.status === 'FAILED')?.reason ?? '']);
+    checks.that(
+      codes.length === 1 && codes[0] === 'STORAGE_UNAVAILABLE',
+      `failed documents carry STORAGE_UNAVAILABLE (got ${codes.join(',')})`,
+    );
+    checks.that(
+      failedResults.some((r) => /disk full/.test(r.reason ?? '')),
+      'the reason says the disk is full',
+    );
+    rows.push([
+      'ingest until the tmpfs is full',
+      `FAILED: ${codes.join(',')}`,
+      stored,
+      failedResults.find((r) => r.status === 'FAILED')?.reason ?? '',
+    ]);
 
     const whileFull = await listDocuments(url, auth, 'disk');
     const partial = whileFull.filter((d) => d.storedChunks !== d.chunkCount);
-    checks.that(whileFull.length === stored && partial.length === 0, `while full: ${whileFull.length} documents (expected ${stored}), ${partial.length} partial`);
+    checks.that(
+      whileFull.length === stored && partial.length === 0,
+      `while full: ${whileFull.length} documents (expected ${stored}), ${partial.length} partial`,
+    );
     const search = await gql(url, SEARCH, { c: 'disk', q: 'glacier falcon' }, { token: auth });
     checks.that(failureOf(search) === null && search.body!.data.search.hits.length > 0, `search while full: ${failureOf(search)}`);
     rows.push(['read while full', failureOf(search) ?? 'search OK', whileFull.length, `${partial.length} partial documents`]);
@@ -106,11 +133,22 @@ export async function diskDrill(options: DiskDrillOptions = {}): Promise<DrillRe
     mount(['-o', 'remount,size=64m', dataDir]);
     const retry = await gql(url, INGEST, { c: 'disk', docs: failedBatch ?? [] }, { token: auth, timeoutMs: 60_000 });
     const retried = retry.body?.data?.ingestDocuments;
-    checks.that(retried?.failed === 0 && retried.indexed + retried.unchanged === (failedBatch?.length ?? 0), `after growing: ${JSON.stringify(retried && { indexed: retried.indexed, unchanged: retried.unchanged, failed: retried.failed })}`);
+    checks.that(
+      retried?.failed === 0 && retried.indexed + retried.unchanged === (failedBatch?.length ?? 0),
+      `after growing: ${JSON.stringify(retried && { indexed: retried.indexed, unchanged: retried.unchanged, failed: retried.failed })}`,
+    );
     const afterGrow = await listDocuments(url, auth, 'disk');
     const expected = new Set([...whileFull.map((d) => d.externalId), ...(failedBatch ?? []).map((d) => d.id)]);
-    checks.that(afterGrow.length === expected.size && afterGrow.every((d) => d.storedChunks === d.chunkCount), `after growing: ${afterGrow.length} documents (expected ${expected.size})`);
-    rows.push(['tmpfs grown to 64m, same call again', `indexed ${retried?.indexed ?? '?'}, failed ${retried?.failed ?? '?'}`, afterGrow.length, 'recovered without a restart']);
+    checks.that(
+      afterGrow.length === expected.size && afterGrow.every((d) => d.storedChunks === d.chunkCount),
+      `after growing: ${afterGrow.length} documents (expected ${expected.size})`,
+    );
+    rows.push([
+      'tmpfs grown to 64m, same call again',
+      `indexed ${retried?.indexed ?? '?'}, failed ${retried?.failed ?? '?'}`,
+      afterGrow.length,
+      'recovered without a restart',
+    ]);
     await app.stop();
     app = null;
 
@@ -134,7 +172,10 @@ export async function diskDrill(options: DiskDrillOptions = {}): Promise<DrillRe
     app = await start(readOnlyView);
     const url2 = `${await app.listen(0, '127.0.0.1')}/graphql`;
     const afterRw = await listDocuments(url2, auth, 'disk');
-    checks.that(afterRw.length === expected.size && afterRw.every((d) => d.storedChunks === d.chunkCount), `writable again: ${afterRw.length} documents`);
+    checks.that(
+      afterRw.length === expected.size && afterRw.every((d) => d.storedChunks === d.chunkCount),
+      `writable again: ${afterRw.length} documents`,
+    );
     const write = await gql(url2, INGEST, { c: 'disk', docs: [syntheticDocument(99_999)] }, { token: auth });
     checks.that(write.body?.data?.ingestDocuments?.indexed === 1, 'writes work again');
     rows.push(['writable again, start', 'OK, write OK', afterRw.length + 1, 'data intact']);

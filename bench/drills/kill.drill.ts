@@ -92,12 +92,30 @@ export async function killDrill(options: KillDrillOptions = {}): Promise<DrillRe
         checks.that(reference.size === total, `fresh ingest has ${reference.size} of ${total} documents`);
       }
       const visible = await listDocuments(kbql.url, auth, 'crash');
-      const partial = visible.filter((d) => d.storedChunks !== d.chunkCount || reference!.get(d.externalId)?.contentHash !== d.contentHash || reference!.get(d.externalId)?.chunkCount !== d.chunkCount);
+      const partial = visible.filter(
+        (d) =>
+          d.storedChunks !== d.chunkCount ||
+          reference!.get(d.externalId)?.contentHash !== d.contentHash ||
+          reference!.get(d.externalId)?.chunkCount !== d.chunkCount,
+      );
       const missingAcked = [...acknowledged].filter((id) => !visible.some((d) => d.externalId === id));
-      checks.that(partial.length === 0, `round ${round + 1}: ${partial.length} partial or foreign documents (${partial.slice(0, 3).map((d) => d.externalId).join(', ')})`);
+      checks.that(
+        partial.length === 0,
+        `round ${round + 1}: ${partial.length} partial or foreign documents (${partial
+          .slice(0, 3)
+          .map((d) => d.externalId)
+          .join(', ')})`,
+      );
       checks.that(missingAcked.length === 0, `round ${round + 1}: ${missingAcked.length} acknowledged documents missing`);
       checks.that(visible.length < total, `round ${round + 1}: the kill came before the end (${visible.length} of ${total})`);
-      rows.push([`kill ${round + 1}`, `after ${acked} acknowledged calls, ${inFlightAtKill[0] ?? 0} in flight`, acknowledged.size, visible.length, partial.length, missingAcked.length]);
+      rows.push([
+        `kill ${round + 1}`,
+        `after ${acked} acknowledged calls, ${inFlightAtKill[0] ?? 0} in flight`,
+        acknowledged.size,
+        visible.length,
+        partial.length,
+        missingAcked.length,
+      ]);
     }
 
     // Re-ingest everything: unchanged documents are skipped by content hash, the rest written; then compare.

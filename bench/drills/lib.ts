@@ -276,7 +276,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         sent++;
         const at = performance.now() - started;
         const requestId = `load-${i}`;
-        const p = gql(options.url, request.query, request.variables, { token: options.token, agent, requestId, timeoutMs: options.timeoutMs ?? 30_000 }).then((result) => {
+        const p = gql(options.url, request.query, request.variables, {
+          token: options.token,
+          agent,
+          requestId,
+          timeoutMs: options.timeoutMs ?? 30_000,
+        }).then((result) => {
           const sample = { kind: request.kind, requestId, at, ms: result.ms, failure: failureOf(result) };
           samples.push(sample);
           options.onSample?.(sample);
@@ -298,7 +303,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
  * Closed-loop capacity: `connections` clients each sending the next request as soon as the previous answered, for
  * `durationMs`; resolves with the completed requests per second (failed ones excluded) and the samples.
  */
-export async function measureCapacity(options: { url: string; token: string; connections: number; durationMs: number; next: (i: number) => LoadRequest }): Promise<{ rps: number; samples: LoadSample[] }> {
+export async function measureCapacity(options: {
+  url: string;
+  token: string;
+  connections: number;
+  durationMs: number;
+  next: (i: number) => LoadRequest;
+}): Promise<{ rps: number; samples: LoadSample[] }> {
   const agent = keepAliveAgent(options.connections);
   const samples: LoadSample[] = [];
   const started = performance.now();
@@ -328,7 +339,15 @@ export function latencyRows(samples: readonly LoadSample[]): (string | number)[]
     const ms = of.map((s) => s.ms);
     return [label, of.length, of.filter((s) => s.failure).length, percentile(ms, 50), percentile(ms, 99), Math.max(...ms)];
   };
-  return [...kinds.map((k) => row(k, samples.filter((s) => s.kind === k))), row('all', samples)];
+  return [
+    ...kinds.map((k) =>
+      row(
+        k,
+        samples.filter((s) => s.kind === k),
+      ),
+    ),
+    row('all', samples),
+  ];
 }
 
 /** The distinct failures and how often each came. */
@@ -369,7 +388,12 @@ export async function listDocuments(url: string, auth: string, collection: strin
       edges: { node: { externalId: string; contentHash: string; chunkCount: number; chunks: { totalCount: number } } }[];
     };
     for (const { node } of connection.edges) {
-      out.push({ externalId: node.externalId, contentHash: node.contentHash, chunkCount: node.chunkCount, storedChunks: node.chunks.totalCount });
+      out.push({
+        externalId: node.externalId,
+        contentHash: node.contentHash,
+        chunkCount: node.chunkCount,
+        storedChunks: node.chunks.totalCount,
+      });
     }
     if (!connection.pageInfo.hasNextPage) return out;
     after = connection.pageInfo.endCursor;
@@ -389,14 +413,25 @@ const WORDS = (
 export const rng = mulberry32;
 
 /** Document `i` (version `version`): a few paragraphs of sentences drawn from a fixed vocabulary. */
-export function syntheticDocument(i: number, version = 0, paragraphs = 3): { id: string; title: string; content: string; contentType: 'TEXT' } {
+export function syntheticDocument(
+  i: number,
+  version = 0,
+  paragraphs = 3,
+): { id: string; title: string; content: string; contentType: 'TEXT' } {
   const random = rng(i * 7919 + version * 104_729 + 1);
   const sentence = () => {
     const words = Array.from({ length: 8 + Math.floor(random() * 12) }, () => WORDS[Math.floor(random() * WORDS.length)]!);
     return `${words[0]!.charAt(0).toUpperCase()}${words[0]!.slice(1)} ${words.slice(1).join(' ')}.`;
   };
-  const body = Array.from({ length: paragraphs }, () => Array.from({ length: 4 + Math.floor(random() * 4) }, sentence).join(' ')).join('\n\n');
-  return { id: `doc-${String(i).padStart(5, '0')}`, title: `Document ${i} v${version}`, content: `Document ${i} version ${version}\n\n${body}`, contentType: 'TEXT' };
+  const body = Array.from({ length: paragraphs }, () => Array.from({ length: 4 + Math.floor(random() * 4) }, sentence).join(' ')).join(
+    '\n\n',
+  );
+  return {
+    id: `doc-${String(i).padStart(5, '0')}`,
+    title: `Document ${i} v${version}`,
+    content: `Document ${i} version ${version}\n\n${body}`,
+    contentType: 'TEXT',
+  };
 }
 
 /** A search query of 3–5 vocabulary words (deterministic in `i`). */
@@ -439,8 +474,8 @@ export async function startKbqlChild(env: Record<string, string>, timeoutMs = 60
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, atMs: performance.now() })),
   );

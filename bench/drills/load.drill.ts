@@ -103,11 +103,16 @@ export async function loadDrill(options: LoadDrillOptions = {}): Promise<DrillRe
     const capacity = options.rate
       ? null
       : await measureCapacity({ url: kbql.url, token: auth, connections: 16, durationMs: 5000, next: (i) => mixedRequest(i + 1_000_000) });
-    checks.that(!capacity || capacity.samples.every((s) => !s.failure), `calibration failures: ${capacity && failureSummary(capacity.samples)}`);
+    checks.that(
+      !capacity || capacity.samples.every((s) => !s.failure),
+      `calibration failures: ${capacity && failureSummary(capacity.samples)}`,
+    );
     const rate = Math.max(1, Math.round(options.rate ?? Math.min(P1_SEARCH_RPS, capacity!.rps * 0.8)));
     const warm = await runLoad({ url: kbql.url, token: auth, rate, durationMs: warmupSeconds * 1000, next: mixedRequest });
     const metricsUrl = kbql.url.replace(/\/graphql$/, '/metrics');
-    const heapMiB = async () => metricSum(await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text(), 'kbql_nodejs_heap_size_used_bytes') / 2 ** 20;
+    const heapMiB = async () =>
+      metricSum(await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text(), 'kbql_nodejs_heap_size_used_bytes') /
+      2 ** 20;
     // Idle a few seconds before each reading, so V8's idle-time GC runs and the figures compare like with like.
     await sleep(SETTLE_MS);
     const rssBefore = rssMiB(kbql.child.pid!);
@@ -129,17 +134,41 @@ export async function loadDrill(options: LoadDrillOptions = {}): Promise<DrillRe
     const heapAfter = await heapMiB();
     const achieved = load.sent / (load.elapsedMs / 1000);
     const failed = load.samples.filter((s) => s.failure).length;
-    checks.that(warm.samples.every((s) => !s.failure), `warm-up failures: ${failureSummary(warm.samples)}`);
+    checks.that(
+      warm.samples.every((s) => !s.failure),
+      `warm-up failures: ${failureSummary(warm.samples)}`,
+    );
     checks.that(failed === 0, `${failed} failed requests: ${failureSummary(load.samples)}`);
     checks.that(load.backlogged === 0, `${load.backlogged} requests could not be sent (more than 2048 in flight)`);
     checks.that(achieved >= rate * 0.95, `achieved ${achieved.toFixed(0)} req/s of ${rate}`);
     const bound = rssBoundMiB(rssBefore);
     checks.that(rssAfter - rssBefore <= bound, `RSS grew ${(rssAfter - rssBefore).toFixed(0)} MiB (bound ${bound.toFixed(0)} MiB)`);
     const rows: (string | number)[][] = latencyRows(load.samples);
-    rows.push(['rate req/s', `fixed ${rate}`, `achieved ${achieved.toFixed(0)}`, capacity ? `capacity ${capacity.rps.toFixed(0)}` : 'capacity not measured', `P1 ${P1_SEARCH_RPS}`, `backlogged ${load.backlogged}`]);
+    rows.push([
+      'rate req/s',
+      `fixed ${rate}`,
+      `achieved ${achieved.toFixed(0)}`,
+      capacity ? `capacity ${capacity.rps.toFixed(0)}` : 'capacity not measured',
+      `P1 ${P1_SEARCH_RPS}`,
+      `backlogged ${load.backlogged}`,
+    ]);
     const rssMid = rssSamples[Math.floor(rssSamples.length / 2)] ?? rssBefore;
-    rows.push(['V8 heap used MiB', `before ${heapBefore.toFixed(0)}`, '', `after ${heapAfter.toFixed(0)}`, `growth ${(heapAfter - heapBefore).toFixed(0)}`, '']);
-    rows.push(['RSS MiB', `before ${rssBefore.toFixed(0)}`, `mid-run ${rssMid.toFixed(0)}`, `after ${rssAfter.toFixed(0)} (peak ${rssPeak.toFixed(0)})`, `growth ${(rssAfter - rssBefore).toFixed(0)}`, `bound ${bound.toFixed(0)}`]);
+    rows.push([
+      'V8 heap used MiB',
+      `before ${heapBefore.toFixed(0)}`,
+      '',
+      `after ${heapAfter.toFixed(0)}`,
+      `growth ${(heapAfter - heapBefore).toFixed(0)}`,
+      '',
+    ]);
+    rows.push([
+      'RSS MiB',
+      `before ${rssBefore.toFixed(0)}`,
+      `mid-run ${rssMid.toFixed(0)}`,
+      `after ${rssAfter.toFixed(0)} (peak ${rssPeak.toFixed(0)})`,
+      `growth ${(rssAfter - rssBefore).toFixed(0)}`,
+      `bound ${bound.toFixed(0)}`,
+    ]);
     return {
       name: 'load',
       title: `Drill 1 — load: ${seconds} s of mixed search/ask/ingest (90/8/2 %, half of the questions from 20 popular ones) at ${rate} req/s after a ${warmupSeconds} s warm-up; kbql in production mode (JWT, rate limit, embedded store, ${documents} documents), own process, loopback, ${os.cpus().length} cores`,

@@ -6,7 +6,23 @@ import { OpenAIEmbedder } from '../../src/adapters/embedders/openai.embedder';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { OpenAiStub } from '../../test/helpers/openai-stub';
-import { ASK, Checks, CREATE_COLLECTION, failureOf, gql, INGEST, percentile, PRODUCTION_ENV, SEARCH, sleep, syntheticDocument, syntheticQuery, token, type DrillReport, type GqlResult } from './lib';
+import {
+  ASK,
+  Checks,
+  CREATE_COLLECTION,
+  failureOf,
+  gql,
+  INGEST,
+  percentile,
+  PRODUCTION_ENV,
+  SEARCH,
+  sleep,
+  syntheticDocument,
+  syntheticQuery,
+  token,
+  type DrillReport,
+  type GqlResult,
+} from './lib';
 
 export interface ProviderDrillOptions {
   /** Deadline of one embedding call. @default 1000 */
@@ -51,7 +67,12 @@ export async function providerDrill(options: ProviderDrillOptions = {}): Promise
   const rows: (string | number)[][] = [];
   try {
     checks.that(failureOf(await gql(url, CREATE_COLLECTION, { name: 'drill' }, { token: auth })) === null, 'create collection');
-    const seeded = await gql(url, INGEST, { c: 'drill', docs: Array.from({ length: 20 }, (_, i) => syntheticDocument(i)) }, { token: auth });
+    const seeded = await gql(
+      url,
+      INGEST,
+      { c: 'drill', docs: Array.from({ length: 20 }, (_, i) => syntheticDocument(i)) },
+      { token: auth },
+    );
     checks.that(seeded.body?.data?.ingestDocuments?.indexed === 20, `seed: ${failureOf(seeded)}`);
 
     /** Sends `n` requests one after another; one table row; returns the outcomes. */
@@ -80,43 +101,77 @@ export async function providerDrill(options: ProviderDrillOptions = {}): Promise
     const circuitOpen = (r: GqlResult) => r.body?.errors?.[0]?.extensions?.['circuit'] === 'open';
 
     const healthy = await phase('healthy', 5);
-    checks.that(codes(healthy).every((c) => c === null), 'healthy searches succeed');
+    checks.that(
+      codes(healthy).every((c) => c === null),
+      'healthy searches succeed',
+    );
 
     // 1. HTTP 500 from now on: each call retries (1 + 2 attempts, backoff 100 ms then 200 ms), `threshold` failed
     //    calls open the circuit; after that no call reaches the provider.
     stub.failNext(500, 100_000, { routes: ['embeddings'] });
     let calls = stub.count('embeddings');
     const failing = await phase(`HTTP 500: first ${threshold} calls (retried)`, threshold);
-    checks.that(codes(failing).every((c) => c === 'UPSTREAM_UNAVAILABLE'), `500s → UPSTREAM_UNAVAILABLE: ${codes(failing).join(',')}`);
-    checks.that(stub.count('embeddings') - calls === threshold * (1 + retries), `each failed call made ${1 + retries} attempts (got ${stub.count('embeddings') - calls})`);
+    checks.that(
+      codes(failing).every((c) => c === 'UPSTREAM_UNAVAILABLE'),
+      `500s → UPSTREAM_UNAVAILABLE: ${codes(failing).join(',')}`,
+    );
+    checks.that(
+      stub.count('embeddings') - calls === threshold * (1 + retries),
+      `each failed call made ${1 + retries} attempts (got ${stub.count('embeddings') - calls})`,
+    );
     checks.that(embedder.circuitState === 'open', 'the circuit opened');
     calls = stub.count('embeddings');
     const fast = await phase('HTTP 500: circuit open', 10);
     const fastAsk = await phase('HTTP 500: circuit open', 3, 'ask');
-    checks.that([...fast, ...fastAsk].every((r) => failureOf(r) === 'UPSTREAM_UNAVAILABLE' && circuitOpen(r)), 'open circuit → UPSTREAM_UNAVAILABLE (circuit: open) for search and ask');
+    checks.that(
+      [...fast, ...fastAsk].every((r) => failureOf(r) === 'UPSTREAM_UNAVAILABLE' && circuitOpen(r)),
+      'open circuit → UPSTREAM_UNAVAILABLE (circuit: open) for search and ask',
+    );
     checks.that(stub.count('embeddings') === calls, 'no provider call while the circuit is open');
-    checks.that(percentile(fast.map((r) => r.ms), 50) < percentile(failing.map((r) => r.ms), 50), 'failing fast is faster than failing after retries');
+    checks.that(
+      percentile(
+        fast.map((r) => r.ms),
+        50,
+      ) <
+        percentile(
+          failing.map((r) => r.ms),
+          50,
+        ),
+      'failing fast is faster than failing after retries',
+    );
 
     // 2. The stub heals: after the half-open delay the trial call succeeds and the circuit closes.
     stub.reset();
     await sleep(halfOpenAfterMs + 100);
     const healed = await phase('healed (after half-open delay)', 5);
-    checks.that(codes(healed).every((c) => c === null), `searches succeed again: ${codes(healed).join(',')}`);
+    checks.that(
+      codes(healed).every((c) => c === null),
+      `searches succeed again: ${codes(healed).join(',')}`,
+    );
     checks.that(embedder.circuitState === 'closed', 'the circuit closed');
 
     // 3. The provider hangs: each call fails at its deadline (UPSTREAM_TIMEOUT); the timeouts open the circuit too.
     stub.hangNext(100_000, { routes: ['embeddings'] });
     const hanging = await phase(`no answer: first ${threshold} calls (deadline ${timeoutMs} ms)`, threshold);
-    checks.that(codes(hanging).every((c) => c === 'UPSTREAM_TIMEOUT'), `hangs → UPSTREAM_TIMEOUT: ${codes(hanging).join(',')}`);
+    checks.that(
+      codes(hanging).every((c) => c === 'UPSTREAM_TIMEOUT'),
+      `hangs → UPSTREAM_TIMEOUT: ${codes(hanging).join(',')}`,
+    );
     calls = stub.count('embeddings');
     const fast2 = await phase('no answer: circuit open', 10);
-    checks.that(fast2.every((r) => failureOf(r) === 'UPSTREAM_UNAVAILABLE' && circuitOpen(r)), 'open circuit after timeouts → UPSTREAM_UNAVAILABLE');
+    checks.that(
+      fast2.every((r) => failureOf(r) === 'UPSTREAM_UNAVAILABLE' && circuitOpen(r)),
+      'open circuit after timeouts → UPSTREAM_UNAVAILABLE',
+    );
     checks.that(stub.count('embeddings') === calls, 'no provider call while the circuit is open');
 
     stub.reset();
     await sleep(halfOpenAfterMs + 100);
     const healed2 = await phase('healed again', 5);
-    checks.that(codes(healed2).every((c) => c === null), 'searches succeed after the second recovery');
+    checks.that(
+      codes(healed2).every((c) => c === null),
+      'searches succeed after the second recovery',
+    );
     checks.that(embedder.circuitState === 'closed', 'the circuit closed again');
 
     return {

@@ -44,7 +44,12 @@ async function countKeys(port: number, pattern: string): Promise<number> {
 
 function request(i: number): LoadRequest {
   const slot = i % 20;
-  if (slot === 0) return { kind: 'ingest', query: INGEST, variables: { c: 'drill-ingest', docs: [syntheticDocument(20_000 + (i % 50), Math.floor(i / 50))] } };
+  if (slot === 0)
+    return {
+      kind: 'ingest',
+      query: INGEST,
+      variables: { c: 'drill-ingest', docs: [syntheticDocument(20_000 + (i % 50), Math.floor(i / 50))] },
+    };
   if (slot <= 3) return { kind: 'ask', query: ASK, variables: { c: 'drill', q: `What about ${syntheticQuery(i % 30)}?` } };
   return { kind: 'search', query: SEARCH, variables: { c: 'drill', q: syntheticQuery(i % 30) } };
 }
@@ -56,7 +61,8 @@ function request(i: number): LoadRequest {
  */
 export async function redisDrill(options: RedisDrillOptions = {}): Promise<DrillReport> {
   const header = ['phase', 'requests', 'failed', 'p50 ms', 'p99 ms', 'max ms'];
-  const title = 'Drill 2 — Redis killed and restarted during load (kbql in its own process, production mode, cache and rate limits on a private redis-server)';
+  const title =
+    'Drill 2 — Redis killed and restarted during load (kbql in its own process, production mode, cache and rate limits on a private redis-server)';
   if (!redisServerAvailable()) return { name: 'redis', title, header, rows: [], failures: [], skipped: 'redis-server is not installed' };
   const seconds = options.seconds ?? 30;
   const rate = options.rate ?? 60;
@@ -69,8 +75,14 @@ export async function redisDrill(options: RedisDrillOptions = {}): Promise<Drill
   const readyUrl = kbql.url.replace(/\/graphql$/, '/readyz');
   const scrape = async () => (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
   try {
-    for (const name of ['drill', 'drill-ingest']) checks.that(failureOf(await gql(kbql.url, CREATE_COLLECTION, { name }, { token: auth })) === null, `create ${name}`);
-    const seeded = await gql(kbql.url, INGEST, { c: 'drill', docs: Array.from({ length: 100 }, (_, i) => syntheticDocument(i)) }, { token: auth, timeoutMs: 60_000 });
+    for (const name of ['drill', 'drill-ingest'])
+      checks.that(failureOf(await gql(kbql.url, CREATE_COLLECTION, { name }, { token: auth })) === null, `create ${name}`);
+    const seeded = await gql(
+      kbql.url,
+      INGEST,
+      { c: 'drill', docs: Array.from({ length: 100 }, (_, i) => syntheticDocument(i)) },
+      { token: auth, timeoutMs: 60_000 },
+    );
     checks.that(failureOf(seeded) === null, `seed: ${failureOf(seeded)}`);
 
     const stopAt = seconds * 0.3 * 1000;
@@ -101,8 +113,12 @@ export async function redisDrill(options: RedisDrillOptions = {}): Promise<Drill
       }
     }
     const end = await scrape();
-    const hitsAfter = metricSum(end, 'kbql_cache_requests_total', { result: 'hit' }) - metricSum(afterRestart, 'kbql_cache_requests_total', { result: 'hit' });
-    const bypassDuring = metricSum(during, 'kbql_cache_requests_total', { result: 'bypass' }) - metricSum(before, 'kbql_cache_requests_total', { result: 'bypass' });
+    const hitsAfter =
+      metricSum(end, 'kbql_cache_requests_total', { result: 'hit' }) -
+      metricSum(afterRestart, 'kbql_cache_requests_total', { result: 'hit' });
+    const bypassDuring =
+      metricSum(during, 'kbql_cache_requests_total', { result: 'bypass' }) -
+      metricSum(before, 'kbql_cache_requests_total', { result: 'bypass' });
     const cacheKeys = await countKeys(redis.port, `${PREFIX}::*`);
     const rateLimitKeys = await countKeys(redis.port, `${PREFIX}:rl*`);
 
@@ -117,9 +133,24 @@ export async function redisDrill(options: RedisDrillOptions = {}): Promise<Drill
     const restartMs = events[1]?.atMs ?? restartAt;
     const phase = (from: number, to: number) => (s: LoadSample) => s.at >= from && s.at < to;
     const rows: (string | number)[][] = [
-      ['before the stop', ...latencyRows(load.samples.filter(phase(0, stopMs))).at(-1)!.slice(1)],
-      ['Redis down', ...latencyRows(load.samples.filter(phase(stopMs, restartMs))).at(-1)!.slice(1)],
-      ['after the restart', ...latencyRows(load.samples.filter(phase(restartMs, Infinity))).at(-1)!.slice(1)],
+      [
+        'before the stop',
+        ...latencyRows(load.samples.filter(phase(0, stopMs)))
+          .at(-1)!
+          .slice(1),
+      ],
+      [
+        'Redis down',
+        ...latencyRows(load.samples.filter(phase(stopMs, restartMs)))
+          .at(-1)!
+          .slice(1),
+      ],
+      [
+        'after the restart',
+        ...latencyRows(load.samples.filter(phase(restartMs, Infinity)))
+          .at(-1)!
+          .slice(1),
+      ],
       ['all', ...latencyRows(load.samples).at(-1)!.slice(1)],
       ['not sent (over 256 in flight)', load.backlogged, '', '', '', ''],
       ['cache calls bypassed while down', bypassDuring, '', '', '', ''],

@@ -13,7 +13,14 @@ import { printReport, type DrillReport } from './lib';
 async function main(): Promise<void> {
   const only = new Set((process.env.DRILLS ?? '1,2,3,4,5,6').split(',').map((s) => s.trim()));
   const drills: [string, () => Promise<DrillReport>][] = [
-    ['1', () => loadDrill({ seconds: Number(process.env.DRILL_LOAD_SECONDS ?? 300), rate: process.env.DRILL_LOAD_RATE ? Number(process.env.DRILL_LOAD_RATE) : undefined })],
+    [
+      '1',
+      () =>
+        loadDrill({
+          seconds: Number(process.env.DRILL_LOAD_SECONDS ?? 300),
+          rate: process.env.DRILL_LOAD_RATE ? Number(process.env.DRILL_LOAD_RATE) : undefined,
+        }),
+    ],
     ['2', () => redisDrill({ seconds: 30, rate: 60 })],
     ['3', () => providerDrill()],
     ['4', () => killDrill()],
@@ -28,7 +35,13 @@ async function main(): Promise<void> {
     try {
       report = await run();
     } catch (error) {
-      report = { name: `drill ${id}`, title: `Drill ${id}`, header: ['error'], rows: [[String(error instanceof Error ? error.stack : error)]], failures: ['the drill threw'] };
+      report = {
+        name: `drill ${id}`,
+        title: `Drill ${id}`,
+        header: ['error'],
+        rows: [[String(error instanceof Error ? error.stack : error)]],
+        failures: ['the drill threw'],
+      };
     }
     printReport(report);
     process.stdout.write(`  (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
@@ -36,7 +49,9 @@ async function main(): Promise<void> {
   }
   const failed = reports.filter((r) => !r.skipped && r.failures.length > 0);
   const skipped = reports.filter((r) => r.skipped);
-  process.stdout.write(`\ndrills: ${reports.length - failed.length - skipped.length} passed, ${failed.length} failed${skipped.length ? `, ${skipped.length} skipped` : ''}\n`);
+  process.stdout.write(
+    `\ndrills: ${reports.length - failed.length - skipped.length} passed, ${failed.length} failed${skipped.length ? `, ${skipped.length} skipped` : ''}\n`,
+  );
   process.exit(failed.length > 0 ? 1 : 0);
 }
 

@@ -2,7 +2,24 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { OpenAiStub } from '../../test/helpers/openai-stub';
-import { Checks, CREATE_COLLECTION, failureOf, gql, INGEST, percentile, PRODUCTION_ENV, runLoad, SEARCH, sleep, startKbqlChild, syntheticDocument, syntheticQuery, token, type DrillReport, type LoadSample } from './lib';
+import {
+  Checks,
+  CREATE_COLLECTION,
+  failureOf,
+  gql,
+  INGEST,
+  percentile,
+  PRODUCTION_ENV,
+  runLoad,
+  SEARCH,
+  sleep,
+  startKbqlChild,
+  syntheticDocument,
+  syntheticQuery,
+  token,
+  type DrillReport,
+  type LoadSample,
+} from './lib';
 
 export interface SigtermDrillOptions {
   /** Load before SIGTERM, seconds. @default 3 */
@@ -48,7 +65,12 @@ export async function sigtermDrill(options: SigtermDrillOptions = {}): Promise<D
   });
   try {
     checks.that(failureOf(await gql(kbql.url, CREATE_COLLECTION, { name: 'drill' }, { token: auth })) === null, 'create collection');
-    const seeded = await gql(kbql.url, INGEST, { c: 'drill', docs: Array.from({ length: 20 }, (_, i) => syntheticDocument(i)) }, { token: auth });
+    const seeded = await gql(
+      kbql.url,
+      INGEST,
+      { c: 'drill', docs: Array.from({ length: 20 }, (_, i) => syntheticDocument(i)) },
+      { token: auth },
+    );
     checks.that(seeded.body?.data?.ingestDocuments?.indexed === 20, `seed: ${failureOf(seeded)}`);
     stub.delayNext(delay, 1_000_000, { routes: ['embeddings'] });
 
@@ -79,7 +101,8 @@ export async function sigtermDrill(options: SigtermDrillOptions = {}): Promise<D
     // refused, or reset while still waiting in the listen backlog when the listener closed (whatever the client's
     // send time, the server never saw it). Anything else (an error status, a reset mid-request, a timeout) is unclean.
     const handled = new Set([...kbql.stderr().matchAll(/"requestId":"(load-\d+)"/g)].map((m) => m[1]!));
-    const clean = (s: LoadSample) => (handled.has(s.requestId) ? s.failure === null : s.failure === 'ECONNREFUSED' || s.failure === 'ECONNRESET');
+    const clean = (s: LoadSample) =>
+      handled.has(s.requestId) ? s.failure === null : s.failure === 'ECONNREFUSED' || s.failure === 'ECONNRESET';
     const sentBefore = load.samples.filter((s) => s.at < sigtermAt);
     const sentAfter = load.samples.filter((s) => s.at >= sigtermAt);
     const inFlight = sentBefore.filter((s) => handled.has(s.requestId) && s.at + s.ms > sigtermAt);
@@ -88,26 +111,62 @@ export async function sigtermDrill(options: SigtermDrillOptions = {}): Promise<D
     const unclean = load.samples.filter((s) => !clean(s));
     const refusedAfter = notHandled(sentAfter).filter(clean);
     const backlogResets = notHandled(load.samples).filter((s) => s.failure === 'ECONNRESET').length;
-    checks.that(inFlight.length > 0 && inFlight.every((s) => s.failure === null), `requests in flight at SIGTERM: ${inFlight.length}, all completed: ${inFlight.every((s) => s.failure === null)}`);
+    checks.that(
+      inFlight.length > 0 && inFlight.every((s) => s.failure === null),
+      `requests in flight at SIGTERM: ${inFlight.length}, all completed: ${inFlight.every((s) => s.failure === null)}`,
+    );
     if (!checks.that(unclean.length === 0, `${unclean.length} requests failed uncleanly: ${summary(unclean)}`)) {
       // What the server logged (JSON lines on stderr), for the report.
-      const errors = kbql.stderr().split('\n').filter((l) => /"level":"(error|warn)"|"outcome":"error"/.test(l));
+      const errors = kbql
+        .stderr()
+        .split('\n')
+        .filter((l) => /"level":"(error|warn)"|"outcome":"error"/.test(l));
       checks.failures.push(`server log: ${errors.slice(-5).join(' | ').slice(0, 2000)}`);
     }
     checks.that(refusedAfter.length > 0, 'new requests were refused after SIGTERM');
-    checks.that(exit.code === 0 && exit.signal === null, `exit code ${exit.code}, signal ${exit.signal} (0 means drained within the ${SHUTDOWN_DEADLINE_MS / 1000} s deadline)`);
+    checks.that(
+      exit.code === 0 && exit.signal === null,
+      `exit code ${exit.code}, signal ${exit.signal} (0 means drained within the ${SHUTDOWN_DEADLINE_MS / 1000} s deadline)`,
+    );
     checks.that(/SIGTERM received, draining/.test(kbql.stdout()), 'main.js announced the drain');
-    const ms = (of: LoadSample[]) => (of.length ? `${percentile(of.map((s) => s.ms), 50).toFixed(0)} / ${Math.max(...of.map((s) => s.ms)).toFixed(0)}` : '-');
+    const ms = (of: LoadSample[]) =>
+      of.length
+        ? `${percentile(
+            of.map((s) => s.ms),
+            50,
+          ).toFixed(0)} / ${Math.max(...of.map((s) => s.ms)).toFixed(0)}`
+        : '-';
     return {
       name: 'sigterm',
       title: `Drill 5 — SIGTERM under load: ${rate} searches/s, each waiting ${delay} ms for the embedding provider (stub); SIGTERM after ${before / 1000} s, load continues ${after / 1000} s; kbql = compiled main.js, own process`,
       header: ['requests', 'count', 'completed OK', 'refused (never handled)', 'unclean', 'p50 / max ms'],
       rows: [
-        ['sent before SIGTERM', sentBefore.length, ok(sentBefore), notHandled(sentBefore).filter(clean).length, sentBefore.filter((s) => !clean(s)).length, ms(sentBefore)],
+        [
+          'sent before SIGTERM',
+          sentBefore.length,
+          ok(sentBefore),
+          notHandled(sentBefore).filter(clean).length,
+          sentBefore.filter((s) => !clean(s)).length,
+          ms(sentBefore),
+        ],
         ['… in flight at SIGTERM', inFlight.length, ok(inFlight), 0, inFlight.filter((s) => !clean(s)).length, ms(inFlight)],
-        ['sent after SIGTERM', sentAfter.length, ok(sentAfter), refusedAfter.length, sentAfter.filter((s) => !clean(s)).length, ms(sentAfter)],
+        [
+          'sent after SIGTERM',
+          sentAfter.length,
+          ok(sentAfter),
+          refusedAfter.length,
+          sentAfter.filter((s) => !clean(s)).length,
+          ms(sentAfter),
+        ],
         ['(refusals that were backlog resets)', backlogResets, '', backlogResets, '', ''],
-        ['process exit', `code ${exit.code}`, `${(exitAfterMs / 1000).toFixed(2)} s after SIGTERM`, `deadline ${SHUTDOWN_DEADLINE_MS / 1000} s`, '', ''],
+        [
+          'process exit',
+          `code ${exit.code}`,
+          `${(exitAfterMs / 1000).toFixed(2)} s after SIGTERM`,
+          `deadline ${SHUTDOWN_DEADLINE_MS / 1000} s`,
+          '',
+          '',
+        ],
       ],
       failures: checks.failures,
     };

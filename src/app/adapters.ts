@@ -12,7 +12,13 @@ import { createOllamaLlm, createOpenAiLlm, LlmSynthesizer } from '../adapters/sy
 import { WeaviateKnowledgeStore } from '../adapters/weaviate/weaviate.knowledge-store';
 import { createIngestPool, PooledHashEmbedder } from '../adapters/workers/ingest.pool';
 import type { Logger } from '../logger';
-import { createTelemetry, instrumentEmbedder, instrumentStore, instrumentSynthesizer, readCollectionSizes } from '../observability/instrumentation';
+import {
+  createTelemetry,
+  instrumentEmbedder,
+  instrumentStore,
+  instrumentSynthesizer,
+  readCollectionSizes,
+} from '../observability/instrumentation';
 import { createDomainMetrics, type DomainMetrics } from '../observability/metrics';
 import { httpReadinessCheck, Readiness, type ReadinessCheck } from '../observability/readiness';
 import type { AnswerSynthesizer } from '../ports/answer-synthesizer.port';
@@ -108,13 +114,21 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     prefix: config.cache.prefix,
     timeoutMs: config.cache.timeoutMs,
     memoryMaxBytes: config.cache.memoryMaxBytes,
-    hooks: { hit: (kind) => metrics.cache.hit(kind), miss: (kind) => metrics.cache.miss(kind), bypass: (kind) => metrics.cache.bypass(kind) },
+    hooks: {
+      hit: (kind) => metrics.cache.hit(kind),
+      miss: (kind) => metrics.cache.miss(kind),
+      bypass: (kind) => metrics.cache.bypass(kind),
+    },
     logger,
   });
   disposers.add('cache', () => cache.close());
   const jobBackend = redisJobBackend ?? (await buildJobBackend());
 
-  const fileExtractor = new FileExtractor({ timeoutMs: config.jobs.parseTimeoutMs, workers: config.jobs.concurrency, ...config.jobs.extraction });
+  const fileExtractor = new FileExtractor({
+    timeoutMs: config.jobs.parseTimeoutMs,
+    workers: config.jobs.concurrency,
+    ...config.jobs.extraction,
+  });
   disposers.add('file extractor', () => fileExtractor.close());
 
   return {
@@ -146,7 +160,10 @@ function assertCacheAvailable(cache: Cache): void {
 /** /readyz checks of the configured networked providers: degraded (not failing readiness) when down. */
 function providerReadinessChecks(config: Config): ReadinessCheck[] {
   const checks: ReadinessCheck[] = [];
-  for (const [name, p] of [['embedder', config.embedder], ['synthesizer', config.synthesizer]] as const) {
+  for (const [name, p] of [
+    ['embedder', config.embedder],
+    ['synthesizer', config.synthesizer],
+  ] as const) {
     if (p.kind !== 'openai' && p.kind !== 'ollama') continue;
     const base = p.baseUrl.replace(/\/+$/, '');
     checks.push(
@@ -194,7 +211,13 @@ function createEmbedder(config: Config): Embedder {
         maxBatchSize: e.batchSize,
       });
     case 'ollama':
-      return new OllamaEmbedder({ host: e.baseUrl, model: e.model, dimensions: e.dimensions, timeoutMs: e.timeoutMs, maxBatchSize: e.batchSize });
+      return new OllamaEmbedder({
+        host: e.baseUrl,
+        model: e.model,
+        dimensions: e.dimensions,
+        timeoutMs: e.timeoutMs,
+        maxBatchSize: e.batchSize,
+      });
   }
 }
 

@@ -20,11 +20,16 @@ export type ReferenceResolver<TContext> = (reference: Record<string, unknown>, c
  * Throws when an entity (a type with `@key`) has no reference resolver, or a reference resolver has no entity: the
  * router would otherwise get the bare representation back, and every field past the key would fail.
  */
-export function toSubgraphSchema<TContext>(schema: GraphQLSchema, references: Readonly<Record<string, ReferenceResolver<TContext>>>): GraphQLSchema {
+export function toSubgraphSchema<TContext>(
+  schema: GraphQLSchema,
+  references: Readonly<Record<string, ReferenceResolver<TContext>>>,
+): GraphQLSchema {
   const entities = entityTypeNames(schema);
   const referenced = Object.keys(references).sort();
   if (entities.join() !== referenced.join()) {
-    throw new Error(`Entities (@key) and reference resolvers differ: entities [${entities.join(', ')}], resolvers [${referenced.join(', ')}]`);
+    throw new Error(
+      `Entities (@key) and reference resolvers differ: entities [${entities.join(', ')}], resolvers [${referenced.join(', ')}]`,
+    );
   }
   const link = `extend schema @link(url: "${FEDERATION_LINK.url}", import: [${FEDERATION_LINK.import.map((d) => `"${d}"`).join(', ')}])`;
   const typeDefs = parse(`${link}\n\n${printSchemaWithDirectives(lexicographicSortSchema(schema))}`);

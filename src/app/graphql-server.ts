@@ -40,13 +40,15 @@ export interface GraphqlServerDeps {
 /** Builds the schema from the one resolver list and starts Apollo Server with kbql's plugins. */
 export async function createGraphqlServer(config: Config, deps: GraphqlServerDeps, disposers: Disposers): Promise<GraphqlServer> {
   const { services, security, metrics, cache, logger } = deps;
-  const schema = bindResolversToTrace(await buildKbqlSchema(createResolverContainer({ services, apiKeys: security.apiKeys }), {
+  const schema = bindResolversToTrace(
+    await buildKbqlSchema(createResolverContainer({ services, apiKeys: security.apiKeys }), {
       // Innermost the resolver timeout, then the rate limit, then @auth: a refused call consumes nothing.
       beforeAuth: (built) => {
         const bounded = applyResolverTimeout<KbqlContext>(built, { timeoutMs: config.graphql.resolverTimeoutMs });
         return security.rateLimit ? security.rateLimit(bounded) : bounded;
       },
-    }));
+    }),
+  );
   const development = config.graphql.exposeInternalErrors;
   const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({

@@ -60,7 +60,10 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
     disposers,
   );
   // The job worker and the sweeps.
-  await startBackgroundWork({ jobWorker, jobs: services.jobs, uploads: services.uploads, processor: adapters.processor, logger }, disposers);
+  await startBackgroundWork(
+    { jobWorker, jobs: services.jobs, uploads: services.uploads, processor: adapters.processor, logger },
+    disposers,
+  );
   // HTTP and WebSocket, built last so that stop() drains them first.
   const transports = createTransports(
     config,

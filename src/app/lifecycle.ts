@@ -77,7 +77,8 @@ export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: D
 
 /** Runs `sweep` now and every `intervalMs` (never keeping the process alive); a failure is logged as `failure`. */
 function every(intervalMs: number, sweep: () => Promise<unknown>, failure: string, logger: Logger): NodeJS.Timeout {
-  const run = () => void sweep().catch((error: unknown) => logger.warn(failure, { error: error instanceof Error ? error.message : String(error) }));
+  const run = () =>
+    void sweep().catch((error: unknown) => logger.warn(failure, { error: error instanceof Error ? error.message : String(error) }));
   run();
   const timer = setInterval(run, intervalMs);
   timer.unref();

@@ -26,7 +26,10 @@ interface ResolverRecipe<T extends object = object> {
   build: (deps: ResolverDeps) => T;
 }
 
-const recipe = <T extends object>(type: new (...args: never[]) => T, build: (deps: ResolverDeps) => T): ResolverRecipe<T> => ({ type, build });
+const recipe = <T extends object>(type: new (...args: never[]) => T, build: (deps: ResolverDeps) => T): ResolverRecipe<T> => ({
+  type,
+  build,
+});
 
 /** The one resolver list: every resolver class of the schema, with how the composition root builds its instance. */
 const RESOLVER_RECIPES: readonly [ResolverRecipe, ...ResolverRecipe[]] = [
@@ -42,6 +45,7 @@ const RESOLVER_RECIPES: readonly [ResolverRecipe, ...ResolverRecipe[]] = [
 ];
 
 const [FIRST_RECIPE, ...OTHER_RECIPES] = RESOLVER_RECIPES;
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- type-graphql's buildSchema takes NonEmptyArray<Function>.
 export const RESOLVERS: NonEmptyArray<Function> = [FIRST_RECIPE.type, ...OTHER_RECIPES.map((r) => r.type)];
 
 /** Hands type-graphql the resolver instances, built once from `deps` (resolvers are stateless; per-request state is in the context). */

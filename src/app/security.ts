@@ -25,7 +25,12 @@ export interface Security {
  * Who is calling (JWT, API key or KBQL_AUTH_MODE=none) and @rateLimit counters (Redis when REDIS_URL is set, with an
  * in-memory fallback; in memory otherwise); @auth itself is applied to every field by `buildKbqlSchema`.
  */
-export async function createSecurity(config: Config, apiKeyStoreOverride: ApiKeyStore | undefined, logger: Logger, disposers: Disposers): Promise<Security> {
+export async function createSecurity(
+  config: Config,
+  apiKeyStoreOverride: ApiKeyStore | undefined,
+  logger: Logger,
+  disposers: Disposers,
+): Promise<Security> {
   // Service API keys: a SQLite file in the data dir; with the Weaviate store and REDIS_URL, in Redis (replicas share it).
   const apiKeyStore = apiKeyStoreOverride ?? createApiKeyStore(config, logger);
   await apiKeyStore.init();

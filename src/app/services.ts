@@ -63,7 +63,7 @@ export async function createServices(
     }),
     accessFilter: options.accessFilter,
     streamSynthesizer: adapters.streamSynthesizer,
-    answerMetrics: { ...metrics.answers, synthesis: metrics.synthesis.call },
+    answerMetrics: { ...metrics.answers, synthesis: metrics.synthesis.call.bind(metrics.synthesis) },
     abstention: { minVectorScore: config.answers.minSimilarity ?? defaultMinSimilarity(config.embedder.kind) },
   });
   const uploads = new UploadService({ store: jobBackend.uploads, limits: config.uploads });

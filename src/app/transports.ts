@@ -50,7 +50,10 @@ export interface TransportDeps {
  */
 export function createTransports(config: Config, deps: TransportDeps, disposers: Disposers): Transports {
   const { apollo, schema, store, embedder, services, authenticate, readiness, metrics, logger } = deps;
-  const renderMetrics = async (): Promise<MetricsPage> => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() });
+  const renderMetrics = async (): Promise<MetricsPage> => ({
+    contentType: metrics.registry.contentType,
+    body: await metrics.registry.metrics(),
+  });
   // One context recipe for both transports: the caller, its access scope, its address, fresh loaders, the services.
   const contextFor = (requestId: string, principal: Principal | null, req: http.IncomingMessage): KbqlContext =>
     createContext(store, requestId, {
@@ -64,16 +67,13 @@ export function createTransports(config: Config, deps: TransportDeps, disposers:
     context: async (requestId, req) => {
       const header = req.headers.authorization;
       const apiKeyHeader = req.headers['x-api-key'];
-      return contextFor(
-        requestId,
-        await authenticate(Array.isArray(header) ? header[0] : header, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader),
-        req,
-      );
+      return contextFor(requestId, await authenticate(header, Array.isArray(apiKeyHeader) ? apiKeyHeader[0] : apiKeyHeader), req);
     },
     maxBodyBytes: config.limits.maxBodyBytes,
     uploads: {
       maxBytes: config.uploads.maxBytes,
-      accept: async (ctx, data, filename, mediaType) => uploadResponse(await services.uploads.accept(ctx.principal, data, filename, mediaType)),
+      accept: async (ctx, data, filename, mediaType) =>
+        uploadResponse(await services.uploads.accept(ctx.principal, data, filename, mediaType)),
     },
     readiness,
     logger,

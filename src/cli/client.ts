@@ -180,7 +180,11 @@ export class KbqlClient {
       const code = typeof first?.extensions?.code === 'string' ? first.extensions.code : `HTTP_${response.status}`;
       throw new CliError(`${code}: ${first?.message ?? `upload answered HTTP ${response.status}`}`, EXIT.ERROR, code);
     }
-    return { id: body.id, filename: typeof body.filename === 'string' ? body.filename : filename, bytes: Number(body.bytes ?? data.length) };
+    return {
+      id: body.id,
+      filename: typeof body.filename === 'string' ? body.filename : filename,
+      bytes: Number(body.bytes ?? data.length),
+    };
   }
 
   /** The graphql-ws endpoint: the GraphQL URL with ws: / wss:. */
@@ -215,7 +219,8 @@ function normaliseUrl(raw: string): string {
 function describeSocketError(error: unknown): string {
   if (error instanceof Error) return describeFetchError(error);
   const close = error as { code?: unknown; reason?: unknown; message?: unknown } | null;
-  if (close && typeof close.code === 'number') return `closed ${close.code}${typeof close.reason === 'string' && close.reason ? ` ${close.reason}` : ''}`;
+  if (close && typeof close.code === 'number')
+    return `closed ${close.code}${typeof close.reason === 'string' && close.reason ? ` ${close.reason}` : ''}`;
   if (close && typeof close.message === 'string') return close.message;
   return String(error);
 }

@@ -56,6 +56,9 @@ export async function runCreateCollection(client: KbqlClient, name: string, opti
     input: { name, description: options.description ?? null, chunking },
   });
   if (options.json) writeJson(c);
-  else writeLine(`created collection "${c.name}" (${c.id}): ${c.chunking.strategy}, ${c.chunking.chunkSize}/${c.chunking.chunkOverlap} tokens, ${c.embedder.name}`);
+  else
+    writeLine(
+      `created collection "${c.name}" (${c.id}): ${c.chunking.strategy}, ${c.chunking.chunkSize}/${c.chunking.chunkOverlap} tokens, ${c.embedder.name}`,
+    );
   return EXIT.OK;
 }

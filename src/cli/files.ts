@@ -41,7 +41,8 @@ export interface CollectedFiles {
 
 /**
  * Expands `kbql ingest` arguments: a file, a directory (walked recursively for .md/.txt/.html — and .pdf/.docx with
- * `uploads` — hidden entries and node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the shell leaves it alone).
+ * `uploads` — hidden entries and node_modules skipped) or a glob (`docs/**\/*.md`, `notes/*.{md,txt}`; quote it so the
+ * shell leaves it alone).
  * Ids are relative to `base`, so ingesting the same tree again from the same place updates the same documents.
  */
 export async function collectFiles(args: readonly string[], base: string, options: { uploads?: boolean } = {}): Promise<CollectedFiles> {
@@ -61,7 +62,13 @@ export async function collectFiles(args: readonly string[], base: string, option
 
   for (const arg of args) {
     const info = await stat(arg).catch(() => null);
-    const matches = info?.isFile() ? [arg] : info?.isDirectory() ? await walk(path.resolve(arg)) : GLOB_CHARS.test(arg) ? await expandGlob(arg) : [];
+    const matches = info?.isFile()
+      ? [arg]
+      : info?.isDirectory()
+        ? await walk(path.resolve(arg))
+        : GLOB_CHARS.test(arg)
+          ? await expandGlob(arg)
+          : [];
     if (matches.length === 0) unmatched.push(arg);
     for (const file of matches) add(file, info?.isFile() === true);
   }
@@ -118,7 +125,11 @@ function globSource(glob: string): string {
       const end = glob.indexOf('}', i);
       if (end === -1) out += '\\{';
       else {
-        out += `(?:${glob.slice(i + 1, end).split(',').map(globSource).join('|')})`;
+        out += `(?:${glob
+          .slice(i + 1, end)
+          .split(',')
+          .map(globSource)
+          .join('|')})`;
         i = end;
       }
     } else if (c === '[') {

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CreateCollectionDocument, IngestDocumentsDocument, StartIngestionDocument, type DocumentInput, type IngestStatus } from '../generated/graphql';
+import {
+  CreateCollectionDocument,
+  IngestDocumentsDocument,
+  StartIngestionDocument,
+  type DocumentInput,
+  type IngestStatus,
+} from '../generated/graphql';
 import { CliError, EXIT, type KbqlClient } from './client';
 import { CONTENT_TYPES, UPLOAD_EXTENSIONS, collectFiles, type SourceFile } from './files';
 import { exitCodeOf, followJob, jobJson, nameOf, reasonOf } from './jobs';
@@ -72,7 +78,8 @@ export async function runIngest(client: KbqlClient, args: readonly string[], opt
       if (batch.files.length === 0) continue;
       let payload;
       try {
-        payload = (await client.request(IngestDocumentsDocument, { collection: options.collection, documents: batch.documents })).ingestDocuments;
+        payload = (await client.request(IngestDocumentsDocument, { collection: options.collection, documents: batch.documents }))
+          .ingestDocuments;
       } catch (error) {
         // A request too large for the server fails its own documents, not the run.
         if (!(error instanceof CliError && error.code === 'PAYLOAD_TOO_LARGE')) throw error;
@@ -82,7 +89,15 @@ export async function runIngest(client: KbqlClient, args: readonly string[], opt
       collectionId = payload.collectionId;
       for (const r of payload.results) {
         const file = batch.files[r.index]!;
-        record({ id: file.id, path: file.path, status: r.status, code: r.code, reason: r.reason, documentId: r.documentId, chunkCount: r.chunkCount });
+        record({
+          id: file.id,
+          path: file.path,
+          status: r.status,
+          code: r.code,
+          reason: r.reason,
+          documentId: r.documentId,
+          chunkCount: r.chunkCount,
+        });
       }
     }
   } catch (error) {
@@ -96,7 +111,17 @@ export async function runIngest(client: KbqlClient, args: readonly string[], opt
 
   const tookMs = performance.now() - started;
   if (options.json) {
-    writeJson({ collection: options.collection, collectionId, files: files.length, indexed: counts.INDEXED, unchanged: counts.UNCHANGED, failed: counts.FAILED, skipped, tookMs: Math.round(tookMs), results });
+    writeJson({
+      collection: options.collection,
+      collectionId,
+      files: files.length,
+      indexed: counts.INDEXED,
+      unchanged: counts.UNCHANGED,
+      failed: counts.FAILED,
+      skipped,
+      tookMs: Math.round(tookMs),
+      results,
+    });
   } else {
     writeLine(`INDEXED    ${counts.INDEXED}`);
     writeLine(`UNCHANGED  ${counts.UNCHANGED}`);
@@ -126,7 +151,12 @@ interface LocalFailure {
  * (with `wait`) its progress over WebSocket and the summary. An upload's document id is its file name (the server
  * keeps no directory part), a text file's is its relative path as in the synchronous path.
  */
-async function runIngestJob(client: KbqlClient, files: readonly SourceFile[], skipped: readonly string[], options: IngestOptions): Promise<number> {
+async function runIngestJob(
+  client: KbqlClient,
+  files: readonly SourceFile[],
+  skipped: readonly string[],
+  options: IngestOptions,
+): Promise<number> {
   const started = performance.now();
   const local: LocalFailure[] = [];
   const documents: DocumentInput[] = [];

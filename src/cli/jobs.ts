@@ -70,7 +70,12 @@ export async function followJob(client: KbqlClient, jobId: string, options: Foll
 }
 
 /** The job's final counts: at once when it is already over, else after the SUMMARY event (or the end of the stream). */
-async function followUntilSummary(client: KbqlClient, jobId: string, options: FollowOptions, signal: AbortSignal): Promise<IngestionJobSummaryFragment> {
+async function followUntilSummary(
+  client: KbqlClient,
+  jobId: string,
+  options: FollowOptions,
+  signal: AbortSignal,
+): Promise<IngestionJobSummaryFragment> {
   const first = (await client.request(IngestionJobDocument, { id: jobId, stage: null, first: 1, after: null })).ingestionJob;
   if (FINAL_STATUSES.has(first.status) || signal.aborted) return first;
   const bar = createBar(options.progress ?? Boolean(process.stderr.isTTY));
@@ -110,8 +115,13 @@ export async function failedDocuments(client: KbqlClient, jobId: string): Promis
   const out: IngestionJobDocumentStateFragment[] = [];
   let after: string | null = null;
   for (;;) {
-    const { ingestionJob }: { ingestionJob: { documents: { pageInfo: { hasNextPage: boolean; endCursor?: string | null }; edges: { node: IngestionJobDocumentStateFragment }[] } } } =
-      await client.request(IngestionJobDocument, { id: jobId, stage: 'FAILED', first: PAGE, after });
+    const {
+      ingestionJob,
+    }: {
+      ingestionJob: {
+        documents: { pageInfo: { hasNextPage: boolean; endCursor?: string | null }; edges: { node: IngestionJobDocumentStateFragment }[] };
+      };
+    } = await client.request(IngestionJobDocument, { id: jobId, stage: 'FAILED', first: PAGE, after });
     out.push(...ingestionJob.documents.edges.map((e) => e.node));
     if (!ingestionJob.documents.pageInfo.hasNextPage || !ingestionJob.documents.pageInfo.endCursor) return out;
     after = ingestionJob.documents.pageInfo.endCursor;
@@ -130,7 +140,10 @@ export function nameOf(doc: IngestionJobDocumentStateFragment): string {
 
 /** `reasonCode (code) reason`, with whichever codes are set. */
 export function reasonOf(doc: IngestionJobDocumentStateFragment): string {
-  const code = doc.reasonCode && doc.code && doc.reasonCode !== doc.code ? `${doc.reasonCode} (${doc.code})` : (doc.reasonCode ?? doc.code ?? 'FAILED');
+  const code =
+    doc.reasonCode && doc.code && doc.reasonCode !== doc.code
+      ? `${doc.reasonCode} (${doc.code})`
+      : (doc.reasonCode ?? doc.code ?? 'FAILED');
   return `${code}${doc.reason ? ` ${doc.reason}` : ''}${doc.transient ? ' [transient: kbql jobs retry may succeed]' : ''}`;
 }
 
@@ -217,7 +230,10 @@ export async function runShowJob(client: KbqlClient, jobId: string, options: { j
 export async function runCancelJob(client: KbqlClient, jobId: string, options: { json: boolean }): Promise<number> {
   const { cancelIngestion: job } = await client.request(CancelIngestionDocument, { jobId });
   if (options.json) writeJson(job);
-  else writeLine(`job ${job.id} ${job.status}${job.cancelRequested && job.status !== 'CANCELLED' ? ' (cancel requested: running documents stop before their next stage)' : ''}`);
+  else
+    writeLine(
+      `job ${job.id} ${job.status}${job.cancelRequested && job.status !== 'CANCELLED' ? ' (cancel requested: running documents stop before their next stage)' : ''}`,
+    );
   return EXIT.OK;
 }
 
@@ -225,16 +241,24 @@ export async function runCancelJob(client: KbqlClient, jobId: string, options: {
 export async function runDeleteJob(client: KbqlClient, jobId: string, options: { json: boolean }): Promise<number> {
   const { deleteIngestionJob: deleted } = await client.request(DeleteIngestionJobDocument, { jobId });
   if (options.json) writeJson(deleted);
-  else writeLine(`job ${deleted.id} (${deleted.status}) deleted with ${deleted.deletedDocuments} document records; the indexed documents stay`);
+  else
+    writeLine(
+      `job ${deleted.id} (${deleted.status}) deleted with ${deleted.deletedDocuments} document records; the indexed documents stay`,
+    );
   return EXIT.OK;
 }
 
 /** `kbql jobs retry <id>`: runs the FAILED documents again and, unless --no-wait, follows the job. */
-export async function runRetryJob(client: KbqlClient, jobId: string, options: FollowOptions & { wait: boolean; json: boolean }): Promise<number> {
+export async function runRetryJob(
+  client: KbqlClient,
+  jobId: string,
+  options: FollowOptions & { wait: boolean; json: boolean },
+): Promise<number> {
   const { retryIngestion: job } = await client.request(RetryIngestionDocument, { jobId });
   if (!options.wait) {
     if (options.json) writeJson(job);
-    else writeLine(`job ${job.id} ${job.status}: retrying ${job.queued} document${job.queued === 1 ? '' : 's'} (kbql jobs follow ${job.id})`);
+    else
+      writeLine(`job ${job.id} ${job.status}: retrying ${job.queued} document${job.queued === 1 ? '' : 's'} (kbql jobs follow ${job.id})`);
     return EXIT.OK;
   }
   return runFollowJob(client, job.id, options);

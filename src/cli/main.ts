@@ -42,7 +42,9 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .action((options: { port?: number; host?: string; dataDir?: string }) => runServe(options));
 
   connection(program.command('ingest'))
-    .description('ingest .md, .txt and .html files (and, with --async, .pdf and .docx): files, folders (walked recursively) or quoted globs')
+    .description(
+      'ingest .md, .txt and .html files (and, with --async, .pdf and .docx): files, folders (walked recursively) or quoted globs',
+    )
     .argument('<paths...>', 'files, directories or globs such as "docs/**/*.md"')
     .requiredOption('-c, --collection <name>', 'collection name or id')
     .option('--create', 'create the collection when it does not exist', false)
@@ -54,48 +56,72 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .option('--no-progress', 'never show the progress bar')
     .option('--async', 'run as a background job; .pdf/.docx files are uploaded and extracted by the server', false)
     .option('--no-wait', 'with --async: print the job id and return at once instead of following the job')
-    .action(async (paths: string[], options: ConnectionOptions & { collection: string; create: boolean; batchSize: number; batchBytes: number; base?: string; sourcePrefix?: string; progress?: boolean; async: boolean; wait: boolean }) =>
-      onExit(await runIngest(client(options), paths, {
-        collection: options.collection,
-        create: options.create,
-        batchSize: options.batchSize,
-        batchBytes: options.batchBytes,
-        base: path.resolve(options.base ?? '.'),
-        sourcePrefix: options.sourcePrefix,
-        progress: options.progress,
-        async: options.async,
-        wait: options.wait,
-        json: options.json ?? false,
-      })),
+    .action(
+      async (
+        paths: string[],
+        options: ConnectionOptions & {
+          collection: string;
+          create: boolean;
+          batchSize: number;
+          batchBytes: number;
+          base?: string;
+          sourcePrefix?: string;
+          progress?: boolean;
+          async: boolean;
+          wait: boolean;
+        },
+      ) =>
+        onExit(
+          await runIngest(client(options), paths, {
+            collection: options.collection,
+            create: options.create,
+            batchSize: options.batchSize,
+            batchBytes: options.batchBytes,
+            base: path.resolve(options.base ?? '.'),
+            sourcePrefix: options.sourcePrefix,
+            progress: options.progress,
+            async: options.async,
+            wait: options.wait,
+            json: options.json ?? false,
+          }),
+        ),
     );
 
   retrieval(connection(program.command('ask')))
     .description('ask a question; prints the answer and its numbered sources')
     .argument('<question...>', 'the question (quotes optional)')
     .option('--stream', 'print the answer as it is written (askStream over WebSocket); with --json, one JSON object per event per line')
-    .action(async (words: string[], options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number; stream?: boolean }) => {
-      const retrievalOptions = { collection: options.collection, mode: options.mode, topK: options.topK, json: options.json ?? false };
-      onExit(
-        options.stream
-          ? await runAskStream(client(options), words.join(' '), { ...retrievalOptions, timeoutMs: options.timeoutMs })
-          : await runAsk(client(options), words.join(' '), retrievalOptions),
-      );
-    });
+    .action(
+      async (words: string[], options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number; stream?: boolean }) => {
+        const retrievalOptions = { collection: options.collection, mode: options.mode, topK: options.topK, json: options.json ?? false };
+        onExit(
+          options.stream
+            ? await runAskStream(client(options), words.join(' '), { ...retrievalOptions, timeoutMs: options.timeoutMs })
+            : await runAsk(client(options), words.join(' '), retrievalOptions),
+        );
+      },
+    );
 
   retrieval(connection(program.command('search')))
     .description('ranked chunks for a query')
     .argument('<query...>', 'the query (quotes optional)')
     .option('--alpha <alpha>', 'HYBRID weight of the vector side, 0 to 1', number(0, 1))
     .option('--offset <n>', 'hits to skip', integer(0, 200))
-    .action(async (words: string[], options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number; alpha?: number; offset?: number }) =>
-      onExit(await runSearch(client(options), words.join(' '), {
-        collection: options.collection,
-        mode: options.mode,
-        topK: options.topK,
-        alpha: options.alpha,
-        offset: options.offset,
-        json: options.json ?? false,
-      })),
+    .action(
+      async (
+        words: string[],
+        options: ConnectionOptions & { collection: string; mode: SearchMode; topK?: number; alpha?: number; offset?: number },
+      ) =>
+        onExit(
+          await runSearch(client(options), words.join(' '), {
+            collection: options.collection,
+            mode: options.mode,
+            topK: options.topK,
+            alpha: options.alpha,
+            offset: options.offset,
+            json: options.json ?? false,
+          }),
+        ),
     );
 
   const collections = program.command('collections').description('list or create collections');
@@ -109,23 +135,41 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .addOption(new Option('--strategy <strategy>', 'chunking strategy').choices(['AUTO', 'MARKDOWN', 'SENTENCE']))
     .option('--chunk-size <tokens>', 'target chunk size in tokens', integer(32, 8192))
     .option('--chunk-overlap <tokens>', 'overlap between chunks in tokens', integer(0, 4096))
-    .action(async (name: string, options: ConnectionOptions & { description?: string; strategy?: ChunkingStrategy; chunkSize?: number; chunkOverlap?: number }) =>
-      onExit(await runCreateCollection(client(options), name, { ...options, json: options.json ?? false })),
+    .action(
+      async (
+        name: string,
+        options: ConnectionOptions & { description?: string; strategy?: ChunkingStrategy; chunkSize?: number; chunkOverlap?: number },
+      ) => onExit(await runCreateCollection(client(options), name, { ...options, json: options.json ?? false })),
     );
 
-  const jobs = program.command('jobs').description('background ingestion jobs (kbql ingest --async): list, show, follow, cancel, retry, delete');
+  const jobs = program
+    .command('jobs')
+    .description('background ingestion jobs (kbql ingest --async): list, show, follow, cancel, retry, delete');
   connection(jobs.command('list', { isDefault: true }))
     .description('jobs, newest first (the default)')
     .option('-c, --collection <name>', 'only the jobs of this collection (name or id)')
-    .option('--status <status>', 'QUEUED, RUNNING, COMPLETED, COMPLETED_WITH_ERRORS or CANCELLED (any case)', oneOf(['QUEUED', 'RUNNING', 'COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED']))
+    .option(
+      '--status <status>',
+      'QUEUED, RUNNING, COMPLETED, COMPLETED_WITH_ERRORS or CANCELLED (any case)',
+      oneOf(['QUEUED', 'RUNNING', 'COMPLETED', 'COMPLETED_WITH_ERRORS', 'CANCELLED']),
+    )
     .option('--first <n>', 'how many', integer(1, 100), 20)
     .action(async (options: ConnectionOptions & { collection?: string; status?: IngestionJobStatus; first: number }) =>
-      onExit(await runListJobs(client(options), { collection: options.collection, status: options.status, first: options.first, json: options.json ?? false })),
+      onExit(
+        await runListJobs(client(options), {
+          collection: options.collection,
+          status: options.status,
+          first: options.first,
+          json: options.json ?? false,
+        }),
+      ),
     );
   connection(jobs.command('show'))
     .description("a job's status and counts, and each FAILED document with its reason")
     .argument('<id>', 'the job id')
-    .action(async (id: string, options: ConnectionOptions) => onExit(await runShowJob(client(options), id, { json: options.json ?? false })));
+    .action(async (id: string, options: ConnectionOptions) =>
+      onExit(await runShowJob(client(options), id, { json: options.json ?? false })),
+    );
   progressOptions(connection(jobs.command('follow')))
     .description('follow a job to its end (progress bar, then the summary); Ctrl-C stops following, not the job')
     .argument('<id>', 'the job id')
@@ -135,11 +179,15 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
   connection(jobs.command('cancel'))
     .description('cancel a job: documents not stored yet become CANCELLED, stored ones stay')
     .argument('<id>', 'the job id')
-    .action(async (id: string, options: ConnectionOptions) => onExit(await runCancelJob(client(options), id, { json: options.json ?? false })));
+    .action(async (id: string, options: ConnectionOptions) =>
+      onExit(await runCancelJob(client(options), id, { json: options.json ?? false })),
+    );
   connection(jobs.command('delete'))
     .description('delete a finished job and its per-document records now (its indexed documents stay); refused while it runs')
     .argument('<id>', 'the job id')
-    .action(async (id: string, options: ConnectionOptions) => onExit(await runDeleteJob(client(options), id, { json: options.json ?? false })));
+    .action(async (id: string, options: ConnectionOptions) =>
+      onExit(await runDeleteJob(client(options), id, { json: options.json ?? false })),
+    );
   progressOptions(connection(jobs.command('retry')))
     .description("run a job's FAILED documents again, then follow it")
     .argument('<id>', 'the job id')
@@ -185,7 +233,9 @@ function connection(command: Command): Command {
 
 /** --progress / --no-progress of the commands that follow a job. */
 function progressOptions(command: Command): Command {
-  return command.option('--progress', 'always show the progress bar (default: only on a terminal)').option('--no-progress', 'never show the progress bar');
+  return command
+    .option('--progress', 'always show the progress bar (default: only on a terminal)')
+    .option('--no-progress', 'never show the progress bar');
 }
 
 /** --collection, --mode and --top-k of ask and search. */

@@ -12,7 +12,12 @@ export interface RetrievalOptions {
 
 /** `kbql ask`: the answer, then its sources numbered as the `[n]` markers cite them. */
 export async function runAsk(client: KbqlClient, question: string, options: RetrievalOptions): Promise<number> {
-  const { ask } = await client.request(AskDocument, { collection: options.collection, question, mode: options.mode, topK: options.topK ?? null });
+  const { ask } = await client.request(AskDocument, {
+    collection: options.collection,
+    question,
+    mode: options.mode,
+    topK: options.topK ?? null,
+  });
   if (options.json) {
     writeJson(ask);
     return EXIT.OK;
@@ -45,7 +50,11 @@ function printSources(ask: Pick<AskQuery['ask'], 'abstained' | 'citations' | 'so
  * as `kbql ask` prints them; `--json` writes one JSON object per event per line (`{"type":"AnswerDelta","text":…}`),
  * ending with the Completed (or Failed) event. A Failed event exits 1 with its code, as a failed `ask` does.
  */
-export async function runAskStream(client: KbqlClient, question: string, options: RetrievalOptions & { timeoutMs: number }): Promise<number> {
+export async function runAskStream(
+  client: KbqlClient,
+  question: string,
+  options: RetrievalOptions & { timeoutMs: number },
+): Promise<number> {
   const variables = { collection: options.collection, question, mode: options.mode, topK: options.topK ?? null };
   // The whole answer must arrive within the request timeout, as for `kbql ask`.
   const signal = AbortSignal.timeout(options.timeoutMs);

@@ -14,7 +14,11 @@ export const MAX_INPUT_NESTING = 64;
  */
 export function checkInputNesting(query: unknown, variables: unknown, max = MAX_INPUT_NESTING): AppError | null {
   if (typeof query === 'string' && textNestingExceeds(query, max)) {
-    return new AppError('BAD_USER_INPUT', `The operation nests brackets more than ${max} levels deep (deeply nested input values such as filters); flatten them.`, { maxNesting: max });
+    return new AppError(
+      'BAD_USER_INPUT',
+      `The operation nests brackets more than ${max} levels deep (deeply nested input values such as filters); flatten them.`,
+      { maxNesting: max },
+    );
   }
   if (valueNestingExceeds(variables, max)) {
     return new AppError('BAD_USER_INPUT', `The variables nest more than ${max} levels deep; flatten them.`, { maxNesting: max });

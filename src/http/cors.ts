@@ -64,7 +64,7 @@ export function createCorsHandler(policy: CorsPolicy): (req: IncomingMessage, re
       // The middleware ends a preflight itself and calls `next` for everything else.
       const answered = () => resolve('answered');
       res.once('finish', answered);
-      middleware(req as never, res as never, (error?: unknown) => {
+      middleware(req as never, res as never, (error?: Error) => {
         res.off('finish', answered);
         if (error) reject(error);
         else resolve('continue');

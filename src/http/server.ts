@@ -128,7 +128,10 @@ export function createHttpServer<TContext extends object>(options: HttpServerOpt
     const method = (req.method ?? 'GET').toUpperCase();
     const span = tracer.startSpan(
       `${method} ${GRAPHQL_PATH}`,
-      { kind: SpanKind.SERVER, attributes: { [A.httpMethod]: method, [A.urlPath]: GRAPHQL_PATH, [A.httpRoute]: GRAPHQL_PATH, [A.requestId]: requestId } },
+      {
+        kind: SpanKind.SERVER,
+        attributes: { [A.httpMethod]: method, [A.urlPath]: GRAPHQL_PATH, [A.httpRoute]: GRAPHQL_PATH, [A.requestId]: requestId },
+      },
       parent,
     );
     const spanContext = span.spanContext();
@@ -263,7 +266,10 @@ export function createMetricsServer(options: { metrics: () => Promise<MetricsPag
     const started = performance.now();
     const path = pathOf(req.url);
     res.once('close', () => logRequest(options.logger, req, res, path, started, { requestId: randomUUID(), traceId: null, record: null }));
-    const work = path === '/metrics' ? sendMetrics(res, options.metrics) : Promise.resolve(sendError(res, 'NOT_FOUND', 'Only /metrics is served on this port.'));
+    const work =
+      path === '/metrics'
+        ? sendMetrics(res, options.metrics)
+        : Promise.resolve(sendError(res, 'NOT_FOUND', 'Only /metrics is served on this port.'));
     work.catch((error: unknown) => {
       options.logger.error('metrics handler failed', { error: error instanceof Error ? error.message : String(error) });
       if (!res.headersSent) sendError(res, 'INTERNAL_SERVER_ERROR');
@@ -316,7 +322,10 @@ async function handleGraphQL<TContext extends object>(
   }
 
   // Before Apollo: its parser and variable coercion recurse once per nesting level.
-  const tooDeep = method === 'POST' ? checkInputNesting(fieldOf(body, 'query'), fieldOf(body, 'variables')) : checkInputNesting(url.searchParams.get('query'), jsonOrNull(url.searchParams.get('variables')));
+  const tooDeep =
+    method === 'POST'
+      ? checkInputNesting(fieldOf(body, 'query'), fieldOf(body, 'variables'))
+      : checkInputNesting(url.searchParams.get('query'), jsonOrNull(url.searchParams.get('variables')));
   if (tooDeep) return sendError(res, tooDeep.code, tooDeep.message, { ...tooDeep.details });
 
   const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search: url.search, body };
@@ -444,7 +453,9 @@ function sendJson(res: ServerResponse, status: number, payload: unknown): void {
 }
 
 function sendError(res: ServerResponse, code: ErrorCode, message?: string, details: Record<string, unknown> = {}): void {
-  sendJson(res, ERROR_CODES[code].status, { errors: [{ message: message ?? ERROR_CODES[code].message, extensions: { ...details, code } }] });
+  sendJson(res, ERROR_CODES[code].status, {
+    errors: [{ message: message ?? ERROR_CODES[code].message, extensions: { ...details, code } }],
+  });
 }
 
 /** Starts listening and resolves with the bound address (port 0 → a free port). */

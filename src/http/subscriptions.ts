@@ -134,9 +134,9 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
       connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 10_000,
       onConnect: async (ctx) => {
         const extra = ctx.extra as ConnectionExtra;
-        const fromParams = ctx.connectionParams?.['authorization'] ?? ctx.connectionParams?.['Authorization'];
+        const fromParams: unknown = ctx.connectionParams?.['authorization'] ?? ctx.connectionParams?.['Authorization'];
         const header = extra.request.headers.authorization;
-        const authorization = typeof fromParams === 'string' ? fromParams : Array.isArray(header) ? header[0] : header;
+        const authorization = typeof fromParams === 'string' ? fromParams : header;
         try {
           extra.principal = await options.authenticate(authorization, extra.request);
         } catch (error) {
@@ -148,7 +148,11 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
         const caller = options.callerKey(extra.principal, extra.request);
         const open = connectionsByCaller.get(caller) ?? 0;
         if (open >= maxConnectionsPerCaller) {
-          options.logger.info('websocket connection refused', { code: 'RATE_LIMITED', reason: 'TOO_MANY_CONNECTIONS', maxConnectionsPerCaller });
+          options.logger.info('websocket connection refused', {
+            code: 'RATE_LIMITED',
+            reason: 'TOO_MANY_CONNECTIONS',
+            maxConnectionsPerCaller,
+          });
           extra.socket.close(TOO_MANY_CONNECTIONS, 'RATE_LIMITED');
           return false;
         }
@@ -165,7 +169,11 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
         const extra = ctx.extra as ConnectionExtra;
         const active = Object.keys(ctx.subscriptions).length;
         if (active >= maxPerConnection) {
-          return refuse(new AppError('QUERY_TOO_COMPLEX', `At most ${maxPerConnection} operations may run at once on one connection.`, { maxSubscriptions: maxPerConnection }));
+          return refuse(
+            new AppError('QUERY_TOO_COMPLEX', `At most ${maxPerConnection} operations may run at once on one connection.`, {
+              maxSubscriptions: maxPerConnection,
+            }),
+          );
         }
         const tooDeep = checkInputNesting(payload.query, payload.variables);
         if (tooDeep) return refuse(tooDeep);
@@ -180,7 +188,9 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return refuse(new AppError('BAD_USER_INPUT', 'Name the operation to run (operationName).'));
         if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
-          return refuse(new AppError('BAD_USER_INPUT', 'Only subscriptions are served over WebSocket; send queries and mutations over HTTP.'));
+          return refuse(
+            new AppError('BAD_USER_INPUT', 'Only subscriptions are served over WebSocket; send queries and mutations over HTTP.'),
+          );
         }
         const variables = payload.variables ?? {};
         const broken = checkOperationLimits(document, operation, variables, options.limits);
@@ -231,7 +241,12 @@ export function attachSubscriptionServer<TContext extends object>(options: Subsc
 
 /** A validation or parse error with the code Apollo gives it over HTTP, so clients see one vocabulary. */
 function withCode(error: GraphQLError, code: string): GraphQLError {
-  return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, extensions: { ...error.extensions, code } });
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    extensions: { ...error.extensions, code },
+  });
 }
 
 function refuse(error: AppError): GraphQLError[] {

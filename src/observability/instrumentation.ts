@@ -68,7 +68,13 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
   const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
   const { metrics } = options;
   const adapter = store.kind;
-  const call = <T>(operation: string, attributes: Attributes, work: () => Promise<T>, count?: (result: T) => number, mode = 'none'): Promise<T> => {
+  const call = <T>(
+    operation: string,
+    attributes: Attributes,
+    work: () => Promise<T>,
+    count?: (result: T) => number,
+    mode = 'none',
+  ): Promise<T> => {
     const started = performance.now();
     return inSpan(tracer, `${SPAN_NAMES.storePrefix}${operation}`, { [A.storeAdapter]: adapter, ...attributes }, work, (result, span) => {
       if (count) span.setAttribute(A.storeResults, count(result));
@@ -91,8 +97,10 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
     init: () => store.init(),
     close: () => store.close(),
     ping: () => store.ping(),
-    createCollection: (input: NewCollection): Promise<CollectionRecord> => call('createCollection', {}, () => store.createCollection(input)),
-    updateCollection: (id: string, patch: CollectionPatch): Promise<CollectionRecord> => call('updateCollection', {}, () => store.updateCollection(id, patch)),
+    createCollection: (input: NewCollection): Promise<CollectionRecord> =>
+      call('createCollection', {}, () => store.createCollection(input)),
+    updateCollection: (id: string, patch: CollectionPatch): Promise<CollectionRecord> =>
+      call('updateCollection', {}, () => store.updateCollection(id, patch)),
     deleteCollection: (id: string): Promise<DeleteCounts | null> => call('deleteCollection', {}, () => store.deleteCollection(id)),
     getCollection: (id: string): Promise<CollectionRecord | null> => call('getCollection', {}, () => store.getCollection(id)),
     setCollectionShare: (id, tenant, role) => call('setCollectionShare', {}, () => store.setCollectionShare(id, tenant, role)),
@@ -102,21 +110,37 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
       call('listCollections', {}, () => store.listCollections(page, filter), pageCount),
     collectionStats: (id: string): Promise<CollectionStats> => call('collectionStats', {}, () => store.collectionStats(id)),
     getContentHashes: (collectionId: string, externalIds: string[]): Promise<Map<string, string>> =>
-      call('getContentHashes', items(externalIds.length), () => store.getContentHashes(collectionId, externalIds), (m) => m.size),
+      call(
+        'getContentHashes',
+        items(externalIds.length),
+        () => store.getContentHashes(collectionId, externalIds),
+        (m) => m.size,
+      ),
     upsertDocument: (collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> =>
       call('upsertDocument', items(1), () => store.upsertDocument(collectionId, doc)),
     deleteDocuments: (ids: string[]): Promise<DeleteCounts> => call('deleteDocuments', items(ids.length), () => store.deleteDocuments(ids)),
     updateDocumentMetadata: (id: string, metadata: Metadata): Promise<DocumentRecord | null> =>
       call('updateDocumentMetadata', items(1), () => store.updateDocumentMetadata(id, metadata)),
     getDocuments: (ids: string[]): Promise<(DocumentRecord | null)[]> =>
-      call('getDocuments', items(ids.length), () => store.getDocuments(ids), (r) => r.filter(Boolean).length),
+      call(
+        'getDocuments',
+        items(ids.length),
+        () => store.getDocuments(ids),
+        (r) => r.filter(Boolean).length,
+      ),
     getDocumentByExternalId: (collectionId: string, externalId: string): Promise<DocumentRecord | null> =>
       call('getDocumentByExternalId', {}, () => store.getDocumentByExternalId(collectionId, externalId)),
     listDocuments: (collectionId: string, page: PageRequest, filter?: Filter): Promise<Page<DocumentRecord>> =>
       call('listDocuments', {}, () => store.listDocuments(collectionId, page, filter), pageCount),
-    listChunks: (documentId: string, page: PageRequest): Promise<Page<ChunkRecord>> => call('listChunks', {}, () => store.listChunks(documentId, page), pageCount),
+    listChunks: (documentId: string, page: PageRequest): Promise<Page<ChunkRecord>> =>
+      call('listChunks', {}, () => store.listChunks(documentId, page), pageCount),
     getChunks: (ids: string[]): Promise<(ChunkRecord | null)[]> =>
-      call('getChunks', items(ids.length), () => store.getChunks(ids), (r) => r.filter(Boolean).length),
+      call(
+        'getChunks',
+        items(ids.length),
+        () => store.getChunks(ids),
+        (r) => r.filter(Boolean).length,
+      ),
     search: (request: SearchRequest): Promise<SearchHit[]> =>
       call(
         'search',
@@ -129,7 +153,12 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
   if (store.upsertDocuments) {
     const bulk = store.upsertDocuments.bind(store);
     instrumented.upsertDocuments = (collectionId, docs) =>
-      call('upsertDocuments', items(docs.length), () => bulk(collectionId, docs), (r) => r.filter((x) => x.ok).length);
+      call(
+        'upsertDocuments',
+        items(docs.length),
+        () => bulk(collectionId, docs),
+        (r) => r.filter((x) => x.ok).length,
+      );
   }
   return instrumented;
 }
@@ -153,7 +182,9 @@ export function instrumentEmbedder(embedder: Embedder, options: InstrumentationO
     async embed(texts, signal) {
       const started = performance.now();
       try {
-        const vectors = await inSpan(tracer, SPAN_NAMES.embed, { [A.embedder]: name, [A.batchSize]: texts.length }, () => embedder.embed(texts, signal));
+        const vectors = await inSpan(tracer, SPAN_NAMES.embed, { [A.embedder]: name, [A.batchSize]: texts.length }, () =>
+          embedder.embed(texts, signal),
+        );
         metrics.embedding.call(name, 'ok', seconds(started));
         return vectors;
       } catch (error) {
@@ -176,9 +207,15 @@ export function instrumentSynthesizer(synthesizer: AnswerSynthesizer, options: I
       const started = performance.now();
       const attributes = { [A.synthesizer]: synthesizer.name, [A.sourceCount]: request.sources.length };
       try {
-        const result = await inSpan(tracer, SPAN_NAMES.synthesize, attributes, () => synthesizer.synthesize(request, signal), (r, span) => {
-          span.setAttributes({ [A.abstained]: r.abstained, [A.citationCount]: r.citations.length });
-        });
+        const result = await inSpan(
+          tracer,
+          SPAN_NAMES.synthesize,
+          attributes,
+          () => synthesizer.synthesize(request, signal),
+          (r, span) => {
+            span.setAttributes({ [A.abstained]: r.abstained, [A.citationCount]: r.citations.length });
+          },
+        );
         metrics.synthesis.call(synthesizer.name, result.abstained ? 'abstained' : 'answered', seconds(started));
         return result;
       } catch (error) {

@@ -3,7 +3,10 @@ import type { BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo
 /** How a GraphQL request ended: no errors, data with errors, or no data. */
 export type RequestOutcome = 'ok' | 'partial' | 'error';
 
-/** What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin` (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it. */
+/**
+ * What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin`
+ * (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it.
+ */
 export interface RequestRecord {
   /** The resolved operation's name (null when anonymous or never resolved). */
   operation: string | null;
@@ -24,11 +27,15 @@ export function attachRequestRecord(contextValue: object): RequestRecord {
 }
 
 export function requestRecordOf(contextValue: unknown): RequestRecord | undefined {
-  return contextValue && typeof contextValue === 'object' ? ((contextValue as Record<symbol, unknown>)[RECORD] as RequestRecord | undefined) : undefined;
+  return contextValue && typeof contextValue === 'object'
+    ? ((contextValue as Record<symbol, unknown>)[RECORD] as RequestRecord | undefined)
+    : undefined;
 }
 
 /** The outcome and error codes of a response (formatted errors: their codes are the ones clients see). */
-export function responseSummary<TContext extends BaseContext>(requestContext: GraphQLRequestContextWillSendResponse<TContext>): {
+export function responseSummary<TContext extends BaseContext>(
+  requestContext: GraphQLRequestContextWillSendResponse<TContext>,
+): {
   outcome: RequestOutcome;
   errorCodes: string[];
 } {

@@ -7,4 +7,4 @@ import type { Principal } from './principal.port';
  * Resolves to null for an anonymous caller (no credential; only public fields answer) and rejects with AppError
  * UNAUTHENTICATED for a malformed header, an invalid credential, or both headers at once.
  */
-export type Authenticate = (authorization: string | undefined, apiKey?: string | undefined) => Promise<Principal | null>;
+export type Authenticate = (authorization: string | undefined, apiKey?: string) => Promise<Principal | null>;

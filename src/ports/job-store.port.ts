@@ -10,7 +10,17 @@ import type { ContentType, Metadata } from './knowledge-store.port';
 /** Where one document of a job is. Terminal: INDEXED, UNCHANGED, FAILED, CANCELLED. */
 export type JobStage = 'QUEUED' | 'PARSING' | 'CHUNKING' | 'EMBEDDING' | 'STORING' | 'INDEXED' | 'UNCHANGED' | 'FAILED' | 'CANCELLED';
 
-export const JOB_STAGES: readonly JobStage[] = ['QUEUED', 'PARSING', 'CHUNKING', 'EMBEDDING', 'STORING', 'INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED'];
+export const JOB_STAGES: readonly JobStage[] = [
+  'QUEUED',
+  'PARSING',
+  'CHUNKING',
+  'EMBEDDING',
+  'STORING',
+  'INDEXED',
+  'UNCHANGED',
+  'FAILED',
+  'CANCELLED',
+];
 export const TERMINAL_STAGES: ReadonlySet<JobStage> = new Set(['INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED']);
 export const isTerminal = (stage: JobStage): boolean => TERMINAL_STAGES.has(stage);
 /** Stages a worker may (re)claim a document from: anything not terminal (a crashed run leaves a middle stage). */
@@ -66,7 +76,10 @@ export interface JobDocumentState {
   /** Incremented by every retry of this document; orders events of different attempts. */
   attempt: number;
   timings: JobDocumentTimings;
-  /** What parsing changed in the document's text (control characters removed, unpaired surrogates replaced); absent in states written before it existed. */
+  /**
+   * What parsing changed in the document's text (control characters removed, unpaired surrogates replaced); absent in
+   * states written before it existed.
+   */
   notices?: string[];
   updatedAt: Date;
 }
@@ -173,7 +186,8 @@ export interface JobStore {
   /**
    * Retention: deletes, oldest first, at most `limit` jobs whose `finishedAt` is before `finishedBefore` (each with
    * {@link deleteJob}'s checks, so a job reopened meanwhile is kept and takes no place in the batch). Returns how many
-   * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job is deleted by one of them.
+   * this call deleted; fewer than `limit` means nothing more is due now. Several replicas may run it at once: each job
+   * is deleted by one of them.
    */
   deleteFinishedBefore(finishedBefore: Date, limit: number): Promise<number>;
 }
@@ -224,9 +238,7 @@ export interface JobQueue {
   close(timeoutMs?: number): Promise<void>;
 }
 
-export type JobEvent =
-  | { kind: 'STAGE'; jobId: string; document: JobDocumentState }
-  | { kind: 'SUMMARY'; jobId: string };
+export type JobEvent = { kind: 'STAGE'; jobId: string; document: JobDocumentState } | { kind: 'SUMMARY'; jobId: string };
 
 /** Progress events, fanned out to every replica's subscribers. */
 export interface JobEventBus {

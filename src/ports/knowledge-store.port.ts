@@ -213,8 +213,7 @@ export interface DeleteCounts {
 
 /** Per-document outcome of {@link KnowledgeStore.upsertDocuments}. */
 export type BulkUpsertResult =
-  | { ok: true; externalId: string; document: DocumentRecord }
-  | { ok: false; externalId: string; error: AppError };
+  { ok: true; externalId: string; document: DocumentRecord } | { ok: false; externalId: string; error: AppError };
 
 /**
  * Collections, documents and chunks with their vectors, and search over them: the embedded SQLite store (the

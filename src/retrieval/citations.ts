@@ -169,11 +169,7 @@ export function sourceTerms(source: AnswerSource): Set<string> {
  * Checks every marker of `answer` against `sources` (by `n`): a marker survives only when its source exists and
  * supports the sentence carrying it (see {@link VerifyCitationsOptions.minSupport}).
  */
-export function verifyCitations(
-  answer: string,
-  sources: readonly AnswerSource[],
-  options: VerifyCitationsOptions = {},
-): VerifiedAnswer {
+export function verifyCitations(answer: string, sources: readonly AnswerSource[], options: VerifyCitationsOptions = {}): VerifiedAnswer {
   const minSupport = options.minSupport ?? DEFAULT_MIN_SUPPORT;
   const byN = new Map(sources.map((s) => [s.n, s]));
   const termsByN = new Map<number, Set<string>>();
@@ -241,13 +237,15 @@ function replaceMarkers(text: string, markers: readonly CitationMarker[], keep: 
 }
 
 function tidy(text: string): string {
-  return text
-    // Adjacent removed markers (`[2][9]`) leave one hole, so the punctuation rule below sees it.
-    .replace(new RegExp(`${HOLE}(?:[ \\t]*${HOLE})+`, 'g'), HOLE)
-    .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*(?=[.,;:!?)\\]]|$)`, 'gm'), '')
-    .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*`, 'g'), ' ')
-    .replace(/[ \t]{2,}/g, ' ')
-    .trim();
+  return (
+    text
+      // Adjacent removed markers (`[2][9]`) leave one hole, so the punctuation rule below sees it.
+      .replace(new RegExp(`${HOLE}(?:[ \\t]*${HOLE})+`, 'g'), HOLE)
+      .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*(?=[.,;:!?)\\]]|$)`, 'gm'), '')
+      .replace(new RegExp(`[ \\t]*${HOLE}[ \\t]*`, 'g'), ' ')
+      .replace(/[ \t]{2,}/g, ' ')
+      .trim()
+  );
 }
 
 function gap(whitespace: string): string {

@@ -86,11 +86,11 @@ function bytePairEncode(piece: string, ranks: Map<string, number>, out: number[]
     out.push(ranks.get(piece)!);
     return;
   }
-  const start: number[] = new Array(n + 1);
+  const start: number[] = new Array<number>(n + 1);
   for (let i = 0; i <= n; i++) start[i] = i;
   let parts = n;
-  const rankOfPair = (i: number): number => (i + 2 <= parts ? (ranks.get(piece.slice(start[i]!, start[i + 2]!)) ?? Infinity) : Infinity);
-  const pairRank: number[] = new Array(n);
+  const rankOfPair = (i: number): number => (i + 2 <= parts ? (ranks.get(piece.slice(start[i], start[i + 2])) ?? Infinity) : Infinity);
+  const pairRank: number[] = new Array<number>(n);
   for (let i = 0; i < parts - 1; i++) pairRank[i] = rankOfPair(i);
   for (;;) {
     let best = Infinity;
@@ -110,7 +110,7 @@ function bytePairEncode(piece: string, ranks: Map<string, number>, out: number[]
     if (at > 0) pairRank[at - 1] = rankOfPair(at - 1);
   }
   for (let i = 0; i < parts; i++) {
-    const rank = ranks.get(piece.slice(start[i]!, start[i + 1]!));
+    const rank = ranks.get(piece.slice(start[i], start[i + 1]));
     // js-tiktoken drops a part that is no token; with cl100k_base every byte is one, so this never happens.
     if (rank !== undefined) out.push(rank);
   }

@@ -268,7 +268,13 @@ const WANTS_PERSON = /^\s*(?:who|whom|whose)\b/i;
  * always agree.
  */
 export function answerTypeAgrees(question: string, analysis: RelevanceAnalysis, sentence: CandidateSentence): boolean {
-  if (analysis.wantsNumber) return sentence.hasNumber || /\b(?:century|decade|year|month|day|hundred|thousand|million|billion|dozen|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|fifty|January|February|March|April|May|June|July|August|September|October|November|December)\b/i.test(sentence.text);
+  if (analysis.wantsNumber)
+    return (
+      sentence.hasNumber ||
+      /\b(?:century|decade|year|month|day|hundred|thousand|million|billion|dozen|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|fifty|January|February|March|April|May|June|July|August|September|October|November|December)\b/i.test(
+        sentence.text,
+      )
+    );
   if (WANTS_PERSON.test(question)) {
     const asked = new Set(question.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
     const words = sentence.text.match(/[\p{L}\p{N}]+/gu) ?? [];

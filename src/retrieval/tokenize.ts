@@ -38,7 +38,7 @@ export function contentTerms(text: string): string[] {
  */
 export function splitSentences(text: string): { text: string; start: number; end: number }[] {
   const spans: { text: string; start: number; end: number }[] = [];
-  const boundary = /([.!?]+["'”’)\]]*)\s+(?=["'“‘(\[]?[\p{Lu}\p{N}])|\n\s*\n/gu;
+  const boundary = /([.!?]+["'”’)\]]*)\s+(?=["'“‘([]?[\p{Lu}\p{N}])|\n\s*\n/gu;
   let start = 0;
   for (const match of text.matchAll(boundary)) {
     const end = match.index + (match[1]?.length ?? 0);

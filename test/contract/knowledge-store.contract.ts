@@ -23,7 +23,7 @@ import type {
  * set). It only uses the port: random collection names, small vectors it builds itself, and it deletes the
  * collections it created before calling `cleanup`.
  */
-export function runKnowledgeStoreContract(
+export function defineKnowledgeStoreContractSuite(
   adapterName: string,
   makeStore: () => Promise<{ store: KnowledgeStore; cleanup: () => Promise<void> }>,
 ): void {
@@ -115,7 +115,10 @@ export function runKnowledgeStoreContract(
           withCode('CONFLICT'),
         );
         const listed = await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 });
-        assert.deepEqual(listed.items.map((c) => c.id), [a.id]);
+        assert.deepEqual(
+          listed.items.map((c) => c.id),
+          [a.id],
+        );
         assert.equal(listed.total, 1);
         const renamed = await store.updateCollection(b.id, { name: uniqueName() });
         assert.equal(renamed.tenant, t2, 'a rename keeps the tenant');
@@ -133,29 +136,64 @@ export function runKnowledgeStoreContract(
         assert.deepEqual(r1.shares, [{ tenant: t1, role: 'READER' }]);
         assert.ok(r1.version > v0, 'sharing bumps version');
         const r2 = await store.setCollectionShare(c.id, t2, 'WRITER');
-        assert.deepEqual(r2.shares, [{ tenant: t2, role: 'WRITER' }, { tenant: t1, role: 'READER' }], 'sorted by tenant');
+        assert.deepEqual(
+          r2.shares,
+          [
+            { tenant: t2, role: 'WRITER' },
+            { tenant: t1, role: 'READER' },
+          ],
+          'sorted by tenant',
+        );
         const r3 = await store.setCollectionShare(c.id, t1, 'WRITER');
-        assert.deepEqual(r3.shares, [{ tenant: t2, role: 'WRITER' }, { tenant: t1, role: 'WRITER' }], 'a grant replaces the earlier one');
+        assert.deepEqual(
+          r3.shares,
+          [
+            { tenant: t2, role: 'WRITER' },
+            { tenant: t1, role: 'WRITER' },
+          ],
+          'a grant replaces the earlier one',
+        );
         assert.deepEqual((await store.getCollection(c.id))!.shares, r3.shares, 'read back as written');
         assert.deepEqual((await store.getCollectionByName(c.name, owner))!.shares, r3.shares);
 
         const sharedWithT1 = await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true });
         // By creation time, then id: collections made within one millisecond tie on createdAt.
         const t1Order = [c, theirs].sort(compareCreated).map((x) => x.id);
-        assert.deepEqual(sharedWithT1.items.map((x) => x.id), t1Order, 'own and shared, by creation time');
+        assert.deepEqual(
+          sharedWithT1.items.map((x) => x.id),
+          t1Order,
+          'own and shared, by creation time',
+        );
         assert.equal(sharedWithT1.total, 2);
         const page2 = await store.listCollections({ offset: 1, limit: 1 }, { tenant: t1, includeShared: true });
-        assert.deepEqual(page2.items.map((x) => x.id), [t1Order[1]]);
-        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 })).items.map((x) => x.id), [theirs.id], 'without includeShared: own only');
-        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: owner, includeShared: true })).items.map((x) => x.id), [c, other].sort(compareCreated).map((x) => x.id));
+        assert.deepEqual(
+          page2.items.map((x) => x.id),
+          [t1Order[1]],
+        );
+        assert.deepEqual(
+          (await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1 })).items.map((x) => x.id),
+          [theirs.id],
+          'without includeShared: own only',
+        );
+        assert.deepEqual(
+          (await store.listCollections({ offset: 0, limit: 10 }, { tenant: owner, includeShared: true })).items.map((x) => x.id),
+          [c, other].sort(compareCreated).map((x) => x.id),
+        );
 
         const renamed = await store.updateCollection(c.id, { name: uniqueName() });
         assert.deepEqual(renamed.shares, r3.shares, 'a rename keeps the shares');
         const revoked = await store.setCollectionShare(c.id, t1, null);
         assert.deepEqual(revoked.shares, [{ tenant: t2, role: 'WRITER' }]);
         assert.ok(revoked.version > renamed.version, 'revoking bumps version');
-        assert.deepEqual((await store.setCollectionShare(c.id, t1, null)).shares, [{ tenant: t2, role: 'WRITER' }], 'revoking twice is no error');
-        assert.deepEqual((await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true })).items.map((x) => x.id), [theirs.id]);
+        assert.deepEqual(
+          (await store.setCollectionShare(c.id, t1, null)).shares,
+          [{ tenant: t2, role: 'WRITER' }],
+          'revoking twice is no error',
+        );
+        assert.deepEqual(
+          (await store.listCollections({ offset: 0, limit: 10 }, { tenant: t1, includeShared: true })).items.map((x) => x.id),
+          [theirs.id],
+        );
 
         await assert.rejects(store.setCollectionShare(randomUUID(), t1, 'READER'), withCode('NOT_FOUND'));
         await assert.rejects(store.setCollectionShare(c.id, owner, 'READER'), withCode('BAD_USER_INPUT'));
@@ -248,7 +286,10 @@ export function runKnowledgeStoreContract(
         assert.equal(await store.getCollection(c.id), null);
         assert.equal(await store.getCollectionByName(c.name), null);
         assert.deepEqual(await store.getDocuments([a.id, b.id]), [null, null]);
-        assert.deepEqual(await store.getChunks(chunkIds), chunkIds.map(() => null));
+        assert.deepEqual(
+          await store.getChunks(chunkIds),
+          chunkIds.map(() => null),
+        );
         assert.equal((await store.getContentHashes(c.id, ['a', 'b'])).size, 0);
         assert.equal((await store.listDocuments(c.id, { offset: 0, limit: 10 })).total, 0);
         assert.equal((await store.listChunks(a.id, { offset: 0, limit: 10 })).total, 0);
@@ -258,7 +299,10 @@ export function runKnowledgeStoreContract(
 
         assert.deepEqual(await store.getDocuments([kept.id]), [kept], 'other collections are untouched');
         const hits = await search(other.id, 'KEYWORD', { text: 'apple' });
-        assert.deepEqual(hits.map((h) => h.chunk.id), [chunkId(kept.id, 0)]);
+        assert.deepEqual(
+          hits.map((h) => h.chunk.id),
+          [chunkId(kept.id, 0)],
+        );
         const again = await newCollection({ name: c.name });
         assert.deepEqual(await store.collectionStats(again.id), { documents: 0, chunks: 0 }, 'the name is free again');
       });
@@ -311,11 +355,15 @@ export function runKnowledgeStoreContract(
         const c = await newCollection();
         const v1 = await store.upsertDocument(
           c.id,
-          doc('e', [
-            { text: 'one apple', vector: axis(0) },
-            { text: 'two banana', vector: axis(1) },
-            { text: 'three cherry', vector: axis(2) },
-          ], { metadata: { v: 1 } }),
+          doc(
+            'e',
+            [
+              { text: 'one apple', vector: axis(0) },
+              { text: 'two banana', vector: axis(1) },
+              { text: 'three cherry', vector: axis(2) },
+            ],
+            { metadata: { v: 1 } },
+          ),
         );
         const v2write = doc('e', [{ text: 'one apricot', vector: axis(3) }], { metadata: { v: 2 }, title: 'New' });
         const v2 = await store.upsertDocument(c.id, v2write);
@@ -330,7 +378,10 @@ export function runKnowledgeStoreContract(
 
         const chunks = await store.listChunks(v1.id, { offset: 0, limit: 10 });
         assert.equal(chunks.total, 1);
-        assert.deepEqual(chunks.items.map((ch) => [ch.id, ch.text]), [[chunkId(v1.id, 0), 'one apricot']]);
+        assert.deepEqual(
+          chunks.items.map((ch) => [ch.id, ch.text]),
+          [[chunkId(v1.id, 0), 'one apricot']],
+        );
         const byId = await store.getChunks([0, 1, 2].map((i) => chunkId(v1.id, i)));
         assert.equal(byId[0]!.text, 'one apricot');
         assert.deepEqual(byId.slice(1), [null, null]);
@@ -338,7 +389,11 @@ export function runKnowledgeStoreContract(
         assert.deepEqual(await search(c.id, 'KEYWORD', { text: 'banana cherry apple' }), []);
         assert.equal((await search(c.id, 'KEYWORD', { text: 'apricot' })).length, 1);
         const nearest = await search(c.id, 'VECTOR', { vector: axis(1) });
-        assert.deepEqual(nearest.map((h) => h.chunk.id), [chunkId(v1.id, 0)], 'old vectors are gone');
+        assert.deepEqual(
+          nearest.map((h) => h.chunk.id),
+          [chunkId(v1.id, 0)],
+          'old vectors are gone',
+        );
         assert.ok(Math.abs(nearest[0]!.vectorScore!) < 1e-5, 'the new vector is orthogonal to the query');
 
         const v3 = await store.upsertDocument(c.id, doc('e', ['x one', 'x two', 'x three', 'x four']));
@@ -355,13 +410,10 @@ export function runKnowledgeStoreContract(
         await store.upsertDocument(c.id, b);
         await store.upsertDocument(other.id, doc('a', ['different']));
         const hashes = await store.getContentHashes(c.id, ['a', 'b', 'missing']);
-        assert.deepEqual(
-          [...hashes.entries()].sort(),
-          [
-            ['a', a.contentHash],
-            ['b', b.contentHash],
-          ],
-        );
+        assert.deepEqual([...hashes.entries()].sort(), [
+          ['a', a.contentHash],
+          ['b', b.contentHash],
+        ]);
         assert.equal((await store.getContentHashes(c.id, [])).size, 0);
         assert.deepEqual([...(await store.getContentHashes(other.id, ['a', 'b'])).keys()], ['a']);
       });
@@ -382,10 +434,7 @@ export function runKnowledgeStoreContract(
         assert.equal((await store.listChunks(good.id, { offset: 0, limit: 10 })).total, 2);
         assert.equal(await version(c.id), before);
         await assert.rejects(store.upsertDocument(randomUUID(), doc('x', ['text'])), withCode('NOT_FOUND'));
-        await assert.rejects(
-          search(c.id, 'VECTOR', { vector: new Float32Array(DIM + 1).fill(0.1) }),
-          withCode('BAD_USER_INPUT'),
-        );
+        await assert.rejects(search(c.id, 'VECTOR', { vector: new Float32Array(DIM + 1).fill(0.1) }), withCode('BAD_USER_INPUT'));
       });
 
       it('deletes documents by id with their chunks, skipping unknown ids, and bumps each collection', async () => {
@@ -404,7 +453,10 @@ export function runKnowledgeStoreContract(
         assert.deepEqual(await store.collectionStats(c2.id), { documents: 0, chunks: 0 });
         assert.ok((await version(c1.id)) > v1 && (await version(c2.id)) > v2);
         const hits = await search(c1.id, 'KEYWORD', { text: 'shared' });
-        assert.deepEqual(hits.map((h) => h.document.id), [d2.id]);
+        assert.deepEqual(
+          hits.map((h) => h.document.id),
+          [d2.id],
+        );
         assert.deepEqual(await store.deleteDocuments([]), { documents: 0, chunks: 0 });
         assert.deepEqual(await store.deleteDocuments([randomUUID()]), { documents: 0, chunks: 0 });
       });
@@ -413,10 +465,14 @@ export function runKnowledgeStoreContract(
         const c = await newCollection();
         const d = await store.upsertDocument(
           c.id,
-          doc('m', [
-            { text: 'metadata keeps searching', vector: axis(2) },
-            { text: 'second piece', vector: axis(5) },
-          ], { metadata: { team: 'a', n: 1 } }),
+          doc(
+            'm',
+            [
+              { text: 'metadata keeps searching', vector: axis(2) },
+              { text: 'second piece', vector: axis(5) },
+            ],
+            { metadata: { team: 'a', n: 1 } },
+          ),
         );
         const before = await version(c.id);
         const updated = await store.updateDocumentMetadata(d.id, { team: 'b', tags: ['x'] });
@@ -484,11 +540,20 @@ export function runKnowledgeStoreContract(
         write.chunks = [write.chunks[2]!, write.chunks[0]!, write.chunks[3]!, write.chunks[1]!];
         const d = await store.upsertDocument(c.id, write);
         const all = await store.listChunks(d.id, { offset: 0, limit: 10 });
-        assert.deepEqual(all.items.map((ch) => ch.index), [0, 1, 2, 3]);
-        assert.deepEqual(all.items.map((ch) => ch.text), ['c0', 'c1', 'c2', 'c3']);
+        assert.deepEqual(
+          all.items.map((ch) => ch.index),
+          [0, 1, 2, 3],
+        );
+        assert.deepEqual(
+          all.items.map((ch) => ch.text),
+          ['c0', 'c1', 'c2', 'c3'],
+        );
         const page = await store.listChunks(d.id, { offset: 1, limit: 2 });
         assert.equal(page.total, 4);
-        assert.deepEqual(page.items.map((ch) => ch.index), [1, 2]);
+        assert.deepEqual(
+          page.items.map((ch) => ch.index),
+          [1, 2],
+        );
         assert.deepEqual(await store.listChunks(randomUUID(), { offset: 0, limit: 10 }), { items: [], total: 0 });
       });
     });
@@ -497,12 +562,35 @@ export function runKnowledgeStoreContract(
       async function filterFixture(): Promise<{ c: CollectionRecord; ids: Map<string, DocumentRecord> }> {
         const c = await newCollection();
         const docs: [string, string | null, string | null, Metadata][] = [
-          ['doc-1', 'Alpha guide', 'https://a.example/1', {
-            lang: 'en', year: 2020, score: 4.5, draft: false, tags: ['red', 'blue'], note: 'hello world', n10: 10, mixed: [1, 'x', true],
-          }],
-          ['doc-2', 'Beta manual', 'file:///b.txt', {
-            lang: 'fr', year: 2021, score: 3, draft: true, tags: ['green'], note: 'Hello there', numstr: '10',
-          }],
+          [
+            'doc-1',
+            'Alpha guide',
+            'https://a.example/1',
+            {
+              lang: 'en',
+              year: 2020,
+              score: 4.5,
+              draft: false,
+              tags: ['red', 'blue'],
+              note: 'hello world',
+              n10: 10,
+              mixed: [1, 'x', true],
+            },
+          ],
+          [
+            'doc-2',
+            'Beta manual',
+            'file:///b.txt',
+            {
+              lang: 'fr',
+              year: 2021,
+              score: 3,
+              draft: true,
+              tags: ['green'],
+              note: 'Hello there',
+              numstr: '10',
+            },
+          ],
           ['doc-3', null, null, { lang: 'en', year: '2022', tags: 'red-ish', draft: 'false' }],
           ['doc-4', 'Gamma', 'https://a.example/4', { year: 2019.5, tags: [], score: null }],
         ];
@@ -575,10 +663,7 @@ export function runKnowledgeStoreContract(
             'nested and/or with ne',
             {
               kind: 'and',
-              filters: [
-                { kind: 'or', filters: [cond(m('lang'), 'eq', 'en'), cond(m('lang'), 'eq', 'fr')] },
-                cond(m('draft'), 'ne', true),
-              ],
+              filters: [{ kind: 'or', filters: [cond(m('lang'), 'eq', 'en'), cond(m('lang'), 'eq', 'fr')] }, cond(m('draft'), 'ne', true)],
             },
             [1, 3],
           ],
@@ -609,14 +694,20 @@ export function runKnowledgeStoreContract(
         ];
         const d = await store.upsertDocument(
           c.id,
-          doc('v', raw.map(([text, v]) => ({ text, vector: Float32Array.from(v) }))),
+          doc(
+            'v',
+            raw.map(([text, v]) => ({ text, vector: Float32Array.from(v) })),
+          ),
         );
         const query = Float32Array.from([2, 0.4, 0, 0, 0, 0, 0, 0]);
         const expected = raw
           .map(([, v], i) => ({ id: chunkId(d.id, i), cos: cosine(query, Float32Array.from(v)) }))
           .sort((x, y) => y.cos - x.cos);
         const hits = await search(c.id, 'VECTOR', { vector: query, limit: 10 });
-        assert.deepEqual(hits.map((h) => h.chunk.id), expected.map((e) => e.id));
+        assert.deepEqual(
+          hits.map((h) => h.chunk.id),
+          expected.map((e) => e.id),
+        );
         hits.forEach((h, i) => {
           assert.ok(Math.abs(h.vectorScore! - expected[i]!.cos) < 1e-5, `cosine of hit ${i}`);
           assert.ok(Math.abs(h.score - h.vectorScore!) < 1e-9, 'VECTOR score is the cosine');
@@ -625,7 +716,10 @@ export function runKnowledgeStoreContract(
           assert.equal(h.chunk.text, raw[h.chunk.index]![0]);
         });
         const top2 = await search(c.id, 'VECTOR', { vector: query, limit: 2 });
-        assert.deepEqual(top2.map((h) => h.chunk.id), expected.slice(0, 2).map((e) => e.id));
+        assert.deepEqual(
+          top2.map((h) => h.chunk.id),
+          expected.slice(0, 2).map((e) => e.id),
+        );
         await assert.rejects(search(c.id, 'VECTOR', { vector: undefined }), withCode('BAD_USER_INPUT'));
       });
 
@@ -673,7 +767,13 @@ export function runKnowledgeStoreContract(
           ['filler about rivers', [-1, 0, 0, 0.2, 0, 0, 0, 0]],
           ['filler about mountains', [0.3, 0, 0, 0, 0, 0, 1, 0]],
         ];
-        await store.upsertDocument(c.id, doc('h', corpus.map(([text, v]) => ({ text, vector: Float32Array.from(v) }))));
+        await store.upsertDocument(
+          c.id,
+          doc(
+            'h',
+            corpus.map(([text, v]) => ({ text, vector: Float32Array.from(v) })),
+          ),
+        );
         const base = { text: 'quantum lattice', vector: axis(0), limit: 20 };
         const vector = await search(c.id, 'VECTOR', base);
         const keyword = await search(c.id, 'KEYWORD', base);
@@ -681,9 +781,15 @@ export function runKnowledgeStoreContract(
         assert.equal(keyword.length, 4);
 
         const h1 = await search(c.id, 'HYBRID', { ...base, alpha: 1 });
-        assert.deepEqual(h1.slice(0, 6).map((h) => h.chunk.id), vector.slice(0, 6).map((h) => h.chunk.id));
+        assert.deepEqual(
+          h1.slice(0, 6).map((h) => h.chunk.id),
+          vector.slice(0, 6).map((h) => h.chunk.id),
+        );
         const h0 = await search(c.id, 'HYBRID', { ...base, alpha: 0 });
-        assert.deepEqual(h0.slice(0, 3).map((h) => h.chunk.id), keyword.slice(0, 3).map((h) => h.chunk.id));
+        assert.deepEqual(
+          h0.slice(0, 3).map((h) => h.chunk.id),
+          keyword.slice(0, 3).map((h) => h.chunk.id),
+        );
 
         const mixed = await search(c.id, 'HYBRID', { ...base, alpha: 0.4 });
         const expected = relativeScoreFusion(
@@ -691,7 +797,10 @@ export function runKnowledgeStoreContract(
           keyword.map((h) => ({ id: h.chunk.id, score: h.keywordScore! })),
           0.4,
         );
-        assert.deepEqual(mixed.map((h) => h.chunk.id), expected.map((e) => e.id));
+        assert.deepEqual(
+          mixed.map((h) => h.chunk.id),
+          expected.map((e) => e.id),
+        );
         const keywordIds = new Set(keyword.map((h) => h.chunk.id));
         mixed.forEach((h, i) => {
           assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-6, `fused score of hit ${i}`);
@@ -722,7 +831,11 @@ export function runKnowledgeStoreContract(
           assert.equal(full.length, 12, `${mode}: every chunk is a hit`);
           const paged: SearchHit[] = [];
           for (let offset = 0; offset < 12; offset += 5) paged.push(...(await search(c.id, mode, { ...base, limit: 5, offset })));
-          assert.deepEqual(paged.map((h) => h.chunk.id), full.map((h) => h.chunk.id), `${mode}: pages match the full list`);
+          assert.deepEqual(
+            paged.map((h) => h.chunk.id),
+            full.map((h) => h.chunk.id),
+            `${mode}: pages match the full list`,
+          );
           assert.equal(new Set(paged.map((h) => h.chunk.id)).size, 12, `${mode}: no overlap`);
           let ties = 0;
           for (let i = 1; i < full.length; i++) {
@@ -742,7 +855,13 @@ export function runKnowledgeStoreContract(
         const c1 = await newCollection();
         const c2 = await newCollection();
         for (const c of [c1, c2]) {
-          await store.upsertDocument(c.id, doc('same', [{ text: 'shared words', vector: axis(0) }, { text: 'shared more', vector: axis(1) }]));
+          await store.upsertDocument(
+            c.id,
+            doc('same', [
+              { text: 'shared words', vector: axis(0) },
+              { text: 'shared more', vector: axis(1) },
+            ]),
+          );
         }
         assert.notEqual(documentId(c1.id, 'same'), documentId(c2.id, 'same'));
         for (const mode of ['VECTOR', 'KEYWORD', 'HYBRID'] as const) {
@@ -822,7 +941,11 @@ function doc(
   };
 }
 
-function cond(field: Extract<Filter, { kind: 'condition' }>['field'], op: Extract<Filter, { kind: 'condition' }>['op'], value: FilterScalar | FilterScalar[]): Filter {
+function cond(
+  field: Extract<Filter, { kind: 'condition' }>['field'],
+  op: Extract<Filter, { kind: 'condition' }>['op'],
+  value: FilterScalar | FilterScalar[],
+): Filter {
   return { kind: 'condition', field, op, value };
 }
 

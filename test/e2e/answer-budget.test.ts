@@ -14,7 +14,7 @@ async function askStreamCode(url: string): Promise<string | null> {
   try {
     for await (const result of client.iterate({ query: ASK_STREAM })) {
       const code = result.errors?.[0]?.extensions?.['code'];
-      if (code) return String(code);
+      if (typeof code === 'string' && code) return code;
     }
     return null;
   } catch (errors) {

@@ -30,11 +30,21 @@ describe('security e2e: API keys in Redis shared by two replicas (Weaviate store
     const fake = new FakeWeaviate();
     for (const cacheSeconds of ['30', '0']) {
       const config = loadConfig({
-        NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, PORT: '0', ...JWT_ENV,
-        KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://weaviate.fake:8080', REDIS_URL: redis.url, KBQL_CACHE_PREFIX: 'keystest',
+        NODE_ENV: 'test',
+        KBQL_LOG_LEVEL: 'silent',
+        KBQL_DATA_DIR: dataDir,
+        PORT: '0',
+        ...JWT_ENV,
+        KBQL_STORE: 'weaviate',
+        WEAVIATE_URL: 'http://weaviate.fake:8080',
+        REDIS_URL: redis.url,
+        KBQL_CACHE_PREFIX: 'keystest',
         KBQL_API_KEY_CACHE_SECONDS: cacheSeconds,
       });
-      const store = new WeaviateKnowledgeStore({ url: 'http://weaviate.fake:8080', timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 }, { connect: fake.connect });
+      const store = new WeaviateKnowledgeStore(
+        { url: 'http://weaviate.fake:8080', timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
+        { connect: fake.connect },
+      );
       const app = await createApp(config, { store });
       apps.push(app);
       urls.push(await app.listen(0, '127.0.0.1'));
@@ -51,9 +61,20 @@ describe('security e2e: API keys in Redis shared by two replicas (Weaviate store
     const made = await gql(urls[0]!, { query: CREATE }, admin);
     assert.equal(made.status, 200, JSON.stringify(made.json));
     const { secret, apiKey } = made.json.data!['createApiKey'];
-    assert.equal(await stat(path.join(dataDir, 'api-keys.sqlite')).then(() => true, () => false), false, 'not in the data dir');
+    assert.equal(
+      await stat(path.join(dataDir, 'api-keys.sqlite')).then(
+        () => true,
+        () => false,
+      ),
+      false,
+      'not in the data dir',
+    );
     assert.match(await redisCommand(redis.port, `EXISTS keystest:apikey:${apiKey.id}`), /:1/);
-    assert.doesNotMatch(await redisCommand(redis.port, `HGETALL keystest:apikey:${apiKey.id}`), new RegExp(secret.slice(22)), 'only the hash');
+    assert.doesNotMatch(
+      await redisCommand(redis.port, `HGETALL keystest:apikey:${apiKey.id}`),
+      new RegExp(secret.slice(22)),
+      'only the hash',
+    );
 
     for (const url of urls) assert.equal((await gql(url, { query: WHO }, secret)).status, 200);
     const listed = await gql(urls[1]!, { query: '{ apiKeys { totalCount } }' }, admin);

@@ -42,13 +42,26 @@ describe('security e2e: service API keys over real HTTP', () => {
     const { secret, apiKey } = await createKey(adminA, 'indexer', 'READER');
     assert.match(secret, /^kbql_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/);
     assert.equal(secret.slice(5, 21), apiKey['id'], 'the id is the public part of the key');
-    assert.deepEqual({ ...apiKey, createdAt: undefined }, {
-      id: apiKey['id'], name: 'indexer', role: 'READER', tenant: 'acme', createdAt: undefined, lastUsedAt: null, expiresAt: null, revokedAt: null,
-    });
+    assert.deepEqual(
+      { ...apiKey, createdAt: undefined },
+      {
+        id: apiKey['id'],
+        name: 'indexer',
+        role: 'READER',
+        tenant: 'acme',
+        createdAt: undefined,
+        lastUsedAt: null,
+        expiresAt: null,
+        revokedAt: null,
+      },
+    );
 
     const bearer = await gql(url, { query: WHO }, secret);
     assert.equal(bearer.status, 200, JSON.stringify(bearer.json));
-    assert.deepEqual(bearer.json.data?.['collections'].edges.map((e: any) => e.node), [{ name: 'handbook', tenant: 'acme' }]);
+    assert.deepEqual(
+      bearer.json.data?.['collections'].edges.map((e: any) => e.node),
+      [{ name: 'handbook', tenant: 'acme' }],
+    );
     const header = await gql(url, { query: WHO }, undefined, { 'x-api-key': secret });
     assert.equal(header.status, 200);
     assert.equal(header.json.data?.['collections'].totalCount, 1);
@@ -64,7 +77,10 @@ describe('security e2e: service API keys over real HTTP', () => {
     const asked = await gql(url, { query: '{ apiKeys { edges { node { secret } } } }' }, adminA);
     assert.equal(asked.status, 400);
     const listed = await gql(url, { query: LIST }, adminA);
-    assert.ok(listed.json.data?.['apiKeys'].edges.some((e: any) => e.node.id === apiKey['id'] && e.node.lastUsedAt !== null), 'lastUsedAt set by use');
+    assert.ok(
+      listed.json.data?.['apiKeys'].edges.some((e: any) => e.node.id === apiKey['id'] && e.node.lastUsedAt !== null),
+      'lastUsedAt set by use',
+    );
     const file = await readFile(path.join(t.dataDir, 'api-keys.sqlite')).catch(() => Buffer.alloc(0));
     const wal = await readFile(path.join(t.dataDir, 'api-keys.sqlite-wal')).catch(() => Buffer.alloc(0));
     const onDisk = Buffer.concat([file, wal]).toString('latin1');
@@ -103,16 +119,27 @@ describe('security e2e: service API keys over real HTTP', () => {
     await store.init();
     const expiredSecret = 'E'.repeat(43);
     await store.create({
-      id: 'fedcba9876543210', tenant: 'acme', name: 'old', role: 'ADMIN',
-      secretHash: createHash('sha256').update(expiredSecret).digest('hex'), createdBy: 'test',
-      createdAt: new Date(Date.now() - 3_600_000), lastUsedAt: null, expiresAt: new Date(Date.now() - 3_540_000), revokedAt: null,
+      id: 'fedcba9876543210',
+      tenant: 'acme',
+      name: 'old',
+      role: 'ADMIN',
+      secretHash: createHash('sha256').update(expiredSecret).digest('hex'),
+      createdBy: 'test',
+      createdAt: new Date(Date.now() - 3_600_000),
+      lastUsedAt: null,
+      expiresAt: new Date(Date.now() - 3_540_000),
+      revokedAt: null,
     });
     await store.close();
     const expired = await gql(url, { query: WHO }, `kbql_fedcba9876543210_${expiredSecret}`);
     assert.equal(expired.status, 401);
     assert.equal(expired.json.errors?.[0]?.extensions?.['reason'], 'API_KEY_EXPIRED');
 
-    const past = await gql(url, { query: CREATE, variables: { name: 'x', role: 'READER', expiresAt: new Date(Date.now() - 1000).toISOString() } }, adminA);
+    const past = await gql(
+      url,
+      { query: CREATE, variables: { name: 'x', role: 'READER', expiresAt: new Date(Date.now() - 1000).toISOString() } },
+      adminA,
+    );
     assert.equal(codeOf(past), 'BAD_USER_INPUT');
   });
 
@@ -121,7 +148,10 @@ describe('security e2e: service API keys over real HTTP', () => {
     const b = await createKey(adminB, 'b-only', 'READER');
     assert.equal(b.apiKey['tenant'], 'globex');
     const listB = await gql(url, { query: LIST }, adminB);
-    assert.deepEqual(listB.json.data?.['apiKeys'].edges.map((e: any) => e.node.name), ['b-only']);
+    assert.deepEqual(
+      listB.json.data?.['apiKeys'].edges.map((e: any) => e.node.name),
+      ['b-only'],
+    );
     const steal = await gql(url, { query: REVOKE, variables: { id: a.apiKey['id'] } }, adminB);
     assert.equal(codeOf(steal), 'NOT_FOUND', 'another tenant’s key is indistinguishable from none');
     assert.equal((await gql(url, { query: WHO }, a.secret)).status, 200, 'and still works');

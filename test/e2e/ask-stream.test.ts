@@ -20,7 +20,11 @@ const DOCS = [
       'Robert Boyle showed in the 1660s that air is necessary for combustion. ' +
       'English chemist John Mayow refined this work by showing that fire requires only a part of air.',
   },
-  { id: 'handbook', title: 'Handbook', content: 'Full-time employees receive 25 vacation days per year. Unused vacation days can be carried over until March.' },
+  {
+    id: 'handbook',
+    title: 'Handbook',
+    content: 'Full-time employees receive 25 vacation days per year. Unused vacation days can be carried over until March.',
+  },
 ];
 
 const STREAM = `subscription Ask($c: String!, $q: String!) { askStream(collection: $c, question: $q) {
@@ -36,7 +40,11 @@ type Event = { __typename: string } & Record<string, unknown>;
 
 async function seed(t: TestApp): Promise<void> {
   await t.app.services.collections.create({ name: 'kb' }, caller);
-  const result = await t.app.services.ingestion.ingest('kb', DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })), caller);
+  const result = await t.app.services.ingestion.ingest(
+    'kb',
+    DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })),
+    caller,
+  );
   assert.equal(result.failed, 0);
 }
 
@@ -53,7 +61,11 @@ function wsClient(httpUrl: string, token?: string): Client {
 /** Every event of one askStream until it completes (errors reject). */
 async function collect(client: Client, question: string, collection = 'kb'): Promise<Event[]> {
   const events: Event[] = [];
-  const subscription = client.iterate<{ askStream: Event }>({ query: STREAM, variables: { c: collection, q: question }, operationName: 'Ask' });
+  const subscription = client.iterate<{ askStream: Event }>({
+    query: STREAM,
+    variables: { c: collection, q: question },
+    operationName: 'Ask',
+  });
   for await (const result of subscription) {
     if (result.errors?.length) throw new Error(JSON.stringify(result.errors));
     events.push(result.data!.askStream);
@@ -103,7 +115,11 @@ describe('askStream over WebSocket, extractive synthesizer', () => {
     assert.equal(deltas.join(''), completed.answer, 'the deltas join to the final answer');
     assert.equal(deltas.length, 2, 'one delta per sentence');
     const citations = events.filter((e) => e.__typename === 'Citation');
-    assert.ok(citations.every((c) => c['supported'] === true && (c['source'] as { document: { externalId: string } }).document.externalId === 'combustion'));
+    assert.ok(
+      citations.every(
+        (c) => c['supported'] === true && (c['source'] as { document: { externalId: string } }).document.externalId === 'combustion',
+      ),
+    );
     const timings = events.at(-1)!['timings'] as { totalMs: number; retrievalMs: number };
     assert.ok(timings.totalMs >= timings.retrievalMs);
   });
@@ -131,7 +147,8 @@ describe('askStream over WebSocket, extractive synthesizer', () => {
 describe('askStream over WebSocket, LLM synthesizer (OpenAI-compatible stub)', () => {
   let stub: OpenAiStub;
   let t: TestApp, url: string;
-  const REPLY = (n: number) => `Robert Boyle showed in the 1660s that air is necessary for combustion [${n}]. He also showed that air is needed [${n}][7].`;
+  const REPLY = (n: number) =>
+    `Robert Boyle showed in the 1660s that air is necessary for combustion [${n}]. He also showed that air is needed [${n}][7].`;
   before(async () => {
     stub = await OpenAiStub.start({
       chatReply: (body) => {
@@ -223,12 +240,16 @@ describe('askStream over WebSocket with JWT auth', () => {
   before(async () => {
     t = await createTestApp(JWT_ENV);
     await t.app.services.collections.create({ name: 'kb' }, { tenant: 'acme' });
-    await t.app.services.ingestion.ingest('kb', DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })), { tenant: 'acme' });
+    await t.app.services.ingestion.ingest(
+      'kb',
+      DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })),
+      { tenant: 'acme' },
+    );
     url = await t.app.listen(0, '127.0.0.1');
   });
   after(() => t.close());
 
-  it('needs a READER token, and another tenant\'s collection is NOT_FOUND', async () => {
+  it("needs a READER token, and another tenant's collection is NOT_FOUND", async () => {
     const anonymous = wsClient(url);
     try {
       await assert.rejects(collect(anonymous, 'Who showed that air is necessary for combustion?'), /UNAUTHENTICATED/);

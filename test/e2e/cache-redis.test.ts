@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config';
 import { METRICS } from '../../src/observability/metrics';
 import type { AnswerSynthesizer, Synthesis, SynthesisRequest } from '../../src/ports/answer-synthesizer.port';
 import { createClient } from '@redis/client';
+import { graphqlRequest } from '../helpers/http';
 import { pingRedis, redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
 class CountingSynthesizer implements AnswerSynthesizer {
@@ -23,22 +24,15 @@ class CountingSynthesizer implements AnswerSynthesizer {
 }
 
 const DOCS = [
-  { id: 'vacation', title: 'Vacation', content: 'Employees receive 25 days of paid vacation per calendar year. Unused days carry over until March 31.' },
+  {
+    id: 'vacation',
+    title: 'Vacation',
+    content: 'Employees receive 25 days of paid vacation per calendar year. Unused days carry over until March 31.',
+  },
   { id: 'laptops', title: 'Laptops', content: 'Every engineer gets a new laptop every three years, ordered through the IT service desk.' },
   { id: 'parking', title: 'Parking', content: 'Staff parking is in garage B. The garage code changes every month.' },
 ];
 const ASK = `query($q: String!) { ask(collection: "kb", question: $q) { answer abstained sources { document { externalId } } } }`;
-
-async function post(url: string, query: string, variables: Record<string, unknown> = {}) {
-  const started = performance.now();
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as { data?: Record<string, any>; errors?: unknown[] };
-  return { status: response.status, body, ms: performance.now() - started };
-}
 
 async function startApp(dataDir: string, env: Record<string, string>, synthesizer: AnswerSynthesizer): Promise<{ app: App; url: string }> {
   const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, PORT: '0', ...env });
@@ -47,9 +41,13 @@ async function startApp(dataDir: string, env: Record<string, string>, synthesize
 }
 
 async function seed(url: string): Promise<void> {
-  const created = await post(url, 'mutation { createCollection(input: { name: "kb" }) { id } }');
+  const created = await graphqlRequest(url, 'mutation { createCollection(input: { name: "kb" }) { id } }');
   assert.equal(created.body.errors, undefined);
-  const ingested = await post(url, 'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }', { docs: DOCS });
+  const ingested = await graphqlRequest(
+    url,
+    'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }',
+    { docs: DOCS },
+  );
   assert.equal(ingested.body.data?.ingestDocuments.indexed, DOCS.length);
 }
 
@@ -121,12 +119,12 @@ describe('Redis cache shared by two replicas (the Redis at 127.0.0.1:6379 if rea
 
   it('serves an answer computed by one replica to the other, under its prefix and with a TTL', async () => {
     const question = 'How many vacation days do employees get?';
-    const first = await post(a.url, ASK, { q: question });
+    const first = await graphqlRequest(a.url, ASK, { q: question });
     assert.match(first.body.data?.ask.answer, /25 days/);
     assert.equal(synthA.calls, 1);
     // The write is not awaited by the request: give it a moment to land.
     await waitFor('the entry in Redis', async () => (await withRedis(redisUrl, (r) => r.keys(`${prefix}::result:*`))).length === 1);
-    const second = await post(b.url, ASK, { q: question });
+    const second = await graphqlRequest(b.url, ASK, { q: question });
     assert.deepEqual(second.body, first.body);
     assert.equal(synthB.calls, 0, 'replica B did not synthesize');
     assert.equal(await counter(b.app, 'hit'), 1);
@@ -135,22 +133,29 @@ describe('Redis cache shared by two replicas (the Redis at 127.0.0.1:6379 if rea
       const all = await r.keys(`${prefix}::*`);
       return { keys: all, ttl: await r.ttl(all.find((k) => k.startsWith(`${prefix}::result:`))!) };
     });
-    assert.ok(keys.some((k) => k.startsWith(`${prefix}::embedding:kbql-hash`)), 'embeddings are cached too');
+    assert.ok(
+      keys.some((k) => k.startsWith(`${prefix}::embedding:kbql-hash`)),
+      'embeddings are cached too',
+    );
     assert.ok(ttl > 0 && ttl <= 300, `result TTL ${ttl}`);
   });
 
   it('invalidates across replicas: a write through one replica is seen by the other at once', async () => {
     const question = 'Where is staff parking?';
-    await post(a.url, ASK, { q: question });
+    await graphqlRequest(a.url, ASK, { q: question });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const cached = await post(b.url, ASK, { q: question });
+    const cached = await graphqlRequest(b.url, ASK, { q: question });
     assert.match(cached.body.data?.ask.answer, /garage B/);
     const synth = synthB.calls;
-    const moved = await post(a.url, 'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }', {
-      docs: [{ ...DOCS[2], content: 'Staff parking moved to garage C. The garage code changes every month.' }],
-    });
+    const moved = await graphqlRequest(
+      a.url,
+      'mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }',
+      {
+        docs: [{ ...DOCS[2], content: 'Staff parking moved to garage C. The garage code changes every month.' }],
+      },
+    );
     assert.equal(moved.body.data?.ingestDocuments.indexed, 1);
-    const after = await post(b.url, ASK, { q: question });
+    const after = await graphqlRequest(b.url, ASK, { q: question });
     assert.match(after.body.data?.ask.answer, /garage C/);
     assert.equal(synthB.calls, synth + 1);
   });
@@ -172,7 +177,7 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-redis-down-'));
     ({ app, url } = await startApp(dataDir, { REDIS_URL: redis.url, KBQL_CACHE_TIMEOUT_MS: String(timeoutMs) }, synth));
     await seed(url);
-    const warm = await post(url, ASK, { q: 'Which desk handles laptop orders?' });
+    const warm = await graphqlRequest(url, ASK, { q: 'Which desk handles laptop orders?' });
     normalMs = warm.ms;
   });
   after(async () => {
@@ -183,10 +188,10 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
 
   it('uses the cache while Redis is up', async () => {
     assert.equal(app.cache.available, true);
-    const first = await post(url, ASK, { q: 'How many vacation days?' });
+    const first = await graphqlRequest(url, ASK, { q: 'How many vacation days?' });
     const calls = synth.calls;
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const second = await post(url, ASK, { q: 'How many vacation days?' });
+    const second = await graphqlRequest(url, ASK, { q: 'How many vacation days?' });
     assert.deepEqual(second.body, first.body);
     assert.equal(synth.calls, calls, 'served from Redis');
     const ready = await fetch(`${url}/readyz`);
@@ -198,9 +203,13 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
     const bypasses = await counter(app, 'bypass');
     const calls = synth.calls;
     await redis.stop();
-    const questions = ['How many paid vacation days per year?', 'Who orders laptops for engineers?', 'How many paid vacation days per year?'];
+    const questions = [
+      'How many paid vacation days per year?',
+      'Who orders laptops for engineers?',
+      'How many paid vacation days per year?',
+    ];
     for (const q of questions) {
-      const res = await post(url, ASK, { q });
+      const res = await graphqlRequest(url, ASK, { q });
       assert.equal(res.status, 200);
       assert.equal(res.body.errors, undefined);
       assert.ok(res.body.data?.ask.sources.length > 0);
@@ -222,13 +231,13 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
     await redis.restart();
     await waitFor('the cache to reconnect', () => app.cache.available);
     const question = 'When do unused vacation days expire?';
-    const first = await post(url, ASK, { q: question });
+    const first = await graphqlRequest(url, ASK, { q: question });
     await waitFor('the answer in Redis', async () => (await withRedis(redis.url, (r) => r.keys('kbql::result:*'))).length > 0);
     // A second replica (empty in-process copies) gets the answer from Redis.
     const synthB = new CountingSynthesizer();
     const replica = await startApp(dataDir, { REDIS_URL: redis.url, KBQL_CACHE_TIMEOUT_MS: String(timeoutMs) }, synthB);
     try {
-      const second = await post(replica.url, ASK, { q: question });
+      const second = await graphqlRequest(replica.url, ASK, { q: question });
       assert.deepEqual(second.body, first.body);
       assert.equal(synthB.calls, 0, 'served from Redis');
       assert.equal(await counter(replica.app, 'hit'), 1);
@@ -241,12 +250,12 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
     const bypasses = await counter(app, 'bypass');
     redis.pause();
     try {
-      const timed = await post(url, ASK, { q: 'Is the garage code fixed?' });
+      const timed = await graphqlRequest(url, ASK, { q: 'Is the garage code fixed?' });
       assert.equal(timed.status, 200);
       assert.equal(timed.body.errors, undefined);
       assert.ok(timed.ms < budget(), `${timed.ms.toFixed(0)} ms, budget ${budget().toFixed(0)} ms`);
       // The breaker is open now: the next requests do not wait for the frozen Redis at all.
-      const next = await post(url, ASK, { q: 'Who gets a new laptop?' });
+      const next = await graphqlRequest(url, ASK, { q: 'Who gets a new laptop?' });
       assert.equal(next.body.errors, undefined);
       assert.ok(next.ms < budget());
       assert.ok((await counter(app, 'bypass')) > bypasses);
@@ -254,7 +263,7 @@ describe('Redis stopped, frozen and restarted mid-test (our own redis-server)', 
       redis.resume();
     }
     await waitFor('the cache to be used again', async () => {
-      await post(url, ASK, { q: 'Who gets a new laptop?' });
+      await graphqlRequest(url, ASK, { q: 'Who gets a new laptop?' });
       return app.cache.available;
     });
   });

@@ -10,7 +10,6 @@ import { corruptPdf, minimalDocx, minimalPdf, sampleDocument } from '../helpers/
 import { JWT_ENV, tokenFor } from '../helpers/security';
 import { CLI, kbql, show } from '../helpers/cli';
 
-
 /**
  * `kbql ingest --async`, `kbql jobs …` and `kbql ask --stream` as child processes against a real server with JWT auth:
  * uploads over POST /v1/uploads, progress and answers over graphql-ws, the bearer token on both.
@@ -25,12 +24,15 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-cli-jobs-data-'));
-    app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, KBQL_INGEST_CONCURRENCY: '2', ...JWT_ENV }));
+    app = await createApp(
+      loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, KBQL_INGEST_CONCURRENCY: '2', ...JWT_ENV }),
+    );
     url = `${await app.listen(0, '127.0.0.1')}/graphql`;
     writer = await tokenFor('WRITER', 'acme');
     dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-cli-jobs-'));
     const files: Record<string, string | Buffer> = {
-      'docs/vacation.md': '# Vacation policy\n\nEmployees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.\n',
+      'docs/vacation.md':
+        '# Vacation policy\n\nEmployees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.\n',
       'docs/laptops.txt': 'Every engineer gets a new laptop every three years. Order it through the IT service desk.\n',
       'docs/files/harbor.pdf': minimalPdf(['Quartz harbors glow at dusk.', 'Copper lanterns line the pier.'], { title: 'Harbor' }),
       'docs/files/willow.docx': minimalDocx(['Willow branches bend over the canyon.', 'Falcons nest in the mosaic cliffs.']),
@@ -65,11 +67,42 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
     firstJob = /^kbql: job (\S+) started: 5 documents \(3 uploaded\)$/m.exec(r.stderr)?.[1] ?? '';
     assert.notEqual(firstJob, '', show(r));
 
-    const again = await kbql(['ingest', 'docs/vacation.md', 'docs/files/harbor.pdf', 'docs/files/willow.docx', '-c', 'handbook', '--async', '--json', '--no-progress', '--token', writer, '--url', url], dir);
+    const again = await kbql(
+      [
+        'ingest',
+        'docs/vacation.md',
+        'docs/files/harbor.pdf',
+        'docs/files/willow.docx',
+        '-c',
+        'handbook',
+        '--async',
+        '--json',
+        '--no-progress',
+        '--token',
+        writer,
+        '--url',
+        url,
+      ],
+      dir,
+    );
     assert.equal(again.code, 0, show(again));
-    const summary = JSON.parse(again.stdout) as { status: string; files: number; indexed: number; unchanged: number; failed: number; job: { failures: unknown[] } };
+    const summary = JSON.parse(again.stdout) as {
+      status: string;
+      files: number;
+      indexed: number;
+      unchanged: number;
+      failed: number;
+      job: { failures: unknown[] };
+    };
     assert.deepEqual(
-      { status: summary.status, files: summary.files, indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed, failures: summary.job.failures.length },
+      {
+        status: summary.status,
+        files: summary.files,
+        indexed: summary.indexed,
+        unchanged: summary.unchanged,
+        failed: summary.failed,
+        failures: summary.job.failures.length,
+      },
       { status: 'COMPLETED', files: 3, indexed: 0, unchanged: 3, failed: 0, failures: 0 },
     );
 
@@ -88,24 +121,43 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
     assert.match(shown.stdout, /^documents\s+5: 0 queued, 0 in progress, 4 indexed, 0 unchanged, 1 failed, 0 cancelled$/m);
     assert.match(shown.stdout, /^ {2}broken\.pdf: CORRUPT_FILE/m);
 
-    const listed = await kbql(['jobs', 'list', '-c', 'handbook', '--status', 'completed_with_errors', '--json', '--token', writer, '--url', url], dir);
+    const listed = await kbql(
+      ['jobs', 'list', '-c', 'handbook', '--status', 'completed_with_errors', '--json', '--token', writer, '--url', url],
+      dir,
+    );
     assert.equal(listed.code, 0, show(listed));
-    assert.deepEqual((JSON.parse(listed.stdout) as { id: string }[]).map((j) => j.id), [firstJob]);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { id: string }[]).map((j) => j.id),
+      [firstJob],
+    );
 
     const retried = await kbql(['jobs', 'retry', firstJob, '--no-progress', '--token', writer, '--url', url], dir);
     assert.equal(retried.code, 3, `the same corrupt file fails again\n${show(retried)}`);
     assert.match(retried.stdout, /^INDEXED\s+4$/m, show(retried));
     assert.match(retried.stdout, /^ {2}broken\.pdf: CORRUPT_FILE/m);
 
-    const noWait = await kbql(['ingest', 'docs/laptops.txt', 'docs/notes.bin', '-c', 'handbook', '--async', '--no-wait', '--json', '--token', writer, '--url', url], dir);
+    const noWait = await kbql(
+      ['ingest', 'docs/laptops.txt', 'docs/notes.bin', '-c', 'handbook', '--async', '--no-wait', '--json', '--token', writer, '--url', url],
+      dir,
+    );
     assert.equal(noWait.code, 0, show(noWait));
     const started = JSON.parse(noWait.stdout) as { jobId: string; job: { total: number } };
     assert.equal(started.job.total, 2, 'a file named on the command line is uploaded whatever its extension');
     const followed = await kbql(['jobs', 'follow', started.jobId, '--json', '--no-progress', '--token', writer, '--url', url], dir);
     assert.equal(followed.code, 3, show(followed));
-    const outcome = JSON.parse(followed.stdout) as { status: string; unchanged: number; failed: number; failures: { name: string; reasonCode: string }[] };
+    const outcome = JSON.parse(followed.stdout) as {
+      status: string;
+      unchanged: number;
+      failed: number;
+      failures: { name: string; reasonCode: string }[];
+    };
     assert.deepEqual(
-      { status: outcome.status, unchanged: outcome.unchanged, failed: outcome.failed, failures: outcome.failures.map((f) => `${f.name}:${f.reasonCode}`) },
+      {
+        status: outcome.status,
+        unchanged: outcome.unchanged,
+        failed: outcome.failed,
+        failures: outcome.failures.map((f) => `${f.name}:${f.reasonCode}`),
+      },
       { status: 'COMPLETED_WITH_ERRORS', unchanged: 1, failed: 1, failures: ['notes.bin:UNSUPPORTED_TYPE'] },
     );
 
@@ -122,10 +174,14 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
   });
 
   it('Ctrl-C stops following, not the job; jobs cancel and jobs follow pick it up', { timeout: 60_000 }, async () => {
-    const child = spawn(process.execPath, [CLI, 'ingest', 'many', '-c', 'bulk', '--create', '--async', '--no-progress', '--token', writer, '--url', url], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'ingest', 'many', '-c', 'bulk', '--create', '--async', '--no-progress', '--token', writer, '--url', url],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -162,7 +218,10 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
 
   it('ask --stream prints the answer as it comes, then the numbered sources; --json writes one event per line', async () => {
     const reader = await tokenFor('READER', 'acme');
-    const r = await kbql(['ask', '--stream', 'How many vacation days do employees get?', '-c', 'handbook', '--token', reader, '--url', url], dir);
+    const r = await kbql(
+      ['ask', '--stream', 'How many vacation days do employees get?', '-c', 'handbook', '--token', reader, '--url', url],
+      dir,
+    );
     assert.equal(r.code, 0, show(r));
     const [answer, ...rest] = r.stdout.split('\n');
     assert.match(answer!, /25 days.*\[1\]/, show(r));
@@ -173,7 +232,10 @@ describe('kbql CLI: background jobs, uploads and streamed answers', () => {
 
     const json = await kbql(['ask', '--stream', '--json', 'vacation days', '-c', 'handbook', '--token', reader, '--url', url], dir);
     assert.equal(json.code, 0, show(json));
-    const events = json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; text?: string; answer?: { answer: string } });
+    const events = json.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; text?: string; answer?: { answer: string } });
     assert.equal(events[0]!.type, 'RetrievalDone', show(json));
     assert.equal(events.at(-1)!.type, 'Completed');
     assert.ok(events.some((e) => e.type === 'AnswerDelta'));

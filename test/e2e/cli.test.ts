@@ -12,7 +12,6 @@ import { DocumentsDocument, type AskQuery, type SearchQuery } from '../../src/ge
 import { createTestApp, type TestApp } from '../helpers/test-app';
 import { CLI, kbql, show } from '../helpers/cli';
 
-
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = net.createServer();
@@ -32,7 +31,8 @@ describe('kbql CLI against a real server (child processes over HTTP)', () => {
     url = `${await t.app.listen(0, '127.0.0.1')}/graphql`;
     dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-cli-'));
     const files: Record<string, string> = {
-      'docs/vacation.md': '# Vacation policy\n\nEmployees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.\n',
+      'docs/vacation.md':
+        '# Vacation policy\n\nEmployees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.\n',
       'docs/laptops.txt': 'Every engineer gets a new laptop every three years. Order it through the IT service desk.\n',
       'docs/sub/security.html':
         '<html><head><title>Security rules</title></head><body><p>Passwords must be at least 14 characters long.</p><p>Report phishing within one hour.</p></body></html>',
@@ -63,17 +63,33 @@ describe('kbql CLI against a real server (child processes over HTTP)', () => {
 
     const client = new KbqlClient({ url });
     const { documents } = await client.request(DocumentsDocument, { collection: 'handbook', first: 10 });
-    assert.deepEqual(documents.edges.map((e) => e.node.externalId).sort(), ['docs/laptops.txt', 'docs/sub/security.html', 'docs/vacation.md']);
+    assert.deepEqual(documents.edges.map((e) => e.node.externalId).sort(), [
+      'docs/laptops.txt',
+      'docs/sub/security.html',
+      'docs/vacation.md',
+    ]);
     const vacation = documents.edges.find((e) => e.node.externalId === 'docs/vacation.md')!.node;
     assert.equal(vacation.contentType, 'MARKDOWN');
     assert.equal(vacation.title, 'Vacation policy');
   });
 
   it('re-ingests a glob in small batches as UNCHANGED, with --json for scripts', async () => {
-    const r = await kbql(['ingest', 'docs/**/*.{md,html,txt}', '-c', 'handbook', '--batch-size', '1', '--json', '--no-progress', '--url', url], dir);
+    const r = await kbql(
+      ['ingest', 'docs/**/*.{md,html,txt}', '-c', 'handbook', '--batch-size', '1', '--json', '--no-progress', '--url', url],
+      dir,
+    );
     assert.equal(r.code, 3, show(r));
-    const summary = JSON.parse(r.stdout) as { files: number; indexed: number; unchanged: number; failed: number; results: { id: string; status: string }[] };
-    assert.deepEqual({ files: summary.files, indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed }, { files: 4, indexed: 0, unchanged: 3, failed: 1 });
+    const summary = JSON.parse(r.stdout) as {
+      files: number;
+      indexed: number;
+      unchanged: number;
+      failed: number;
+      results: { id: string; status: string }[];
+    };
+    assert.deepEqual(
+      { files: summary.files, indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed },
+      { files: 4, indexed: 0, unchanged: 3, failed: 1 },
+    );
     assert.deepEqual(summary.results.map((x) => `${x.id}:${x.status}`).sort(), [
       'docs/empty.txt:FAILED',
       'docs/laptops.txt:UNCHANGED',
@@ -99,7 +115,10 @@ describe('kbql CLI against a real server (child processes over HTTP)', () => {
     assert.equal(json.code, 0, show(json));
     const ask = JSON.parse(json.stdout) as AskQuery['ask'];
     assert.equal(ask.abstained, false);
-    assert.deepEqual(ask.sources.map((s) => s.n), ask.sources.map((_, i) => i + 1));
+    assert.deepEqual(
+      ask.sources.map((s) => s.n),
+      ask.sources.map((_, i) => i + 1),
+    );
     assert.equal(ask.sources[0]!.document.externalId, 'docs/vacation.md');
   });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { postGraphql } from '../helpers/http';
 import { JWT_ENV } from '../helpers/security';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 
 const STUDIO = 'https://studio.apollographql.com';
 const EVIL = 'https://evil.example';
@@ -10,10 +11,14 @@ const QUERY = JSON.stringify({ query: '{ collections { totalCount } }' });
 const preflight = (url: string, origin: string) =>
   fetch(`${url}/graphql`, {
     method: 'OPTIONS',
-    headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization,apollo-require-preflight,x-api-key' },
+    headers: {
+      origin,
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type,authorization,apollo-require-preflight,x-api-key',
+    },
   });
 const actual = (url: string, origin: string, headers: Record<string, string> = {}) =>
-  fetch(`${url}/graphql`, { method: 'POST', headers: { origin, 'content-type': 'application/json', ...headers }, body: QUERY });
+  postGraphql(url, QUERY, { headers: { origin, ...headers } });
 
 describe('CORS on /graphql (real server on port 0)', () => {
   describe('development defaults: Studio and localhost', () => {
@@ -30,7 +35,8 @@ describe('CORS on /graphql (real server on port 0)', () => {
         assert.equal(res.headers.get('access-control-allow-origin'), origin);
         assert.match(res.headers.get('access-control-allow-methods') ?? '', /POST/);
         const allowed = (res.headers.get('access-control-allow-headers') ?? '').split(',');
-        for (const header of ['apollo-require-preflight', 'authorization', 'content-type', 'x-api-key']) assert.ok(allowed.includes(header), header);
+        for (const header of ['apollo-require-preflight', 'authorization', 'content-type', 'x-api-key'])
+          assert.ok(allowed.includes(header), header);
         assert.equal(res.headers.get('access-control-allow-credentials'), null, 'credentials off unless configured');
         assert.match(res.headers.get('vary') ?? '', /Origin/);
       }
@@ -71,7 +77,12 @@ describe('CORS on /graphql (real server on port 0)', () => {
     let openUrl: string;
     before(async () => {
       closed = await createTestApp({ ...JWT_ENV, NODE_ENV: 'production' });
-      open = await createTestApp({ ...JWT_ENV, NODE_ENV: 'production', KBQL_CORS_ORIGINS: 'https://app.example.com', KBQL_CORS_CREDENTIALS: 'true' });
+      open = await createTestApp({
+        ...JWT_ENV,
+        NODE_ENV: 'production',
+        KBQL_CORS_ORIGINS: 'https://app.example.com',
+        KBQL_CORS_CREDENTIALS: 'true',
+      });
       closedUrl = await closed.app.listen(0, '127.0.0.1');
       openUrl = await open.app.listen(0, '127.0.0.1');
     });

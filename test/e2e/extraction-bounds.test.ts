@@ -8,7 +8,10 @@ const MB = 1024 * 1024;
 const rssMb = () => process.memoryUsage().rss / MB;
 
 interface JobDocs {
-  ingestionJob: { finishedAt: string | null; documents: { edges: { node: { filename: string; stage: string; code: string | null; reasonCode: string | null } }[] } };
+  ingestionJob: {
+    finishedAt: string | null;
+    documents: { edges: { node: { filename: string; stage: string; code: string | null; reasonCode: string | null } }[] };
+  };
 }
 
 /**
@@ -29,20 +32,30 @@ describe('hostile uploads over HTTP: bounded memory', () => {
     await t.close();
   });
 
-  async function ingest(files: [string, Buffer][]): Promise<Map<string, { stage: string; code: string | null; reasonCode: string | null }>> {
+  async function ingest(
+    files: [string, Buffer][],
+  ): Promise<Map<string, { stage: string; code: string | null; reasonCode: string | null }>> {
     const ids: string[] = [];
     for (const [name, data] of files) {
       const result = await upload(url, name, data);
       assert.equal(result.status, 201, JSON.stringify(result.body));
       ids.push(String(result.body['id']));
     }
-    const started = await gql<{ startIngestion: { id: string } }>(url, 'mutation($u: [ID!]) { startIngestion(collection: "files", uploads: $u) { id } }', { u: ids });
+    const started = await gql<{ startIngestion: { id: string } }>(
+      url,
+      'mutation($u: [ID!]) { startIngestion(collection: "files", uploads: $u) { id } }',
+      { u: ids },
+    );
     assert.equal(started.errors, undefined, JSON.stringify(started.errors));
     const jobId = started.data!.startIngestion.id;
     const job = await waitFor(
       'the job to finish',
       async () => {
-        const r = await gql<JobDocs>(url, 'query($id: ID!) { ingestionJob(id: $id) { finishedAt documents(first: 50) { edges { node { filename stage code reasonCode } } } } }', { id: jobId });
+        const r = await gql<JobDocs>(
+          url,
+          'query($id: ID!) { ingestionJob(id: $id) { finishedAt documents(first: 50) { edges { node { filename stage code reasonCode } } } } }',
+          { id: jobId },
+        );
         return r.data?.ingestionJob.finishedAt ? r.data.ingestionJob : undefined;
       },
       60_000,
@@ -51,39 +64,53 @@ describe('hostile uploads over HTTP: bounded memory', () => {
     return new Map(job.documents.edges.map(({ node }) => [node.filename, node]));
   }
 
-  it('fails a 1 GiB DOCX bomb (honest and lying sizes) and a 20,000-page PDF with their reasons; RSS +300 MB at most, back within +50 MB', { timeout: 120_000 }, async (ctx) => {
-    const hostile: [string, Buffer][] = [
-      ['bomb-honest.docx', docxBomb(1024)],
-      ['bomb-lying.docx', docxBomb(1024, { lie: true })],
-      ['pages.pdf', manyPagesPdf(20_000)],
-    ];
-    // Warm up: the readers loaded once and a normal job through, so idle is the server's working figure.
-    const warm = await ingest([
-      ['warm.docx', minimalDocx(['Willow branches bend over the canyon.'])],
-      ['warm.pdf', minimalPdf(['Quartz harbors glow at dusk.'])],
-    ]);
-    assert.deepEqual([...warm.values()].map((d) => d.stage), ['INDEXED', 'INDEXED']);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const idle = rssMb();
+  it(
+    'fails a 1 GiB DOCX bomb (honest and lying sizes) and a 20,000-page PDF with their reasons; RSS +300 MB at most, back within +50 MB',
+    { timeout: 120_000 },
+    async (ctx) => {
+      const hostile: [string, Buffer][] = [
+        ['bomb-honest.docx', docxBomb(1024)],
+        ['bomb-lying.docx', docxBomb(1024, { lie: true })],
+        ['pages.pdf', manyPagesPdf(20_000)],
+      ];
+      // Warm up: the readers loaded once and a normal job through, so idle is the server's working figure.
+      const warm = await ingest([
+        ['warm.docx', minimalDocx(['Willow branches bend over the canyon.'])],
+        ['warm.pdf', minimalPdf(['Quartz harbors glow at dusk.'])],
+      ]);
+      assert.deepEqual(
+        [...warm.values()].map((d) => d.stage),
+        ['INDEXED', 'INDEXED'],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const idle = rssMb();
 
-    let peak = idle;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssMb())), 50);
-    try {
-      const docs = await ingest(hostile);
-      // Back to idle: sampled for up to 5 s after the job ends.
-      const settled = await waitFor('RSS back within +50 MB of idle', () => (rssMb() <= idle + 50 ? rssMb() : undefined), 5_000, 50).catch(() => null);
-      const last = rssMb();
-      ctx.diagnostic(`RSS idle ${idle.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (+${(peak - idle).toFixed(0)}), after ${last.toFixed(0)} MB (+${(last - idle).toFixed(0)})`);
-      const outcome = Object.fromEntries([...docs].map(([name, d]) => [name, [d.stage, d.code, d.reasonCode]]));
-      assert.deepEqual(outcome, {
-        'bomb-honest.docx': ['FAILED', 'PAYLOAD_TOO_LARGE', 'ARCHIVE_TOO_LARGE'],
-        'bomb-lying.docx': ['FAILED', 'PAYLOAD_TOO_LARGE', 'ARCHIVE_TOO_LARGE'],
-        'pages.pdf': ['FAILED', 'PAYLOAD_TOO_LARGE', 'TOO_MANY_PAGES'],
-      });
-      assert.ok(peak - idle <= 300, `peak ${peak.toFixed(0)} MB is more than 300 MB over idle ${idle.toFixed(0)} MB`);
-      assert.ok(settled !== null, `RSS ${last.toFixed(0)} MB did not come back within 50 MB of idle ${idle.toFixed(0)} MB in 5 s`);
-    } finally {
-      clearInterval(sampler);
-    }
-  });
+      let peak = idle;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssMb())), 50);
+      try {
+        const docs = await ingest(hostile);
+        // Back to idle: sampled for up to 5 s after the job ends.
+        const settled = await waitFor(
+          'RSS back within +50 MB of idle',
+          () => (rssMb() <= idle + 50 ? rssMb() : undefined),
+          5_000,
+          50,
+        ).catch(() => null);
+        const last = rssMb();
+        ctx.diagnostic(
+          `RSS idle ${idle.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (+${(peak - idle).toFixed(0)}), after ${last.toFixed(0)} MB (+${(last - idle).toFixed(0)})`,
+        );
+        const outcome = Object.fromEntries([...docs].map(([name, d]) => [name, [d.stage, d.code, d.reasonCode]]));
+        assert.deepEqual(outcome, {
+          'bomb-honest.docx': ['FAILED', 'PAYLOAD_TOO_LARGE', 'ARCHIVE_TOO_LARGE'],
+          'bomb-lying.docx': ['FAILED', 'PAYLOAD_TOO_LARGE', 'ARCHIVE_TOO_LARGE'],
+          'pages.pdf': ['FAILED', 'PAYLOAD_TOO_LARGE', 'TOO_MANY_PAGES'],
+        });
+        assert.ok(peak - idle <= 300, `peak ${peak.toFixed(0)} MB is more than 300 MB over idle ${idle.toFixed(0)} MB`);
+        assert.ok(settled !== null, `RSS ${last.toFixed(0)} MB did not come back within 50 MB of idle ${idle.toFixed(0)} MB in 5 s`);
+      } finally {
+        clearInterval(sampler);
+      }
+    },
+  );
 });

@@ -22,7 +22,10 @@ describe('GraphQL over HTTP audit (graphql-http serverAudits)', () => {
     const results = await auditServer({ url: `${url}/graphql` });
     const failed = results.filter((r): r is Exclude<typeof r, { status: 'ok' }> => r.status !== 'ok');
     const mustFailures = failed.filter((r) => r.name.startsWith('MUST'));
-    assert.deepEqual(mustFailures.map((r) => `${r.name}: ${r.reason}`), []);
+    assert.deepEqual(
+      mustFailures.map((r) => `${r.name}: ${r.reason}`),
+      [],
+    );
     const summary = {
       ok: results.filter((r) => r.status === 'ok').length,
       warn: results.filter((r) => r.status === 'warn').length,

@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { postGraphql } from '../helpers/http';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 
-async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: response.status, headers: response.headers, json: (await response.json()) as Record<string, any> };
-}
+type LooseBody = Record<string, any>;
 
 describe('HTTP (real server on port 0)', () => {
   let t: TestApp, url: string;
@@ -34,21 +28,21 @@ describe('HTTP (real server on port 0)', () => {
 
   it('answers 413 PAYLOAD_TOO_LARGE above the body limit', async () => {
     const big = JSON.stringify({ query: '{ collections { totalCount } }', variables: { pad: 'x'.repeat(70_000) } });
-    const res = await post(url, big);
+    const res = await postGraphql<LooseBody>(url, big);
     assert.equal(res.status, 413);
-    assert.equal(res.json.errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+    assert.equal(res.body.errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
   });
 
   it('rejects malformed JSON and unknown routes with clear codes, and echoes request ids', async () => {
-    const bad = await post(url, '{not json');
+    const bad = await postGraphql<LooseBody>(url, '{not json');
     assert.equal(bad.status, 400);
-    assert.equal(bad.json.errors[0].extensions.code, 'BAD_REQUEST');
+    assert.equal(bad.body.errors[0].extensions.code, 'BAD_REQUEST');
     const missing = await fetch(`${url}/nope`);
     assert.equal(missing.status, 404);
-    const ok = await post(url, { query: '{ collections { totalCount } }' }, { 'x-request-id': 'abc-123' });
+    const ok = await postGraphql<LooseBody>(url, { query: '{ collections { totalCount } }' }, { headers: { 'x-request-id': 'abc-123' } });
     assert.equal(ok.status, 200);
     assert.equal(ok.headers.get('x-request-id'), 'abc-123');
-    assert.equal(ok.json.data.collections.totalCount >= 0, true);
+    assert.equal(ok.body.data.collections.totalCount >= 0, true);
   });
 
   it('keeps Apollo CSRF prevention on for GET requests', async () => {
@@ -67,9 +61,9 @@ describe('HTTP (real server on port 0)', () => {
   });
 
   it('reports GraphQL validation errors with Apollo codes', async () => {
-    const res = await post(url, { query: '{ nope }' });
+    const res = await postGraphql<LooseBody>(url, { query: '{ nope }' });
     assert.equal(res.status, 400);
-    assert.equal(res.json.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
+    assert.equal(res.body.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
   });
 });
 
@@ -80,8 +74,8 @@ describe('HTTP in production mode', () => {
     try {
       const res = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
       assert.notEqual(res.status, 200);
-      const introspection = await post(url, { query: '{ __schema { queryType { name } } }' });
-      assert.equal(introspection.json.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
+      const introspection = await postGraphql<LooseBody>(url, { query: '{ __schema { queryType { name } } }' });
+      assert.equal(introspection.body.errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED');
     } finally {
       await t.close();
     }

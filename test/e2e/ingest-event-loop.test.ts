@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { graphqlRequest } from '../helpers/http';
 import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const MiB = 1024 * 1024;
@@ -81,10 +82,8 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function graphql(url: string, query: string, variables: Record<string, unknown>): Promise<{ data?: any; errors?: any[] }> {
-  const response = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
-  return (await response.json()) as { data?: any; errors?: any[] };
-}
+const graphql = async (url: string, query: string, variables: Record<string, unknown>) =>
+  (await graphqlRequest<{ data?: any; errors?: any[] }>(url, query, variables)).body;
 
 describe('2 MiB adversarial documents never stall the event loop (real HTTP)', () => {
   let t: TestApp, url: string;
@@ -95,9 +94,13 @@ describe('2 MiB adversarial documents never stall the event loop (real HTTP)', (
       const created = await graphql(url, 'mutation($n: String!) { createCollection(input: { name: $n }) { id } }', { n: name });
       assert.equal(created.errors, undefined);
     }
-    const seeded = await graphql(url, 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "probe", documents: $d) { indexed } }', {
-      d: [{ id: 'p1', content: 'alpha beta gamma delta, a small probe document.' }],
-    });
+    const seeded = await graphql(
+      url,
+      'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "probe", documents: $d) { indexed } }',
+      {
+        d: [{ id: 'p1', content: 'alpha beta gamma delta, a small probe document.' }],
+      },
+    );
     assert.equal(seeded.data?.ingestDocuments.indexed, 1);
   });
 
@@ -114,17 +117,28 @@ describe('2 MiB adversarial documents never stall the event loop (real HTTP)', (
       delay.enable();
       const started = performance.now();
       try {
-        const preview = await graphql(url, 'query($d: DocumentInput!) { previewChunks(collection: "big", document: $d) { chunkCount chunks(first: 100) { index startOffset endOffset } } }', {
-          d: { id: 'doc', content, contentType: 'TEXT' },
-        });
+        const preview = await graphql(
+          url,
+          'query($d: DocumentInput!) { previewChunks(collection: "big", document: $d) { chunkCount chunks(first: 100) { index startOffset endOffset } } }',
+          {
+            d: { id: 'doc', content, contentType: 'TEXT' },
+          },
+        );
         assert.equal(preview.errors, undefined, JSON.stringify(preview.errors));
         const { chunkCount, chunks } = preview.data.previewChunks as { chunkCount: number; chunks: { index: number }[] };
         assert.ok(chunkCount > 100, `${chunkCount} chunks`);
-        assert.deepEqual(chunks.map((c) => c.index), Array.from({ length: 100 }, (_, i) => i));
+        assert.deepEqual(
+          chunks.map((c) => c.index),
+          Array.from({ length: 100 }, (_, i) => i),
+        );
 
-        const ingested = await graphql(url, 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "big", documents: $d) { indexed failed results { status chunkCount reason } } }', {
-          d: [{ id: 'doc', content, contentType: 'TEXT' }],
-        });
+        const ingested = await graphql(
+          url,
+          'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "big", documents: $d) { indexed failed results { status chunkCount reason } } }',
+          {
+            d: [{ id: 'doc', content, contentType: 'TEXT' }],
+          },
+        );
         assert.equal(ingested.errors, undefined, JSON.stringify(ingested.errors));
         assert.equal(ingested.data.ingestDocuments.indexed, 1, JSON.stringify(ingested.data.ingestDocuments.results));
         assert.equal(ingested.data.ingestDocuments.results[0].chunkCount, chunkCount);

@@ -15,7 +15,12 @@ const DOCS = `query($after: String) { documents(collection: "crash", first: 100,
   pageInfo { hasNextPage endCursor } edges { node { externalId chunkCount chunks(first: 1) { totalCount } } } } }`;
 
 interface DocsPage {
-  data?: { documents: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; edges: { node: { externalId: string; chunkCount: number; chunks: { totalCount: number } } }[] } };
+  data?: {
+    documents: {
+      pageInfo: { hasNextPage: boolean; endCursor: string | null };
+      edges: { node: { externalId: string; chunkCount: number; chunks: { totalCount: number } } }[];
+    };
+  };
   errors?: unknown[];
 }
 
@@ -63,9 +68,12 @@ describe('ingestion jobs survive kill -9', () => {
       dataOf(await clean.execute(CREATE));
       for (let i = 0; i < documents.length; i += 200) {
         const result = dataOf<{ ingestDocuments: { results: { externalId: string; status: string; chunkCount: number }[] } }>(
-          await clean.execute(`mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "crash", documents: $d) { results { externalId status chunkCount } } }`, {
-            d: documents.slice(i, i + 200),
-          }),
+          await clean.execute(
+            `mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "crash", documents: $d) { results { externalId status chunkCount } } }`,
+            {
+              d: documents.slice(i, i + 200),
+            },
+          ),
         );
         for (const r of result.ingestDocuments.results) {
           assert.equal(r.status, 'INDEXED');
@@ -91,11 +99,16 @@ describe('ingestion jobs survive kill -9', () => {
     const jobOf = async (url: string) => (await gql<{ ingestionJob: JobState }>(url, JOB, { id: jobId })).data!.ingestionJob;
 
     // Let it get some way, checking what is visible meanwhile, then kill it without warning.
-    const atKill = await waitFor('a third of the job', async () => {
-      const job = await jobOf(first.url);
-      await visibleDocuments(first.url);
-      return job.indexed >= DOCUMENTS / 3 ? job : undefined;
-    }, 30_000, 100);
+    const atKill = await waitFor(
+      'a third of the job',
+      async () => {
+        const job = await jobOf(first.url);
+        await visibleDocuments(first.url);
+        return job.indexed >= DOCUMENTS / 3 ? job : undefined;
+      },
+      30_000,
+      100,
+    );
     await killHard(first);
     assert.equal(atKill.finishedAt, null, 'killed mid-job');
     t.diagnostic(`killed after ${atKill.indexed} of ${DOCUMENTS} indexed`);
@@ -106,24 +119,35 @@ describe('ingestion jobs survive kill -9', () => {
     const resumedAt = await jobOf(second.url);
     assert.ok(resumedAt.indexed >= atKill.indexed, `nothing indexed before the kill was lost (${resumedAt.indexed} ≥ ${atKill.indexed})`);
     let polls = 0;
-    const done = await waitFor('the resumed job to finish', async () => {
-      polls++;
-      const seen = await visibleDocuments(second.url);
-      for (const [id, chunks] of seen) assert.equal(chunks, expected.get(id), `${id}: chunk count as in the clean run`);
-      const job = await jobOf(second.url);
-      return job.finishedAt ? job : undefined;
-    }, 60_000, 250);
+    const done = await waitFor(
+      'the resumed job to finish',
+      async () => {
+        polls++;
+        const seen = await visibleDocuments(second.url);
+        for (const [id, chunks] of seen) assert.equal(chunks, expected.get(id), `${id}: chunk count as in the clean run`);
+        const job = await jobOf(second.url);
+        return job.finishedAt ? job : undefined;
+      },
+      60_000,
+      250,
+    );
     t.diagnostic(`resumed job finished after ${polls} polls`);
-    assert.deepEqual({ status: done.status, indexed: done.indexed, unchanged: done.unchanged, failed: done.failed }, {
-      status: 'COMPLETED',
-      indexed: DOCUMENTS,
-      unchanged: 0,
-      failed: 0,
-    });
+    assert.deepEqual(
+      { status: done.status, indexed: done.indexed, unchanged: done.unchanged, failed: done.failed },
+      {
+        status: 'COMPLETED',
+        indexed: DOCUMENTS,
+        unchanged: 0,
+        failed: 0,
+      },
+    );
     const final = await visibleDocuments(second.url);
     assert.equal(final.size, DOCUMENTS);
     assert.deepEqual([...final.entries()].sort(), [...expected.entries()].sort(), 'every document once, with the clean run’s chunk counts');
-    const stats = await gql<{ collection: { stats: { documents: number; chunks: number } } }>(second.url, `{ collection(name: "crash") { stats { documents chunks } } }`);
+    const stats = await gql<{ collection: { stats: { documents: number; chunks: number } } }>(
+      second.url,
+      `{ collection(name: "crash") { stats { documents chunks } } }`,
+    );
     assert.deepEqual(stats.data!.collection.stats, { documents: DOCUMENTS, chunks: [...expected.values()].reduce((a, b) => a + b, 0) });
     await stopServer(second);
   });

@@ -10,8 +10,15 @@ const DOCUMENTS = 2_000;
 const SUBSCRIBERS = 10;
 
 async function startJob(url: string, count: number, prefix: string): Promise<string> {
-  const documents = Array.from({ length: count }, (_, i) => ({ id: `${prefix}${i}`, title: `Doc ${i}`, content: `Document ${i} mentions topic ${i % 17} and item ${i}.` }));
-  const started = await gql(url, { query: 'mutation($d: [DocumentInput!]) { startIngestion(collection: "bulk", documents: $d) { id } }', variables: { d: documents } });
+  const documents = Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}${i}`,
+    title: `Doc ${i}`,
+    content: `Document ${i} mentions topic ${i % 17} and item ${i}.`,
+  }));
+  const started = await gql(url, {
+    query: 'mutation($d: [DocumentInput!]) { startIngestion(collection: "bulk", documents: $d) { id } }',
+    variables: { d: documents },
+  });
   assert.equal(started.json.errors, undefined, JSON.stringify(started.json.errors));
   return started.json.data!['startIngestion'].id as string;
 }

@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 
 /** The page a browser gets for GET /graphql, and its static text (what shows when no script can load). */
 async function landingPage(url: string): Promise<{ status: number; html: string; text: string }> {
   const res = await fetch(`${url}/graphql`, { headers: { accept: 'text/html' } });
   const html = await res.text();
-  const text = html.replace(/<script[\s\S]*?<\/script>/g, '').replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ');
+  const text = html
+    .replace(/<script[\s\S]*?<\/script>/g, '')
+    .replace(/<style[\s\S]*?<\/style>/g, '')
+    .replace(/<[^>]+>/g, ' ');
   return { status: res.status, html, text };
 }
 
@@ -23,7 +26,10 @@ describe('development landing page: Sandbox, and what to do when its CDN is unre
     assert.match(page.html, /embeddable-sandbox\.cdn\.apollographql\.com/);
     // Without any script (offline: the CDN script fails), the help is there.
     assert.match(page.text, /did not load: it comes from Apollo's CDN/);
-    assert.match(page.html, /href="https:\/\/studio\.apollographql\.com\/sandbox\/explorer\?endpoint=http%3A%2F%2Flocalhost%3A4000%2Fgraphql"/);
+    assert.match(
+      page.html,
+      /href="https:\/\/studio\.apollographql\.com\/sandbox\/explorer\?endpoint=http%3A%2F%2Flocalhost%3A4000%2Fgraphql"/,
+    );
     assert.match(page.text, /curl -s http:\/\/localhost:4000\/graphql -H 'content-type: application\/json'/);
     // The inline script that puts this page's URL in carries the page's nonce.
     const nonce = /nonce="?([A-Za-z0-9+/=_-]+)"?/.exec(page.html)![1]!;

@@ -4,6 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { METRICS } from '../../src/observability/metrics';
+import { graphqlRequest } from '../helpers/http';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 import { createTestApp, type TestApp } from '../helpers/test-app';
 
@@ -21,11 +22,13 @@ async function freePort(): Promise<number> {
 
 /** A private redis-server (never the shared one on 6379: this test stops it). */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), WAIT_MS);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('Ready to accept connections')) {
         clearTimeout(timer);
@@ -37,7 +40,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
       reject(new Error(`redis-server exited (${code}):\n${out}`));
     });
   });
-  child.stdout!.resume();
+  child.stdout.resume();
   return child;
 }
 
@@ -79,7 +82,11 @@ describe('observability: /readyz with Redis', { skip: hasRedis ? false : 'redis-
       const body = (await res.json()) as { status: string; checks: Record<string, { status: string; critical: boolean }> };
       return { code: res.status, status: body.status, cache: body.checks.cache };
     };
-    const cacheUp = async () => sampleValue(parseSamples(await (await fetch(`${url}/metrics`)).text()), METRICS.dependencyUp, { dependency: 'cache', critical: 'false' });
+    const cacheUp = async () =>
+      sampleValue(parseSamples(await (await fetch(`${url}/metrics`)).text()), METRICS.dependencyUp, {
+        dependency: 'cache',
+        critical: 'false',
+      });
 
     let report = await until(readyz, (r) => r.cache?.status === 'up', 'the cache check to pass');
     assert.deepEqual(report, { code: 200, status: 'ready', cache: { ...report.cache!, status: 'up', critical: false } });
@@ -90,11 +97,7 @@ describe('observability: /readyz with Redis', { skip: hasRedis ? false : 'redis-
     assert.deepEqual([report.code, report.status], [200, 'degraded'], 'Redis down degrades kbql without taking it out of service');
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     assert.equal(await cacheUp(), 0);
-    const served = await fetch(`${url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ collections { totalCount } }' }),
-    });
+    const served = await graphqlRequest(url, '{ collections { totalCount } }');
     assert.equal(served.status, 200, 'requests are still served');
 
     redis = await startRedis(port);

@@ -7,6 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { graphqlRequest } from '../helpers/http';
 import { createTestApp } from '../helpers/test-app';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
@@ -65,7 +66,8 @@ class ProviderStub {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
-    if (req.method === 'GET' && req.url === '/v1/models') return json(res, { object: 'list', data: [{ id: 'stub-model', object: 'model' }] });
+    if (req.method === 'GET' && req.url === '/v1/models')
+      return json(res, { object: 'list', data: [{ id: 'stub-model', object: 'model' }] });
     if (req.method === 'POST' && req.url === '/v1/traces') {
       this.traceBodies.push(JSON.parse(body));
       return json(res, {});
@@ -171,14 +173,21 @@ describe('SIGTERM (compiled main.js as a child process)', () => {
 
     const url = (await stdoutMatch(/kbql ready at (http:\/\/\S+)\/graphql/))[1]!;
     const port = Number(new URL(url).port);
-    const post = (query: string) =>
-      fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'slow-1' }, body: JSON.stringify({ query }) });
+    type Body = { data?: { search: { hits: unknown[] } }; errors?: unknown[] };
+    const post = (query: string) => graphqlRequest<Body>(url, query, undefined, { headers: { 'x-request-id': 'slow-1' } });
 
     const created = await post('mutation Create { createCollection(input: { name: "handbook" }) { id } }');
     assert.equal(created.status, 200);
-    const ready = (await (await fetch(`${url}/readyz`)).json()) as { status: string; checks: Record<string, { status: string; critical: boolean }> };
+    const ready = (await (await fetch(`${url}/readyz`)).json()) as {
+      status: string;
+      checks: Record<string, { status: string; critical: boolean }>;
+    };
     assert.equal(ready.status, 'ready');
-    assert.deepEqual(ready.checks.embedder, { ...ready.checks.embedder, status: 'up', critical: false }, 'the provider is checked, non-critical');
+    assert.deepEqual(
+      ready.checks.embedder,
+      { ...ready.checks.embedder, status: 'up', critical: false },
+      'the provider is checked, non-critical',
+    );
 
     const held = stub.holdNext();
     const slow = post('query Slow { search(collection: "handbook", query: "vacation days", mode: VECTOR) { hits { score } } }');
@@ -192,7 +201,7 @@ describe('SIGTERM (compiled main.js as a child process)', () => {
     held.release();
     const response = await within(slow, 'the slow response');
     assert.equal(response.status, 200);
-    const body = (await response.json()) as { data?: { search: { hits: unknown[] } }; errors?: unknown[] };
+    const body = response.body;
     assert.equal(body.errors, undefined, JSON.stringify(body.errors));
     assert.deepEqual(body.data?.search.hits, []);
 
@@ -201,9 +210,13 @@ describe('SIGTERM (compiled main.js as a child process)', () => {
 
     // Traces were flushed to the collector before exit; the slow request's spans are among them.
     const names = stub.spanNames();
-    for (const name of ['POST /graphql', 'query Slow', 'kbql.retrieve', 'kbql.embed']) assert.ok(names.includes(name), `${name} exported; got ${names.join(', ')}`);
+    for (const name of ['POST /graphql', 'query Slow', 'kbql.retrieve', 'kbql.embed'])
+      assert.ok(names.includes(name), `${name} exported; got ${names.join(', ')}`);
     // The request was logged as a success, and the process said it stopped.
-    const logs = stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const logs = stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     const slowLine = logs.find((l) => l.msg === 'request' && l.operation === 'Slow');
     assert.equal(slowLine?.outcome, 'ok');
     assert.match(String(slowLine?.traceId), /^[0-9a-f]{32}$/);

@@ -8,8 +8,9 @@ import { SPAN_ATTRIBUTES } from '../../src/observability/attributes';
 import { OTHER_LABEL } from '../../src/observability/label-guard';
 import { METRICS } from '../../src/observability/metrics';
 import { startTracing } from '../../src/observability/tracing-sdk';
+import { graphqlRequest } from '../helpers/http';
 import { metricTypes, parseSamples, sampleValue, type Sample } from '../helpers/prometheus-text';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 
 // One tracing SDK for this test process, exporting to memory (node --test runs each file in its own process).
 const exporter = new InMemorySpanExporter();
@@ -17,21 +18,24 @@ const sdk = startTracing({ serviceName: 'kbql-e2e', exporter, exportEachSpan: tr
 after(() => sdk.shutdown());
 
 const DOCS = [
-  { id: 'vacation', title: 'Vacation policy', content: 'Employees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.' },
-  { id: 'laptops', title: 'Laptop refresh', content: 'Every engineer gets a new laptop every three years. Order it through the IT service desk.' },
+  {
+    id: 'vacation',
+    title: 'Vacation policy',
+    content: 'Employees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.',
+  },
+  {
+    id: 'laptops',
+    title: 'Laptop refresh',
+    content: 'Every engineer gets a new laptop every three years. Order it through the IT service desk.',
+  },
   { id: 'blank', content: '   ' },
 ];
 const QUESTION = 'How many vacation days do employees get?';
 const TOKEN = 'Bearer kbql-test-token-0123456789';
 
-async function gql(url: string, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as { data?: any; errors?: any[] } };
-}
+type LooseBody = { data?: any; errors?: any[] };
+const gql = (url: string, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  graphqlRequest<LooseBody>(url, query, variables, { headers });
 
 async function scrape(url: string): Promise<{ text: string; samples: Sample[] }> {
   const response = await fetch(`${url}/metrics`);
@@ -64,9 +68,13 @@ describe('observability: /metrics after a scripted sequence', () => {
   it('exports each metric with the expected counts (ingest, re-ingest, search, ask, one failing call)', async () => {
     const chunks = await seed(url);
     assert.ok(chunks >= 2);
-    const again = await gql(url, 'mutation Reingest($docs: [DocumentInput!]!) { ingestDocuments(collection: "handbook", documents: $docs) { unchanged } }', {
-      docs: [DOCS[0]],
-    });
+    const again = await gql(
+      url,
+      'mutation Reingest($docs: [DocumentInput!]!) { ingestDocuments(collection: "handbook", documents: $docs) { unchanged } }',
+      {
+        docs: [DOCS[0]],
+      },
+    );
     assert.equal(again.body.data.ingestDocuments.unchanged, 1);
     const search = await gql(url, 'query Search { search(collection: "handbook", query: "laptop", topK: 3) { hits { score } } }');
     assert.equal(search.body.errors, undefined);
@@ -135,7 +143,11 @@ describe('observability: /metrics after a scripted sequence', () => {
     assert.equal(repeat.body.errors, undefined);
     const later = (await scrape(url)).samples;
     assert.equal(sampleValue(later, METRICS.cacheRequests, { cache: 'result', result: 'hit' }), 1);
-    assert.equal(sampleValue(later, METRICS.embeddingProviderCalls, { ...embedder, outcome: 'ok' }), 3, 'no provider call for a cached search');
+    assert.equal(
+      sampleValue(later, METRICS.embeddingProviderCalls, { ...embedder, outcome: 'ok' }),
+      3,
+      'no provider call for a cached search',
+    );
     assert.equal(sampleValue(later, METRICS.graphqlRequests, { operation: 'Search', type: 'query', outcome: 'ok' }), 2);
   });
 });
@@ -167,7 +179,10 @@ describe('observability: traces and request logs', () => {
     assert.match(res.body.data.ask.answer, /25 days/);
 
     const spans = exporter.getFinishedSpans();
-    assert.ok(spans.every((s) => s.spanContext().traceId === traceId), 'every span is in the incoming trace');
+    assert.ok(
+      spans.every((s) => s.spanContext().traceId === traceId),
+      'every span is in the incoming trace',
+    );
     const byName = (name: string) => {
       const found = spans.filter((s) => s.name === name);
       assert.equal(found.length, 1, `one ${name} span; got ${spans.map((s) => s.name).join(', ')}`);
@@ -203,7 +218,11 @@ describe('observability: traces and request logs', () => {
     assert.ok(storeSpans.some((s) => s.name === 'kbql.store.getCollectionByName'));
     for (const span of storeSpans) assert.ok(under(span, execute), `${span.name} is under graphql.execute`);
     assert.deepEqual(
-      { collection: retrieve.attributes['kbql.collection'], mode: retrieve.attributes['kbql.search.mode'], topK: retrieve.attributes['kbql.search.top_k'] },
+      {
+        collection: retrieve.attributes['kbql.collection'],
+        mode: retrieve.attributes['kbql.search.mode'],
+        topK: retrieve.attributes['kbql.search.top_k'],
+      },
       { collection: 'handbook', mode: 'HYBRID', topK: 5 },
     );
     assert.ok((retrieve.attributes['kbql.search.hit_count'] as number) > 0);
@@ -233,7 +252,9 @@ describe('observability: traces and request logs', () => {
   });
 
   it('starts a new trace without a traceparent, and logs failures with their codes', async () => {
-    const res = await gql(url, 'query AskMissing { ask(collection: "nowhere", question: "x?") { answer } }', undefined, { 'x-request-id': 'req-missing' });
+    const res = await gql(url, 'query AskMissing { ask(collection: "nowhere", question: "x?") { answer } }', undefined, {
+      'x-request-id': 'req-missing',
+    });
     assert.equal(res.body.errors?.[0]?.extensions?.code, 'NOT_FOUND');
     const server = exporter.getFinishedSpans().find((s) => s.name === 'POST /graphql');
     assert.ok(server);
@@ -247,7 +268,11 @@ describe('observability: traces and request logs', () => {
 
   it('logs probes at debug level and requests that never reach GraphQL at info, without tracing them', async () => {
     await fetch(`${url}/healthz`, { headers: { 'x-request-id': 'req-health' } });
-    const big = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-bad' }, body: '{not json' });
+    const big = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-bad' },
+      body: '{not json',
+    });
     assert.equal(big.status, 400);
     const logs = lines.map((l) => JSON.parse(l) as Record<string, any>);
     assert.equal(logs.find((l) => l.requestId === 'req-health')?.level, 'debug');
@@ -282,17 +307,34 @@ describe('observability: traces and request logs', () => {
 describe('observability: /healthz and /readyz', () => {
   it('reports each dependency; a degraded one keeps readiness, a critical one fails it; both flip back', async () => {
     const state = { redis: true, critical: true };
-    const t = await createTestApp({}, {
-      readiness: [
-        // Stands in for the Redis check (non-critical: kbql serves without its cache).
-        { name: 'redis', critical: false, check: async () => { if (!state.redis) throw new Error('connection refused'); } },
-        { name: 'critical-dep', check: async () => { if (!state.critical) throw new Error('down'); } },
-      ],
-    });
+    const t = await createTestApp(
+      {},
+      {
+        readiness: [
+          // Stands in for the Redis check (non-critical: kbql serves without its cache).
+          {
+            name: 'redis',
+            critical: false,
+            check: async () => {
+              if (!state.redis) throw new Error('connection refused');
+            },
+          },
+          {
+            name: 'critical-dep',
+            check: async () => {
+              if (!state.critical) throw new Error('down');
+            },
+          },
+        ],
+      },
+    );
     const url = await t.app.listen(0, '127.0.0.1');
     const ready = async () => {
       const res = await fetch(`${url}/readyz`);
-      return { code: res.status, body: (await res.json()) as { status: string; checks: Record<string, { status: string; critical: boolean; error?: string }> } };
+      return {
+        code: res.status,
+        body: (await res.json()) as { status: string; checks: Record<string, { status: string; critical: boolean; error?: string }> },
+      };
     };
     const live = async () => (await fetch(`${url}/healthz`)).status;
     const up = async (dependency: string) => sampleValue((await scrape(url)).samples, METRICS.dependencyUp, { dependency });
@@ -304,7 +346,10 @@ describe('observability: /healthz and /readyz', () => {
 
       state.redis = false;
       r = await ready();
-      assert.deepEqual([r.code, r.body.status, r.body.checks.redis!.status, r.body.checks.redis!.error], [200, 'degraded', 'down', 'connection refused']);
+      assert.deepEqual(
+        [r.code, r.body.status, r.body.checks.redis!.status, r.body.checks.redis!.error],
+        [200, 'degraded', 'down', 'connection refused'],
+      );
       assert.equal(r.body.checks.store!.status, 'up');
       assert.equal(await live(), 200, 'liveness is not affected');
       assert.equal(await up('redis'), 0);
@@ -326,10 +371,16 @@ describe('observability: /healthz and /readyz', () => {
   });
 
   it('bounds a hanging check by its timeout', async () => {
-    const t = await createTestApp({}, { readiness: [{ name: 'hangs', critical: false, timeoutMs: 50, check: () => new Promise(() => undefined) }] });
+    const t = await createTestApp(
+      {},
+      { readiness: [{ name: 'hangs', critical: false, timeoutMs: 50, check: () => new Promise(() => undefined) }] },
+    );
     const url = await t.app.listen(0, '127.0.0.1');
     try {
-      const body = (await (await fetch(`${url}/readyz`)).json()) as { status: string; checks: Record<string, { status: string; error?: string }> };
+      const body = (await (await fetch(`${url}/readyz`)).json()) as {
+        status: string;
+        checks: Record<string, { status: string; error?: string }>;
+      };
       assert.deepEqual([body.status, body.checks.hangs!.status], ['degraded', 'down']);
       assert.match(body.checks.hangs!.error ?? '', /no answer within 50 ms/);
     } finally {
@@ -365,7 +416,10 @@ describe('observability: metric cardinality', () => {
       assert.ok(added <= maxOperationNames * perOperation, `${added} series added; unbounded would be ~${1000 * perOperation}`);
       const operations = new Set(samples.filter((x) => x.name === METRICS.graphqlRequests).map((x) => x.labels.operation));
       assert.equal(operations.size, maxOperationNames + 1, 'the admitted names plus __other__');
-      assert.equal(sampleValue(samples, METRICS.graphqlRequests, { operation: OTHER_LABEL, type: 'query', outcome: 'ok' }), 1 + 1000 - maxOperationNames);
+      assert.equal(
+        sampleValue(samples, METRICS.graphqlRequests, { operation: OTHER_LABEL, type: 'query', outcome: 'ok' }),
+        1 + 1000 - maxOperationNames,
+      );
     } finally {
       await t.close();
     }

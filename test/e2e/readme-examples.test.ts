@@ -15,7 +15,11 @@ const run = promisify(execFile);
 /** The URL the examples are written for; each runner swaps in its test server's. */
 const DOC_ORIGIN = 'http://localhost:4000';
 
-const VACATION = { id: 'vacation', title: 'Vacation policy', content: 'Employees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.' };
+const VACATION = {
+  id: 'vacation',
+  title: 'Vacation policy',
+  content: 'Employees receive 25 days of paid vacation per year. Unused days can be carried over until March 31.',
+};
 
 /** Runs a shell block with bash (`-euo pipefail`), the URL swapped for `url`. */
 async function runShell(name: string, url: string, options: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {
@@ -37,7 +41,10 @@ async function runScript(name: string, url: string, args: string[] = []): Promis
   await writeFile(file, runnableBlock(name).replaceAll(`ws://localhost:4000`, url.replace(/^http/, 'ws')).replaceAll(DOC_ORIGIN, url));
   try {
     const { stdout } = await run(process.execPath, [file, ...args], { timeout: 30_000, env: { ...process.env, KBQL_TOKEN: '' } });
-    return stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown);
+    return stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as unknown);
   } finally {
     await rm(file, { force: true });
   }
@@ -99,7 +106,11 @@ const RUNNERS: Record<string, (s: Servers) => Promise<void>> = {
       const stdout = await runShell('cli-tour', cli, { cwd: ROOT, env });
       assert.match(stdout, /INDEXED\s+\d+/);
       assert.match(stdout, /docs\/security\.md/, 'the search finds the rate limits in docs/security.md');
-      assert.doesNotMatch(stdout, /Not found in the knowledge base/, 'the docs answer the question README asks (docs/api.md, job retention)');
+      assert.doesNotMatch(
+        stdout,
+        /Not found in the knowledge base/,
+        'the docs answer the question README asks (docs/api.md, job retention)',
+      );
       assert.match(stdout, /KBQL_JOB_RETENTION_DAYS/);
       assert.match(stdout, /kbql-docs/);
     } finally {
@@ -158,7 +169,10 @@ const RUNNERS: Record<string, (s: Servers) => Promise<void>> = {
       query: 'mutation($d: [DocumentInput!]) { startIngestion(collection: "handbook", documents: $d) { id } }',
       variables: { d: [VACATION] },
     });
-    const lines = (await runScript('follow-job', dev, [started.json.data!['startIngestion'].id])) as { kind: string; job: { status: string; indexed: number } | null }[];
+    const lines = (await runScript('follow-job', dev, [started.json.data!['startIngestion'].id])) as {
+      kind: string;
+      job: { status: string; indexed: number } | null;
+    }[];
     assert.equal(lines.at(-1)!.kind, 'SUMMARY');
     assert.deepEqual(lines.at(-1)!.job, { status: 'COMPLETED', indexed: 1, failed: 0 });
   },
@@ -207,7 +221,10 @@ describe('the runnable blocks of README.md and docs/ run as written', () => {
     await start('cli', { NODE_ENV: 'development' });
     await start('jwt', { ...JWT_ENV, NODE_ENV: 'production', KBQL_CORS_ORIGINS: 'https://app.example.com' });
     await gql(servers.dev, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' });
-    await gql(servers.dev, { query: 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "handbook", documents: $d) { indexed } }', variables: { d: [VACATION] } });
+    await gql(servers.dev, {
+      query: 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "handbook", documents: $d) { indexed } }',
+      variables: { d: [VACATION] },
+    });
   });
   after(async () => {
     for (const app of apps) await app.close();

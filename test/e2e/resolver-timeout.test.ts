@@ -20,7 +20,8 @@ function slowStore(dataDir: string) {
   const store = new Proxy(inner, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof value !== 'function' || typeof prop !== 'string' || !hang.has(prop)) return typeof value === 'function' ? value.bind(target) : value;
+      if (typeof value !== 'function' || typeof prop !== 'string' || !hang.has(prop))
+        return typeof value === 'function' ? value.bind(target) : value;
       return async (...args: unknown[]) => {
         stalled++;
         await new Promise<void>((resolve) => waiting.push(resolve));
@@ -41,7 +42,14 @@ describe('resolver timeout (KBQL_RESOLVER_TIMEOUT_MS) over real HTTP with a stor
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-timeout-'));
     slow = slowStore(dataDir);
-    const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, PORT: '0', KBQL_RESOLVER_TIMEOUT_MS: '150', ...JWT_ENV });
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      KBQL_LOG_LEVEL: 'silent',
+      KBQL_DATA_DIR: dataDir,
+      PORT: '0',
+      KBQL_RESOLVER_TIMEOUT_MS: '150',
+      ...JWT_ENV,
+    });
     app = await createApp(config, { store: slow.store });
     url = await app.listen(0, '127.0.0.1');
     token = await tokenFor('ADMIN', 'acme');
@@ -55,7 +63,11 @@ describe('resolver timeout (KBQL_RESOLVER_TIMEOUT_MS) over real HTTP with a stor
   });
 
   it('a field stuck on the store fails with UPSTREAM_TIMEOUT naming the field, instead of hanging the request', async () => {
-    const res = await gql(url, { query: '{ collections { totalCount } search(collection: "kb", query: "anything") { hits { score } } }' }, token);
+    const res = await gql(
+      url,
+      { query: '{ collections { totalCount } search(collection: "kb", query: "anything") { hits { score } } }' },
+      token,
+    );
     assert.equal(slow.stalled(), 1, 'the store call was made and never answered');
     const error = res.json.errors?.[0];
     assert.equal(error?.extensions?.['code'], 'UPSTREAM_TIMEOUT', JSON.stringify(res.json));
@@ -85,13 +97,26 @@ describe('applyResolverTimeout', () => {
           sync: { type: GraphQLString, resolve: () => 'now' },
           fast: { type: GraphQLString, resolve: async () => 'soon' },
           stuck: { type: GraphQLString, resolve: () => new Promise<string>((resolve) => (release = () => resolve('late'))) },
-          failing: { type: GraphQLString, resolve: async () => { throw new Error('own error'); } },
+          failing: {
+            type: GraphQLString,
+            resolve: async () => {
+              throw new Error('own error');
+            },
+          },
           item: { type: Item, resolve: () => ({ plain: 'p' }) },
         },
       }),
       subscription: new GraphQLObjectType({
         name: 'Subscription',
-        fields: { ticks: { type: GraphQLString, subscribe: async function* () { yield { ticks: 'x' }; }, resolve: (v: { ticks: string }) => v.ticks } },
+        fields: {
+          ticks: {
+            type: GraphQLString,
+            subscribe: async function* () {
+              yield { ticks: 'x' };
+            },
+            resolve: (v: { ticks: string }) => v.ticks,
+          },
+        },
       }),
     });
     const bounded = applyResolverTimeout(schema, { timeoutMs: 100 });
@@ -102,7 +127,13 @@ describe('applyResolverTimeout', () => {
 
     const result = await graphql({ schema: bounded, source: '{ sync fast stuck failing item { plain } }' });
     release();
-    assert.deepEqual(JSON.parse(JSON.stringify(result.data)), { sync: 'now', fast: 'soon', stuck: null, failing: null, item: { plain: 'p' } });
+    assert.deepEqual(JSON.parse(JSON.stringify(result.data)), {
+      sync: 'now',
+      fast: 'soon',
+      stuck: null,
+      failing: null,
+      item: { plain: 'p' },
+    });
     const byPath = Object.fromEntries((result.errors ?? []).map((e) => [e.path?.join('.'), e]));
     assert.equal((byPath['stuck']?.originalError as { code?: string }).code, 'UPSTREAM_TIMEOUT');
     assert.equal(byPath['failing']?.message, 'own error', 'a resolver’s own error is untouched');

@@ -19,7 +19,11 @@ const claims = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 /** A compact JWS signed with HMAC-SHA256 over any key bytes (the attacker's tool). */
-function hs256(payload: Record<string, unknown>, key: string | Buffer, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }): string {
+function hs256(
+  payload: Record<string, unknown>,
+  key: string | Buffer,
+  header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' },
+): string {
   const input = `${b64(header)}.${b64(payload)}`;
   return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
 }
@@ -103,7 +107,11 @@ describe('security e2e: JWT authentication over real HTTP (HS256 secret)', () =>
     assert.equal(del.json.errors?.[0]?.extensions?.['requires'], 'ADMIN');
 
     const after = await gql(url, { query: '{ collections { edges { node { name stats { documents } } } } }' }, reader);
-    assert.deepEqual(after.json.data?.['collections'].edges.map((e: any) => [e.node.name, e.node.stats.documents]), [['kept', 0]], 'no side effect');
+    assert.deepEqual(
+      after.json.data?.['collections'].edges.map((e: any) => [e.node.name, e.node.stats.documents]),
+      [['kept', 0]],
+      'no side effect',
+    );
   });
 });
 
@@ -117,17 +125,28 @@ describe('security e2e: tenant isolation over real HTTP', () => {
     ({ t, url } = await startTestServer(JWT_ENV));
     alice = await tokenFor('WRITER', 'tenant-a');
     bob = await tokenFor('ADMIN', 'tenant-b');
-    for (const [token, text] of [[alice, 'Alpha secret: the vault code is 4711.'], [bob, 'Bravo notes: lunch is at noon.']] as const) {
+    for (const [token, text] of [
+      [alice, 'Alpha secret: the vault code is 4711.'],
+      [bob, 'Bravo notes: lunch is at noon.'],
+    ] as const) {
       const c = await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' }, token);
       assert.equal(c.status, 200, `the same name in another tenant is allowed: ${JSON.stringify(c.json)}`);
       const ing = await gql(
         url,
-        { query: 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed results { document { id } } } }', variables: { d: [{ id: 'doc', content: text }] } },
+        {
+          query:
+            'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed results { document { id } } } }',
+          variables: { d: [{ id: 'doc', content: text }] },
+        },
         token,
       );
       assert.equal(ing.json.data?.['ingestDocuments'].indexed, 1, JSON.stringify(ing.json));
     }
-    const mine = await gql(url, { query: '{ collection(name: "kb") { id documents { edges { node { id chunks { edges { node { id } } } } } } } }' }, alice);
+    const mine = await gql(
+      url,
+      { query: '{ collection(name: "kb") { id documents { edges { node { id chunks { edges { node { id } } } } } } } }' },
+      alice,
+    );
     ids.collection = mine.json.data?.['collection'].id;
     ids.document = mine.json.data?.['collection'].documents.edges[0].node.id;
     ids.chunk = mine.json.data?.['collection'].documents.edges[0].node.chunks.edges[0].node.id;
@@ -136,18 +155,32 @@ describe('security e2e: tenant isolation over real HTTP', () => {
   after(() => t.close());
 
   it("by id: B gets null for A's collection, document and chunk's document; its list holds only its own", async () => {
-    const res = await gql(url, { query: `{ collection(id: "${ids.collection}") { id } document(id: "${ids.document}") { id } collections { totalCount edges { node { id } } } }` }, bob);
+    const res = await gql(
+      url,
+      {
+        query: `{ collection(id: "${ids.collection}") { id } document(id: "${ids.document}") { id } collections { totalCount edges { node { id } } } }`,
+      },
+      bob,
+    );
     assert.equal(res.status, 200);
     assert.equal(res.json.data?.['collection'], null);
     assert.equal(res.json.data?.['document'], null);
     assert.equal(res.json.data?.['collections'].totalCount, 1);
     assert.notEqual(res.json.data?.['collections'].edges[0].node.id, ids.collection);
-    const own = await gql(url, { query: `{ collection(id: "${ids.collection}") { name } document(id: "${ids.document}") { externalId } }` }, alice);
+    const own = await gql(
+      url,
+      { query: `{ collection(id: "${ids.collection}") { name } document(id: "${ids.document}") { externalId } }` },
+      alice,
+    );
     assert.deepEqual(own.json.data, { collection: { name: 'kb' }, document: { externalId: 'doc' } }, 'the owner still sees them');
   });
 
   it("by search and ask: B's \"kb\" is its own; A's collection id is NOT_FOUND; nothing of A's text leaks", async () => {
-    const byName = await gql(url, { query: '{ search(collection: "kb", query: "vault code secret", mode: KEYWORD) { hits { chunk { text } } } }' }, bob);
+    const byName = await gql(
+      url,
+      { query: '{ search(collection: "kb", query: "vault code secret", mode: KEYWORD) { hits { chunk { text } } } }' },
+      bob,
+    );
     const texts = JSON.stringify(byName.json);
     assert.doesNotMatch(texts, /vault|4711/);
     for (const query of [
@@ -188,7 +221,11 @@ describe('security e2e: tenant isolation over real HTTP', () => {
     }
     const del = await gql(url, { query: `mutation { deleteDocuments(ids: ["${ids.document}"]) { deletedDocuments } }` }, bob);
     assert.equal(del.json.data?.['deleteDocuments'].deletedDocuments, 0);
-    const still = await gql(url, { query: `{ collection(id: "${ids.collection}") { description stats { documents } } document(id: "${ids.document}") { metadata } }` }, alice);
+    const still = await gql(
+      url,
+      { query: `{ collection(id: "${ids.collection}") { description stats { documents } } document(id: "${ids.document}") { metadata } }` },
+      alice,
+    );
     assert.deepEqual(still.json.data, { collection: { description: null, stats: { documents: 1 } }, document: { metadata: {} } });
   });
 });
@@ -228,7 +265,11 @@ describe('security e2e: JWKS (RS256) and HS/RS algorithm confusion', () => {
       assert.equal(res.status, 401, 'HS256 with the public key as secret is refused');
       assert.equal(res.json.errors?.[0]?.extensions?.['code'], 'UNAUTHENTICATED');
     }
-    const forged = await gql(url, { query: QUERY_COLLECTIONS }, rs256(claims(), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'k1'));
+    const forged = await gql(
+      url,
+      { query: QUERY_COLLECTIONS },
+      rs256(claims(), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'k1'),
+    );
     assert.equal(forged.status, 401, 'a token signed by another key under a known kid');
   });
 });

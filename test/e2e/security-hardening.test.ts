@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { createTestApp, type TestApp , startTestServer } from '../helpers/test-app';
+import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
 import { CountingEmbedder, countingStore, gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 /** `documents { edges { node { collection { … } } } }` nested until the selection is `depth` levels deep. */
@@ -27,10 +27,15 @@ describe('security e2e: hostile operations are rejected before any resolver, sto
     dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-hardening-'));
     counted = countingStore(dir);
     // Tokens: enough for the 1,000-alias document to reach the alias check (the token limit has its own test).
-    ({ t, url } = await startTestServer({ KBQL_MAX_BODY_BYTES: String(1024 * 1024), KBQL_MAX_QUERY_TOKENS: '100000' }, { store: counted.store, embedder }));
+    ({ t, url } = await startTestServer(
+      { KBQL_MAX_BODY_BYTES: String(1024 * 1024), KBQL_MAX_QUERY_TOKENS: '100000' },
+      { store: counted.store, embedder },
+    ));
     const created = await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' });
     assert.equal(created.status, 200);
-    const ing = await gql(url, { query: 'mutation { ingestDocuments(collection: "kb", documents: [{ id: "a", content: "Alpha beta gamma." }]) { indexed } }' });
+    const ing = await gql(url, {
+      query: 'mutation { ingestDocuments(collection: "kb", documents: [{ id: "a", content: "Alpha beta gamma." }]) { indexed } }',
+    });
     assert.equal(ing.json.data?.['ingestDocuments'].indexed, 1);
   });
   after(async () => {
@@ -112,15 +117,39 @@ describe('security e2e: document size limit and CSRF prevention with authenticat
       const url = await t.app.listen(0, '127.0.0.1');
       const token = await tokenFor('WRITER', 'acme');
       await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' }, token);
-      const ingest = 'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed failed results { status code } } }';
+      const ingest =
+        'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed failed results { status code } } }';
       embedder.calls = 0;
       const big = await gql(url, { query: ingest, variables: { d: [{ id: 'big', content: 'x'.repeat(4097) }] } }, token);
-      assert.deepEqual(big.json.data?.['ingestDocuments'], { indexed: 0, failed: 1, results: [{ status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' }] });
+      assert.deepEqual(big.json.data?.['ingestDocuments'], {
+        indexed: 0,
+        failed: 1,
+        results: [{ status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' }],
+      });
       assert.equal(embedder.calls, 0, 'nothing was embedded');
       assert.equal(counted.calls.get('upsertDocument') ?? 0, 0, 'nothing was stored');
       assert.equal(counted.calls.get('upsertDocuments') ?? 0, 0, 'nothing was stored');
-      const mixed = await gql(url, { query: ingest, variables: { d: [{ id: 'ok', content: 'Small and fine.' }, { id: 'big', content: 'é'.repeat(2049) }] } }, token);
-      assert.deepEqual(mixed.json.data?.['ingestDocuments'].results, [{ status: 'INDEXED', code: null }, { status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' }], 'the limit is in bytes (UTF-8), not characters');
+      const mixed = await gql(
+        url,
+        {
+          query: ingest,
+          variables: {
+            d: [
+              { id: 'ok', content: 'Small and fine.' },
+              { id: 'big', content: 'é'.repeat(2049) },
+            ],
+          },
+        },
+        token,
+      );
+      assert.deepEqual(
+        mixed.json.data?.['ingestDocuments'].results,
+        [
+          { status: 'INDEXED', code: null },
+          { status: 'FAILED', code: 'PAYLOAD_TOO_LARGE' },
+        ],
+        'the limit is in bytes (UTF-8), not characters',
+      );
     } finally {
       await t.close();
       await rm(dir, { recursive: true, force: true });
@@ -135,7 +164,10 @@ describe('security e2e: document size limit and CSRF prevention with authenticat
       const url = await t.app.listen(0, '127.0.0.1');
       const token = await tokenFor('ADMIN', 'acme');
       const query = encodeURIComponent('{ collections { totalCount } }');
-      const simple = await fetch(`${url}/graphql?query=${query}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+      const simple = await fetch(`${url}/graphql?query=${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
       assert.equal(simple.status, 400, 'a browser could send this cross-site with ambient credentials');
       assert.equal(counted.total(), 0);
       const form = await fetch(`${url}/graphql`, {
@@ -184,7 +216,10 @@ describe('security e2e: token limit, production errors', () => {
     const counted = countingStore(broken);
     const store = new Proxy(counted.store, {
       get(target, prop, receiver) {
-        if (prop === 'listCollections') return async () => { throw new Error('disk on fire at /var/secret/path'); };
+        if (prop === 'listCollections')
+          return async () => {
+            throw new Error('disk on fire at /var/secret/path');
+          };
         return Reflect.get(target, prop, receiver) as unknown;
       },
     });

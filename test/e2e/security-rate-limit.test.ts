@@ -31,7 +31,11 @@ const limited = (redisUrl: string, prefix: string): Record<string, string> => ({
 
 async function seed(url: string, token: string): Promise<void> {
   await gql(url, { query: 'mutation { createCollection(input: { name: "kb" }) { id } }' }, token);
-  const ing = await gql(url, { query: 'mutation { ingestDocuments(collection: "kb", documents: [{ id: "a", content: "Alpha beta." }]) { indexed } }' }, token);
+  const ing = await gql(
+    url,
+    { query: 'mutation { ingestDocuments(collection: "kb", documents: [{ id: "a", content: "Alpha beta." }]) { indexed } }' },
+    token,
+  );
   assert.equal(ing.json.data?.['ingestDocuments'].indexed, 1, JSON.stringify(ing.json));
 }
 

@@ -4,10 +4,12 @@ import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, JWT_ENV, tokenFor } from '../helpers/security';
 
 const codeOf = (res: { json: { errors?: { extensions?: Record<string, any> }[] } }) => res.json.errors?.[0]?.extensions?.['code'];
-const SHARE = 'mutation ($c: String!, $t: String!, $r: ShareRole!) { shareCollection(collection: $c, tenant: $t, role: $r) { id version shares { tenant role } } }';
+const SHARE =
+  'mutation ($c: String!, $t: String!, $r: ShareRole!) { shareCollection(collection: $c, tenant: $t, role: $r) { id version shares { tenant role } } }';
 const UNSHARE = 'mutation ($c: String!, $t: String!) { unshareCollection(collection: $c, tenant: $t) { id shares { tenant role } } }';
 const ENTITIES = `query($r: [_Any!]!) { _entities(representations: $r) { __typename ... on Collection { name } ... on Document { externalId } ... on Chunk { text } } }`;
-const INGEST = 'mutation($c: String!, $d: [DocumentInput!]!) { ingestDocuments(collection: $c, documents: $d) { indexed results { document { id } } } }';
+const INGEST =
+  'mutation($c: String!, $d: [DocumentInput!]!) { ingestDocuments(collection: $c, documents: $d) { indexed results { document { id } } } }';
 
 /**
  * Tenant "acme" owns "handbook" and shares it with "globex"; "initech" is never granted anything. Every read path
@@ -22,18 +24,27 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
     { __typename: 'Document', id: ids.document },
     { __typename: 'Chunk', id: ids.chunk },
   ];
-  const searchQ = (c: string) => `{ search(collection: "${c}", query: "vault code", mode: KEYWORD) { hits { chunk { text } document { externalId } } } }`;
+  const searchQ = (c: string) =>
+    `{ search(collection: "${c}", query: "vault code", mode: KEYWORD) { hits { chunk { text } document { externalId } } } }`;
 
   before(async () => {
     ({ t, url } = await startTestServer(JWT_ENV));
     for (const [name, role, tenant] of [
-      ['acmeAdmin', 'ADMIN', 'acme'], ['acmeWriter', 'WRITER', 'acme'],
-      ['globexAdmin', 'ADMIN', 'globex'], ['globexWriter', 'WRITER', 'globex'], ['globexReader', 'READER', 'globex'],
+      ['acmeAdmin', 'ADMIN', 'acme'],
+      ['acmeWriter', 'WRITER', 'acme'],
+      ['globexAdmin', 'ADMIN', 'globex'],
+      ['globexWriter', 'WRITER', 'globex'],
+      ['globexReader', 'READER', 'globex'],
       ['initech', 'ADMIN', 'initech'],
-    ] as const) tok[name] = await tokenFor(role, tenant);
+    ] as const)
+      tok[name] = await tokenFor(role, tenant);
     const c = await gql(url, { query: 'mutation { createCollection(input: { name: "handbook" }) { id } }' }, tok['acmeAdmin']);
     ids.collection = c.json.data?.['createCollection'].id;
-    const ing = await gql(url, { query: INGEST, variables: { c: 'handbook', d: [{ id: 'vault', content: 'The vault code is 4711. Keep it secret.' }] } }, tok['acmeAdmin']);
+    const ing = await gql(
+      url,
+      { query: INGEST, variables: { c: 'handbook', d: [{ id: 'vault', content: 'The vault code is 4711. Keep it secret.' }] } },
+      tok['acmeAdmin'],
+    );
     assert.equal(ing.json.data?.['ingestDocuments'].indexed, 1, JSON.stringify(ing.json));
     ids.document = ing.json.data?.['ingestDocuments'].results[0].document.id;
     const chunks = await gql(url, { query: `{ document(id: "${ids.document}") { chunks { edges { node { id } } } } }` }, tok['acmeAdmin']);
@@ -43,11 +54,26 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
   after(() => t.close());
 
   async function assertSeesNothing(token: string, label: string) {
-    const byId = await gql(url, { query: `{ collection(id: "${ids.collection}") { id } byName: collection(name: "acme/handbook") { id } document(id: "${ids.document}") { id } collections { edges { node { id } } } }` }, token);
+    const byId = await gql(
+      url,
+      {
+        query: `{ collection(id: "${ids.collection}") { id } byName: collection(name: "acme/handbook") { id } document(id: "${ids.document}") { id } collections { edges { node { id } } } }`,
+      },
+      token,
+    );
     assert.equal(byId.status, 200, label);
-    assert.deepEqual({ ...byId.json.data, collections: undefined }, { collection: null, byName: null, document: null, collections: undefined }, label);
+    assert.deepEqual(
+      { ...byId.json.data, collections: undefined },
+      { collection: null, byName: null, document: null, collections: undefined },
+      label,
+    );
     assert.ok(!byId.json.data?.['collections'].edges.some((e: any) => e.node.id === ids.collection), `${label}: not listed`);
-    for (const query of [searchQ(ids.collection), searchQ('acme/handbook'), `{ ask(collection: "acme/handbook", question: "What is the vault code?") { answer } }`, `{ documents(collection: "${ids.collection}") { totalCount } }`]) {
+    for (const query of [
+      searchQ(ids.collection),
+      searchQ('acme/handbook'),
+      `{ ask(collection: "acme/handbook", question: "What is the vault code?") { answer } }`,
+      `{ documents(collection: "${ids.collection}") { totalCount } }`,
+    ]) {
       const res = await gql(url, { query }, token);
       assert.equal(codeOf(res), 'NOT_FOUND', `${label}: ${query}`);
       assert.doesNotMatch(JSON.stringify(res.json), /4711/, label);
@@ -75,22 +101,38 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
     assert.deepEqual(shared.json.data?.['shareCollection'].shares, [{ tenant: 'globex', role: 'READER' }]);
 
     const reader = tok['globexReader']!;
-    const look = await gql(url, { query: `{ collection(id: "${ids.collection}") { name tenant shares { tenant role } } byName: collection(name: "acme/handbook") { id } document(id: "${ids.document}") { externalId } collections { edges { node { id tenant } } } }` }, reader);
+    const look = await gql(
+      url,
+      {
+        query: `{ collection(id: "${ids.collection}") { name tenant shares { tenant role } } byName: collection(name: "acme/handbook") { id } document(id: "${ids.document}") { externalId } collections { edges { node { id tenant } } } }`,
+      },
+      reader,
+    );
     assert.deepEqual(look.json.data?.['collection'], { name: 'handbook', tenant: 'acme', shares: [{ tenant: 'globex', role: 'READER' }] });
     assert.equal(look.json.data?.['byName'].id, ids.collection);
     assert.equal(look.json.data?.['document'].externalId, 'vault');
-    assert.deepEqual(look.json.data?.['collections'].edges.map((e: any) => e.node), [{ id: ids.collection, tenant: 'acme' }]);
+    assert.deepEqual(
+      look.json.data?.['collections'].edges.map((e: any) => e.node),
+      [{ id: ids.collection, tenant: 'acme' }],
+    );
     for (const ref of [ids.collection, 'acme/handbook']) {
       const s = await gql(url, { query: searchQ(ref) }, reader);
       assert.equal(s.status, 200, JSON.stringify(s.json));
       assert.match(s.json.data?.['search'].hits[0].chunk.text, /4711/);
     }
-    const ask = await gql(url, { query: `{ ask(collection: "acme/handbook", question: "What is the vault code?") { answer abstained } }` }, reader);
+    const ask = await gql(
+      url,
+      { query: `{ ask(collection: "acme/handbook", question: "What is the vault code?") { answer abstained } }` },
+      reader,
+    );
     assert.equal(ask.json.data?.['ask'].abstained, false, JSON.stringify(ask.json));
     const docs = await gql(url, { query: `{ documents(collection: "acme/handbook") { totalCount } }` }, reader);
     assert.equal(docs.json.data?.['documents'].totalCount, 1);
     const ent = await gql(url, { query: ENTITIES, variables: { r: entities() } }, reader);
-    assert.deepEqual(ent.json.data?.['_entities'].map((e: any) => e?.__typename), ['Collection', 'Document', 'Chunk']);
+    assert.deepEqual(
+      ent.json.data?.['_entities'].map((e: any) => e?.__typename),
+      ['Collection', 'Document', 'Chunk'],
+    );
 
     // Writes through a READER share: FORBIDDEN, with no side effect — even for the grantee's WRITERs and ADMINs.
     for (const token of [tok['globexWriter']!, tok['globexAdmin']!]) {
@@ -109,8 +151,18 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
         assert.equal(codeOf(res), 'FORBIDDEN', body.query);
       }
     }
-    const still = await gql(url, { query: `{ collection(id: "${ids.collection}") { description shares { tenant } stats { documents } } document(id: "${ids.document}") { metadata } }` }, tok['acmeAdmin']);
-    assert.deepEqual(still.json.data, { collection: { description: null, shares: [{ tenant: 'globex' }], stats: { documents: 1 } }, document: { metadata: {} } }, 'no side effect');
+    const still = await gql(
+      url,
+      {
+        query: `{ collection(id: "${ids.collection}") { description shares { tenant } stats { documents } } document(id: "${ids.document}") { metadata } }`,
+      },
+      tok['acmeAdmin'],
+    );
+    assert.deepEqual(
+      still.json.data,
+      { collection: { description: null, shares: [{ tenant: 'globex' }], stats: { documents: 1 } }, document: { metadata: {} } },
+      'no side effect',
+    );
 
     await assertSeesNothing(tok['initech']!, 'a third tenant');
   });
@@ -118,15 +170,26 @@ describe('security e2e: collection sharing across tenants over real HTTP', () =>
   it('a WRITER share lets the grantee’s WRITERs edit documents, never the collection itself; the grantee sees only its own grant', async () => {
     await gql(url, { query: SHARE, variables: { c: 'handbook', t: 'initech', r: 'READER' } }, tok['acmeAdmin']);
     const up = await gql(url, { query: SHARE, variables: { c: 'handbook', t: 'globex', r: 'WRITER' } }, tok['acmeAdmin']);
-    assert.deepEqual(up.json.data?.['shareCollection'].shares, [{ tenant: 'globex', role: 'WRITER' }, { tenant: 'initech', role: 'READER' }]);
+    assert.deepEqual(up.json.data?.['shareCollection'].shares, [
+      { tenant: 'globex', role: 'WRITER' },
+      { tenant: 'initech', role: 'READER' },
+    ]);
     const writer = tok['globexWriter']!;
     const seen = await gql(url, { query: `{ collection(name: "acme/handbook") { shares { tenant role } } }` }, writer);
     assert.deepEqual(seen.json.data?.['collection'].shares, [{ tenant: 'globex', role: 'WRITER' }], 'not the other grantees');
 
-    const ing = await gql(url, { query: INGEST, variables: { c: 'acme/handbook', d: [{ id: 'from-globex', content: 'Globex added this note.' }] } }, writer);
+    const ing = await gql(
+      url,
+      { query: INGEST, variables: { c: 'acme/handbook', d: [{ id: 'from-globex', content: 'Globex added this note.' }] } },
+      writer,
+    );
     assert.equal(ing.json.data?.['ingestDocuments'].indexed, 1, JSON.stringify(ing.json));
     const docId = ing.json.data?.['ingestDocuments'].results[0].document.id;
-    const meta = await gql(url, { query: `mutation { updateDocumentMetadata(id: "${docId}", metadata: { by: "globex" }) { metadata } }` }, writer);
+    const meta = await gql(
+      url,
+      { query: `mutation { updateDocumentMetadata(id: "${docId}", metadata: { by: "globex" }) { metadata } }` },
+      writer,
+    );
     assert.deepEqual(meta.json.data?.['updateDocumentMetadata'].metadata, { by: 'globex' });
     const del = await gql(url, { query: `mutation { deleteDocuments(ids: ["${docId}"]) { deletedDocuments } }` }, writer);
     assert.equal(del.json.data?.['deleteDocuments'].deletedDocuments, 1);

@@ -46,14 +46,22 @@ describe('start-up failures: one line, a hint, exit 1, no stack trace', () => {
 
   it('port in use → says so and hints at PORT', async () => {
     const result = await start({ PORT: String(busyPort), HOST: '127.0.0.1', KBQL_DATA_DIR: path.join(dir, 'data-port') });
-    assertFriendly(result, new RegExp(`^kbql: cannot listen on 127\\.0\\.0\\.1:${busyPort}: the port is already in use$`), /^hint: .*PORT=/);
+    assertFriendly(
+      result,
+      new RegExp(`^kbql: cannot listen on 127\\.0\\.0\\.1:${busyPort}: the port is already in use$`),
+      /^hint: .*PORT=/,
+    );
   });
 
   it('data directory not writable → says which and hints at KBQL_DATA_DIR', async () => {
     const file = path.join(dir, 'a-file');
     await writeFile(file, 'not a directory');
     const result = await start({ PORT: '0', KBQL_DATA_DIR: path.join(file, 'data') });
-    assertFriendly(result, /^kbql: the data directory .*a-file\/data cannot be created or written \(ENOTDIR\)$/, /^hint: set KBQL_DATA_DIR/);
+    assertFriendly(
+      result,
+      /^kbql: the data directory .*a-file\/data cannot be created or written \(ENOTDIR\)$/,
+      /^hint: set KBQL_DATA_DIR/,
+    );
   });
 
   it('bad configuration → every problem on one line, and a hint', async () => {

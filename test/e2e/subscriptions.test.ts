@@ -27,9 +27,18 @@ interface Ctx {
 const SDL = /* GraphQL */ `
   directive @auth(requires: Role! = READER) on OBJECT | FIELD_DEFINITION
   directive @rateLimit(window: String! = "1m", max: Int! = 60) on OBJECT | FIELD_DEFINITION
-  enum Role { READER WRITER ADMIN }
-  type Query { hello: String @auth(requires: READER) }
-  type Tick { n: Int!  next: Tick }
+  enum Role {
+    READER
+    WRITER
+    ADMIN
+  }
+  type Query {
+    hello: String @auth(requires: READER)
+  }
+  type Tick {
+    n: Int!
+    next: Tick
+  }
   type Subscription {
     ticks(count: Int!, delayMs: Int! = 0): Tick! @auth(requires: READER) @rateLimit(window: "1m", max: 3)
     adminTicks: Tick! @auth(requires: ADMIN)
@@ -74,7 +83,12 @@ function testSchema(): GraphQLSchema {
       if (type === 'Query') return { ...field, resolve: () => 'hi' };
       if (type !== 'Subscription') return field;
       if (name === 'failing') {
-        return { ...field, subscribe: async () => { throw new Error('database password is hunter2'); } };
+        return {
+          ...field,
+          subscribe: async () => {
+            throw new Error('database password is hunter2');
+          },
+        };
       }
       return {
         ...field,
@@ -141,7 +155,8 @@ describe('GraphQL subscriptions over WebSocket', () => {
   const collect = async (c: Client, query: string, variables?: Record<string, unknown>): Promise<Record<string, unknown>[]> => {
     const results: Record<string, unknown>[] = [];
     try {
-      for await (const result of c.iterate({ query, variables })) results.push(JSON.parse(JSON.stringify(result)) as Record<string, unknown>);
+      for await (const result of c.iterate({ query, variables }))
+        results.push(JSON.parse(JSON.stringify(result)) as Record<string, unknown>);
     } catch (error) {
       // An operation refused before it ran arrives as an `error` message: the client throws its errors.
       if (!Array.isArray(error)) throw error;
@@ -150,11 +165,14 @@ describe('GraphQL subscriptions over WebSocket', () => {
     return results;
   };
   const codeOfResult = (result: Record<string, unknown> | undefined) =>
-    ((result?.['errors'] as { extensions?: { code?: string } }[] | undefined)?.[0]?.extensions?.code) ?? null;
+    (result?.['errors'] as { extensions?: { code?: string } }[] | undefined)?.[0]?.extensions?.code ?? null;
 
   it('streams every event of a subscription in order to an authorised caller', async () => {
     const results = await collect(client('reader'), 'subscription { ticks(count: 3) { n } }');
-    assert.deepEqual(results.map((r) => (r['data'] as { ticks: { n: number } }).ticks.n), [1, 2, 3]);
+    assert.deepEqual(
+      results.map((r) => (r['data'] as { ticks: { n: number } }).ticks.n),
+      [1, 2, 3],
+    );
   });
 
   it('refuses a guarded subscription to an anonymous caller (UNAUTHENTICATED) and a weak role (FORBIDDEN), before the stream starts', async () => {

@@ -14,8 +14,11 @@ export interface Run {
 /** Runs `kbql <args>` as a child process in `cwd` (60 s at most), never rejecting: the exit code is the result. */
 export function kbql(args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } }, (_error, stdout, stderr) =>
-      resolve({ code: child.exitCode, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd, timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
+      (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
     );
   });
 }

@@ -1,7 +1,8 @@
 /**
  * Child process for `embedded-store.crash.test.ts`: opens the embedded store in the directory given as argv[2] and
  * ingests {@link ingestSequence} from the start as fast as it can (creating the collection if missing), printing
- * `progress <distinct documents> <writes>` after every commit, until the parent SIGKILLs it. Run as `node crash-ingest.child.js <dataDir>` (compiled).
+ * `progress <distinct documents> <writes>` after every commit, until the parent SIGKILLs it. Run as
+ * `node crash-ingest.child.js <dataDir>` (compiled).
  * The input generators are exported so the parent can rebuild the exact same input.
  */
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
@@ -54,7 +55,7 @@ export function ingestSequence(): DocumentWrite[] {
 export function batchSizes(total: number): number[] {
   const rng = mulberry32(CRASH_INPUT.seed ^ 0xbadc0de);
   const sizes: number[] = [];
-  for (let done = 0; done < total; ) {
+  for (let done = 0; done < total;) {
     const size = Math.min(total - done, 1 + Math.floor(rng() * 40));
     sizes.push(size);
     done += size;
@@ -87,7 +88,6 @@ function makeDocument(i: number, kind: 'draft' | 'final', chunkCount: number): D
   };
 }
 
-
 async function main(dataDir: string): Promise<void> {
   const store = new EmbeddedKnowledgeStore({ dataDir });
   await store.init();
@@ -95,10 +95,10 @@ async function main(dataDir: string): Promise<void> {
   const collection =
     (await store.getCollectionByName(CRASH_INPUT.collectionName)) ??
     (await store.createCollection({
-    name: CRASH_INPUT.collectionName,
-    description: 'crash test',
-    chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 },
-    embedder: { name: 'crash-test', dimensions: CRASH_INPUT.dimensions },
+      name: CRASH_INPUT.collectionName,
+      description: 'crash test',
+      chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 },
+      embedder: { name: 'crash-test', dimensions: CRASH_INPUT.dimensions },
     }));
   const sequence = ingestSequence();
   const seen = new Set<string>();

@@ -48,10 +48,11 @@ export function fencedBlocks(text: string): FencedBlock[] {
     const marker = before >= 0 ? lines[before]!.trim() : '';
     blocks.push({
       lang: lang!,
-      code: lines
-        .slice(i + 1, end)
-        .map((l) => (l.startsWith(indent!) ? l.slice(indent!.length) : l))
-        .join('\n') + '\n',
+      code:
+        lines
+          .slice(i + 1, end)
+          .map((l) => (l.startsWith(indent!) ? l.slice(indent!.length) : l))
+          .join('\n') + '\n',
       line: i + 1,
       runnable: /^<!-- runnable: ([\w-]+) -->$/.exec(marker)?.[1] ?? null,
       notRun: /^<!-- not-run: (.+) -->$/.exec(marker)?.[1] ?? null,
@@ -67,7 +68,8 @@ export function runnableBlocks(): Map<string, FencedBlock & { file: string }> {
   for (const file of docFiles()) {
     for (const block of fencedBlocks(readDoc(file))) {
       if (!block.runnable) continue;
-      if (found.has(block.runnable)) throw new Error(`runnable block ${block.runnable} is in ${found.get(block.runnable)!.file} and ${file}`);
+      if (found.has(block.runnable))
+        throw new Error(`runnable block ${block.runnable} is in ${found.get(block.runnable)!.file} and ${file}`);
       found.set(block.runnable, { ...block, file });
     }
   }
@@ -152,7 +154,8 @@ export function linkProblems(file: string, text: string, read: (rel: string) => 
       continue;
     }
     if (anchor !== undefined && resolved.endsWith('.md')) {
-      if (content === null || !headingAnchors(content).has(anchor)) problems.push(`${file}: link ${target} → no heading #${anchor} in ${resolved}`);
+      if (content === null || !headingAnchors(content).has(anchor))
+        problems.push(`${file}: link ${target} → no heading #${anchor} in ${resolved}`);
     }
   }
   return problems;
@@ -194,7 +197,8 @@ export function summaryProblems(file: string, text: string): string[] {
   if (lines.slice(1).every((l) => l.trim() === '')) return [];
   const [blank, summary = '', after] = lines.slice(1, 4);
   if (blank !== '') return [`${file}: no blank line after the title`];
-  if (!/^[A-Z`[]/.test(summary) || !/\.$/.test(summary)) return [`${file}: line 3 is not a one-sentence summary ending with a full stop: ${summary}`];
+  if (!/^[A-Z`[]/.test(summary) || !/\.$/.test(summary))
+    return [`${file}: line 3 is not a one-sentence summary ending with a full stop: ${summary}`];
   if (summary.length > SUMMARY_MAX_CHARS) return [`${file}: the summary is longer than ${SUMMARY_MAX_CHARS} characters`];
   if (after !== undefined && after.trim() !== '') return [`${file}: the summary runs onto a second line`];
   return [];

@@ -83,7 +83,9 @@ export class FakeStatusError extends Error {
 const HYBRID_CANDIDATES = 100;
 const QUERY_MAXIMUM_RESULTS = 10_000;
 const STOPWORDS = new Set(
-  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(' '),
+  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(
+    ' ',
+  ),
 );
 
 export class FakeWeaviate implements WeaviateClientLike {
@@ -163,7 +165,10 @@ export class FakeWeaviate implements WeaviateClientLike {
     for (const p of spec.properties) {
       checkPropertyName(p.name);
       if ([...properties.keys()].some((n) => n.toLowerCase() === p.name.toLowerCase())) {
-        throw new FakeStatusError(422, `class "${spec.name}": conflict for property "${p.name}": already in use or provided multiple times`);
+        throw new FakeStatusError(
+          422,
+          `class "${spec.name}": conflict for property "${p.name}": already in use or provided multiple times`,
+        );
       }
       properties.set(p.name, { ...p });
     }
@@ -188,7 +193,10 @@ export class FakeWeaviate implements WeaviateClientLike {
     checkPropertyName(property.name);
     // Weaviate compares property names case-insensitively.
     if ([...col.properties.keys()].some((n) => n.toLowerCase() === property.name.toLowerCase())) {
-      throw new FakeStatusError(422, `class "${name}": conflict for property "${property.name}": already in use or provided multiple times`);
+      throw new FakeStatusError(
+        422,
+        `class "${name}": conflict for property "${property.name}": already in use or provided multiple times`,
+      );
     }
     col.properties.set(property.name, { ...property });
   }
@@ -242,7 +250,10 @@ export class FakeWeaviate implements WeaviateClientLike {
       deleteMany: async (filters) => {
         await enter('deleteMany', [filters]);
         const { col, objects } = shard();
-        const matched = [...objects.values()].filter((o) => evaluate(filters, o, col)).sort(byId).slice(0, this.deleteCap);
+        const matched = [...objects.values()]
+          .filter((o) => evaluate(filters, o, col))
+          .sort(byId)
+          .slice(0, this.deleteCap);
         for (const o of matched) objects.delete(o.id);
         return { matches: matched.length, successful: matched.length, failed: 0 } satisfies DeleteManyResult;
       },
@@ -253,7 +264,9 @@ export class FakeWeaviate implements WeaviateClientLike {
         let list = [...objects.values()].filter((o) => !options.filters || evaluate(options.filters, o, col));
         list.sort(byId);
         if (options.sort && options.sort.length > 0) {
-          for (const s of options.sort) if (!col.properties.has(s.property)) throw new FakeStatusError(422, `no such prop with name '${s.property}' found in class '${name}'`);
+          for (const s of options.sort)
+            if (!col.properties.has(s.property))
+              throw new FakeStatusError(422, `no such prop with name '${s.property}' found in class '${name}'`);
           list.sort((a, b) => {
             for (const s of options.sort!) {
               const order = compareValues(a.properties[s.property], b.properties[s.property]);
@@ -328,10 +341,13 @@ export class FakeWeaviate implements WeaviateClientLike {
           if (d2 * d2 >= 1e-14) return d2;
           return a.object.id > b.object.id ? -1 : a.object.id < b.object.id ? 1 : 0;
         });
-        return sorted.slice(0, options.offset + options.limit).slice(options.offset).map((r) => ({
-          ...toWObject(r.object, options.returnProperties),
-          metadata: { score: r.score, explainScore: r.explain },
-        }));
+        return sorted
+          .slice(0, options.offset + options.limit)
+          .slice(options.offset)
+          .map((r) => ({
+            ...toWObject(r.object, options.returnProperties),
+            metadata: { score: r.score, explainScore: r.explain },
+          }));
       },
       aggregate: async (options: AggregateOptions) => {
         await enter('aggregate', [options]);
@@ -340,7 +356,10 @@ export class FakeWeaviate implements WeaviateClientLike {
         let sum: number | null = null;
         if (options.sumOf !== undefined) {
           if (col.properties.get(options.sumOf)?.dataType !== 'int') throw new FakeStatusError(422, `cannot sum ${options.sumOf}`);
-          sum = matched.reduce((total, o) => total + (typeof o.properties[options.sumOf!] === 'number' ? (o.properties[options.sumOf!] as number) : 0), 0);
+          sum = matched.reduce(
+            (total, o) => total + (typeof o.properties[options.sumOf!] === 'number' ? (o.properties[options.sumOf!] as number) : 0),
+            0,
+          );
         }
         return { totalCount: matched.length, sum };
       },
@@ -375,7 +394,9 @@ export class FakeWeaviate implements WeaviateClientLike {
       case 'http422':
         throw new FakeStatusError(422, 'injected validation error');
       case 'grpcUnavailable': {
-        const error = new Error(`Query call with protocol gRPC failed with message: /weaviate.v1.Weaviate/${method} UNAVAILABLE: No connection established`);
+        const error = new Error(
+          `Query call with protocol gRPC failed with message: /weaviate.v1.Weaviate/${method} UNAVAILABLE: No connection established`,
+        );
         error.name = 'WeaviateQueryError';
         throw error;
       }
@@ -402,7 +423,11 @@ function checkWindow(offset: number, limit: number): void {
 }
 
 function store(object: WriteObject): StoredObject {
-  return { id: object.id, properties: structuredClone(object.properties), vector: object.vector ? [...object.vector].map(Math.fround) : undefined };
+  return {
+    id: object.id,
+    properties: structuredClone(object.properties),
+    vector: object.vector ? [...object.vector].map(Math.fround) : undefined,
+  };
 }
 
 function validateObject(col: FakeCollection, object: WriteObject): string | null {
@@ -449,6 +474,7 @@ function compareValues(a: unknown, b: unknown): number {
   if (a === undefined || a === null) return b === undefined || b === null ? 0 : -1;
   if (b === undefined || b === null) return 1;
   if (typeof a === 'number' && typeof b === 'number') return a - b;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- sort keys are scalar properties (text, number, date, boolean).
   return Buffer.compare(Buffer.from(String(a), 'utf8'), Buffer.from(String(b), 'utf8'));
 }
 
@@ -496,7 +522,13 @@ function evaluate(filter: FilterValue, object: StoredObject, col: FakeCollection
   if (!values || values.length === 0) throw new FakeStatusError(422, `${filter.operator} takes a non-empty array`);
   for (const v of values) checkFilterValue(base, v, property);
   if (filter.operator === 'Like' && base !== 'text') throw new FakeStatusError(422, 'Like works on text properties only');
-  if (spec.tokenization === 'word' && filter.operator !== 'Like' && !isContains && filter.operator !== 'Equal' && filter.operator !== 'NotEqual') {
+  if (
+    spec.tokenization === 'word' &&
+    filter.operator !== 'Like' &&
+    !isContains &&
+    filter.operator !== 'Equal' &&
+    filter.operator !== 'NotEqual'
+  ) {
     throw new FakeStatusError(422, 'the fake only supports field-tokenized text in range filters');
   }
 
@@ -597,7 +629,10 @@ function keywordSearch(
   for (const t of words(query)) if (!STOPWORDS.has(t)) terms.set(t, (terms.get(t) ?? 0) + 1);
   if (terms.size === 0) return [];
   const all = [...objects.values()];
-  const docs = all.map((o) => ({ object: o, tokens: queryProperties.flatMap((p) => (typeof o.properties[p] === 'string' ? words(o.properties[p] as string) : [])) }));
+  const docs = all.map((o) => ({
+    object: o,
+    tokens: queryProperties.flatMap((p) => (typeof o.properties[p] === 'string' ? words(o.properties[p]) : [])),
+  }));
   const n = docs.length;
   const avgLength = docs.reduce((sum, d) => sum + d.tokens.length, 0) / Math.max(1, n);
   const k1 = col.spec.invertedIndex.bm25K1;

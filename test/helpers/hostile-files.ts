@@ -97,7 +97,10 @@ export function docxBomb(mib: number, options: { lie?: boolean } = {}): Buffer {
 
 /** A valid small DOCX (one paragraph per entry) plus `padding` empty entries: for the entry-count bound. */
 export function docxWithEntries(paragraphs: readonly string[], padding = 0): Buffer {
-  const xml = DOC_HEAD.replace(/<w:p><w:r><w:t>$/, '') + paragraphs.map((p) => `<w:p><w:r><w:t>${p}</w:t></w:r></w:p>`).join('') + '</w:body></w:document>';
+  const xml =
+    DOC_HEAD.replace(/<w:p><w:r><w:t>$/, '') +
+    paragraphs.map((p) => `<w:p><w:r><w:t>${p}</w:t></w:r></w:p>`).join('') +
+    '</w:body></w:document>';
   return zipOf([
     entryOf('[Content_Types].xml', CONTENT_TYPES),
     entryOf('_rels/.rels', RELS),
@@ -113,7 +116,12 @@ export function docxWithEntries(paragraphs: readonly string[], padding = 0): Buf
 export function manyPagesPdf(pages: number, lines: readonly string[] = ['Page text.']): Buffer {
   const content = `BT /F1 12 Tf 72 720 Td 14 TL ${lines.map((l) => `(${l.replace(/[\\()]/g, (c) => `\\${c}`)}) Tj T*`).join(' ')} ET`;
   // 1 catalog, 2 root Pages, 3 font, 4 content, then the intermediate nodes, then the pages.
-  const objects: string[] = ['', '', '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>', `<< /Length ${Buffer.byteLength(content, 'latin1')} >>\nstream\n${content}\nendstream`];
+  const objects: string[] = [
+    '',
+    '',
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+    `<< /Length ${Buffer.byteLength(content, 'latin1')} >>\nstream\n${content}\nendstream`,
+  ];
   const fanout = 100;
   const groups = Math.ceil(pages / fanout);
   const firstGroup = 5;

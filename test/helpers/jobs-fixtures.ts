@@ -6,6 +6,7 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import type { Embedder } from '../../src/ports/embedder.port';
+import { graphqlRequest } from './http';
 
 /** A one-page PDF whose text is `lines` (one line each); `encrypt` adds an /Encrypt dictionary that needs a password. */
 export function minimalPdf(lines: readonly string[], options: { encrypt?: boolean; title?: string } = {}): Buffer {
@@ -20,7 +21,8 @@ export function minimalPdf(lines: readonly string[], options: { encrypt?: boolea
     `<< /Title (${escape(options.title ?? 'Untitled')}) >>`,
   ];
   if (options.encrypt) {
-    const hex32 = (seed: number) => Array.from({ length: 32 }, (_, i) => ((seed * 31 + i * 17) & 0xff).toString(16).padStart(2, '0')).join('');
+    const hex32 = (seed: number) =>
+      Array.from({ length: 32 }, (_, i) => ((seed * 31 + i * 17) & 0xff).toString(16).padStart(2, '0')).join('');
     objects.push(`<< /Filter /Standard /V 1 /R 2 /O <${hex32(3)}> /U <${hex32(7)}> /P -44 >>`);
   }
   let body = '%PDF-1.4\n%\xe2\xe3\xcf\xd3\n';
@@ -32,7 +34,9 @@ export function minimalPdf(lines: readonly string[], options: { encrypt?: boolea
   const xref = Buffer.byteLength(body, 'latin1');
   body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
   for (const offset of offsets) body += `${String(offset).padStart(10, '0')} 00000 n \n`;
-  const encrypt = options.encrypt ? ` /Encrypt ${objects.length} 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]` : '';
+  const encrypt = options.encrypt
+    ? ` /Encrypt ${objects.length} 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]`
+    : '';
   body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R /Info 6 0 R${encrypt} >>\nstartxref\n${xref}\n%%EOF\n`;
   return Buffer.from(body, 'latin1');
 }
@@ -157,28 +161,26 @@ export async function upload(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** POST /graphql with a JSON body; resolves with the parsed result. */
+/** POST /graphql ({@link graphqlRequest}), bounded at 15 s; resolves with the parsed body. */
 export async function gql<T = Record<string, unknown>>(
   baseUrl: string,
   query: string,
   variables: Record<string, unknown> = {},
   token?: string,
 ): Promise<{ data?: T; errors?: { message: string; extensions?: Record<string, unknown> }[] }> {
-  const response = await fetch(`${baseUrl}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  return (await response.json()) as never;
+  return (await graphqlRequest<never>(baseUrl, query, variables, { token, timeoutMs: 15_000 })).body;
 }
 
-const WORDS = 'harbor quartz meadow signal lantern copper orbit thistle canyon ember willow prism glacier falcon mosaic tundra beacon'.split(' ');
+const WORDS =
+  'harbor quartz meadow signal lantern copper orbit thistle canyon ember willow prism glacier falcon mosaic tundra beacon'.split(' ');
 
 /** Document `i` of a generated set: a few sentences, deterministic. */
 export function sampleDocument(i: number, version = 1): { id: string; title: string; content: string } {
   const words = (n: number, seed: number) => Array.from({ length: n }, (_, k) => WORDS[(seed * 7 + k * 3 + i) % WORDS.length]).join(' ');
-  const sentences = Array.from({ length: 3 + (i % 4) }, (_, s) => `Sentence ${s} of note ${i} v${version}: ${words(8 + ((i + s) % 6), s)}.`);
+  const sentences = Array.from(
+    { length: 3 + (i % 4) },
+    (_, s) => `Sentence ${s} of note ${i} v${version}: ${words(8 + ((i + s) % 6), s)}.`,
+  );
   return { id: `note-${String(i).padStart(4, '0')}`, title: `Note ${i}`, content: sentences.join(' ') };
 }
 
@@ -186,7 +188,11 @@ export function sampleDocument(i: number, version = 1): { id: string; title: str
  * An embedder (the offline one, 256 dimensions) whose calls `hold` picks wait until `release()`: `held` resolves when
  * the first one starts waiting. `hold` sees the texts and the call's number (1-based).
  */
-export function gatedEmbedder(hold: (texts: readonly string[], call: number) => boolean): { embedder: Embedder; held: Promise<void>; release(): void } {
+export function gatedEmbedder(hold: (texts: readonly string[], call: number) => boolean): {
+  embedder: Embedder;
+  held: Promise<void>;
+  release(): void;
+} {
   const inner = new HashEmbedder({ dimensions: 256 });
   let calls = 0;
   let release!: () => void;

@@ -21,7 +21,7 @@ export function startServerProcess(args: string[], env: Record<string, string> =
       child.kill('SIGKILL');
       reject(new Error(`server child did not start within ${timeoutMs} ms: ${err}`));
     }, timeoutMs);
-    child.stdout!.setEncoding('utf8').on('data', (data: string) => {
+    child.stdout.setEncoding('utf8').on('data', (data: string) => {
       out += data;
       const match = /listening (\S+)/.exec(out);
       if (match) {
@@ -29,7 +29,7 @@ export function startServerProcess(args: string[], env: Record<string, string> =
         resolve({ child, url: match[1]!, exited });
       }
     });
-    child.stderr!.setEncoding('utf8').on('data', (data: string) => {
+    child.stderr.setEncoding('utf8').on('data', (data: string) => {
       err += data;
     });
     child.once('exit', (code) => {

@@ -23,7 +23,17 @@ export interface ProgressEvent {
     attempt: number;
     runs: number;
   } | null;
-  job: { id: string; status: string; total: number; indexed: number; unchanged: number; failed: number; cancelled: number; queued: number; inProgress: number } | null;
+  job: {
+    id: string;
+    status: string;
+    total: number;
+    indexed: number;
+    unchanged: number;
+    failed: number;
+    cancelled: number;
+    queued: number;
+    inProgress: number;
+  } | null;
 }
 
 /**
@@ -51,7 +61,9 @@ export function collectProgress(
       unsubscribe();
       reject(new Error(`ingestionProgress did not complete within ${timeoutMs} ms (${events.length} events)`));
     }, timeoutMs);
-    const unsubscribe = client.subscribe<{ ingestionProgress: Omit<ProgressEvent, 'document'> & { documents: NonNullable<ProgressEvent['document']>[] } }>(
+    const unsubscribe = client.subscribe<{
+      ingestionProgress: Omit<ProgressEvent, 'document'> & { documents: NonNullable<ProgressEvent['document']>[] };
+    }>(
       { query: PROGRESS, variables: { id: jobId } },
       {
         next: (result) => {

@@ -104,7 +104,15 @@ interface QueuedFault {
   routes: ReadonlySet<StubRoute>;
 }
 
-const ALL_ROUTES: readonly StubRoute[] = ['chat', 'embeddings', 'models', 'ollama-chat', 'ollama-embed', 'ollama-embeddings', 'ollama-tags'];
+const ALL_ROUTES: readonly StubRoute[] = [
+  'chat',
+  'embeddings',
+  'models',
+  'ollama-chat',
+  'ollama-embed',
+  'ollama-embeddings',
+  'ollama-tags',
+];
 
 const ROUTES: Readonly<Record<string, StubRoute>> = {
   'POST /v1/chat/completions': 'chat',
@@ -165,13 +173,13 @@ export class OpenAiStub {
 
   /** Starts a stub on 127.0.0.1 and a free port. Close it with {@link close}. */
   static async start(options: OpenAiStubOptions = {}): Promise<OpenAiStub> {
-    let stub: OpenAiStub | undefined;
-    const server = createServer((req, res) => void stub!.#handle(req, res));
+    // Requests arrive only after listen(), by which time `stub` is set.
+    const server = createServer((req, res) => void stub.#handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
-    stub = new OpenAiStub(server, (server.address() as AddressInfo).port, options);
+    const stub = new OpenAiStub(server, (server.address() as AddressInfo).port, options);
     return stub;
   }
 
@@ -416,7 +424,14 @@ export class OpenAiStub {
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (delta: Record<string, unknown>, finish: string | null, extra: Record<string, unknown> = {}): void => {
-      const chunk = { id: 'chatcmpl-stub', object: 'chat.completion.chunk', created: 0, model, choices: [{ index: 0, delta, finish_reason: finish }], ...extra };
+      const chunk = {
+        id: 'chatcmpl-stub',
+        object: 'chat.completion.chunk',
+        created: 0,
+        model,
+        choices: [{ index: 0, delta, finish_reason: finish }],
+        ...extra,
+      };
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
     };
     send({ role: 'assistant', content: '' }, null);
@@ -435,7 +450,9 @@ export class OpenAiStub {
     send({}, 'stop');
     const options = body['stream_options'] as { include_usage?: boolean } | undefined;
     if (options?.include_usage) {
-      res.write(`data: ${JSON.stringify({ id: 'chatcmpl-stub', object: 'chat.completion.chunk', created: 0, model, choices: [], usage })}\n\n`);
+      res.write(
+        `data: ${JSON.stringify({ id: 'chatcmpl-stub', object: 'chat.completion.chunk', created: 0, model, choices: [], usage })}\n\n`,
+      );
     }
     res.end('data: [DONE]\n\n');
   }

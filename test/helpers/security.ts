@@ -4,6 +4,7 @@ import { mintDevToken } from '../../src/adapters/auth/jose.token-verifier';
 import type { Role } from '../../src/ports/principal.port';
 import type { Embedder } from '../../src/ports/embedder.port';
 import type { KnowledgeStore } from '../../src/ports/knowledge-store.port';
+import { postGraphql, type GraphqlBody } from './http';
 
 export const JWT_SECRET = 'kbql-security-test-secret-0123456789abcdef';
 export const JWT_ISSUER = 'https://idp.test.kbql';
@@ -24,18 +25,13 @@ export const tokenFor = (role: Role, tenant: string, subject = `${tenant}-${role
 export interface HttpResult {
   status: number;
   headers: Headers;
-  json: { data?: Record<string, any> | null; errors?: { message: string; extensions?: Record<string, any> }[] };
+  json: GraphqlBody;
 }
 
-/** POST /graphql over real HTTP. */
+/** POST /graphql over real HTTP ({@link postGraphql}), bounded at 30 s; the body under `json`. */
 export async function gql(url: string, body: unknown, token?: string, headers: Record<string, string> = {}): Promise<HttpResult> {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: response.status, headers: response.headers, json: (await response.json()) as HttpResult['json'] };
+  const response = await postGraphql(url, body, { token, headers, timeoutMs: 30_000 });
+  return { status: response.status, headers: response.headers, json: response.body };
 }
 
 /** The embedder kbql uses by default, counting calls (hardening tests assert none happened). */

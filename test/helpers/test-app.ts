@@ -13,14 +13,25 @@ export interface TestApp {
   execute<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
-  ): Promise<{ data?: T | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: readonly (string | number)[] }[] }>;
+  ): Promise<{
+    data?: T | null;
+    errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: readonly (string | number)[] }[];
+  }>;
   close(): Promise<void>;
 }
 
 /** A fresh app on a fresh temp data dir, with test-friendly config; `env` overrides variables. */
 export async function createTestApp(env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-test-'));
-  const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, PORT: '0', ...env });
+  // Metrics on the main port even with NODE_ENV=production (its default, 9464, would collide between parallel tests).
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    KBQL_LOG_LEVEL: 'silent',
+    KBQL_DATA_DIR: dataDir,
+    PORT: '0',
+    KBQL_METRICS_PORT: 'main',
+    ...env,
+  });
   const app = await createApp(config, overrides);
   return {
     app,
@@ -54,7 +65,10 @@ export function codeOf(result: { errors?: readonly { extensions?: Record<string,
 }
 
 /** {@link createTestApp} listening on 127.0.0.1, port 0; `url` is its origin. */
-export async function startTestServer(env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<{ t: TestApp; url: string }> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  overrides: AppOverrides = {},
+): Promise<{ t: TestApp; url: string }> {
   const t = await createTestApp(env, overrides);
   return { t, url: await t.app.listen(0, '127.0.0.1') };
 }

@@ -51,7 +51,11 @@ interface AskData {
 
 async function seed(t: TestApp): Promise<void> {
   await t.app.services.collections.create({ name: 'kb' }, caller);
-  const result = await t.app.services.ingestion.ingest('kb', DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })), caller);
+  const result = await t.app.services.ingestion.ingest(
+    'kb',
+    DOCS.map((d) => ({ ...d, contentType: 'TEXT' as const })),
+    caller,
+  );
   assert.equal(result.failed, 0);
 }
 
@@ -102,7 +106,7 @@ describe('answers with an LLM (stub): verified citations on fixed fixtures', () 
     assert.equal(citation!.source.document.externalId, 'combustion');
     const cited = ask.sources.find((s) => s.n === citation!.marker)!;
     assert.equal(cited.highlight?.text, 'Robert Boyle showed in the 1660s that air is necessary for combustion.');
-    assert.equal(cited.chunk.text.slice(cited.highlight!.startOffset, cited.highlight!.endOffset), cited.highlight!.text);
+    assert.equal(cited.chunk.text.slice(cited.highlight.startOffset, cited.highlight.endOffset), cited.highlight.text);
     assert.ok(cited.chunk.startOffset >= 0 && cited.chunk.endOffset > cited.chunk.startOffset);
     assert.equal(ask.synthesizer, 'llm:openai:stub-chat');
     assert.ok(ask.usage && ask.usage.totalTokens > 0, 'usage reported by the model');
@@ -118,7 +122,10 @@ describe('answers with an LLM (stub): verified citations on fixed fixtures', () 
     };
     const { ask } = dataOf<AskData>(await t.execute(ASK, { q: 'Who showed that air is necessary for combustion?' }));
     assert.equal(ask.abstained, false);
-    assert.match(ask.answer!, /^Robert Boyle showed that air is necessary for combustion \[\d\]\. Boyle also invented the steam engine in 1712\.$/);
+    assert.match(
+      ask.answer!,
+      /^Robert Boyle showed that air is necessary for combustion \[\d\]\. Boyle also invented the steam engine in 1712\.$/,
+    );
     const handbook = ask.sources.find((s) => s.document.externalId === 'handbook')!.n;
     assert.deepEqual(ask.unsupportedMarkers, [handbook, 9]);
     assert.deepEqual(
@@ -171,7 +178,10 @@ describe('abstention with the offline defaults (extractive) on fixed fixtures', 
     // Key terms swapped for ones the paragraph never states there ("1880s", "nitrogen"), and a "when" that no
     // sentence answers with a date. (A single swapped term, e.g. "…combustion on Venus?", still answers: its key
     // coverage is 0.65, above the calibrated 0.6.)
-    for (const q of ['What chemist showed in the 1880s that nitrogen is necessary for combustion?', 'When did Joseph Priestley refine the work of Mayow?']) {
+    for (const q of [
+      'What chemist showed in the 1880s that nitrogen is necessary for combustion?',
+      'When did Joseph Priestley refine the work of Mayow?',
+    ]) {
       const { ask } = dataOf<AskData>(await t.execute(ASK, { q }));
       assert.equal(ask.abstained, true, `abstains on ${q}: ${ask.answer}`);
     }

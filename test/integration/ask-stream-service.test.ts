@@ -43,7 +43,13 @@ const plain: AnswerSynthesizer = {
   name: 'plain',
   async synthesize({ sources }: SynthesisRequest): Promise<Synthesis> {
     const sentence = `Robert Boyle showed in the 1660s that air is necessary for combustion [${sources[0]!.n}].`;
-    return { answer: sentence, abstained: false, abstentionReason: null, citations: [{ marker: sources[0]!.n, sentence, supported: true }], unsupportedMarkers: [] };
+    return {
+      answer: sentence,
+      abstained: false,
+      abstentionReason: null,
+      citations: [{ marker: sources[0]!.n, sentence, supported: true }],
+      unsupportedMarkers: [],
+    };
   },
 };
 
@@ -82,7 +88,11 @@ describe('QueryService.askStream', () => {
   it("aborting the caller's signal ends the stream without a Failed event (nobody is listening)", async () => {
     const controller = new AbortController();
     const events: AskEvent[] = [];
-    for await (const event of t.app.services.query.askStream({ collection: 'kb', question: QUESTION }, { access: caller }, controller.signal)) {
+    for await (const event of t.app.services.query.askStream(
+      { collection: 'kb', question: QUESTION },
+      { access: caller },
+      controller.signal,
+    )) {
       events.push(event);
       if (event.kind === 'answerDelta') controller.abort(new Error('gone'));
     }
@@ -95,7 +105,8 @@ describe('QueryService.askStream', () => {
 
   it('streams a synthesizer without `stream` as one delta, and counts the synthesis in the metrics', async () => {
     const events: AskEvent[] = [];
-    for await (const event of p.app.services.query.askStream({ collection: 'kb', question: QUESTION }, { access: caller })) events.push(event);
+    for await (const event of p.app.services.query.askStream({ collection: 'kb', question: QUESTION }, { access: caller }))
+      events.push(event);
     assert.deepEqual(
       events.map((e) => e.kind),
       ['retrievalDone', 'answerDelta', 'citation', 'completed'],
@@ -104,7 +115,12 @@ describe('QueryService.askStream', () => {
     assert.equal(completed.answer.answer, (events[1] as { text: string }).text);
     assert.equal(completed.answer.sources[0]!.highlight?.text, 'Robert Boyle showed in the 1660s that air is necessary for combustion.');
     const histogram = (await p.app.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'kbql_synthesis_duration_seconds');
-    const count = histogram?.values.find((v) => v.labels['synthesizer'] === 'plain' && v.labels['outcome'] === 'answered' && String((v as { metricName?: string }).metricName).endsWith('_count'));
+    const count = histogram?.values.find(
+      (v) =>
+        v.labels['synthesizer'] === 'plain' &&
+        v.labels['outcome'] === 'answered' &&
+        String((v as { metricName?: string }).metricName).endsWith('_count'),
+    );
     assert.equal(Number(count?.value), 1);
   });
 
@@ -118,7 +134,8 @@ describe('QueryService.askStream', () => {
     const b = await appWith(broken);
     try {
       const events: AskEvent[] = [];
-      for await (const event of b.app.services.query.askStream({ collection: 'kb', question: QUESTION }, { access: caller })) events.push(event);
+      for await (const event of b.app.services.query.askStream({ collection: 'kb', question: QUESTION }, { access: caller }))
+        events.push(event);
       assert.deepEqual(events.at(-1), { kind: 'failed', code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
     } finally {
       await b.close();

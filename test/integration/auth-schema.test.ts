@@ -62,7 +62,10 @@ describe('@auth: the whole schema is guarded (schema walk)', () => {
     assert.deepEqual(requirement('Query', '_entities'), { requires: 'READER', source: 'built-in' });
     for (const field of Object.values(schema.getQueryType()!.getFields())) {
       if (PUBLIC_FIELDS.has(`Query.${field.name}`)) continue;
-      assert.ok(['field', 'built-in'].includes((field.extensions['kbqlAuth'] as AuthExtension).source), `Query.${field.name} is explicitly guarded`);
+      assert.ok(
+        ['field', 'built-in'].includes((field.extensions['kbqlAuth'] as AuthExtension).source),
+        `Query.${field.name} is explicitly guarded`,
+      );
     }
     assert.deepEqual([...PUBLIC_FIELDS].sort(), ['Query._service', '_Service.sdl']);
   });

@@ -52,7 +52,10 @@ describe('embedding batching across concurrent requests (real schema, in process
   let n = 0;
 
   const execute = async <T>(app: TestApp, query: string, variables: Record<string, unknown>) => {
-    const response = await app.app.apollo.executeOperation({ query, variables }, { contextValue: createContext(app.app.store, `req-${++n}`) });
+    const response = await app.app.apollo.executeOperation(
+      { query, variables },
+      { contextValue: createContext(app.app.store, `req-${++n}`) },
+    );
     if (response.body.kind !== 'single') throw new Error('expected a single result');
     return dataOf<T>(response.body.singleResult as never);
   };
@@ -72,24 +75,41 @@ describe('embedding batching across concurrent requests (real schema, in process
   it('embeds all chunks of one ingest request in one provider call', async () => {
     provider.calls = [];
     const result = dataOf<{ ingestDocuments: { indexed: number; results: { chunkCount: number }[] } }>(
-      await t.execute(`mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed results { chunkCount } } }`, { docs: DOCS }),
+      await t.execute(
+        `mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed results { chunkCount } } }`,
+        { docs: DOCS },
+      ),
     );
     assert.equal(result.ingestDocuments.indexed, DOCS.length);
     assert.deepEqual(provider.calls, [result.ingestDocuments.results.reduce((sum, r) => sum + r.chunkCount, 0)]);
-    dataOf(await small.execute(`mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }`, { docs: DOCS }));
+    dataOf(
+      await small.execute(`mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $docs) { indexed } }`, {
+        docs: DOCS,
+      }),
+    );
   });
 
   it('turns 64 concurrent searches into exactly one provider call, each request getting its own vector', async () => {
     provider.calls = [];
     const queries = Array.from({ length: 64 }, (_, i) => `${TOPICS[i % TOPICS.length]} question number ${i}`);
-    const results = await Promise.all(queries.map((q) => execute<{ search: { hits: { vectorScore: number; chunk: { id: string } }[] } }>(t, SEARCH, { q })));
+    const results = await Promise.all(
+      queries.map((q) => execute<{ search: { hits: { vectorScore: number; chunk: { id: string } }[] } }>(t, SEARCH, { q })),
+    );
     assert.deepEqual(provider.calls, [64]);
 
     // Each response is what that query's own embedding finds (batching must not mix vectors up between requests).
-    const collection = (await t.app.services.collections.resolve('kb', DEVELOPMENT_PRINCIPAL))!;
+    const collection = await t.app.services.collections.resolve('kb', DEVELOPMENT_PRINCIPAL);
     const direct = await provider.inner.embed(queries);
     for (let i = 0; i < queries.length; i++) {
-      const expected = await t.app.store.search({ collectionId: collection.id, mode: 'VECTOR', text: queries[i]!, vector: direct[i]!, alpha: 1, limit: 3, offset: 0 });
+      const expected = await t.app.store.search({
+        collectionId: collection.id,
+        mode: 'VECTOR',
+        text: queries[i]!,
+        vector: direct[i]!,
+        alpha: 1,
+        limit: 3,
+        offset: 0,
+      });
       assert.deepEqual(
         results[i]!.search.hits.map((h) => [h.chunk.id, h.vectorScore]),
         expected.map((h) => [h.chunk.id, h.vectorScore]),
@@ -102,7 +122,9 @@ describe('embedding batching across concurrent requests (real schema, in process
     provider.calls = [];
     const synth = synthesizer.calls;
     const questions = Array.from({ length: 64 }, (_, i) => `Where do ${TOPICS[i % TOPICS.length]} questions go, case ${i}?`);
-    const answers = await Promise.all(questions.map((q) => execute<{ ask: { abstained: boolean; sources: { document: { externalId: string } }[] } }>(t, ASK, { q })));
+    const answers = await Promise.all(
+      questions.map((q) => execute<{ ask: { abstained: boolean; sources: { document: { externalId: string } }[] } }>(t, ASK, { q })),
+    );
     assert.deepEqual(provider.calls, [64]);
     assert.equal(synthesizer.calls, synth + 64);
     answers.forEach((a, i) => assert.equal(a.ask.sources[0]?.document.externalId, TOPICS[i % TOPICS.length], `question ${i}`));
@@ -111,7 +133,9 @@ describe('embedding batching across concurrent requests (real schema, in process
   it('shares one embedding and one synthesis among identical concurrent asks', async () => {
     provider.calls = [];
     const synth = synthesizer.calls;
-    const answers = await Promise.all(Array.from({ length: 32 }, () => execute<{ ask: unknown }>(t, ASK, { q: 'How fast are badge questions answered?' })));
+    const answers = await Promise.all(
+      Array.from({ length: 32 }, () => execute<{ ask: unknown }>(t, ASK, { q: 'How fast are badge questions answered?' })),
+    );
     assert.deepEqual(provider.calls, [1]);
     assert.equal(synthesizer.calls, synth + 1);
     for (const a of answers) assert.deepEqual(a, answers[0]);

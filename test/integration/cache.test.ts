@@ -43,10 +43,17 @@ const ASK = `query($c: String!, $q: String!) { ask(collection: $c, question: $q)
   answer abstained sources { n document { externalId metadata } chunk { text } } citations { marker source { n document { externalId } } } } }`;
 
 interface SearchData {
-  search: { collection: { name: string; version: number }; hits: { chunk: { text: string }; document: { externalId: string; title: string; metadata: Record<string, unknown> } }[] };
+  search: {
+    collection: { name: string; version: number };
+    hits: { chunk: { text: string }; document: { externalId: string; title: string; metadata: Record<string, unknown> } }[];
+  };
 }
 interface AskData {
-  ask: { answer: string | null; abstained: boolean; sources: { document: { externalId: string; metadata: Record<string, unknown> }; chunk: { text: string } }[] };
+  ask: {
+    answer: string | null;
+    abstained: boolean;
+    sources: { document: { externalId: string; metadata: Record<string, unknown> }; chunk: { text: string } }[];
+  };
 }
 
 const DOCS = [
@@ -81,13 +88,19 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
   let request = 0;
 
   const run = async <T>(query: string, variables: Record<string, unknown>, scope?: string) => {
-    const response = await t.app.apollo.executeOperation({ query, variables }, { contextValue: createContext(t.app.store, `r${++request}`, { scope }) });
+    const response = await t.app.apollo.executeOperation(
+      { query, variables },
+      { contextValue: createContext(t.app.store, `r${++request}`, { scope }) },
+    );
     if (response.body.kind !== 'single') throw new Error('expected a single result');
     return response.body.singleResult as { data?: T | null; errors?: readonly { message: string; extensions?: Record<string, unknown> }[] };
   };
   const search = async (c: string, q: string, scope?: string) => dataOf<SearchData>(await run<SearchData>(SEARCH, { c, q }, scope)).search;
   const ask = async (c: string, q: string, scope?: string) => dataOf<AskData>(await run<AskData>(ASK, { c, q }, scope)).ask;
-  const ingest = async (c: string, docs: unknown[]) => dataOf<{ ingestDocuments: { indexed: number; unchanged: number; failed: number; results: { status: string; document: { id: string } }[] } }>(await t.execute(INGEST, { c, docs })).ingestDocuments;
+  const ingest = async (c: string, docs: unknown[]) =>
+    dataOf<{
+      ingestDocuments: { indexed: number; unchanged: number; failed: number; results: { status: string; document: { id: string } }[] };
+    }>(await t.execute(INGEST, { c, docs })).ingestDocuments;
   /** Result-cache hits so far (from the metrics the cache reports to). */
   const resultHits = async () => {
     const metric = await t.app.metrics.registry.getSingleMetric(METRICS.cacheRequests)!.get();
@@ -132,7 +145,14 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
   it('is invalidated by ingesting a new document', async () => {
     const before = await cachedTwice(() => search('kb', 'sabbatical leave after five years', 'staff'));
     assert.ok(!before.hits.some((h) => h.document.externalId === 'sabbatical'));
-    await ingest('kb', [{ id: 'sabbatical', title: 'Sabbatical', content: 'After five years employees may take a sabbatical leave of three months.', metadata: { visibility: 'public' } }]);
+    await ingest('kb', [
+      {
+        id: 'sabbatical',
+        title: 'Sabbatical',
+        content: 'After five years employees may take a sabbatical leave of three months.',
+        metadata: { visibility: 'public' },
+      },
+    ]);
     const after = await fresh(() => search('kb', 'sabbatical leave after five years', 'staff'));
     assert.equal(after.hits[0]!.document.externalId, 'sabbatical');
     assert.ok(after.collection.version > before.collection.version);
@@ -171,13 +191,24 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
   });
 
   it('is invalidated by deleteDocuments: a deleted document is never served', async () => {
-    await ingest('kb', [{ id: 'temp', title: 'Temporary', content: 'The cafeteria serves breakfast from seven to nine.', metadata: { visibility: 'public' } }]);
+    await ingest('kb', [
+      { id: 'temp', title: 'Temporary', content: 'The cafeteria serves breakfast from seven to nine.', metadata: { visibility: 'public' } },
+    ]);
     const question = 'When does the cafeteria serve breakfast?';
     const before = await cachedTwice(() => ask('kb', question, 'staff'));
     assert.equal(before.sources[0]!.document.externalId, 'temp');
     const beforeSearch = await cachedTwice(() => search('kb', 'cafeteria breakfast', 'staff'));
     assert.equal(beforeSearch.hits[0]!.document.externalId, 'temp');
-    const id = (await ingest('kb', [{ id: 'temp', title: 'Temporary', content: 'The cafeteria serves breakfast from seven to nine.', metadata: { visibility: 'public' } }])).results[0]!.document.id;
+    const id = (
+      await ingest('kb', [
+        {
+          id: 'temp',
+          title: 'Temporary',
+          content: 'The cafeteria serves breakfast from seven to nine.',
+          metadata: { visibility: 'public' },
+        },
+      ])
+    ).results[0]!.document.id;
     dataOf(await t.execute(`mutation($ids: [ID!]!) { deleteDocuments(ids: $ids) { deletedDocuments } }`, { ids: [id] }));
     const after = await fresh(() => ask('kb', question, 'staff'));
     assert.ok(after.sources.every((s) => s.document.externalId !== 'temp'));
@@ -186,7 +217,9 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
   });
 
   it('is invalidated by renaming or re-describing the collection, and by deleting it', async () => {
-    const created = dataOf<{ createCollection: { id: string } }>(await t.execute(`mutation { createCollection(input: { name: "rename-me" }) { id } }`));
+    const created = dataOf<{ createCollection: { id: string } }>(
+      await t.execute(`mutation { createCollection(input: { name: "rename-me" }) { id } }`),
+    );
     const id = created.createCollection.id;
     await ingest('rename-me', [DOCS[0]]);
     const before = await cachedTwice(() => search('rename-me', 'vacation days', 'staff'));
@@ -215,10 +248,16 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
   it('never shares results between scopes (two callers with different access)', async () => {
     const question = 'Where is the staff parking garage?';
     const staff = await ask('kb', question, 'staff');
-    assert.ok(staff.sources.some((s) => s.document.externalId === 'parking'), 'staff sees the parking page');
+    assert.ok(
+      staff.sources.some((s) => s.document.externalId === 'parking'),
+      'staff sees the parking page',
+    );
     const pub = await fresh(() => ask('kb', question, 'public'));
     assert.ok(pub.sources.length > 0);
-    assert.ok(pub.sources.every((s) => s.document.metadata.visibility === 'public'), 'public sees public documents only');
+    assert.ok(
+      pub.sources.every((s) => s.document.metadata.visibility === 'public'),
+      'public sees public documents only',
+    );
     assert.doesNotMatch(pub.answer ?? '', /garage B/);
     // Each scope now has its own entry: repeated calls hit, and still differ.
     assert.deepEqual(await cachedTwice(() => ask('kb', question, 'public')), pub);
@@ -274,7 +313,9 @@ describe('per-request loaders', () => {
 
     getDocumentsCalls = 0;
     const found = dataOf<{ search: { hits: { chunk: { document: { externalId: string } } }[] } }>(
-      await t.execute(`{ search(collection: "kb", query: "vacation laptop parking", mode: KEYWORD, topK: 10) { hits { chunk { document { externalId } } } } }`),
+      await t.execute(
+        `{ search(collection: "kb", query: "vacation laptop parking", mode: KEYWORD, topK: 10) { hits { chunk { document { externalId } } } } }`,
+      ),
     );
     assert.ok(found.search.hits.length >= 3);
     assert.equal(getDocumentsCalls, 1, 'all Chunk.document fields of the request in one store read');
@@ -289,10 +330,19 @@ describe('per-request loaders', () => {
     const query = `query($id: ID!) { document(id: $id) { externalId } }`;
     const docs = await t.app.services.documents.list('kb', null, { first: 10 }, DEVELOPMENT_PRINCIPAL);
     const target = docs.edges.find((e) => e.node.externalId === 'parking')!.node;
-    const first = await t.app.apollo.executeOperation({ query, variables: { id: target.id } }, { contextValue: createContext(t.app.store, 'one', { scope: 'staff' }) });
-    assert.equal(first.body.kind === 'single' && (first.body.singleResult.data as { document: { externalId: string } }).document.externalId, 'parking');
+    const first = await t.app.apollo.executeOperation(
+      { query, variables: { id: target.id } },
+      { contextValue: createContext(t.app.store, 'one', { scope: 'staff' }) },
+    );
+    assert.equal(
+      first.body.kind === 'single' && (first.body.singleResult.data as { document: { externalId: string } }).document.externalId,
+      'parking',
+    );
     dataOf(await t.execute(`mutation($ids: [ID!]!) { deleteDocuments(ids: $ids) { deletedDocuments } }`, { ids: [target.id] }));
-    const second = await t.app.apollo.executeOperation({ query, variables: { id: target.id } }, { contextValue: createContext(t.app.store, 'two', { scope: 'staff' }) });
+    const second = await t.app.apollo.executeOperation(
+      { query, variables: { id: target.id } },
+      { contextValue: createContext(t.app.store, 'two', { scope: 'staff' }) },
+    );
     assert.equal(second.body.kind === 'single' && (second.body.singleResult.data as { document: null }).document, null);
   });
 });

@@ -9,10 +9,10 @@ import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowl
 import { isAppError } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../src/ports/knowledge-store.port';
-import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { mulberry32 } from '../helpers/fixtures';
 
-runKnowledgeStoreContract('embedded', async () => {
+defineKnowledgeStoreContractSuite('embedded', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
   const store = new EmbeddedKnowledgeStore({ dataDir });
   return {
@@ -155,17 +155,28 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const check = async (filterGroup: number | null): Promise<void> => {
       const query = randomVector(rng);
       const filter: Filter | undefined =
-        filterGroup === null
-          ? undefined
-          : { kind: 'condition', field: { type: 'metadata', key: 'group' }, op: 'eq', value: filterGroup };
+        filterGroup === null ? undefined : { kind: 'condition', field: { type: 'metadata', key: 'group' }, op: 'eq', value: filterGroup };
       const expected: { key: string; score: number }[] = [];
       for (const [externalId, entry] of model) {
         if (filterGroup !== null && entry.group !== filterGroup) continue;
         entry.vectors.forEach((v, i) => expected.push({ key: `${externalId}#${i}`, score: cosine(query, v) }));
       }
       expected.sort((a, b) => b.score - a.score);
-      const hits = await store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 10, offset: 0, filter });
-      assert.deepEqual(hits.map(hitKey), expected.slice(0, 10).map((e) => e.key), `search #${searches}`);
+      const hits = await store.search({
+        collectionId: c.id,
+        mode: 'VECTOR',
+        text: '',
+        vector: query,
+        alpha: 1,
+        limit: 10,
+        offset: 0,
+        filter,
+      });
+      assert.deepEqual(
+        hits.map(hitKey),
+        expected.slice(0, 10).map((e) => e.key),
+        `search #${searches}`,
+      );
       hits.forEach((h, i) => assert.ok(Math.abs(h.score - expected[i]!.score) < 1e-5));
       searches++;
     };
@@ -240,7 +251,15 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     await a.upsertDocument(c.id, three);
     await b.deleteDocuments([documentId(c.id, 'two')]);
     assert.equal((await vectorSearch(b, three.chunks[0]!.vector))[0]!.document.externalId, 'three', 'B reloads after A wrote');
-    const afterDelete = await a.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: two.chunks[1]!.vector, alpha: 1, limit: 10, offset: 0 });
+    const afterDelete = await a.search({
+      collectionId: c.id,
+      mode: 'VECTOR',
+      text: '',
+      vector: two.chunks[1]!.vector,
+      alpha: 1,
+      limit: 10,
+      offset: 0,
+    });
     assert.deepEqual(afterDelete.map(hitKey).sort(), ['one#0', 'one#1', 'three#0'], 'A drops what B deleted');
   });
 
@@ -264,8 +283,9 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     );
     assert.deepEqual(await store.collectionStats(c.id), { documents: 2, chunks: 5 });
     assert.equal((await store.getCollection(c.id))!.version, c.version + 1);
-    await assert.rejects(store.upsertDocuments('00000000-0000-4000-8000-000000000000', [makeDoc('x', 1, rng, {})]), (e: unknown) =>
-      isAppError(e) && e.code === 'NOT_FOUND',
+    await assert.rejects(
+      store.upsertDocuments('00000000-0000-4000-8000-000000000000', [makeDoc('x', 1, rng, {})]),
+      (e: unknown) => isAppError(e) && e.code === 'NOT_FOUND',
     );
   });
 });
@@ -308,4 +328,3 @@ function cosine(a: Float32Array, b: Float32Array): number {
   }
   return dot / Math.sqrt(na * nb);
 }
-

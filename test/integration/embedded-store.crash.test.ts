@@ -86,7 +86,10 @@ describe('EmbeddedKnowledgeStore survives SIGKILL mid-ingest', () => {
     let written = 0;
     for (let start = 0; start < finals.length; start += 250) {
       const batch = finals.slice(start, start + 250);
-      const hashes = await crashed.getContentHashes(collection.id, batch.map((d) => d.externalId));
+      const hashes = await crashed.getContentHashes(
+        collection.id,
+        batch.map((d) => d.externalId),
+      );
       const todo = batch.filter((d) => hashes.get(d.externalId) !== d.contentHash);
       skipped += batch.length - todo.length;
       written += todo.length;
@@ -111,8 +114,7 @@ describe('EmbeddedKnowledgeStore survives SIGKILL mid-ingest', () => {
     const expectedStats = { documents: CRASH_INPUT.documents, chunks: expectedChunks };
     assert.deepEqual(await fresh.collectionStats(freshCollection.id), expectedStats);
     assert.deepEqual(await crashed.collectionStats(collection.id), expectedStats, 'same totals as a fresh ingest');
-    const summary = (docs: DocumentRecord[]): string[] =>
-      docs.map((d) => `${d.externalId} ${d.contentHash} ${d.chunkCount}`).sort();
+    const summary = (docs: DocumentRecord[]): string[] => docs.map((d) => `${d.externalId} ${d.contentHash} ${d.chunkCount}`).sort();
     assert.deepEqual(summary(await allDocuments(crashed, collection.id)), summary(await allDocuments(fresh, freshCollection.id)));
   });
 });
@@ -145,7 +147,10 @@ async function checkNoPartialDocument(store: KnowledgeStore, versions: Map<strin
 }
 
 /** Spawns the ingest child and SIGKILLs it once it reports `killAfter` committed documents. */
-function runChildAndKill(dataDir: string, killAfter: number): Promise<{ signal: NodeJS.Signals | null; committed: number; lastLine: string }> {
+function runChildAndKill(
+  dataDir: string,
+  killAfter: number,
+): Promise<{ signal: NodeJS.Signals | null; committed: number; lastLine: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let committed = 0;

@@ -19,6 +19,7 @@ import { createContext } from '../../src/app/context';
 import type { KbqlContext } from '../../src/modules/shared/request-context';
 import { CreateCollectionDocument, IngestDocumentsDocument, SearchDocument } from '../../src/generated/graphql';
 import type { KnowledgeStore } from '../../src/ports/knowledge-store.port';
+import { graphqlRequest } from '../helpers/http';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const COMMITTED_SDL = readFileSync(path.resolve(__dirname, '..', '..', '..', 'schema', 'schema.graphql'), 'utf8');
@@ -101,9 +102,21 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
     const ingested = await run(IngestDocumentsDocument, {
       collection: 'handbook',
       documents: [
-        { id: 'vacation', title: 'Vacation policy', content: 'Employees receive 25 days of paid vacation per year. Unused days carry over until March 31.' },
-        { id: 'laptops', title: 'Laptop refresh', content: 'Every engineer gets a new laptop every three years, ordered through the IT desk.' },
-        { id: 'security', title: 'Security rules', content: 'Passwords must be at least 14 characters long. Report phishing within one hour.' },
+        {
+          id: 'vacation',
+          title: 'Vacation policy',
+          content: 'Employees receive 25 days of paid vacation per year. Unused days carry over until March 31.',
+        },
+        {
+          id: 'laptops',
+          title: 'Laptop refresh',
+          content: 'Every engineer gets a new laptop every three years, ordered through the IT desk.',
+        },
+        {
+          id: 'security',
+          title: 'Security rules',
+          content: 'Passwords must be at least 14 characters long. Report phishing within one hour.',
+        },
       ],
     });
     assert.equal(ingested.ingestDocuments.indexed, 3);
@@ -118,7 +131,9 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
         typeDefs: USERS_SDL,
         resolvers: {
           Query: { user: (_: unknown, { id }: { id: string }) => (favorites[id] ? { id, name: `User ${id}` } : null) },
-          User: { favoriteCollections: (user: { id: string }) => favorites[user.id]!.map((cid) => ({ __typename: 'Collection', id: cid })) },
+          User: {
+            favoriteCollections: (user: { id: string }) => favorites[user.id]!.map((cid) => ({ __typename: 'Collection', id: cid })),
+          },
         },
       }),
       plugins: [ApolloServerPluginInlineTraceDisabled()],
@@ -128,7 +143,7 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
     servedSdl = dataOf<{ _service: { sdl: string } }>(await t.execute('{ _service { sdl } }'))._service.sdl;
     const composed = compose(parse(servedSdl));
     assert.equal(composed.errors, undefined, `composition failed: ${composed.errors?.map((e) => e.message).join('\n')}`);
-    gateway = new ApolloServer({ gateway: new ApolloGateway({ supergraphSdl: composed.supergraphSdl! }) });
+    gateway = new ApolloServer({ gateway: new ApolloGateway({ supergraphSdl: composed.supergraphSdl }) });
     gatewayUrl = (await startStandaloneServer(gateway, { listen: { port: 0, host: '127.0.0.1' } })).url;
   });
 
@@ -160,17 +175,16 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
   });
 
   it('answers a query that crosses both subgraphs through the gateway, over HTTP', async () => {
-    const response = await fetch(gatewayUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        query: `{ user(id: "u1") { name favoriteCollections {
+    const response = await graphqlRequest<{ data?: any; errors?: unknown[] }>(
+      gatewayUrl,
+      `{ user(id: "u1") { name favoriteCollections {
           id name stats { documents chunks }
           documents(first: 5) { totalCount edges { node { externalId title } } }
         } } }`,
-      }),
-    });
-    const body = (await response.json()) as { data?: any; errors?: unknown[] };
+      undefined,
+      { path: '' },
+    );
+    const body = response.body;
     assert.equal(response.status, 200, JSON.stringify(body));
     const user = body.data.user;
     assert.equal(user.name, 'User u1');
@@ -188,13 +202,19 @@ describe('Federation 2: kbql composed with a users subgraph behind @apollo/gatew
   it('resolves Document and Chunk references in one batched store read each', async () => {
     const before = { documents: calls['getDocuments']?.length ?? 0, chunks: calls['getChunks']?.length ?? 0 };
     const docs = await entities(documentIds.map((id) => ({ __typename: 'Document', id })));
-    assert.deepEqual(docs.map((d) => d?.externalId), ['vacation', 'laptops', 'security']);
+    assert.deepEqual(
+      docs.map((d) => d?.externalId),
+      ['vacation', 'laptops', 'security'],
+    );
     assert.ok(docs.every((d) => d?.collectionId === collectionId));
     assert.equal((calls['getDocuments']?.length ?? 0) - before.documents, 1, 'one getDocuments for three references');
     assert.deepEqual(calls['getDocuments']!.at(-1)!.sort(), [...documentIds].sort());
 
     const chunks = await entities(chunkIds.map((id) => ({ __typename: 'Chunk', id })));
-    assert.deepEqual(chunks.map((c) => c?.id), chunkIds);
+    assert.deepEqual(
+      chunks.map((c) => c?.id),
+      chunkIds,
+    );
     assert.ok(chunks.every((c) => c?.__typename === 'Chunk' && c.index === 0 && typeof c.document.externalId === 'string'));
     assert.equal((calls['getChunks']?.length ?? 0) - before.chunks, 1, 'one getChunks for three references');
   });

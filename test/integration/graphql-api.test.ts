@@ -68,26 +68,47 @@ describe('GraphQL API (real schema, in process)', () => {
   after(() => t.close());
 
   it('creates collections with chunking settings and the embedder, and refuses duplicates and bad names', async () => {
-    const created = dataOf<{ createCollection: { name: string; chunking: { strategy: string; chunkSize: number }; embedder: { name: string; dimensions: number } } }>(
-      await t.execute(CREATE, { input: { name: 'notes', chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 } } }),
-    );
+    const created = dataOf<{
+      createCollection: { name: string; chunking: { strategy: string; chunkSize: number }; embedder: { name: string; dimensions: number } };
+    }>(await t.execute(CREATE, { input: { name: 'notes', chunking: { strategy: 'SENTENCE', chunkSize: 128, chunkOverlap: 16 } } }));
     assert.equal(created.createCollection.chunking.strategy, 'SENTENCE');
     assert.equal(created.createCollection.chunking.chunkSize, 128);
     assert.deepEqual(created.createCollection.embedder, { name: embedder.info.name, dimensions: embedder.info.dimensions });
     assert.equal(codeOf(await t.execute(CREATE, { input: { name: 'notes' } })), 'CONFLICT');
     assert.equal(codeOf(await t.execute(CREATE, { input: { name: '1 bad name!' } })), 'BAD_USER_INPUT');
-    assert.equal(codeOf(await t.execute(CREATE, { input: { name: 'x', chunking: { chunkSize: 64, chunkOverlap: 60 } } })), 'BAD_USER_INPUT');
+    assert.equal(
+      codeOf(await t.execute(CREATE, { input: { name: 'x', chunking: { chunkSize: 64, chunkOverlap: 60 } } })),
+      'BAD_USER_INPUT',
+    );
   });
 
   it('ingests text, Markdown and HTML with per-document results; one bad document fails alone', async () => {
     const callsBefore = embedder.calls;
-    const result = dataOf<{ ingestDocuments: { indexed: number; failed: number; results: { status: string; code: string | null; externalId: string; chunkCount: number; document: { title: string; contentType: string } | null }[] } }>(
-      await t.execute(INGEST, { c: 'handbook', docs: [...DOCS, { id: 'bad', content: '   ' }, { id: 'bad-meta', content: 'x', metadata: { 'no spaces': 1 } }] }),
+    const result = dataOf<{
+      ingestDocuments: {
+        indexed: number;
+        failed: number;
+        results: {
+          status: string;
+          code: string | null;
+          externalId: string;
+          chunkCount: number;
+          document: { title: string; contentType: string } | null;
+        }[];
+      };
+    }>(
+      await t.execute(INGEST, {
+        c: 'handbook',
+        docs: [...DOCS, { id: 'bad', content: '   ' }, { id: 'bad-meta', content: 'x', metadata: { 'no spaces': 1 } }],
+      }),
     );
     const r = result.ingestDocuments;
     assert.equal(r.indexed, 3);
     assert.equal(r.failed, 2);
-    assert.deepEqual(r.results.map((x) => x.status), ['INDEXED', 'INDEXED', 'INDEXED', 'FAILED', 'FAILED']);
+    assert.deepEqual(
+      r.results.map((x) => x.status),
+      ['INDEXED', 'INDEXED', 'INDEXED', 'FAILED', 'FAILED'],
+    );
     assert.equal(r.results[3]!.code, 'BAD_USER_INPUT');
     assert.equal(r.results[2]!.document!.contentType, 'HTML');
     assert.equal(r.results[2]!.document!.title, 'Security rules');
@@ -106,7 +127,9 @@ describe('GraphQL API (real schema, in process)', () => {
 
   it('re-ingesting the same content is UNCHANGED without re-embedding; new content replaces the chunks', async () => {
     const texts = embedder.texts;
-    const again = dataOf<{ ingestDocuments: { unchanged: number; results: { status: string }[] } }>(await t.execute(INGEST, { c: 'handbook', docs: DOCS }));
+    const again = dataOf<{ ingestDocuments: { unchanged: number; results: { status: string }[] } }>(
+      await t.execute(INGEST, { c: 'handbook', docs: DOCS }),
+    );
     assert.equal(again.ingestDocuments.unchanged, 3);
     assert.equal(embedder.texts, texts, 'nothing re-embedded');
 
@@ -119,15 +142,21 @@ describe('GraphQL API (real schema, in process)', () => {
     );
     const vacationTexts = hits.search.hits.filter((h) => h.document.externalId === 'vacation').map((h) => h.chunk.text);
     assert.ok(vacationTexts.length >= 1);
-    assert.ok(vacationTexts.every((x) => x.includes('30 days')), 'old chunks are gone');
+    assert.ok(
+      vacationTexts.every((x) => x.includes('30 days')),
+      'old chunks are gone',
+    );
     await t.execute(INGEST, { c: 'handbook', docs: [DOCS[0]] });
   });
 
   it('searches in every mode with per-mode scores', async () => {
     for (const mode of ['VECTOR', 'KEYWORD', 'HYBRID']) {
-      const data = dataOf<{ search: { mode: string; hits: { score: number; vectorScore: number | null; keywordScore: number | null; document: { externalId: string } }[] } }>(
-        await t.execute(SEARCH, { c: 'handbook', q: 'how many paid vacation days per year', mode, topK: 3 }),
-      );
+      const data = dataOf<{
+        search: {
+          mode: string;
+          hits: { score: number; vectorScore: number | null; keywordScore: number | null; document: { externalId: string } }[];
+        };
+      }>(await t.execute(SEARCH, { c: 'handbook', q: 'how many paid vacation days per year', mode, topK: 3 }));
       assert.equal(data.search.mode, mode);
       assert.equal(data.search.hits[0]!.document.externalId, 'vacation', `${mode} ranks the vacation policy first`);
       const top = data.search.hits[0]!;
@@ -145,8 +174,28 @@ describe('GraphQL API (real schema, in process)', () => {
     assert.deepEqual(new Set(await run({ field: 'metadata.team', eq: 'it' })), new Set(['laptops']));
     assert.deepEqual(new Set(await run({ field: 'metadata.year', gte: 2024 })), new Set(['vacation', 'security']));
     assert.deepEqual(new Set(await run({ field: 'metadata.tags', contains: 'policy' })), new Set(['vacation', 'security']));
-    assert.deepEqual(new Set(await run({ or: [{ field: 'documentId', in: ['nope'] }, { field: 'source', contains: '/it/' }] })), new Set(['laptops']));
-    assert.deepEqual(new Set(await run({ and: [{ field: 'metadata.team', ne: 'hr' }, { field: 'metadata.year', lt: 2025 }] })), new Set(['laptops']));
+    assert.deepEqual(
+      new Set(
+        await run({
+          or: [
+            { field: 'documentId', in: ['nope'] },
+            { field: 'source', contains: '/it/' },
+          ],
+        }),
+      ),
+      new Set(['laptops']),
+    );
+    assert.deepEqual(
+      new Set(
+        await run({
+          and: [
+            { field: 'metadata.team', ne: 'hr' },
+            { field: 'metadata.year', lt: 2025 },
+          ],
+        }),
+      ),
+      new Set(['laptops']),
+    );
     const bad = await t.execute(SEARCH, { c: 'handbook', q: 'x', mode: 'HYBRID', filter: { field: 'metadata.team', eq: 'a', ne: 'b' } });
     assert.equal(codeOf(bad), 'BAD_USER_INPUT');
   });
@@ -159,9 +208,14 @@ describe('GraphQL API (real schema, in process)', () => {
   });
 
   it('answers with citations that map to returned sources, and abstains when nothing is relevant', async () => {
-    const data = dataOf<{ ask: { answer: string | null; abstained: boolean; citations: { marker: number; source: { n: number; document: { externalId: string } } }[]; sources: { n: number }[] } }>(
-      await t.execute(ASK, { c: 'handbook', q: 'How many days of paid vacation do employees get?' }),
-    );
+    const data = dataOf<{
+      ask: {
+        answer: string | null;
+        abstained: boolean;
+        citations: { marker: number; source: { n: number; document: { externalId: string } } }[];
+        sources: { n: number }[];
+      };
+    }>(await t.execute(ASK, { c: 'handbook', q: 'How many days of paid vacation do employees get?' }));
     assert.equal(data.ask.abstained, false);
     assert.match(data.ask.answer!, /25 days/);
     const markers = [...data.ask.answer!.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1]));
@@ -181,7 +235,20 @@ describe('GraphQL API (real schema, in process)', () => {
 
   it('lists, pages, reads, updates metadata and deletes documents', async () => {
     const list = `query($c: String!, $after: String) { documents(collection: $c, first: 2, after: $after) { totalCount edges { cursor node { id externalId chunkCount chunks(first: 50) { totalCount edges { node { index text document { externalId } } } } } } pageInfo { hasNextPage endCursor } } }`;
-    type L = { documents: { totalCount: number; edges: { node: { id: string; externalId: string; chunkCount: number; chunks: { totalCount: number; edges: { node: { index: number; document: { externalId: string } } }[] } } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } };
+    type L = {
+      documents: {
+        totalCount: number;
+        edges: {
+          node: {
+            id: string;
+            externalId: string;
+            chunkCount: number;
+            chunks: { totalCount: number; edges: { node: { index: number; document: { externalId: string } } }[] };
+          };
+        }[];
+        pageInfo: { hasNextPage: boolean; endCursor: string };
+      };
+    };
     const first = dataOf<L>(await t.execute(list, { c: 'handbook' }));
     assert.equal(first.documents.totalCount, 3);
     assert.equal(first.documents.edges.length, 2);
@@ -193,7 +260,10 @@ describe('GraphQL API (real schema, in process)', () => {
     assert.equal(new Set(all.map((d) => d.externalId)).size, 3);
     for (const d of all) {
       assert.equal(d.chunks.totalCount, d.chunkCount);
-      assert.deepEqual(d.chunks.edges.map((e) => e.node.index), [...Array(d.chunkCount).keys()]);
+      assert.deepEqual(
+        d.chunks.edges.map((e) => e.node.index),
+        [...Array(d.chunkCount).keys()],
+      );
       assert.ok(d.chunks.edges.every((e) => e.node.document.externalId === d.externalId));
     }
 
@@ -211,7 +281,9 @@ describe('GraphQL API (real schema, in process)', () => {
     assert.equal(codeOf(await t.execute(update, { id: 'missing', m: {} })), 'NOT_FOUND');
 
     const del = dataOf<{ deleteDocuments: { deletedDocuments: number; deletedChunks: number } }>(
-      await t.execute(`mutation($ids: [ID!]!) { deleteDocuments(ids: $ids) { deletedDocuments deletedChunks } }`, { ids: [laptops.id, 'unknown-id'] }),
+      await t.execute(`mutation($ids: [ID!]!) { deleteDocuments(ids: $ids) { deletedDocuments deletedChunks } }`, {
+        ids: [laptops.id, 'unknown-id'],
+      }),
     );
     assert.deepEqual(del.deleteDocuments, { deletedDocuments: 1, deletedChunks: laptops.chunkCount });
     const doc = dataOf<{ document: null }>(await t.execute(`query($id: ID!) { document(id: $id) { id } }`, { id: laptops.id }));
@@ -220,10 +292,14 @@ describe('GraphQL API (real schema, in process)', () => {
 
   it('reports live stats, renames, and deletes a collection with counts', async () => {
     const get = `query($name: String) { collection(name: $name) { id name stats { documents chunks } } }`;
-    const before = dataOf<{ collection: { id: string; stats: { documents: number; chunks: number } } }>(await t.execute(get, { name: 'handbook' }));
+    const before = dataOf<{ collection: { id: string; stats: { documents: number; chunks: number } } }>(
+      await t.execute(get, { name: 'handbook' }),
+    );
     assert.equal(before.collection.stats.documents, 2);
     const renamed = dataOf<{ updateCollection: { name: string } }>(
-      await t.execute(`mutation($id: ID!) { updateCollection(id: $id, input: { name: "handbook2", description: "renamed" }) { name } }`, { id: before.collection.id }),
+      await t.execute(`mutation($id: ID!) { updateCollection(id: $id, input: { name: "handbook2", description: "renamed" }) { name } }`, {
+        id: before.collection.id,
+      }),
     );
     assert.equal(renamed.updateCollection.name, 'handbook2');
     const deleted = dataOf<{ deleteCollection: { deletedDocuments: number; deletedChunks: number } }>(
@@ -231,11 +307,17 @@ describe('GraphQL API (real schema, in process)', () => {
     );
     assert.deepEqual(deleted.deleteCollection, { deletedDocuments: 2, deletedChunks: before.collection.stats.chunks });
     assert.equal(dataOf<{ collection: null }>(await t.execute(get, { name: 'handbook2' })).collection, null);
-    assert.equal(codeOf(await t.execute(`mutation($id: ID!) { deleteCollection(id: $id) { id } }`, { id: before.collection.id })), 'NOT_FOUND');
+    assert.equal(
+      codeOf(await t.execute(`mutation($id: ID!) { deleteCollection(id: $id) { id } }`, { id: before.collection.id })),
+      'NOT_FOUND',
+    );
     const list = dataOf<{ collections: { totalCount: number; edges: { node: { name: string } }[] } }>(
       await t.execute(`{ collections(first: 10) { totalCount edges { node { name } } } }`),
     );
-    assert.deepEqual(list.collections.edges.map((e) => e.node.name), ['notes']);
+    assert.deepEqual(
+      list.collections.edges.map((e) => e.node.name),
+      ['notes'],
+    );
   });
 });
 
@@ -255,7 +337,7 @@ describe('embedder mismatch', () => {
       const error = res.body.singleResult.errors?.[0];
       assert.equal(error?.extensions?.code, 'CONFLICT');
       assert.equal(error?.extensions?.reason, 'EMBEDDER_MISMATCH');
-      assert.match(error!.message, /256 dims/);
+      assert.match(error.message, /256 dims/);
     } finally {
       await second.stop();
       await first.close();

@@ -26,13 +26,20 @@ describe('ingestion job retention and deleteIngestionJob (in process)', () => {
       .executeOperation({ query, variables }, { contextValue: createContext(t.app.store, 'test', { principal, services: t.app.services }) })
       .then((r) => (r.body.kind === 'single' ? r.body.singleResult : assert.fail('single result expected')));
   const exec = as(ADMIN);
-  const start = async (docs: unknown[]) => dataOf<{ startIngestion: { id: string } }>((await exec(START, { c: 'kept', docs })) as never).startIngestion.id;
+  const start = async (docs: unknown[]) =>
+    dataOf<{ startIngestion: { id: string } }>((await exec(START, { c: 'kept', docs })) as never).startIngestion.id;
   const status = async (id: string) => {
     const result = await exec(JOB, { id });
-    return result.errors ? String(codeOf(result as never)) : dataOf<{ ingestionJob: { status: string } }>(result as never).ingestionJob.status;
+    return result.errors
+      ? String(codeOf(result as never))
+      : dataOf<{ ingestionJob: { status: string } }>(result as never).ingestionJob.status;
   };
   const finished = (id: string) =>
-    waitFor(`job ${id} to finish`, async () => dataOf<{ ingestionJob: { finishedAt: string | null } }>((await exec(JOB, { id })) as never).ingestionJob.finishedAt ?? undefined);
+    waitFor(
+      `job ${id} to finish`,
+      async () =>
+        dataOf<{ ingestionJob: { finishedAt: string | null } }>((await exec(JOB, { id })) as never).ingestionJob.finishedAt ?? undefined,
+    );
   /** The app's own job service with a fake clock and small batches (same store, queue and knowledge store). */
   const sweeperAt = (now: number, days = 7) =>
     new IngestionJobService({
@@ -70,7 +77,9 @@ describe('ingestion job retention and deleteIngestionJob (in process)', () => {
     assert.equal(await sweeper.sweepFinishedJobs(), 0, 'sweeping again changes nothing');
     for (const id of done) assert.equal(await status(id), 'NOT_FOUND');
     assert.deepEqual([await status(running), await status(queued)], ['RUNNING', 'QUEUED']);
-    const stats = dataOf<{ collection: { stats: { documents: number } } }>(await t.execute(`{ collection(name: "kept") { stats { documents } } }`));
+    const stats = dataOf<{ collection: { stats: { documents: number } } }>(
+      await t.execute(`{ collection(name: "kept") { stats { documents } } }`),
+    );
     assert.equal(stats.collection.stats.documents, 4, 'the indexed documents stay in the collection');
 
     // deleteIngestionJob refuses what is not finished.
@@ -105,7 +114,9 @@ describe('ingestion job retention and deleteIngestionJob (in process)', () => {
     assert.deepEqual(deleted, { id, status: 'COMPLETED_WITH_ERRORS', deletedDocuments: 2 });
     assert.equal(await status(id), 'NOT_FOUND');
     assert.equal(codeOf((await exec(DELETE, { id })) as never), 'NOT_FOUND');
-    const docs = dataOf<{ ingestionJobs: { edges: { node: { id: string } }[] } }>((await exec(`{ ingestionJobs(collection: "kept") { edges { node { id } } } }`)) as never);
+    const docs = dataOf<{ ingestionJobs: { edges: { node: { id: string } }[] } }>(
+      (await exec(`{ ingestionJobs(collection: "kept") { edges { node { id } } } }`)) as never,
+    );
     assert.ok(!docs.ingestionJobs.edges.some((e) => e.node.id === id));
   });
 });
@@ -114,75 +125,102 @@ describe('ingestion job retention and deleteIngestionJob (in process)', () => {
  * Redis mode: BullMQ's own entries must not pile up (a task is removed from Redis once it completes), and deleting
  * a job, by hand or by retention, leaves none of its keys behind.
  */
-describe('ingestion job retention with Redis and BullMQ', { skip: redisServerAvailable() ? false : 'redis-server is not installed' }, () => {
-  let redis: OwnRedis;
-  let client: Redis;
-  let t: TestApp;
-  /** Job keys live under the cache prefix and the store's identity (written into the data dir). */
-  let ns: string;
+describe(
+  'ingestion job retention with Redis and BullMQ',
+  { skip: redisServerAvailable() ? false : 'redis-server is not installed' },
+  () => {
+    let redis: OwnRedis;
+    let client: Redis;
+    let t: TestApp;
+    /** Job keys live under the cache prefix and the store's identity (written into the data dir). */
+    let ns: string;
 
-  before(async () => {
-    redis = await startOwnRedis();
-    client = new Redis(redis.url, { commandTimeout: 2000, maxRetriesPerRequest: 1 });
-    t = await createTestApp({ REDIS_URL: redis.url, KBQL_JOB_QUEUE: 'redis', KBQL_CACHE_PREFIX: 'ret', KBQL_EMBEDDING_DIMENSIONS: '256' });
-    ns = `ret:${readFileSync(path.join(t.dataDir, 'store-id'), 'utf8').trim()}`;
-    dataOf(await t.execute(`mutation { createCollection(input: { name: "r" }) { id } }`));
-  });
-  after(async () => {
-    await t?.close();
-    client?.disconnect();
-    await redis?.stop();
-  });
-
-  const startJob = async (docs: unknown[]) =>
-    dataOf<{ startIngestion: { id: string } }>(await t.execute(START, { c: 'r', docs })).startIngestion.id;
-  const finishedJob = (id: string) =>
-    waitFor(`job ${id} to finish`, async () => dataOf<{ ingestionJob: { finishedAt: string | null } }>(await t.execute(JOB, { id })).ingestionJob.finishedAt ?? undefined);
-  const jobKeys = async (id: string) => [...(await client.keys(`${ns}:jobs:job:${id}*`)), ...(await client.keys(`${ns}:bull:*${id}*`))];
-
-  it('leaves no BullMQ task entries after completion, and no job keys after deletion or retention', { timeout: 30_000 }, async () => {
-    const first = await startJob([sampleDocument(1), sampleDocument(2), { id: 'bad', content: ' ' }]);
-    const second = await startJob([sampleDocument(3)]);
-    await finishedJob(first);
-    await finishedJob(second);
-    // BullMQ removes completed tasks (removeOnComplete): no task hash, nothing in its completed set.
-    await waitFor('BullMQ to remove the completed tasks', async () => (await client.keys(`${ns}:bull:*${first}*`)).length === 0 || undefined, 5_000);
-    assert.deepEqual(await client.keys(`${ns}:bull:*${second}*`), []);
-    assert.equal(await client.zcard(`${ns}:bull:kbql-ingestion:completed`), 0);
-    assert.ok((await jobKeys(first)).length > 0, 'the job itself is kept in the job store');
-
-    const deleted = dataOf<{ deleteIngestionJob: { deletedDocuments: number } }>(await t.execute(DELETE, { id: first })).deleteIngestionJob;
-    assert.equal(deleted.deletedDocuments, 3);
-    assert.deepEqual(await jobKeys(first), []);
-    assert.equal(await client.zscore(`${ns}:jobs:finished`, first), null);
-
-    const deps = (t.app.services.jobs as unknown as { deps: IngestionJobServiceDeps }).deps;
-    const sweeper = new IngestionJobService({ ...deps, retention: { days: 7 }, clock: () => new Date(Date.now() + 8 * DAY_MS) });
-    assert.equal(await sweeper.sweepFinishedJobs(), 1);
-    assert.equal(await sweeper.sweepFinishedJobs(), 0);
-    assert.deepEqual(await jobKeys(second), []);
-    assert.equal(await client.zcard(`${ns}:jobs:finished`), 0);
-    assert.equal(codeOf(await t.execute(JOB, { id: second })), 'NOT_FOUND');
-  });
-
-  it('removes a task that failed all its attempts, so enqueueing it again (a restart resuming the job) runs it', { timeout: 20_000 }, async () => {
-    const errors: unknown[] = [];
-    const queue = new BullJobQueue({ url: redis.url, prefix: 'failing', attempts: 2, backoffMs: 10, onError: (e) => errors.push(e) });
-    const runs: number[] = [];
-    try {
-      await queue.start(async () => {
-        runs.push(Date.now());
-        if (runs.length <= 2) throw new Error('the job store is down');
+    before(async () => {
+      redis = await startOwnRedis();
+      client = new Redis(redis.url, { commandTimeout: 2000, maxRetriesPerRequest: 1 });
+      t = await createTestApp({
+        REDIS_URL: redis.url,
+        KBQL_JOB_QUEUE: 'redis',
+        KBQL_CACHE_PREFIX: 'ret',
+        KBQL_EMBEDDING_DIMENSIONS: '256',
       });
-      const task = { jobId: 'j', index: 0, attempt: 1 };
-      await queue.enqueue([task]);
-      await waitFor('both attempts to fail', () => (runs.length === 2 && errors.length >= 2) || undefined, 10_000);
-      await waitFor('the failed task to be removed', async () => (await client.keys('failing:kbql-ingestion:j_*')).length === 0 || undefined, 5_000);
-      assert.equal(await client.zcard('failing:kbql-ingestion:failed'), 0);
-      await queue.enqueue([task]);
-      await waitFor('the re-enqueued task to run', () => runs.length === 3 || undefined, 10_000);
-    } finally {
-      await queue.close(1_000);
-    }
-  });
-});
+      ns = `ret:${readFileSync(path.join(t.dataDir, 'store-id'), 'utf8').trim()}`;
+      dataOf(await t.execute(`mutation { createCollection(input: { name: "r" }) { id } }`));
+    });
+    after(async () => {
+      await t?.close();
+      client?.disconnect();
+      await redis?.stop();
+    });
+
+    const startJob = async (docs: unknown[]) =>
+      dataOf<{ startIngestion: { id: string } }>(await t.execute(START, { c: 'r', docs })).startIngestion.id;
+    const finishedJob = (id: string) =>
+      waitFor(
+        `job ${id} to finish`,
+        async () =>
+          dataOf<{ ingestionJob: { finishedAt: string | null } }>(await t.execute(JOB, { id })).ingestionJob.finishedAt ?? undefined,
+      );
+    const jobKeys = async (id: string) => [...(await client.keys(`${ns}:jobs:job:${id}*`)), ...(await client.keys(`${ns}:bull:*${id}*`))];
+
+    it('leaves no BullMQ task entries after completion, and no job keys after deletion or retention', { timeout: 30_000 }, async () => {
+      const first = await startJob([sampleDocument(1), sampleDocument(2), { id: 'bad', content: ' ' }]);
+      const second = await startJob([sampleDocument(3)]);
+      await finishedJob(first);
+      await finishedJob(second);
+      // BullMQ removes completed tasks (removeOnComplete): no task hash, nothing in its completed set.
+      await waitFor(
+        'BullMQ to remove the completed tasks',
+        async () => (await client.keys(`${ns}:bull:*${first}*`)).length === 0 || undefined,
+        5_000,
+      );
+      assert.deepEqual(await client.keys(`${ns}:bull:*${second}*`), []);
+      assert.equal(await client.zcard(`${ns}:bull:kbql-ingestion:completed`), 0);
+      assert.ok((await jobKeys(first)).length > 0, 'the job itself is kept in the job store');
+
+      const deleted = dataOf<{ deleteIngestionJob: { deletedDocuments: number } }>(
+        await t.execute(DELETE, { id: first }),
+      ).deleteIngestionJob;
+      assert.equal(deleted.deletedDocuments, 3);
+      assert.deepEqual(await jobKeys(first), []);
+      assert.equal(await client.zscore(`${ns}:jobs:finished`, first), null);
+
+      const deps = (t.app.services.jobs as unknown as { deps: IngestionJobServiceDeps }).deps;
+      const sweeper = new IngestionJobService({ ...deps, retention: { days: 7 }, clock: () => new Date(Date.now() + 8 * DAY_MS) });
+      assert.equal(await sweeper.sweepFinishedJobs(), 1);
+      assert.equal(await sweeper.sweepFinishedJobs(), 0);
+      assert.deepEqual(await jobKeys(second), []);
+      assert.equal(await client.zcard(`${ns}:jobs:finished`), 0);
+      assert.equal(codeOf(await t.execute(JOB, { id: second })), 'NOT_FOUND');
+    });
+
+    it(
+      'removes a task that failed all its attempts, so enqueueing it again (a restart resuming the job) runs it',
+      { timeout: 20_000 },
+      async () => {
+        const errors: unknown[] = [];
+        const queue = new BullJobQueue({ url: redis.url, prefix: 'failing', attempts: 2, backoffMs: 10, onError: (e) => errors.push(e) });
+        const runs: number[] = [];
+        try {
+          await queue.start(async () => {
+            runs.push(Date.now());
+            if (runs.length <= 2) throw new Error('the job store is down');
+          });
+          const task = { jobId: 'j', index: 0, attempt: 1 };
+          await queue.enqueue([task]);
+          await waitFor('both attempts to fail', () => (runs.length === 2 && errors.length >= 2) || undefined, 10_000);
+          await waitFor(
+            'the failed task to be removed',
+            async () => (await client.keys('failing:kbql-ingestion:j_*')).length === 0 || undefined,
+            5_000,
+          );
+          assert.equal(await client.zcard('failing:kbql-ingestion:failed'), 0);
+          await queue.enqueue([task]);
+          await waitFor('the re-enqueued task to run', () => runs.length === 3 || undefined, 10_000);
+        } finally {
+          await queue.close(1_000);
+        }
+      },
+    );
+  },
+);

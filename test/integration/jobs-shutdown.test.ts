@@ -26,32 +26,45 @@ async function stageOf(app: App, jobId: string): Promise<string> {
 }
 
 describe('stopping the server during heavy ingestion', () => {
-  it('stops the worker threads within the drain deadline; the document resumes on the next start and is indexed', { timeout: 120_000 }, async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-shutdown-'));
-    const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, KBQL_JOB_QUEUE: 'memory' });
-    try {
-      const first = await createApp(config);
-      await first.services.collections.create({ name: 'big' }, caller);
-      const job = await first.services.jobs.startIngestion('big', [{ id: 'big', content: bigDocument(), contentType: 'TEXT' }], [], caller);
-      await waitFor('the document in CHUNKING or EMBEDDING', async () => ['CHUNKING', 'EMBEDDING'].includes(await stageOf(first, job.id)), 60_000);
-      const stopping = performance.now();
-      await first.stop();
-      const stopMs = performance.now() - stopping;
-      // The job's default wait is 5 s; the threads are stopped first, so nothing holds the drain that long.
-      assert.ok(stopMs < 4_000, `stop took ${stopMs.toFixed(0)} ms`);
-
-      const second = await createApp(config);
+  it(
+    'stops the worker threads within the drain deadline; the document resumes on the next start and is indexed',
+    { timeout: 120_000 },
+    async () => {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-shutdown-'));
+      const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, KBQL_JOB_QUEUE: 'memory' });
       try {
-        const stage = await stageOf(second, job.id);
-        assert.ok(!['FAILED', 'CANCELLED'].includes(stage), `after the stop the document is ${stage}, not resumable`);
-        await waitFor('the document INDEXED', async () => (await stageOf(second, job.id)) === 'INDEXED', 90_000);
-        const done = await second.services.jobs.getJob(job.id, caller);
-        assert.equal(done.status, 'COMPLETED');
+        const first = await createApp(config);
+        await first.services.collections.create({ name: 'big' }, caller);
+        const job = await first.services.jobs.startIngestion(
+          'big',
+          [{ id: 'big', content: bigDocument(), contentType: 'TEXT' }],
+          [],
+          caller,
+        );
+        await waitFor(
+          'the document in CHUNKING or EMBEDDING',
+          async () => ['CHUNKING', 'EMBEDDING'].includes(await stageOf(first, job.id)),
+          60_000,
+        );
+        const stopping = performance.now();
+        await first.stop();
+        const stopMs = performance.now() - stopping;
+        // The job's default wait is 5 s; the threads are stopped first, so nothing holds the drain that long.
+        assert.ok(stopMs < 4_000, `stop took ${stopMs.toFixed(0)} ms`);
+
+        const second = await createApp(config);
+        try {
+          const stage = await stageOf(second, job.id);
+          assert.ok(!['FAILED', 'CANCELLED'].includes(stage), `after the stop the document is ${stage}, not resumable`);
+          await waitFor('the document INDEXED', async () => (await stageOf(second, job.id)) === 'INDEXED', 90_000);
+          const done = await second.services.jobs.getJob(job.id, caller);
+          assert.equal(done.status, 'COMPLETED');
+        } finally {
+          await second.stop();
+        }
       } finally {
-        await second.stop();
+        await rm(dataDir, { recursive: true, force: true });
       }
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });

@@ -95,10 +95,10 @@ describe('ingestion jobs (in process)', () => {
     const { id } = dataOf<{ startIngestion: { id: string } }>((await exec(START, { c: 'jobs', docs })) as never).startIngestion;
     const first = await finished(id);
     assert.equal(first.failed, 2);
-    const retried = await exec(
-      `mutation($id: ID!, $r: IngestionRetryInput) { retryIngestion(jobId: $id, replace: $r) { status } }`,
-      { id, r: { documents: [{ id: 'broken', content: 'Now the broken document has words in it.' }] } },
-    );
+    const retried = await exec(`mutation($id: ID!, $r: IngestionRetryInput) { retryIngestion(jobId: $id, replace: $r) { status } }`, {
+      id,
+      r: { documents: [{ id: 'broken', content: 'Now the broken document has words in it.' }] },
+    });
     dataOf(retried as never);
     const done = await waitFor('retry to finish', async () => {
       const j = await job(id);
@@ -118,14 +118,20 @@ describe('ingestion jobs (in process)', () => {
   it('streams progress from the current state, ends after the summary, and stops listening on return()', async () => {
     const jobs = t.app.services.jobs;
     const principal = { kind: 'development', subject: 'development', tenant: 'default', role: 'ADMIN' } as const;
-    const listeners = (jobId: string) => (jobs as unknown as { deps: { events: { emitter: { listenerCount(e: string): number } } } }).deps.events.emitter.listenerCount(jobId);
-    const { id } = dataOf<{ startIngestion: { id: string } }>((await exec(START, { c: 'jobs', docs: [sampleDocument(300), sampleDocument(301)] })) as never).startIngestion;
+    const listeners = (jobId: string) =>
+      (jobs as unknown as { deps: { events: { emitter: { listenerCount(e: string): number } } } }).deps.events.emitter.listenerCount(jobId);
+    const { id } = dataOf<{ startIngestion: { id: string } }>(
+      (await exec(START, { c: 'jobs', docs: [sampleDocument(300), sampleDocument(301)] })) as never,
+    ).startIngestion;
     await finished(id);
     // Subscribed after the end: the final state of each document, then the summary, then done.
     const items = [];
     for await (const item of await jobs.progress(id, principal)) items.push(item);
     // One STAGE item carries both documents (progress is coalesced), then the summary.
-    assert.deepEqual(items.map((i) => (i.kind === 'STAGE' ? i.documents.map((d) => `${d.index}:${d.stage}`).join() : `SUMMARY:${i.job!.indexed}`)), ['0:INDEXED,1:INDEXED', 'SUMMARY:2']);
+    assert.deepEqual(
+      items.map((i) => (i.kind === 'STAGE' ? i.documents.map((d) => `${d.index}:${d.stage}`).join() : `SUMMARY:${i.job!.indexed}`)),
+      ['0:INDEXED,1:INDEXED', 'SUMMARY:2'],
+    );
     assert.equal(listeners(id), 0, 'the stream unsubscribed when it ended');
     // A client that leaves early: return() removes the listener at once.
     const stream = await jobs.progress(id, principal);
@@ -138,7 +144,9 @@ describe('ingestion jobs (in process)', () => {
   });
 
   it('hides another tenant’s jobs (NOT_FOUND) and needs WRITER to start one', async () => {
-    const { id } = dataOf<{ startIngestion: { id: string } }>((await exec(START, { c: 'jobs', docs: [sampleDocument(200)] })) as never).startIngestion;
+    const { id } = dataOf<{ startIngestion: { id: string } }>(
+      (await exec(START, { c: 'jobs', docs: [sampleDocument(200)] })) as never,
+    ).startIngestion;
     await finished(id);
     const stranger = as({ kind: 'user', subject: 's', tenant: 'elsewhere', role: 'ADMIN' });
     assert.equal(codeOf((await stranger(JOB, { id })) as never), 'NOT_FOUND');
@@ -174,14 +182,22 @@ describe('cancelling an ingestion job', () => {
       assert.equal(done.status, 'CANCELLED');
       assert.deepEqual([done.indexed, done.cancelled, done.failed], [5, 25, 0]);
       const indexed = done.documents.edges.map((e) => e.node).filter((d) => d.stage === 'INDEXED');
-      assert.deepEqual(indexed.map((d) => d.index), [0, 1, 2, 3, 4]);
+      assert.deepEqual(
+        indexed.map((d) => d.index),
+        [0, 1, 2, 3, 4],
+      );
       const stats = dataOf<{ collection: { stats: { documents: number; chunks: number } } }>(
         await t.execute(`{ collection(name: "cancel-me") { stats { documents chunks } } }`),
       ).collection.stats;
       assert.equal(stats.documents, 5);
-      assert.equal(stats.chunks, indexed.reduce((n, d) => n + d.chunkCount!, 0));
+      assert.equal(
+        stats.chunks,
+        indexed.reduce((n, d) => n + d.chunkCount!, 0),
+      );
       const hits = dataOf<{ search: { hits: { document: { externalId: string } }[] } }>(
-        await t.execute(`{ search(collection: "cancel-me", query: "Sentence of note 3 v1", mode: KEYWORD, topK: 50) { hits { document { externalId } } } }`),
+        await t.execute(
+          `{ search(collection: "cancel-me", query: "Sentence of note 3 v1", mode: KEYWORD, topK: 50) { hits { document { externalId } } } }`,
+        ),
       ).search.hits;
       const found = new Set(hits.map((h) => h.document.externalId));
       assert.ok(found.has('note-0003'));

@@ -19,10 +19,19 @@ interface Preview {
   chunks: { index: number; text: string; startOffset: number; endOffset: number }[];
 }
 
-const long = Array.from({ length: 40 }, (_, i) => `Sentence ${i} speaks of harbors, quartz and lanterns at the edge of the meadow.`).join(' ');
+const long = Array.from({ length: 40 }, (_, i) => `Sentence ${i} speaks of harbors, quartz and lanterns at the edge of the meadow.`).join(
+  ' ',
+);
 const DOCUMENTS = [
-  { id: 'md', content: `# Field guide\n\nIntro paragraph about falcons.\n\n## Habitat\n\n${long}\n\n## Diet\n\nSmall birds and insects.`, metadata: { kind: 'guide' } },
-  { id: 'html', content: `<html><head><title>Lantern page</title><style>p{}</style></head><body><h1>Lanterns</h1><p>${long}</p><ul><li>copper</li><li>glass</li></ul></body></html>` },
+  {
+    id: 'md',
+    content: `# Field guide\n\nIntro paragraph about falcons.\n\n## Habitat\n\n${long}\n\n## Diet\n\nSmall birds and insects.`,
+    metadata: { kind: 'guide' },
+  },
+  {
+    id: 'html',
+    content: `<html><head><title>Lantern page</title><style>p{}</style></head><body><h1>Lanterns</h1><p>${long}</p><ul><li>copper</li><li>glass</li></ul></body></html>`,
+  },
   { id: 'text', title: 'Plain', content: `${long}\n\n${long}`, contentType: 'TEXT' },
   { content: 'A document without an id gets a content-hash id, in preview as in ingestion.' },
 ];
@@ -31,30 +40,54 @@ describe('previewChunks', () => {
   let t: TestApp;
   before(async () => {
     t = await createTestApp();
-    dataOf(await t.execute(`mutation { createCollection(input: { name: "preview", chunking: { strategy: AUTO, chunkSize: 64, chunkOverlap: 12 } }) { id } }`));
+    dataOf(
+      await t.execute(
+        `mutation { createCollection(input: { name: "preview", chunking: { strategy: AUTO, chunkSize: 64, chunkOverlap: 12 } }) { id } }`,
+      ),
+    );
   });
   after(() => t.close());
 
   it('returns exactly the chunks ingestion stores, and stores nothing itself', async () => {
     const previews: Preview[] = [];
-    for (const d of DOCUMENTS) previews.push(dataOf<{ previewChunks: Preview }>(await t.execute(PREVIEW, { c: 'preview', d })).previewChunks);
+    for (const d of DOCUMENTS)
+      previews.push(dataOf<{ previewChunks: Preview }>(await t.execute(PREVIEW, { c: 'preview', d })).previewChunks);
     assert.ok(previews[0]!.chunks.length > 2 && previews[2]!.chunks.length > 2, 'long documents make several chunks');
-    const stats = async () => dataOf<{ collection: { stats: { documents: number } } }>(await t.execute(`{ collection(name: "preview") { stats { documents } } }`)).collection.stats;
+    const stats = async () =>
+      dataOf<{ collection: { stats: { documents: number } } }>(await t.execute(`{ collection(name: "preview") { stats { documents } } }`))
+        .collection.stats;
     assert.equal((await stats()).documents, 0, 'preview stored nothing');
 
-    const upload = await t.app.services.uploads.accept(DEVELOPMENT_PRINCIPAL, minimalPdf([long.slice(0, 300), long.slice(300, 600)], { title: 'Report' }), 'report.pdf', 'application/pdf');
+    const upload = await t.app.services.uploads.accept(
+      DEVELOPMENT_PRINCIPAL,
+      minimalPdf([long.slice(0, 300), long.slice(300, 600)], { title: 'Report' }),
+      'report.pdf',
+      'application/pdf',
+    );
     previews.push(dataOf<{ previewChunks: Preview }>(await t.execute(PREVIEW, { c: 'preview', u: upload.id })).previewChunks);
     assert.equal((await stats()).documents, 0);
 
     const { id } = dataOf<{ startIngestion: { id: string } }>(
-      await t.execute(`mutation($d: [DocumentInput!], $u: [ID!]) { startIngestion(collection: "preview", documents: $d, uploads: $u) { id } }`, {
-        d: DOCUMENTS,
-        u: [upload.id],
-      }),
+      await t.execute(
+        `mutation($d: [DocumentInput!], $u: [ID!]) { startIngestion(collection: "preview", documents: $d, uploads: $u) { id } }`,
+        {
+          d: DOCUMENTS,
+          u: [upload.id],
+        },
+      ),
     ).startIngestion;
     const job = await waitFor('the job', async () => {
-      const j = dataOf<{ ingestionJob: { finishedAt: string | null; indexed: number; documents: { edges: { node: { index: number; documentId: string } }[] } } }>(
-        await t.execute(`query($id: ID!) { ingestionJob(id: $id) { finishedAt indexed documents { edges { node { index documentId } } } } }`, { id }),
+      const j = dataOf<{
+        ingestionJob: {
+          finishedAt: string | null;
+          indexed: number;
+          documents: { edges: { node: { index: number; documentId: string } }[] };
+        };
+      }>(
+        await t.execute(
+          `query($id: ID!) { ingestionJob(id: $id) { finishedAt indexed documents { edges { node { index documentId } } } } }`,
+          { id },
+        ),
       ).ingestionJob;
       return j.finishedAt ? j : undefined;
     });
@@ -62,16 +95,40 @@ describe('previewChunks', () => {
 
     for (const { node } of job.documents.edges) {
       const preview = previews[node.index]!;
-      const stored = dataOf<{ document: { externalId: string; title: string | null; contentType: string; contentHash: string; charCount: number; chunkCount: number; chunks: { totalCount: number; edges: { node: Preview['chunks'][number] }[] } } }>(
-        await t.execute(STORED, { id: node.documentId }),
-      ).document;
+      const stored = dataOf<{
+        document: {
+          externalId: string;
+          title: string | null;
+          contentType: string;
+          contentHash: string;
+          charCount: number;
+          chunkCount: number;
+          chunks: { totalCount: number; edges: { node: Preview['chunks'][number] }[] };
+        };
+      }>(await t.execute(STORED, { id: node.documentId })).document;
       assert.deepEqual(
-        { externalId: stored.externalId, title: stored.title, contentType: stored.contentType, contentHash: stored.contentHash, charCount: stored.charCount },
-        { externalId: preview.externalId, title: preview.title, contentType: preview.contentType, contentHash: preview.contentHash, charCount: preview.charCount },
+        {
+          externalId: stored.externalId,
+          title: stored.title,
+          contentType: stored.contentType,
+          contentHash: stored.contentHash,
+          charCount: stored.charCount,
+        },
+        {
+          externalId: preview.externalId,
+          title: preview.title,
+          contentType: preview.contentType,
+          contentHash: preview.contentHash,
+          charCount: preview.charCount,
+        },
         `document ${node.index}`,
       );
       assert.equal(stored.chunkCount, preview.chunks.length);
-      assert.deepEqual(stored.chunks.edges.map((e) => e.node), preview.chunks, `document ${node.index}: the same chunks`);
+      assert.deepEqual(
+        stored.chunks.edges.map((e) => e.node),
+        preview.chunks,
+        `document ${node.index}: the same chunks`,
+      );
     }
     assert.equal(previews[1]!.title, 'Lantern page');
     assert.equal(previews[4]!.title, 'Report');

@@ -38,7 +38,10 @@ describe('schema/schema.graphql (the subgraph SDL)', () => {
   });
 
   it('is a Federation 2 subgraph: @link extension, and Collection, Document and Chunk keyed by id', () => {
-    assert.match(COMMITTED, new RegExp(`^extend schema\\s+@link\\(url: "${FEDERATION_LINK.url.replaceAll('.', '\\.')}", import: \\["@key"\\]\\)`));
+    assert.match(
+      COMMITTED,
+      new RegExp(`^extend schema\\s+@link\\(url: "${FEDERATION_LINK.url.replaceAll('.', '\\.')}", import: \\["@key"\\]\\)`),
+    );
     assert.deepEqual(keysOf(COMMITTED), { Chunk: 'id', Collection: 'id', Document: 'id' });
     // The router-facing fields are added by the subgraph library, not part of the committed SDL.
     assert.doesNotMatch(COMMITTED, /_entities|_service/);
@@ -48,12 +51,20 @@ describe('schema/schema.graphql (the subgraph SDL)', () => {
     const served = dataOf<{ _service: { sdl: string } }>(await t.execute('{ _service { sdl } }'))._service.sdl;
     assert.deepEqual(keysOf(served), keysOf(COMMITTED));
     // Same types and fields: every line of the committed SDL's type bodies is in the served one.
-    for (const line of COMMITTED.split('\n').filter((l) => /^\s+\w+(\(|:)/.test(l))) assert.ok(served.includes(line), `served SDL lacks: ${line.trim()}`);
+    for (const line of COMMITTED.split('\n').filter((l) => /^\s+\w+(\(|:)/.test(l)))
+      assert.ok(served.includes(line), `served SDL lacks: ${line.trim()}`);
   });
 
   it('exposes the three families of operations', async () => {
     const sdl = await printKbqlSchema();
-    for (const field of ['createCollection', 'updateCollection', 'deleteCollection', 'ingestDocuments', 'deleteDocuments', 'updateDocumentMetadata']) {
+    for (const field of [
+      'createCollection',
+      'updateCollection',
+      'deleteCollection',
+      'ingestDocuments',
+      'deleteDocuments',
+      'updateDocumentMetadata',
+    ]) {
       assert.match(sdl, new RegExp(`\\b${field}\\(`), `Mutation.${field}`);
     }
     for (const field of ['collection', 'collections', 'document', 'documents', 'search', 'ask']) {
@@ -65,7 +76,10 @@ describe('schema/schema.graphql (the subgraph SDL)', () => {
     const schema = await buildSchema({ resolvers: RESOLVERS, validate: false, pubSub: NO_TOPICS });
     assert.deepEqual(entityTypeNames(schema), ['Chunk', 'Collection', 'Document']);
     assert.throws(() => toSubgraphSchema(schema, { Collection: () => null, Document: () => null }), /Chunk/);
-    assert.throws(() => toSubgraphSchema(schema, { Collection: () => null, Document: () => null, Chunk: () => null, Answer: () => null }), /Answer/);
+    assert.throws(
+      () => toSubgraphSchema(schema, { Collection: () => null, Document: () => null, Chunk: () => null, Answer: () => null }),
+      /Answer/,
+    );
     assert.ok(await buildKbqlSchema());
   });
 });

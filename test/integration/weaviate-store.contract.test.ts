@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describe } from 'node:test';
 import { connectWeaviate } from '../../src/adapters/weaviate/weaviate.client';
 import { WeaviateKnowledgeStore } from '../../src/adapters/weaviate/weaviate.knowledge-store';
-import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { FakeWeaviate } from '../helpers/fake-weaviate';
 
 /**
@@ -10,7 +10,7 @@ import { FakeWeaviate } from '../helpers/fake-weaviate';
  * and against a real Weaviate (REST + gRPC) when WEAVIATE_URL is set (CI: .github/workflows/weaviate.yml).
  */
 
-runKnowledgeStoreContract('weaviate (in-memory fake)', async () => {
+defineKnowledgeStoreContractSuite('weaviate (in-memory fake)', async () => {
   const fake = new FakeWeaviate();
   const store = new WeaviateKnowledgeStore(
     { url: 'http://weaviate.fake:8080', timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
@@ -19,7 +19,7 @@ runKnowledgeStoreContract('weaviate (in-memory fake)', async () => {
   return { store, cleanup: () => store.close() };
 });
 
-runKnowledgeStoreContract('weaviate (in-memory fake, multi-tenant view)', async () => {
+defineKnowledgeStoreContractSuite('weaviate (in-memory fake, multi-tenant view)', async () => {
   const fake = new FakeWeaviate();
   const root = new WeaviateKnowledgeStore(
     { url: 'http://weaviate.fake:8080', multiTenant: true, timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
@@ -30,7 +30,7 @@ runKnowledgeStoreContract('weaviate (in-memory fake, multi-tenant view)', async 
 
 const url = process.env['WEAVIATE_URL'];
 if (url) {
-  runKnowledgeStoreContract('weaviate (real server)', async () => {
+  defineKnowledgeStoreContractSuite('weaviate (real server)', async () => {
     // A fresh prefix per test keeps runs apart; cleanup drops what the test created.
     const prefix = `KbqlTest${randomUUID().replace(/-/g, '').slice(0, 10)}`;
     const grpcPort = process.env['WEAVIATE_GRPC_PORT'] ? Number(process.env['WEAVIATE_GRPC_PORT']) : 50051;
@@ -64,5 +64,11 @@ if (url) {
     };
   });
 } else {
-  describe('KnowledgeStore contract: weaviate (real server)', { skip: 'WEAVIATE_URL not set: start Weaviate (see .github/workflows/weaviate.yml) and set WEAVIATE_URL=http://localhost:8080 to run it' }, () => {});
+  describe(
+    'KnowledgeStore contract: weaviate (real server)',
+    {
+      skip: 'WEAVIATE_URL not set: start Weaviate (see .github/workflows/weaviate.yml) and set WEAVIATE_URL=http://localhost:8080 to run it',
+    },
+    () => {},
+  );
 }

@@ -60,7 +60,10 @@ export async function startNginx(upstreams: readonly string[]): Promise<RunningN
   for (const name of readdirSync(TEMPLATES_DIR).filter((n) => n.endsWith('.template'))) {
     const rendered = renderTemplate(readFileSync(path.join(TEMPLATES_DIR, name), 'utf8'), env);
     // The access log goes to a file here instead of the container's stdout.
-    writeFileSync(path.join(dir, 'conf.d', name.replace(/\.template$/, '')), rendered.replace('access_log /dev/stdout kbql;', `access_log ${dir}/access.log kbql;`));
+    writeFileSync(
+      path.join(dir, 'conf.d', name.replace(/\.template$/, '')),
+      rendered.replace('access_log /dev/stdout kbql;', `access_log ${dir}/access.log kbql;`),
+    );
   }
   const main = [
     'worker_processes 2;',

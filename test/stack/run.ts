@@ -53,7 +53,11 @@ function ensurePackages(): void {
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) throw new Error(`${missing.join(', ')} missing and not root: apt-get install ${missing.join(' ')}`);
   log(`installing ${missing.join(', ')} (apt-get)`);
-  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   if (install().status !== 0) {
     spawnSync('apt-get', ['update'], { stdio: 'inherit' });
     if (install().status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed`);
@@ -83,9 +87,15 @@ function track(child: ChildProcess, name: string): void {
 
 async function startRedis(): Promise<number> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', REDIS_PASSWORD], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', REDIS_PASSWORD],
+    { stdio: 'ignore' },
+  );
   track(child, 'redis');
-  await waitFor('redis', async () => run('redis-cli', ['-p', String(port), '--no-auth-warning', '-a', REDIS_PASSWORD, 'ping']).includes('PONG'));
+  await waitFor('redis', async () =>
+    run('redis-cli', ['-p', String(port), '--no-auth-warning', '-a', REDIS_PASSWORD, 'ping']).includes('PONG'),
+  );
   return port;
 }
 
@@ -145,9 +155,20 @@ async function startPrometheus(targets: string[]): Promise<{ url: string; dir: s
   job.static_configs = [{ targets }];
   writeFileSync(path.join(dir, 'prometheus.yml'), stringify(shipped));
   copyFileSync(path.join(ROOT, 'deploy', 'prometheus', 'alerts.yml'), path.join(dir, 'alerts.yml'));
-  check(run('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]).includes('SUCCESS'), 'promtool check config (the shipped prometheus.yml with these targets)');
+  check(
+    run('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]).includes('SUCCESS'),
+    'promtool check config (the shipped prometheus.yml with these targets)',
+  );
   const port = await freePort();
-  const child = spawn('prometheus', [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' });
+  const child = spawn(
+    'prometheus',
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: 'ignore' },
+  );
   track(child, 'prometheus');
   const url = `http://127.0.0.1:${port}`;
   await waitFor('prometheus ready', async () => (await fetch(`${url}/-/ready`)).ok, 30_000);
@@ -166,8 +187,17 @@ function token(role = 'ADMIN'): string {
 const TOKEN = token();
 const AUTH = { authorization: `Bearer ${TOKEN}` };
 
-async function gql<T = any>(base: string, query: string, variables: Record<string, unknown> = {}): Promise<{ status: number; data?: T; errors?: { message: string; extensions?: { code?: string } }[] }> {
-  const response = await fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...AUTH }, body: JSON.stringify({ query, variables }), signal: AbortSignal.timeout(15_000) });
+async function gql<T = any>(
+  base: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<{ status: number; data?: T; errors?: { message: string; extensions?: { code?: string } }[] }> {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...AUTH },
+    body: JSON.stringify({ query, variables }),
+    signal: AbortSignal.timeout(15_000),
+  });
   return { status: response.status, ...((await response.json()) as object) };
 }
 
@@ -197,12 +227,20 @@ async function mixedLoad(base: string, seconds: number): Promise<void> {
   while (Date.now() < end) {
     i++;
     await Promise.all([
-      gql(base, `query Search($q: String!) { search(collection: "kb", query: $q, topK: 3) { hits { score } } }`, { q: `harbor lantern ${i % 5}` }),
-      gql(base, `query Ask($q: String!) { ask(collection: "kb", question: $q) { answer abstained } }`, { q: i % 2 ? 'How many vacation days do employees get?' : 'What is the boiling point of mercury on Mars?' }),
+      gql(base, `query Search($q: String!) { search(collection: "kb", query: $q, topK: 3) { hits { score } } }`, {
+        q: `harbor lantern ${i % 5}`,
+      }),
+      gql(base, `query Ask($q: String!) { ask(collection: "kb", question: $q) { answer abstained } }`, {
+        q: i % 2 ? 'How many vacation days do employees get?' : 'What is the boiling point of mercury on Mars?',
+      }),
       gql(base, `query AskMissing { ask(collection: "nowhere", question: "anything?") { answer } }`),
       // A duplicate name: the store refuses it (CONFLICT), which the store-errors panel counts.
       i % 5 === 1 ? gql(base, 'mutation CreateAgain { createCollection(input: { name: "kb" }) { id } }') : null,
-      i % 5 === 0 ? gql(base, `mutation Ingest($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed } }`, { d: [{ ...DOCS[i % DOCS.length]!, content: `${DOCS[i % DOCS.length]!.content} Revision ${i}.` }] }) : null,
+      i % 5 === 0
+        ? gql(base, `mutation Ingest($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed } }`, {
+            d: [{ ...DOCS[i % DOCS.length]!, content: `${DOCS[i % DOCS.length]!.content} Revision ${i}.` }],
+          })
+        : null,
     ]);
     await sleep(100);
   }
@@ -226,31 +264,48 @@ async function main(): Promise<void> {
   // promtool on the shipped rules, and the rule unit tests of every alert.
   const promDir = path.join(ROOT, 'deploy', 'prometheus');
   check(run('promtool', ['check', 'rules', 'alerts.yml'], promDir).includes('SUCCESS'), 'promtool check rules alerts.yml');
-  const alerts = parse(readFileSync(path.join(promDir, 'alerts.yml'), 'utf8')).groups.flatMap((g: { rules: { alert: string }[] }) => g.rules.map((r) => r.alert)) as string[];
+  const alerts = parse(readFileSync(path.join(promDir, 'alerts.yml'), 'utf8')).groups.flatMap((g: { rules: { alert: string }[] }) =>
+    g.rules.map((r) => r.alert),
+  ) as string[];
   const ruleTests = readFileSync(path.join(promDir, 'alerts.test.yml'), 'utf8');
   for (const alert of alerts) check(ruleTests.includes(`alertname: ${alert}`), `alerts.test.yml tests ${alert}`);
-  check(run('promtool', ['test', 'rules', 'alerts.test.yml'], promDir).includes('SUCCESS'), `promtool test rules (${alerts.length} alerts)`);
+  check(
+    run('promtool', ['test', 'rules', 'alerts.test.yml'], promDir).includes('SUCCESS'),
+    `promtool test rules (${alerts.length} alerts)`,
+  );
 
   const redisPort = await startRedis();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kbql-stack-'));
   stops.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const a = await startReplica('kbql-a', dataDir, redisPort);
   const b = await startReplica('kbql-b', dataDir, redisPort);
-  log(`replicas on :${a.port} and :${b.port} (metrics :${a.metricsPort}, :${b.metricsPort}), one data dir, Redis :${redisPort} with a password`);
+  log(
+    `replicas on :${a.port} and :${b.port} (metrics :${a.metricsPort}, :${b.metricsPort}), one data dir, Redis :${redisPort} with a password`,
+  );
   const nginx: RunningNginx = await startNginx([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]);
   stops.push(() => nginx.stop());
   const prometheus = await startPrometheus([`127.0.0.1:${a.metricsPort}`, `127.0.0.1:${b.metricsPort}`]);
 
   const base = nginx.url;
   check((await gql(base, 'mutation { createCollection(input: { name: "kb" }) { id } }')).data, 'createCollection through nginx');
-  check((await gql(base, 'mutation Ingest($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed } }', { d: DOCS })).data?.ingestDocuments.indexed === DOCS.length, 'ingestDocuments through nginx');
+  check(
+    (
+      await gql(base, 'mutation Ingest($d: [DocumentInput!]!) { ingestDocuments(collection: "kb", documents: $d) { indexed } }', {
+        d: DOCS,
+      })
+    ).data?.ingestDocuments.indexed === DOCS.length,
+    'ingestDocuments through nginx',
+  );
 
   // Balancing: both replicas answer through nginx.
   let mark = nginx.accessLog().split('\n').length - 1;
   for (let i = 0; i < 20; i++) await fetch(`${base}/healthz`);
   const served = upstreamsOf(nginx.accessLog(), mark).map((u) => u.at(-1));
   const perReplica = [a, b].map((r) => served.filter((u) => u === `127.0.0.1:${r.port}`).length);
-  check(perReplica.every((n) => n >= 5), `balanced across both replicas (${perReplica.join(' / ')} of 20)`);
+  check(
+    perReplica.every((n) => n >= 5),
+    `balanced across both replicas (${perReplica.join(' / ')} of 20)`,
+  );
 
   // Metrics are not public; each replica serves them on its own port.
   check((await fetch(`${base}/metrics`)).status === 404, '/metrics not reachable through nginx');
@@ -258,7 +313,11 @@ async function main(): Promise<void> {
   check((await fetch(`http://127.0.0.1:${a.metricsPort}/metrics`)).ok, '/metrics on the metrics port');
 
   // An upload through nginx, ingested as a job, followed over graphql-ws through nginx.
-  const up = await fetch(`${base}/v1/uploads`, { method: 'POST', headers: { ...AUTH, 'content-type': 'text/plain', 'x-kbql-filename': 'notes.txt' }, body: 'Copper lanterns light the harbor at dusk. The IT desk replaces laptops.' });
+  const up = await fetch(`${base}/v1/uploads`, {
+    method: 'POST',
+    headers: { ...AUTH, 'content-type': 'text/plain', 'x-kbql-filename': 'notes.txt' },
+    body: 'Copper lanterns light the harbor at dusk. The IT desk replaces laptops.',
+  });
   const upBody = (await up.json()) as { id?: string };
   check(up.status === 201 && upBody.id, `POST /v1/uploads through nginx (${up.status})`);
   const job = await gql(base, `mutation($u: [ID!]) { startIngestion(collection: "kb", uploads: $u) { id } }`, { u: [upBody.id] });
@@ -266,13 +325,20 @@ async function main(): Promise<void> {
   check(jobId, 'startIngestion of the upload');
   const events = await collectProgress(base, jobId, TOKEN, 20_000);
   const summary = events.at(-1);
-  check(summary?.kind === 'SUMMARY' && summary.job?.status === 'COMPLETED' && summary.job.indexed === 1, `graphql-ws subscription through nginx followed the job to ${summary?.job?.status}`);
+  check(
+    summary?.kind === 'SUMMARY' && summary.job?.status === 'COMPLETED' && summary.job.indexed === 1,
+    `graphql-ws subscription through nginx followed the job to ${summary?.job?.status}`,
+  );
 
   // Every dashboard expression evaluates and returns data after a short load.
   await mixedLoad(base, 8);
   await sleep(3000);
-  const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'deploy', 'grafana', 'dashboards', 'kbql.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
-  const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replace(/\$__rate_interval/g, '30s') })));
+  const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'deploy', 'grafana', 'dashboards', 'kbql.json'), 'utf8')) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
+  const exprs = dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replace(/\$__rate_interval/g, '30s') })),
+  );
   const empty: string[] = [];
   for (const { panel, expr } of exprs) {
     const response = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -280,15 +346,27 @@ async function main(): Promise<void> {
     if (body.status !== 'success') throw new Error(`dashboard panel "${panel}": ${expr}: ${body.error}`);
     if ((body.data?.result.length ?? 0) === 0) empty.push(`${panel}: ${expr}`);
   }
-  check(empty.length === 0, `all ${exprs.length} dashboard expressions evaluate and return data${empty.length ? `; empty:\n  ${empty.join('\n  ')}` : ''}`);
-  const up2 = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent('sum(up{job="kbql"})')}`)).json()) as { data: { result: { value: [number, string] }[] } };
+  check(
+    empty.length === 0,
+    `all ${exprs.length} dashboard expressions evaluate and return data${empty.length ? `; empty:\n  ${empty.join('\n  ')}` : ''}`,
+  );
+  const up2 = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent('sum(up{job="kbql"})')}`)).json()) as {
+    data: { result: { value: [number, string] }[] };
+  };
   check(up2.data.result[0]?.value[1] === '2', 'Prometheus scrapes both replicas');
 
   // The unsupported configuration (a replica on a data dir of its own, sharing the Redis) refuses to start.
   const otherDir = mkdtempSync(path.join(os.tmpdir(), 'kbql-stack-other-'));
   stops.push(() => rmSync(otherDir, { recursive: true, force: true }));
-  const refused = spawnSync(process.execPath, [MAIN], { env: { ...process.env, ...a.env, PORT: '0', KBQL_METRICS_PORT: '0', KBQL_DATA_DIR: otherDir }, encoding: 'utf8', timeout: 30_000 });
-  check(refused.status === 1 && /already serves another knowledge store/.test(refused.stderr), `a replica on a separate data dir is refused (exit ${refused.status}): ${refused.stderr.trim().split('\n')[0]}`);
+  const refused = spawnSync(process.execPath, [MAIN], {
+    env: { ...process.env, ...a.env, PORT: '0', KBQL_METRICS_PORT: '0', KBQL_DATA_DIR: otherDir },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  check(
+    refused.status === 1 && /already serves another knowledge store/.test(refused.stderr),
+    `a replica on a separate data dir is refused (exit ${refused.status}): ${refused.stderr.trim().split('\n')[0]}`,
+  );
 
   // kill -9 of one replica under a bounded load of idempotent GET searches.
   mark = nginx.accessLog().split('\n').length - 1;
@@ -327,14 +405,20 @@ async function main(): Promise<void> {
     20_000,
   );
   check(rejoined, `${a.name} restarted and rejoined the balancing`);
-  await waitFor('Prometheus to scrape the restarted replica', async () => {
-    const r = (await (await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(`up{instance="127.0.0.1:${a.metricsPort}"}`)}`)).json()) as { data: { result: { value: [number, string] }[] } };
-    return r.data.result[0]?.value[1] === '1';
-  }, 15_000);
+  await waitFor(
+    'Prometheus to scrape the restarted replica',
+    async () => {
+      const r = (await (
+        await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(`up{instance="127.0.0.1:${a.metricsPort}"}`)}`)
+      ).json()) as { data: { result: { value: [number, string] }[] } };
+      return r.data.result[0]?.value[1] === '1';
+    },
+    15_000,
+  );
   log('ok: Prometheus scrapes the restarted replica');
 }
 
-main()
+void main()
   .then(
     () => {
       log(`PASS in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -105,18 +105,34 @@ describe('abstention checks', () => {
 
   it('answerability is the logistic of the shipped model: more key coverage scores higher, a missing name lower', () => {
     const base = { windowKeyCoverage: 0.8, chunkKeyCoverage: 0.8, relevanceGap: 0.3, answerType: 1, negationMismatch: 0, missingName: 0 };
-    const z = ANSWERABILITY_MODEL.intercept + 0.8 * ANSWERABILITY_MODEL.weights.windowKeyCoverage +
-      0.8 * ANSWERABILITY_MODEL.weights.chunkKeyCoverage + 0.3 * ANSWERABILITY_MODEL.weights.relevanceGap +
+    const z =
+      ANSWERABILITY_MODEL.intercept +
+      0.8 * ANSWERABILITY_MODEL.weights.windowKeyCoverage +
+      0.8 * ANSWERABILITY_MODEL.weights.chunkKeyCoverage +
+      0.3 * ANSWERABILITY_MODEL.weights.relevanceGap +
       ANSWERABILITY_MODEL.weights.answerType;
     assert.ok(Math.abs(answerability(base) - 1 / (1 + Math.exp(-z))) < 1e-12);
     assert.ok(answerability({ ...base, windowKeyCoverage: 1 }) > answerability(base));
     assert.ok(answerability({ ...base, missingName: 1 }) < answerability(base));
     assert.ok(answerability({ ...base, negationMismatch: 1 }) < answerability(base));
-    assert.ok(answerability(base, { intercept: 0, weights: { ...base, windowKeyCoverage: 0, chunkKeyCoverage: 0, relevanceGap: 0, answerType: 0 } }) === 0.5);
+    assert.ok(
+      answerability(base, {
+        intercept: 0,
+        weights: { ...base, windowKeyCoverage: 0, chunkKeyCoverage: 0, relevanceGap: 0, answerType: 0 },
+      }) === 0.5,
+    );
   });
 
   it('each check can be turned off', () => {
-    const lenient = new ExtractiveSynthesizer({ minKeyCoverage: 0, checkAnswerType: false, checkContradiction: false, minAnswerability: 0 });
-    assert.equal(lenient.synthesizeSync({ question: 'Who ordered the southern canal to be rebuilt?', sources: [PARAGRAPH] }).abstained, false);
+    const lenient = new ExtractiveSynthesizer({
+      minKeyCoverage: 0,
+      checkAnswerType: false,
+      checkContradiction: false,
+      minAnswerability: 0,
+    });
+    assert.equal(
+      lenient.synthesizeSync({ question: 'Who ordered the southern canal to be rebuilt?', sources: [PARAGRAPH] }).abstained,
+      false,
+    );
   });
 });

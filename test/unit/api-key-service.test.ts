@@ -54,7 +54,10 @@ describe('ApiKeyService', () => {
     assert.equal(ok.apiKey.role, 'WRITER');
     await assert.rejects(service.create({ name: '  ', role: 'READER' }, admin), rejectsWith('BAD_USER_INPUT'));
     await assert.rejects(service.create({ name: 'y'.repeat(101), role: 'READER' }, admin), rejectsWith('BAD_USER_INPUT'));
-    await assert.rejects(service.create({ name: 'z', role: 'READER', expiresAt: new Date(Date.now() - 1) }, admin), rejectsWith('BAD_USER_INPUT'));
+    await assert.rejects(
+      service.create({ name: 'z', role: 'READER', expiresAt: new Date(Date.now() - 1) }, admin),
+      rejectsWith('BAD_USER_INPUT'),
+    );
   });
 
   it('verifies a key to a service principal, from the store once per cache period; every secret differs', async () => {
@@ -108,6 +111,6 @@ describe('ApiKeyService', () => {
     const first = await service.revoke(apiKey.id, admin);
     const second = await service.revoke(apiKey.id, admin);
     assert.ok(first.revokedAt);
-    assert.equal(second.revokedAt!.getTime(), first.revokedAt!.getTime(), 'the first revocation time stays');
+    assert.equal(second.revokedAt!.getTime(), first.revokedAt.getTime(), 'the first revocation time stays');
   });
 });

@@ -62,7 +62,10 @@ const PURE_PACKAGES: readonly Rule[] = [
     name: 'retrieval/ and ports/ use no package but node: built-ins and js-tiktoken',
     broken: (e) => isLow(e.from) && !e.to.startsWith('node:') && e.to !== 'js-tiktoken',
   },
-  { name: 'services (modules/**/*.service.ts) use no package but node: built-ins', broken: (e) => isModule(e.from) && e.from.endsWith('.service.ts') && !e.to.startsWith('node:') },
+  {
+    name: 'services (modules/**/*.service.ts) use no package but node: built-ins',
+    broken: (e) => isModule(e.from) && e.from.endsWith('.service.ts') && !e.to.startsWith('node:'),
+  },
 ];
 
 /** Every .ts file under `dir`, relative to the repository, with forward slashes. */
@@ -90,7 +93,8 @@ function specifiers(file: string): { specifier: string; line: number }[] {
   const source = ts.createSourceFile(file, readFileSync(path.join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
   const found: { specifier: string; line: number }[] = [];
   const add = (literal: ts.Node) => {
-    if (ts.isStringLiteralLike(literal)) found.push({ specifier: literal.text, line: source.getLineAndCharacterOfPosition(literal.getStart(source)).line + 1 });
+    if (ts.isStringLiteralLike(literal))
+      found.push({ specifier: literal.text, line: source.getLineAndCharacterOfPosition(literal.getStart(source)).line + 1 });
   };
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier) add(node.moduleSpecifier);
@@ -129,7 +133,9 @@ function importGraph(): { files: string[]; edges: Edge[]; packages: Edge[]; unre
 function violations(edges: readonly Edge[], rules: readonly Rule[] = RULES): string[] {
   return rules.flatMap((rule) => {
     const broken = edges.filter(rule.broken);
-    return broken.length === 0 ? [] : [`${rule.name} (${broken.length}):\n${broken.map((e) => `  ${e.from}:${e.line} → ${e.to}`).join('\n')}`];
+    return broken.length === 0
+      ? []
+      : [`${rule.name} (${broken.length}):\n${broken.map((e) => `  ${e.from}:${e.line} → ${e.to}`).join('\n')}`];
   });
 }
 
@@ -232,10 +238,18 @@ describe('architecture: the import graph of src/', () => {
       { from: 'src/app/index.ts', to: 'src/app/schema.ts', line: 1 },
     ];
     const found = violations(bad).join('\n');
-    for (const edge of ['src/adapters/embedded/x.ts:3', 'src/modules/query/y.ts:4', 'src/retrieval/fusion.ts:1', 'auth.directive.ts:2', 'query.resolver.ts:5', 'src/http/server.ts:9']) {
+    for (const edge of [
+      'src/adapters/embedded/x.ts:3',
+      'src/modules/query/y.ts:4',
+      'src/retrieval/fusion.ts:1',
+      'auth.directive.ts:2',
+      'query.resolver.ts:5',
+      'src/http/server.ts:9',
+    ]) {
       assert.ok(found.includes(edge), `${edge} not reported in:\n${found}`);
     }
-    for (const fine of ['cache.port.ts', 'src/cli/serve.ts', 'src/app/index.ts:1']) assert.ok(!found.includes(fine), `${fine} reported in:\n${found}`);
+    for (const fine of ['cache.port.ts', 'src/cli/serve.ts', 'src/app/index.ts:1'])
+      assert.ok(!found.includes(fine), `${fine} reported in:\n${found}`);
     const packages = violations(
       [
         { from: 'src/retrieval/x.ts', to: 'type-graphql', line: 1 },
@@ -249,7 +263,9 @@ describe('architecture: the import graph of src/', () => {
     assert.ok(!packages.includes('cl100k.ts') && !packages.includes('query.resolver.ts'), packages);
     assert.deepEqual(cycles(bad), [['src/adapters/embedded/x.ts', 'src/modules/query/y.ts', 'src/adapters/embedded/x.ts']]);
     const triangle = ['a', 'b', 'c'].map((from, i, all) => ({ from: `src/${from}.ts`, to: `src/${all[(i + 1) % 3]}.ts`, line: 1 }));
-    assert.deepEqual(cycles([...triangle, { from: 'src/a.ts', to: 'src/d.ts', line: 2 }]), [['src/a.ts', 'src/b.ts', 'src/c.ts', 'src/a.ts']]);
+    assert.deepEqual(cycles([...triangle, { from: 'src/a.ts', to: 'src/d.ts', line: 2 }]), [
+      ['src/a.ts', 'src/b.ts', 'src/c.ts', 'src/a.ts'],
+    ]);
   });
 });
 
@@ -261,8 +277,11 @@ describe('architecture: ports', () => {
       for (const statement of source.statements) {
         if (!ts.isInterfaceDeclaration(statement)) continue;
         for (const member of statement.members) {
-          const method = ts.isMethodSignature(member) || (ts.isPropertySignature(member) && member.type !== undefined && ts.isFunctionTypeNode(member.type));
-          if (method && ts.getJSDocCommentsAndTags(member).length === 0) undocumented.push(`${file}: ${statement.name.text}.${member.name!.getText(source)}`);
+          const method =
+            ts.isMethodSignature(member) ||
+            (ts.isPropertySignature(member) && member.type !== undefined && ts.isFunctionTypeNode(member.type));
+          if (method && ts.getJSDocCommentsAndTags(member).length === 0)
+            undocumented.push(`${file}: ${statement.name.text}.${member.name.getText(source)}`);
         }
       }
     }

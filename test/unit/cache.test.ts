@@ -65,7 +65,15 @@ const doc = (id: string, title: string): DocumentRecord => ({
 });
 
 const hit = (document: DocumentRecord, index: number, score: number): SearchHit => ({
-  chunk: { id: `${document.id}-${index}`, documentId: document.id, collectionId: 'c1', index, text: `text ${index}`, startOffset: 0, endOffset: 6 },
+  chunk: {
+    id: `${document.id}-${index}`,
+    documentId: document.id,
+    collectionId: 'c1',
+    index,
+    text: `text ${index}`,
+    startOffset: 0,
+    endOffset: 6,
+  },
   document,
   score,
   vectorScore: score / 2,
@@ -95,7 +103,13 @@ describe('Keyv cache (in process)', () => {
     assert.equal(cache.available, true);
     const result = cache.store('result');
     await result.set('a', 'alpha|with a bar', 60);
-    await result.setMany([{ key: 'b', value: '' }, { key: 'c', value: 'gamma' }], 60);
+    await result.setMany(
+      [
+        { key: 'b', value: '' },
+        { key: 'c', value: 'gamma' },
+      ],
+      60,
+    );
     assert.equal(await result.get('a'), 'alpha|with a bar');
     assert.deepEqual(await result.getMany(['a', 'b', 'c', 'zzz']), ['alpha|with a bar', '', 'gamma', undefined]);
     // Kinds do not share keys.
@@ -173,7 +187,10 @@ describe('QueryResultCache', () => {
   it('round-trips answers with citations pointing at their sources', async () => {
     const store = new MapStore();
     const cache = new QueryResultCache({ store, ttlSeconds: 60, localEntries: 0 });
-    const sources = [{ n: 1, ...hit(doc('d1', 'One'), 0, 0.9) }, { n: 2, ...hit(doc('d2', 'Two'), 3, 0.5) }];
+    const sources = [
+      { n: 1, ...hit(doc('d1', 'One'), 0, 0.9) },
+      { n: 2, ...hit(doc('d2', 'Two'), 3, 0.5) },
+    ];
     const answer: CachedAnswer = {
       answer: 'Twenty-five days [2].',
       abstained: false,
@@ -190,7 +207,7 @@ describe('QueryResultCache', () => {
     const found = await cache.acquireAnswer('a');
     assert.equal(found.claim, undefined);
     assert.deepEqual(found.hit, answer);
-    assert.equal(found.hit!.citations[0]!.source, found.hit!.sources[1], 'the citation refers to the decoded source');
+    assert.equal(found.hit.citations[0]!.source, found.hit.sources[1], 'the citation refers to the decoded source');
   });
 
   it('keeps hot results decoded in process; another instance (replica) reads them from the store', async () => {
@@ -201,7 +218,10 @@ describe('QueryResultCache', () => {
     await cache.searches('a', async () => value(1));
     const gets = store.gets;
     const again = await cache.searches('a', async () => value(99));
-    assert.deepEqual({ cached: again.cached, alpha: again.value.alpha, gets: store.gets, localHits }, { cached: true, alpha: 1, gets, localHits: 1 });
+    assert.deepEqual(
+      { cached: again.cached, alpha: again.value.alpha, gets: store.gets, localHits },
+      { cached: true, alpha: 1, gets, localHits: 1 },
+    );
     // Least recently used local copies go first; the store still has them.
     await cache.searches('b', async () => value(2));
     await cache.searches('c', async () => value(3));
@@ -232,7 +252,10 @@ describe('QueryResultCache', () => {
       throw new Error('provider down');
     };
     const failures = await Promise.allSettled([cache.searches('bad', boom), cache.searches('bad', boom)]);
-    assert.deepEqual(failures.map((f) => f.status), ['rejected', 'rejected']);
+    assert.deepEqual(
+      failures.map((f) => f.status),
+      ['rejected', 'rejected'],
+    );
     assert.equal(computed, 2, 'the second request waited for the first instead of computing');
     assert.equal(store.data.has('bad'), false, 'failures are not cached');
     // Nothing stays claimed: the next call computes again.
@@ -301,7 +324,12 @@ describe('CachedEmbedder', () => {
     assert.equal(await outputFingerprint(tuned(1)), await outputFingerprint(tuned(1)));
     assert.notEqual(await outputFingerprint(tuned(1)), await outputFingerprint(tuned(0.5)));
     const store = new MapStore();
-    const cached = new CachedEmbedder(new FakeVectors(), { store, embedder: info, ttlSeconds: 60, version: await outputFingerprint(tuned(1)) });
+    const cached = new CachedEmbedder(new FakeVectors(), {
+      store,
+      embedder: info,
+      ttlSeconds: 60,
+      version: await outputFingerprint(tuned(1)),
+    });
     await cached.embed('x');
     await flush();
     assert.match([...store.data.keys()][0]!, /^fake-v1:4:[0-9a-f]{12}:[0-9a-f]{64}$/);
@@ -316,7 +344,14 @@ describe('CachedEmbedder', () => {
     assert.equal(store.data.size, 2, 'a small batch (queries) is cached');
     const chunks = await cached.embedMany(['q1', 'c1', 'c2']);
     await flush();
-    assert.deepEqual(inner.calls, [['q1', 'q2'], ['q1', 'c1', 'c2']], 'a large batch is neither read from the cache nor written');
+    assert.deepEqual(
+      inner.calls,
+      [
+        ['q1', 'q2'],
+        ['q1', 'c1', 'c2'],
+      ],
+      'a large batch is neither read from the cache nor written',
+    );
     assert.equal(store.data.size, 2);
     assert.equal(chunks.length, 3);
     await cached.embed('q1');
@@ -355,7 +390,11 @@ describe('Apollo caches', () => {
     await apollo.set('apq:1', 'query', { ttl: 300 });
     await apollo.set('apq:2', 'query', { ttl: null });
     await apollo.set('apq:3', 'query');
-    assert.deepEqual(sets, [['apq:1', 'query', 300], ['apq:2', 'query', 99], ['apq:3', 'query', 99]]);
+    assert.deepEqual(sets, [
+      ['apq:1', 'query', 300],
+      ['apq:2', 'query', 99],
+      ['apq:3', 'query', 99],
+    ]);
   });
 
   it('keeps the most recently used validated documents', async () => {

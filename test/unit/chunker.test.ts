@@ -40,7 +40,11 @@ describe('TextChunker: SENTENCE', () => {
       assert.ok(chunks.length > tokens(PROSE) / size, `${chunks.length} chunks for size ${size}`);
       for (const c of chunks) assert.ok(tokens(c.text) <= size, `${tokens(c.text)} > ${size}: ${c.text}`);
       assertContiguous(chunks);
-      for (let i = 0; i < 60; i++) assert.ok(chunks.some((c) => c.text.includes(`Sentence ${i} `)), `sentence ${i} lost`);
+      for (let i = 0; i < 60; i++)
+        assert.ok(
+          chunks.some((c) => c.text.includes(`Sentence ${i} `)),
+          `sentence ${i} lost`,
+        );
     }
   });
 

@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  parseMarkers,
-  splitAnswerSentences,
-  stripMarkers,
-  supportScore,
-  verifyCitations,
-} from '../../src/retrieval/citations';
+import { parseMarkers, splitAnswerSentences, stripMarkers, supportScore, verifyCitations } from '../../src/retrieval/citations';
 import { analyzeRelevance, assessRelevance, bestCoverage, stem, stemmedTerms } from '../../src/retrieval/relevance';
-import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { answerSource as source } from '../helpers/fixtures';
-
 
 const PARIS = source(1, 'Paris is the capital and largest city of France. It hosts the Louvre museum.');
 const BOYLE = source(2, 'Robert Boyle showed in the 1660s that air is necessary for combustion.');
@@ -18,9 +10,7 @@ const markersOf = (text: string): number[] => parseMarkers(text).flatMap((m) => 
 
 describe('parseMarkers', () => {
   it('reads single, grouped, adjacent, ranged and labelled markers', () => {
-    assert.deepEqual(markersOf('a [1] b [2, 3] c [4][5] d [6-8] e [Source 9] f [10; 11]'), [
-      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-    ]);
+    assert.deepEqual(markersOf('a [1] b [2, 3] c [4][5] d [6-8] e [Source 9] f [10; 11]'), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     assert.deepEqual(
       parseMarkers('x [12]').map(({ start, end }) => [start, end]),
       [[2, 6]],
@@ -45,9 +35,7 @@ describe('splitAnswerSentences', () => {
   });
 
   it('does not split at markers inside a sentence', () => {
-    assert.deepEqual(texts('Studies [1] and [2] show that air feeds fire [3].'), [
-      'Studies [1] and [2] show that air feeds fire [3].',
-    ]);
+    assert.deepEqual(texts('Studies [1] and [2] show that air feeds fire [3].'), ['Studies [1] and [2] show that air feeds fire [3].']);
   });
 
   it('reports offsets into the answer', () => {
@@ -92,10 +80,7 @@ describe('verifyCitations', () => {
   });
 
   it('checks each marker against its own sentence (swapped citations both fail)', () => {
-    const result = verifyCitations('Paris is the capital of France [2]. Boyle showed that air feeds combustion [1].', [
-      PARIS,
-      BOYLE,
-    ]);
+    const result = verifyCitations('Paris is the capital of France [2]. Boyle showed that air feeds combustion [1].', [PARIS, BOYLE]);
     assert.equal(result.answer, 'Paris is the capital of France. Boyle showed that air feeds combustion.');
     assert.deepEqual(result.unsupportedMarkers, [2, 1]);
   });
@@ -110,7 +95,7 @@ describe('verifyCitations', () => {
 
   it('never lets a marker naming a missing source survive, over many random answers', () => {
     let seed = 42;
-    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const words = 'paris capital france boyle air combustion museum louvre city largest showed necessary 1660s'.split(' ');
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
     for (let i = 0; i < 500; i++) {

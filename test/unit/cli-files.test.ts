@@ -33,8 +33,14 @@ describe('kbql ingest: file selection', () => {
   });
 
   it('expands globs from their literal prefix, de-duplicates, and reports arguments that match nothing', async () => {
-    const { files, unmatched } = await collectFiles(['sub/**/*.{html,markdown}', 'sub/e.markdown', 'nothing/*.md', 'missing.md'], path.join(dir, 'sub'));
-    assert.deepEqual(files.map((f) => f.id), ['deep/f.html', 'e.markdown']);
+    const { files, unmatched } = await collectFiles(
+      ['sub/**/*.{html,markdown}', 'sub/e.markdown', 'nothing/*.md', 'missing.md'],
+      path.join(dir, 'sub'),
+    );
+    assert.deepEqual(
+      files.map((f) => f.id),
+      ['deep/f.html', 'e.markdown'],
+    );
     assert.deepEqual(unmatched, ['nothing/*.md', 'missing.md']);
   });
 

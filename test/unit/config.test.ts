@@ -54,14 +54,22 @@ describe('config', () => {
 
   it('selects Weaviate with its settings, and requires its URL', () => {
     assert.throws(() => loadConfig({ KBQL_STORE: 'weaviate' }), /WEAVIATE_URL is required/);
-    const config = loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://127.0.0.1:8080', KBQL_WEAVIATE_MULTI_TENANT: 'true', KBQL_WEAVIATE_TENANT: 'acme' });
+    const config = loadConfig({
+      KBQL_STORE: 'weaviate',
+      WEAVIATE_URL: 'http://127.0.0.1:8080',
+      KBQL_WEAVIATE_MULTI_TENANT: 'true',
+      KBQL_WEAVIATE_TENANT: 'acme',
+    });
     assert.equal(config.store.kind, 'weaviate');
     if (config.store.kind === 'weaviate') {
       assert.equal(config.store.grpcPort, 50051);
       assert.equal(config.store.prefix, 'Kbql');
       assert.equal(config.store.tenant, 'acme');
     }
-    assert.throws(() => loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://x', KBQL_WEAVIATE_MULTI_TENANT: 'true' }), /KBQL_WEAVIATE_TENANT/);
+    assert.throws(
+      () => loadConfig({ KBQL_STORE: 'weaviate', WEAVIATE_URL: 'http://x', KBQL_WEAVIATE_MULTI_TENANT: 'true' }),
+      /KBQL_WEAVIATE_TENANT/,
+    );
   });
 
   it('takes a Redis password with /, # and ? (openssl rand -base64) in REDIS_PASSWORD and applies it to the one Redis URL', () => {
@@ -74,7 +82,10 @@ describe('config', () => {
     assert.equal(url.pathname, '/2');
     assert.equal(config.jobs.queue, 'redis');
     assert.throws(() => loadConfig({ REDIS_PASSWORD: password }), /REDIS_PASSWORD is set but REDIS_URL is not/);
-    assert.throws(() => loadConfig({ REDIS_URL: 'redis://:x@redis:6379', REDIS_PASSWORD: password }), /leave the password out of REDIS_URL/);
+    assert.throws(
+      () => loadConfig({ REDIS_URL: 'redis://:x@redis:6379', REDIS_PASSWORD: password }),
+      /leave the password out of REDIS_URL/,
+    );
   });
 
   it('refuses a REDIS_URL with an unencoded password saying what to do, without repeating the password', () => {
@@ -104,7 +115,8 @@ describe('config', () => {
     for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
       const row = CONFIG_DOC.split('\n').find((line) => line.startsWith(`| \`${name}\``));
       assert.ok(row, `docs/configuration.md has no row for ${name}`);
-      if (spec.default !== '') assert.ok(row.includes(`\`${spec.default}\``), `docs/configuration.md row of ${name} should show default ${spec.default}`);
+      if (spec.default !== '')
+        assert.ok(row.includes(`\`${spec.default}\``), `docs/configuration.md row of ${name} should show default ${spec.default}`);
     }
   });
 });

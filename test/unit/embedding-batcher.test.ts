@@ -72,11 +72,7 @@ describe('EmbeddingBatcher', () => {
   it('sends identical texts once per batch and gives every caller the vector', async () => {
     const embedder = new RecordingEmbedder(256);
     const batcher = new EmbeddingBatcher(embedder);
-    const vectors = await Promise.all([
-      batcher.embed('same'),
-      batcher.embed('same'),
-      batcher.embedMany(['other', 'same', 'other']),
-    ]);
+    const vectors = await Promise.all([batcher.embed('same'), batcher.embed('same'), batcher.embedMany(['other', 'same', 'other'])]);
     assert.deepEqual(embedder.calls, [['same', 'other']]);
     assert.deepEqual([...vectors[0]], [4, 's'.charCodeAt(0)]);
     assert.deepEqual([...vectors[1]], [4, 's'.charCodeAt(0)]);

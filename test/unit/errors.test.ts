@@ -29,8 +29,15 @@ describe('error registry', () => {
 
   it('docs/errors.md states the /graphql status the server sends: the registry status only for the codes that set it', () => {
     for (const [code, entry] of Object.entries(ERROR_CODES)) {
-      const graphqlStatus = ERRORS_DOC.split('\n').find((line) => line.startsWith(`| \`${code}\``))!.split('|')[2]!.trim();
-      const expected = (STATUS_CODES as readonly string[]).includes(code) ? String(entry.status) : code === 'PAYLOAD_TOO_LARGE' ? '413' : '200';
+      const graphqlStatus = ERRORS_DOC.split('\n')
+        .find((line) => line.startsWith(`| \`${code}\``))!
+        .split('|')[2]!
+        .trim();
+      const expected = (STATUS_CODES as readonly string[]).includes(code)
+        ? String(entry.status)
+        : code === 'PAYLOAD_TOO_LARGE'
+          ? '413'
+          : '200';
       assert.ok(graphqlStatus.startsWith(expected), `${code}: docs/errors.md says "${graphqlStatus}", the server sends ${expected}`);
     }
   });

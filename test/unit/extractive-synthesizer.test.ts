@@ -7,7 +7,6 @@ import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import type { AnswerSource, Synthesis } from '../../src/ports/answer-synthesizer.port';
 import { answerSource as source } from '../helpers/fixtures';
 
-
 const OXYGEN = source(
   1,
   'Oxygen was discovered independently by Carl Wilhelm Scheele and Joseph Priestley. ' +
@@ -22,8 +21,7 @@ const VACATION = source(
 const PARKING = source(3, 'The office car park opens at 7 am. Visitors must register at the front desk before parking.');
 
 const synth = new ExtractiveSynthesizer();
-const ask = (question: string, sources: AnswerSource[], s = synth): Promise<Synthesis> =>
-  s.synthesize({ question, sources });
+const ask = (question: string, sources: AnswerSource[], s = synth): Promise<Synthesis> => s.synthesize({ question, sources });
 const markers = (text: string | null): number[] => parseMarkers(text ?? '').flatMap((m) => m.numbers);
 
 describe('ExtractiveSynthesizer', () => {
@@ -40,13 +38,14 @@ describe('ExtractiveSynthesizer', () => {
     const sources = [source(4, PARKING.chunk.text), source(7, VACATION.chunk.text), source(9, OXYGEN.chunk.text)];
     // A two-part question: no single sentence answers it, so the answerability model abstains; this test is about
     // numbering, so it turns the model off.
-    const result = await ask('How many vacation days do employees get, and when does the car park open?', sources, new ExtractiveSynthesizer({ minAnswerability: 0 }));
+    const result = await ask(
+      'How many vacation days do employees get, and when does the car park open?',
+      sources,
+      new ExtractiveSynthesizer({ minAnswerability: 0 }),
+    );
     assert.equal(result.abstained, false);
     // Ordered by source rank: the car park (rank 0, n 4) before the vacation days (rank 1, n 7).
-    assert.equal(
-      result.answer,
-      'The office car park opens at 7 am [4]. Full-time employees receive 25 vacation days per year [7].',
-    );
+    assert.equal(result.answer, 'The office car park opens at 7 am [4]. Full-time employees receive 25 vacation days per year [7].');
     assert.deepEqual(
       result.citations.map((c) => c.marker),
       [4, 7],
@@ -80,10 +79,7 @@ describe('ExtractiveSynthesizer', () => {
   it('adds the next most relevant sentence when it fits in maxWords, and honours maxSentences', async () => {
     const question = 'How many vacation days do employees get and until when can unused days be carried over?';
     const two = await ask(question, [VACATION]);
-    assert.equal(
-      two.answer,
-      'Full-time employees receive 25 vacation days per year [2]. Unused days can be carried over until March [2].',
-    );
+    assert.equal(two.answer, 'Full-time employees receive 25 vacation days per year [2]. Unused days can be carried over until March [2].');
     const one = await ask(question, [VACATION], new ExtractiveSynthesizer({ maxSentences: 1 }));
     assert.equal(markers(one.answer).length, 1);
     const single = await ask('How many vacation days do full-time employees receive?', [VACATION]);
@@ -102,7 +98,7 @@ describe('ExtractiveSynthesizer', () => {
 
   it('every marker names a source and every answer sentence comes from its source, over many random inputs', async () => {
     let seed = 7;
-    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const vocabulary = (
       'oxygen air fire combustion boyle chemist vacation days employees office park visitors desk march hours ' +
       'water river bridge city museum painting engine rocket orbit moon'

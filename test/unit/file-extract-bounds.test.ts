@@ -62,7 +62,13 @@ describe('zip guard', () => {
 
 describe('FileExtractor bounds', () => {
   const extractor = new FileExtractor({ workers: 1, timeoutMs: 20_000 });
-  const small = new FileExtractor({ workers: 1, timeoutMs: 20_000, maxExtractedBytes: MIB, maxPdfPages: 40, maxArchiveInflatedBytes: 8 * MIB });
+  const small = new FileExtractor({
+    workers: 1,
+    timeoutMs: 20_000,
+    maxExtractedBytes: MIB,
+    maxPdfPages: 40,
+    maxArchiveInflatedBytes: 8 * MIB,
+  });
   after(async () => {
     await extractor.close();
     await small.close();
@@ -106,7 +112,10 @@ describe('FileExtractor bounds', () => {
     assert.equal(ok.content.match(/Quartz harbor page\./g)?.length, 40);
     assert.equal((await refusal(small.extract(manyPagesPdf(41), 'p.pdf', null))).reason, 'TOO_MANY_PAGES');
     // 50 lines of 80 characters a page (what fits on it: pdf.js drops text outside the page), ~4 KB of text each.
-    const heavy = manyPagesPdf(40, Array.from({ length: 50 }, (_, i) => `${String(i).padStart(2, '0')} ${'x'.repeat(77)}`));
+    const heavy = manyPagesPdf(
+      40,
+      Array.from({ length: 50 }, (_, i) => `${String(i).padStart(2, '0')} ${'x'.repeat(77)}`),
+    );
     const tiny = new FileExtractor({ workers: 1, maxExtractedBytes: 64 * 1024 });
     try {
       const refused = await refusal(tiny.extract(heavy, 'heavy.pdf', null));
@@ -122,8 +131,19 @@ describe('FileExtractor bounds', () => {
 
 describe('extraction bounds in the configuration', () => {
   it('has the documented defaults and refuses a text cap below the document limit', () => {
-    assert.deepEqual(loadConfig({}).jobs.extraction, { maxExtractedBytes: 8 * MIB, maxArchiveInflatedBytes: 64 * MIB, maxArchiveEntries: 2000, maxPdfPages: 2000 });
-    assert.throws(() => loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB) }), /KBQL_MAX_EXTRACTED_BYTES \(1048576\) must not be smaller than KBQL_MAX_DOCUMENT_BYTES \(2097152\)/);
-    assert.equal(loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB), KBQL_MAX_DOCUMENT_BYTES: String(MIB) }).jobs.extraction.maxExtractedBytes, MIB);
+    assert.deepEqual(loadConfig({}).jobs.extraction, {
+      maxExtractedBytes: 8 * MIB,
+      maxArchiveInflatedBytes: 64 * MIB,
+      maxArchiveEntries: 2000,
+      maxPdfPages: 2000,
+    });
+    assert.throws(
+      () => loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB) }),
+      /KBQL_MAX_EXTRACTED_BYTES \(1048576\) must not be smaller than KBQL_MAX_DOCUMENT_BYTES \(2097152\)/,
+    );
+    assert.equal(
+      loadConfig({ KBQL_MAX_EXTRACTED_BYTES: String(MIB), KBQL_MAX_DOCUMENT_BYTES: String(MIB) }).jobs.extraction.maxExtractedBytes,
+      MIB,
+    );
   });
 });

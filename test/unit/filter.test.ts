@@ -12,7 +12,15 @@ const rejects = (spec: unknown, pattern: RegExp) =>
 describe('compileFilter', () => {
   it('compiles combinators, builtins and metadata keys', () => {
     const filter = compileFilter({
-      and: [{ field: 'source', eq: 'wiki' }, { or: [{ field: 'metadata.year', gte: 2020 }, { field: 'metadata.tags', contains: 'x' }] }],
+      and: [
+        { field: 'source', eq: 'wiki' },
+        {
+          or: [
+            { field: 'metadata.year', gte: 2020 },
+            { field: 'metadata.tags', contains: 'x' },
+          ],
+        },
+      ],
     });
     assert.deepEqual(filter, {
       kind: 'and',
@@ -41,7 +49,19 @@ describe('compileFilter', () => {
     rejects({ field: 'metadata.x', eq: { nested: true } }, /strings, finite numbers or booleans/);
     rejects({ field: 'metadata.x', gt: true }, /not booleans/);
     rejects({ field: 'metadata.x', in: [] }, /1 to/);
-    rejects({ or: [{ and: [{ field: 'metadata.x', eq: 1 }, { field: 'metadata.y', eq: { a: 1 } }] }] }, /filter\.or\[0\]\.and\[1\]\.eq/);
+    rejects(
+      {
+        or: [
+          {
+            and: [
+              { field: 'metadata.x', eq: 1 },
+              { field: 'metadata.y', eq: { a: 1 } },
+            ],
+          },
+        ],
+      },
+      /filter\.or\[0\]\.and\[1\]\.eq/,
+    );
   });
 
   it('bounds depth and size', () => {

@@ -33,18 +33,32 @@ describe('relativeScoreFusion', () => {
   });
 
   it('carries each side raw score, null for the side that missed the chunk', () => {
-    const fused = relativeScoreFusion([{ id: 'v', score: 0.3 }, { id: 'both', score: 0.8 }], [{ id: 'k', score: 4 }, { id: 'both', score: 2 }], 0.5);
-    const byId = new Map(fused.map((h) => [h.id, h]));
-    assert.deepEqual(
-      { v: byId.get('v')!.vectorScore, vk: byId.get('v')!.keywordScore },
-      { v: 0.3, vk: null },
+    const fused = relativeScoreFusion(
+      [
+        { id: 'v', score: 0.3 },
+        { id: 'both', score: 0.8 },
+      ],
+      [
+        { id: 'k', score: 4 },
+        { id: 'both', score: 2 },
+      ],
+      0.5,
     );
+    const byId = new Map(fused.map((h) => [h.id, h]));
+    assert.deepEqual({ v: byId.get('v')!.vectorScore, vk: byId.get('v')!.keywordScore }, { v: 0.3, vk: null });
     assert.deepEqual({ v: byId.get('k')!.vectorScore, k: byId.get('k')!.keywordScore }, { v: null, k: 4 });
     assert.deepEqual({ v: byId.get('both')!.vectorScore, k: byId.get('both')!.keywordScore }, { v: 0.8, k: 2 });
   });
 
   it('normalises a list whose scores are all equal to 1 (a single candidate too)', () => {
-    const fused = relativeScoreFusion([{ id: 'x', score: 0.42 }], [{ id: 'y', score: 3 }, { id: 'z', score: 3 }], 0.6);
+    const fused = relativeScoreFusion(
+      [{ id: 'x', score: 0.42 }],
+      [
+        { id: 'y', score: 3 },
+        { id: 'z', score: 3 },
+      ],
+      0.6,
+    );
     const byId = new Map(fused.map((h) => [h.id, h.score]));
     close(byId.get('x')!, 0.6);
     close(byId.get('y')!, 0.4);

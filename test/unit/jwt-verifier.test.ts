@@ -106,6 +106,10 @@ describe('JWT verifier: verified-token cache', () => {
     assert.ok(await verifier.verify(early));
     const forged = `${early.slice(0, early.lastIndexOf('.'))}.${'A'.repeat(43)}`;
     await assert.rejects(verifier.verify(forged), reason('BAD_SIGNATURE'));
-    await assert.rejects(verifier.verify(forged), reason('BAD_SIGNATURE'), 'a forged signature on a cached token’s claims is not the cached token');
+    await assert.rejects(
+      verifier.verify(forged),
+      reason('BAD_SIGNATURE'),
+      'a forged signature on a cached token’s claims is not the cached token',
+    );
   });
 });

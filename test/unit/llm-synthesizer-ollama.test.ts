@@ -6,7 +6,6 @@ import { AppError } from '../../src/errors';
 import { OpenAiStub, chatTokens, stubEmbedding } from '../helpers/openai-stub';
 import { QUESTION, REPLY, SOURCES, collectSynthesis } from '../helpers/llm-fixtures';
 
-
 describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api/chat', () => {
   let stub: OpenAiStub;
   before(async () => {
@@ -43,12 +42,15 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     assert.equal(request!.body['model'], 'llama3.2');
     assert.equal((request!.body['options'] as { temperature?: number }).temperature, 0);
     const messages = request!.body['messages'] as { role: string; content: string }[];
-    assert.deepEqual(messages.map((m) => m.role), ['system', 'user']);
+    assert.deepEqual(
+      messages.map((m) => m.role),
+      ['system', 'user'],
+    );
     assert.match(messages[1]!.content, /\[1\] Combustion/);
     // Usage is what the stub's final line reported: eval_count is the number of streamed tokens.
     assert.equal(synthesis.usage?.completionTokens, chatTokens(REPLY).length);
     assert.ok((synthesis.usage?.promptTokens ?? 0) > 0);
-    assert.equal(synthesis.usage?.totalTokens, synthesis.usage!.promptTokens + synthesis.usage!.completionTokens);
+    assert.equal(synthesis.usage?.totalTokens, synthesis.usage.promptTokens + synthesis.usage.completionTokens);
   });
 
   it('answers without streaming (stream: false, one JSON object) with usage from eval counts', async () => {
@@ -56,7 +58,7 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     const synthesis = await synth().synthesize({ question: QUESTION, sources: SOURCES });
     assert.equal(synthesis.answer, 'Robert Boyle showed that air is necessary for combustion [1].');
     assert.deepEqual(synthesis.unsupportedMarkers, [4]);
-    assert.equal(synthesis.usage?.completionTokens, chatTokens(stub.chatReply as string).length);
+    assert.equal(synthesis.usage?.completionTokens, chatTokens(stub.chatReply).length);
     assert.equal(stub.requests[0]!.stream, false);
     assert.equal(stub.requests[0]!.completed, true);
   });
@@ -138,7 +140,8 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
     const deltas: string[] = [];
     await assert.rejects(
       (async () => {
-        for await (const e of synth({ timeoutMs: 150 }).stream({ question: QUESTION, sources: SOURCES })) if (e.type === 'delta') deltas.push(e.text);
+        for await (const e of synth({ timeoutMs: 150 }).stream({ question: QUESTION, sources: SOURCES }))
+          if (e.type === 'delta') deltas.push(e.text);
       })(),
       { code: 'UPSTREAM_TIMEOUT' },
     );
@@ -156,16 +159,21 @@ describe('LlmSynthesizer over Ollama (createOllamaLlm) against the stub’s /api
   it('the HTTP timeout bounds the wait for a response, not a stream that keeps producing tokens', async () => {
     // 16 tokens 40 ms apart: the whole reply takes ~600 ms, longer than the 300 ms HTTP timeout, but no gap does.
     stub.tokenDelayMs = 40;
-    const { synthesis } = await collectSynthesis(synth({ httpTimeoutMs: 300, timeoutMs: 2000 }).stream({ question: QUESTION, sources: SOURCES }));
+    const { synthesis } = await collectSynthesis(
+      synth({ httpTimeoutMs: 300, timeoutMs: 2000 }).stream({ question: QUESTION, sources: SOURCES }),
+    );
     assert.equal(synthesis.answer, REPLY);
     assert.equal(stub.requests[0]!.completed, true);
   });
 
   it('the HTTP timeout still aborts a server that never answers', async () => {
     stub.hangNext(1);
-    await assert.rejects(synth({ httpTimeoutMs: 150, timeoutMs: 10_000, retries: 0 }).synthesize({ question: QUESTION, sources: SOURCES }), {
-      code: 'UPSTREAM_TIMEOUT',
-    });
+    await assert.rejects(
+      synth({ httpTimeoutMs: 150, timeoutMs: 10_000, retries: 0 }).synthesize({ question: QUESTION, sources: SOURCES }),
+      {
+        code: 'UPSTREAM_TIMEOUT',
+      },
+    );
     await stub.waitForIdle(2000);
     assert.equal(stub.aborted, 1);
   });
@@ -194,14 +202,31 @@ describe('OllamaEmbedder against the stub’s Ollama routes', () => {
   after(() => stub.close());
 
   it('splits a call into batches of maxBatchSize, one request per text, vectors in input order', async () => {
-    const embedder = new OllamaEmbedder({ host: stub.origin, model: 'nomic-embed-text', dimensions: 8, maxBatchSize: 2, concurrency: 2, timeoutMs: 2000 });
+    const embedder = new OllamaEmbedder({
+      host: stub.origin,
+      model: 'nomic-embed-text',
+      dimensions: 8,
+      maxBatchSize: 2,
+      concurrency: 2,
+      timeoutMs: 2000,
+    });
     const texts = ['alpha beta', 'gamma', 'delta epsilon', 'zeta', 'eta theta'];
     const vectors = await embedder.embed(texts);
     assert.equal(vectors.length, texts.length);
-    vectors.forEach((v, i) => assert.deepEqual(Array.from(v), Array.from(stubEmbedding(texts[i]!, 8)).map((x) => Math.fround(x)), texts[i]));
+    vectors.forEach((v, i) =>
+      assert.deepEqual(
+        Array.from(v),
+        Array.from(stubEmbedding(texts[i]!, 8)).map((x) => Math.fround(x)),
+        texts[i],
+      ),
+    );
     // The LlamaIndex client posts one prompt per request to /api/embeddings (not the batch endpoint /api/embed).
     assert.equal(stub.count('ollama-embeddings'), texts.length);
-    assert.deepEqual(stub.requests.map((r) => r.body['prompt']), texts, 'batches run in order');
+    assert.deepEqual(
+      stub.requests.map((r) => r.body['prompt']),
+      texts,
+      'batches run in order',
+    );
     assert.equal(stub.inFlight, 0);
   });
 
@@ -218,20 +243,37 @@ describe('OllamaEmbedder against the stub’s Ollama routes', () => {
 
   it('retries a 500 of /api/embeddings within the call', async () => {
     stub.failNext(500, 1, { routes: ['ollama-embeddings'] });
-    const embedder = new OllamaEmbedder({ host: stub.origin, model: 'nomic-embed-text', dimensions: 8, timeoutMs: 2000, resilience: { retryInitialDelayMs: 1, retryMaxDelayMs: 5 } });
+    const embedder = new OllamaEmbedder({
+      host: stub.origin,
+      model: 'nomic-embed-text',
+      dimensions: 8,
+      timeoutMs: 2000,
+      resilience: { retryInitialDelayMs: 1, retryMaxDelayMs: 5 },
+    });
     const [v] = await embedder.embed(['alpha']);
     assert.equal(v!.length, 8);
     assert.equal(stub.count('ollama-embeddings'), 2);
   });
 
   it('the stub’s /api/embed and /api/tags answer like Ollama', async () => {
-    const embed = (await (await fetch(`${stub.origin}/api/embed`, { method: 'POST', body: JSON.stringify({ model: 'm', input: ['a b', 'c'] }), signal: AbortSignal.timeout(2000) })).json()) as {
+    const embed = (await (
+      await fetch(`${stub.origin}/api/embed`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'm', input: ['a b', 'c'] }),
+        signal: AbortSignal.timeout(2000),
+      })
+    ).json()) as {
       embeddings: number[][];
     };
     assert.equal(embed.embeddings.length, 2);
     assert.equal(embed.embeddings[0]!.length, 8);
-    const tags = (await (await fetch(`${stub.origin}/api/tags`, { signal: AbortSignal.timeout(2000) })).json()) as { models: { name: string }[] };
-    assert.deepEqual(tags.models.map((m) => m.name), ['stub-chat', 'stub-embed']);
+    const tags = (await (await fetch(`${stub.origin}/api/tags`, { signal: AbortSignal.timeout(2000) })).json()) as {
+      models: { name: string }[];
+    };
+    assert.deepEqual(
+      tags.models.map((m) => m.name),
+      ['stub-chat', 'stub-embed'],
+    );
     assert.deepEqual([stub.count('ollama-embed'), stub.count('ollama-tags')], [1, 1]);
   });
 });

@@ -5,7 +5,6 @@ import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
 import { OpenAiStub } from '../helpers/openai-stub';
 import { QUESTION, REPLY, SOURCES, collectSynthesis } from '../helpers/llm-fixtures';
 
-
 describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, breaker, aborts', () => {
   let stub: OpenAiStub;
   before(async () => {
@@ -91,7 +90,8 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
   it('opens the circuit after consecutive failures and then fails fast without calling the provider', async () => {
     const s = synth({ retries: 0, breakerThreshold: 2, breakerHalfOpenAfterMs: 60_000 });
     stub.failNext(500, 2);
-    for (let i = 0; i < 2; i++) await assert.rejects(s.synthesize({ question: QUESTION, sources: SOURCES }), { code: 'UPSTREAM_UNAVAILABLE' });
+    for (let i = 0; i < 2; i++)
+      await assert.rejects(s.synthesize({ question: QUESTION, sources: SOURCES }), { code: 'UPSTREAM_UNAVAILABLE' });
     assert.equal(s.circuit, 'open');
     await assert.rejects(s.synthesize({ question: QUESTION, sources: SOURCES }), {
       code: 'UPSTREAM_UNAVAILABLE',
@@ -106,7 +106,8 @@ describe('LlmSynthesizer against an OpenAI-compatible stub: streaming, retries, 
     const deltas: string[] = [];
     await assert.rejects(
       (async () => {
-        for await (const e of synth({ timeoutMs: 200 }).stream({ question: QUESTION, sources: SOURCES })) if (e.type === 'delta') deltas.push(e.text);
+        for await (const e of synth({ timeoutMs: 200 }).stream({ question: QUESTION, sources: SOURCES }))
+          if (e.type === 'delta') deltas.push(e.text);
       })(),
       { code: 'UPSTREAM_TIMEOUT' },
     );

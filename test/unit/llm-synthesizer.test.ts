@@ -3,17 +3,10 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import {
-  LlmSynthesizer,
-  UNVERIFIED_REASON,
-  createOllamaLlm,
-  createOpenAiLlm,
-} from '../../src/adapters/synthesizers/llm.synthesizer';
+import { LlmSynthesizer, UNVERIFIED_REASON, createOllamaLlm, createOpenAiLlm } from '../../src/adapters/synthesizers/llm.synthesizer';
 import { AppError } from '../../src/errors';
 import { NOT_FOUND_REASON } from '../../src/retrieval/relevance';
-import type { AnswerSource } from '../../src/ports/answer-synthesizer.port';
 import { QUESTION, SOURCES } from '../helpers/llm-fixtures';
-
 
 const API_KEY = 'sk-test-secret-123';
 
@@ -215,10 +208,7 @@ describe('LlmSynthesizer', () => {
     behaviour = { hang: true };
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error('client went away')), 50);
-    await assert.rejects(
-      openAi(5000).synthesize({ question: QUESTION, sources: SOURCES }, controller.signal),
-      /client went away/,
-    );
+    await assert.rejects(openAi(5000).synthesize({ question: QUESTION, sources: SOURCES }, controller.signal), /client went away/);
   });
 
   it('works over Ollama too, with its own timeout', async () => {

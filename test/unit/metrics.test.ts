@@ -31,7 +31,12 @@ async function serverWith(registry: Registry, options: Partial<Parameters<typeof
     missing: () => {
       throw new AppError('NOT_FOUND', 'nothing here');
     },
-    partial: () => ({ fine: 'yes', broken: () => { throw new Error('boom'); } }),
+    partial: () => ({
+      fine: 'yes',
+      broken: () => {
+        throw new Error('boom');
+      },
+    }),
   };
   for (const [name, resolve] of Object.entries(resolvers)) schema.getQueryType()!.getFields()[name]!.resolve = resolve;
   const server = new ApolloServer({
@@ -102,7 +107,11 @@ describe('createMetricsPlugin', () => {
       assert.equal(sampleValue(s, `${METRICS.graphqlRequestDuration}_count`, { operation: 'Good' }), 2);
       assert.equal(sampleValue(s, `${METRICS.graphqlResolverDuration}_count`, { field: 'Query.slow' }), 1);
       assert.ok(sampleValue(s, `${METRICS.graphqlResolverDuration}_sum`, { field: 'Query.slow' })! > 0);
-      assert.equal(s.filter((x) => x.name.startsWith(METRICS.graphqlResolverDuration) && x.labels.field !== 'Query.slow').length, 0, 'unlisted fields are not timed');
+      assert.equal(
+        s.filter((x) => x.name.startsWith(METRICS.graphqlResolverDuration) && x.labels.field !== 'Query.slow').length,
+        0,
+        'unlisted fields are not timed',
+      );
       assert.equal(sampleValue(s, METRICS.graphqlRequestsActive), 0);
     } finally {
       await server.stop();
@@ -174,7 +183,8 @@ describe('createDomainMetrics', () => {
     const types = new Map((await registry.getMetricsAsJSON()).map((m) => [m.name, String(m.type)]));
     for (const [name, type] of types) {
       if (type === 'counter') assert.match(name, /_total$/, `counter ${name}`);
-      if (type === 'histogram' && name.startsWith('kbql_') && !name.startsWith('kbql_nodejs_')) assert.match(name, /_(seconds|texts)$/, `histogram ${name}`);
+      if (type === 'histogram' && name.startsWith('kbql_') && !name.startsWith('kbql_nodejs_'))
+        assert.match(name, /_(seconds|texts)$/, `histogram ${name}`);
     }
     assert.ok(names.includes('kbql_process_cpu_seconds_total'));
     assert.ok(names.includes('kbql_nodejs_eventloop_lag_p99_seconds'));
@@ -217,10 +227,17 @@ describe('createDomainMetrics', () => {
     });
     let s = await samplesOf(registry);
     assert.equal(sampleValue(s, METRICS.tenantCollections, { tenant: 'acme' }), 2);
-    assert.equal(sampleValue(s, METRICS.tenantDocuments, { tenant: 'acme' }), 3, "two collections of one tenant are summed, not merged by name");
+    assert.equal(
+      sampleValue(s, METRICS.tenantDocuments, { tenant: 'acme' }),
+      3,
+      'two collections of one tenant are summed, not merged by name',
+    );
     assert.equal(sampleValue(s, METRICS.tenantChunks, { tenant: 'acme' }), 10);
     assert.equal(sampleValue(s, METRICS.tenantChunks, { tenant: 'globex' }), 0);
-    assert.ok(s.every((x) => !('collection' in x.labels)), 'no collection label');
+    assert.ok(
+      s.every((x) => !('collection' in x.labels)),
+      'no collection label',
+    );
     assert.equal(reads, 1, 'one store read per scrape for every size gauge');
     assert.equal(sampleValue(s, METRICS.dependencyUp, { dependency: 'store', critical: 'true' }), 1);
     assert.equal(sampleValue(s, METRICS.dependencyUp, { dependency: 'redis', critical: 'false' }), 0);
@@ -242,7 +259,15 @@ describe('createDomainMetrics', () => {
     const sizes = Array.from({ length: 5 }, (_, i) => ({ tenant: `t${i}`, documents: 1, chunks: 2 }));
     createDomainMetrics({ registry, defaultMetrics: false, maxTenantLabels: 3, collectionSizes: async () => sizes });
     const s = await samplesOf(registry);
-    assert.deepEqual(s.filter((x) => x.name === METRICS.tenantDocuments).map((x) => [x.labels.tenant, x.value]), [['t0', 1], ['t1', 1], ['t2', 1], [OTHER_LABEL, 2]]);
+    assert.deepEqual(
+      s.filter((x) => x.name === METRICS.tenantDocuments).map((x) => [x.labels.tenant, x.value]),
+      [
+        ['t0', 1],
+        ['t1', 1],
+        ['t2', 1],
+        [OTHER_LABEL, 2],
+      ],
+    );
   });
 
   it('records provider calls, batch sizes, store calls, synthesis and ingestion', async () => {

@@ -14,7 +14,11 @@ describe('pagination', () => {
   });
 
   it('rejects forged cursors and oversized pages with BAD_USER_INPUT', () => {
-    for (const bad of [() => decodeCursor('bm90LWEtY3Vyc29y'), () => toWindow({ first: MAX_PAGE_SIZE + 1 }), () => toWindow({ first: -1 })]) {
+    for (const bad of [
+      () => decodeCursor('bm90LWEtY3Vyc29y'),
+      () => toWindow({ first: MAX_PAGE_SIZE + 1 }),
+      () => toWindow({ first: -1 }),
+    ]) {
       assert.throws(bad, (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT');
     }
   });

@@ -57,8 +57,7 @@ class StubServer {
       const input = Array.isArray(body['input']) ? (body['input'] as string[]) : [String(body['input'])];
       const data = input.map((text, index) => {
         const vector = fakeVector(text, dims);
-        const embedding =
-          body['encoding_format'] === 'base64' ? Buffer.from(Float32Array.from(vector).buffer).toString('base64') : vector;
+        const embedding = body['encoding_format'] === 'base64' ? Buffer.from(Float32Array.from(vector).buffer).toString('base64') : vector;
         return { object: 'embedding', index, embedding };
       });
       // Out of order on purpose: clients must sort by index.
@@ -353,7 +352,10 @@ describe('provider error classification', () => {
     for (const status of [408, 429, 500, 502, 503]) assert.equal(isTransientProviderError(withStatus(status)), true, String(status));
     for (const status of [400, 401, 403, 404, 422]) assert.equal(isTransientProviderError(withStatus(status)), false, String(status));
     assert.equal(isTransientProviderError(Object.assign(new Error('x'), { status_code: 503 })), true, 'Ollama errors');
-    assert.equal(isTransientProviderError(new TypeError('fetch failed', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })), true);
+    assert.equal(
+      isTransientProviderError(new TypeError('fetch failed', { cause: Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }) })),
+      true,
+    );
     assert.equal(isTransientProviderError(new AppError('UPSTREAM_UNAVAILABLE')), false);
     assert.equal(isTransientProviderError(new Error('something else')), false);
   });

@@ -68,11 +68,13 @@ describe('createResiliencePolicy', () => {
   it('bounds each attempt by timeoutMs: the signal aborts and the call fails with a timeout error', async () => {
     const p = policy({ timeoutMs: 30, retries: 0 });
     let seen: AbortSignal | undefined;
-    const error = await p.execute(async (signal) => {
-      seen = signal;
-      await sleep(1_000, undefined, { signal }).catch(() => undefined);
-      return 'late';
-    }).catch((e: unknown) => e);
+    const error = await p
+      .execute(async (signal) => {
+        seen = signal;
+        await sleep(1_000, undefined, { signal }).catch(() => undefined);
+        return 'late';
+      })
+      .catch((e: unknown) => e);
     assert.equal(isTimeoutError(error), true);
     assert.equal(isCircuitOpenError(error), false);
     assert.equal(seen?.aborted, true);
@@ -142,6 +144,9 @@ describe('createResiliencePolicy', () => {
     assert.throws(() => createResiliencePolicy({ isTransient, breaker: { threshold: 0 } }), RangeError);
     assert.throws(() => createResiliencePolicy({ isTransient, breaker: { halfOpenAfterMs: 0 } }), RangeError);
     const defaults = createResiliencePolicy({ isTransient });
-    assert.deepEqual([defaults.timeoutMs, defaults.breakerThreshold, defaults.breakerHalfOpenAfterMs, defaults.state], [undefined, 5, 10_000, 'closed']);
+    assert.deepEqual(
+      [defaults.timeoutMs, defaults.breakerThreshold, defaults.breakerHalfOpenAfterMs, defaults.state],
+      [undefined, 5, 10_000, 'closed'],
+    );
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse, type OperationDefinitionNode } from 'graphql';
+import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { loadConfig } from '../../src/config';
 import { estimateOperation } from '../../src/graphql/plugins/query-limits.plugin';
 import { parseWindow } from '../../src/graphql/directives/rate-limit.directive';
@@ -14,14 +14,27 @@ describe('security configuration', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /KBQL_JWT_SECRET or KBQL_JWT_JWKS_URL/);
     const prod = loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET });
     assert.deepEqual([prod.auth.mode, prod.auth.jwt?.algorithms], ['jwt', ['HS256']]);
-    assert.equal(loadConfig({ NODE_ENV: 'production', KBQL_AUTH_MODE: 'none' }).auth.mode, 'none', 'explicitly off is allowed (and warned about)');
+    assert.equal(
+      loadConfig({ NODE_ENV: 'production', KBQL_AUTH_MODE: 'none' }).auth.mode,
+      'none',
+      'explicitly off is allowed (and warned about)',
+    );
   });
 
   it('pins algorithms to the key kind: HS* only with a secret, never with JWKS', () => {
-    assert.deepEqual(loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: 'https://idp.example/jwks' }).auth.jwt?.algorithms, ['RS256', 'ES256']);
-    assert.throws(() => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: 'https://idp.example/jwks', KBQL_JWT_ALGORITHMS: 'RS256,HS256' }), /HS\* algorithms never/);
+    assert.deepEqual(loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: 'https://idp.example/jwks' }).auth.jwt?.algorithms, [
+      'RS256',
+      'ES256',
+    ]);
+    assert.throws(
+      () => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_JWKS_URL: 'https://idp.example/jwks', KBQL_JWT_ALGORITHMS: 'RS256,HS256' }),
+      /HS\* algorithms never/,
+    );
     assert.throws(() => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_SECRET: SECRET, KBQL_JWT_ALGORITHMS: 'RS256' }), /only HS256/);
-    assert.throws(() => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_SECRET: SECRET, KBQL_JWT_JWKS_URL: 'https://idp.example/jwks' }), /exactly one/);
+    assert.throws(
+      () => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_SECRET: SECRET, KBQL_JWT_JWKS_URL: 'https://idp.example/jwks' }),
+      /exactly one/,
+    );
     assert.throws(() => loadConfig({ KBQL_AUTH_MODE: 'jwt', KBQL_JWT_SECRET: 'short' }), /KBQL_JWT_SECRET/);
   });
 
@@ -49,14 +62,27 @@ describe('security configuration', () => {
       { ...loadConfig({ NODE_ENV: 'development' }).cors },
       { origins: ['https://studio.apollographql.com'], anyOrigin: false, localhost: true, credentials: false },
     );
-    assert.deepEqual({ ...loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET }).cors }, { origins: [], anyOrigin: false, localhost: false, credentials: false });
+    assert.deepEqual(
+      { ...loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET }).cors },
+      { origins: [], anyOrigin: false, localhost: false, credentials: false },
+    );
     assert.deepEqual(loadConfig({}).cors.origins, [], 'NODE_ENV unset counts as production here');
-    const listed = loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET, KBQL_CORS_ORIGINS: 'https://app.example.com,http://localhost:5173' }).cors;
+    const listed = loadConfig({
+      NODE_ENV: 'production',
+      KBQL_JWT_SECRET: SECRET,
+      KBQL_CORS_ORIGINS: 'https://app.example.com,http://localhost:5173',
+    }).cors;
     assert.deepEqual([...listed.origins], ['https://app.example.com', 'http://localhost:5173']);
     assert.equal(listed.localhost, false);
     assert.equal(loadConfig({ NODE_ENV: 'development', KBQL_CORS_ORIGINS: '*' }).cors.anyOrigin, true);
-    assert.throws(() => loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET, KBQL_CORS_ORIGINS: '*' }), /KBQL_CORS_ORIGINS=\* is refused/);
-    assert.throws(() => loadConfig({ NODE_ENV: 'development', KBQL_CORS_ORIGINS: '*', KBQL_CORS_CREDENTIALS: 'true' }), /needs listed origins/);
+    assert.throws(
+      () => loadConfig({ NODE_ENV: 'production', KBQL_JWT_SECRET: SECRET, KBQL_CORS_ORIGINS: '*' }),
+      /KBQL_CORS_ORIGINS=\* is refused/,
+    );
+    assert.throws(
+      () => loadConfig({ NODE_ENV: 'development', KBQL_CORS_ORIGINS: '*', KBQL_CORS_CREDENTIALS: 'true' }),
+      /needs listed origins/,
+    );
     assert.throws(() => loadConfig({ KBQL_CORS_ORIGINS: 'app.example.com' }), /KBQL_CORS_ORIGINS/);
   });
 });
@@ -64,7 +90,11 @@ describe('security configuration', () => {
 describe('query limits and rate-limit windows', () => {
   const figures = (query: string, variables?: Record<string, unknown>) => {
     const document = parse(query);
-    return estimateOperation(document, document.definitions.find((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition')!, variables);
+    return estimateOperation(
+      document,
+      document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!,
+      variables,
+    );
   };
 
   it('topK multiplies the cost of what search returns, from literals and variables', () => {

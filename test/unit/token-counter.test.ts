@@ -24,7 +24,34 @@ const SAMPLES = [
 function fuzz(count: number): string[] {
   let seed = 42;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const alphabet = ["a", "b", "Z", "é", "ß", "日", "1", "9", " ", " ", "  ", "\n", "\r\n", "\t", "'", "'s", "'LL", ".", ",", "-", "😀", "\u0301", "th", "ing", "<|", "|>"];
+  const alphabet = [
+    'a',
+    'b',
+    'Z',
+    'é',
+    'ß',
+    '日',
+    '1',
+    '9',
+    ' ',
+    ' ',
+    '  ',
+    '\n',
+    '\r\n',
+    '\t',
+    "'",
+    "'s",
+    "'LL",
+    '.',
+    ',',
+    '-',
+    '😀',
+    '\u0301',
+    'th',
+    'ing',
+    '<|',
+    '|>',
+  ];
   return Array.from({ length: count }, () => {
     const length = Math.floor(next() * 60);
     let s = '';
@@ -59,7 +86,19 @@ describe('memo tokenizer', () => {
 function words(count: number): string[] {
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const scripts = ['abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'äöüßéèçñ', 'абвгдежзийк', 'αβγδεζηθ', '日本語文字漢', 'ひらがなカタ', '한국어글', 'अआइईउ', '0123456789', '.,;:!?-_/()[]{}@#$%^&*'];
+  const scripts = [
+    'abcdefghijklmnopqrstuvwxyz',
+    'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+    'äöüßéèçñ',
+    'абвгдежзийк',
+    'αβγδεζηθ',
+    '日本語文字漢',
+    'ひらがなカタ',
+    '한국어글',
+    'अआइईउ',
+    '0123456789',
+    '.,;:!?-_/()[]{}@#$%^&*',
+  ];
   return Array.from({ length: count }, () => {
     const chars = [...scripts[Math.floor(next() * scripts.length)]!, ...scripts[Math.floor(next() * 2)]!];
     const length = 1 + Math.floor(next() * 24);
@@ -74,7 +113,14 @@ describe('cl100k_base on byte strings', () => {
     const fast = cl100kBytes();
     const reference = cl100k();
     const utf8 = new TextEncoder();
-    for (const text of [...SAMPLES, ...fuzz(400), ...words(3000), 'x'.repeat(100), ' supercalifragilisticexpialidocious', 'before <|endoftext|> after']) {
+    for (const text of [
+      ...SAMPLES,
+      ...fuzz(400),
+      ...words(3000),
+      'x'.repeat(100),
+      ' supercalifragilisticexpialidocious',
+      'before <|endoftext|> after',
+    ]) {
       assert.deepEqual(fast.encodeOrdinary(text), reference.encode(text, [], []), JSON.stringify(text));
       assert.equal(fast.rankOf(text), reference.rankMap?.get(utf8.encode(text).join(',')), JSON.stringify(text));
     }

@@ -27,18 +27,25 @@ const tracer = trace.getTracer('test');
 const spans = () => exporter.getFinishedSpans();
 const named = (name: string): ReadableSpan => {
   const found = spans().filter((s) => s.name === name);
-  assert.equal(found.length, 1, `one span named ${name}; got ${spans().map((s) => s.name).join(', ')}`);
+  assert.equal(
+    found.length,
+    1,
+    `one span named ${name}; got ${spans()
+      .map((s) => s.name)
+      .join(', ')}`,
+  );
   return found[0]!;
 };
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 async function tracedServer() {
   const schema = buildSchema('type Query { work: Item, fail: String } type Item { nested: String }');
-  schema.getQueryType()!.getFields().work!.resolve = () => tracer.startActiveSpan('resolver.work', async (span) => {
-    await new Promise((resolve) => setImmediate(resolve));
-    span.end();
-    return {};
-  });
+  schema.getQueryType()!.getFields().work!.resolve = () =>
+    tracer.startActiveSpan('resolver.work', async (span) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      span.end();
+      return {};
+    });
   schema.getQueryType()!.getFields().fail!.resolve = () => {
     throw new AppError('NOT_FOUND', 'nope');
   };
@@ -96,7 +103,11 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
       exporter.reset();
       await server.executeOperation({ query: 'query Bad { nope }' });
       assert.equal(named('graphql.validate').attributes[A.errorCode], 'GRAPHQL_VALIDATION_FAILED');
-      assert.equal(named('graphql.operation').attributes[A.errorCode], 'GRAPHQL_VALIDATION_FAILED', 'never resolved: keeps its generic name');
+      assert.equal(
+        named('graphql.operation').attributes[A.errorCode],
+        'GRAPHQL_VALIDATION_FAILED',
+        'never resolved: keeps its generic name',
+      );
     } finally {
       await server.stop();
     }

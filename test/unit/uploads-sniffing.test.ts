@@ -51,7 +51,11 @@ describe('FileExtractor', () => {
   after(() => extractor.close());
 
   it('extracts the text and title of a PDF in a worker thread', async () => {
-    const file = await extractor.extract(minimalPdf(['Quartz harbors glow at dusk.', 'Second line here.'], { title: 'Harbor notes' }), 'x.pdf', null);
+    const file = await extractor.extract(
+      minimalPdf(['Quartz harbors glow at dusk.', 'Second line here.'], { title: 'Harbor notes' }),
+      'x.pdf',
+      null,
+    );
     assert.equal(file.kind, 'PDF');
     assert.equal(file.contentType, 'TEXT');
     assert.match(file.content, /Quartz harbors glow at dusk\./);
@@ -101,8 +105,13 @@ describe('FileExtractor', () => {
       const big = minimalPdf(pages);
       const started = Date.now();
       const many = Array.from({ length: 4 }, () => big);
-      const reasons = await Promise.all(many.map((file) => reasonOf(hasty.extract(Buffer.concat([file, Buffer.alloc(2_000_000, 0x20)]), 'slow.pdf', null))));
-      assert.ok(reasons.every((r) => r === 'PARSE_TIMEOUT' || r === 'CORRUPT_FILE'), reasons.join());
+      const reasons = await Promise.all(
+        many.map((file) => reasonOf(hasty.extract(Buffer.concat([file, Buffer.alloc(2_000_000, 0x20)]), 'slow.pdf', null))),
+      );
+      assert.ok(
+        reasons.every((r) => r === 'PARSE_TIMEOUT' || r === 'CORRUPT_FILE'),
+        reasons.join(),
+      );
       assert.ok(reasons.includes('PARSE_TIMEOUT'), reasons.join());
       assert.ok(Date.now() - started < 15_000);
     } finally {
@@ -132,16 +141,34 @@ describe('UploadService', () => {
     assert.equal((await uploads.load(record.id, writer)).data.toString(), 'hello');
     await assert.rejects(uploads.load(record.id, { tenant: 'other' }), (e: unknown) => isAppError(e) && e.code === 'NOT_FOUND');
     await assert.rejects(uploads.load('upl_doesnotexist', writer), (e: unknown) => isAppError(e) && e.code === 'NOT_FOUND');
-    await assert.rejects(uploads.accept(writer, Buffer.alloc(1025), 'big.txt', null), (e: unknown) => isAppError(e) && e.code === 'PAYLOAD_TOO_LARGE');
-    await assert.rejects(uploads.accept({ ...writer, role: 'READER' }, Buffer.from('x'), 'a.txt', null), (e: unknown) => isAppError(e) && e.code === 'FORBIDDEN');
-    await assert.rejects(uploads.accept(null, Buffer.from('x'), 'a.txt', null), (e: unknown) => isAppError(e) && e.code === 'UNAUTHENTICATED');
+    await assert.rejects(
+      uploads.accept(writer, Buffer.alloc(1025), 'big.txt', null),
+      (e: unknown) => isAppError(e) && e.code === 'PAYLOAD_TOO_LARGE',
+    );
+    await assert.rejects(
+      uploads.accept({ ...writer, role: 'READER' }, Buffer.from('x'), 'a.txt', null),
+      (e: unknown) => isAppError(e) && e.code === 'FORBIDDEN',
+    );
+    await assert.rejects(
+      uploads.accept(null, Buffer.from('x'), 'a.txt', null),
+      (e: unknown) => isAppError(e) && e.code === 'UNAUTHENTICATED',
+    );
   });
 
   it('validates file names', () => {
     assert.equal(normaliseFilename('C:\\docs\\report.pdf'), 'report.pdf');
-    assert.throws(() => normaliseFilename(null), (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT');
-    assert.throws(() => normaliseFilename('..'), (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT');
-    assert.throws(() => normaliseFilename('a\u0001b'), (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT');
+    assert.throws(
+      () => normaliseFilename(null),
+      (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT',
+    );
+    assert.throws(
+      () => normaliseFilename('..'),
+      (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT',
+    );
+    assert.throws(
+      () => normaliseFilename('a\u0001b'),
+      (e: unknown) => isAppError(e) && e.code === 'BAD_USER_INPUT',
+    );
   });
 
   it('forgets and sweeps expired uploads', async () => {

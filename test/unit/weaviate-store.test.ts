@@ -23,7 +23,7 @@ import { isTransientError, Resilience } from '../../src/adapters/weaviate/weavia
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentRecord, DocumentWrite, Filter, FilterScalar } from '../../src/ports/knowledge-store.port';
-import { runKnowledgeStoreContract } from '../contract/knowledge-store.contract';
+import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { FakeStatusError, FakeWeaviate } from '../helpers/fake-weaviate';
 
 const DIM = 4;
@@ -109,15 +109,27 @@ describe('weaviate filter encoding', () => {
   });
 
   it('flattens metadata into typed properties, splitting mixed arrays and skipping null and objects', () => {
-    assert.deepEqual(flattenMetadata({ lang: 'en', year: 2020, draft: false, tags: ['a', 'b'], mixed: [1, 'x', true, null, [2]], none: null, nested: { x: 1 }, empty: [] }), {
-      meta_lang_s: encodeFilterText('en'),
-      meta_year_n: 2020,
-      meta_draft_b: false,
-      meta_tags_sa: [encodeFilterText('a'), encodeFilterText('b')],
-      meta_mixed_sa: [encodeFilterText('x')],
-      meta_mixed_na: [1],
-      meta_mixed_ba: [true],
-    });
+    assert.deepEqual(
+      flattenMetadata({
+        lang: 'en',
+        year: 2020,
+        draft: false,
+        tags: ['a', 'b'],
+        mixed: [1, 'x', true, null, [2]],
+        none: null,
+        nested: { x: 1 },
+        empty: [],
+      }),
+      {
+        meta_lang_s: encodeFilterText('en'),
+        meta_year_n: 2020,
+        meta_draft_b: false,
+        meta_tags_sa: [encodeFilterText('a'), encodeFilterText('b')],
+        meta_mixed_sa: [encodeFilterText('x')],
+        meta_mixed_na: [1],
+        meta_mixed_ba: [true],
+      },
+    );
     // Weaviate property names are unique regardless of case: keys differing in case or underscores stay apart.
     const names = Object.keys(flattenMetadata({ Lang: 'x', lang: 'y', a_b: 1, aB: 2, A_s: 3, a_s: [4] }));
     assert.deepEqual(names, ['meta__lang_s', 'meta_lang_s', 'meta_a__b_n', 'meta_a_b_n', 'meta__a__s_n', 'meta_a__s_na']);
@@ -127,9 +139,16 @@ describe('weaviate filter encoding', () => {
 
 describe('translateFilter', () => {
   const every = (): boolean => true;
-  const only = (...names: string[]) => (p: string): boolean => names.includes(p);
+  const only =
+    (...names: string[]) =>
+    (p: string): boolean =>
+      names.includes(p);
   const m = (key: string) => ({ type: 'metadata' as const, key });
-  const cond = (field: Extract<Filter, { kind: 'condition' }>['field'], op: Extract<Filter, { kind: 'condition' }>['op'], value: FilterScalar | FilterScalar[]): Filter => ({
+  const cond = (
+    field: Extract<Filter, { kind: 'condition' }>['field'],
+    op: Extract<Filter, { kind: 'condition' }>['op'],
+    value: FilterScalar | FilterScalar[],
+  ): Filter => ({
     kind: 'condition',
     field,
     op,
@@ -211,7 +230,13 @@ describe('translateFilter', () => {
     assert.deepEqual(translateFilter(or, only('meta_a_s')), { kind: 'all' }, 'a true operand makes or true');
     assert.deepEqual(translateFilter(or, only('meta_a_s', 'meta_b_s')), {
       kind: 'filter',
-      filter: { operator: 'Or', value: null, filters: [leaf('Equal', 'meta_a_s', E('x')), leaf('NotEqual', 'meta_b_s', E('y'))].map((t) => (t as { filter: FilterValue }).filter) },
+      filter: {
+        operator: 'Or',
+        value: null,
+        filters: [leaf('Equal', 'meta_a_s', E('x')), leaf('NotEqual', 'meta_b_s', E('y'))].map(
+          (t) => (t as { filter: FilterValue }).filter,
+        ),
+      },
     });
   });
 
@@ -222,7 +247,13 @@ describe('translateFilter', () => {
   });
 
   it('matchesDocument applies the same semantics in process', () => {
-    const d = { id: 'd', externalId: 'e', title: null, source: 'http://x', metadata: { lang: 'en', tags: ['a'], n: 5 } } as unknown as DocumentRecord;
+    const d = {
+      id: 'd',
+      externalId: 'e',
+      title: null,
+      source: 'http://x',
+      metadata: { lang: 'en', tags: ['a'], n: 5 },
+    } as unknown as DocumentRecord;
     assert.equal(matchesDocument(cond(m('lang'), 'eq', 'en'), d), true);
     assert.equal(matchesDocument(cond(m('missing'), 'ne', 'en'), d), true);
     assert.equal(matchesDocument(cond({ type: 'builtin', name: 'title' }, 'ne', 'x'), d), true);
@@ -237,7 +268,10 @@ describe('translateFilter', () => {
       `BM25F_x\nHybrid (Result Set keyword,bm25) Document ${id}: original score 2.3456, normalized score: 0.6 - \n` +
       `Hybrid (Result Set vector,hybridVector) Document ${id}: original score 0.99999994, normalized score: 0.4`;
     assert.deepEqual(parseHybridExplain(both), { vector: 0.99999994, keyword: 2.3456 });
-    assert.deepEqual(parseHybridExplain(`\nHybrid (Result Set vector,nearVector) Document ${id}: original score 1e-05, normalized score: 0`), { vector: 1e-5, keyword: null });
+    assert.deepEqual(
+      parseHybridExplain(`\nHybrid (Result Set vector,nearVector) Document ${id}: original score 1e-05, normalized score: 0`),
+      { vector: 1e-5, keyword: null },
+    );
     assert.deepEqual(parseHybridExplain(''), { vector: null, keyword: null });
     assert.deepEqual(queryTerms('The zebra" OR NEAR(* ^fence:) AND -'), ['zebra', 'near', 'fence']);
     assert.deepEqual(queryTerms('"*()^:-'), []);
@@ -257,15 +291,22 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.equal(spec.vectors, 'hnsw-cosine');
     assert.equal(spec.multiTenant, false);
     assert.deepEqual(spec.invertedIndex, { bm25K1: 1.2, bm25B: 0.75, indexNullState: true });
-    assert.deepEqual(spec.properties.find((p) => p.name === 'text'), { name: 'text', dataType: 'text', tokenization: 'word', indexFilterable: false, indexSearchable: true });
+    assert.deepEqual(
+      spec.properties.find((p) => p.name === 'text'),
+      { name: 'text', dataType: 'text', tokenization: 'word', indexFilterable: false, indexSearchable: true },
+    );
     assert.equal(fake.specOf('AcmeRegistry')!.vectors, 'none');
 
     await store.upsertDocument(c.id, doc('d', ['one'], { metadata: { year: 2020, lang: 'en', tags: ['a', 1] } }));
-    const added = fake.calls.filter((call) => call.method === 'addProperty' && call.collection === chunks).map((call) => (call.args[1] as { name: string; dataType: string }));
-    assert.deepEqual(
-      added.map((p) => [p.name, p.dataType]).sort(),
-      [['meta_lang_s', 'text'], ['meta_tags_na', 'number[]'], ['meta_tags_sa', 'text[]'], ['meta_year_n', 'number']],
-    );
+    const added = fake.calls
+      .filter((call) => call.method === 'addProperty' && call.collection === chunks)
+      .map((call) => call.args[1] as { name: string; dataType: string });
+    assert.deepEqual(added.map((p) => [p.name, p.dataType]).sort(), [
+      ['meta_lang_s', 'text'],
+      ['meta_tags_na', 'number[]'],
+      ['meta_tags_sa', 'text[]'],
+      ['meta_year_n', 'number'],
+    ]);
     await store.close();
   });
 
@@ -275,8 +316,17 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const chunks = `KbqlChunks_${c.id.replace(/-/g, '')}`;
     const d = await store.upsertDocument(c.id, doc('ext', ['a', 'b', 'c']));
     assert.equal(d.id, documentId(c.id, 'ext'));
-    assert.deepEqual(fake.objects(chunks).map((o) => o.id).sort(), [0, 1, 2].map((i) => chunkId(d.id, i)).sort());
-    assert.deepEqual(fake.objects('KbqlDocuments').map((o) => o.id), [d.id]);
+    assert.deepEqual(
+      fake
+        .objects(chunks)
+        .map((o) => o.id)
+        .sort(),
+      [0, 1, 2].map((i) => chunkId(d.id, i)).sort(),
+    );
+    assert.deepEqual(
+      fake.objects('KbqlDocuments').map((o) => o.id),
+      [d.id],
+    );
     await store.upsertDocument(c.id, doc('ext', ['a', 'b', 'c']));
     assert.equal(fake.objects(chunks).length, 3);
     assert.equal(fake.objects('KbqlDocuments').length, 1);
@@ -298,16 +348,34 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.deepEqual(vector, [1, 0, 0, 0]);
     assert.deepEqual(
       { ...near, filters: undefined },
-      { filters: undefined, limit: 4, offset: 0, targetVector: 'default', returnMetadata: ['distance'], returnProperties: near.returnProperties },
+      {
+        filters: undefined,
+        limit: 4,
+        offset: 0,
+        targetVector: 'default',
+        returnMetadata: ['distance'],
+        returnProperties: near.returnProperties,
+      },
     );
     assert.deepEqual(near.filters, { operator: 'Equal', target: { property: 'fx_externalId' }, value: encodeFilterText('d') });
 
     await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'beta', alpha: 0.5, limit: 5, offset: 0 });
     const [query, bm25] = lastArgs<[string, Bm25Options]>(fake, 'bm25');
     assert.equal(query, 'beta');
-    assert.deepEqual([bm25.queryProperties, bm25.returnMetadata, bm25.limit, bm25.offset, bm25.filters], [['text'], ['score'], 6, 0, undefined]);
+    assert.deepEqual(
+      [bm25.queryProperties, bm25.returnMetadata, bm25.limit, bm25.offset, bm25.filters],
+      [['text'], ['score'], 6, 0, undefined],
+    );
 
-    const hits = await store.search({ collectionId: c.id, mode: 'HYBRID', text: 'gamma', vector: axis(2), alpha: 0.3, limit: 3, offset: 0 });
+    const hits = await store.search({
+      collectionId: c.id,
+      mode: 'HYBRID',
+      text: 'gamma',
+      vector: axis(2),
+      alpha: 0.3,
+      limit: 3,
+      offset: 0,
+    });
     const [hq, hybrid] = lastArgs<[string, HybridOptions]>(fake, 'hybrid');
     assert.equal(hq, 'gamma');
     assert.deepEqual(
@@ -315,17 +383,33 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
       [0.3, 'RelativeScore', 4, 0, ['text'], 'default', ['score', 'explainScore']],
     );
     assert.deepEqual(hybrid.vector, [0, 0, 1, 0]);
-    assert.ok(hits.every((h) => h.vectorScore !== null), 'vector side parsed from explainScore');
-    assert.deepEqual(hits.map((h) => h.keywordScore !== null), hits.map((h) => h.chunk.text.includes('gamma')));
+    assert.ok(
+      hits.every((h) => h.vectorScore !== null),
+      'vector side parsed from explainScore',
+    );
+    assert.deepEqual(
+      hits.map((h) => h.keywordScore !== null),
+      hits.map((h) => h.chunk.text.includes('gamma')),
+    );
 
     // Four equal vectors across the page boundary: the window doubles until the tie group is complete.
     const same = new Float32Array([1, 1, 0, 0]);
-    await store.upsertDocument(c.id, { ...doc('ties', ['t0', 't1', 't2', 't3']), chunks: [0, 1, 2, 3].map((index) => ({ index, text: `t${index}`, startOffset: 0, endOffset: 2, vector: same })) });
+    await store.upsertDocument(c.id, {
+      ...doc('ties', ['t0', 't1', 't2', 't3']),
+      chunks: [0, 1, 2, 3].map((index) => ({ index, text: `t${index}`, startOffset: 0, endOffset: 2, vector: same })),
+    });
     const before = fake.count('nearVector');
     const page = await store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: same, alpha: 0.5, limit: 2, offset: 0 });
     const ids = [0, 1, 2, 3].map((i) => chunkId(documentId(c.id, 'ties'), i)).sort();
-    assert.deepEqual(page.map((h) => h.chunk.id), ids.slice(0, 2), 'the two smallest chunk ids of the tie');
-    const limits = fake.calls.filter((x) => x.method === 'nearVector').slice(before).map((x) => (x.args[1] as NearVectorOptions).limit);
+    assert.deepEqual(
+      page.map((h) => h.chunk.id),
+      ids.slice(0, 2),
+      'the two smallest chunk ids of the tie',
+    );
+    const limits = fake.calls
+      .filter((x) => x.method === 'nearVector')
+      .slice(before)
+      .map((x) => (x.args[1] as NearVectorOptions).limit);
     assert.deepEqual(limits, [3, 6], 'k = offset + limit + 1 (3 of the 4 tied hits), doubled once to see past the tie');
     await store.close();
   });
@@ -334,12 +418,18 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const { store, fake } = await open();
     const c = await collection(store);
     fake.failObjects((_col, object: WriteObject) => (object.properties['chunkIndex'] === 2 ? 'shard is read-only' : null));
-    await assert.rejects(store.upsertDocument(c.id, doc('new', ['one', 'two', 'three', 'four'])), withCode('UPSTREAM_UNAVAILABLE', /rejected 1 of 4/));
+    await assert.rejects(
+      store.upsertDocument(c.id, doc('new', ['one', 'two', 'three', 'four'])),
+      withCode('UPSTREAM_UNAVAILABLE', /rejected 1 of 4/),
+    );
     fake.failObjects(null);
     const id = documentId(c.id, 'new');
     assert.deepEqual(await store.getDocuments([id]), [null]);
     assert.equal(fake.objects(`KbqlChunks_${c.id.replace(/-/g, '')}`).length, 0, 'the partial chunks of a new document are removed');
-    assert.deepEqual(await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'one two three four', alpha: 0.5, limit: 10, offset: 0 }), []);
+    assert.deepEqual(
+      await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'one two three four', alpha: 0.5, limit: 10, offset: 0 }),
+      [],
+    );
     assert.deepEqual(await store.collectionStats(c.id), { documents: 0, chunks: 0 });
 
     // A replacement whose record write fails keeps the old record; the chunks already overwritten are hidden.
@@ -348,13 +438,24 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     await assert.rejects(store.upsertDocument(c.id, doc('kept', ['new a', 'new b'])), withCode('UPSTREAM_UNAVAILABLE'));
     assert.deepEqual(await store.getDocuments([old.id]), [old]);
     const visible = await store.listChunks(old.id, { offset: 0, limit: 10 });
-    assert.deepEqual(visible.items.map((ch) => ch.text), ['old c'], 'only the not-yet-overwritten old chunk is visible');
+    assert.deepEqual(
+      visible.items.map((ch) => ch.text),
+      ['old c'],
+      'only the not-yet-overwritten old chunk is visible',
+    );
     assert.equal(visible.total, 1);
     const hits = await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'new old a b c', alpha: 0.5, limit: 10, offset: 0 });
-    assert.deepEqual(hits.map((h) => h.chunk.text), ['old c'], 'no chunk of the uncommitted version is returned');
+    assert.deepEqual(
+      hits.map((h) => h.chunk.text),
+      ['old c'],
+      'no chunk of the uncommitted version is returned',
+    );
     // Re-ingestion is exact.
     await store.upsertDocument(c.id, doc('kept', ['new a', 'new b']));
-    assert.deepEqual((await store.listChunks(old.id, { offset: 0, limit: 10 })).items.map((ch) => ch.text), ['new a', 'new b']);
+    assert.deepEqual(
+      (await store.listChunks(old.id, { offset: 0, limit: 10 })).items.map((ch) => ch.text),
+      ['new a', 'new b'],
+    );
     await store.close();
   });
 
@@ -367,8 +468,16 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     await assert.rejects(store.upsertDocument(c.id, doc('s', ['y one'])), withCode('INTERNAL_SERVER_ERROR'));
     assert.equal(fake.objects(chunks).length, 3, 'the stale chunks are still stored');
     assert.equal((await store.getDocuments([d.id]))[0]!.chunkCount, 1);
-    assert.deepEqual((await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'x y one two three', alpha: 0.5, limit: 10, offset: 0 })).map((h) => h.chunk.text), ['y one']);
-    assert.deepEqual(await store.getChunks([chunkId(d.id, 1), chunkId(d.id, 0)]).then((r) => r.map((ch) => ch?.text ?? null)), [null, 'y one']);
+    assert.deepEqual(
+      (await store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'x y one two three', alpha: 0.5, limit: 10, offset: 0 })).map(
+        (h) => h.chunk.text,
+      ),
+      ['y one'],
+    );
+    assert.deepEqual(await store.getChunks([chunkId(d.id, 1), chunkId(d.id, 0)]).then((r) => r.map((ch) => ch?.text ?? null)), [
+      null,
+      'y one',
+    ]);
     assert.deepEqual(await store.collectionStats(c.id), { documents: 1, chunks: 1 });
     await store.upsertDocument(c.id, doc('s', ['y one']));
     assert.equal(fake.objects(chunks).length, 1);
@@ -380,15 +489,30 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     fake.deleteCap = 3;
     const c = await collection(store);
     const chunks = `KbqlChunks_${c.id.replace(/-/g, '')}`;
-    const d = await store.upsertDocument(c.id, doc('big', Array.from({ length: 8 }, (_, i) => `chunk ${i}`)));
+    const d = await store.upsertDocument(
+      c.id,
+      doc(
+        'big',
+        Array.from({ length: 8 }, (_, i) => `chunk ${i}`),
+      ),
+    );
     const before = fake.count('deleteMany', chunks);
     assert.deepEqual(await store.deleteDocuments([d.id]), { documents: 1, chunks: 8 });
     assert.equal(fake.count('deleteMany', chunks) - before, 4, '3 + 3 + 2 + a call that matches nothing');
     assert.equal(fake.objects(chunks).length, 0);
 
-    const shrink = await store.upsertDocument(c.id, doc('shrink', Array.from({ length: 7 }, (_, i) => `s ${i}`)));
+    const shrink = await store.upsertDocument(
+      c.id,
+      doc(
+        'shrink',
+        Array.from({ length: 7 }, (_, i) => `s ${i}`),
+      ),
+    );
     await store.upsertDocument(c.id, doc('shrink', ['s 0']));
-    assert.deepEqual(fake.objects(chunks).map((o) => o.id), [chunkId(shrink.id, 0)]);
+    assert.deepEqual(
+      fake.objects(chunks).map((o) => o.id),
+      [chunkId(shrink.id, 0)],
+    );
     await store.close();
   });
 
@@ -398,9 +522,24 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     await store.upsertDocument(c.id, doc('upper', ['u'], { metadata: { Lang: 'x' } }));
     await store.upsertDocument(c.id, doc('lower', ['l'], { metadata: { lang: 'x' } }));
     const eqX = (key: string): Filter => ({ kind: 'condition', field: { type: 'metadata', key }, op: 'eq', value: 'x' });
-    assert.deepEqual((await store.listDocuments(c.id, { offset: 0, limit: 10 }, eqX('Lang'))).items.map((d) => d.externalId), ['upper']);
-    const hits = await store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 10, offset: 0, filter: eqX('lang') });
-    assert.deepEqual(hits.map((h) => h.document.externalId), ['lower']);
+    assert.deepEqual(
+      (await store.listDocuments(c.id, { offset: 0, limit: 10 }, eqX('Lang'))).items.map((d) => d.externalId),
+      ['upper'],
+    );
+    const hits = await store.search({
+      collectionId: c.id,
+      mode: 'VECTOR',
+      text: '',
+      vector: axis(0),
+      alpha: 0.5,
+      limit: 10,
+      offset: 0,
+      filter: eqX('lang'),
+    });
+    assert.deepEqual(
+      hits.map((h) => h.document.externalId),
+      ['lower'],
+    );
     await store.close();
   });
 
@@ -417,7 +556,8 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
       assert.equal(o.properties['meta_n_n'], 3);
     }
     const team = (value: string): Filter => ({ kind: 'condition', field: { type: 'metadata', key: 'team' }, op: 'eq', value });
-    const search = (filter: Filter) => store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 10, offset: 0, filter });
+    const search = (filter: Filter) =>
+      store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 10, offset: 0, filter });
     assert.equal((await search(team('b'))).length, 2);
     assert.equal((await search(team('a'))).length, 0);
     await store.close();
@@ -432,11 +572,34 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.deepEqual((await store.getDocuments([d.id]))[0]!.metadata, { team: 'a' }, 'the record is the commit point');
     const team = (value: string): Filter => ({ kind: 'condition', field: { type: 'metadata', key: 'team' }, op: 'eq', value });
     for (const mode of ['VECTOR', 'KEYWORD', 'HYBRID'] as const) {
-      const hits = await store.search({ collectionId: c.id, mode, text: 'alpha beta', vector: axis(0), alpha: 0.5, limit: 10, offset: 0, filter: team('b') });
+      const hits = await store.search({
+        collectionId: c.id,
+        mode,
+        text: 'alpha beta',
+        vector: axis(0),
+        alpha: 0.5,
+        limit: 10,
+        offset: 0,
+        filter: team('b'),
+      });
       assert.deepEqual(hits, [], `${mode}: Weaviate matched the rewritten chunks, the record says otherwise`);
     }
     await store.updateDocumentMetadata(d.id, { team: 'b' });
-    assert.equal((await store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 10, offset: 0, filter: team('b') })).length, 2);
+    assert.equal(
+      (
+        await store.search({
+          collectionId: c.id,
+          mode: 'VECTOR',
+          text: '',
+          vector: axis(0),
+          alpha: 0.5,
+          limit: 10,
+          offset: 0,
+          filter: team('b'),
+        })
+      ).length,
+      2,
+    );
     await store.close();
   });
 
@@ -450,15 +613,26 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const cb = await collection(b, 'shared-name');
     const da = await a.upsertDocument(ca.id, doc('d', ['secret of a']));
     assert.equal(fake.specOf('KbqlDocuments')!.multiTenant, true);
-    const dataCalls = fake.calls.filter((c) => ['insertMany', 'insert', 'fetchObjects', 'deleteMany', 'aggregate', 'nearVector', 'bm25', 'hybrid'].includes(c.method));
-    assert.ok(dataCalls.length > 0 && dataCalls.every((c) => c.tenant === 'tenant-a' || c.tenant === 'tenant-b'), 'no data call without a tenant');
+    const dataCalls = fake.calls.filter((c) =>
+      ['insertMany', 'insert', 'fetchObjects', 'deleteMany', 'aggregate', 'nearVector', 'bm25', 'hybrid'].includes(c.method),
+    );
+    assert.ok(
+      dataCalls.length > 0 && dataCalls.every((c) => c.tenant === 'tenant-a' || c.tenant === 'tenant-b'),
+      'no data call without a tenant',
+    );
     assert.deepEqual(fake.objects('KbqlDocuments', 'tenant-b'), []);
 
     assert.equal(await b.getCollection(ca.id), null);
     assert.deepEqual(await b.getDocuments([da.id]), [null]);
     assert.deepEqual(await b.getChunks([chunkId(da.id, 0)]), [null]);
-    assert.deepEqual((await b.listCollections({ offset: 0, limit: 10 })).items.map((x) => x.id), [cb.id]);
-    await assert.rejects(b.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 }), withCode('NOT_FOUND'));
+    assert.deepEqual(
+      (await b.listCollections({ offset: 0, limit: 10 })).items.map((x) => x.id),
+      [cb.id],
+    );
+    await assert.rejects(
+      b.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 }),
+      withCode('NOT_FOUND'),
+    );
     assert.equal((await a.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 })).length, 1);
     assert.deepEqual(await b.deleteDocuments([da.id]), { documents: 0, chunks: 0 });
     assert.equal((await a.getDocuments([da.id]))[0]?.id, da.id);
@@ -477,7 +651,13 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const { store } = await open({ multiTenant: true, tenant: 'home', bindTenants: true }, fake);
     await store.init();
     const make = (tenant: string) =>
-      store.createCollection({ tenant, name: 'kb', description: null, chunking: { strategy: 'SENTENCE', chunkSize: 100, chunkOverlap: 10 }, embedder: { name: 'test', dimensions: DIM } });
+      store.createCollection({
+        tenant,
+        name: 'kb',
+        description: null,
+        chunking: { strategy: 'SENTENCE', chunkSize: 100, chunkOverlap: 10 },
+        embedder: { name: 'test', dimensions: DIM },
+      });
     const ca = await make('acme');
     const cb = await make('globex.eu');
     const shardB = weaviateTenantFor('globex.eu');
@@ -495,23 +675,38 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.ok(created.includes(`${chunksOf(ca)}/acme`) && created.includes(`${chunksOf(cb)}/${shardB}`), created.join());
 
     // Every path that touches chunks goes to the owner's shard: search, listChunks, getChunks, metadata, delete.
-    assert.equal((await store.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 })).length, 1);
-    assert.equal((await store.search({ collectionId: cb.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 1, limit: 10, offset: 0 })).length, 1);
+    assert.equal(
+      (await store.search({ collectionId: ca.id, mode: 'KEYWORD', text: 'secret', alpha: 0.5, limit: 10, offset: 0 })).length,
+      1,
+    );
+    assert.equal(
+      (await store.search({ collectionId: cb.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 1, limit: 10, offset: 0 })).length,
+      1,
+    );
     assert.equal((await store.listChunks(da.id, { offset: 0, limit: 10 })).total, 2);
     assert.equal((await store.getChunks([chunkId(da.id, 1)]))[0]?.text, 'more acme');
     await store.updateDocumentMetadata(da.id, { team: 'red' });
     assert.equal(fake.objects(chunksOf(ca), 'acme').filter((o) => JSON.stringify(o).includes('red')).length, 2);
     const dataMethods = ['insertMany', 'insert', 'fetchObjects', 'deleteMany', 'aggregate', 'nearVector', 'bm25', 'hybrid'];
     const wrong = fake.calls.filter(
-      (c) => c.collection?.startsWith('KbqlChunks_') && dataMethods.includes(c.method) && c.tenant !== (c.collection === chunksOf(ca) ? 'acme' : shardB),
+      (c) =>
+        c.collection?.startsWith('KbqlChunks_') &&
+        dataMethods.includes(c.method) &&
+        c.tenant !== (c.collection === chunksOf(ca) ? 'acme' : shardB),
     );
-    assert.deepEqual(wrong.map((c) => `${c.method} ${c.collection} ${c.tenant}`), []);
+    assert.deepEqual(
+      wrong.map((c) => `${c.method} ${c.collection} ${c.tenant}`),
+      [],
+    );
 
     // A fresh store (another replica: nothing cached) finds the same shards.
     const { store: replica } = await open({ multiTenant: true, tenant: 'home', bindTenants: true }, fake);
     assert.deepEqual(await replica.deleteDocuments([da.id]), { documents: 1, chunks: 2 });
     assert.deepEqual(fake.objects(chunksOf(ca), 'acme'), []);
-    assert.equal((await replica.search({ collectionId: cb.id, mode: 'KEYWORD', text: 'globex', alpha: 0.5, limit: 10, offset: 0 })).length, 1);
+    assert.equal(
+      (await replica.search({ collectionId: cb.id, mode: 'KEYWORD', text: 'globex', alpha: 0.5, limit: 10, offset: 0 })).length,
+      1,
+    );
     await replica.close();
     await store.close();
     assert.throws(() => new WeaviateKnowledgeStore({ url: URL, bindTenants: true }), TypeError);
@@ -585,7 +780,10 @@ describe('WeaviateKnowledgeStore resilience', () => {
     const c = await collection(store);
     fake.fail({ method: 'bm25', mode: 'hang' });
     const started = performance.now();
-    await assert.rejects(store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'x', alpha: 0.5, limit: 1, offset: 0 }), withCode('UPSTREAM_TIMEOUT', /within 80 ms/));
+    await assert.rejects(
+      store.search({ collectionId: c.id, mode: 'KEYWORD', text: 'x', alpha: 0.5, limit: 1, offset: 0 }),
+      withCode('UPSTREAM_TIMEOUT', /within 80 ms/),
+    );
     const took = performance.now() - started;
     assert.ok(took >= 70 && took < 1_000, `timed out after ${took} ms`);
     await store.close();
@@ -596,7 +794,10 @@ describe('WeaviateKnowledgeStore resilience', () => {
       const fake = new FakeWeaviate().fail({ method: 'connect', mode });
       const { store } = await open({ initTimeoutMs: 200, retries: 5, retryInitialDelayMs: 20 }, fake);
       const started = performance.now();
-      await assert.rejects(store.init(), withCode('UPSTREAM_UNAVAILABLE', /Weaviate at http:\/\/weaviate\.test:8080 \(gRPC weaviate\.test:50051\) is unreachable/));
+      await assert.rejects(
+        store.init(),
+        withCode('UPSTREAM_UNAVAILABLE', /Weaviate at http:\/\/weaviate\.test:8080 \(gRPC weaviate\.test:50051\) is unreachable/),
+      );
       const took = performance.now() - started;
       assert.ok(took >= 150 && took < 1_000, `${mode}: failed after ${Math.round(took)} ms (bound 200 ms)`);
       if (mode === 'ECONNREFUSED') assert.ok(fake.connects.length > 1, 'connecting is retried within the bound');
@@ -620,7 +821,10 @@ describe('WeaviateKnowledgeStore resilience', () => {
 
   it('passes its timeouts to the client and reports readiness through ping', async () => {
     const fake = new FakeWeaviate();
-    const { store } = await open({ url: 'https://db.example:443/weaviate', grpcPort: 443, apiKey: 'k', timeoutMs: 1500, insertTimeoutMs: 4000, initTimeoutMs: 2500 }, fake);
+    const { store } = await open(
+      { url: 'https://db.example:443/weaviate', grpcPort: 443, apiKey: 'k', timeoutMs: 1500, insertTimeoutMs: 4000, initTimeoutMs: 2500 },
+      fake,
+    );
     await store.init();
     assert.deepEqual(fake.connects[0], {
       httpHost: 'db.example',
@@ -654,10 +858,18 @@ describe('WeaviateKnowledgeStore resilience', () => {
 
 // The whole port contract with chunks bound to per-kbql-tenant Weaviate tenants (the contract creates collections in
 // several kbql tenants, so several shards are in play).
-runKnowledgeStoreContract('weaviate (in-memory fake, multi-tenant, bindTenants)', async () => {
+defineKnowledgeStoreContractSuite('weaviate (in-memory fake, multi-tenant, bindTenants)', async () => {
   const fake = new FakeWeaviate();
   const store = new WeaviateKnowledgeStore(
-    { url: 'http://weaviate.fake:8080', multiTenant: true, tenant: 'home', bindTenants: true, timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
+    {
+      url: 'http://weaviate.fake:8080',
+      multiTenant: true,
+      tenant: 'home',
+      bindTenants: true,
+      timeoutMs: 2_000,
+      initTimeoutMs: 2_000,
+      retries: 0,
+    },
     { connect: fake.connect },
   );
   return { store, cleanup: () => store.close() };

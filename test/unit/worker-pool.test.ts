@@ -19,8 +19,12 @@ const pool = (options: Partial<WorkerPoolOptions> = {}) => {
   pools.push(p);
   return p;
 };
-const run = <T = Echo>(p: WorkerPool, op: string, input: unknown, extra: { lane?: 'interactive' | 'background'; timeoutMs?: number; queueTimeoutMs?: number } = {}) =>
-  p.run<T>(op, input, { timeoutMs: 5_000, onTimeout: timeoutError, ...extra });
+const run = <T = Echo>(
+  p: WorkerPool,
+  op: string,
+  input: unknown,
+  extra: { lane?: 'interactive' | 'background'; timeoutMs?: number; queueTimeoutMs?: number } = {},
+) => p.run<T>(op, input, { timeoutMs: 5_000, onTimeout: timeoutError, ...extra });
 
 describe('WorkerPool', () => {
   afterEach(async () => {
@@ -30,7 +34,10 @@ describe('WorkerPool', () => {
   it('runs tasks on threads and returns their results', async () => {
     const p = pool({ size: 2 });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => run(p, 'echo', i)));
-    assert.deepEqual(results.map((r) => r.input), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      results.map((r) => r.input),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     assert.equal(new Set(results.map((r) => r.threadId)).size, 2);
   });
 
@@ -62,7 +69,10 @@ describe('WorkerPool', () => {
 
   it('carries an AppError’s code across the thread boundary', async () => {
     const p = pool();
-    await assert.rejects(run(p, 'fail', 'BAD_USER_INPUT'), (error: unknown) => isAppError(error) && error.code === 'BAD_USER_INPUT' && error.details.reason === 'TEST');
+    await assert.rejects(
+      run(p, 'fail', 'BAD_USER_INPUT'),
+      (error: unknown) => isAppError(error) && error.code === 'BAD_USER_INPUT' && error.details.reason === 'TEST',
+    );
   });
 
   it('starts waiting interactive tasks before background ones', async () => {
@@ -93,7 +103,10 @@ describe('WorkerPool', () => {
   it('close() rejects waiting and running tasks and refuses new ones', async () => {
     const p = pool({ size: 1, pipeline: 1 });
     const running = assert.rejects(run(p, 'block', 2_000));
-    const waiting = assert.rejects(run(p, 'echo', 'waits'), (error: unknown) => isAppError(error) && error.details.reason === 'SHUTTING_DOWN');
+    const waiting = assert.rejects(
+      run(p, 'echo', 'waits'),
+      (error: unknown) => isAppError(error) && error.details.reason === 'SHUTTING_DOWN',
+    );
     await p.close();
     await Promise.all([running, waiting]);
     await assert.rejects(run(p, 'echo', 'late'), (error: unknown) => isAppError(error) && error.details.reason === 'SHUTTING_DOWN');

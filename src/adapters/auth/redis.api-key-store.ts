@@ -73,7 +73,11 @@ export class RedisApiKeyStore implements ApiKeyStore {
     };
     if (record.expiresAt) fields['expiresAt'] = String(record.expiresAt.getTime());
     await this.call('create', () =>
-      this.client.multi().hSet(key, fields).zAdd(this.tenantKey(record.tenant), { score: record.createdAt.getTime(), value: record.id }).exec(),
+      this.client
+        .multi()
+        .hSet(key, fields)
+        .zAdd(this.tenantKey(record.tenant), { score: record.createdAt.getTime(), value: record.id })
+        .exec(),
     );
   }
 
@@ -86,7 +90,9 @@ export class RedisApiKeyStore implements ApiKeyStore {
     const key = this.tenantKey(tenant);
     const [total, ids] = await Promise.all([
       this.call('list', () => this.client.zCard(key)),
-      page.limit === 0 ? Promise.resolve([]) : this.call('list', () => this.client.zRange(key, page.offset, page.offset + page.limit - 1, { REV: true })),
+      page.limit === 0
+        ? Promise.resolve([])
+        : this.call('list', () => this.client.zRange(key, page.offset, page.offset + page.limit - 1, { REV: true })),
     ]);
     const records = await Promise.all(ids.map((id) => this.get(id)));
     return { items: records.filter((r): r is ApiKeyRecord => r !== null && r.tenant === tenant), total };
@@ -116,7 +122,13 @@ export class RedisApiKeyStore implements ApiKeyStore {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new AppError('UPSTREAM_TIMEOUT', `The API key store (Redis) did not answer within ${this.timeoutMs} ms.`, { dependency: 'redis', operation })),
+        () =>
+          reject(
+            new AppError('UPSTREAM_TIMEOUT', `The API key store (Redis) did not answer within ${this.timeoutMs} ms.`, {
+              dependency: 'redis',
+              operation,
+            }),
+          ),
         this.timeoutMs,
       );
     });
@@ -124,7 +136,12 @@ export class RedisApiKeyStore implements ApiKeyStore {
       return await Promise.race([work(), late]);
     } catch (error) {
       if (error instanceof AppError) throw error;
-      throw new AppError('UPSTREAM_UNAVAILABLE', 'The API key store (Redis) is unavailable.', { dependency: 'redis', operation }, { cause: error });
+      throw new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        'The API key store (Redis) is unavailable.',
+        { dependency: 'redis', operation },
+        { cause: error },
+      );
     } finally {
       clearTimeout(timer);
     }

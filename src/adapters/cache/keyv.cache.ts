@@ -116,7 +116,12 @@ class KeyvCache implements Cache {
       // Retries by itself (reconnectStrategy) until it connects or the cache is closed.
       client.connect().catch(() => undefined);
       this.#client = client;
-      const store = new KeyvRedis<string>(client as never, { namespace: prefix, keyPrefixSeparator: '::', throwOnErrors: true, throwOnConnectError: true });
+      const store = new KeyvRedis<string>(client as never, {
+        namespace: prefix,
+        keyPrefixSeparator: '::',
+        throwOnErrors: true,
+        throwOnConnectError: true,
+      });
       this.#keyv = new Keyv<string>({ ...keyvOptions, store, namespace: prefix });
     } else {
       this.backend = 'memory';
@@ -155,9 +160,18 @@ class KeyvCache implements Cache {
     const p = `${kind}:`;
     return {
       get: async (key) => (await this.#getMany(kind, [p + key]))[0],
-      getMany: (keys) => this.#getMany(kind, keys.map((key) => p + key)),
+      getMany: (keys) =>
+        this.#getMany(
+          kind,
+          keys.map((key) => p + key),
+        ),
       set: (key, value, ttlSeconds) => this.#setMany(kind, [{ key: p + key, value }], ttlSeconds),
-      setMany: (entries, ttlSeconds) => this.#setMany(kind, entries.map((e) => ({ key: p + e.key, value: e.value })), ttlSeconds),
+      setMany: (entries, ttlSeconds) =>
+        this.#setMany(
+          kind,
+          entries.map((e) => ({ key: p + e.key, value: e.value })),
+          ttlSeconds,
+        ),
       delete: async (key) => {
         await this.#guard(kind, 1, true, () => this.#keyv.delete(p + key));
       },
@@ -186,7 +200,7 @@ class KeyvCache implements Cache {
   }
 
   async #getMany(kind: CacheKind, keys: readonly string[]): Promise<(string | undefined)[]> {
-    const out: (string | undefined)[] = new Array(keys.length).fill(undefined);
+    const out: (string | undefined)[] = new Array<string | undefined>(keys.length).fill(undefined);
     if (keys.length === 0) return out;
     await this.#sliced(keys.length, async (start, end) => {
       const slice = keys.slice(start, end);

@@ -33,21 +33,23 @@ export class SqliteCollections {
     const now = Date.now();
     try {
       db.transaction(() => {
-        this.db.prepare(
-          `INSERT INTO collections (id, tenant, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
+        this.db
+          .prepare(
+            `INSERT INTO collections (id, tenant, name, description, chunking, embedder_name, embedder_dimensions, fts_table, version, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-        ).run(
-          id,
-          input.tenant ?? DEFAULT_TENANT,
-          input.name,
-          input.description,
-          JSON.stringify(input.chunking),
-          input.embedder.name,
-          input.embedder.dimensions,
-          fts,
-          now,
-          now,
-        );
+          )
+          .run(
+            id,
+            input.tenant ?? DEFAULT_TENANT,
+            input.name,
+            input.description,
+            JSON.stringify(input.chunking),
+            input.embedder.name,
+            input.embedder.dimensions,
+            fts,
+            now,
+            now,
+          );
         db.exec(`CREATE VIRTUAL TABLE ${fts} USING fts5(text, content='', contentless_delete=1, ${FTS_TOKENIZE})`);
       }).immediate();
     } catch (error) {
@@ -82,16 +84,18 @@ export class SqliteCollections {
     const db = this.db.open();
     const row = this.db.collectionRow(id);
     if (!row) return null;
-    const counts = db.transaction((): DeleteCounts => {
-      const documents = this.db.prepare('DELETE FROM documents WHERE collection_id = ?');
-      const chunks = this.db.prepare('DELETE FROM chunks WHERE collection_id = ?').run(id).changes;
-      const docCount = documents.run(id).changes;
-      // The FTS table is dropped with the collection; its cached statements die with it.
-      this.db.dropFts(id);
-      db.exec(`DROP TABLE IF EXISTS ${assertFtsName(row.fts_table)}`);
-      this.db.prepare('DELETE FROM collections WHERE id = ?').run(id);
-      return { documents: docCount, chunks };
-    }).immediate();
+    const counts = db
+      .transaction((): DeleteCounts => {
+        const documents = this.db.prepare('DELETE FROM documents WHERE collection_id = ?');
+        const chunks = this.db.prepare('DELETE FROM chunks WHERE collection_id = ?').run(id).changes;
+        const docCount = documents.run(id).changes;
+        // The FTS table is dropped with the collection; its cached statements die with it.
+        this.db.dropFts(id);
+        db.exec(`DROP TABLE IF EXISTS ${assertFtsName(row.fts_table)}`);
+        this.db.prepare('DELETE FROM collections WHERE id = ?').run(id);
+        return { documents: docCount, chunks };
+      })
+      .immediate();
     this.indexes.drop(id);
     return counts;
   }
@@ -138,26 +142,23 @@ export class SqliteCollections {
     }
     if (filter.tenant !== undefined) {
       const total = this.db.prepare('SELECT count(*) AS n FROM collections WHERE tenant = ?').get(filter.tenant) as { n: number };
-      const rows = this.db.prepare('SELECT * FROM collections WHERE tenant = ? ORDER BY created_at, id LIMIT ? OFFSET ?').all(
-        filter.tenant,
-        limit,
-        offset,
-      ) as CollectionRow[];
+      const rows = this.db
+        .prepare('SELECT * FROM collections WHERE tenant = ? ORDER BY created_at, id LIMIT ? OFFSET ?')
+        .all(filter.tenant, limit, offset) as CollectionRow[];
       return { items: rows.map(toCollection), total: total.n };
     }
     const total = this.db.prepare('SELECT count(*) AS n FROM collections').get() as { n: number };
-    const rows = this.db.prepare('SELECT * FROM collections ORDER BY created_at, id LIMIT ? OFFSET ?').all(
-      limit,
-      offset,
-    ) as CollectionRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM collections ORDER BY created_at, id LIMIT ? OFFSET ?')
+      .all(limit, offset) as CollectionRow[];
     return { items: rows.map(toCollection), total: total.n };
   }
 
   async collectionStats(id: string): Promise<CollectionStats> {
     if (!this.db.collectionRow(id)) throw notFound('Collection', id);
-    const row = this.db.prepare(
-      'SELECT count(*) AS documents, coalesce(sum(chunk_count), 0) AS chunks FROM documents WHERE collection_id = ?',
-    ).get(id) as CollectionStats;
+    const row = this.db
+      .prepare('SELECT count(*) AS documents, coalesce(sum(chunk_count), 0) AS chunks FROM documents WHERE collection_id = ?')
+      .get(id) as CollectionStats;
     return { documents: row.documents, chunks: row.chunks };
   }
 }

@@ -181,10 +181,10 @@ export class SqliteDatabase {
 
   /** Inside a write transaction: bumps the collection's version and records before/after in `bumps`. */
   bumpVersion(collectionId: string, now: number, bumps: VersionBumps): void {
-    const version = this.prepare('UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ? RETURNING version', 'pluck').get(
-      now,
-      collectionId,
-    ) as number | undefined;
+    const version = this.prepare(
+      'UPDATE collections SET version = version + 1, updated_at = ? WHERE id = ? RETURNING version',
+      'pluck',
+    ).get(now, collectionId) as number | undefined;
     if (version === undefined) return;
     const seen = bumps.get(collectionId);
     bumps.set(collectionId, { before: seen?.before ?? version - 1, after: version });
@@ -206,5 +206,10 @@ export function storageError(error: unknown): AppError | null {
       : code.startsWith('SQLITE_CANTOPEN')
         ? 'cannot open the database file: missing, read-only or full'
         : 'I/O error';
-  return new AppError('STORAGE_UNAVAILABLE', `The embedded store cannot write to its data directory (${reason}); nothing was changed.`, { reason, sqliteCode: code }, { cause: error });
+  return new AppError(
+    'STORAGE_UNAVAILABLE',
+    `The embedded store cannot write to its data directory (${reason}); nothing was changed.`,
+    { reason, sqliteCode: code },
+    { cause: error },
+  );
 }

@@ -110,9 +110,7 @@ function compileIn(column: string | null, path: string, values: FilterScalar[], 
   }
   if (numbers.length > 0) {
     params.push(path, path, JSON.stringify(numbers));
-    parts.push(
-      `(json_type(d.metadata, ?) IN ('integer', 'real') AND json_extract(d.metadata, ?) IN (SELECT value FROM json_each(?)))`,
-    );
+    parts.push(`(json_type(d.metadata, ?) IN ('integer', 'real') AND json_extract(d.metadata, ?) IN (SELECT value FROM json_each(?)))`);
   }
   if (booleans.length > 0) {
     params.push(path, JSON.stringify(booleans.map((b) => (b ? 'true' : 'false'))));

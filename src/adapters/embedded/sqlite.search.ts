@@ -75,10 +75,9 @@ export class SqliteSearch {
   }
 
   private allowedRowIds(collectionId: string, filter: CompiledFilter): number[] {
-    return this.db.prepare(
-      `SELECT c.seq FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.collection_id = ? AND ${filter.sql}`,
-      'pluck',
-    ).all(collectionId, ...filter.params) as number[];
+    return this.db
+      .prepare(`SELECT c.seq FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.collection_id = ? AND ${filter.sql}`, 'pluck')
+      .all(collectionId, ...filter.params) as number[];
   }
 
   /** BM25 hits (higher is better), best first, ties by chunk id; [] when the text has no searchable term. */
@@ -107,18 +106,16 @@ export class SqliteSearch {
   }
 
   /** Loads chunk and document rows for ranked hits, keeping their order. */
-  private hydrate(
-    hits: { rowId: number; score: number; vectorScore: number | null; keywordScore: number | null }[],
-  ): SearchHit[] {
+  private hydrate(hits: { rowId: number; score: number; vectorScore: number | null; keywordScore: number | null }[]): SearchHit[] {
     if (hits.length === 0) return [];
-    const chunks = this.db.prepare(`SELECT ${CHUNK_COLUMNS} FROM chunks c WHERE c.seq IN (SELECT value FROM json_each(?))`).all(
-      JSON.stringify(hits.map((h) => h.rowId)),
-    ) as ChunkRow[];
+    const chunks = this.db
+      .prepare(`SELECT ${CHUNK_COLUMNS} FROM chunks c WHERE c.seq IN (SELECT value FROM json_each(?))`)
+      .all(JSON.stringify(hits.map((h) => h.rowId))) as ChunkRow[];
     const chunkBySeq = new Map(chunks.map((row) => [row.seq, row]));
     const docIds = [...new Set(chunks.map((row) => row.document_id))];
-    const docs = this.db.prepare(`SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE d.id IN (SELECT value FROM json_each(?))`).all(
-      JSON.stringify(docIds),
-    ) as DocumentRow[];
+    const docs = this.db
+      .prepare(`SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE d.id IN (SELECT value FROM json_each(?))`)
+      .all(JSON.stringify(docIds)) as DocumentRow[];
     const docById = new Map(docs.map((row) => [row.id, toDocument(row)]));
     const out: SearchHit[] = [];
     for (const hit of hits) {

@@ -46,27 +46,29 @@ export class SqliteWrites {
     const unique = [...new Set(ids)];
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
-    const counts = db.transaction((): DeleteCounts => {
-      let documents = 0;
-      let chunks = 0;
-      const touched = new Set<string>();
-      const findDoc = this.db.prepare('SELECT collection_id FROM documents WHERE id = ?');
-      const chunkSeqs = this.db.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck');
-      const deleteChunks = this.db.prepare('DELETE FROM chunks WHERE document_id = ?');
-      const deleteDoc = this.db.prepare('DELETE FROM documents WHERE id = ?');
-      for (const id of unique) {
-        const doc = findDoc.get(id) as { collection_id: string } | undefined;
-        if (!doc) continue;
-        for (const seq of chunkSeqs.all(id) as number[]) ops.push({ kind: 'remove', collectionId: doc.collection_id, rowId: seq });
-        this.db.fts(doc.collection_id).deleteByDocument.run(id);
-        chunks += deleteChunks.run(id).changes;
-        documents += deleteDoc.run(id).changes;
-        touched.add(doc.collection_id);
-      }
-      const now = Date.now();
-      for (const collectionId of touched) this.db.bumpVersion(collectionId, now, bumps);
-      return { documents, chunks };
-    }).immediate();
+    const counts = db
+      .transaction((): DeleteCounts => {
+        let documents = 0;
+        let chunks = 0;
+        const touched = new Set<string>();
+        const findDoc = this.db.prepare('SELECT collection_id FROM documents WHERE id = ?');
+        const chunkSeqs = this.db.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck');
+        const deleteChunks = this.db.prepare('DELETE FROM chunks WHERE document_id = ?');
+        const deleteDoc = this.db.prepare('DELETE FROM documents WHERE id = ?');
+        for (const id of unique) {
+          const doc = findDoc.get(id) as { collection_id: string } | undefined;
+          if (!doc) continue;
+          for (const seq of chunkSeqs.all(id) as number[]) ops.push({ kind: 'remove', collectionId: doc.collection_id, rowId: seq });
+          this.db.fts(doc.collection_id).deleteByDocument.run(id);
+          chunks += deleteChunks.run(id).changes;
+          documents += deleteDoc.run(id).changes;
+          touched.add(doc.collection_id);
+        }
+        const now = Date.now();
+        for (const collectionId of touched) this.db.bumpVersion(collectionId, now, bumps);
+        return { documents, chunks };
+      })
+      .immediate();
     this.indexes.afterCommit(ops, bumps);
     return counts;
   }
@@ -76,16 +78,16 @@ export class SqliteWrites {
     const db = this.db.open();
     const json = stringifyMetadata(metadata);
     const bumps: VersionBumps = new Map();
-    const updated = db.transaction((): boolean => {
-      const now = Date.now();
-      const row = this.db.prepare('SELECT collection_id FROM documents WHERE id = ?').get(id) as
-        | { collection_id: string }
-        | undefined;
-      if (!row) return false;
-      this.db.prepare('UPDATE documents SET metadata = jsonb(?), updated_at = ? WHERE id = ?').run(json, now, id);
-      this.db.bumpVersion(row.collection_id, now, bumps);
-      return true;
-    }).immediate();
+    const updated = db
+      .transaction((): boolean => {
+        const now = Date.now();
+        const row = this.db.prepare('SELECT collection_id FROM documents WHERE id = ?').get(id) as { collection_id: string } | undefined;
+        if (!row) return false;
+        this.db.prepare('UPDATE documents SET metadata = jsonb(?), updated_at = ? WHERE id = ?').run(json, now, id);
+        this.db.bumpVersion(row.collection_id, now, bumps);
+        return true;
+      })
+      .immediate();
     this.indexes.afterCommit([], bumps);
     if (!updated) return null;
     const [doc] = await this.reads.getDocuments([id]);
@@ -123,7 +125,9 @@ export class SqliteWrites {
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
     // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
-    const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) => runToEnd(this.writeDocument(collection, doc, now, docOps)));
+    const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) =>
+      runToEnd(this.writeDocument(collection, doc, now, docOps)),
+    );
     const invalid = this.validateAll(docs, collection);
     db.transaction(() => {
       const now = Date.now();
@@ -220,9 +224,7 @@ export class SqliteWrites {
     const id = documentId(collection.id, doc.externalId);
     const fts = this.db.fts(collection.id);
     const metadata = stringifyMetadata(doc.metadata);
-    const existing = this.db.prepare('SELECT created_at FROM documents WHERE id = ?').get(id) as
-      | { created_at: number }
-      | undefined;
+    const existing = this.db.prepare('SELECT created_at FROM documents WHERE id = ?').get(id) as { created_at: number } | undefined;
     if (existing) {
       const seqs = this.db.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck').all(id) as number[];
       for (const seq of seqs) ops.push({ kind: 'remove', collectionId: collection.id, rowId: seq });
@@ -233,29 +235,33 @@ export class SqliteWrites {
         this.db.prepare('DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(?))').run(batch);
         if (at + WRITE_SLICE_CHUNKS < seqs.length) yield;
       }
-      this.db.prepare(
-        `UPDATE documents SET title = ?, source = ?, content_type = ?, metadata = jsonb(?), content_hash = ?,
+      this.db
+        .prepare(
+          `UPDATE documents SET title = ?, source = ?, content_type = ?, metadata = jsonb(?), content_hash = ?,
            char_count = ?, chunk_count = ?, updated_at = ? WHERE id = ?`,
-      ).run(doc.title, doc.source, doc.contentType, metadata, doc.contentHash, doc.charCount, doc.chunks.length, now, id);
+        )
+        .run(doc.title, doc.source, doc.contentType, metadata, doc.contentHash, doc.charCount, doc.chunks.length, now, id);
     } else {
-      this.db.prepare(
-        `INSERT INTO documents (id, collection_id, external_id, title, source, content_type, metadata, content_hash,
+      this.db
+        .prepare(
+          `INSERT INTO documents (id, collection_id, external_id, title, source, content_type, metadata, content_hash,
            char_count, chunk_count, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, jsonb(?), ?, ?, ?, ?, ?)`,
-      ).run(
-        id,
-        collection.id,
-        doc.externalId,
-        doc.title,
-        doc.source,
-        doc.contentType,
-        metadata,
-        doc.contentHash,
-        doc.charCount,
-        doc.chunks.length,
-        now,
-        now,
-      );
+        )
+        .run(
+          id,
+          collection.id,
+          doc.externalId,
+          doc.title,
+          doc.source,
+          doc.contentType,
+          metadata,
+          doc.contentHash,
+          doc.charCount,
+          doc.chunks.length,
+          now,
+          now,
+        );
     }
     const insertChunk = this.db.prepare(
       `INSERT INTO chunks (id, document_id, collection_id, idx, start_offset, end_offset, text, vector)

@@ -157,7 +157,7 @@ export class HashEmbedder implements Embedder {
     for (const [word, { count, prior }] of words) {
       const { buckets, weights } = this.#grams(word);
       const w = tf(count) * prior;
-      for (let i = 0; i < buckets.length; i++) grams[buckets[i]!] += weights[i]! * w;
+      for (let i = 0; i < buckets.length; i++) grams[buckets[i]!]! += weights[i]! * w;
     }
 
     const families: [Float64Array, number][] = [
@@ -169,10 +169,10 @@ export class HashEmbedder implements Embedder {
       const norm = l2(vector);
       if (norm === 0 || weight === 0) continue;
       const scale = weight / norm;
-      for (let i = 0; i < dims; i++) out[i] += vector[i] * scale;
+      for (let i = 0; i < dims; i++) out[i]! += vector[i]! * scale;
     }
     const norm = l2(out);
-    for (let i = 0; i < dims; i++) out[i] /= norm;
+    for (let i = 0; i < dims; i++) out[i]! /= norm;
     return out;
   }
 
@@ -248,13 +248,13 @@ const tf = (n: number): number => 1 + Math.log(n);
 
 function l2(vector: Float64Array | Float32Array): number {
   let sum = 0;
-  for (let i = 0; i < vector.length; i++) sum += vector[i] * vector[i];
+  for (const x of vector) sum += x * x;
   return Math.sqrt(sum);
 }
 
 function addHashed(vector: Float64Array, feature: string, seed: number, weight: number): void {
   const h = hash(feature, 0, feature.length, seed);
-  vector[h % vector.length] += h & 0x80000000 ? -weight : weight;
+  vector[h % vector.length]! += h & 0x80000000 ? -weight : weight;
 }
 
 /**
@@ -471,8 +471,25 @@ const STEP3: [string, string][] = (
 ).sort((a, b) => b[0].length - a[0].length);
 
 const STEP4 = [
-  'al', 'ance', 'ence', 'er', 'ic', 'able', 'ible', 'ant', 'ement', 'ment', 'ent', 'ion', 'ou', 'ism', 'ate', 'iti',
-  'ous', 'ive', 'ize',
+  'al',
+  'ance',
+  'ence',
+  'er',
+  'ic',
+  'able',
+  'ible',
+  'ant',
+  'ement',
+  'ment',
+  'ent',
+  'ion',
+  'ou',
+  'ism',
+  'ate',
+  'iti',
+  'ous',
+  'ive',
+  'ize',
 ].sort((a, b) => b.length - a.length);
 
 function replaceSuffix(w: string, rules: readonly [string, string][], minMeasure: number): string {

@@ -84,26 +84,28 @@ export class OllamaEmbedder implements Embedder {
   }
 
   async #embedBatch(texts: string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
-    const raw = await this.#resilience.execute(() => withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
-      // One client per call: OllamaEmbedding takes no per-request signal, so the call's signal goes into its fetch.
-      const client = new OllamaEmbedding({
-        model: this.#model,
-        config: {
-          host: this.#host,
-          fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, signal: callSignal }),
-        },
-      });
-      const vectors: number[][] = new Array(texts.length);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < texts.length && !callSignal.aborted) {
-          const i = next++;
-          vectors[i] = await this.#resilience.withRetries(callSignal, () => client.getTextEmbedding(texts[i]!));
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.#concurrency, texts.length) }, worker));
-      return vectors;
-    }));
+    const raw = await this.#resilience.execute(() =>
+      withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
+        // One client per call: OllamaEmbedding takes no per-request signal, so the call's signal goes into its fetch.
+        const client = new OllamaEmbedding({
+          model: this.#model,
+          config: {
+            host: this.#host,
+            fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, { ...init, signal: callSignal }),
+          },
+        });
+        const vectors: number[][] = new Array<number[]>(texts.length);
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next < texts.length && !callSignal.aborted) {
+            const i = next++;
+            vectors[i] = await this.#resilience.withRetries(callSignal, () => client.getTextEmbedding(texts[i]!));
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(this.#concurrency, texts.length) }, worker));
+        return vectors;
+      }),
+    );
     return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
   }
 }

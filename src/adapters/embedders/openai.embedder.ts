@@ -213,14 +213,14 @@ export function finishVectors(
     }
     const out = Float32Array.from(vector);
     let sum = 0;
-    for (let i = 0; i < out.length; i++) sum += out[i] * out[i];
+    for (const x of out) sum += x * x;
     if (!Number.isFinite(sum) || sum === 0) {
       throw new AppError('UPSTREAM_UNAVAILABLE', `Embedding provider ${provider} returned a zero or non-finite vector.`, {
         provider,
       });
     }
     const norm = Math.sqrt(sum);
-    for (let i = 0; i < out.length; i++) out[i] /= norm;
+    for (let i = 0; i < out.length; i++) out[i]! /= norm;
     return out;
   });
 }

@@ -269,7 +269,9 @@ export class RedisJobStore implements JobStore {
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.hgetall(this.job(id));
     const results = (await guarded(() => pipeline.exec())) ?? [];
-    return results.flatMap(([error, raw]) => (!error && raw && (raw as Record<string, string>)['id'] ? [toJob(raw as Record<string, string>)] : []));
+    return results.flatMap(([error, raw]) =>
+      !error && raw && (raw as Record<string, string>)['id'] ? [toJob(raw as Record<string, string>)] : [],
+    );
   }
 
   async getDocuments(jobId: string): Promise<JobDocumentState[]> {
@@ -526,11 +528,7 @@ export class RedisUploadStore implements UploadStore {
   async put(record: UploadRecord, data: Buffer): Promise<void> {
     const ttl = Math.max(1, Math.ceil((record.expiresAt.getTime() - Date.now()) / 1000));
     await guarded(() =>
-      this.redis
-        .multi()
-        .hset(this.key(record.id), 'record', JSON.stringify(record), 'data', data)
-        .expire(this.key(record.id), ttl)
-        .exec(),
+      this.redis.multi().hset(this.key(record.id), 'record', JSON.stringify(record), 'data', data).expire(this.key(record.id), ttl).exec(),
     );
   }
 

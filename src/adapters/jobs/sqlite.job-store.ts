@@ -142,7 +142,8 @@ export class SqliteJobStore implements JobStore {
         if (open + job.documents.length > max) throw new TenantQueueFull(open, job.documents.length, max);
       }
       insertJob.run(job.id, job.tenant, job.collectionId, job.documents.length, at, at);
-      for (const { state, payload } of job.documents) insertDoc.run(job.id, state.index, state.stage, fromState(state), JSON.stringify(payload));
+      for (const { state, payload } of job.documents)
+        insertDoc.run(job.id, state.index, state.stage, fromState(state), JSON.stringify(payload));
     }).immediate();
     return (await this.getJob(job.id))!;
   }
@@ -168,8 +169,11 @@ export class SqliteJobStore implements JobStore {
     }
     const clause = where.join(' AND ');
     const total = (this.sql(`SELECT count(*) AS n FROM jobs WHERE ${clause}`).get(...params) as { n: number }).n;
-    const rows = this.sql(`SELECT * FROM jobs WHERE ${clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
-      .all(...params, page.limit, page.offset) as JobRow[];
+    const rows = this.sql(`SELECT * FROM jobs WHERE ${clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`).all(
+      ...params,
+      page.limit,
+      page.offset,
+    ) as JobRow[];
     return { items: rows.map(toJob), total };
   }
 
@@ -188,8 +192,9 @@ export class SqliteJobStore implements JobStore {
   }
 
   async openCount(jobId: string): Promise<number> {
-    const row = this.sql(`SELECT count(*) AS n FROM job_documents WHERE job_id = ? AND stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED')`)
-      .get(jobId) as { n: number };
+    const row = this.sql(
+      `SELECT count(*) AS n FROM job_documents WHERE job_id = ? AND stage NOT IN ('INDEXED', 'UNCHANGED', 'FAILED', 'CANCELLED')`,
+    ).get(jobId) as { n: number };
     return row.n;
   }
 
@@ -207,7 +212,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   async getPayload(jobId: string, index: number): Promise<JobPayload | null> {
-    const row = this.sql(`SELECT payload FROM job_documents WHERE job_id = ? AND idx = ?`).get(jobId, index) as { payload: string } | undefined;
+    const row = this.sql(`SELECT payload FROM job_documents WHERE job_id = ? AND idx = ?`).get(jobId, index) as
+      { payload: string } | undefined;
     return row ? (JSON.parse(row.payload) as JobPayload) : null;
   }
 
@@ -241,14 +247,20 @@ export class SqliteJobStore implements JobStore {
   }
 
   async markFinished(jobId: string, at: Date, status: JobStatus): Promise<boolean> {
-    const result = this.sql(`UPDATE jobs SET finished_at = ?, status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL`)
-      .run(at.getTime(), status, at.getTime(), jobId);
+    const result = this.sql(`UPDATE jobs SET finished_at = ?, status = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL`).run(
+      at.getTime(),
+      status,
+      at.getTime(),
+      jobId,
+    );
     return result.changes === 1;
   }
 
   async reopen(jobId: string): Promise<void> {
-    this.sql(`UPDATE jobs SET finished_at = NULL, cancel_requested = 0, status = 'RUNNING', updated_at = ? WHERE id = ?`)
-      .run(Date.now(), jobId);
+    this.sql(`UPDATE jobs SET finished_at = NULL, cancel_requested = 0, status = 'RUNNING', updated_at = ? WHERE id = ?`).run(
+      Date.now(),
+      jobId,
+    );
   }
 
   async deleteJob(jobId: string): Promise<JobDeletion> {

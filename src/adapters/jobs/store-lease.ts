@@ -34,19 +34,29 @@ export async function claimStoreLease(redis: Redis, options: StoreLeaseOptions):
   const claim = async (): Promise<string> => String(await redis.eval(CLAIM, 1, options.key, options.storeId, String(ttlMs)));
   const holder = await claim();
   if (holder !== '') return { heldBy: holder };
-  const timer = setInterval(() => {
-    claim().then(
-      (other) => {
-        if (other !== '') options.onError?.(new Error(`the Redis namespace ${options.key} is claimed by store ${other}`));
-      },
-      (error: unknown) => options.onError?.(error),
-    );
-  }, Math.max(100, Math.floor(ttlMs / 3)));
+  const timer = setInterval(
+    () => {
+      claim().then(
+        (other) => {
+          if (other !== '') options.onError?.(new Error(`the Redis namespace ${options.key} is claimed by store ${other}`));
+        },
+        (error: unknown) => options.onError?.(error),
+      );
+    },
+    Math.max(100, Math.floor(ttlMs / 3)),
+  );
   timer.unref();
   return {
     async release() {
       clearInterval(timer);
-      await redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1, options.key, options.storeId).catch(() => undefined);
+      await redis
+        .eval(
+          `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+          1,
+          options.key,
+          options.storeId,
+        )
+        .catch(() => undefined);
     },
   };
 }

@@ -80,11 +80,7 @@ function tidyLines(text: string): string {
 }
 
 function parseText(content: string): Omit<ParsedDocument, 'notices'> {
-  const text = tidyLines(
-    content
-      .replace(/[^\S\n]+/g, ' ')
-      .replace(/^ /gm, ''),
-  );
+  const text = tidyLines(content.replace(/[^\S\n]+/g, ' ').replace(/^ /gm, ''));
   return { text, title: null };
 }
 
@@ -126,13 +122,51 @@ const MAX_TITLE_LINE_CHARS = 500;
 const DROPPED = new Set(['script', 'style', 'noscript', 'template', 'svg', 'math', 'head', 'iframe', 'object', 'canvas']);
 /** Block elements followed by a blank line. */
 const PARAGRAPH = new Set([
-  'p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'pre', 'table', 'ul', 'ol', 'dl', 'section', 'article',
-  'header', 'footer', 'nav', 'aside', 'main', 'figure', 'form', 'fieldset', 'details', 'address', 'hr',
+  'p',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'blockquote',
+  'pre',
+  'table',
+  'ul',
+  'ol',
+  'dl',
+  'section',
+  'article',
+  'header',
+  'footer',
+  'nav',
+  'aside',
+  'main',
+  'figure',
+  'form',
+  'fieldset',
+  'details',
+  'address',
+  'hr',
 ]);
 /** Block elements that end a line. */
 const LINE = new Set([
-  'div', 'li', 'tr', 'dt', 'dd', 'caption', 'figcaption', 'summary', 'legend', 'thead', 'tbody', 'tfoot',
-  'option', 'label', 'body', 'html',
+  'div',
+  'li',
+  'tr',
+  'dt',
+  'dd',
+  'caption',
+  'figcaption',
+  'summary',
+  'legend',
+  'thead',
+  'tbody',
+  'tfoot',
+  'option',
+  'label',
+  'body',
+  'html',
 ]);
 
 const enum Break {

@@ -13,7 +13,16 @@ export function parseForIngest(request: ParseRequest): ParsedForIngest {
   const title = request.title ?? parsed.title;
   const { chunking } = request;
   const contentHash = sha256Hex(
-    JSON.stringify([request.contentType, chunking.strategy, chunking.chunkSize, chunking.chunkOverlap, request.embedderName, title, request.source, parsed.text]),
+    JSON.stringify([
+      request.contentType,
+      chunking.strategy,
+      chunking.chunkSize,
+      chunking.chunkOverlap,
+      request.embedderName,
+      title,
+      request.source,
+      parsed.text,
+    ]),
   );
   return { ...parsed, title, contentHash, rawHash: sha256Hex(request.content) };
 }
@@ -56,7 +65,7 @@ export function packChunks(text: string, drafts: readonly ChunkDraft[]): PackedC
 }
 
 export function unpackChunks(text: string, packed: PackedChunks): ChunkDraft[] {
-  const drafts: ChunkDraft[] = new Array(packed.prefixOf.length);
+  const drafts: ChunkDraft[] = new Array<ChunkDraft>(packed.prefixOf.length);
   for (let i = 0; i < drafts.length; i++) {
     const start = packed.offsets[2 * i]!;
     const end = packed.offsets[2 * i + 1]!;

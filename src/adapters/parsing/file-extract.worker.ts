@@ -7,6 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkZip, DEFAULT_ZIP_LIMITS, ZipRefused, type ZipLimits } from './zip-guard';
 
+// False positive: the rule reads an import type's attributes as an object literal of error type; tsc resolves it.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment
 type Unpdf = typeof import('unpdf', { with: { 'resolution-mode': 'import' } });
 let unpdf: Promise<Unpdf> | null = null;
 /** unpdf is an ES module (this package is CommonJS): loaded once with import(). */
@@ -37,8 +39,7 @@ export interface ExtractRequest {
 export type ExtractReason = 'ENCRYPTED_FILE' | 'CORRUPT_FILE' | 'ARCHIVE_TOO_LARGE' | 'TEXT_TOO_LARGE' | 'TOO_MANY_PAGES';
 
 export type ExtractResponse =
-  | { id: number; ok: true; text: string; title: string | null }
-  | { id: number; ok: false; reasonCode: ExtractReason; message: string };
+  { id: number; ok: true; text: string; title: string | null } | { id: number; ok: false; reasonCode: ExtractReason; message: string };
 
 /** A refusal whose reason is known (sizes, pages): reported as is, not classified. */
 class Refused extends Error {
@@ -75,11 +76,15 @@ async function extractPdf(data: Uint8Array): Promise<{ text: string; title: stri
       pages.push(text);
     }
     // The same whitespace normalisation as unpdf's mergePages.
-    const text = pages.join('\n').replace(/[^\S\n]+/g, ' ').replace(/ ?\n ?/g, '\n').replace(/\n{3,}/g, '\n\n');
+    const text = pages
+      .join('\n')
+      .replace(/[^\S\n]+/g, ' ')
+      .replace(/ ?\n ?/g, '\n')
+      .replace(/\n{3,}/g, '\n\n');
     let title: string | null = null;
     try {
       const meta = await getMeta(pdf);
-      const raw = meta.info?.['Title'];
+      const raw: unknown = meta.info?.['Title'];
       title = typeof raw === 'string' && raw.trim() ? raw.trim() : null;
     } catch {
       // a PDF without readable metadata still has its text
@@ -112,9 +117,19 @@ function classify(kind: 'PDF' | 'DOCX', error: unknown): ExtractResponse & { ok:
   const name = (error as { name?: string } | null)?.name ?? '';
   const message = error instanceof Error ? error.message : String(error);
   if (name === 'PasswordException' || /password|encrypt/i.test(message)) {
-    return { id: 0, ok: false, reasonCode: 'ENCRYPTED_FILE', message: `The ${kind} is encrypted (password-protected); kbql cannot read it.` };
+    return {
+      id: 0,
+      ok: false,
+      reasonCode: 'ENCRYPTED_FILE',
+      message: `The ${kind} is encrypted (password-protected); kbql cannot read it.`,
+    };
   }
-  return { id: 0, ok: false, reasonCode: 'CORRUPT_FILE', message: `The ${kind} is damaged or not a valid ${kind} (${message.slice(0, 200)}).` };
+  return {
+    id: 0,
+    ok: false,
+    reasonCode: 'CORRUPT_FILE',
+    message: `The ${kind} is damaged or not a valid ${kind} (${message.slice(0, 200)}).`,
+  };
 }
 
 parentPort?.on('message', (request: ExtractRequest) => {

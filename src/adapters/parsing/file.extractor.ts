@@ -4,7 +4,13 @@ import { AppError, badInput } from '../../errors';
 import type { ExtractedContent, FileContentExtractor } from '../../ports/file-extractor.port';
 import type { ContentType } from '../../ports/knowledge-store.port';
 import { detectContentType } from '../../retrieval/content-type';
-import { DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractReason, type ExtractRequest, type ExtractResponse } from './file-extract.worker';
+import {
+  DEFAULT_EXTRACT_LIMITS,
+  type ExtractLimits,
+  type ExtractReason,
+  type ExtractRequest,
+  type ExtractResponse,
+} from './file-extract.worker';
 import { DECLARED_NAMES, declaredKind, sniffFile, type FileKind } from './file-sniffer';
 
 /** A file turned into content, and what its bytes turned out to be. */
@@ -119,10 +125,9 @@ export class FileExtractor implements FileContentExtractor {
       case 'DOCX': {
         const { text, title } = await this.inWorker(sniffed.kind, data, filename);
         if (!/[\p{L}\p{N}]/u.test(text)) {
-          throw badInput(
-            `"${filename}" has no extractable text${sniffed.kind === 'PDF' ? ' (a scanned PDF needs OCR first)' : ''}.`,
-            { reason: 'NO_TEXT' },
-          );
+          throw badInput(`"${filename}" has no extractable text${sniffed.kind === 'PDF' ? ' (a scanned PDF needs OCR first)' : ''}.`, {
+            reason: 'NO_TEXT',
+          });
         }
         return { content: text, contentType: 'TEXT', title, kind: sniffed.kind };
       }
@@ -159,9 +164,12 @@ export class FileExtractor implements FileContentExtractor {
           cleanup();
           this.discard(slot);
           reject(
-            badInput(`"${filename}" could not be read: the ${kind} reader stopped (${error instanceof Error ? error.message : 'exited'}).`, {
-              reason: 'CORRUPT_FILE',
-            }),
+            badInput(
+              `"${filename}" could not be read: the ${kind} reader stopped (${error instanceof Error ? error.message : 'exited'}).`,
+              {
+                reason: 'CORRUPT_FILE',
+              },
+            ),
           );
         };
         const cleanup = () => {

@@ -156,7 +156,7 @@ function segment(text: string, from: number, to: number, tokenizer: MemoTokenize
   const tokens = new Int32Array(count);
   for (let k = 0; k < count; k++) {
     const segEnd = k + 1 < count ? starts[k + 1]! : end;
-    tokens[k] = tokenizer.count(text.slice(starts[k]!, segEnd));
+    tokens[k] = tokenizer.count(text.slice(starts[k], segEnd));
   }
   return { starts, tokens, ranks, count, end };
 }
@@ -174,7 +174,32 @@ function isLowSurrogate(code: number): boolean {
 }
 
 /** Abbreviations after which a full stop does not end a sentence (lower-case, without the stop). */
-const ABBREVIATIONS = new Set(['e.g', 'i.e', 'etc', 'vs', 'cf', 'al', 'fig', 'figs', 'dr', 'mr', 'mrs', 'ms', 'prof', 'st', 'vol', 'approx', 'inc', 'ltd', 'jr', 'sr', 'no', 'eq', 'ref', 'refs']);
+const ABBREVIATIONS = new Set([
+  'e.g',
+  'i.e',
+  'etc',
+  'vs',
+  'cf',
+  'al',
+  'fig',
+  'figs',
+  'dr',
+  'mr',
+  'mrs',
+  'ms',
+  'prof',
+  'st',
+  'vol',
+  'approx',
+  'inc',
+  'ltd',
+  'jr',
+  'sr',
+  'no',
+  'eq',
+  'ref',
+  'refs',
+]);
 
 /** Rank of the boundary after the word `text[start, end)` followed by whitespace holding `newlines` line breaks. */
 function boundaryRank(text: string, start: number, end: number, newlines: number): Rank {
@@ -187,7 +212,10 @@ function boundaryRank(text: string, start: number, end: number, newlines: number
   if (last === 0x21 || last === 0x3f || last === 0x2026) return Rank.Sentence; // ! ? …
   if (last === 0x2e) {
     // "e.g." and "Dr." do not end a sentence, nor does an initial ("J. Smith"); a short word is all we look at.
-    const word = text.slice(start, k).toLowerCase().replace(/^[("'“‘[]+/, '');
+    const word = text
+      .slice(start, k)
+      .toLowerCase()
+      .replace(/^[("'“‘[]+/, '');
     const isInitial = word.length === 1 && /\p{Lu}/u.test(text.charAt(k - 1));
     if (!isInitial && !ABBREVIATIONS.has(word)) return Rank.Sentence;
   }
@@ -213,7 +241,7 @@ function splitUnits(segs: Segments, size: number): Int32Array {
     // Parts between boundaries of this rank or higher.
     let partStart = first;
     for (let k = first + 1; k < last; k++) {
-      if (segs.ranks[k]! >= rank) {
+      if ((segs.ranks[k]! as Rank) >= rank) {
         visit(partStart, k, rank - 1);
         partStart = k;
       }

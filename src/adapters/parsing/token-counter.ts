@@ -36,7 +36,9 @@ export function createMemoTokenizer(base: Pick<Tokenizer, 'encode' | 'decode'> =
     return ids;
   };
   const tokensOf = (piece: string): Uint32Array =>
-    piece.length <= MAX_WIDE_PIECE_CHARS || (piece.length <= MAX_PIECE_CHARS && !WIDE_SCRIPT.test(piece)) ? tokensOfShort(piece) : longPiece(piece, tokensOfShort);
+    piece.length <= MAX_WIDE_PIECE_CHARS || (piece.length <= MAX_PIECE_CHARS && !WIDE_SCRIPT.test(piece))
+      ? tokensOfShort(piece)
+      : longPiece(piece, tokensOfShort);
   return {
     encode(text) {
       const parts: Uint32Array[] = [];
@@ -84,7 +86,7 @@ function longPiece(piece: string, tokensOf: (slice: string) => Uint32Array): Uin
     // Each of these characters is one to three tokens; the BPE of a long run costs far more than that tells.
     for (const char of piece) add(char);
   } else {
-    for (let at = 0; at < piece.length; ) {
+    for (let at = 0; at < piece.length;) {
       let end = Math.min(piece.length, at + MAX_PIECE_CHARS);
       // Never cut a surrogate pair.
       if (end < piece.length && isHighSurrogate(piece.charCodeAt(end - 1))) end--;

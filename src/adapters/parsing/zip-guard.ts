@@ -60,10 +60,7 @@ export async function checkZip(data: Uint8Array, limits: ZipLimits = DEFAULT_ZIP
   const entries = readCentralDirectory(Buffer.from(data.buffer, data.byteOffset, data.byteLength), limits);
   const declared = entries.reduce((sum, e) => sum + e.declaredSize, 0);
   if (declared > limits.maxInflatedBytes) {
-    throw new ZipRefused(
-      'ARCHIVE_TOO_LARGE',
-      `its entries declare ${declared} bytes inflated; the limit is ${limits.maxInflatedBytes}.`,
-    );
+    throw new ZipRefused('ARCHIVE_TOO_LARGE', `its entries declare ${declared} bytes inflated; the limit is ${limits.maxInflatedBytes}.`);
   }
   let inflated = 0;
   for (const entry of entries) inflated += await inflatedSize(data, entry);
@@ -97,7 +94,7 @@ function readCentralDirectory(buf: Buffer, limits: ZipLimits): Entry[] {
   }
   const shift = start - offset;
   const entries: Entry[] = [];
-  for (let p = start; p + 4 <= eocd && buf.readUInt32LE(p) === CENTRAL; ) {
+  for (let p = start; p + 4 <= eocd && buf.readUInt32LE(p) === CENTRAL;) {
     if (p + 46 > buf.length) throw corrupt('truncated central directory');
     if (entries.length >= limits.maxEntries) {
       throw new ZipRefused('ARCHIVE_TOO_LARGE', `it has more than ${limits.maxEntries} entries.`);
@@ -136,7 +133,10 @@ async function inflatedSize(data: Uint8Array, entry: Entry): Promise<number> {
     return entry.compressedSize;
   }
   if (entry.method !== 8) {
-    throw new ZipRefused('CORRUPT_FILE', `entry "${entry.name}" uses compression method ${entry.method}; only stored and deflated entries are read.`);
+    throw new ZipRefused(
+      'CORRUPT_FILE',
+      `entry "${entry.name}" uses compression method ${entry.method}; only stored and deflated entries are read.`,
+    );
   }
   return new Promise<number>((resolve, reject) => {
     let count = 0;

@@ -36,13 +36,18 @@ export function createRedisRateLimitStore(options: RedisRateLimitStoreOptions): 
     url: options.url,
     disableOfflineQueue: true,
     commandsQueueMaxLength: 10_000,
-    socket: { connectTimeout: 2_000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000) + Math.floor(Math.random() * 50) },
+    socket: {
+      connectTimeout: 2_000,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000) + Math.floor(Math.random() * 50),
+    },
   }) as RedisClientType;
   client.on('error', (error: unknown) => {
     // One line per 10 s at most: a Redis outage must not flood the logs.
     if (Date.now() - lastError < 10_000) return;
     lastError = Date.now();
-    options.logger.warn('rate-limit Redis unavailable; limiting in memory per replica', { error: error instanceof Error ? error.message : String(error) });
+    options.logger.warn('rate-limit Redis unavailable; limiting in memory per replica', {
+      error: error instanceof Error ? error.message : String(error),
+    });
   });
   client.connect().catch(() => undefined);
 

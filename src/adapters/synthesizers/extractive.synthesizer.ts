@@ -190,7 +190,8 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
 
     const best = this.best(analysis);
     if (!best || !this.supportsQuestion(question, analysis, [best])) return abstain();
-    if (this.minAnswerability > 0 && answerability(answerabilityFeatures(question, analysis, best)) < this.minAnswerability) return abstain();
+    if (this.minAnswerability > 0 && answerability(answerabilityFeatures(question, analysis, best)) < this.minAnswerability)
+      return abstain();
     const picked = this.extend(analysis, best);
     picked.sort((a, b) => a.sourceIndex - b.sourceIndex || a.position - b.position);
 
@@ -292,8 +293,7 @@ function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number): 
   }
   let penalty = 0;
   if (c.tokenCount < SHORT_TOKENS) penalty = SHORT_PENALTY;
-  else if (c.tokenCount > LONG_TOKENS)
-    penalty = Math.min(LONG_PENALTY_MAX, (c.tokenCount - LONG_TOKENS) * LONG_PENALTY_PER_TOKEN);
+  else if (c.tokenCount > LONG_TOKENS) penalty = Math.min(LONG_PENALTY_MAX, (c.tokenCount - LONG_TOKENS) * LONG_PENALTY_PER_TOKEN);
   const number = analysis.wantsNumber && c.hasNumber ? NUMBER_WEIGHT : 0;
   return cov + BIGRAM_WEIGHT * bigramShare + number + RANK_WEIGHT / (1 + c.sourceIndex) - penalty;
 }

@@ -97,7 +97,8 @@ const attemptSignal = new AsyncLocalStorage<AbortSignal>();
 export function attemptAwareFetch(base: typeof fetch = fetch, timeoutMs?: number): typeof fetch {
   return async (input, init) => {
     const response = timeoutMs ? new AbortController() : undefined;
-    const timer = response && setTimeout(() => response.abort(new DOMException(`No response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const timer =
+      response && setTimeout(() => response.abort(new DOMException(`No response within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     const signals = [init?.signal, attemptSignal.getStore(), response?.signal].filter((s): s is AbortSignal => !!s);
     try {
       return await base(input, { ...init, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] });
@@ -181,15 +182,19 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     // One controller for the accepted attempt, kept after the policy returns: it aborts the HTTP stream when the
     // consumer stops, times out between tokens, or the caller aborts.
     let live: AbortController | undefined;
-    const opened = await this.call(signal, async (attempt, controller) => {
-      const iterable = await attemptSignal.run(attempt, () =>
-        this.llm.chat({ messages, stream: true, additionalChatOptions: this.streamChatOptions }),
-      );
-      const iterator = iterable[Symbol.asyncIterator]();
-      const first = await attemptSignal.run(attempt, () => iterator.next());
-      live = controller;
-      return { iterator, first };
-    }, true);
+    const opened = await this.call(
+      signal,
+      async (attempt, controller) => {
+        const iterable = await attemptSignal.run(attempt, () =>
+          this.llm.chat({ messages, stream: true, additionalChatOptions: this.streamChatOptions }),
+        );
+        const iterator = iterable[Symbol.asyncIterator]();
+        const first = await attemptSignal.run(attempt, () => iterator.next());
+        live = controller;
+        return { iterator, first };
+      },
+      true,
+    );
     const { iterator } = opened;
     const onCallerAbort = () => live?.abort(signal?.reason);
     signal?.addEventListener('abort', onCallerAbort, { once: true });
@@ -257,28 +262,31 @@ export class LlmSynthesizer implements AnswerSynthesizer {
     keepOpen = false,
   ): Promise<T> {
     try {
-      return await this.policy.execute(async () => {
-        signal?.throwIfAborted();
-        const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(new AttemptTimeout()), this.timeoutMs);
-        const onAbort = () => controller.abort(signal!.reason);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        let ok = false;
-        try {
-          const work = attempt(controller.signal, controller);
-          work.catch(() => undefined);
-          const result = await Promise.race([work, rejectOnAbort(controller.signal)]);
-          ok = true;
-          return result;
-        } catch (error) {
-          // The client's own error ("Request was aborted") hides why: report the reason the attempt was aborted.
-          throw controller.signal.aborted ? controller.signal.reason : error;
-        } finally {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          if (!ok || !keepOpen) controller.abort(new Error('attempt finished'));
-        }
-      }, { signal });
+      return await this.policy.execute(
+        async () => {
+          signal?.throwIfAborted();
+          const controller = new AbortController();
+          const timer = setTimeout(() => controller.abort(new AttemptTimeout()), this.timeoutMs);
+          const onAbort = () => controller.abort(signal!.reason);
+          signal?.addEventListener('abort', onAbort, { once: true });
+          let ok = false;
+          try {
+            const work = attempt(controller.signal, controller);
+            work.catch(() => undefined);
+            const result = await Promise.race([work, rejectOnAbort(controller.signal)]);
+            ok = true;
+            return result;
+          } catch (error) {
+            // The client's own error ("Request was aborted") hides why: report the reason the attempt was aborted.
+            throw controller.signal.aborted ? controller.signal.reason : error;
+          } finally {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            if (!ok || !keepOpen) controller.abort(new Error('attempt finished'));
+          }
+        },
+        { signal },
+      );
     } catch (error) {
       throw this.toAppError(error, signal);
     }
@@ -358,7 +366,9 @@ export function isTransientLlmError(error: unknown): boolean {
   const status = upstreamStatus(error);
   if (status !== null) return isTransientHttpStatus(status);
   const chain = causeChain(error);
-  const aborted = chain.findIndex((e) => e.name === 'AbortError' || e.name === 'APIUserAbortError' || e.name === 'APIConnectionTimeoutError');
+  const aborted = chain.findIndex(
+    (e) => e.name === 'AbortError' || e.name === 'APIUserAbortError' || e.name === 'APIConnectionTimeoutError',
+  );
   const connection = chain.findIndex((e) => e.name === 'APIConnectionError');
   if (connection !== -1 && (aborted === -1 || connection < aborted)) return true;
   return aborted === -1 && hasNetworkFailureCause(error);
@@ -367,7 +377,11 @@ export function isTransientLlmError(error: unknown): boolean {
 /** Token usage from a provider's raw response or stream chunk (OpenAI `usage`, Ollama eval counts), or null. */
 export function usageOf(raw: unknown): SynthesisUsage | null {
   if (typeof raw !== 'object' || raw === null) return null;
-  const r = raw as { usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown } | null; prompt_eval_count?: unknown; eval_count?: unknown };
+  const r = raw as {
+    usage?: { prompt_tokens?: unknown; completion_tokens?: unknown; total_tokens?: unknown } | null;
+    prompt_eval_count?: unknown;
+    eval_count?: unknown;
+  };
   if (r.usage && typeof r.usage.prompt_tokens === 'number' && typeof r.usage.completion_tokens === 'number') {
     const total = typeof r.usage.total_tokens === 'number' ? r.usage.total_tokens : r.usage.prompt_tokens + r.usage.completion_tokens;
     return { promptTokens: r.usage.prompt_tokens, completionTokens: r.usage.completion_tokens, totalTokens: total };
@@ -390,7 +404,10 @@ export function visibleText(raw: string): string {
   if (partialTag) text = text.slice(0, partialTag.index);
   text = text.replace(/^\s+/, '');
   const probe = text.replace(/^\W+/, '');
-  if (NOT_FOUND_TOKEN.startsWith(probe.slice(0, NOT_FOUND_TOKEN.length)) && (probe.length <= NOT_FOUND_TOKEN.length || probe.startsWith(NOT_FOUND_TOKEN))) {
+  if (
+    NOT_FOUND_TOKEN.startsWith(probe.slice(0, NOT_FOUND_TOKEN.length)) &&
+    (probe.length <= NOT_FOUND_TOKEN.length || probe.startsWith(NOT_FOUND_TOKEN))
+  ) {
     return '';
   }
   return text;

@@ -229,14 +229,17 @@ function toPropertyConfig(p: PropertySpec) {
 function adaptCollection(client: WeaviateClient, name: string, tenant?: string): WeaviateCollectionLike {
   const base = client.collections.use(name);
   const col = tenant === undefined ? base : base.withTenant(tenant);
-  const toObject = (o: { uuid: string; properties: Record<string, unknown>; metadata?: { distance?: number; score?: number; explainScore?: string } | undefined; vectors?: Record<string, unknown> }): WObject => {
+  const toObject = (o: {
+    uuid: string;
+    properties: Record<string, unknown>;
+    metadata?: { distance?: number; score?: number; explainScore?: string } | undefined;
+    vectors?: Record<string, unknown>;
+  }): WObject => {
     const v = o.vectors?.['default'];
     return {
       uuid: o.uuid,
       properties: o.properties,
-      metadata: o.metadata
-        ? { distance: o.metadata.distance, score: o.metadata.score, explainScore: o.metadata.explainScore }
-        : undefined,
+      metadata: o.metadata ? { distance: o.metadata.distance, score: o.metadata.score, explainScore: o.metadata.explainScore } : undefined,
       vector: Array.isArray(v) && (v.length === 0 || typeof v[0] === 'number') ? (v as number[]) : undefined,
     };
   };
@@ -261,7 +264,7 @@ function adaptCollection(client: WeaviateClient, name: string, tenant?: string):
       return { matches: result.matches, successful: result.successful, failed: result.failed };
     },
     fetchObjects: async (options) => {
-      let sort: ReturnType<typeof col.sort.byProperty> | undefined;
+      let sort: ReturnType<typeof col.sort.byId> | undefined;
       // The collection is untyped (no property generic), so the client's key type is `never`: names are checked by
       // Weaviate instead.
       for (const s of options.sort ?? []) {

@@ -91,7 +91,9 @@ export class WeaviateCollections {
     if (!record) return null;
     const docs = await this.schema.documentsCollection();
     const byCollection = eq('collectionId', id);
-    const counts = await this.session.call('count documents', (c) => c.collection(docs, this.tenant).aggregate({ filters: byCollection, sumOf: 'chunkCount' }));
+    const counts = await this.session.call('count documents', (c) =>
+      c.collection(docs, this.tenant).aggregate({ filters: byCollection, sumOf: 'chunkCount' }),
+    );
     // Documents first: once their records are gone their chunks are invisible, so a crash at any later step
     // leaves a collection with fewer documents, never documents without a collection.
     await this.session.deleteAll(docs, byCollection, 'delete documents');
@@ -141,7 +143,11 @@ export class WeaviateCollections {
         : andOf(
             eq('kind', 'collection'),
             filter.includeShared
-              ? orOf(eq('ownerTenant', filter.tenant), { operator: 'ContainsAny', target: { property: 'sharedTenants' }, value: [filter.tenant] })
+              ? orOf(eq('ownerTenant', filter.tenant), {
+                  operator: 'ContainsAny',
+                  target: { property: 'sharedTenants' },
+                  value: [filter.tenant],
+                })
               : eq('ownerTenant', filter.tenant),
           );
     const [total, objects] = await Promise.all([
@@ -149,7 +155,9 @@ export class WeaviateCollections {
       limit === 0
         ? Promise.resolve([])
         : this.session.call('list collections', (c) =>
-            c.collection(registry, this.tenant).fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] }),
+            c
+              .collection(registry, this.tenant)
+              .fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] }),
           ),
     ]);
     return { items: objects.map(toCollection), total: total.totalCount };
@@ -188,7 +196,11 @@ export class WeaviateCollections {
   }
 
   private async writeCollection(record: CollectionRecord): Promise<void> {
-    await this.session.insertAll(await this.schema.registryCollection(), [{ id: record.id, properties: collectionProperties(record, this.schema.chunkCollectionName(record.id)) }], 'store collection');
+    await this.session.insertAll(
+      await this.schema.registryCollection(),
+      [{ id: record.id, properties: collectionProperties(record, this.schema.chunkCollectionName(record.id)) }],
+      'store collection',
+    );
   }
 
   /** Removes a collection's chunk collection, registry record and name claim (documents are the caller's). */

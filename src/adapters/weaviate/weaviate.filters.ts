@@ -185,9 +185,15 @@ export function referencedProperties(filter: Filter): string[] {
 export function translateFilter(filter: Filter, exists: (property: string) => boolean): TranslatedFilter {
   switch (filter.kind) {
     case 'and':
-      return combine('And', filter.filters.map((f) => translateFilter(f, exists)));
+      return combine(
+        'And',
+        filter.filters.map((f) => translateFilter(f, exists)),
+      );
     case 'or':
-      return combine('Or', filter.filters.map((f) => translateFilter(f, exists)));
+      return combine(
+        'Or',
+        filter.filters.map((f) => translateFilter(f, exists)),
+      );
     case 'condition':
       return translateCondition(filter, exists);
   }
@@ -213,11 +219,10 @@ function translateCondition(condition: Condition, exists: (property: string) => 
   const { field, op, value } = condition;
   // Builtins are strings (title and source may be null): only string values can match them.
   const property = (type: FlatType): string | null => {
-    const name =
-      field.type === 'builtin' ? (type === 's' ? BUILTIN_PROPERTIES[field.name] : null) : metaProperty(field.key, type);
+    const name = field.type === 'builtin' ? (type === 's' ? BUILTIN_PROPERTIES[field.name] : null) : metaProperty(field.key, type);
     return name !== null && exists(name) ? name : null;
   };
-  const leaf = (operator: FilterValue['operator'], name: string | null, v: FilterValue['value']): TranslatedFilter =>
+  const leaf = (operator: FilterValue['operator'], name: string | null, v: unknown): TranslatedFilter =>
     name === null ? NONE : { kind: 'filter', filter: { operator, target: { property: name }, value: v } };
 
   if (op === 'in') {
@@ -334,8 +339,7 @@ function matchesCondition(actual: MetadataValue, op: FilterOp, value: FilterScal
       return typeof actual === 'string' && typeof value === 'string' && actual.includes(value);
     default: {
       if (Array.isArray(value) || !isScalar(actual) || typeof actual !== typeof value || typeof value === 'boolean') return false;
-      const order =
-        typeof value === 'number' ? Math.sign((actual as number) - value) : compareUtf8(actual as string, value);
+      const order = typeof value === 'number' ? Math.sign((actual as number) - value) : compareUtf8(actual as string, value);
       if (op === 'gt') return order > 0;
       if (op === 'gte') return order >= 0;
       if (op === 'lt') return order < 0;

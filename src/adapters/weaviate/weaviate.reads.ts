@@ -52,7 +52,9 @@ export class WeaviateReads {
       this.session.call('count documents', (c) => col(c).aggregate({ filters })),
       limit === 0
         ? Promise.resolve([])
-        : this.session.call('list documents', (c) => col(c).fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] })),
+        : this.session.call('list documents', (c) =>
+            col(c).fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] }),
+          ),
     ]);
     return { items: objects.map(toDocument), total: total.totalCount };
   }
@@ -71,7 +73,13 @@ export class WeaviateReads {
       limit === 0
         ? Promise.resolve([])
         : this.session.call('list chunks', (c) =>
-            col(c).fetchObjects({ filters, limit, offset, sort: [{ property: 'chunkIndex', ascending: true }], returnProperties: CHUNK_RETURN }),
+            col(c).fetchObjects({
+              filters,
+              limit,
+              offset,
+              sort: [{ property: 'chunkIndex', ascending: true }],
+              returnProperties: CHUNK_RETURN,
+            }),
           ),
     ]);
     return { items: objects.map((o) => toChunk(o, doc.collectionId)), total: total.totalCount };

@@ -122,7 +122,12 @@ export class Resilience {
     const details = { dependency: this.dependency, operation };
     const name = this.dependency.charAt(0).toUpperCase() + this.dependency.slice(1);
     if (isTimeoutError(error)) {
-      return new AppError('UPSTREAM_TIMEOUT', `${name} at ${this.target} did not answer ${operation} within ${ms} ms.`, { ...details, timeoutMs: ms }, { cause: error });
+      return new AppError(
+        'UPSTREAM_TIMEOUT',
+        `${name} at ${this.target} did not answer ${operation} within ${ms} ms.`,
+        { ...details, timeoutMs: ms },
+        { cause: error },
+      );
     }
     if (isCircuitOpenError(error)) {
       return new AppError(
@@ -136,7 +141,12 @@ export class Resilience {
     const reason = reasonOf(error);
     if (isTransientError(error) || status === 401 || status === 403) {
       const what = status === 401 || status === 403 ? `rejected kbql's credentials` : `is unreachable or failing`;
-      return new AppError('UPSTREAM_UNAVAILABLE', `${name} at ${this.target} ${what} (${reason}) during ${operation}.`, { ...details, reason }, { cause: error });
+      return new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        `${name} at ${this.target} ${what} (${reason}) during ${operation}.`,
+        { ...details, reason },
+        { cause: error },
+      );
     }
     // A rejection kbql did not expect (it validates its input first): the raw error stays in `cause` for the logs,
     // out of the client-visible message.

@@ -6,7 +6,14 @@ import { AppError } from '../../errors';
 import { UUID_PATTERN } from '../../ids';
 import type { Filter } from '../../ports/knowledge-store.port';
 import type { CollectionSpec, PropertySpec } from './weaviate.client';
-import { BUILTIN_PROPERTIES, FLAT_DATA_TYPES, flatTypeOf, referencedProperties, translateFilter, type TranslatedFilter } from './weaviate.filters';
+import {
+  BUILTIN_PROPERTIES,
+  FLAT_DATA_TYPES,
+  flatTypeOf,
+  referencedProperties,
+  translateFilter,
+  type TranslatedFilter,
+} from './weaviate.filters';
 import { weaviateTenantFor } from './weaviate.options';
 import { isAlreadyExists } from './weaviate.resilience';
 import type { WeaviateCore, WeaviateSession } from './weaviate.session';
@@ -24,7 +31,12 @@ const text = (name: string, index: 'word' | 'field' | 'none'): PropertySpec => (
   indexFilterable: index === 'field',
   indexSearchable: index === 'word',
 });
-const int = (name: string, filterable: boolean): PropertySpec => ({ name, dataType: 'int', indexFilterable: filterable, indexSearchable: false });
+const int = (name: string, filterable: boolean): PropertySpec => ({
+  name,
+  dataType: 'int',
+  indexFilterable: filterable,
+  indexSearchable: false,
+});
 const num = (name: string): PropertySpec => ({ name, dataType: 'number', indexFilterable: false, indexSearchable: false });
 const builtinSpecs = Object.values(BUILTIN_PROPERTIES).map((name) => text(name, 'field'));
 
@@ -136,7 +148,12 @@ export class WeaviateSchema {
   }
 
   /** Creates the Weaviate collection unless it exists, adds missing base properties, caches its schema. */
-  private async ensureCollection(name: string, description: string, properties: PropertySpec[], vectors: CollectionSpec['vectors']): Promise<void> {
+  private async ensureCollection(
+    name: string,
+    description: string,
+    properties: PropertySpec[],
+    vectors: CollectionSpec['vectors'],
+  ): Promise<void> {
     const exists = await this.session.call('check collection', (c) => c.collectionExists(name));
     if (!exists) {
       const spec: CollectionSpec = {

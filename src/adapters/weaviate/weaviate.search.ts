@@ -18,7 +18,9 @@ import type { WeaviateCore, WeaviateSession } from './weaviate.session';
 
 /** Weaviate's `en` stopwords: removed from BM25 queries, so a query of only these has no keyword side. */
 const STOPWORDS = new Set(
-  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(' '),
+  'a an and are as at be but by for if in into is it no not of on or such that the their then there these they this to was will with'.split(
+    ' ',
+  ),
 );
 
 /** Query terms as Weaviate's `word` tokenization and `en` stopwords see them. */
@@ -70,7 +72,9 @@ export class WeaviateSearch {
     let vector: number[] | null = null;
     if (mode !== 'KEYWORD') vector = Array.from(checkQueryVector(request, collection.embedder.dimensions));
     if (mode === 'HYBRID' && (!Number.isFinite(request.alpha) || request.alpha < 0 || request.alpha > 1)) {
-      throw badInput('alpha must be a number between 0 and 1.', { alpha: Number.isFinite(request.alpha) ? request.alpha : String(request.alpha) });
+      throw badInput('alpha must be a number between 0 and 1.', {
+        alpha: Number.isFinite(request.alpha) ? request.alpha : String(request.alpha),
+      });
     }
     if (limit === 0) return [];
     const need = offset + limit;
@@ -137,7 +141,11 @@ export class WeaviateSearch {
         return scored.map(({ object, similarity }) => ({ object, score: similarity, vectorScore: similarity, keywordScore: null }));
       }
       const byId = new Map(scored.map((s) => [s.object.uuid, s.object]));
-      const fused = relativeScoreFusion(scored.map((s) => ({ id: s.object.uuid, score: s.similarity })), [], request.alpha);
+      const fused = relativeScoreFusion(
+        scored.map((s) => ({ id: s.object.uuid, score: s.similarity })),
+        [],
+        request.alpha,
+      );
       return fused.slice(0, k).map((f) => ({ object: byId.get(f.id)!, score: f.score, vectorScore: f.vectorScore, keywordScore: null }));
     }
     const objects = await this.session.call('hybrid search', (c) =>

@@ -157,7 +157,12 @@ export class WeaviateSession {
       const result = await this.call(operation, (c) => c.collection(name, shard).insertMany(batch), { write: true });
       const failed = Object.entries(result.errors);
       if (failed.length > 0) {
-        const cause = new Error(failed.slice(0, 5).map(([index, e]) => `#${Number(index) + i}: ${e.message}`).join('; '));
+        const cause = new Error(
+          failed
+            .slice(0, 5)
+            .map(([index, e]) => `#${Number(index) + i}: ${e.message}`)
+            .join('; '),
+        );
         throw new AppError(
           'UPSTREAM_UNAVAILABLE',
           `Weaviate rejected ${failed.length} of ${batch.length} objects while trying to ${operation}; nothing was committed.`,
@@ -183,7 +188,10 @@ export class WeaviateSession {
       deleted += result.successful;
       if (result.matches === 0 || result.successful === 0) return deleted;
     }
-    throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate kept matching objects during ${operation}.`, { dependency: 'weaviate', operation });
+    throw new AppError('UPSTREAM_UNAVAILABLE', `Weaviate kept matching objects during ${operation}.`, {
+      dependency: 'weaviate',
+      operation,
+    });
   }
 
   /** Runs `fn` after every earlier call with the same key settled (in this process only). */

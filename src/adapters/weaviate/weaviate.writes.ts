@@ -60,13 +60,19 @@ export class WeaviateWrites {
       await this.session.insertAll(chunkCollection, chunkObjects, `store chunks of document "${doc.externalId}"`, shard);
     } catch (error) {
       // A new document leaves nothing behind; a replaced one keeps its old record (see the class comment).
-      if (!existing) await this.session.deleteAll(chunkCollection, eq('documentId', id), 'remove partial chunks', shard).catch(() => undefined);
+      if (!existing)
+        await this.session.deleteAll(chunkCollection, eq('documentId', id), 'remove partial chunks', shard).catch(() => undefined);
       throw error;
     }
     // 2. The commit point.
     await this.session.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `store document "${doc.externalId}"`);
     // 3. Chunks of the previous version beyond the new count (already invisible).
-    await this.session.deleteAll(chunkCollection, andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)), 'delete stale chunks', shard);
+    await this.session.deleteAll(
+      chunkCollection,
+      andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)),
+      'delete stale chunks',
+      shard,
+    );
     await this.collections.bumpVersions([collectionId]);
     return record;
   }
@@ -80,7 +86,8 @@ export class WeaviateWrites {
       // The record first (its chunks turn invisible with it), then the chunks.
       await this.session.deleteAll(docsCollection, byIds([doc.id]), 'delete document');
       const shard = await this.collections.chunkTenantOf(doc.collectionId);
-      if (shard !== null) await this.session.deleteAll(this.schema.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks', shard);
+      if (shard !== null)
+        await this.session.deleteAll(this.schema.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks', shard);
       chunks += doc.chunkCount;
     }
     await this.collections.bumpVersions([...new Set([...docs.values()].map((d) => d.collectionId))]);
@@ -110,11 +117,20 @@ export class WeaviateWrites {
     for (const object of await this.session.fetchByIds(chunkCollection, ids, { includeVector: true }, shard)) {
       const p = object.properties;
       if (p['contentHash'] !== current.contentHash || !object.vector) continue;
-      const chunk = { index: num0(p['chunkIndex']), text: str0(p['text']), startOffset: num0(p['startOffset']), endOffset: num0(p['endOffset']) };
+      const chunk = {
+        index: num0(p['chunkIndex']),
+        text: str0(p['text']),
+        startOffset: num0(p['startOffset']),
+        endOffset: num0(p['endOffset']),
+      };
       rewritten.push({ id: object.uuid, properties: chunkProperties(record, chunk, filterable), vector: object.vector });
     }
     await this.session.insertAll(chunkCollection, rewritten, `update metadata of document "${current.externalId}"`, shard);
-    await this.session.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `update document "${current.externalId}"`);
+    await this.session.insertAll(
+      docs,
+      [{ id, properties: documentProperties(record, filterable) }],
+      `update document "${current.externalId}"`,
+    );
     await this.collections.bumpVersions([current.collectionId]);
     return record;
   }

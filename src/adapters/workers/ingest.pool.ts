@@ -36,7 +36,11 @@ const EMBED_MS_PER_TEXT = 50;
  * jobs, `previewChunks` and (with the hash embedder) every embedding. Returns the {@link DocumentProcessor} that
  * ingestion uses and, with `hashDimensions`, an {@link Embedder} equivalent to `HashEmbedder` that runs in the pool.
  */
-export function createIngestPool(options: IngestPoolOptions = {}): { pool: WorkerPool; processor: DocumentProcessor; embedder: Embedder | null } {
+export function createIngestPool(options: IngestPoolOptions = {}): {
+  pool: WorkerPool;
+  processor: DocumentProcessor;
+  embedder: Embedder | null;
+} {
   const hashDimensions = options.hashDimensions ?? null;
   const pool = new WorkerPool({
     name: 'ingest',
@@ -57,16 +61,28 @@ export function createIngestPool(options: IngestPoolOptions = {}): { pool: Worke
         .run<ParsedForIngest>('parse', request, {
           ...laneOptions(priority),
           timeoutMs: taskTimeoutMs,
-          onTimeout: () => badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason: 'PARSE_TIMEOUT', timeoutMs: taskTimeoutMs }),
+          onTimeout: () =>
+            badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
+              reason: 'PARSE_TIMEOUT',
+              timeoutMs: taskTimeoutMs,
+            }),
         })
         .catch(documentFailure('parse')),
     chunk: (text: string, contentType: ContentType, settings: ChunkingSettings, priority: WorkPriority) =>
       pool
-        .run<PackedChunks>('chunk', { text, contentType, settings }, {
-          ...laneOptions(priority),
-          timeoutMs: taskTimeoutMs,
-          onTimeout: () => badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason: 'CHUNK_TIMEOUT', timeoutMs: taskTimeoutMs }),
-        })
+        .run<PackedChunks>(
+          'chunk',
+          { text, contentType, settings },
+          {
+            ...laneOptions(priority),
+            timeoutMs: taskTimeoutMs,
+            onTimeout: () =>
+              badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
+                reason: 'CHUNK_TIMEOUT',
+                timeoutMs: taskTimeoutMs,
+              }),
+          },
+        )
         .then((packed): ChunkDraft[] => unpackChunks(text, packed), documentFailure('chunk')),
     close: () => pool.close(),
   };
@@ -77,7 +93,11 @@ export function createIngestPool(options: IngestPoolOptions = {}): { pool: Worke
 function documentFailure(what: string): (error: unknown) => never {
   return (error) => {
     if (error instanceof WorkerCrashError) {
-      throw new AppError('PAYLOAD_TOO_LARGE', `The document needed more memory to ${what} than a worker thread has (KBQL_WORKER_HEAP_MB).`, { reason: 'WORKER_MEMORY' });
+      throw new AppError(
+        'PAYLOAD_TOO_LARGE',
+        `The document needed more memory to ${what} than a worker thread has (KBQL_WORKER_HEAP_MB).`,
+        { reason: 'WORKER_MEMORY' },
+      );
     }
     throw error;
   };
@@ -124,7 +144,8 @@ export class PooledHashEmbedder implements Embedder {
             return vectors;
           })
           .catch((error: unknown) => {
-            if (error instanceof WorkerCrashError) throw new AppError('UPSTREAM_UNAVAILABLE', `The local embedder failed: ${error.message}`);
+            if (error instanceof WorkerCrashError)
+              throw new AppError('UPSTREAM_UNAVAILABLE', `The local embedder failed: ${error.message}`);
             throw error;
           }),
       ),

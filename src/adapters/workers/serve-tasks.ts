@@ -3,7 +3,7 @@ import { isAppError } from '../../errors';
 import type { SerializedError, TaskReply } from './worker-pool';
 
 /** A task handler of a worker thread: its result, and the buffers to move back instead of copying. */
-export type TaskHandler = (input: never) => unknown | Promise<unknown>;
+export type TaskHandler = (input: never) => unknown; // a value or a promise of one
 
 /** What a handler returns when part of its result should be transferred rather than copied. */
 export interface Transferred<T> {
@@ -11,7 +11,8 @@ export interface Transferred<T> {
   transfer: ArrayBuffer[];
 }
 
-export const transferred = <T>(value: T, transfer: ArrayBuffer[]): Transferred<T> => ({ value, transfer, [TRANSFERRED]: true }) as Transferred<T>;
+export const transferred = <T>(value: T, transfer: ArrayBuffer[]): Transferred<T> =>
+  ({ value, transfer, [TRANSFERRED]: true }) as Transferred<T>;
 const TRANSFERRED = Symbol('transferred');
 
 /** The worker side of {@link WorkerPool}: answers `{ id, op, input }` messages with the named handler's result. */

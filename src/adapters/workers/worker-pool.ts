@@ -65,7 +65,8 @@ interface Slot {
 }
 
 /** What a worker thread posts back. */
-export type TaskReply = { id: number; ok: true; value: unknown; transfer?: ArrayBuffer[] } | { id: number; ok: false; error: SerializedError };
+export type TaskReply =
+  { id: number; ok: true; value: unknown; transfer?: ArrayBuffer[] } | { id: number; ok: false; error: SerializedError };
 
 export interface SerializedError {
   message: string;
@@ -244,7 +245,9 @@ function busy(name: string, why: string): AppError {
 }
 
 function shuttingDown(name: string): AppError {
-  return new AppError('UPSTREAM_UNAVAILABLE', `The ${name} worker pool is shut down (the server is stopping).`, { reason: 'SHUTTING_DOWN' });
+  return new AppError('UPSTREAM_UNAVAILABLE', `The ${name} worker pool is shut down (the server is stopping).`, {
+    reason: 'SHUTTING_DOWN',
+  });
 }
 
 /** A thread that died under a task (heap limit, native crash). */

@@ -61,7 +61,7 @@ export function applyAuthDirective<TContext extends { principal: Principal | nul
   const roots = new Set([schema.getQueryType()?.name, schema.getMutationType()?.name, schema.getSubscriptionType()?.name].filter(Boolean));
   const unguarded: string[] = [];
   const mapped = mapSchema(schema, {
-    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig: GraphQLFieldConfig<unknown, TContext>, fieldName, typeName) => {
       const coordinate = `${typeName}.${fieldName}`;
       if (PUBLIC_FIELDS.has(coordinate)) return fieldConfig;
       const own = requirementOf(getDirective(schema, fieldConfig, AUTH_DIRECTIVE)?.[0]);
@@ -89,7 +89,8 @@ export function applyAuthDirective<TContext extends { principal: Principal | nul
 function requirementOf(args: Record<string, unknown> | undefined): Role | null {
   if (!args) return null;
   const requires = args['requires'] ?? 'READER';
-  if (!isRole(requires)) throw new Error(`@auth(requires: ${String(requires)}) names no role`);
+  if (!isRole(requires))
+    throw new Error(`@auth(requires: ${typeof requires === 'string' ? requires : JSON.stringify(requires)}) names no role`);
   return requires;
 }
 

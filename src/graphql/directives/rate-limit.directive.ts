@@ -1,5 +1,13 @@
 import { getDirective, MapperKind, mapSchema } from '@graphql-tools/utils';
-import { defaultFieldResolver, DirectiveLocation, GraphQLDirective, GraphQLInt, GraphQLNonNull, GraphQLString, type GraphQLSchema } from 'graphql';
+import {
+  defaultFieldResolver,
+  DirectiveLocation,
+  GraphQLDirective,
+  GraphQLInt,
+  GraphQLNonNull,
+  GraphQLString,
+  type GraphQLSchema,
+} from 'graphql';
 import { rateLimitDirective as libraryDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError } from '../../errors';
@@ -77,10 +85,16 @@ export function createRateLimitTransform<TContext extends { principal: Principal
     const budgetLimiter = (name: string, limit: number, duration: number, field: string): RateLimiterAbstract => {
       const known = budgets.get(name);
       if (known) {
-        if (known.limit !== limit || known.duration !== duration) throw new Error(`@rateLimit budget "${name}": ${field} and ${known.first} must have the same window and max`);
+        if (known.limit !== limit || known.duration !== duration)
+          throw new Error(`@rateLimit budget "${name}": ${field} and ${known.first} must have the same window and max`);
         return known.limiter;
       }
-      const limiter = new LimiterClass({ ...options.limiterOptions, keyPrefix: `${options.keyPrefix}:budget:${name}`, points: limit, duration });
+      const limiter = new LimiterClass({
+        ...options.limiterOptions,
+        keyPrefix: `${options.keyPrefix}:budget:${name}`,
+        points: limit,
+        duration,
+      });
       budgets.set(name, { limiter, limit, duration, first: field });
       return limiter;
     };
@@ -96,11 +110,16 @@ export function createRateLimitTransform<TContext extends { principal: Principal
           // A subscription's resolver runs once per event: the budget is spent when the stream starts instead.
           const limiter = budget
             ? budgetLimiter(budget, limit, duration, `${typeName}.${fieldName}`)
-            : new LimiterClass({ ...options.limiterOptions, keyPrefix: `${options.keyPrefix}:${typeName}.${fieldName}`, points: limit, duration });
+            : new LimiterClass({
+                ...options.limiterOptions,
+                keyPrefix: `${options.keyPrefix}:${typeName}.${fieldName}`,
+                points: limit,
+                duration,
+              });
           const key = budget ?? `${typeName}.${fieldName}`;
           return {
             ...fieldConfig,
-            async subscribe(source, fieldArgs, context, info) {
+            async subscribe(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
               await consume(limiter, `${key}:${callerKey(context)}`);
               return subscribe(source, fieldArgs, context, info);
             },
@@ -112,7 +131,7 @@ export function createRateLimitTransform<TContext extends { principal: Principal
           const resolve = fieldConfig.resolve ?? defaultFieldResolver;
           return {
             ...fieldConfig,
-            async resolve(source, fieldArgs, context, info) {
+            async resolve(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
               await consume(limiter, `${budget}:${callerKey(context)}`);
               return resolve(source, fieldArgs, context, info);
             },

@@ -28,14 +28,18 @@ export function applyResolverTimeout<TContext>(schema: GraphQLSchema, options: R
   if (!(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
   const subscriptionType = schema.getSubscriptionType()?.name;
   return mapSchema(schema, {
-    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig: GraphQLFieldConfig<unknown, TContext>, fieldName, typeName) => {
       if (!fieldConfig.resolve || typeName === subscriptionType) return fieldConfig;
-      return bound(fieldConfig as GraphQLFieldConfig<unknown, TContext>, `${typeName}.${fieldName}`, timeoutMs);
+      return bound(fieldConfig, `${typeName}.${fieldName}`, timeoutMs);
     },
   });
 }
 
-function bound<TContext>(fieldConfig: GraphQLFieldConfig<unknown, TContext>, coordinate: string, timeoutMs: number): GraphQLFieldConfig<unknown, TContext> {
+function bound<TContext>(
+  fieldConfig: GraphQLFieldConfig<unknown, TContext>,
+  coordinate: string,
+  timeoutMs: number,
+): GraphQLFieldConfig<unknown, TContext> {
   const resolve = fieldConfig.resolve!;
   const deadlines = deadlinesFor(timeoutMs);
   return {
@@ -47,7 +51,10 @@ function bound<TContext>(fieldConfig: GraphQLFieldConfig<unknown, TContext>, coo
       return new Promise((settle, reject) => {
         const entry: Pending = {
           deadline: Date.now() + timeoutMs,
-          expire: () => reject(new AppError('UPSTREAM_TIMEOUT', `${coordinate} did not finish within ${timeoutMs} ms.`, { field: coordinate, timeoutMs })),
+          expire: () =>
+            reject(
+              new AppError('UPSTREAM_TIMEOUT', `${coordinate} did not finish within ${timeoutMs} ms.`, { field: coordinate, timeoutMs }),
+            ),
         };
         deadlines.add(entry);
         // A late settlement of the abandoned promise is ignored (and its rejection handled, never left unhandled).

@@ -22,7 +22,7 @@ export function createLandingPagePlugin<TContext extends BaseContext>(options: L
   return {
     async serverWillStart(service) {
       const listener = (await apollo.serverWillStart?.(service)) as GraphQLServerListener | void;
-      const render = listener?.renderLandingPage;
+      const render = listener?.renderLandingPage?.bind(listener);
       if (!render) return listener ?? undefined;
       return {
         ...listener,

@@ -58,37 +58,62 @@ export function createMetricsPlugin<TContext extends BaseContext>(options: Metri
   const codes = new Set<string>(options.errorCodes ?? [...Object.keys(ERROR_CODES), ...APOLLO_ERROR_CODES]);
   const timedFields = new Set(options.resolverFields ?? ['Query.search', 'Query.ask', 'Mutation.ingestDocuments', 'Collection.stats']);
 
-  const requests = reuse(registry, METRICS.graphqlRequests, () => new Counter({
-    name: METRICS.graphqlRequests,
-    help: 'GraphQL requests by operation name (bounded; others are __other__), operation type and outcome (ok, partial, error).',
-    labelNames: ['operation', 'type', 'outcome'] as const,
-    registers: [registry],
-  }));
-  const duration = reuse(registry, METRICS.graphqlRequestDuration, () => new Histogram({
-    name: METRICS.graphqlRequestDuration,
-    help: 'GraphQL request duration by operation name, in seconds.',
-    labelNames: ['operation'] as const,
-    buckets,
-    registers: [registry],
-  }));
-  const errors = reuse(registry, METRICS.graphqlErrors, () => new Counter({
-    name: METRICS.graphqlErrors,
-    help: 'GraphQL errors in responses by operation name and extensions.code.',
-    labelNames: ['operation', 'code'] as const,
-    registers: [registry],
-  }));
-  const resolverDuration = reuse(registry, METRICS.graphqlResolverDuration, () => new Histogram({
-    name: METRICS.graphqlResolverDuration,
-    help: 'Resolver duration of the expensive fields (Type.field), in seconds.',
-    labelNames: ['field'] as const,
-    buckets,
-    registers: [registry],
-  }));
-  const active = reuse(registry, METRICS.graphqlRequestsActive, () => new Gauge({
-    name: METRICS.graphqlRequestsActive,
-    help: 'GraphQL requests in progress.',
-    registers: [registry],
-  }));
+  const requests = reuse(
+    registry,
+    METRICS.graphqlRequests,
+    () =>
+      new Counter({
+        name: METRICS.graphqlRequests,
+        help: 'GraphQL requests by operation name (bounded; others are __other__), operation type and outcome (ok, partial, error).',
+        labelNames: ['operation', 'type', 'outcome'] as const,
+        registers: [registry],
+      }),
+  );
+  const duration = reuse(
+    registry,
+    METRICS.graphqlRequestDuration,
+    () =>
+      new Histogram({
+        name: METRICS.graphqlRequestDuration,
+        help: 'GraphQL request duration by operation name, in seconds.',
+        labelNames: ['operation'] as const,
+        buckets,
+        registers: [registry],
+      }),
+  );
+  const errors = reuse(
+    registry,
+    METRICS.graphqlErrors,
+    () =>
+      new Counter({
+        name: METRICS.graphqlErrors,
+        help: 'GraphQL errors in responses by operation name and extensions.code.',
+        labelNames: ['operation', 'code'] as const,
+        registers: [registry],
+      }),
+  );
+  const resolverDuration = reuse(
+    registry,
+    METRICS.graphqlResolverDuration,
+    () =>
+      new Histogram({
+        name: METRICS.graphqlResolverDuration,
+        help: 'Resolver duration of the expensive fields (Type.field), in seconds.',
+        labelNames: ['field'] as const,
+        buckets,
+        registers: [registry],
+      }),
+  );
+  const active = reuse(
+    registry,
+    METRICS.graphqlRequestsActive,
+    () =>
+      new Gauge({
+        name: METRICS.graphqlRequestsActive,
+        help: 'GraphQL requests in progress.',
+        registers: [registry],
+      }),
+  );
 
   return {
     async requestDidStart() {

@@ -12,7 +12,9 @@ export interface PersistedQueriesPolicyOptions<TContext extends BaseContext> {
  * next hash-only request gets PERSISTED_QUERY_NOT_FOUND. It clears Apollo's documented
  * `metrics.persistedQueryRegister` flag, which Apollo reads after `didResolveOperation` to decide the write.
  */
-export function createPersistedQueriesPolicyPlugin<TContext extends BaseContext>(options: PersistedQueriesPolicyOptions<TContext>): ApolloServerPlugin<TContext> {
+export function createPersistedQueriesPolicyPlugin<TContext extends BaseContext>(
+  options: PersistedQueriesPolicyOptions<TContext>,
+): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {

@@ -167,27 +167,53 @@ export function checkOperationLimits(
     const isIntrospection = (s: SelectionNode) => s.kind === Kind.FIELD && INTROSPECTION_ROOTS.has(s.name.value);
     const introspection = operation.selectionSet.selections.filter(isIntrospection);
     if (introspection.length > 0) {
-      const own = estimateOperation(document, { ...operation, selectionSet: { ...operation.selectionSet, selections: introspection } }, variables, caps);
+      const own = estimateOperation(
+        document,
+        { ...operation, selectionSet: { ...operation.selectionSet, selections: introspection } },
+        variables,
+        caps,
+      );
       if (own.depth > INTROSPECTION_MAX_DEPTH) {
-        return new AppError('QUERY_TOO_DEEP', `The introspection selection nests ${Number.isFinite(own.depth) ? own.depth : 'endlessly'} levels deep; the limit is ${INTROSPECTION_MAX_DEPTH}.`, { maxDepth: INTROSPECTION_MAX_DEPTH });
+        return new AppError(
+          'QUERY_TOO_DEEP',
+          `The introspection selection nests ${Number.isFinite(own.depth) ? own.depth : 'endlessly'} levels deep; the limit is ${INTROSPECTION_MAX_DEPTH}.`,
+          { maxDepth: INTROSPECTION_MAX_DEPTH },
+        );
       }
       if (own.cost > INTROSPECTION_MAX_COST) {
-        return new AppError('QUERY_TOO_COMPLEX', `The introspection selection's estimated cost is ${own.cost}; the limit is ${INTROSPECTION_MAX_COST}.`, { cost: own.cost, maxCost: INTROSPECTION_MAX_COST });
+        return new AppError(
+          'QUERY_TOO_COMPLEX',
+          `The introspection selection's estimated cost is ${own.cost}; the limit is ${INTROSPECTION_MAX_COST}.`,
+          { cost: own.cost, maxCost: INTROSPECTION_MAX_COST },
+        );
       }
       aliasesElsewhere = own.aliases;
-      measured = { ...operation, selectionSet: { ...operation.selectionSet, selections: operation.selectionSet.selections.filter((s) => !isIntrospection(s)) } };
+      measured = {
+        ...operation,
+        selectionSet: { ...operation.selectionSet, selections: operation.selectionSet.selections.filter((s) => !isIntrospection(s)) },
+      };
     }
   }
   const figures = estimateOperation(document, measured, variables, caps);
   if (figures.depth > limits.maxDepth) {
-    return new AppError('QUERY_TOO_DEEP', `The operation nests ${Number.isFinite(figures.depth) ? figures.depth : 'endlessly'} levels deep; the limit is ${limits.maxDepth}.`, { maxDepth: limits.maxDepth });
+    return new AppError(
+      'QUERY_TOO_DEEP',
+      `The operation nests ${Number.isFinite(figures.depth) ? figures.depth : 'endlessly'} levels deep; the limit is ${limits.maxDepth}.`,
+      { maxDepth: limits.maxDepth },
+    );
   }
   const aliases = figures.aliases + aliasesElsewhere;
   if (aliases > limits.maxAliases) {
-    return new AppError('QUERY_TOO_COMPLEX', `The operation has ${aliases} aliases; the limit is ${limits.maxAliases}.`, { aliases, maxAliases: limits.maxAliases });
+    return new AppError('QUERY_TOO_COMPLEX', `The operation has ${aliases} aliases; the limit is ${limits.maxAliases}.`, {
+      aliases,
+      maxAliases: limits.maxAliases,
+    });
   }
   if (figures.cost > limits.maxCost) {
-    return new AppError('QUERY_TOO_COMPLEX', `The operation's estimated cost is ${figures.cost}; the limit is ${limits.maxCost}.`, { cost: figures.cost, maxCost: limits.maxCost });
+    return new AppError('QUERY_TOO_COMPLEX', `The operation's estimated cost is ${figures.cost}; the limit is ${limits.maxCost}.`, {
+      cost: figures.cost,
+      maxCost: limits.maxCost,
+    });
   }
   return null;
 }

@@ -93,9 +93,11 @@ export function bindResolversToTrace(schema: GraphQLSchema): GraphQLSchema {
       const resolve = fieldConfig.resolve ?? defaultFieldResolver;
       return {
         ...fieldConfig,
-        resolve(source, args, contextValue, info) {
+        resolve(source, args, contextValue: unknown, info) {
           const active = contextValue && typeof contextValue === 'object' ? executeContexts.get(contextValue) : undefined;
-          return active ? otelContext.with(active, resolve, undefined, source, args, contextValue, info) : resolve(source, args, contextValue, info);
+          return active
+            ? otelContext.with(active, resolve, undefined, source, args, contextValue, info)
+            : resolve(source, args, contextValue, info);
         },
       };
     },

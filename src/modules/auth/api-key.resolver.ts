@@ -19,7 +19,9 @@ export class ApiKeyResolver {
   }
 
   @Directive('@auth(requires: ADMIN)')
-  @Mutation(() => CreateApiKeyPayload, { description: 'Creates a service API key for your tenant with a role no higher than yours. The secret is returned once.' })
+  @Mutation(() => CreateApiKeyPayload, {
+    description: 'Creates a service API key for your tenant with a role no higher than yours. The secret is returned once.',
+  })
   createApiKey(
     @Arg('name', { description: `What the key is for; 1 to ${MAX_API_KEY_NAME_CHARS} characters.` }) name: string,
     @Arg('role', () => ApiKeyRoleEnum) role: ApiKeyRoleEnum,

@@ -74,7 +74,9 @@ export class ApiKeyService {
       throw badInput(`An API key name has 1 to ${MAX_API_KEY_NAME_CHARS} characters.`, { field: 'name' });
     }
     if (!hasRole(creator, args.role)) {
-      throw new AppError('FORBIDDEN', `You cannot create a key with the ${args.role} role; you have ${creator.role}.`, { requires: args.role });
+      throw new AppError('FORBIDDEN', `You cannot create a key with the ${args.role} role; you have ${creator.role}.`, {
+        requires: args.role,
+      });
     }
     const now = this.#now();
     if (args.expiresAt && !(args.expiresAt.getTime() > now)) throw badInput('expiresAt must be in the future.', { field: 'expiresAt' });
@@ -129,7 +131,12 @@ export class ApiKeyService {
     if (record.revokedAt) throw unauthenticated('API_KEY_REVOKED');
     const now = this.#now();
     if (record.expiresAt && record.expiresAt.getTime() <= now) throw unauthenticated('API_KEY_EXPIRED');
-    const principal: Principal = Object.freeze({ kind: 'service', subject: `apikey:${record.id}`, tenant: record.tenant, role: record.role });
+    const principal: Principal = Object.freeze({
+      kind: 'service',
+      subject: `apikey:${record.id}`,
+      tenant: record.tenant,
+      role: record.role,
+    });
     this.#cache.set(id, { principal, secretHash: presented }, Math.min(now + this.#ttlMs, record.expiresAt?.getTime() ?? Infinity));
     // lastUsedAt is refreshed on each store read, i.e. at most once per cache period per replica; best effort.
     this.options.store.touch(id, new Date(now)).catch(() => undefined);

@@ -19,7 +19,8 @@ export class ApiKey {
   @Field(() => ApiKeyRoleEnum) role!: ApiKeyRoleEnum;
   @Field({ description: 'The tenant the key acts for (its creator’s).' }) tenant!: string;
   @Field() createdAt!: Date;
-  @Field(() => Date, { nullable: true, description: 'Last successful authentication (refreshed at most every 30 s per replica).' }) lastUsedAt!: Date | null;
+  @Field(() => Date, { nullable: true, description: 'Last successful authentication (refreshed at most every 30 s per replica).' })
+  lastUsedAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'Null: never expires.' }) expiresAt!: Date | null;
   @Field(() => Date, { nullable: true, description: 'Set once revoked; a revoked key never authenticates again.' }) revokedAt!: Date | null;
 }
@@ -30,6 +31,8 @@ export type ApiKeyConnection = InstanceType<typeof ApiKeyConnection>;
 @ObjectType({ simpleResolvers: true })
 export class CreateApiKeyPayload {
   @Field(() => ApiKey) apiKey!: ApiKey;
-  @Field({ description: 'The key to send as `Authorization: Bearer <secret>` or `X-Api-Key: <secret>`. Shown only here, only once: store it now.' })
+  @Field({
+    description: 'The key to send as `Authorization: Bearer <secret>` or `X-Api-Key: <secret>`. Shown only here, only once: store it now.',
+  })
   secret!: string;
 }

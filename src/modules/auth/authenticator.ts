@@ -33,7 +33,9 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     const hasAuthorization = authorization !== undefined && authorization !== '';
     const hasApiKey = apiKey !== undefined && apiKey !== '';
     if (hasAuthorization && hasApiKey) {
-      throw new AppError('UNAUTHENTICATED', 'Send either an Authorization header or an X-Api-Key header, not both.', { reason: 'TWO_CREDENTIALS' });
+      throw new AppError('UNAUTHENTICATED', 'Send either an Authorization header or an X-Api-Key header, not both.', {
+        reason: 'TWO_CREDENTIALS',
+      });
     }
     if (hasApiKey) return verifyKey(apiKey.trim());
     if (!hasAuthorization) return null;

@@ -4,7 +4,12 @@ import { DEFAULT_TENANT, type CollectionRecord, type ShareRole } from '../../por
 import type { Access, Principal } from '../../ports/principal.port';
 
 /** With KBQL_AUTH_MODE=none every caller is an ADMIN of the default tenant. */
-export const DEVELOPMENT_PRINCIPAL: Principal = Object.freeze({ kind: 'development', subject: 'development', tenant: DEFAULT_TENANT, role: 'ADMIN' });
+export const DEVELOPMENT_PRINCIPAL: Principal = Object.freeze({
+  kind: 'development',
+  subject: 'development',
+  tenant: DEFAULT_TENANT,
+  role: 'ADMIN',
+});
 
 /**
  * The access scope of a caller (see `KbqlContext.scope`): callers who may see the same collections share it.
@@ -23,7 +28,8 @@ export const shareOf = (access: Access, collection: Shared): ShareRole | null =>
   collection.tenant === access.tenant ? null : (collection.shares?.find((s) => s.tenant === access.tenant)?.role ?? null);
 
 /** Whether `access` may see `collection` (and so its documents and chunks): its tenant owns it or it is shared with it. */
-export const canSee = (access: Access, collection: Shared): boolean => collection.tenant === access.tenant || shareOf(access, collection) !== null;
+export const canSee = (access: Access, collection: Shared): boolean =>
+  collection.tenant === access.tenant || shareOf(access, collection) !== null;
 
 /**
  * Whether `access` may write the documents of `collection` (ingest, delete, edit metadata): its tenant owns it, or it
@@ -35,14 +41,20 @@ export const canWrite = (access: Access, collection: Shared): boolean =>
 /** Throws FORBIDDEN when `access` may see `collection` but only read it (a READER share). */
 export function assertWritable(access: Access, collection: Shared & Pick<CollectionRecord, 'id' | 'name'>): void {
   if (!canWrite(access, collection)) {
-    throw new AppError('FORBIDDEN', `Collection "${collection.name}" is shared with your tenant read-only.`, { reason: 'READ_ONLY_SHARE', collection: collection.id });
+    throw new AppError('FORBIDDEN', `Collection "${collection.name}" is shared with your tenant read-only.`, {
+      reason: 'READ_ONLY_SHARE',
+      collection: collection.id,
+    });
   }
 }
 
 /** Throws FORBIDDEN unless `access`'s tenant owns `collection` (renaming, deleting and sharing it are the owner's). */
 export function assertOwner(access: Access, collection: Shared & Pick<CollectionRecord, 'id' | 'name'>): void {
   if (collection.tenant !== access.tenant) {
-    throw new AppError('FORBIDDEN', `Collection "${collection.name}" belongs to another tenant; only its owner may change it.`, { reason: 'NOT_OWNER', collection: collection.id });
+    throw new AppError('FORBIDDEN', `Collection "${collection.name}" belongs to another tenant; only its owner may change it.`, {
+      reason: 'NOT_OWNER',
+      collection: collection.id,
+    });
   }
 }
 

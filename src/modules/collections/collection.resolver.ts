@@ -6,7 +6,14 @@ import { DocumentService } from '../documents/document.service';
 import { FilterInput } from '../query/query.type';
 import { CreateCollectionInput, UpdateCollectionInput } from './collection.input';
 import { CollectionService } from './collection.service';
-import { Collection, CollectionConnection, CollectionShare, CollectionStats, DeleteCollectionPayload, ShareRoleEnum } from './collection.type';
+import {
+  Collection,
+  CollectionConnection,
+  CollectionShare,
+  CollectionStats,
+  DeleteCollectionPayload,
+  ShareRoleEnum,
+} from './collection.type';
 
 @Resolver(() => Collection)
 export class CollectionResolver {
@@ -37,7 +44,10 @@ export class CollectionResolver {
 
   @Directive('@auth(requires: WRITER)')
   @Mutation(() => Collection)
-  createCollection(@Arg('input', () => CreateCollectionInput) input: CreateCollectionInput, @Ctx() ctx: KbqlContext): Promise<CollectionRecord> {
+  createCollection(
+    @Arg('input', () => CreateCollectionInput) input: CreateCollectionInput,
+    @Ctx() ctx: KbqlContext,
+  ): Promise<CollectionRecord> {
     return this.collectionService.create(input, principalOf(ctx));
   }
 
@@ -83,7 +93,9 @@ export class CollectionResolver {
     return this.collectionService.share(collection, tenant, null, principalOf(ctx));
   }
 
-  @FieldResolver(() => [CollectionShare], { description: 'The tenants it is shared with (all of them for its owner; only your own share otherwise).' })
+  @FieldResolver(() => [CollectionShare], {
+    description: 'The tenants it is shared with (all of them for its owner; only your own share otherwise).',
+  })
   shares(@Root() collection: CollectionRecord, @Ctx() ctx: KbqlContext) {
     return this.collectionService.sharesSeenBy(collection, ctx.principal);
   }
@@ -103,4 +115,3 @@ export class CollectionResolver {
     return this.documentService.listIn(collection.id, filter, { first, after });
   }
 }
-

@@ -166,7 +166,9 @@ export class CollectionService {
     const chunkSize = input?.chunkSize ?? this.options.defaults.chunkSize;
     const chunkOverlap = input?.chunkOverlap ?? Math.min(this.options.defaults.chunkOverlap, Math.floor(chunkSize / 4));
     if (!Number.isInteger(chunkSize) || chunkSize < CHUNK_LIMITS.minSize || chunkSize > CHUNK_LIMITS.maxSize) {
-      throw badInput(`chunkSize must be an integer between ${CHUNK_LIMITS.minSize} and ${CHUNK_LIMITS.maxSize} tokens.`, { field: 'chunkSize' });
+      throw badInput(`chunkSize must be an integer between ${CHUNK_LIMITS.minSize} and ${CHUNK_LIMITS.maxSize} tokens.`, {
+        field: 'chunkSize',
+      });
     }
     if (!Number.isInteger(chunkOverlap) || chunkOverlap < 0 || chunkOverlap > Math.floor(chunkSize / 2)) {
       throw badInput('chunkOverlap must be an integer between 0 and half of chunkSize.', { field: 'chunkOverlap' });
@@ -177,10 +179,10 @@ export class CollectionService {
 
 function validateName(name: string): string {
   if (!COLLECTION_NAME_PATTERN.test(name)) {
-    throw badInput(
-      'A collection name starts with a letter and has 1 to 63 letters, digits, "_" or "-".',
-      { field: 'name', pattern: COLLECTION_NAME_PATTERN.source },
-    );
+    throw badInput('A collection name starts with a letter and has 1 to 63 letters, digits, "_" or "-".', {
+      field: 'name',
+      pattern: COLLECTION_NAME_PATTERN.source,
+    });
   }
   return name;
 }

@@ -9,7 +9,10 @@ export class ChunkingSettings {
   @Field(() => Int, { description: 'Overlap between consecutive chunks, in tokens.' }) chunkOverlap!: number;
 }
 
-@ObjectType({ simpleResolvers: true, description: 'The embedder a collection’s vectors were built with; queries with another are refused.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'The embedder a collection’s vectors were built with; queries with another are refused.',
+})
 export class EmbedderInfo {
   @Field() name!: string;
   @Field(() => Int) dimensions!: number;
@@ -45,7 +48,8 @@ export class CollectionShare {
 export class Collection {
   @Field(() => ID) id!: string;
   @Field({ description: 'The tenant that owns the collection (yours, unless it is shared with you).' }) tenant!: string;
-  @Field({ description: 'Unique in its tenant. A collection shared with you is named "<tenant>/<name>" in arguments (or by id).' }) name!: string;
+  @Field({ description: 'Unique in its tenant. A collection shared with you is named "<tenant>/<name>" in arguments (or by id).' })
+  name!: string;
   @Field(() => String, { nullable: true }) description!: string | null;
   @Field(() => ChunkingSettings) chunking!: ChunkingSettings;
   @Field(() => EmbedderInfo) embedder!: EmbedderInfo;

@@ -13,7 +13,7 @@ export const createDocumentLoader = (store: KnowledgeStore, collections: Collect
   new DataLoader<string, DocumentRecord | null>(
     async (ids) => {
       const docs = await store.getDocuments([...ids]);
-      const owners = await Promise.all(docs.map((d) => (d ? collections.load(d.collectionId) : null)));
+      const owners = await Promise.all(docs.map((d) => (d ? collections.load(d.collectionId) : Promise.resolve(null))));
       return docs.map((d, i) => (d && owners[i] ? d : null));
     },
     { maxBatchSize: 500 },
@@ -24,7 +24,7 @@ export const createChunkLoader = (store: KnowledgeStore, collections: Collection
   new DataLoader<string, ChunkRecord | null>(
     async (ids) => {
       const chunks = await store.getChunks([...ids]);
-      const owners = await Promise.all(chunks.map((c) => (c ? collections.load(c.collectionId) : null)));
+      const owners = await Promise.all(chunks.map((c) => (c ? collections.load(c.collectionId) : Promise.resolve(null))));
       return chunks.map((c, i) => (c && owners[i] ? c : null));
     },
     { maxBatchSize: 500 },

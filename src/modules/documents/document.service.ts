@@ -24,7 +24,12 @@ export class DocumentService {
     return doc ?? null;
   }
 
-  async list(collectionRef: string, filter: FilterSpec | null | undefined, args: PageArgs, access: Access): Promise<Connection<DocumentRecord>> {
+  async list(
+    collectionRef: string,
+    filter: FilterSpec | null | undefined,
+    args: PageArgs,
+    access: Access,
+  ): Promise<Connection<DocumentRecord>> {
     const collection = await this.deps.collections.resolve(collectionRef, access);
     return this.listIn(collection.id, filter, args);
   }

@@ -19,7 +19,8 @@ export function validateMetadata(input: unknown): Metadata {
   }
   const clean = copy(input, 1) as Metadata;
   const bytes = Buffer.byteLength(JSON.stringify(clean), 'utf8');
-  if (bytes > METADATA_LIMITS.maxBytes) throw badInput(`metadata is at most ${METADATA_LIMITS.maxBytes} bytes as JSON.`, { field: 'metadata' });
+  if (bytes > METADATA_LIMITS.maxBytes)
+    throw badInput(`metadata is at most ${METADATA_LIMITS.maxBytes} bytes as JSON.`, { field: 'metadata' });
   return clean;
 }
 

@@ -28,4 +28,3 @@ export class IngestionResolver {
     return result.documentId ? ctx.loaders.document.load(result.documentId) : null;
   }
 }
-

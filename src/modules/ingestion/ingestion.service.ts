@@ -1,6 +1,13 @@
 import { AppError, badInput, isAppError, type ErrorCode } from '../../errors';
 import type { ChunkDraft, DocumentProcessor, WorkPriority } from '../../ports/document-processor.port';
-import type { ChunkWrite, CollectionRecord, ContentType, DocumentRecord, DocumentWrite, KnowledgeStore } from '../../ports/knowledge-store.port';
+import type {
+  ChunkWrite,
+  CollectionRecord,
+  ContentType,
+  DocumentRecord,
+  DocumentWrite,
+  KnowledgeStore,
+} from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { TextEmbedder } from '../../ports/text-embedder.port';
 import type { CollectionService } from '../collections/collection.service';
@@ -131,12 +138,16 @@ export class IngestionService {
 
   /** A `kbql.ingest` span around {@link ingestAll} with the document count and the per-status counts. */
   ingest(collectionRef: string, documents: readonly DocumentInputArgs[], access: Access): Promise<IngestSummary> {
-    return (this.deps.telemetry ?? noTelemetry).run('kbql.ingest', { collection: collectionRef, documentCount: documents.length }, async (note) => {
-      const summary = await this.ingestAll(collectionRef, documents, access);
-      const chunkCount = summary.results.reduce((sum, r) => sum + (r.status === 'INDEXED' ? (r.chunkCount ?? 0) : 0), 0);
-      note({ indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed, chunkCount });
-      return summary;
-    });
+    return (this.deps.telemetry ?? noTelemetry).run(
+      'kbql.ingest',
+      { collection: collectionRef, documentCount: documents.length },
+      async (note) => {
+        const summary = await this.ingestAll(collectionRef, documents, access);
+        const chunkCount = summary.results.reduce((sum, r) => sum + (r.status === 'INDEXED' ? (r.chunkCount ?? 0) : 0), 0);
+        note({ indexed: summary.indexed, unchanged: summary.unchanged, failed: summary.failed, chunkCount });
+        return summary;
+      },
+    );
   }
 
   private async ingestAll(collectionRef: string, documents: readonly DocumentInputArgs[], access: Access): Promise<IngestSummary> {
@@ -190,7 +201,10 @@ export class IngestionService {
       results[p.index]!.externalId = p.externalId;
       results[p.index]!.notices = p.notices;
       if (seen.has(p.externalId)) {
-        fail(p.index, new AppError('CONFLICT', `Document id "${p.externalId}" appears more than once in this request.`, { reason: 'DUPLICATE_ID' }));
+        fail(
+          p.index,
+          new AppError('CONFLICT', `Document id "${p.externalId}" appears more than once in this request.`, { reason: 'DUPLICATE_ID' }),
+        );
         continue;
       }
       seen.add(p.externalId);
@@ -198,7 +212,10 @@ export class IngestionService {
     }
 
     // 2. Same id + same content hash → UNCHANGED (metadata still refreshed, without re-embedding).
-    const hashes = await this.deps.store.getContentHashes(collection.id, prepared.map((p) => p.externalId));
+    const hashes = await this.deps.store.getContentHashes(
+      collection.id,
+      prepared.map((p) => p.externalId),
+    );
     const changed: Prepared[] = [];
     for (const p of prepared) {
       if (hashes.get(p.externalId) !== p.write.contentHash) {
@@ -242,7 +259,10 @@ export class IngestionService {
     const { store } = this.deps;
     if (store.upsertDocuments && ready.length > 1) {
       try {
-        const outcomes = await store.upsertDocuments(collection.id, ready.map((item) => ({ ...item.p.write, chunks: item.chunks })));
+        const outcomes = await store.upsertDocuments(
+          collection.id,
+          ready.map((item) => ({ ...item.p.write, chunks: item.chunks })),
+        );
         outcomes.forEach((outcome, i) => {
           const index = ready[i]!.p.index;
           if (outcome.ok) stored(index, outcome.document);
@@ -356,7 +376,11 @@ export class IngestionService {
    * Exactly the ingestion path up to chunking (validation, parsing, title, content hash, the collection's chunking
    * settings) without embedding or storing anything.
    */
-  async previewChunks(collectionRef: string, doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>), access: Access): Promise<ChunkPreview> {
+  async previewChunks(
+    collectionRef: string,
+    doc: DocumentInputArgs | (() => Promise<DocumentInputArgs>),
+    access: Access,
+  ): Promise<ChunkPreview> {
     const collection = await this.deps.collections.resolve(collectionRef, access);
     const p = await this.prepare(typeof doc === 'function' ? await doc() : doc, 0, collection, 'interactive');
     const chunks = await this.chunkPrepared(p, collection, 'interactive');
@@ -409,13 +433,22 @@ export class IngestionService {
     if (doc.id != null && !EXTERNAL_ID_PATTERN.test(doc.id)) {
       throw badInput('A document id has 1 to 256 characters and no control characters.', { field: 'id' });
     }
-    if (doc.title != null && doc.title.length > MAX_TITLE_CHARS) throw badInput(`A title has at most ${MAX_TITLE_CHARS} characters.`, { field: 'title' });
-    if (doc.source != null && doc.source.length > MAX_SOURCE_CHARS) throw badInput(`A source has at most ${MAX_SOURCE_CHARS} characters.`, { field: 'source' });
+    if (doc.title != null && doc.title.length > MAX_TITLE_CHARS)
+      throw badInput(`A title has at most ${MAX_TITLE_CHARS} characters.`, { field: 'title' });
+    if (doc.source != null && doc.source.length > MAX_SOURCE_CHARS)
+      throw badInput(`A source has at most ${MAX_SOURCE_CHARS} characters.`, { field: 'source' });
     const metadata = validateMetadata(doc.metadata ?? {});
     const contentType = doc.contentType ?? detectContentType(doc.content);
     const source = doc.source ?? null;
     const parsed = await this.deps.processor.parse(
-      { content: doc.content, contentType, title: doc.title ?? null, source, chunking: collection.chunking, embedderName: collection.embedder.name },
+      {
+        content: doc.content,
+        contentType,
+        title: doc.title ?? null,
+        source,
+        chunking: collection.chunking,
+        embedderName: collection.embedder.name,
+      },
       priority,
     );
     const externalId = doc.id ?? `sha256:${parsed.rawHash.slice(0, 32)}`;
@@ -424,7 +457,15 @@ export class IngestionService {
       externalId,
       text: parsed.text,
       notices: parsed.notices,
-      write: { externalId, title: parsed.title, source, contentType, metadata, contentHash: parsed.contentHash, charCount: parsed.text.length },
+      write: {
+        externalId,
+        title: parsed.title,
+        source,
+        contentType,
+        metadata,
+        contentHash: parsed.contentHash,
+        charCount: parsed.text.length,
+      },
     };
   }
 }

@@ -10,7 +10,8 @@ export class DocumentInput {
   @Field(() => String, { nullable: true, description: 'Default: the first heading or <title> of the content.' }) title?: string | null;
   @Field(() => String, { nullable: true }) source?: string | null;
   @Field({ description: 'Plain text, Markdown or HTML.' }) content!: string;
-  @Field(() => ContentTypeEnum, { nullable: true, description: 'Default: detected from the content.' }) contentType?: ContentTypeEnum | null;
+  @Field(() => ContentTypeEnum, { nullable: true, description: 'Default: detected from the content.' })
+  contentType?: ContentTypeEnum | null;
   @Field(() => JSONObjectScalar, { nullable: true, description: 'Top-level keys are filterable as metadata.<key>.' })
   metadata?: Record<string, unknown> | null;
 }
@@ -20,11 +21,15 @@ export class DocumentIngestResult {
   @Field(() => Int, { description: 'Position of the document in the request.' }) index!: number;
   @Field(() => String, { nullable: true }) externalId!: string | null;
   @Field(() => IngestStatusEnum) status!: IngestStatusEnum;
-  @Field(() => String, { nullable: true, description: 'Error code when FAILED (BAD_USER_INPUT, PAYLOAD_TOO_LARGE, …).' }) code!: string | null;
+  @Field(() => String, { nullable: true, description: 'Error code when FAILED (BAD_USER_INPUT, PAYLOAD_TOO_LARGE, …).' }) code!:
+    string | null;
   @Field(() => String, { nullable: true }) reason!: string | null;
   @Field(() => ID, { nullable: true }) documentId!: string | null;
   @Field(() => Int, { nullable: true }) chunkCount!: number | null;
-  @Field(() => [String], { description: 'What parsing changed in the sent text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when the text was kept as sent.' })
+  @Field(() => [String], {
+    description:
+      'What parsing changed in the sent text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when the text was kept as sent.',
+  })
   notices!: string[];
   @Field(() => Document, { nullable: true }) document?: Document | null;
 }

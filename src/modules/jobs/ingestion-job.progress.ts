@@ -127,7 +127,13 @@ class ProgressStream implements AsyncIterableIterator<ProgressItem> {
     for (const doc of await this.ports.store.getDocuments(this.jobId)) this.fold(doc);
     if (!job) this.finished = true;
     else if (job.finishedAt) {
-      this.summaryItem = { kind: 'SUMMARY', jobId: this.jobId, document: null, documents: [], job: await describeJob(this.ports.store, job) };
+      this.summaryItem = {
+        kind: 'SUMMARY',
+        jobId: this.jobId,
+        document: null,
+        documents: [],
+        job: await describeJob(this.ports.store, job),
+      };
     }
   }
 

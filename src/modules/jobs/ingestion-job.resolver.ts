@@ -9,7 +9,6 @@ import type { ChunkPreview as ChunkPreviewData } from '../ingestion/ingestion.se
 import type { ProgressItem } from './ingestion-job.progress';
 import { IngestionJobService, type DeletedJob } from './ingestion-job.service';
 import type { JobView } from './ingestion-job.state';
-import type { UploadService } from './upload.service';
 import {
   ChunkPreview,
   ChunkPreviewPayload,
@@ -97,7 +96,8 @@ export class IngestionJobResolver {
   @Directive('@auth(requires: READER)')
   @Directive('@rateLimit(window: "1m", max: 120)')
   @Query(() => ChunkPreviewPayload, {
-    description: 'The chunks a document (or uploaded file) would become in this collection: the ingestion path up to chunking, nothing stored.',
+    description:
+      'The chunks a document (or uploaded file) would become in this collection: the ingestion path up to chunking, nothing stored.',
   })
   previewChunks(
     @Arg('collection', () => String) collection: string,
@@ -112,7 +112,11 @@ export class IngestionJobResolver {
   @Subscription(() => IngestionProgress, {
     description:
       'Progress of an ingestion job: first the current stage of every document, then the documents that moved (coalesced: at most one STAGE event per 250 ms, each document in its latest state), then a SUMMARY, after which the stream ends.',
-    subscribe: ({ args, context }) => servicesOf(context as KbqlContext).jobs.progress(String(args['jobId']), principalOf(context as KbqlContext)),
+    subscribe: ({ args, context }) =>
+      servicesOf(context as KbqlContext).jobs.progress(
+        String((args as Record<string, unknown>)['jobId']),
+        principalOf(context as KbqlContext),
+      ),
   })
   ingestionProgress(@Root() item: ProgressItem, @Arg('jobId', () => ID) _jobId: string): ProgressItem {
     return item;
@@ -137,7 +141,8 @@ export class IngestionJobDocumentResolver {
   }
 
   @FieldResolver(() => [String], {
-    description: 'What parsing changed in the text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when it was kept as sent.',
+    description:
+      'What parsing changed in the text (control characters such as NUL removed, unpaired UTF-16 surrogates replaced by U+FFFD); empty when it was kept as sent.',
   })
   notices(@Root() doc: JobDocumentState): string[] {
     return doc.notices ?? [];
@@ -156,9 +161,9 @@ export class ChunkPreviewPayloadResolver {
     @Arg('first', () => Int, { nullable: true, defaultValue: MAX_PREVIEW_PAGE_DEFAULT }) first: number,
     @Arg('offset', () => Int, { nullable: true, defaultValue: 0 }) offset: number,
   ): ChunkPreview[] {
-    if (!Number.isInteger(first) || first < 0 || first > MAX_PREVIEW_PAGE) throw badInput(`first must be between 0 and ${MAX_PREVIEW_PAGE}.`, { argument: 'first' });
+    if (!Number.isInteger(first) || first < 0 || first > MAX_PREVIEW_PAGE)
+      throw badInput(`first must be between 0 and ${MAX_PREVIEW_PAGE}.`, { argument: 'first' });
     if (!Number.isInteger(offset) || offset < 0) throw badInput('offset must be a non-negative integer.', { argument: 'offset' });
     return preview.chunks.slice(offset, offset + first);
   }
 }
-

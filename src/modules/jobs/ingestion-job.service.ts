@@ -15,7 +15,7 @@ import {
   type JobTask,
   TenantQueueFull,
 } from '../../ports/job-store.port';
-import type { CollectionRecord, ContentType, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
+import type { CollectionRecord, KnowledgeStore, Metadata } from '../../ports/knowledge-store.port';
 import { assertWritable, canSee } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
 import type { FileContentExtractor } from '../../ports/file-extractor.port';
@@ -91,7 +91,10 @@ export class IngestionJobService {
     if (new Set(uploadIds).size !== uploadIds.length) throw badInput('An upload id appears more than once.', { argument: 'uploads' });
     const maxQueued = this.deps.limits.maxQueuedDocumentsPerTenant;
     if (maxQueued !== undefined && total > maxQueued) {
-      throw badInput(`At most ${maxQueued} documents may be queued per tenant; this job alone has ${total}.`, { argument: 'documents', max: maxQueued });
+      throw badInput(`At most ${maxQueued} documents may be queued per tenant; this job alone has ${total}.`, {
+        argument: 'documents',
+        max: maxQueued,
+      });
     }
     const collection = await this.deps.ingestion.resolveCollection(collectionRef, access);
     // Early refusal before the uploads are read; createJob checks again atomically.
@@ -122,7 +125,10 @@ export class IngestionJobService {
           tenant: access.tenant,
           collectionId: collection.id,
           createdAt: now,
-          documents: items.map((item, index) => ({ state: initialState(index, item.externalId, item.filename, 1, now), payload: item.payload })),
+          documents: items.map((item, index) => ({
+            state: initialState(index, item.externalId, item.filename, 1, now),
+            payload: item.payload,
+          })),
         },
         { maxOpenDocumentsPerTenant: maxQueued },
       );
@@ -138,12 +144,7 @@ export class IngestionJobService {
     return this.describe(await this.visibleJob(id, access));
   }
 
-  async listJobs(
-    collectionRef: string | null,
-    status: JobStatus | null,
-    page: PageArgs,
-    access: Access,
-  ): Promise<Connection<JobView>> {
+  async listJobs(collectionRef: string | null, status: JobStatus | null, page: PageArgs, access: Access): Promise<Connection<JobView>> {
     const window = toWindow(page);
     const collection = collectionRef ? await this.deps.ingestion.resolveReadable(collectionRef, access) : null;
     const found = await this.deps.store.listJobs(
@@ -201,7 +202,13 @@ export class IngestionJobService {
       const { record, data } = await this.deps.uploads.load(id, access);
       const target = failed.find((f) => f.filename === record.filename || f.externalId === record.filename);
       if (!target) throw badInput(`No failed document of this job is named "${record.filename}".`, { argument: 'uploads', upload: id });
-      newPayloads.set(target.index, { kind: 'upload', uploadId: id, filename: record.filename, mediaType: record.mediaType, data: data.toString('base64') });
+      newPayloads.set(target.index, {
+        kind: 'upload',
+        uploadId: id,
+        filename: record.filename,
+        mediaType: record.mediaType,
+        data: data.toString('base64'),
+      });
     }
     const tasks: JobTask[] = [];
     for (const doc of failed) {
@@ -227,7 +234,10 @@ export class IngestionJobService {
     const job = await this.visibleJob(jobId, access);
     await this.assertWritableJob(job, access);
     const active = () =>
-      new AppError('CONFLICT', 'The job has not finished; cancel it first, or wait for it to finish.', { reason: 'JOB_NOT_FINISHED', status: job.status });
+      new AppError('CONFLICT', 'The job has not finished; cancel it first, or wait for it to finish.', {
+        reason: 'JOB_NOT_FINISHED',
+        status: job.status,
+      });
     if (!job.finishedAt || !FINISHED_JOB_STATUSES.includes(job.status)) throw active();
     const result = await this.deps.store.deleteJob(jobId);
     if (result === 'active') throw active(); // reopened by a retry meanwhile
@@ -265,7 +275,12 @@ export class IngestionJobService {
     const { record, data } = await this.deps.uploads.load(uploadId!, access);
     return this.deps.ingestion.previewChunks(
       collectionRef,
-      () => uploadToDocument(this.deps.extractor, { kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' }, data),
+      () =>
+        uploadToDocument(
+          this.deps.extractor,
+          { kind: 'upload', uploadId: uploadId!, filename: record.filename, mediaType: record.mediaType, data: '' },
+          data,
+        ),
       access,
     );
   }
@@ -316,11 +331,24 @@ function queueFull(full: TenantQueueFull): AppError {
     'RATE_LIMITED',
     `Your tenant already has ${full.open} documents queued or in progress; ${full.requested} more would exceed the limit of ${full.max}. ` +
       `Retry in ${QUEUE_FULL_RETRY_AFTER_SECONDS} s, or once some have finished.`,
-    { reason: 'TENANT_QUEUE_FULL', retryAfter: QUEUE_FULL_RETRY_AFTER_SECONDS, queued: full.open, requested: full.requested, max: full.max },
+    {
+      reason: 'TENANT_QUEUE_FULL',
+      retryAfter: QUEUE_FULL_RETRY_AFTER_SECONDS,
+      queued: full.open,
+      requested: full.requested,
+      max: full.max,
+    },
   );
 }
 
-function initialState(index: number, externalId: string | null, filename: string | null, attempt: number, at: Date, runs = 0): JobDocumentState {
+function initialState(
+  index: number,
+  externalId: string | null,
+  filename: string | null,
+  attempt: number,
+  at: Date,
+  runs = 0,
+): JobDocumentState {
   return {
     index,
     externalId,

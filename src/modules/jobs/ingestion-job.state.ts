@@ -1,5 +1,13 @@
 import type { Logger } from '../../logger';
-import { isTerminal, type JobEvent, type JobEventBus, type JobRecord, type JobStage, type JobStatus, type JobStore } from '../../ports/job-store.port';
+import {
+  isTerminal,
+  type JobEvent,
+  type JobEventBus,
+  type JobRecord,
+  type JobStage,
+  type JobStatus,
+  type JobStore,
+} from '../../ports/job-store.port';
 
 /** What the job service, its worker and its progress streams share: the job store and the event bus. */
 export interface JobStatePorts {
@@ -43,7 +51,10 @@ export async function publishJobEvent(ports: JobStatePorts, event: JobEvent): Pr
     await ports.events.publish(event);
   } catch (error) {
     // Progress is best effort: the state is in the store, and subscribers re-read it for the summary.
-    ports.logger?.warn('ingestion progress event not published', { jobId: event.jobId, error: error instanceof Error ? error.message : String(error) });
+    ports.logger?.warn('ingestion progress event not published', {
+      jobId: event.jobId,
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 }
 

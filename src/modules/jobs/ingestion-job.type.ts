@@ -76,17 +76,22 @@ export class IngestionJobDocument {
   externalId!: string | null;
   @Field(() => String, { nullable: true, description: 'The uploaded file’s name, for uploads.' }) filename!: string | null;
   @Field(() => IngestionStageEnum) stage!: IngestionStageEnum;
-  @Field(() => String, { nullable: true, description: 'Error code when FAILED (BAD_USER_INPUT, PAYLOAD_TOO_LARGE, UPSTREAM_UNAVAILABLE, …).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Error code when FAILED (BAD_USER_INPUT, PAYLOAD_TOO_LARGE, UPSTREAM_UNAVAILABLE, …).',
+  })
   code!: string | null;
   @Field(() => String, {
     nullable: true,
-    description: 'Specific reason when FAILED: EMPTY_FILE, CORRUPT_FILE, ENCRYPTED_FILE, UNSUPPORTED_TYPE, NO_TEXT, PARSE_TIMEOUT, ARCHIVE_TOO_LARGE, TOO_MANY_PAGES, TEXT_TOO_LARGE, DUPLICATE_ID, …',
+    description:
+      'Specific reason when FAILED: EMPTY_FILE, CORRUPT_FILE, ENCRYPTED_FILE, UNSUPPORTED_TYPE, NO_TEXT, PARSE_TIMEOUT, ARCHIVE_TOO_LARGE, TOO_MANY_PAGES, TEXT_TOO_LARGE, DUPLICATE_ID, …',
   })
   reasonCode!: string | null;
   @Field(() => String, { nullable: true }) reason!: string | null;
   @Field(() => Boolean, {
     nullable: true,
-    description: 'When FAILED: true if retrying the same content may succeed (a provider was down or slow), false if the content must change.',
+    description:
+      'When FAILED: true if retrying the same content may succeed (a provider was down or slow), false if the content must change.',
   })
   transient!: boolean | null;
   @Field(() => ID, { nullable: true }) documentId!: string | null;
@@ -142,7 +147,8 @@ export class IngestionProgress {
   })
   document!: IngestionJobDocument | null;
   @Field(() => [IngestionJobDocument], {
-    description: 'STAGE: every document that moved since the previous event (at most one event per 250 ms, 1,000 documents each), in index order, each in its latest state; empty in a SUMMARY.',
+    description:
+      'STAGE: every document that moved since the previous event (at most one event per 250 ms, 1,000 documents each), in index order, each in its latest state; empty in a SUMMARY.',
   })
   documents!: IngestionJobDocument[];
   @Field(() => IngestionJob, { nullable: true, description: 'SUMMARY: the finished job with its counts.' }) job!: IngestionJob | null;
@@ -164,7 +170,9 @@ export class ChunkPreviewPayload {
   @Field(() => ContentTypeEnum) contentType!: ContentTypeEnum;
   @Field({ description: 'Equal to the stored document’s contentHash when ingesting it would be UNCHANGED.' }) contentHash!: string;
   @Field(() => Int) charCount!: number;
-  @Field(() => [String], { description: 'What parsing changed in the sent text (control characters removed, unpaired surrogates replaced); empty when nothing.' })
+  @Field(() => [String], {
+    description: 'What parsing changed in the sent text (control characters removed, unpaired surrogates replaced); empty when nothing.',
+  })
   notices!: string[];
   @Field(() => Int, { description: 'How many chunks the document becomes.' }) chunkCount!: number;
 }

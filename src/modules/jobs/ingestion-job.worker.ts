@@ -20,7 +20,13 @@ import { uploadToDocument } from './ingestion-job.service';
 import { finishJobIfDone, publishJobEvent } from './ingestion-job.state';
 
 /** Codes a retry of the same document may get past: the failure was ours or a provider's, not the content's. */
-const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>(['UPSTREAM_UNAVAILABLE', 'UPSTREAM_TIMEOUT', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'INTERNAL_SERVER_ERROR']);
+const TRANSIENT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  'UPSTREAM_UNAVAILABLE',
+  'UPSTREAM_TIMEOUT',
+  'RATE_LIMITED',
+  'STORAGE_UNAVAILABLE',
+  'INTERNAL_SERVER_ERROR',
+]);
 
 export const isTransientCode = (code: string | null): boolean => code !== null && TRANSIENT_CODES.has(code);
 
@@ -64,7 +70,9 @@ export class IngestionJobWorker {
       }
     } catch (error) {
       // Only the networked store fails here (Redis down); its queue still holds the work and resumes it by itself.
-      this.deps.logger?.warn('could not resume unfinished ingestion jobs', { error: error instanceof Error ? error.message : String(error) });
+      this.deps.logger?.warn('could not resume unfinished ingestion jobs', {
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
   }
 
@@ -111,7 +119,13 @@ export class IngestionJobWorker {
         stage: async (stage: PipelineStage, partial) => {
           if (stage === 'PARSING') return;
           if ((await store.getJob(job.id))?.cancelRequested) throw new Cancelled();
-          const next: JobDocumentState = { ...current, stage, externalId: partial.externalId ?? current.externalId, timings: { ...partial.timings }, updatedAt: new Date() };
+          const next: JobDocumentState = {
+            ...current,
+            stage,
+            externalId: partial.externalId ?? current.externalId,
+            timings: { ...partial.timings },
+            updatedAt: new Date(),
+          };
           if (!(await store.transition(job.id, next, [current.stage]))) throw new Cancelled();
           current = next;
           await this.publish({ kind: 'STAGE', jobId: job.id, document: current });

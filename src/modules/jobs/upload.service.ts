@@ -18,9 +18,7 @@ const FILENAME = /^[^\u0000-\u001f\u007f/\\]{1,255}$/;
  * to the caller's tenant: another tenant's upload id is NOT_FOUND.
  */
 export class UploadService {
-  constructor(
-    private readonly deps: { store: UploadStore; limits: UploadLimits; now?: () => Date },
-  ) {}
+  constructor(private readonly deps: { store: UploadStore; limits: UploadLimits; now?: () => Date }) {}
 
   get limits(): UploadLimits {
     return this.deps.limits;

@@ -83,7 +83,8 @@ function scalar(value: unknown, at: string): FilterScalar {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
   if (typeof value === 'boolean') return value;
   if (typeof value === 'string') {
-    if (value.length > FILTER_LIMITS.maxStringLength) throw badInput(`${at}: strings are at most ${FILTER_LIMITS.maxStringLength} characters.`, { path: at });
+    if (value.length > FILTER_LIMITS.maxStringLength)
+      throw badInput(`${at}: strings are at most ${FILTER_LIMITS.maxStringLength} characters.`, { path: at });
     return value;
   }
   throw badInput(`${at}: filter values are strings, finite numbers or booleans.`, { path: at });

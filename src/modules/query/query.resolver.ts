@@ -18,7 +18,8 @@ export class QueryResolver {
     @Arg('alpha', () => Float, { nullable: true, description: 'HYBRID weight of the vector side, 0–1.' }) alpha: number | null,
     @Arg('topK', () => Int, { nullable: true, description: 'Hits to return; default KBQL_DEFAULT_TOP_K, at most KBQL_MAX_TOP_K.' })
     topK: number | null,
-    @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging); offset + topK is at most 200.' }) offset: number | null,
+    @Arg('offset', () => Int, { nullable: true, description: 'Hits to skip (for paging); offset + topK is at most 200.' })
+    offset: number | null,
     @Arg('filter', () => FilterInput, { nullable: true }) filter: FilterInput | null,
     @Ctx() ctx: KbqlContext,
   ) {
@@ -47,7 +48,14 @@ export class QueryResolver {
       'ask, streamed: RetrievalDone, then AnswerDelta pieces as the answer is produced, a Citation per verified marker, then Completed (or Failed, e.g. UPSTREAM_TIMEOUT). Completing or disconnecting stops the work, model call included.',
     subscribe: ({ args, context }) => {
       const ctx = context as KbqlContext;
-      const a = args as { collection: string; question: string; topK?: number | null; mode?: SearchModeEnum; alpha?: number | null; filter?: FilterInput | null };
+      const a = args as {
+        collection: string;
+        question: string;
+        topK?: number | null;
+        mode?: SearchModeEnum;
+        alpha?: number | null;
+        filter?: FilterInput | null;
+      };
       return servicesOf(ctx).query.askStream(
         { collection: a.collection, question: a.question, topK: a.topK, mode: a.mode, alpha: a.alpha, filter: a.filter },
         { access: principalOf(ctx), scope: ctx.scope },
@@ -66,4 +74,3 @@ export class QueryResolver {
     return event;
   }
 }
-

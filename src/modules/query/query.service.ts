@@ -184,7 +184,13 @@ export class QueryService {
   }
 
   /** `resolved`: the collection when the caller has just read it (ask, for its cache key). */
-  private async retrieve(args: SearchArgs, access: Access, scope: string, useCache: boolean, resolved?: CollectionRecord): Promise<SearchResult> {
+  private async retrieve(
+    args: SearchArgs,
+    access: Access,
+    scope: string,
+    useCache: boolean,
+    resolved?: CollectionRecord,
+  ): Promise<SearchResult> {
     const started = performance.now();
     const request = this.normalise(args, this.deps.defaults.searchTopK);
     // Read on every request, cache or not: a deleted collection is NOT_FOUND, and its version keys the cache.
@@ -205,7 +211,9 @@ export class QueryService {
       return { mode: request.mode, alpha: request.alpha, hits };
     };
     const cache = useCache ? this.deps.resultCache : undefined;
-    const { value } = cache ? await cache.searches(QueryResultCache.key('search', collection, scope, request), run) : { value: await run() };
+    const { value } = cache
+      ? await cache.searches(QueryResultCache.key('search', collection, scope, request), run)
+      : { value: await run() };
     return { collection, mode: value.mode, alpha: value.alpha, hits: value.hits, tookMs: performance.now() - started };
   }
 
@@ -233,7 +241,9 @@ export class QueryService {
       this.deps.collections.assertSameEmbedder(collection);
       let claim: Claim<CachedAnswer> | undefined;
       if (cache) {
-        const got = await cache.acquireAnswer(QueryResultCache.key('ask', collection, scope, { ...request, synthesizer: this.deps.synthesizer.name }));
+        const got = await cache.acquireAnswer(
+          QueryResultCache.key('ask', collection, scope, { ...request, synthesizer: this.deps.synthesizer.name }),
+        );
         if (!got.claim) {
           note({ collection: collection.name, hitCount: got.hit.sources.length });
           return { collection, answer: got.hit };
@@ -263,7 +273,14 @@ export class QueryService {
       const synthesis = this.gate(retrieval.mode, sources) ?? (await this.deps.synthesizer.synthesize(request));
       const answer = this.toCached(synthesis, sources, this.deps.synthesizer.name);
       claim?.settle(answer);
-      const result = this.present(question, retrieval.collection, answer, synthesis.usage ?? null, retrieval.tookMs, performance.now() - started);
+      const result = this.present(
+        question,
+        retrieval.collection,
+        answer,
+        synthesis.usage ?? null,
+        retrieval.tookMs,
+        performance.now() - started,
+      );
       this.count(result);
       return result;
     } catch (error) {
@@ -323,7 +340,11 @@ export class QueryService {
       signal.throwIfAborted();
       const sources: AnswerSource[] = retrieval.hits.map((hit, i) => ({ n: i + 1, ...hit }));
       const highlights = highlightSources(question, sources);
-      yield { kind: 'retrievalDone', sources: sources.map((s, i) => ({ ...s, highlight: highlights[i] ?? null })), latencyMs: retrieval.tookMs };
+      yield {
+        kind: 'retrievalDone',
+        sources: sources.map((s, i) => ({ ...s, highlight: highlights[i] ?? null })),
+        latencyMs: retrieval.tookMs,
+      };
 
       synthesisStarted = performance.now();
       let firstDeltaMs: number | null = null;
@@ -344,7 +365,14 @@ export class QueryService {
       this.deps.answerMetrics?.synthesis(synthesizer.name, synthesis.abstained ? 'abstained' : 'answered', synthesisMs / 1000);
       synthesisStarted = null;
       const answer = this.toCached(synthesis, sources, synthesizer.name);
-      const result = this.present(question, retrieval.collection, answer, synthesis.usage ?? null, retrieval.tookMs, performance.now() - started);
+      const result = this.present(
+        question,
+        retrieval.collection,
+        answer,
+        synthesis.usage ?? null,
+        retrieval.tookMs,
+        performance.now() - started,
+      );
       this.count(result);
       for (const citation of result.citations) yield { kind: 'citation', ...citation };
       const totalMs = performance.now() - started;
@@ -355,7 +383,8 @@ export class QueryService {
         timings: { retrievalMs: retrieval.tookMs, firstDeltaMs, synthesisMs, totalMs },
       };
     } catch (error) {
-      if (synthesisStarted !== null) this.deps.answerMetrics?.synthesis(synthesizer.name, 'error', (performance.now() - synthesisStarted) / 1000);
+      if (synthesisStarted !== null)
+        this.deps.answerMetrics?.synthesis(synthesizer.name, 'error', (performance.now() - synthesisStarted) / 1000);
       if (signal.aborted) return; // the consumer left: nobody to tell
       yield isAppError(error)
         ? { kind: 'failed', code: error.code, message: error.message }
@@ -365,7 +394,13 @@ export class QueryService {
 
   /** An abstention decided before synthesis (no sources, or the best similarity below the calibrated floor), or null. */
   private gate(mode: SearchMode, sources: readonly AnswerSource[]): Synthesis | null {
-    const abstain = (): Synthesis => ({ answer: null, abstained: true, abstentionReason: NOT_FOUND_REASON, citations: [], unsupportedMarkers: [] });
+    const abstain = (): Synthesis => ({
+      answer: null,
+      abstained: true,
+      abstentionReason: NOT_FOUND_REASON,
+      citations: [],
+      unsupportedMarkers: [],
+    });
     if (sources.length === 0) return abstain();
     const min = this.deps.abstention?.minVectorScore ?? 0;
     if (min <= 0 || mode === 'KEYWORD') return null;
@@ -428,7 +463,10 @@ export class QueryService {
     const topK = this.validateTopK(args.topK ?? defaultTopK);
     const offset = args.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0 || offset + topK > MAX_SEARCH_WINDOW) {
-      throw badInput(`offset must be 0 or more, and offset + topK at most ${MAX_SEARCH_WINDOW}.`, { argument: 'offset', max: MAX_SEARCH_WINDOW });
+      throw badInput(`offset must be 0 or more, and offset + topK at most ${MAX_SEARCH_WINDOW}.`, {
+        argument: 'offset',
+        max: MAX_SEARCH_WINDOW,
+      });
     }
     return { query, mode, alpha, topK, offset, filter: compileFilter(args.filter) ?? null };
   }
@@ -444,7 +482,10 @@ export class QueryService {
     const trimmed = text.trim();
     if (trimmed === '') throw badInput(`${argument} must not be empty.`, { argument });
     if (trimmed.length > this.deps.defaults.maxQueryChars) {
-      throw badInput(`${argument} has at most ${this.deps.defaults.maxQueryChars} characters.`, { argument, max: this.deps.defaults.maxQueryChars });
+      throw badInput(`${argument} has at most ${this.deps.defaults.maxQueryChars} characters.`, {
+        argument,
+        max: this.deps.defaults.maxQueryChars,
+      });
     }
     return trimmed;
   }

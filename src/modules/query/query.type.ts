@@ -46,7 +46,8 @@ export class SearchPayload {
 @ObjectType({ simpleResolvers: true, description: 'A sentence of a chunk, with its offsets in the chunk text.' })
 export class Highlight {
   @Field() text!: string;
-  @Field(() => Int, { description: 'Offset in the chunk text (add chunk.startOffset, when not -1, for the document offset).' }) startOffset!: number;
+  @Field(() => Int, { description: 'Offset in the chunk text (add chunk.startOffset, when not -1, for the document offset).' })
+  startOffset!: number;
   @Field(() => Int) endOffset!: number;
 }
 
@@ -55,7 +56,8 @@ export class Source extends SearchHit {
   @Field(() => Int) n!: number;
   @Field(() => Highlight, {
     nullable: true,
-    description: 'The chunk sentence to look at: the one supporting the answer when the source is cited, else the one closest to the question.',
+    description:
+      'The chunk sentence to look at: the one supporting the answer when the source is cited, else the one closest to the question.',
   })
   highlight!: Highlight | null;
 }
@@ -111,7 +113,8 @@ export class AnswerDelta {
 @ObjectType({ simpleResolvers: true, description: 'Where the time of a streamed answer went, in milliseconds since the request started.' })
 export class AnswerTimings {
   @Field(() => Float) retrievalMs!: number;
-  @Field(() => Float, { nullable: true, description: 'Until the first AnswerDelta; null when there was none.' }) firstDeltaMs!: number | null;
+  @Field(() => Float, { nullable: true, description: 'Until the first AnswerDelta; null when there was none.' }) firstDeltaMs!:
+    number | null;
   @Field(() => Float) synthesisMs!: number;
   @Field(() => Float) totalMs!: number;
 }
@@ -123,13 +126,22 @@ export class Completed {
   @Field(() => AnswerTimings) timings!: AnswerTimings;
 }
 
-@ObjectType({ simpleResolvers: true, description: 'askStream: the answer failed; the stream ends after it. `code` is an error code of the error table.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'askStream: the answer failed; the stream ends after it. `code` is an error code of the error table.',
+})
 export class Failed {
   @Field() code!: string;
   @Field() message!: string;
 }
 
-const EVENT_TYPES = { retrievalDone: RetrievalDone, answerDelta: AnswerDelta, citation: Citation, completed: Completed, failed: Failed } as const;
+const EVENT_TYPES = {
+  retrievalDone: RetrievalDone,
+  answerDelta: AnswerDelta,
+  citation: Citation,
+  completed: Completed,
+  failed: Failed,
+} as const;
 
 export const AskStreamEvent = createUnionType({
   name: 'AskStreamEvent',
@@ -137,4 +149,3 @@ export const AskStreamEvent = createUnionType({
   types: () => [RetrievalDone, AnswerDelta, Citation, Completed, Failed] as const,
   resolveType: (value) => EVENT_TYPES[(value as { kind?: string }).kind as keyof typeof EVENT_TYPES]?.name,
 });
-

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RedisApiKeyStore } from '../../src/adapters/auth/redis.api-key-store';
-import { SqliteApiKeyStore } from '../../src/adapters/auth/sqlite.api-key-store';
 import { isAppError } from '../../src/errors';
-import { createLogger } from '../../src/logger';
 import type { ApiKeyRecord, ApiKeyStore } from '../../src/ports/api-key-store.port';
-import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
 let counter = 0;
-const record = (tenant: string, createdAt: number, extra: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
+/** A READER key of `tenant` created at `createdAt` (ms), with a fresh id; `extra` overrides any field. */
+export const record = (tenant: string, createdAt: number, extra: Partial<ApiKeyRecord> = {}): ApiKeyRecord => ({
   id: (++counter).toString(16).padStart(16, '0'),
   tenant,
   name: `key ${counter}`,
@@ -25,8 +19,15 @@ const record = (tenant: string, createdAt: number, extra: Partial<ApiKeyRecord> 
   ...extra,
 });
 
-/** The ApiKeyStore contract, run on each adapter. */
-function contract(name: string, open: () => Promise<{ store: ApiKeyStore; cleanup: () => Promise<void> }>, skip: string | false = false) {
+/**
+ * The ApiKeyStore contract, run on each adapter (SQLite always, Redis when `redis-server` is installed). One store per
+ * suite: `open` builds it, the suite calls `init`, then `close` and `cleanup` at the end; `skip` gives the reason.
+ */
+export function defineApiKeyStoreContractSuite(
+  name: string,
+  open: () => Promise<{ store: ApiKeyStore; cleanup: () => Promise<void> }>,
+  skip: string | false = false,
+): void {
   describe(`ApiKeyStore contract: ${name}`, { skip }, () => {
     let store: ApiKeyStore;
     let cleanup: () => Promise<void>;
@@ -54,9 +55,15 @@ function contract(name: string, open: () => Promise<{ store: ApiKeyStore; cleanu
       await store.create(record('t-list-other', 5_000));
       const all = await store.list('t-list', { offset: 0, limit: 10 });
       assert.equal(all.total, 3);
-      assert.deepEqual(all.items.map((k) => k.createdAt.getTime()), [3_000, 2_000, 1_000]);
+      assert.deepEqual(
+        all.items.map((k) => k.createdAt.getTime()),
+        [3_000, 2_000, 1_000],
+      );
       const page = await store.list('t-list', { offset: 1, limit: 1 });
-      assert.deepEqual(page.items.map((k) => k.id), [keys[2]!.id]);
+      assert.deepEqual(
+        page.items.map((k) => k.id),
+        [keys[2]!.id],
+      );
       assert.equal(page.total, 3);
       assert.deepEqual(await store.list('t-none', { offset: 0, limit: 10 }), { items: [], total: 0 });
     });
@@ -77,35 +84,3 @@ function contract(name: string, open: () => Promise<{ store: ApiKeyStore; cleanu
     });
   });
 }
-
-contract('sqlite', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'kbql-keys-'));
-  return { store: new SqliteApiKeyStore({ dataDir: dir }), cleanup: () => rm(dir, { recursive: true, force: true }) };
-});
-
-const noRedis = redisServerAvailable() ? false : 'redis-server is not installed';
-let redis: OwnRedis | null = null;
-contract(
-  'redis',
-  async () => {
-    redis = await startOwnRedis();
-    const store = new RedisApiKeyStore({ url: redis.url, prefix: 'kbqltest', timeoutMs: 2_000, logger: createLogger('silent') });
-    return { store, cleanup: async () => redis?.stop() };
-  },
-  noRedis,
-);
-
-describe('RedisApiKeyStore with Redis down', { skip: noRedis }, () => {
-  it('fails fast with UPSTREAM_UNAVAILABLE or UPSTREAM_TIMEOUT, never hangs', async () => {
-    const own = await startOwnRedis();
-    const store = new RedisApiKeyStore({ url: own.url, prefix: 'kbqltest', timeoutMs: 500, logger: createLogger('silent') });
-    await store.init();
-    await store.create(record('t-down', 1_000));
-    await own.stop();
-    try {
-      await assert.rejects(store.get('0000000000000001'), (e: unknown) => isAppError(e) && (e.code === 'UPSTREAM_UNAVAILABLE' || e.code === 'UPSTREAM_TIMEOUT'));
-    } finally {
-      await store.close();
-    }
-  });
-});

@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
-import type { Redis } from 'ioredis';
-import { closeRedisClient, createJobsRedisClient, RedisJobStore } from '../../src/adapters/jobs/redis.job-store';
-import { SqliteJobStore } from '../../src/adapters/jobs/sqlite.job-store';
+import { describe, it } from 'node:test';
 import type { JobDocumentState, JobStatus, JobStore, NewJob } from '../../src/ports/job-store.port';
 import { CLAIMABLE_STAGES, TenantQueueFull } from '../../src/ports/job-store.port';
-import { redisServerAvailable, startOwnRedis, type OwnRedis } from '../helpers/redis';
 
-const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumentState => ({
+/** The state of document `index` of a job: QUEUED, first attempt, unless `patch` says otherwise. */
+export const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumentState => ({
   index,
   externalId: `doc-${index}`,
   filename: null,
@@ -29,19 +22,28 @@ const state = (index: number, patch: Partial<JobDocumentState> = {}): JobDocumen
   ...patch,
 });
 
-const newJob = (id: string, tenant: string, collectionId: string, createdAt: Date, count: number): NewJob => ({
+/** A job of `count` plain-text documents (payload `content <i>`), all QUEUED. */
+export const newJob = (id: string, tenant: string, collectionId: string, createdAt: Date, count: number): NewJob => ({
   id,
   tenant,
   collectionId,
   createdAt,
   documents: Array.from({ length: count }, (_, i) => ({
     state: state(i),
-    payload: { kind: 'document' as const, id: `doc-${i}`, title: null, source: null, content: `content ${i}`, contentType: null, metadata: null },
+    payload: {
+      kind: 'document' as const,
+      id: `doc-${i}`,
+      title: null,
+      source: null,
+      content: `content ${i}`,
+      contentType: null,
+      metadata: null,
+    },
   })),
 });
 
 /** Every document terminal (the first FAILED for COMPLETED_WITH_ERRORS, all CANCELLED for CANCELLED), then finished at `at`. */
-async function finish(store: JobStore, id: string, count: number, at: number, status: JobStatus): Promise<void> {
+export async function finish(store: JobStore, id: string, count: number, at: number, status: JobStatus): Promise<void> {
   for (let i = 0; i < count; i++) {
     const stage = status === 'CANCELLED' ? 'CANCELLED' : status === 'COMPLETED_WITH_ERRORS' && i === 0 ? 'FAILED' : 'INDEXED';
     assert.equal(await store.transition(id, state(i, { stage }), CLAIMABLE_STAGES), true);
@@ -50,7 +52,8 @@ async function finish(store: JobStore, id: string, count: number, at: number, st
   assert.equal(await store.markFinished(id, new Date(at), status), true);
 }
 
-interface Opened {
+/** What a test file gives the contract for one adapter. */
+export interface JobStoreUnderTest {
   store: JobStore;
   /** A second store on the same data (another connection; another replica with Redis). */
   twin(): Promise<JobStore>;
@@ -59,8 +62,11 @@ interface Opened {
   close(): Promise<void>;
 }
 
-/** The JobStore contract: what the job service relies on, for every adapter. */
-function contract(name: string, open: () => Promise<Opened>) {
+/**
+ * The JobStore contract: what the job service relies on, for every adapter (the embedded SQLite store always, Redis
+ * when `redis-server` is installed). Each test opens fresh state with `open` and closes it.
+ */
+export function defineJobStoreContractSuite(name: string, open: () => Promise<JobStoreUnderTest>): void {
   describe(`JobStore contract: ${name}`, () => {
     it('retention deletes only jobs finished before the cutoff, in bounded batches, with every per-document record', async () => {
       const { store, leftovers, close } = await open();
@@ -98,10 +104,13 @@ function contract(name: string, open: () => Promise<Opened>) {
         assert.deepEqual(kept.items.map((j) => j.id).sort(), ['new-done', 'queued', 'retrying', 'running']);
         assert.equal(kept.total, 4);
         assert.equal((await store.listJobs({ tenant: 'acme', collectionId: 'c2' }, { offset: 0, limit: 10 })).total, 0);
-        assert.deepEqual((await store.getDocuments('running')).map((d) => d.stage), ['INDEXED', 'QUEUED']);
+        assert.deepEqual(
+          (await store.getDocuments('running')).map((d) => d.stage),
+          ['INDEXED', 'QUEUED'],
+        );
         assert.ok(await store.getPayload('queued', 1));
         assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id).sort(), ['queued', 'running']);
-        assert.ok(await leftovers('queued') > 0, 'the leftovers probe sees a live job');
+        assert.ok((await leftovers('queued')) > 0, 'the leftovers probe sees a live job');
         // The cutoff moves past the newer job: it goes too, the unfinished ones still stay.
         assert.equal(await store.deleteFinishedBefore(new Date(30_000), 10), 1);
         assert.equal(await store.getJob('new-done'), null);
@@ -136,7 +145,7 @@ function contract(name: string, open: () => Promise<Opened>) {
           await finish(store, `old-${i}`, 2, 2000 + i, 'COMPLETED');
         }
         const counts = await Promise.all([store.deleteFinishedBefore(new Date(5000), 50), other.deleteFinishedBefore(new Date(5000), 50)]);
-        assert.equal(counts[0]! + counts[1]!, 12);
+        assert.equal(counts[0] + counts[1], 12);
         assert.deepEqual((await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id).sort(), ['q', 'r']);
         // A job reopened by a retry is no longer finished: kept.
         await store.createJob(newJob('reopened', 'acme', 'c', new Date(1000), 1));
@@ -158,16 +167,34 @@ function contract(name: string, open: () => Promise<Opened>) {
         const j1 = (await store.getJob('j1'))!;
         assert.deepEqual([j1.status, j1.total, j1.cancelRequested, j1.finishedAt], ['QUEUED', 3, false, null]);
         assert.equal(await store.getJob('missing'), null);
-        assert.deepEqual((await store.getDocuments('j1')).map((d) => [d.index, d.stage, d.externalId]), [[0, 'QUEUED', 'doc-0'], [1, 'QUEUED', 'doc-1'], [2, 'QUEUED', 'doc-2']]);
+        assert.deepEqual(
+          (await store.getDocuments('j1')).map((d) => [d.index, d.stage, d.externalId]),
+          [
+            [0, 'QUEUED', 'doc-0'],
+            [1, 'QUEUED', 'doc-1'],
+            [2, 'QUEUED', 'doc-2'],
+          ],
+        );
         assert.equal((await store.getDocument('j1', 1))!.updatedAt.getTime(), new Date('2026-01-01T00:00:00Z').getTime());
-        assert.deepEqual(await store.getPayload('j1', 2), { kind: 'document', id: 'doc-2', title: null, source: null, content: 'content 2', contentType: null, metadata: null });
+        assert.deepEqual(await store.getPayload('j1', 2), {
+          kind: 'document',
+          id: 'doc-2',
+          title: null,
+          source: null,
+          content: 'content 2',
+          contentType: null,
+          metadata: null,
+        });
         const byTenant = await store.listJobs({ tenant: 'acme' }, { offset: 0, limit: 10 });
         assert.deepEqual([byTenant.total, byTenant.items.map((j) => j.id)], [2, ['j2', 'j1']], 'newest first');
         const byCollection = await store.listJobs({ tenant: 'acme', collectionId: 'c1' }, { offset: 0, limit: 1 });
         assert.deepEqual([byCollection.total, byCollection.items.map((j) => j.id)], [2, ['j3']]);
         await store.markRunning('j1');
         assert.equal((await store.listJobs({ tenant: 'acme', status: 'RUNNING' }, { offset: 0, limit: 10 })).items[0]!.id, 'j1');
-        assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), ['j1', 'j2', 'j3']);
+        assert.deepEqual(
+          (await store.unfinishedJobs()).map((j) => j.id),
+          ['j1', 'j2', 'j3'],
+        );
       } finally {
         await close();
       }
@@ -184,13 +211,24 @@ function contract(name: string, open: () => Promise<Opened>) {
         assert.equal(await store.transition('k', state(1, { stage: 'CANCELLED' }), ['QUEUED']), true);
         assert.equal(await store.transition('k', state(1, { stage: 'PARSING' }), CLAIMABLE_STAGES), false);
         assert.equal(await store.transition('k', state(0, { stage: 'INDEXED', runs: 1, chunkCount: 4 }), ['PARSING']), true);
-        assert.deepEqual((await store.getDocuments('k')).map((d) => d.stage), ['INDEXED', 'CANCELLED', 'QUEUED']);
+        assert.deepEqual(
+          (await store.getDocuments('k')).map((d) => d.stage),
+          ['INDEXED', 'CANCELLED', 'QUEUED'],
+        );
         assert.equal((await store.getDocument('k', 0))!.chunkCount, 4);
         assert.equal(await store.openCount('k'), 1);
         await store.dropPayload('k', 0);
         assert.equal(await store.getPayload('k', 0), null);
-        await store.replacePayload('k', 2, { kind: 'document', id: 'x', title: null, source: null, content: 'new', contentType: 'TEXT', metadata: null });
-        assert.equal((await store.getPayload('k', 2) as { content: string }).content, 'new');
+        await store.replacePayload('k', 2, {
+          kind: 'document',
+          id: 'x',
+          title: null,
+          source: null,
+          content: 'new',
+          contentType: 'TEXT',
+          metadata: null,
+        });
+        assert.equal(((await store.getPayload('k', 2)) as { content: string }).content, 'new');
       } finally {
         await close();
       }
@@ -202,7 +240,10 @@ function contract(name: string, open: () => Promise<Opened>) {
         await store.createJob(newJob('a', 'acme', 'c', new Date(1000), 3));
         await store.createJob(newJob('b', 'acme', 'c', new Date(1001), 2));
         await store.createJob(newJob('o', 'other', 'c2', new Date(1002), 4));
-        assert.deepEqual([await store.openDocuments('acme'), await store.openDocuments('other'), await store.openDocuments('nobody')], [5, 4, 0]);
+        assert.deepEqual(
+          [await store.openDocuments('acme'), await store.openDocuments('other'), await store.openDocuments('nobody')],
+          [5, 4, 0],
+        );
 
         await assert.rejects(
           store.createJob(newJob('refused', 'acme', 'c', new Date(1003), 2), { maxOpenDocumentsPerTenant: 6 }),
@@ -246,7 +287,10 @@ function contract(name: string, open: () => Promise<Opened>) {
         await store.createJob(newJob('f', 'acme', 'c', new Date(), 1));
         await store.setCancelRequested('f');
         assert.equal((await store.getJob('f'))!.cancelRequested, true);
-        const results = await Promise.all([store.markFinished('f', new Date(5000), 'CANCELLED'), store.markFinished('f', new Date(6000), 'COMPLETED')]);
+        const results = await Promise.all([
+          store.markFinished('f', new Date(5000), 'CANCELLED'),
+          store.markFinished('f', new Date(6000), 'COMPLETED'),
+        ]);
         assert.deepEqual(results.filter(Boolean).length, 1, 'exactly one caller finishes it');
         const finished = (await store.getJob('f'))!;
         assert.ok(finished.finishedAt);
@@ -254,101 +298,13 @@ function contract(name: string, open: () => Promise<Opened>) {
         await store.reopen('f');
         const reopened = (await store.getJob('f'))!;
         assert.deepEqual([reopened.status, reopened.finishedAt, reopened.cancelRequested], ['RUNNING', null, false]);
-        assert.deepEqual((await store.unfinishedJobs()).map((j) => j.id), ['f']);
+        assert.deepEqual(
+          (await store.unfinishedJobs()).map((j) => j.id),
+          ['f'],
+        );
         assert.equal(await store.markFinished('f', new Date(), 'COMPLETED'), true);
       } finally {
         await close();
-      }
-    });
-  });
-}
-
-const dirs: string[] = [];
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
-
-contract('SQLite (embedded)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'kbql-jobstore-'));
-  dirs.push(dir);
-  const store = new SqliteJobStore({ dataDir: dir });
-  await store.init();
-  const twins: SqliteJobStore[] = [];
-  return {
-    store,
-    async twin() {
-      const other = new SqliteJobStore({ dataDir: dir });
-      await other.init();
-      twins.push(other);
-      return other;
-    },
-    async leftovers(jobId) {
-      const db = new Database(join(dir, 'jobs.sqlite'), { readonly: true });
-      try {
-        const jobs = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE id = ?`).get(jobId) as { n: number }).n;
-        const docs = (db.prepare(`SELECT count(*) AS n FROM job_documents WHERE job_id = ?`).get(jobId) as { n: number }).n;
-        return jobs + docs;
-      } finally {
-        db.close();
-      }
-    },
-    close: async () => {
-      for (const other of twins) await other.close();
-      await store.close();
-    },
-  };
-});
-
-if (redisServerAvailable()) {
-  let redis: OwnRedis | null = null;
-  let n = 0;
-  after(() => redis?.stop());
-  const leftoversIn = async (client: Redis, prefix: string, jobId: string): Promise<number> => {
-    const keys = await client.keys(`${prefix}:job:${jobId}*`);
-    let indexed = 0;
-    for (const key of [`${prefix}:finished`, ...(await client.keys(`${prefix}:by-*`))]) if ((await client.zscore(key, jobId)) !== null) indexed += 1;
-    return keys.length + indexed + (await client.sismember(`${prefix}:unfinished`, jobId));
-  };
-  contract('Redis', async () => {
-    redis ??= await startOwnRedis();
-    const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
-    const prefix = `contract-${++n}`;
-    const store = new RedisJobStore(client, prefix);
-    await store.init();
-    const clients = [client];
-    return {
-      store,
-      async twin() {
-        const other = createJobsRedisClient({ url: redis!.url, prefix: 'x' });
-        clients.push(other);
-        return new RedisJobStore(other, prefix);
-      },
-      leftovers: (jobId) => leftoversIn(client, prefix, jobId),
-      close: async () => clients.forEach(closeRedisClient),
-    };
-  });
-
-  describe('RedisJobStore retention of jobs finished before the finished-job index existed', () => {
-    it('finds them with a bounded SCAN walk, once, and deletes them', async () => {
-      redis ??= await startOwnRedis();
-      const client = createJobsRedisClient({ url: redis.url, prefix: 'x' });
-      const prefix = `backfill-${++n}`;
-      try {
-        const store = new RedisJobStore(client, prefix);
-        for (let i = 0; i < 30; i++) {
-          await store.createJob(newJob(`legacy-${i}`, 'acme', 'c', new Date(1000), 1));
-          await finish(store, `legacy-${i}`, 1, 2000, 'COMPLETED');
-        }
-        await store.createJob(newJob('live', 'acme', 'c', new Date(1000), 1));
-        // As an older version left them: finished, but in no finished index.
-        await client.del(`${prefix}:finished`);
-        const upgraded = new RedisJobStore(client, prefix);
-        assert.equal(await upgraded.deleteFinishedBefore(new Date(5000), 100), 30);
-        assert.equal(await client.exists(`${prefix}:finished:backfilled`), 1);
-        assert.deepEqual((await upgraded.listJobs({ tenant: 'acme' }, { offset: 0, limit: 50 })).items.map((j) => j.id), ['live']);
-        for (let i = 0; i < 30; i++) assert.equal(await leftoversIn(client, prefix, `legacy-${i}`), 0);
-      } finally {
-        closeRedisClient(client);
       }
     });
   });

@@ -30,7 +30,7 @@ export function metricNamesIn(expr: string): string[] {
     .replace(/\$\{?\w+\}?/g, ' ');
   const names: string[] = [];
   for (const m of e.matchAll(/(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    const rest = e.slice(m.index! + m[0].length);
+    const rest = e.slice(m.index + m[0].length);
     if (/^\s*\(/.test(rest) || NOT_METRICS.has(m[0])) continue;
     names.push(m[0]);
   }

@@ -116,7 +116,7 @@ describe('docker-compose.yml', () => {
     assert.equal(kbql.environment.KBQL_AUTH_MODE, 'jwt');
     assert.equal(kbql.environment.REDIS_URL, 'redis://redis:6379', 'no password in the URL');
     assert.equal(kbql.environment.REDIS_PASSWORD, SECRETS.REDIS_PASSWORD, 'the password goes as it is in REDIS_PASSWORD');
-    const config = loadConfig(Object.fromEntries(Object.entries(kbql.environment as Record<string, unknown>).map(([k, v]) => [k, v == null ? '' : String(v)])));
+    const config = loadConfig(Object.fromEntries(Object.entries(kbql.environment as Record<string, string | number | null>).map(([k, v]) => [k, v == null ? '' : String(v)])));
     assert.equal(decodeURIComponent(new URL(config.cache.redisUrl!).password), SECRETS.REDIS_PASSWORD, 'an openssl rand -base64 password starts kbql');
     assert.equal(kbql.environment.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector:4318');
     assert.equal(kbql.read_only, true);
