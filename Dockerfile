@@ -39,7 +39,8 @@ COPY --chown=root:root package.json ./
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
-EXPOSE 4000
+# 4000: the API; 9464: /metrics (KBQL_METRICS_PORT, its default with NODE_ENV=production).
+EXPOSE 4000 9464
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form, no shell and no npm in between: node is PID 1 and receives SIGTERM itself (src/main.ts drains in-flight

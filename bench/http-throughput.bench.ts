@@ -39,7 +39,13 @@ const QUERY = `query Search($q: String!) { search(collection: "scifact", query: 
 const VARIABLES = { q: 'vitamin D deficiency and bone fractures in older adults' };
 const JWT_SECRET = randomBytes(32).toString('hex');
 /** Production as deployed: JWT authentication and rate limiting on (the limit raised so the load is counted, not refused). */
-const PRODUCTION = ['KBQL_AUTH_MODE=jwt', `KBQL_JWT_SECRET=${JWT_SECRET}`, 'KBQL_RATE_LIMIT=true', 'KBQL_RATE_LIMIT_MAX=1000000'];
+const PRODUCTION = [
+  'KBQL_METRICS_PORT=main',
+  'KBQL_AUTH_MODE=jwt',
+  `KBQL_JWT_SECRET=${JWT_SECRET}`,
+  'KBQL_RATE_LIMIT=true',
+  'KBQL_RATE_LIMIT_MAX=1000000',
+];
 
 /** An HS256 token for a READER of the default tenant (where the seeded collection lives). */
 function token(): string {

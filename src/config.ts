@@ -12,6 +12,13 @@ const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
 const url = z.url({ protocol: /^https?$/ });
+const REDIS_URL_HINT =
+  'not a valid redis:// or rediss:// URL; if it holds a password with /, #, ? or @ (as openssl rand -base64 makes), ' +
+  'leave the password out of the URL and set REDIS_PASSWORD, or percent-encode it (/ → %2F, # → %23, ? → %3F)';
+/** Where /metrics goes with NODE_ENV=production and KBQL_METRICS_PORT unset (the OpenTelemetry Prometheus port). */
+export const DEFAULT_PRODUCTION_METRICS_PORT = 9464;
+/** Variables whose value is never repeated in an error message. */
+const SECRET_VARIABLES = new Set(['REDIS_URL', 'REDIS_PASSWORD', 'KBQL_JWT_SECRET', 'WEAVIATE_API_KEY', 'OPENAI_API_KEY']);
 
 /** Variable name → schema, default and one-line description (the README table is checked against this). */
 export const CONFIG_VARIABLES = {
@@ -117,9 +124,14 @@ export const CONFIG_VARIABLES = {
   },
   KBQL_STORE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'timeout of one store operation' },
   REDIS_URL: {
-    schema: z.url({ protocol: /^rediss?$/ }),
+    schema: z.url({ protocol: /^rediss?$/, error: REDIS_URL_HINT }),
     default: '',
-    doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), e.g. redis://redis:6379; unset: an in-process cache per replica',
+    doc: 'Redis shared by all replicas for the caches (embeddings, search/ask results, persisted queries), rate limits, jobs and their events, e.g. redis://redis:6379; a password in it must be percent-encoded (better: REDIS_PASSWORD); unset: an in-process cache per replica',
+  },
+  REDIS_PASSWORD: {
+    schema: z.string().min(1),
+    default: '',
+    doc: 'password of REDIS_URL, taken as it is (any characters, e.g. from openssl rand -base64 48) and used by every Redis client kbql makes; give it here or in REDIS_URL, not both',
   },
   KBQL_CACHE_PREFIX: {
     schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
@@ -352,7 +364,11 @@ export const CONFIG_VARIABLES = {
     default: 'info',
     doc: 'log level (logs go to stderr as JSON lines)',
   },
-  KBQL_METRICS_PORT: { schema: int(0, 65535), default: '', doc: 'serve GET /metrics on this port only (unset: on the main port)' },
+  KBQL_METRICS_PORT: {
+    schema: z.union([z.literal('main'), int(0, 65535)]),
+    default: '',
+    doc: 'serve GET /metrics on this port only (the main port then answers 404 for it), so it can be kept from the public entry point; main = on the main port; unset: 9464 with NODE_ENV=production, the main port otherwise',
+  },
   OTEL_TRACES_EXPORTER: {
     schema: z.enum(['otlp', 'console', 'none']),
     default: '',
@@ -574,7 +590,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     const parsed = (spec.schema as z.ZodType).safeParse(value);
     if (parsed.success) raw[name] = parsed.data;
-    else problems.push(`${name}=${JSON.stringify(value)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else {
+      const shown = SECRET_VARIABLES.has(name) ? '(value not shown)' : JSON.stringify(value);
+      problems.push(`${name}=${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    }
   }
   const v = raw as Raw;
   const need = <T>(name: keyof Vars, value: T | undefined, why: string): T => {
@@ -667,6 +686,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     };
   }
   if (v.KBQL_JOB_QUEUE === 'redis' && !v.REDIS_URL) problems.push('KBQL_JOB_QUEUE=redis needs REDIS_URL');
+  const redisUrl = redisUrlWithPassword(v.REDIS_URL, v.REDIS_PASSWORD, problems);
   if ((v.KBQL_MAX_EXTRACTED_BYTES ?? 0) < (v.KBQL_MAX_DOCUMENT_BYTES ?? 0)) {
     problems.push(
       `KBQL_MAX_EXTRACTED_BYTES (${v.KBQL_MAX_EXTRACTED_BYTES}) must not be smaller than KBQL_MAX_DOCUMENT_BYTES (${v.KBQL_MAX_DOCUMENT_BYTES}): a file's text could never reach the document limit`,
@@ -754,7 +774,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       resolverTimeoutMs: v.KBQL_RESOLVER_TIMEOUT_MS!,
     },
     jobs: {
-      queue: v.KBQL_JOB_QUEUE === 'redis' || (v.KBQL_JOB_QUEUE !== 'memory' && v.REDIS_URL) ? 'redis' : 'memory',
+      queue: v.KBQL_JOB_QUEUE === 'redis' || (v.KBQL_JOB_QUEUE !== 'memory' && redisUrl) ? 'redis' : 'memory',
       concurrency: v.KBQL_INGEST_CONCURRENCY!,
       lockMs: v.KBQL_JOB_LOCK_MS!,
       maxDocumentsPerJob: v.KBQL_MAX_DOCUMENTS_PER_JOB!,
@@ -778,7 +798,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploads: { maxBytes: v.KBQL_MAX_UPLOAD_BYTES!, ttlSeconds: v.KBQL_UPLOAD_TTL_SECONDS! },
     batching: { windowMs: v.KBQL_EMBEDDING_BATCH_WINDOW_MS! },
     cache: {
-      redisUrl: v.REDIS_URL ?? null,
+      redisUrl,
       prefix: v.KBQL_CACHE_PREFIX!,
       timeoutMs: v.KBQL_CACHE_TIMEOUT_MS!,
       embeddingTtlSeconds: v.KBQL_CACHE_EMBEDDING_TTL_SECONDS!,
@@ -786,7 +806,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryMaxBytes: v.KBQL_CACHE_MEMORY_MB! * 1024 * 1024,
       documentCacheSize: v.KBQL_DOCUMENT_CACHE_SIZE!,
     },
-    metrics: { port: v.KBQL_METRICS_PORT ?? null },
+    // Metrics are anonymous: in production they get a port of their own unless asked for on the main one.
+    metrics: {
+      port:
+        v.KBQL_METRICS_PORT === 'main'
+          ? null
+          : (v.KBQL_METRICS_PORT ?? (v.NODE_ENV === 'production' ? DEFAULT_PRODUCTION_METRICS_PORT : null)),
+    },
     tracing: {
       exporter:
         v.OTEL_TRACES_EXPORTER === 'none'
@@ -795,6 +821,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       serviceName: v.OTEL_SERVICE_NAME!,
     },
   });
+}
+
+/**
+ * REDIS_URL with REDIS_PASSWORD percent-encoded into it: every Redis client kbql makes (cache, rate limits, API
+ * keys, jobs/BullMQ, events) takes this one URL and decodes the password again, so it may hold any character.
+ */
+function redisUrlWithPassword(redisUrl: string | undefined, password: string | undefined, problems: string[]): string | null {
+  if (!redisUrl) {
+    if (password)
+      problems.push('REDIS_PASSWORD is set but REDIS_URL is not: give the Redis address in REDIS_URL (e.g. redis://redis:6379)');
+    return null;
+  }
+  if (!password) return redisUrl;
+  const parsed = new URL(redisUrl);
+  if (parsed.password) {
+    problems.push('REDIS_PASSWORD is set and REDIS_URL holds a password too: leave the password out of REDIS_URL');
+    return null;
+  }
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
 }
 
 function deepFreeze<T>(value: T): T {

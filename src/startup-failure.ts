@@ -23,6 +23,8 @@ export function describeStartupFailure(
       stack: null,
     };
   }
+  // A configuration that cannot work (replicas on different stores sharing one Redis): the message says it all.
+  if (error instanceof Error && error.name === 'StoreConflictError') return { line: `kbql: ${error.message}`, hint: null, stack: null };
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const syscall = (error as NodeJS.ErrnoException | undefined)?.syscall;
   if (setting && syscall === 'listen') {

@@ -91,6 +91,8 @@ export const PRODUCTION_ENV: Record<string, string> = {
   KBQL_RATE_LIMIT: 'true',
   KBQL_RATE_LIMIT_MAX: '1000000',
   KBQL_LOG_LEVEL: 'error',
+  // The drills read /metrics next to /graphql (several processes at once: no shared fixed metrics port).
+  KBQL_METRICS_PORT: 'main',
 };
 
 // ------------------------------------------------------------------------------------------------ HTTP client

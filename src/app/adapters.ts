@@ -28,6 +28,7 @@ import type { Embedder } from '../ports/embedder.port';
 import type { KnowledgeStore } from '../ports/knowledge-store.port';
 import type { Telemetry } from '../ports/telemetry.port';
 import type { Disposers } from './lifecycle';
+import { StoreConflictError, storeConflictMessage, storeIdentity } from './store-identity';
 import type { AppOverrides } from './overrides';
 
 /** The ports the services are built on (store, embedder and synthesizer wrapped in spans and metrics), and their observers. */
@@ -53,6 +54,26 @@ export interface Adapters {
 
 /** Builds the adapters the config selects (or `overrides` supplies), in dependency order; each registers its disposer. */
 export async function createAdapters(config: Config, overrides: AppOverrides, logger: Logger, disposers: Disposers): Promise<Adapters> {
+  // Ingestion jobs: SQLite + in-process queue in the data dir, or Redis + BullMQ shared by replicas (KBQL_JOB_QUEUE),
+  // namespaced by the store's identity. The Redis one comes first: a namespace that serves another store refuses
+  // the start before anything else holds resources; the SQLite one after the store (whose errors explain a bad dir).
+  const buildJobBackend = async () => {
+    const storeId = config.jobs.queue === 'redis' ? storeIdentity(config) : 'local';
+    const backend = await createJobBackend({
+      kind: config.jobs.queue,
+      dataDir: config.dataDir,
+      redisUrl: config.cache.redisUrl,
+      prefix: config.cache.prefix,
+      storeId,
+      storeConflict: (holder) => new StoreConflictError(storeConflictMessage(config, storeId, holder)),
+      concurrency: config.jobs.concurrency,
+      lockMs: config.jobs.lockMs,
+      logger,
+    });
+    disposers.add('job backend', () => backend.close());
+    return backend;
+  };
+  const redisJobBackend = config.jobs.queue === 'redis' ? await buildJobBackend() : null;
   const rawStore = overrides.store ?? createStore(config);
   // CPU work (parsing, chunking, the hash embedder) runs on worker threads; the event loop does I/O and GraphQL.
   const ingestPool = createIngestPool({
@@ -101,18 +122,8 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     logger,
   });
   disposers.add('cache', () => cache.close());
+  const jobBackend = redisJobBackend ?? (await buildJobBackend());
 
-  // Ingestion jobs: SQLite + in-process queue in the data dir, or Redis + BullMQ shared by replicas (KBQL_JOB_QUEUE).
-  const jobBackend = await createJobBackend({
-    kind: config.jobs.queue,
-    dataDir: config.dataDir,
-    redisUrl: config.cache.redisUrl,
-    prefix: config.cache.prefix,
-    concurrency: config.jobs.concurrency,
-    lockMs: config.jobs.lockMs,
-    logger,
-  });
-  disposers.add('job backend', () => jobBackend.close());
   const fileExtractor = new FileExtractor({
     timeoutMs: config.jobs.parseTimeoutMs,
     workers: config.jobs.concurrency,

@@ -281,15 +281,23 @@ export function createTelemetry(options: InstrumentationOptions): Telemetry {
 }
 
 /**
- * Documents and chunks per collection, for the `kbql_collection_*` gauges: the first `limit` collections (pass the
- * unwrapped store, so scrapes do not show up as store traffic).
+ * Documents and chunks of each collection with its tenant (never its name), for the `kbql_tenant_*` gauges: the
+ * first `limit` collections, in pages (pass the unwrapped store, so scrapes do not show up as store traffic).
  */
-export async function readCollectionSizes(store: KnowledgeStore, limit = 100): Promise<CollectionSize[]> {
-  const { items } = await store.listCollections({ offset: 0, limit });
-  return Promise.all(
-    items.map(async (c) => {
-      const stats = await store.collectionStats(c.id);
-      return { collection: c.name, documents: stats.documents, chunks: stats.chunks };
-    }),
-  );
+export async function readCollectionSizes(store: KnowledgeStore, limit = 1000): Promise<CollectionSize[]> {
+  const page = 100;
+  const sizes: CollectionSize[] = [];
+  for (let offset = 0; offset < limit; offset += page) {
+    const { items } = await store.listCollections({ offset, limit: Math.min(page, limit - offset) });
+    sizes.push(
+      ...(await Promise.all(
+        items.map(async (c) => {
+          const stats = await store.collectionStats(c.id);
+          return { tenant: c.tenant, documents: stats.documents, chunks: stats.chunks };
+        }),
+      )),
+    );
+    if (items.length < page) break;
+  }
+  return sizes;
 }

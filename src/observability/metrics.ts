@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LabelGuard } from './label-guard';
+import { LabelGuard, OTHER_LABEL } from './label-guard';
 
 /**
  * Every metric kbql exports, named `kbql_<area>_<what>_<unit>`. The Grafana dashboard and the alert rules may only
@@ -25,8 +25,9 @@ export const METRICS = {
   answerAbstentions: 'kbql_answer_abstentions_total',
   ingestionDocuments: 'kbql_ingestion_documents_total',
   ingestionChunks: 'kbql_ingestion_chunks_total',
-  collectionDocuments: 'kbql_collection_documents',
-  collectionChunks: 'kbql_collection_chunks',
+  tenantCollections: 'kbql_tenant_collections',
+  tenantDocuments: 'kbql_tenant_documents',
+  tenantChunks: 'kbql_tenant_chunks',
   dependencyUp: 'kbql_dependency_up',
 } as const;
 
@@ -39,8 +40,9 @@ export type IngestOutcome = 'indexed' | 'unchanged' | 'failed';
 /** Why an answer abstained: no relevant source (`not_found`), or a generated answer no source backed (`unverified`). */
 export type AbstentionKind = 'not_found' | 'unverified';
 
+/** One collection's size, by its owner: collection names never reach a metric (they are the tenants' data). */
 export interface CollectionSize {
-  collection: string;
+  tenant: string;
   documents: number;
   chunks: number;
 }
@@ -59,7 +61,7 @@ export interface DomainMetricsOptions {
    * @default true
    */
   defaultMetrics?: boolean;
-  /** Read at scrape time for `kbql_collection_documents` / `kbql_collection_chunks`; a failure keeps the last values. */
+  /** Read at scrape time for the `kbql_tenant_*` size gauges; a failure keeps the last values. */
   collectionSizes?: () => Promise<CollectionSize[]>;
   /** Read at scrape time for `kbql_dependency_up`. */
   dependencies?: () => Promise<DependencyStatus[]>;
@@ -73,6 +75,12 @@ export interface DomainMetricsOptions {
    * @default 20
    */
   maxCacheKinds?: number;
+  /**
+   * Most tenants given their own `tenant` label value on the size gauges (the first by name; the rest are summed
+   * into `__other__`).
+   * @default 50
+   */
+  maxTenantLabels?: number;
 }
 
 /** Domain metrics, as small functions the composition root wires into hooks and port wrappers. */
@@ -193,21 +201,23 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     }
     return pendingSizes;
   };
-  const sizeGauge = (name: string, help: string, pick: (size: CollectionSize) => number) =>
+  const maxTenants = options.maxTenantLabels ?? 50;
+  const sizeGauge = (name: string, what: string, pick: (size: TenantSize) => number) =>
     new Gauge({
       name,
-      help,
-      labelNames: ['collection'] as const,
+      help: `${what} per tenant, read from the shared store at scrape time: every replica reports the same totals, so aggregate across replicas with max by (tenant), never sum.`,
+      labelNames: ['tenant'] as const,
       registers: [registry],
       async collect() {
         const sizes = await readSizes();
         if (!sizes) return; // a failed or slow read keeps the last values
         this.reset();
-        for (const size of sizes) this.set({ collection: size.collection }, pick(size));
+        for (const size of byTenant(sizes, maxTenants)) this.set({ tenant: size.tenant }, pick(size));
       },
     });
-  sizeGauge(METRICS.collectionDocuments, 'Documents per collection (read from the store at scrape time).', (s) => s.documents);
-  sizeGauge(METRICS.collectionChunks, 'Chunks per collection (read from the store at scrape time).', (s) => s.chunks);
+  sizeGauge(METRICS.tenantCollections, 'Collections', (s) => s.collections);
+  sizeGauge(METRICS.tenantDocuments, 'Documents', (s) => s.documents);
+  sizeGauge(METRICS.tenantChunks, 'Chunks', (s) => s.chunks);
   new Gauge({
     name: METRICS.dependencyUp,
     help: 'Readiness of each dependency: 1 up, 0 down; critical="true" ones make /readyz fail.',
@@ -265,6 +275,34 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
       },
     },
   };
+}
+
+interface TenantSize {
+  tenant: string;
+  collections: number;
+  documents: number;
+  chunks: number;
+}
+
+/** Sums collection sizes per tenant; past `maxTenants` (by name) the rest are summed into `__other__`. */
+function byTenant(sizes: readonly CollectionSize[], maxTenants: number): TenantSize[] {
+  const totals = new Map<string, TenantSize>();
+  for (const size of sizes) {
+    const t = totals.get(size.tenant) ?? { tenant: size.tenant, collections: 0, documents: 0, chunks: 0 };
+    t.collections += 1;
+    t.documents += size.documents;
+    t.chunks += size.chunks;
+    totals.set(size.tenant, t);
+  }
+  const sorted = [...totals.values()].sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+  if (sorted.length <= maxTenants) return sorted;
+  const other: TenantSize = { tenant: OTHER_LABEL, collections: 0, documents: 0, chunks: 0 };
+  for (const t of sorted.slice(maxTenants)) {
+    other.collections += t.collections;
+    other.documents += t.documents;
+    other.chunks += t.chunks;
+  }
+  return [...sorted.slice(0, maxTenants), other];
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -155,7 +155,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
     for (const name of [...Object.keys(data), ...Object.keys(secret)]) assert.ok(known.has(name), `${name} is a kbql variable`);
     for (const [name, value] of Object.entries(secret)) assert.equal(value, '', `${name} is left empty in the template`);
     assert.ok(!Object.keys(data).some((k) => /SECRET|PASSWORD|API_KEY|REDIS_URL/.test(k)), 'no secret in the ConfigMap');
-    const config = loadConfig({ ...data, ...secret, KBQL_JWT_SECRET: 'k'.repeat(48), REDIS_URL: 'redis://:pw@redis-master.redis.svc.cluster.local:6379' });
+    const config = loadConfig({ ...data, ...secret, KBQL_JWT_SECRET: 'k'.repeat(48), REDIS_URL: 'redis://redis-master.redis.svc.cluster.local:6379', REDIS_PASSWORD: 'a/b#c?d=' });
     assert.equal(config.env, 'production');
     assert.equal(config.auth.mode, 'jwt');
     assert.equal(config.store.kind, 'weaviate');

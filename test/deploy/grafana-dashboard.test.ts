@@ -97,8 +97,8 @@ describe('Grafana dashboard and Prometheus rules', () => {
     uses(METRICS.embeddingBatchSize);
     assert.match(exprs, new RegExp(`${METRICS.cacheRequests}\\{result="hit"\\}`));
     uses(METRICS.ingestionDocuments);
-    uses(METRICS.collectionDocuments);
-    uses(METRICS.collectionChunks);
+    uses(METRICS.tenantDocuments);
+    uses(METRICS.tenantChunks);
     uses(METRICS.dependencyUp);
   });
 

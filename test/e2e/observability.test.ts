@@ -131,8 +131,9 @@ describe('observability: /metrics after a scripted sequence', () => {
     assert.equal(v(METRICS.ingestionDocuments, { status: 'failed' }), 1);
     assert.equal(v(METRICS.ingestionDocuments, { status: 'unchanged' }), 1);
     assert.equal(v(METRICS.ingestionChunks), chunks);
-    assert.equal(v(METRICS.collectionDocuments, { collection: 'handbook' }), 2);
-    assert.equal(v(METRICS.collectionChunks, { collection: 'handbook' }), chunks);
+    assert.equal(v(METRICS.tenantDocuments, { tenant: 'default' }), 2);
+    assert.equal(v(METRICS.tenantChunks, { tenant: 'default' }), chunks);
+    assert.ok(!s.some((x) => Object.values(x.labels).includes('handbook')), 'no collection name in any label');
     assert.equal(v(METRICS.dependencyUp, { dependency: 'store', critical: 'true' }), 1);
     // Caches (in process here): search and ask each missed the result cache once; nothing hit or was bypassed yet.
     assert.equal(v(METRICS.cacheRequests, { cache: 'result', result: 'miss' }), 2);

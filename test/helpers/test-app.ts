@@ -23,7 +23,15 @@ export interface TestApp {
 /** A fresh app on a fresh temp data dir, with test-friendly config; `env` overrides variables. */
 export async function createTestApp(env: Record<string, string> = {}, overrides: AppOverrides = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-test-'));
-  const config = loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'silent', KBQL_DATA_DIR: dataDir, PORT: '0', ...env });
+  // Metrics on the main port even with NODE_ENV=production (its default, 9464, would collide between parallel tests).
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    KBQL_LOG_LEVEL: 'silent',
+    KBQL_DATA_DIR: dataDir,
+    PORT: '0',
+    KBQL_METRICS_PORT: 'main',
+    ...env,
+  });
   const app = await createApp(config, overrides);
   return {
     app,

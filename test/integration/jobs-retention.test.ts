@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createContext } from '../../src/app/context';
@@ -130,6 +132,8 @@ describe(
     let redis: OwnRedis;
     let client: Redis;
     let t: TestApp;
+    /** Job keys live under the cache prefix and the store's identity (written into the data dir). */
+    let ns: string;
 
     before(async () => {
       redis = await startOwnRedis();
@@ -140,6 +144,7 @@ describe(
         KBQL_CACHE_PREFIX: 'ret',
         KBQL_EMBEDDING_DIMENSIONS: '256',
       });
+      ns = `ret:${readFileSync(path.join(t.dataDir, 'store-id'), 'utf8').trim()}`;
       dataOf(await t.execute(`mutation { createCollection(input: { name: "r" }) { id } }`));
     });
     after(async () => {
@@ -156,7 +161,7 @@ describe(
         async () =>
           dataOf<{ ingestionJob: { finishedAt: string | null } }>(await t.execute(JOB, { id })).ingestionJob.finishedAt ?? undefined,
       );
-    const jobKeys = async (id: string) => [...(await client.keys(`ret:jobs:job:${id}*`)), ...(await client.keys(`ret:bull:*${id}*`))];
+    const jobKeys = async (id: string) => [...(await client.keys(`${ns}:jobs:job:${id}*`)), ...(await client.keys(`${ns}:bull:*${id}*`))];
 
     it('leaves no BullMQ task entries after completion, and no job keys after deletion or retention', { timeout: 30_000 }, async () => {
       const first = await startJob([sampleDocument(1), sampleDocument(2), { id: 'bad', content: ' ' }]);
@@ -166,11 +171,11 @@ describe(
       // BullMQ removes completed tasks (removeOnComplete): no task hash, nothing in its completed set.
       await waitFor(
         'BullMQ to remove the completed tasks',
-        async () => (await client.keys(`ret:bull:*${first}*`)).length === 0 || undefined,
+        async () => (await client.keys(`${ns}:bull:*${first}*`)).length === 0 || undefined,
         5_000,
       );
-      assert.deepEqual(await client.keys(`ret:bull:*${second}*`), []);
-      assert.equal(await client.zcard('ret:bull:kbql-ingestion:completed'), 0);
+      assert.deepEqual(await client.keys(`${ns}:bull:*${second}*`), []);
+      assert.equal(await client.zcard(`${ns}:bull:kbql-ingestion:completed`), 0);
       assert.ok((await jobKeys(first)).length > 0, 'the job itself is kept in the job store');
 
       const deleted = dataOf<{ deleteIngestionJob: { deletedDocuments: number } }>(
@@ -178,14 +183,14 @@ describe(
       ).deleteIngestionJob;
       assert.equal(deleted.deletedDocuments, 3);
       assert.deepEqual(await jobKeys(first), []);
-      assert.equal(await client.zscore('ret:jobs:finished', first), null);
+      assert.equal(await client.zscore(`${ns}:jobs:finished`, first), null);
 
       const deps = (t.app.services.jobs as unknown as { deps: IngestionJobServiceDeps }).deps;
       const sweeper = new IngestionJobService({ ...deps, retention: { days: 7 }, clock: () => new Date(Date.now() + 8 * DAY_MS) });
       assert.equal(await sweeper.sweepFinishedJobs(), 1);
       assert.equal(await sweeper.sweepFinishedJobs(), 0);
       assert.deepEqual(await jobKeys(second), []);
-      assert.equal(await client.zcard('ret:jobs:finished'), 0);
+      assert.equal(await client.zcard(`${ns}:jobs:finished`), 0);
       assert.equal(codeOf(await t.execute(JOB, { id: second })), 'NOT_FOUND');
     });
 

@@ -72,6 +72,45 @@ describe('config', () => {
     );
   });
 
+  it('takes a Redis password with /, # and ? (openssl rand -base64) in REDIS_PASSWORD and applies it to the one Redis URL', () => {
+    const password = 'a/b#c?d+e=f@g%h';
+    const config = loadConfig({ REDIS_URL: 'redis://redis:6379/2', REDIS_PASSWORD: password });
+    const url = new URL(config.cache.redisUrl!);
+    assert.equal(decodeURIComponent(url.password), password);
+    assert.equal(url.hostname, 'redis');
+    assert.equal(url.port, '6379');
+    assert.equal(url.pathname, '/2');
+    assert.equal(config.jobs.queue, 'redis');
+    assert.throws(() => loadConfig({ REDIS_PASSWORD: password }), /REDIS_PASSWORD is set but REDIS_URL is not/);
+    assert.throws(
+      () => loadConfig({ REDIS_URL: 'redis://:x@redis:6379', REDIS_PASSWORD: password }),
+      /leave the password out of REDIS_URL/,
+    );
+  });
+
+  it('refuses a REDIS_URL with an unencoded password saying what to do, without repeating the password', () => {
+    const password = 'Zm9v/YmFy#cXV4?';
+    try {
+      loadConfig({ REDIS_URL: `redis://:${password}@redis:6379` });
+      assert.fail('expected a ConfigError');
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /REDIS_URL/);
+      assert.match(error.message, /set REDIS_PASSWORD/);
+      assert.match(error.message, /percent-encode/);
+      assert.ok(!error.message.includes(password), 'the password is not in the error');
+    }
+  });
+
+  it('serves metrics on their own port 9464 by default in production, on the main port otherwise or when asked', () => {
+    const prod = { NODE_ENV: 'production', KBQL_JWT_SECRET: 's'.repeat(48) };
+    assert.equal(loadConfig(prod).metrics.port, 9464);
+    assert.equal(loadConfig({ ...prod, KBQL_METRICS_PORT: '9100' }).metrics.port, 9100);
+    assert.equal(loadConfig({ ...prod, KBQL_METRICS_PORT: 'main' }).metrics.port, null);
+    assert.equal(loadConfig({ NODE_ENV: 'development' }).metrics.port, null);
+    assert.equal(loadConfig({ NODE_ENV: 'test' }).metrics.port, null);
+  });
+
   it('documents every variable in the docs/configuration.md table with its default', () => {
     for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
       const row = CONFIG_DOC.split('\n').find((line) => line.startsWith(`| \`${name}\``));

@@ -205,11 +205,12 @@ describe('createDomainMetrics', () => {
     assert.equal(sampleValue(s, METRICS.cacheRequests, { cache: OTHER_LABEL, result: 'hit' }), 1);
   });
 
-  it('reads index sizes and dependency states at scrape time, keeping the last values when a read fails', async () => {
+  it('reads index sizes per tenant (never per collection name) and dependency states at scrape time, keeping the last values when a read fails', async () => {
     const registry = new Registry();
-    let sizes: () => Promise<{ collection: string; documents: number; chunks: number }[]> = async () => [
-      { collection: 'a', documents: 2, chunks: 7 },
-      { collection: 'b', documents: 0, chunks: 0 },
+    let sizes: () => Promise<{ tenant: string; documents: number; chunks: number }[]> = async () => [
+      { tenant: 'acme', documents: 2, chunks: 7 },
+      { tenant: 'acme', documents: 1, chunks: 3 },
+      { tenant: 'globex', documents: 0, chunks: 0 },
     ];
     let reads = 0;
     createDomainMetrics({
@@ -225,10 +226,19 @@ describe('createDomainMetrics', () => {
       ],
     });
     let s = await samplesOf(registry);
-    assert.equal(sampleValue(s, METRICS.collectionDocuments, { collection: 'a' }), 2);
-    assert.equal(sampleValue(s, METRICS.collectionChunks, { collection: 'a' }), 7);
-    assert.equal(sampleValue(s, METRICS.collectionChunks, { collection: 'b' }), 0);
-    assert.equal(reads, 1, 'one store read per scrape for both gauges');
+    assert.equal(sampleValue(s, METRICS.tenantCollections, { tenant: 'acme' }), 2);
+    assert.equal(
+      sampleValue(s, METRICS.tenantDocuments, { tenant: 'acme' }),
+      3,
+      'two collections of one tenant are summed, not merged by name',
+    );
+    assert.equal(sampleValue(s, METRICS.tenantChunks, { tenant: 'acme' }), 10);
+    assert.equal(sampleValue(s, METRICS.tenantChunks, { tenant: 'globex' }), 0);
+    assert.ok(
+      s.every((x) => !('collection' in x.labels)),
+      'no collection label',
+    );
+    assert.equal(reads, 1, 'one store read per scrape for every size gauge');
     assert.equal(sampleValue(s, METRICS.dependencyUp, { dependency: 'store', critical: 'true' }), 1);
     assert.equal(sampleValue(s, METRICS.dependencyUp, { dependency: 'redis', critical: 'false' }), 0);
 
@@ -236,12 +246,28 @@ describe('createDomainMetrics', () => {
       throw new Error('store down');
     };
     s = await samplesOf(registry);
-    assert.equal(sampleValue(s, METRICS.collectionChunks, { collection: 'a' }), 7, 'last values kept');
+    assert.equal(sampleValue(s, METRICS.tenantChunks, { tenant: 'acme' }), 10, 'last values kept');
 
-    sizes = async () => [{ collection: 'a', documents: 3, chunks: 9 }];
+    sizes = async () => [{ tenant: 'acme', documents: 3, chunks: 9 }];
     s = await samplesOf(registry);
-    assert.equal(sampleValue(s, METRICS.collectionDocuments, { collection: 'a' }), 3);
-    assert.equal(sampleValue(s, METRICS.collectionDocuments, { collection: 'b' }), undefined, 'a deleted collection disappears');
+    assert.equal(sampleValue(s, METRICS.tenantDocuments, { tenant: 'acme' }), 3);
+    assert.equal(sampleValue(s, METRICS.tenantDocuments, { tenant: 'globex' }), undefined, 'a tenant without collections disappears');
+  });
+
+  it('bounds the tenant label: past maxTenantLabels the rest are summed into __other__', async () => {
+    const registry = new Registry();
+    const sizes = Array.from({ length: 5 }, (_, i) => ({ tenant: `t${i}`, documents: 1, chunks: 2 }));
+    createDomainMetrics({ registry, defaultMetrics: false, maxTenantLabels: 3, collectionSizes: async () => sizes });
+    const s = await samplesOf(registry);
+    assert.deepEqual(
+      s.filter((x) => x.name === METRICS.tenantDocuments).map((x) => [x.labels.tenant, x.value]),
+      [
+        ['t0', 1],
+        ['t1', 1],
+        ['t2', 1],
+        [OTHER_LABEL, 2],
+      ],
+    );
   });
 
   it('records provider calls, batch sizes, store calls, synthesis and ingestion', async () => {

@@ -6,6 +6,7 @@ import { MemoryJobEventBus } from './memory.job-events';
 import { MemoryJobQueue } from './memory.job-queue';
 import { closeRedisClient, createJobsRedisClient, RedisJobEventBus, RedisJobStore, RedisUploadStore } from './redis.job-store';
 import { SqliteJobStore } from './sqlite.job-store';
+import { claimStoreLease, type StoreLease } from './store-lease';
 
 export interface JobBackend {
   store: JobStore;
@@ -22,6 +23,13 @@ export interface JobBackendOptions {
   redisUrl: string | null;
   /** Key prefix in Redis (the cache prefix: deployments sharing a Redis differ by it). */
   prefix: string;
+  /**
+   * The knowledge store's identity (Redis mode): the queue, job state and events live under `<prefix>:<storeId>`,
+   * and `<prefix>:store` is claimed for it, so processes on different stores never take each other's work.
+   */
+  storeId: string;
+  /** The error start-up fails with when `<prefix>:store` is claimed by another store. */
+  storeConflict: (holder: string) => Error;
   concurrency: number;
   /** BullMQ lock duration in ms (Redis mode). @default 30000 */
   lockMs?: number;
@@ -48,7 +56,22 @@ export async function createJobBackend(options: JobBackendOptions): Promise<JobB
   }
   const redis = createJobsRedisClient({ url: options.redisUrl, prefix: options.prefix });
   redis.on('error', (error: Error) => onError(error));
-  const prefix = `${options.prefix}:jobs`;
+  // Redis down at start-up cannot prove a conflict: go on (the jobs degrade as below), unclaimed.
+  const lease: StoreLease | null = await claimStoreLease(redis, { key: `${options.prefix}:store`, storeId: options.storeId, onError }).then(
+    (claimed) => {
+      if ('heldBy' in claimed) {
+        closeRedisClient(redis);
+        throw options.storeConflict(claimed.heldBy);
+      }
+      return claimed;
+    },
+    (error: unknown) => {
+      onError(error);
+      return null;
+    },
+  );
+  const namespace = `${options.prefix}:${options.storeId}`;
+  const prefix = `${namespace}:jobs`;
   const store = new RedisJobStore(redis, prefix);
   // Redis down at start-up is not fatal: job calls answer UPSTREAM_UNAVAILABLE until it is back (the caches degrade
   // the same way), and BullMQ picks the queued work up again when it reconnects.
@@ -58,7 +81,7 @@ export async function createJobBackend(options: JobBackendOptions): Promise<JobB
     store,
     queue: new BullJobQueue({
       url: options.redisUrl,
-      prefix: `${options.prefix}:bull`,
+      prefix: `${namespace}:bull`,
       concurrency: options.concurrency,
       lockDurationMs: options.lockMs,
       onError,
@@ -67,6 +90,7 @@ export async function createJobBackend(options: JobBackendOptions): Promise<JobB
     uploads: new RedisUploadStore(redis, prefix),
     close: async () => {
       await events.close();
+      await lease?.release();
       closeRedisClient(redis);
     },
   };
