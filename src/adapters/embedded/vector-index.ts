@@ -47,6 +47,28 @@ export class VectorIndex {
     return this.slotByRowId.has(rowId);
   }
 
+  /** The row's chunk id, or undefined when the row is not indexed. */
+  chunkIdOf(rowId: number): string | undefined {
+    const slot = this.slotByRowId.get(rowId);
+    return slot === undefined ? undefined : this.chunkIds[slot];
+  }
+
+  /**
+   * The row's normalised vector as a view into the matrix (no copy), or undefined when the row is not indexed.
+   * Read it at once: the next add, remove or growth may move or overwrite it.
+   */
+  vectorOf(rowId: number): Float32Array | undefined {
+    const slot = this.slotByRowId.get(rowId);
+    if (slot === undefined) return undefined;
+    const d = this.dimensions;
+    return this.matrix.subarray(slot * d, slot * d + d);
+  }
+
+  /** The indexed row ids, in slot order (a copy). */
+  rowIdList(): Float64Array {
+    return this.rowIds.slice(0, this.count);
+  }
+
   /** Adds (or overwrites) a row; the vector is copied and normalised. */
   add(rowId: number, chunkId: string, vector: ArrayLike<number>): void {
     if (vector.length !== this.dimensions) {
