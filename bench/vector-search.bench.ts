@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { VectorIndex } from '../src/adapters/embedded/vector-index';
 import { HashEmbedder } from '../src/adapters/embedders/hash.embedder';
 import { loadScifact, percentile, printTable } from './shared-data';
+import { cachedVectors, passages } from './vector-data';
 
 /**
  * (5) Vector top-10 latency and recall@10 against exact search at 10k and 100k chunks of real embedder vectors: the
@@ -21,44 +19,6 @@ const SIZES = [10_000, 100_000];
 const K = 10;
 const QUERIES = Number(process.argv[2] ?? 50);
 const WARMUP = 3;
-const WINDOW_WORDS = 20;
-const STRIDE_WORDS = 10;
-
-function passages(): string[] {
-  const out: string[] = [];
-  for (const doc of loadScifact().corpus) {
-    const words = `${doc.title}. ${doc.text}`.split(/\s+/).filter(Boolean);
-    for (let i = 0; i < words.length; i += STRIDE_WORDS) {
-      out.push(words.slice(i, i + WINDOW_WORDS).join(' '));
-      if (i + WINDOW_WORDS >= words.length) break;
-    }
-  }
-  return out;
-}
-
-/** `count` vectors for the texts (cached on disk), as one row-major matrix. */
-async function vectors(embedder: HashEmbedder, texts: readonly string[], label: string): Promise<Float32Array> {
-  const d = embedder.info.dimensions;
-  // The embedder's output on a probe text is part of the file name: a retuned embedder that kept its name still
-  // gets fresh vectors.
-  const [probe] = await embedder.embed(['kbql vector cache probe: vitamin D and bone density']);
-  const version = createHash('sha256').update(Buffer.from(probe!.buffer)).digest('hex').slice(0, 12);
-  const file = path.join(os.tmpdir(), `kbql-bench-vectors-${embedder.info.name}-${version}-${label}-${texts.length}x${d}.f32`);
-  if (existsSync(file)) {
-    const bytes = readFileSync(file);
-    if (bytes.byteLength === texts.length * d * 4) return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  }
-  const started = performance.now();
-  const out = new Float32Array(texts.length * d);
-  for (let i = 0; i < texts.length; i += 2048) {
-    const batch = await embedder.embed(texts.slice(i, i + 2048));
-    batch.forEach((v, j) => out.set(v, (i + j) * d));
-  }
-  process.stdout.write(`embedded ${texts.length} ${label} in ${((performance.now() - started) / 1000).toFixed(1)} s (cached in ${file})\n`);
-  writeFileSync(file, Buffer.from(out.buffer));
-  return out;
-}
-
 /** The obvious exact search: score every row, sort everything, take k. */
 function naiveTopK(data: Float32Array, rows: number, d: number, query: Float32Array, k: number): number[] {
   const scores = new Float32Array(rows);
@@ -144,12 +104,12 @@ function timeQueries(queries: Float32Array, d: number, count: number, run: (q: F
 async function main(): Promise<void> {
   const embedder = new HashEmbedder();
   const d = embedder.info.dimensions;
-  const texts = passages();
+  const texts = passages(10);
   const largest = Math.max(...SIZES);
   if (texts.length < largest) throw new Error(`only ${texts.length} passages; need ${largest}`);
-  const all = await vectors(embedder, texts.slice(0, largest), 'scifact-passages');
+  const all = await cachedVectors(embedder, texts.slice(0, largest), 'scifact-passages');
   const claims = loadScifact().queries.slice(0, QUERIES + WARMUP).map((q) => q.text);
-  const queries = await vectors(embedder, claims, 'scifact-claims');
+  const queries = await cachedVectors(embedder, claims, 'scifact-claims');
 
   const rows: (string | number)[][] = [];
   for (const n of SIZES) {
