@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
+import { AnnBuilderThread } from '../../src/adapters/embedded/ann-builder';
 import { AnnIndex, type AnnIndexOptions } from '../../src/adapters/embedded/ann-index';
 import { sidecarPath } from '../../src/adapters/embedded/ann-file';
 import { VectorIndex, type VectorMatch } from '../../src/adapters/embedded/vector-index';
@@ -96,6 +97,7 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     const exact = exactOf(new Map(vectors.map((v, i) => [i, v])));
     const queries = queriesFor(vectors, 100, 2);
     const got = queries.map((q) => index.search(q, K));
+    assert.deepEqual(index.stats().searches, { graph: 100, exact: 0, refills: 0, fallbacks: 0 });
     const truth = queries.map((q) => exact.search(q, K));
     assert.ok(got.every((g) => g.length === K));
     const r = recall(got, truth);
@@ -186,17 +188,20 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     const exact = exactOf(new Map(vectors.map((v, i) => [i, v])));
     const queries = queriesFor(vectors, 40, 10);
     const rng = mulberry32(11);
-    const cases: { name: string; allowed: number[]; minRecall: number }[] = [
+    const cases: { name: string; allowed: number[]; minRecall: number; path: 'exact' | 'graph' | 'refills' }[] = [
       // 1%: below the exact threshold, scanned exactly.
-      { name: 'selective (1%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.01), minRecall: 1 },
-      { name: 'non-selective (50%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.5), minRecall: 0.95 },
+      { name: 'selective (1%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.01), minRecall: 1, path: 'exact' },
+      { name: 'non-selective (50%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.5), minRecall: 0.95, path: 'graph' },
       // A third of the clusters: near most queries nothing is allowed, so the graph must be asked again and again.
-      { name: 'far clusters (33%)', allowed: vectors.map((_, i) => i).filter((i) => i % CLUSTERS < CLUSTERS / 3), minRecall: 0.95 },
-      { name: 'sparse (6%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.06), minRecall: 0.95 },
+      { name: 'far clusters (33%)', allowed: vectors.map((_, i) => i).filter((i) => i % CLUSTERS < CLUSTERS / 3), minRecall: 0.95, path: 'refills' },
+      { name: 'sparse (6%)', allowed: vectors.map((_, i) => i).filter(() => rng() < 0.06), minRecall: 0.95, path: 'graph' },
     ];
-    for (const { name, allowed, minRecall } of cases) {
+    for (const { name, allowed, minRecall, path } of cases) {
       const allowedSet = new Set(allowed);
+      const before = index.stats().searches;
       const got = queries.map((q) => index.search(q, K, allowed));
+      const after = index.stats().searches;
+      assert.ok(after[path] - before[path] >= (path === 'refills' ? 10 : queries.length), `${name}: ${JSON.stringify(after)}`);
       const truth = queries.map((q) => exact.search(q, K, allowed));
       for (const g of got) {
         assert.equal(g.length, Math.min(K, allowed.length), name);
@@ -322,6 +327,24 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     await index.flush();
     assert.equal(index.stats().graphRows, 800);
     assert.equal(index.stats().indexedFraction, 1);
+  });
+
+  it('catches up after its builder thread dies mid-way, serving the tail exactly meanwhile', async () => {
+    const thread = new AnnBuilderThread();
+    const errors: Error[] = [];
+    const { vectors } = clustered(N + 300, 21);
+    const index = await built(join(makeDir(), 'a.usearch'), vectors.slice(0, N), { builder: thread, onError: (e) => errors.push(e) });
+    for (let rowId = N; rowId < N + 300; rowId++) index.add(rowId, chunkId(rowId), vectors[rowId]!);
+    await new Promise((resolve) => setImmediate(resolve));
+    await thread.close();
+    assert.equal(index.search(vectors[N + 7]!, 1)[0]!.rowId, N + 7);
+    await index.flush();
+    assert.ok(errors.length > 0, 'the failure was reported');
+    assert.equal(index.stats().tail, 0);
+    assert.equal(index.stats().graphRows, N + 300);
+    assert.equal(index.search(vectors[N + 7]!, 1)[0]!.rowId, N + 7);
+    await index.close();
+    await thread.close();
   });
 
   it('rebuilds the graph once removals pass the compaction fraction', async () => {

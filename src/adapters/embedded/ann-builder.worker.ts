@@ -4,23 +4,22 @@ import { lowerThreadPriority } from '../workers/lower-priority';
 import { checkAnnFile, vectorCrc, writeAnnFile, type AnnFingerprint } from './ann-file';
 
 /**
- * The ANN index's builder thread. usearch's `add` is a synchronous native call (its thread count splits the work but
- * the calling thread waits for all of it), so graph insertion runs here, never on the event loop. The thread holds
- * the writable graph (the "builder"); the main thread searches the last saved file, memory-mapped.
- * Requests are answered in order, one at a time: { id, op, input } → { id, ok, value | error }.
+ * The ANN builder thread (see AnnBuilderThread). usearch's `add` is a synchronous native call (its thread count
+ * splits the work, but the caller waits for all of it), so graph insertion runs here, never on the event loop. The
+ * thread holds one writable graph (a "builder") per index, keyed by the index's file path; the index itself searches
+ * the last saved file, memory-mapped. Requests are answered in order: { id, op, … } → { id, ok, value | error }.
  */
 export interface AnnBuilderData {
-  fingerprint: AnnFingerprint;
-  /** Nice value of this thread (Linux), so that request handling wins the CPU. */
+  /** Nice value of this thread (Linux). */
   niceness: number;
 }
 
 export type AnnBuilderRequest =
-  | { op: 'check'; path: string }
-  | { op: 'begin'; from: 'file' | 'empty'; path: string }
-  | { op: 'apply'; removeIds: Float64Array; upsertIds: Float64Array; vectors: Float32Array; threads: number }
+  | { op: 'check'; path: string; fingerprint: AnnFingerprint }
+  | { op: 'begin'; path: string; fingerprint: AnnFingerprint; from: 'file' | 'empty' }
+  | { op: 'apply'; path: string; removeIds: Float64Array; upsertIds: Float64Array; vectors: Float32Array; threads: number }
   | { op: 'save'; path: string }
-  | { op: 'release' };
+  | { op: 'release'; path: string };
 
 export interface AnnBuilderState {
   /** Rows in the builder. */
@@ -29,83 +28,83 @@ export interface AnnBuilderState {
   removals: number;
 }
 
-const { fingerprint, niceness } = workerData as AnnBuilderData;
-let builder: Index | null = null;
-let crcByRow = new Map<number, number>();
-let removals = 0;
-
-function newIndex(): Index {
-  return new Index({
-    dimensions: fingerprint.dimensions,
-    metric: MetricKind.Cos,
-    quantization: fingerprint.quantization as ScalarKind,
-    connectivity: fingerprint.connectivity,
-    expansion_add: fingerprint.expansionAdd,
-    expansion_search: 64,
-    multi: false,
-  });
+interface Builder {
+  fingerprint: AnnFingerprint;
+  index: Index;
+  /** CRC-32 of each row's vector, for the sidecar. */
+  crcByRow: Map<number, number>;
+  removals: number;
 }
 
-const state = (): AnnBuilderState => ({ size: builder?.size() ?? 0, removals });
+const builders = new Map<string, Builder>();
 
-const handlers = {
-  check: ({ path }: { path: string }) => checkAnnFile(path, fingerprint),
+function builderFor(path: string): Builder {
+  const builder = builders.get(path);
+  if (!builder) throw new Error(`no builder for ${path} (begin first)`);
+  return builder;
+}
 
-  begin: ({ from, path }: { from: 'file' | 'empty'; path: string }) => {
-    builder = newIndex();
-    crcByRow = new Map();
-    removals = 0;
+const state = (b: Builder): AnnBuilderState => ({ size: b.index.size(), removals: b.removals });
+
+const handlers: { [Op in AnnBuilderRequest['op']]: (request: Extract<AnnBuilderRequest, { op: Op }>) => unknown } = {
+  check: ({ path, fingerprint }) => checkAnnFile(path, fingerprint),
+
+  begin: ({ path, fingerprint, from }) => {
+    const index = new Index({
+      dimensions: fingerprint.dimensions,
+      metric: MetricKind.Cos,
+      quantization: fingerprint.quantization as ScalarKind,
+      connectivity: fingerprint.connectivity,
+      expansion_add: fingerprint.expansionAdd,
+      expansion_search: 64,
+      multi: false,
+    });
+    const builder: Builder = { fingerprint, index, crcByRow: new Map(), removals: 0 };
+    builders.delete(path);
     if (from === 'file') {
       const checked = checkAnnFile(path, fingerprint);
       if (!checked.ok) throw new Error(`cannot resume from ${path}: ${checked.detail}`);
-      builder.load(path);
+      index.load(path);
       const { rowIds, crcs } = checked.rows;
-      for (let i = 0; i < rowIds.length; i++) crcByRow.set(rowIds[i]!, crcs[i]!);
-      // Removals before the save are not known; count the file's holes as none (compaction is approximate).
+      for (let i = 0; i < rowIds.length; i++) builder.crcByRow.set(rowIds[i]!, crcs[i]!);
     }
-    return state();
+    builders.set(path, builder);
+    return state(builder);
   },
 
-  apply: ({ removeIds, upsertIds, vectors, threads }: { removeIds: Float64Array; upsertIds: Float64Array; vectors: Float32Array; threads: number }) => {
-    const index = builder;
-    if (!index) throw new Error('apply before begin');
-    const d = fingerprint.dimensions;
+  apply: ({ path, removeIds, upsertIds, vectors, threads }) => {
+    const builder = builderFor(path);
+    const d = builder.fingerprint.dimensions;
     // A replaced row is removed first: the wrapper refuses duplicate keys.
-    const stale = [...removeIds, ...upsertIds].filter((rowId) => crcByRow.has(rowId));
+    const stale = [...removeIds, ...upsertIds].filter((rowId) => builder.crcByRow.has(rowId));
     if (stale.length > 0) {
-      index.remove(BigUint64Array.from(stale, BigInt));
-      for (const rowId of stale) crcByRow.delete(rowId);
-      removals += stale.length;
+      builder.index.remove(BigUint64Array.from(stale, BigInt));
+      for (const rowId of stale) builder.crcByRow.delete(rowId);
+      builder.removals += stale.length;
     }
     if (upsertIds.length > 0) {
-      index.add(BigUint64Array.from(upsertIds, BigInt), vectors, threads);
-      for (let i = 0; i < upsertIds.length; i++) crcByRow.set(upsertIds[i]!, vectorCrc(vectors.subarray(i * d, (i + 1) * d)));
+      builder.index.add(BigUint64Array.from(upsertIds, BigInt), vectors, threads);
+      for (let i = 0; i < upsertIds.length; i++) builder.crcByRow.set(upsertIds[i]!, vectorCrc(vectors.subarray(i * d, (i + 1) * d)));
     }
-    return state();
+    return state(builder);
   },
 
-  save: ({ path }: { path: string }) => {
-    const index = builder;
-    if (!index) throw new Error('save before begin');
-    const rowIds = Float64Array.from(crcByRow.keys()).sort();
-    const crcs = Uint32Array.from(rowIds, (rowId) => crcByRow.get(rowId)!);
-    const meta = writeAnnFile(path, fingerprint, { rowIds, crcs }, (tmp) => index.save(tmp));
-    return { ...state(), count: meta.count, dataBytes: meta.dataBytes };
+  save: ({ path }) => {
+    const builder = builderFor(path);
+    const rowIds = Float64Array.from(builder.crcByRow.keys()).sort();
+    const crcs = Uint32Array.from(rowIds, (rowId) => builder.crcByRow.get(rowId)!);
+    writeAnnFile(path, builder.fingerprint, { rowIds, crcs }, (tmp) => builder.index.save(tmp));
+    return state(builder);
   },
 
-  release: () => {
-    builder = null;
-    crcByRow = new Map();
-    removals = 0;
-    return state();
-  },
+  release: ({ path }) => builders.delete(path),
 };
 
-lowerThreadPriority(niceness);
+lowerThreadPriority((workerData as AnnBuilderData).niceness);
 const port = parentPort!;
 port.on('message', (message: { id: number } & AnnBuilderRequest) => {
   try {
-    const handler = handlers[message.op] as (input: AnnBuilderRequest) => unknown;
+    const handler = handlers[message.op] as (request: AnnBuilderRequest) => unknown;
     port.postMessage({ id: message.id, ok: true, value: handler(message) });
   } catch (error) {
     port.postMessage({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) });

@@ -1,9 +1,9 @@
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import type { AnnBuilderData, AnnBuilderRequest, AnnBuilderState } from './ann-builder.worker';
+import { sharedAnnBuilderThread, type AnnBuilderThread } from './ann-builder';
+import type { AnnBuilderRequest, AnnBuilderState } from './ann-builder.worker';
 import { vectorCrc, type AnnFileCheck, type AnnFileRows, type AnnFingerprint, type AnnQuantization } from './ann-file';
-import { VectorIndex, type VectorMatch } from './vector-index';
+import { VectorIndex, type VectorMatch, type VectorSearchIndex } from './vector-index';
 
 /**
  * An approximate (HNSW) vector index for one collection, behind the same contract as {@link VectorIndex}: add, remove
@@ -46,12 +46,13 @@ export interface AnnIndexOptions {
   /** Live rows under which no graph is built and every search is exact. @default 5000 */
   exactBelowRows?: number;
   /**
-   * A filtered search scans its allowed rows exactly when they are at most this fraction of the live rows (or at
-   * most {@link filterExactRows}); otherwise it asks the graph for more candidates until k allowed ones are found.
-   * @default 0.05
+   * A filtered search scans its allowed rows exactly when they are at most {@link filterExactRows} or at most this
+   * fraction of the live rows; otherwise it asks the graph for 1/fraction times the candidates, and more until k
+   * allowed ones are found.
+   * @default 0.01
    */
   filterExactFraction?: number;
-  /** See {@link filterExactFraction}. @default 4000 */
+  /** See {@link filterExactFraction}. @default 3000 */
   filterExactRows?: number;
   /** Graph removals (deletes and replacements) past this fraction of its rows trigger a rebuild. @default 0.25 */
   compactFraction?: number;
@@ -59,8 +60,8 @@ export interface AnnIndexOptions {
   batchRows?: number;
   /** Threads usearch uses for one batch in the builder (the calling builder thread included). @default 1 */
   buildThreads?: number;
-  /** Nice value of the builder thread (Linux). @default 10 */
-  builderNiceness?: number;
+  /** The thread that builds the graph. @default the process-wide one ({@link sharedAnnBuilderThread}) */
+  builder?: AnnBuilderThread;
   /**
    * Least time between two saves, in ms; the gap also grows to ten times the last save's duration, so writing the
    * file takes at most a tenth of the builder's time. {@link flush} saves at once.
@@ -81,7 +82,11 @@ export interface AnnOpenResult {
   indexed: number;
   /** Live rows searched exactly until the builder catches up. */
   pending: number;
+  /** Whole call, in ms; then its steps: checking the file (builder thread), mapping it, verifying the rows. */
   ms: number;
+  checkMs: number;
+  mapMs: number;
+  verifyMs: number;
 }
 
 export interface AnnStats {
@@ -103,6 +108,11 @@ export interface AnnStats {
   saves: number;
   /** Duration of the last save, in ms (null before the first). */
   lastSaveMs: number | null;
+  /**
+   * Searches since start by path: through the graph; exact (no graph yet, a small collection or a selective filter);
+   * and graph searches that needed more candidates (`refills`) or gave up for an exact scan (`fallbacks`).
+   */
+  searches: { graph: number; exact: number; refills: number; fallbacks: number };
 }
 
 const DEFAULTS = {
@@ -112,12 +122,11 @@ const DEFAULTS = {
   expansionSearch: 128,
   candidates: 20,
   exactBelowRows: 5000,
-  filterExactFraction: 0.05,
-  filterExactRows: 4000,
+  filterExactFraction: 0.01,
+  filterExactRows: 3000,
   compactFraction: 0.25,
   batchRows: 1024,
   buildThreads: 1,
-  builderNiceness: 10,
   saveIntervalMs: 1000,
 };
 
@@ -137,10 +146,11 @@ interface Batch {
   seqTo: number;
 }
 
-export class AnnIndex {
+export class AnnIndex implements VectorSearchIndex {
   readonly dimensions: number;
   readonly fingerprint: AnnFingerprint;
-  private readonly options: Required<Omit<AnnIndexOptions, 'onError' | 'initialCapacity' | 'path' | 'embedder' | 'dimensions'>>;
+  private readonly options: Required<Omit<AnnIndexOptions, 'onError' | 'initialCapacity' | 'path' | 'embedder' | 'dimensions' | 'builder'>>;
+  private readonly thread: AnnBuilderThread;
   private readonly exact: VectorIndex;
 
   /** The mapped graph and the change sequence number it covers. */
@@ -160,9 +170,6 @@ export class AnnIndex {
   /** Next queue entry to send to the builder. */
   private dispatchAt = 0;
 
-  private worker: Worker | null = null;
-  private nextRequestId = 1;
-  private readonly waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   /** The builder's graph exists (loaded from the file or started empty) and reflects changes up to `builderSeq`. */
   private builderReady = false;
   private builderSeq = 0;
@@ -186,13 +193,15 @@ export class AnnIndex {
   private lastSaveMs: number | null = null;
   private saves = 0;
   private readonly flushes: { seq: number; resolve: () => void }[] = [];
+  private readonly searches = { graph: 0, exact: 0, refills: 0, fallbacks: 0 };
   /** A reusable bitset of allowed row ids for filtered graph searches. */
   private allowedBits = new Uint32Array(0);
 
   constructor(private readonly config: AnnIndexOptions) {
     this.dimensions = config.dimensions;
-    const { onError: _onError, initialCapacity, path: _path, embedder: _embedder, dimensions: _dimensions, ...rest } = config;
+    const { onError: _onError, initialCapacity, path: _path, embedder: _embedder, dimensions: _dimensions, builder, ...rest } = config;
     this.options = { ...DEFAULTS, ...stripUndefined(rest) };
+    this.thread = builder ?? sharedAnnBuilderThread();
     this.exact = new VectorIndex(config.dimensions, initialCapacity ?? 64);
     this.fingerprint = {
       embedder: config.embedder,
@@ -256,12 +265,14 @@ export class AnnIndex {
     const graph = this.graph;
     // The graph pays only when it holds most rows: otherwise one exact pass is cheaper than graph + tail.
     if (!graph || this.exact.size - this.tailLive < this.options.exactBelowRows || this.pending.size * 2 > this.exact.size) {
+      this.searches.exact++;
       return this.exact.search(query, k, allowedRowIds);
     }
     if (allowedRowIds === undefined) return this.graphSearch(graph, query, k, null, 1) ?? this.exact.search(query, k);
     const allowed = allowedRowIds instanceof Set || Array.isArray(allowedRowIds) ? allowedRowIds : [...allowedRowIds];
     const count = allowed instanceof Set ? allowed.size : allowed.length;
     if (count <= this.options.filterExactRows || count <= this.options.filterExactFraction * this.exact.size) {
+      this.searches.exact++;
       return this.exact.search(query, k, allowed);
     }
     const membership = this.membership(allowed);
@@ -286,6 +297,7 @@ export class AnnIndex {
       rebuilding: this.rebuild !== null,
       saves: this.saves,
       lastSaveMs: this.lastSaveMs,
+      searches: { ...this.searches },
     };
   }
 
@@ -301,16 +313,24 @@ export class AnnIndex {
     let status: AnnOpenResult['status'] = 'small';
     let detail = `fewer than ${this.options.exactBelowRows} rows: exact search only`;
     let checked: AnnFileCheck;
+    const path = this.config.path;
     try {
-      checked = (await this.request({ op: 'check', path: this.config.path })) as AnnFileCheck;
+      checked = existsSync(path)
+        ? ((await this.request({ op: 'check', path, fingerprint: this.fingerprint })) as AnnFileCheck)
+        : { ok: false, reason: 'missing', detail: `no ${path}` };
     } catch (error) {
       checked = { ok: false, reason: 'corrupt', detail: (error as Error).message };
     }
-    if (this.closed) return { status: 'missing', detail: 'closed', indexed: 0, pending: 0, ms: performance.now() - started };
+    const checkMs = performance.now() - started;
+    let mapMs = 0;
+    let verifyMs = 0;
+    if (this.closed) return { status: 'missing', detail: 'closed', indexed: 0, pending: 0, ms: checkMs, checkMs, mapMs, verifyMs };
     if (checked.ok) {
       try {
         const graph = this.mapGraph(checked.meta.count);
+        mapMs = performance.now() - started - checkMs;
         this.adopt(graph, checked.rows);
+        verifyMs = performance.now() - started - checkMs - mapMs;
         status = 'loaded';
         detail = `${checked.meta.count} rows saved ${checked.meta.savedAt}`;
       } catch (error) {
@@ -324,7 +344,7 @@ export class AnnIndex {
     this.opened = true;
     this.schedulePump();
     const stats = this.stats();
-    return { status, detail, indexed: stats.indexed, pending: stats.tail, ms: performance.now() - started };
+    return { status, detail, indexed: stats.indexed, pending: stats.tail, ms: performance.now() - started, checkMs, mapMs, verifyMs };
   }
 
   /**
@@ -350,18 +370,17 @@ export class AnnIndex {
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.pumpTimer = null;
     await this.pumping;
-    if (options.save && this.worker && this.builderReady && this.builderDirty && !this.rebuildSending()) {
-      try {
+    try {
+      if (options.save && this.builderReady && this.builderDirty && !this.rebuildSending()) {
         await this.request({ op: 'save', path: this.config.path });
-      } catch (error) {
-        this.report(error);
       }
+      if (this.builderReady) await this.request({ op: 'release', path: this.config.path });
+    } catch (error) {
+      this.report(error);
     }
-    const worker = this.worker;
-    this.worker = null;
+    this.builderReady = false;
     this.graph = null;
     for (const f of this.flushes.splice(0)) f.resolve();
-    await worker?.terminate();
   }
 
   // ---------------------------------------------------------------- changes
@@ -433,9 +452,13 @@ export class AnnIndex {
     // A copy: usearch reads a typed array from its buffer's start, ignoring a view's offset.
     const q = Float32Array.from(query);
     const graphRows = graph.size();
-    if (graphRows === 0) return null;
+    this.searches.graph++;
+    if (graphRows === 0) {
+      this.searches.fallbacks++;
+      return null;
+    }
     // A filter keeping a fraction s of the rows needs about 1/s times the candidates to keep as many.
-    let wanted = Math.ceil(Math.max(this.options.candidates, 2 * k) / Math.max(selectivity, 1 / 16));
+    let wanted = Math.ceil((Math.max(this.options.candidates, 2 * k) * (selectivity < 1 ? 1.2 : 1)) / selectivity);
     let rowIds: number[] = [];
     for (;;) {
       wanted = Math.min(wanted, graphRows);
@@ -449,7 +472,11 @@ export class AnnIndex {
       }
       const exhausted = found.keys.length < wanted || wanted >= graphRows;
       if (rowIds.length >= k || exhausted) break;
-      if (wanted >= REFILL_CAP) return null;
+      if (wanted >= REFILL_CAP) {
+        this.searches.fallbacks++;
+        return null;
+      }
+      this.searches.refills++;
       wanted = Math.min(REFILL_CAP, wanted * REFILL_GROWTH);
     }
     const scores = this.exact.scoreRows(q, rowIds);
@@ -529,7 +556,9 @@ export class AnnIndex {
       }
       const batch = this.nextBatch();
       if (batch) {
-        const state = (await this.request({ op: 'apply', ...batch, threads: this.options.buildThreads }, [batch.vectors.buffer as ArrayBuffer])) as AnnBuilderState;
+        const state = (await this.request({ op: 'apply', path: this.config.path, ...batch, threads: this.options.buildThreads }, [
+          batch.vectors.buffer as ArrayBuffer,
+        ])) as AnnBuilderState;
         this.builderSeq = batch.seqTo;
         this.builderSize = state.size;
         this.builderRemovals = state.removals;
@@ -587,20 +616,21 @@ export class AnnIndex {
       this.pumpTimer = null;
       this.schedulePump();
     }, Math.max(0, at - Date.now()));
-    this.pumpTimer.unref();
+    // Background work never keeps the process alive; a caller waiting in flush() does.
+    if (this.flushes.length === 0) this.pumpTimer.unref();
   }
 
   /** Starts the builder's graph: from the served file when it is still good, else empty with a rebuild of all rows. */
   private async beginBuilder(): Promise<void> {
     if (this.graph && !this.compactRequested) {
-      const state = (await this.request({ op: 'begin', from: 'file', path: this.config.path })) as AnnBuilderState;
+      const state = (await this.request({ op: 'begin', from: 'file', path: this.config.path, fingerprint: this.fingerprint })) as AnnBuilderState;
       this.builderSize = state.size;
       this.builderRemovals = state.removals;
       this.builderSeq = this.graphSeq;
       this.builderDirty = false;
       this.dispatchAt = 0;
     } else {
-      await this.request({ op: 'begin', from: 'empty', path: this.config.path });
+      await this.request({ op: 'begin', from: 'empty', path: this.config.path, fingerprint: this.fingerprint });
       this.builderSize = 0;
       this.builderRemovals = 0;
       // The snapshot holds every change up to now (no save happens before it is all sent); later changes follow it
@@ -739,43 +769,8 @@ export class AnnIndex {
     this.config.onError?.(error instanceof Error ? error : new Error(String(error)));
   }
 
-  // ---------------------------------------------------------------- builder thread
-
   private request(message: AnnBuilderRequest, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    const worker = this.ensureWorker();
-    const id = this.nextRequestId++;
-    // Referenced while a request is out (a save in progress keeps the process alive), not while idle.
-    if (this.waiting.size === 0) worker.ref();
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, ...message }, transfer);
-    });
-  }
-
-  private ensureWorker(): Worker {
-    if (this.worker) return this.worker;
-    const workerData: AnnBuilderData = { fingerprint: this.fingerprint, niceness: this.options.builderNiceness };
-    const worker = new Worker(join(__dirname, 'ann-builder.worker.js'), { workerData });
-    worker.unref();
-    worker.on('message', (reply: { id: number; ok: boolean; value?: unknown; error?: string }) => {
-      const waiter = this.waiting.get(reply.id);
-      if (!waiter) return;
-      this.waiting.delete(reply.id);
-      if (this.waiting.size === 0) worker.unref();
-      if (reply.ok) waiter.resolve(reply.value);
-      else waiter.reject(new Error(`ANN builder: ${reply.error}`));
-    });
-    const lost = (error: Error) => {
-      if (this.worker !== worker) return;
-      this.worker = null;
-      this.builderReady = false;
-      for (const waiter of this.waiting.values()) waiter.reject(error);
-      this.waiting.clear();
-    };
-    worker.on('error', (error) => lost(error));
-    worker.on('exit', (code) => lost(new Error(`ANN builder thread exited with code ${code}`)));
-    this.worker = worker;
-    return worker;
+    return this.thread.request(message, transfer);
   }
 }
 

@@ -15,7 +15,23 @@ export interface VectorMatch {
   score: number;
 }
 
-export class VectorIndex {
+/**
+ * What the store needs from a collection's vector index; the exact {@link VectorIndex} and the approximate `AnnIndex`
+ * (ann-index.ts) both provide it.
+ */
+export interface VectorSearchIndex {
+  readonly dimensions: number;
+  readonly size: number;
+  has(rowId: number): boolean;
+  add(rowId: number, chunkId: string, vector: ArrayLike<number>): void;
+  addBytes(rowId: number, chunkId: string, bytes: Uint8Array): void;
+  remove(rowId: number): boolean;
+  reserve(capacity: number): void;
+  scoreRows(query: ArrayLike<number>, rowIds: readonly number[]): (number | null)[];
+  search(query: ArrayLike<number>, k: number, allowedRowIds?: Iterable<number>): VectorMatch[];
+}
+
+export class VectorIndex implements VectorSearchIndex {
   private matrix: Float32Array;
   private bytes: Uint8Array;
   private rowIds: Float64Array;
