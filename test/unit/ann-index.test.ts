@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { AnnBuilderThread } from '../../src/adapters/embedded/ann-builder';
 import { AnnIndex, type AnnIndexOptions } from '../../src/adapters/embedded/ann-index';
 import { sidecarPath } from '../../src/adapters/embedded/ann-file';
 import { VectorIndex, type VectorMatch } from '../../src/adapters/embedded/vector-index';
+import { CRASH_ANN, crashChunkId, crashRows, roundChanges } from '../helpers/ann-crash.child';
 import { mulberry32 } from '../helpers/fixtures';
 
 const D = 48;
@@ -347,6 +349,37 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     await thread.close();
   });
 
+  it('serves correct results after kill -9 during indexing, and catches up', async (t) => {
+    const path = join(makeDir(), 'a.usearch');
+    // Two kills on the same file: the second child starts from whatever the first one left.
+    for (const killAfterRound of [150, 400]) {
+      const round = await runCrashChildAndKill(path, killAfterRound);
+      const rows = crashRows(round);
+      const reopened = new AnnIndex({ dimensions: CRASH_ANN.dimensions, path, embedder: CRASH_ANN.embedder, exactBelowRows: CRASH_ANN.exactBelowRows, saveIntervalMs: 0 });
+      open.push(reopened);
+      for (const [rowId, v] of rows) reopened.add(rowId, crashChunkId(rowId), v);
+      const opened = await reopened.open();
+      assert.ok(['loaded', 'missing', 'corrupt'].includes(opened.status), opened.detail);
+      t.diagnostic(`killed after round ${round}: ${opened.status} (${opened.detail}), ${opened.indexed} indexed, ${opened.pending} pending`);
+      const exact = new VectorIndex(CRASH_ANN.dimensions);
+      for (const [rowId, v] of rows) exact.add(rowId, crashChunkId(rowId), v);
+      const queries = queriesFor([...rows.values()], 40, killAfterRound);
+      const check = () => {
+        const got = queries.map((q) => reopened.search(q, K));
+        for (const g of got) for (const m of g) assert.ok(rows.has(m.rowId), `row ${m.rowId} is not in the database`);
+        assert.ok(recall(got, queries.map((q) => exact.search(q, K))) >= 0.95);
+        // The rows of the last rounds (re-used ids among them) are found by their current vectors.
+        for (const rowId of roundChanges(round).upserted) assert.equal(reopened.search(rows.get(rowId)!, 1)[0]!.rowId, rowId);
+      };
+      check();
+      await reopened.flush();
+      const stats = reopened.stats();
+      assert.deepEqual([stats.tail, stats.tombstones, stats.graphRows], [0, 0, rows.size]);
+      check();
+      await reopened.close();
+    }
+  });
+
   it('rebuilds the graph once removals pass the compaction fraction', async () => {
     const path = join(makeDir(), 'a.usearch');
     const { vectors } = clustered(N, 20);
@@ -362,3 +395,24 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     assert.equal(stats.indexedFraction, 1);
   });
 });
+
+/** Runs the crash child on `path` and SIGKILLs it once it has committed `killAfterRound` rounds; the last round it reported. */
+function runCrashChildAndKill(path: string, killAfterRound: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(__dirname, '..', 'helpers', 'ann-crash.child.js'), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let round = 0;
+    let buffered = '';
+    child.stdout.on('data', (data: Buffer) => {
+      buffered += data.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const match = /^round (\d+)$/.exec(line);
+        if (match) round = Number(match[1]);
+      }
+      if (round >= killAfterRound) child.kill('SIGKILL');
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve(round) : reject(new Error(`crash child exited with ${code}`))));
+  });
+}
