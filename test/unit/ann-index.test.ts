@@ -240,6 +240,36 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     assert.deepEqual(queries.map((q) => second.search(q, K)), before);
   });
 
+  it('skips checking each row when the file was saved at the source version it is opened with', async () => {
+    const path = join(makeDir(), 'a.usearch');
+    const { vectors } = clustered(N, 22);
+    const first = ann(path);
+    vectors.forEach((v, rowId) => first.add(rowId, chunkId(rowId), v));
+    await first.open({ sourceVersion: 7 });
+    await first.flush();
+    first.remove(5);
+    first.setSourceVersion(8);
+    await first.flush();
+    await first.close({ save: true });
+    const rows = new Map(vectors.map((v, rowId) => [rowId, v]));
+    rows.delete(5);
+
+    const same = ann(path);
+    for (const [rowId, v] of rows) same.add(rowId, chunkId(rowId), v);
+    const trusted = await same.open({ sourceVersion: 8 });
+    assert.equal(trusted.status, 'loaded', trusted.detail);
+    assert.deepEqual([trusted.verified, trusted.indexed, trusted.pending], [0, N - 1, 0]);
+    await same.close();
+
+    // Another version: every row is checked, and the one that changed is found by its new vector.
+    rows.set(6, rows.get(6)!.map((x) => -x));
+    const other = ann(path);
+    for (const [rowId, v] of rows) other.add(rowId, chunkId(rowId), v);
+    const checked = await other.open({ sourceVersion: 9 });
+    assert.deepEqual([checked.status, checked.verified, checked.indexed, checked.pending], ['loaded', N - 1, N - 2, 1]);
+    assert.equal(other.search(rows.get(6)!, 1)[0]!.rowId, 6);
+  });
+
   it('finds rows that changed after the save (deleted, re-used row ids, new) when it loads the file', async () => {
     const path = join(makeDir(), 'a.usearch');
     const { vectors } = clustered(N + 50, 14);

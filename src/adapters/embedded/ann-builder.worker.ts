@@ -18,7 +18,7 @@ export type AnnBuilderRequest =
   | { op: 'check'; path: string; fingerprint: AnnFingerprint }
   | { op: 'begin'; path: string; fingerprint: AnnFingerprint; from: 'file' | 'empty' }
   | { op: 'apply'; path: string; removeIds: Float64Array; upsertIds: Float64Array; vectors: Float32Array; threads: number }
-  | { op: 'save'; path: string }
+  | { op: 'save'; path: string; sourceVersion: number | null }
   | { op: 'release'; path: string };
 
 export interface AnnBuilderState {
@@ -89,11 +89,11 @@ const handlers: { [Op in AnnBuilderRequest['op']]: (request: Extract<AnnBuilderR
     return state(builder);
   },
 
-  save: ({ path }) => {
+  save: ({ path, sourceVersion }) => {
     const builder = builderFor(path);
     const rowIds = Float64Array.from(builder.crcByRow.keys()).sort();
     const crcs = Uint32Array.from(rowIds, (rowId) => builder.crcByRow.get(rowId)!);
-    writeAnnFile(path, builder.fingerprint, { rowIds, crcs }, (tmp) => builder.index.save(tmp));
+    writeAnnFile(path, builder.fingerprint, { rowIds, crcs }, sourceVersion, (tmp) => builder.index.save(tmp));
     return state(builder);
   },
 

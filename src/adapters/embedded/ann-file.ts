@@ -38,6 +38,11 @@ export interface AnnFileMeta {
   dataBytes: number;
   dataCrc32: number;
   rowsCrc32: number;
+  /**
+   * The caller's version of the source data the graph reflects exactly (a store's collection version), when known:
+   * at start-up, the same version means the same rows, and the per-row check is skipped.
+   */
+  sourceVersion: number | null;
   savedAt: string;
 }
 
@@ -121,6 +126,7 @@ export function writeAnnFile(
   path: string,
   fingerprint: AnnFingerprint,
   rows: AnnFileRows,
+  sourceVersion: number | null,
   writeGraph: (tmpPath: string) => void,
 ): AnnFileMeta {
   const tmp = `${path}.tmp`;
@@ -142,6 +148,7 @@ export function writeAnnFile(
     dataBytes,
     dataCrc32,
     rowsCrc32: crc32(region),
+    sourceVersion,
     savedAt: new Date().toISOString(),
   };
   const header = Buffer.from(JSON.stringify(meta), 'utf8');
