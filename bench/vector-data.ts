@@ -34,22 +34,28 @@ export function benchCacheDir(): string {
 
 /** The vectors of `texts` (cached on disk), as one row-major matrix. */
 export async function cachedVectors(embedder: HashEmbedder, texts: readonly string[], label: string): Promise<Float32Array> {
+  const file = await cachedVectorsFile(embedder, texts, label);
+  return readFloats(file, texts.length * embedder.info.dimensions);
+}
+
+/** The file holding the vectors of `texts` (row-major float32), embedded first when it is not cached yet. */
+export async function cachedVectorsFile(embedder: HashEmbedder, texts: readonly string[], label: string): Promise<string> {
   const d = embedder.info.dimensions;
   // The embedder's output on a probe text is part of the file name: a retuned embedder that kept its name still
   // gets fresh vectors.
   const [probe] = await embedder.embed(['kbql vector cache probe: vitamin D and bone density']);
   const version = createHash('sha256').update(Buffer.from(probe!.buffer)).digest('hex').slice(0, 12);
   const file = path.join(benchCacheDir(), `kbql-bench-vectors-${embedder.info.name}-${version}-${label}-${texts.length}x${d}.f32`);
-  if (existsSync(file) && statSync(file).size === texts.length * d * 4) return readFloats(file, texts.length * d);
+  if (existsSync(file) && statSync(file).size === texts.length * d * 4) return file;
   const started = performance.now();
   const out = new Float32Array(texts.length * d);
   for (let i = 0; i < texts.length; i += 2048) {
     const batch = await embedder.embed(texts.slice(i, i + 2048));
     batch.forEach((v, j) => out.set(v, (i + j) * d));
   }
-  process.stdout.write(`embedded ${texts.length} ${label} in ${((performance.now() - started) / 1000).toFixed(1)} s (cached in ${file})\n`);
+  process.stderr.write(`embedded ${texts.length} ${label} in ${((performance.now() - started) / 1000).toFixed(1)} s (cached in ${file})\n`);
   writeFloats(file, out);
-  return out;
+  return file;
 }
 
 /** Chunked reads and writes: `readFileSync` refuses files over 2 GiB, and the 1M-vector matrix is 4 GB. */
