@@ -410,6 +410,18 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     }
   });
 
+  it('lets the builder drop its copy of the graph when idle, and load it again for the next change', async () => {
+    const { vectors } = clustered(N + 1, 23);
+    const index = await built(join(makeDir(), 'a.usearch'), vectors.slice(0, N), { builderIdleMs: 30 });
+    assert.equal(index.stats().builderLoaded, true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(index.stats().builderLoaded, false);
+    index.add(N, chunkId(N), vectors[N]!);
+    await index.flush();
+    assert.deepEqual([index.stats().builderLoaded, index.stats().graphRows, index.stats().tail], [true, N + 1, 0]);
+    assert.equal(index.search(vectors[N]!, 1)[0]!.rowId, N);
+  });
+
   it('rebuilds the graph once removals pass the compaction fraction', async () => {
     const path = join(makeDir(), 'a.usearch');
     const { vectors } = clustered(N, 20);

@@ -72,6 +72,12 @@ export interface AnnIndexOptions {
    * @default 1000
    */
   saveIntervalMs?: number;
+  /**
+   * Idle time after which the builder thread drops its writable copy of the graph (as large as the file), in ms; the
+   * next change loads it again from the file.
+   * @default 60000
+   */
+  builderIdleMs?: number;
   /** Vectors to allocate room for in the exact copy. @default 64 */
   initialCapacity?: number;
   /** Background failures (builder thread, save, mapping): the index keeps serving from what it has. */
@@ -113,6 +119,8 @@ export interface AnnStats {
   graphRows: number;
   /** True while the builder rebuilds the graph from all live rows. */
   rebuilding: boolean;
+  /** True while the builder thread holds a writable copy of the graph. */
+  builderLoaded: boolean;
   /** Completed saves since start. */
   saves: number;
   /** Duration of the last save, in ms (null before the first). */
@@ -136,6 +144,7 @@ const DEFAULTS = {
   compactFraction: 0.25,
   batchRows: 1024,
   buildThreads: 1,
+  builderIdleMs: 60_000,
   saveIntervalMs: 1000,
 };
 
@@ -196,6 +205,7 @@ export class AnnIndex implements VectorSearchIndex {
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
   private pumpTimer: NodeJS.Timeout | null = null;
+  private releaseTimer: NodeJS.Timeout | null = null;
   private failures = 0;
   private retryAt = 0;
   private lastSaveEndedAt = 0;
@@ -306,6 +316,7 @@ export class AnnIndex implements VectorSearchIndex {
       indexedFraction: size === 0 ? 1 : indexed / size,
       graphRows: this.graph?.size() ?? 0,
       rebuilding: this.rebuild !== null,
+      builderLoaded: this.builderReady,
       saves: this.saves,
       lastSaveMs: this.lastSaveMs,
       searches: { ...this.searches },
@@ -394,7 +405,9 @@ export class AnnIndex implements VectorSearchIndex {
     if (this.closed) return;
     this.closed = true;
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
     this.pumpTimer = null;
+    this.releaseTimer = null;
     await this.pumping;
     try {
       if (options.save && this.builderReady && this.builderDirty && !this.rebuildSending()) {
@@ -609,8 +622,21 @@ export class AnnIndex implements VectorSearchIndex {
         continue;
       }
       this.settle();
+      this.armRelease();
       return;
     }
+  }
+
+  /** Drops the builder's graph after an idle period (it is all in the file then). */
+  private armRelease(): void {
+    if (this.releaseTimer || !this.builderReady) return;
+    this.releaseTimer = setTimeout(() => {
+      this.releaseTimer = null;
+      if (this.closed || this.pumping || !this.builderReady || this.builderDirty || this.rebuild || !this.nextBatchIsEmpty()) return;
+      this.builderReady = false;
+      this.request({ op: 'release', path: this.config.path }).catch((error: unknown) => this.report(error));
+    }, this.options.builderIdleMs);
+    this.releaseTimer.unref();
   }
 
   /**
