@@ -398,8 +398,9 @@ export class AnnIndex implements VectorSearchIndex {
   }
 
   /**
-   * Stops background indexing and the builder thread. With `save`, first saves what the builder has applied (unless
-   * it is in the middle of a rebuild), so the next start maps it. The exact copy stays usable; no graph searches after.
+   * Stops background indexing and frees this index's graph in the builder thread (the thread itself is shared). With
+   * `save`, first saves what the builder has applied (unless it is halfway through a rebuild), so the next start maps
+   * it. The exact copy stays usable: searches after close() are exact.
    */
   async close(options: { save?: boolean } = {}): Promise<void> {
     if (this.closed) return;
@@ -439,7 +440,7 @@ export class AnnIndex implements VectorSearchIndex {
     this.pending.set(rowId, seq);
     this.queueRows.push(rowId);
     this.queueSeqs.push(seq);
-    if (this.opened) this.schedulePump();
+    this.schedulePump();
   }
 
   private graphHolds(rowId: number): boolean {
