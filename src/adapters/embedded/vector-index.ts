@@ -15,7 +15,23 @@ export interface VectorMatch {
   score: number;
 }
 
-export class VectorIndex {
+/**
+ * What the store needs from a collection's vector index; the exact {@link VectorIndex} and the approximate `AnnIndex`
+ * (ann-index.ts) both provide it.
+ */
+export interface VectorSearchIndex {
+  readonly dimensions: number;
+  readonly size: number;
+  has(rowId: number): boolean;
+  add(rowId: number, chunkId: string, vector: ArrayLike<number>): void;
+  addBytes(rowId: number, chunkId: string, bytes: Uint8Array): void;
+  remove(rowId: number): boolean;
+  reserve(capacity: number): void;
+  scoreRows(query: ArrayLike<number>, rowIds: readonly number[]): (number | null)[];
+  search(query: ArrayLike<number>, k: number, allowedRowIds?: Iterable<number>): VectorMatch[];
+}
+
+export class VectorIndex implements VectorSearchIndex {
   private matrix: Float32Array;
   private bytes: Uint8Array;
   private rowIds: Float64Array;
@@ -45,6 +61,28 @@ export class VectorIndex {
 
   has(rowId: number): boolean {
     return this.slotByRowId.has(rowId);
+  }
+
+  /** The row's chunk id, or undefined when the row is not indexed. */
+  chunkIdOf(rowId: number): string | undefined {
+    const slot = this.slotByRowId.get(rowId);
+    return slot === undefined ? undefined : this.chunkIds[slot];
+  }
+
+  /**
+   * The row's normalised vector as a view into the matrix (no copy), or undefined when the row is not indexed.
+   * Read it at once: the next add, remove or growth may move or overwrite it.
+   */
+  vectorOf(rowId: number): Float32Array | undefined {
+    const slot = this.slotByRowId.get(rowId);
+    if (slot === undefined) return undefined;
+    const d = this.dimensions;
+    return this.matrix.subarray(slot * d, slot * d + d);
+  }
+
+  /** The indexed row ids, in slot order (a copy). */
+  rowIdList(): Float64Array {
+    return this.rowIds.slice(0, this.count);
   }
 
   /** Adds (or overwrites) a row; the vector is copied and normalised. */
