@@ -1,24 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import net, { type AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { METRICS } from '../../src/observability/metrics';
 import { graphqlRequest } from '../helpers/http';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 import { createTestApp, type TestApp } from '../helpers/test-app';
+import { freePort } from '../helpers/redis';
 
 /** Bounds that only turn a hang into a failure; nothing here is timed. */
 const WAIT_MS = 30_000;
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A private redis-server (never the shared one on 6379: this test stops it). */
 async function startRedis(port: number): Promise<ChildProcess> {

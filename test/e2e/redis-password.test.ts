@@ -3,19 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gql, sampleDocument, waitFor } from '../helpers/jobs-fixtures';
-import { redisServerAvailable } from '../helpers/redis';
 import { startTestServer, type TestApp } from '../helpers/test-app';
+import { freePort, redisServerAvailable } from '../helpers/redis';
 
 /** A password as `openssl rand -base64 48` makes them, with every character a URL would trip on. */
 const PASSWORD = 'q8/Zr+e#Kd?x=0/Y1mW+3pLk#Ab?Cd/Ef+Gh==';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * kbql against a Redis with `requirepass` set to such a password, given as REDIS_PASSWORD next to a password-less

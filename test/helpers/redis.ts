@@ -60,7 +60,8 @@ export function redisCommand(port: number, command: string, host = '127.0.0.1'):
   });
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;

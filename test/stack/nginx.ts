@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../helpers/redis';
 
 /** The repository root (this file runs from dist/test/stack/). */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -23,14 +23,6 @@ export function renderTemplate(text: string, env: Record<string, string>): strin
     out = out.replace(new RegExp(`\\$\\{${name}\\}|\\$${name}(?![A-Za-z0-9_])`, 'g'), () => value);
   }
   return out;
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface RunningNginx {
@@ -123,3 +115,5 @@ export async function startNginx(upstreams: readonly string[]): Promise<RunningN
     },
   };
 }
+
+export { freePort };
