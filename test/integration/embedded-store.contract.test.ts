@@ -12,17 +12,30 @@ import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../s
 import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { mulberry32 } from '../helpers/fixtures';
 
-defineKnowledgeStoreContractSuite('embedded', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
-  const store = new EmbeddedKnowledgeStore({ dataDir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-});
+// Once with the exact index, once with the ANN index. For the ANN run the thresholds are lowered so that the
+// contract's small collections get a graph and filtered searches go through it, and every search waits for the graph
+// to cover the collection (settle): the suite then checks the graph path, not the exact tail.
+for (const vectorIndex of ['exact', 'auto'] as const) {
+  defineKnowledgeStoreContractSuite(`embedded (vector index ${vectorIndex})`, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
+    const annErrors: string[] = [];
+    const store = new EmbeddedKnowledgeStore({
+      dataDir,
+      vectorIndex,
+      annIndex: vectorIndex === 'auto' ? { exactBelowRows: 1, filterExactRows: 0, filterExactFraction: 0 } : undefined,
+      onAnnError: (collectionId, error) => annErrors.push(`${collectionId}: ${error.message}`),
+    });
+    return {
+      store,
+      settle: vectorIndex === 'auto' ? (collectionId) => store.settleVectorIndex(collectionId) : undefined,
+      cleanup: async () => {
+        await store.close();
+        await rm(dataDir, { recursive: true, force: true });
+        assert.deepEqual(annErrors, [], 'no background ANN failure');
+      },
+    };
+  });
+}
 
 const DIM = 16;
 
