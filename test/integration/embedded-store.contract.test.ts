@@ -276,6 +276,56 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     assert.deepEqual(afterDelete.map(hitKey).sort(), ['one#0', 'one#1', 'three#0'], 'A drops what B deleted');
   });
 
+  it('vectorIndex auto: saves each graph at close, maps it again at restart, and deletes it with its collection', async () => {
+    const rng = mulberry32(17);
+    const opened: string[] = [];
+    const annStore = async (): Promise<EmbeddedKnowledgeStore> => {
+      const store = new EmbeddedKnowledgeStore({
+        dataDir,
+        vectorIndex: 'auto',
+        annIndex: { exactBelowRows: 1 },
+        onAnnOpened: (_collection, result) => opened.push(`${result.status} ${result.verified}`),
+      });
+      await store.init();
+      open.push(store);
+      return store;
+    };
+    const first = await annStore();
+    const c = await newCollection(first, 'ann');
+    const docs = Array.from({ length: 6 }, (_, i) => makeDoc(`d${i}`, 5, rng, {}));
+    await first.upsertDocuments(c.id, docs);
+    const query = randomVector(rng);
+    const vectorSearch = (store: EmbeddedKnowledgeStore) =>
+      store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 7, offset: 0 });
+    const expected = (await vectorSearch(first)).map(hitKey);
+    await first.settleVectorIndex(c.id);
+    assert.equal(first.vectorIndexStats(c.id)?.indexedFraction, 1);
+    assert.deepEqual((await vectorSearch(first)).map(hitKey), expected, 'the graph answers as the exact scan did');
+    await first.deleteDocuments([documentId(c.id, 'd0')]);
+    const afterDelete = (await vectorSearch(first)).map(hitKey);
+    assert.ok(afterDelete.every((key) => !key.startsWith('d0#')));
+    // Caught up before close, so the saved graph is at the collection's version (close saves only what the builder
+    // applied; rows it had not reached would be re-checked against the file at the next start).
+    await first.settleVectorIndex(c.id);
+    await first.close();
+    const file = join(dataDir, 'ann', `${c.id}.usearch`);
+    assert.ok(existsSync(file), 'saved at close');
+
+    const second = await annStore();
+    assert.deepEqual((await vectorSearch(second)).map(hitKey), afterDelete, 'exact until the saved graph is open');
+    await second.settleVectorIndex(c.id);
+    assert.deepEqual(opened.at(-1), 'loaded 0', 'the saved graph is mapped at the same version, rows unchecked');
+    const stats = second.vectorIndexStats(c.id)!;
+    assert.equal(stats.indexedFraction, 1);
+    assert.deepEqual((await vectorSearch(second)).map(hitKey), afterDelete);
+    assert.ok(second.vectorIndexStats(c.id)!.searches.graph > 0, 'served by the graph');
+    assert.equal(first.vectorIndexStats(c.id), null, 'a closed store holds no index');
+
+    await second.deleteCollection(c.id);
+    await second.close();
+    assert.ok(!existsSync(file), 'the graph file goes with its collection');
+  });
+
   it('bulk upsert isolates a failing document and commits the others with one version bump', async () => {
     const rng = mulberry32(3);
     const store = await openStore();
