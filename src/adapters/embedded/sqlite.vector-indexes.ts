@@ -113,7 +113,8 @@ export class LoadedVectorIndexes {
   drop(collectionId: string): void {
     const entry = this.indexes.get(collectionId);
     if (entry) this.retire(collectionId, entry, false);
-    if (this.options.mode !== 'auto') return;
+    // Also in `exact` mode: a graph left by an earlier `auto` run goes with its collection.
+    if (!this.options.dataDir) return;
     const path = this.annPath(collectionId);
     const prior = this.closing.get(collectionId) ?? Promise.resolve();
     this.track(
