@@ -35,6 +35,11 @@ export const CONFIG_VARIABLES = {
     default: 'embedded',
     doc: 'knowledge store: embedded (SQLite file in KBQL_DATA_DIR) or weaviate',
   },
+  KBQL_VECTOR_INDEX: {
+    schema: z.enum(['auto', 'exact']),
+    default: 'auto',
+    doc: 'vector index of the embedded store: auto = an approximate (HNSW) index per collection saved in KBQL_DATA_DIR/ann, exact scan under 5,000 chunks and for selective filters (docs/ann-index.md); exact = scan every vector',
+  },
   WEAVIATE_URL: { schema: url, default: '', doc: 'Weaviate REST URL, e.g. http://localhost:8080; required when KBQL_STORE=weaviate' },
   WEAVIATE_GRPC_PORT: { schema: int(1, 65535), default: '50051', doc: 'Weaviate gRPC port (searches and imports go over gRPC)' },
   WEAVIATE_GRPC_HOST: { schema: z.string().min(1), default: '', doc: 'Weaviate gRPC host; default the host of WEAVIATE_URL' },
@@ -396,7 +401,7 @@ export interface Config {
   readonly port: number;
   readonly dataDir: string;
   readonly store:
-    | { readonly kind: 'embedded'; readonly timeoutMs: number }
+    | { readonly kind: 'embedded'; readonly timeoutMs: number; readonly vectorIndex: 'auto' | 'exact' }
     | {
         readonly kind: 'weaviate';
         readonly timeoutMs: number;
@@ -645,7 +650,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             : null,
           bindTenants: v.KBQL_WEAVIATE_BIND_TENANTS ?? false,
         }
-      : { kind: 'embedded', timeoutMs: v.KBQL_STORE_TIMEOUT_MS! };
+      : { kind: 'embedded', timeoutMs: v.KBQL_STORE_TIMEOUT_MS!, vectorIndex: v.KBQL_VECTOR_INDEX! };
   if (v.KBQL_WEAVIATE_BIND_TENANTS && !v.KBQL_WEAVIATE_MULTI_TENANT)
     problems.push('KBQL_WEAVIATE_BIND_TENANTS needs KBQL_WEAVIATE_MULTI_TENANT=true');
 

@@ -74,7 +74,7 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     return backend;
   };
   const redisJobBackend = config.jobs.queue === 'redis' ? await buildJobBackend() : null;
-  const rawStore = overrides.store ?? createStore(config);
+  const rawStore = overrides.store ?? createStore(config, logger);
   // CPU work (parsing, chunking, the hash embedder) runs on worker threads; the event loop does I/O and GraphQL.
   const ingestPool = createIngestPool({
     size: config.workers.size,
@@ -179,9 +179,17 @@ function providerReadinessChecks(config: Config): ReadinessCheck[] {
   return checks;
 }
 
-function createStore(config: Config): KnowledgeStore {
+function createStore(config: Config, logger: Logger): KnowledgeStore {
   const s = config.store;
-  if (s.kind === 'embedded') return new EmbeddedKnowledgeStore({ dataDir: config.dataDir, busyTimeoutMs: s.timeoutMs });
+  if (s.kind === 'embedded') {
+    return new EmbeddedKnowledgeStore({
+      dataDir: config.dataDir,
+      busyTimeoutMs: s.timeoutMs,
+      vectorIndex: s.vectorIndex,
+      onAnnError: (collection, error) => logger.warn('ANN index', { collection, error: error.message }),
+      onAnnOpened: (collection, result) => logger.info('ANN index opened', { collection, ...result }),
+    });
+  }
   return new WeaviateKnowledgeStore({
     url: s.url,
     grpcPort: s.grpcPort,

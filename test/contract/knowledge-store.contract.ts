@@ -25,17 +25,27 @@ import type {
  */
 export function defineKnowledgeStoreContractSuite(
   adapterName: string,
-  makeStore: () => Promise<{ store: KnowledgeStore; cleanup: () => Promise<void> }>,
+  makeStore: () => Promise<{
+    store: KnowledgeStore;
+    cleanup: () => Promise<void>;
+    /**
+     * Called before each search through the suite's helper: lets an adapter with a background index (the embedded
+     * ANN index) catch up, so that the search goes through that index rather than its not-yet-indexed tail.
+     */
+    settle?: (collectionId: string) => Promise<void>;
+  }>,
 ): void {
   describe(`KnowledgeStore contract: ${adapterName}`, () => {
     let store: KnowledgeStore;
     let cleanup: () => Promise<void>;
+    let settle: ((collectionId: string) => Promise<void>) | undefined;
     let created: string[] = [];
 
     beforeEach(async () => {
       const made = await makeStore();
       store = made.store;
       cleanup = made.cleanup;
+      settle = made.settle;
       created = [];
       await store.init();
     });
@@ -65,8 +75,10 @@ export function defineKnowledgeStoreContractSuite(
 
     const version = async (id: string): Promise<number> => (await store.getCollection(id))!.version;
 
-    const search = (collectionId: string, mode: SearchMode, rest: Partial<SearchRequest> = {}): Promise<SearchHit[]> =>
-      store.search({ collectionId, mode, text: '', alpha: 0.5, limit: 10, offset: 0, ...rest });
+    const search = async (collectionId: string, mode: SearchMode, rest: Partial<SearchRequest> = {}): Promise<SearchHit[]> => {
+      await settle?.(collectionId);
+      return store.search({ collectionId, mode, text: '', alpha: 0.5, limit: 10, offset: 0, ...rest });
+    };
 
     describe('collections', () => {
       it('creates and reads a collection; a duplicate name is a CONFLICT', async () => {
@@ -848,6 +860,89 @@ export function defineKnowledgeStoreContractSuite(
           }
           assert.ok(ties >= 4, `${mode}: the fixture produces ties (${ties})`);
           assert.deepEqual(await search(c.id, mode, { ...base, limit: 5, offset: 12 }), []);
+        }
+      });
+
+      it('a filtered VECTOR search returns exactly the k best allowed chunks, in order', async () => {
+        const c = await newCollection();
+        const docs: { id: string; group: number; vectors: Float32Array[] }[] = [];
+        for (let d = 0; d < 12; d++) {
+          const group = d % 4;
+          const chunks = Array.from({ length: 5 }, (_, i) => ({ text: `filtered ${d} ${i}`, vector: textVector(`filtered ${d} ${i}`) }));
+          const rec = await store.upsertDocument(c.id, doc(`f${d}`, chunks, { metadata: { group } }));
+          docs.push({ id: rec.id, group, vectors: chunks.map((chunk) => chunk.vector) });
+        }
+        const query = textVector('the query');
+        const best = (allowed: (d: { group: number; id: string }) => boolean, k: number): string[] =>
+          docs
+            .filter(allowed)
+            .flatMap((d) => d.vectors.map((v, i) => ({ id: chunkId(d.id, i), cos: cosine(query, v) })))
+            .sort((x, y) => y.cos - x.cos || (x.id < y.id ? -1 : 1))
+            .slice(0, k)
+            .map((e) => e.id);
+        const group = (g: number): Filter => cond({ type: 'metadata', key: 'group' }, 'eq', g);
+        for (const g of [0, 3]) {
+          for (const k of [1, 4, 10]) {
+            const hits = await search(c.id, 'VECTOR', { vector: query, limit: k, filter: group(g) });
+            assert.deepEqual(
+              hits.map((h) => h.chunk.id),
+              best((d) => d.group === g, k),
+              `group ${g}, k ${k}`,
+            );
+          }
+        }
+        // Fewer allowed chunks than asked for: all of them, best first.
+        const one = docs[5]!;
+        const few = await search(c.id, 'VECTOR', {
+          vector: query,
+          limit: 10,
+          filter: cond({ type: 'builtin', name: 'externalId' }, 'eq', 'f5'),
+        });
+        assert.deepEqual(
+          few.map((h) => h.chunk.id),
+          best((d) => d.id === one.id, 10),
+        );
+      });
+
+      it('never returns a deleted or replaced chunk, at once and later', async () => {
+        const c = await newCollection();
+        const a = await store.upsertDocument(
+          c.id,
+          doc('a', [
+            { text: 'gone one', vector: axis(0) },
+            { text: 'gone two', vector: axis(1) },
+          ]),
+        );
+        const kept = { text: 'kept', vector: unit([1, 1, 1, 0, 0, 0, 0, 0]) };
+        const b = await store.upsertDocument(c.id, doc('b', [kept, { text: 'replaced', vector: axis(2) }]));
+        await store.upsertDocument(
+          c.id,
+          doc(
+            'filler',
+            Array.from({ length: 8 }, (_, i) => `filler ${i}`),
+          ),
+        );
+        assert.equal((await search(c.id, 'VECTOR', { vector: axis(0), limit: 1 }))[0]!.chunk.id, chunkId(a.id, 0));
+        await store.deleteDocuments([a.id]);
+        await store.upsertDocument(c.id, doc('b', [kept]));
+        const gone = new Set([chunkId(a.id, 0), chunkId(a.id, 1), chunkId(b.id, 1)]);
+        for (const settled of [false, true]) {
+          for (const q of [axis(0), axis(1), axis(2)]) {
+            const request = { vector: q, text: 'gone replaced', limit: 50 };
+            const vector = settled
+              ? await search(c.id, 'VECTOR', request)
+              : await store.search({ collectionId: c.id, mode: 'VECTOR', alpha: 0.5, offset: 0, ...request });
+            assert.equal(vector.length, 9, 'every live chunk');
+            assert.ok(
+              vector.every((h) => !gone.has(h.chunk.id)),
+              'VECTOR',
+            );
+            const hybrid = await search(c.id, 'HYBRID', request);
+            assert.ok(
+              hybrid.every((h) => !gone.has(h.chunk.id)),
+              'HYBRID',
+            );
+          }
         }
       });
 

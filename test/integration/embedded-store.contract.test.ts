@@ -12,17 +12,30 @@ import type { CollectionRecord, DocumentWrite, Filter, SearchHit } from '../../s
 import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
 import { mulberry32 } from '../helpers/fixtures';
 
-defineKnowledgeStoreContractSuite('embedded', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
-  const store = new EmbeddedKnowledgeStore({ dataDir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-});
+// Once with the exact index, once with the ANN index. For the ANN run the thresholds are lowered so that the
+// contract's small collections get a graph and filtered searches go through it, and every search waits for the graph
+// to cover the collection (settle): the suite then checks the graph path, not the exact tail.
+for (const vectorIndex of ['exact', 'auto'] as const) {
+  defineKnowledgeStoreContractSuite(`embedded (vector index ${vectorIndex})`, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'kbql-store-contract-'));
+    const annErrors: string[] = [];
+    const store = new EmbeddedKnowledgeStore({
+      dataDir,
+      vectorIndex,
+      annIndex: vectorIndex === 'auto' ? { exactBelowRows: 1, filterExactRows: 0, filterExactFraction: 0 } : undefined,
+      onAnnError: (collectionId, error) => annErrors.push(`${collectionId}: ${error.message}`),
+    });
+    return {
+      store,
+      settle: vectorIndex === 'auto' ? (collectionId) => store.settleVectorIndex(collectionId) : undefined,
+      cleanup: async () => {
+        await store.close();
+        await rm(dataDir, { recursive: true, force: true });
+        assert.deepEqual(annErrors, [], 'no background ANN failure');
+      },
+    };
+  });
+}
 
 const DIM = 16;
 
@@ -261,6 +274,56 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
       offset: 0,
     });
     assert.deepEqual(afterDelete.map(hitKey).sort(), ['one#0', 'one#1', 'three#0'], 'A drops what B deleted');
+  });
+
+  it('vectorIndex auto: saves each graph at close, maps it again at restart, and deletes it with its collection', async () => {
+    const rng = mulberry32(17);
+    const opened: string[] = [];
+    const annStore = async (): Promise<EmbeddedKnowledgeStore> => {
+      const store = new EmbeddedKnowledgeStore({
+        dataDir,
+        vectorIndex: 'auto',
+        annIndex: { exactBelowRows: 1 },
+        onAnnOpened: (_collection, result) => opened.push(`${result.status} ${result.verified}`),
+      });
+      await store.init();
+      open.push(store);
+      return store;
+    };
+    const first = await annStore();
+    const c = await newCollection(first, 'ann');
+    const docs = Array.from({ length: 6 }, (_, i) => makeDoc(`d${i}`, 5, rng, {}));
+    await first.upsertDocuments(c.id, docs);
+    const query = randomVector(rng);
+    const vectorSearch = (store: EmbeddedKnowledgeStore) =>
+      store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: query, alpha: 1, limit: 7, offset: 0 });
+    const expected = (await vectorSearch(first)).map(hitKey);
+    await first.settleVectorIndex(c.id);
+    assert.equal(first.vectorIndexStats(c.id)?.indexedFraction, 1);
+    assert.deepEqual((await vectorSearch(first)).map(hitKey), expected, 'the graph answers as the exact scan did');
+    await first.deleteDocuments([documentId(c.id, 'd0')]);
+    const afterDelete = (await vectorSearch(first)).map(hitKey);
+    assert.ok(afterDelete.every((key) => !key.startsWith('d0#')));
+    // Caught up before close, so the saved graph is at the collection's version (close saves only what the builder
+    // applied; rows it had not reached would be re-checked against the file at the next start).
+    await first.settleVectorIndex(c.id);
+    await first.close();
+    const file = join(dataDir, 'ann', `${c.id}.usearch`);
+    assert.ok(existsSync(file), 'saved at close');
+
+    const second = await annStore();
+    assert.deepEqual((await vectorSearch(second)).map(hitKey), afterDelete, 'exact until the saved graph is open');
+    await second.settleVectorIndex(c.id);
+    assert.deepEqual(opened.at(-1), 'loaded 0', 'the saved graph is mapped at the same version, rows unchecked');
+    const stats = second.vectorIndexStats(c.id)!;
+    assert.equal(stats.indexedFraction, 1);
+    assert.deepEqual((await vectorSearch(second)).map(hitKey), afterDelete);
+    assert.ok(second.vectorIndexStats(c.id)!.searches.graph > 0, 'served by the graph');
+    assert.equal(first.vectorIndexStats(c.id), null, 'a closed store holds no index');
+
+    await second.deleteCollection(c.id);
+    await second.close();
+    assert.ok(!existsSync(file), 'the graph file goes with its collection');
   });
 
   it('bulk upsert isolates a failing document and commits the others with one version bump', async () => {

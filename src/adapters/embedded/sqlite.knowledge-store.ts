@@ -22,7 +22,8 @@ import { SqliteCollections } from './sqlite.collections';
 import { SqliteDatabase } from './sqlite.database';
 import { SqliteReads } from './sqlite.reads';
 import { SqliteSearch } from './sqlite.search';
-import { LoadedVectorIndexes } from './sqlite.vector-indexes';
+import type { AnnOpenResult, AnnStats } from './ann-index';
+import { LoadedVectorIndexes, type AnnTuning, type VectorIndexMode } from './sqlite.vector-indexes';
 import { SqliteWrites } from './sqlite.writes';
 
 export { storageError } from './sqlite.database';
@@ -41,6 +42,18 @@ export interface EmbeddedStoreOptions {
    * @default false
    */
   synchronousFull?: boolean;
+  /**
+   * Vector index per collection: `auto` = an approximate (HNSW) index saved in `<dataDir>/ann/`, exact below its
+   * row threshold (docs/ann-index.md); `exact` = an exact scan of every vector.
+   * @default 'exact'
+   */
+  vectorIndex?: VectorIndexMode;
+  /** Thresholds and graph parameters of the `auto` index (e.g. `exactBelowRows`); its defaults otherwise. */
+  annIndex?: AnnTuning;
+  /** Background failures of an `auto` index (it keeps serving, exactly if need be). */
+  onAnnError?: (collectionId: string, error: Error) => void;
+  /** An `auto` index finished opening its saved graph (or says why it rebuilds it). */
+  onAnnOpened?: (collectionId: string, result: AnnOpenResult) => void;
 }
 
 /**
@@ -73,7 +86,13 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   constructor(options: EmbeddedStoreOptions) {
     this.db = new SqliteDatabase(options.dataDir, options.busyTimeoutMs ?? 5000, options.synchronousFull ?? false);
     this.filename = this.db.filename;
-    this.indexes = new LoadedVectorIndexes(this.db);
+    this.indexes = new LoadedVectorIndexes(this.db, {
+      mode: options.vectorIndex ?? 'exact',
+      dataDir: options.dataDir,
+      ann: options.annIndex,
+      onAnnError: options.onAnnError,
+      onAnnOpened: options.onAnnOpened,
+    });
     this.collections = new SqliteCollections(this.db, this.indexes);
     this.reads = new SqliteReads(this.db);
     this.writes = new SqliteWrites(this.db, this.indexes, this.reads);
@@ -86,9 +105,10 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
   async close(): Promise<void> {
     try {
-      await this.db.close();
+      // Saves the ANN graphs and stops their builder thread (nothing then keeps the process alive).
+      await this.indexes.close();
     } finally {
-      this.indexes.clear();
+      await this.db.close();
     }
   }
 
@@ -128,6 +148,24 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
 
   collectionStats(id: string): Promise<CollectionStats> {
     return this.collections.collectionStats(id);
+  }
+
+  /**
+   * The ANN index of a collection, when `vectorIndex` is `auto` and the collection's index is loaded (null otherwise):
+   * indexed/tail counts, `indexedFraction`, saves, searches by path. Embedded only, not part of the store port.
+   */
+  vectorIndexStats(id: string): AnnStats | null {
+    return this.indexes.annStats(id);
+  }
+
+  /**
+   * Loads the collection's vector index and waits until an ANN index's graph covers every row, so that the next
+   * searches go through the graph (without it, new rows are searched exactly until the builder catches up). For
+   * tests and benches; a no-op for an exact index or an unknown collection.
+   */
+  async settleVectorIndex(id: string): Promise<void> {
+    const collection = this.db.collectionRow(id);
+    if (collection) await this.indexes.settle(collection);
   }
 
   // ---------------------------------------------------------------- documents

@@ -1,20 +1,64 @@
 /**
- * The in-memory exact vector index of each collection searched: loaded from SQLite on first use, then kept up to
- * date by the writes made through this store, and reloaded when another writer moved the collection on.
+ * The in-memory vector index of each collection searched: loaded from SQLite on first use, then kept up to date by
+ * the writes made through this store, and reloaded when another writer moved the collection on.
+ *
+ * With `vectorIndex: 'auto'` each collection's index is an {@link AnnIndex} (HNSW graph at
+ * `<dataDir>/ann/<collectionId>.usearch`, exact below its row threshold), sharing one builder thread per store;
+ * with `'exact'` it is the exact {@link VectorIndex}. Wiring: docs/ann-index.md ("Wiring it into the store").
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AnnBuilderThread } from './ann-builder';
+import { removeAnnFile } from './ann-file';
+import { AnnIndex, type AnnIndexOptions, type AnnOpenResult, type AnnStats } from './ann-index';
 import type { SqliteDatabase, VersionBumps } from './sqlite.database';
 import type { CollectionRow } from './sqlite.rows';
-import { VectorIndex } from './vector-index';
+import { VectorIndex, type VectorSearchIndex } from './vector-index';
 
 /** Changes to apply to a loaded vector index once the transaction that made them has committed, in order. */
 export type IndexOp =
   | { kind: 'add'; collectionId: string; rowId: number; chunkId: string; vector: Float32Array }
   | { kind: 'remove'; collectionId: string; rowId: number };
 
-export class LoadedVectorIndexes {
-  private readonly indexes = new Map<string, { index: VectorIndex; version: number }>();
+/** `auto`: an ANN (HNSW) index per collection at or above its exact threshold, exact below; `exact`: exact scan. */
+export type VectorIndexMode = 'auto' | 'exact';
 
-  constructor(private readonly db: SqliteDatabase) {}
+/** Tuning of the ANN indexes (thresholds, graph parameters); the rest is set per collection by the store. */
+export type AnnTuning = Omit<AnnIndexOptions, 'dimensions' | 'path' | 'embedder' | 'builder' | 'onError' | 'initialCapacity'>;
+
+export interface VectorIndexesOptions {
+  mode: VectorIndexMode;
+  /** Directory of the store: graphs live in `<dataDir>/ann/`. */
+  dataDir: string;
+  ann?: AnnTuning;
+  /** Background failures of an ANN index (it keeps serving, exactly if need be). */
+  onAnnError?: (collectionId: string, error: Error) => void;
+  /** An ANN index finished opening (loaded its saved graph, or why not). */
+  onAnnOpened?: (collectionId: string, result: AnnOpenResult) => void;
+}
+
+interface Entry {
+  index: VectorSearchIndex;
+  version: number;
+  ann: AnnIndex | null;
+  /** `open()` of the ANN index, until it resolves (never rejects). */
+  opening: Promise<void> | null;
+  /** A commit reached the index while it was opening: a saved graph it trusted may be stale. */
+  changedWhileOpening: boolean;
+  retired: boolean;
+}
+
+export class LoadedVectorIndexes {
+  private readonly indexes = new Map<string, Entry>();
+  /** Closing ANN indexes by collection: a new index of the collection opens its file only after they are done. */
+  private readonly closing = new Map<string, Promise<void>>();
+  private builder: AnnBuilderThread | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly options: VectorIndexesOptions = { mode: 'exact', dataDir: '' },
+  ) {}
 
   /**
    * After every committed write: a checkpoint is due, and the loaded indexes of the collections the transaction
@@ -27,7 +71,7 @@ export class LoadedVectorIndexes {
       const entry = this.indexes.get(collectionId);
       if (!entry) continue;
       if (entry.version !== before) {
-        this.indexes.delete(collectionId);
+        this.retire(collectionId, entry, false);
         continue;
       }
       for (const op of ops) {
@@ -36,35 +80,154 @@ export class LoadedVectorIndexes {
         else entry.index.add(op.rowId, op.chunkId, op.vector);
       }
       entry.version = after;
+      if (entry.opening) entry.changedWhileOpening = true;
+      entry.ann?.setSourceVersion(after);
     }
   }
 
   /** The collection's vector index: loaded from SQLite on first use, and again if the collection moved on without it. */
-  get(collection: CollectionRow): VectorIndex {
+  get(collection: CollectionRow): VectorSearchIndex {
     const entry = this.indexes.get(collection.id);
     if (entry && entry.version === collection.version) return entry.index;
+    if (entry) this.retire(collection.id, entry, false);
+    const ann = this.options.mode === 'auto' && !this.closed;
     // One read transaction, so the rows and the version they belong to are one snapshot.
-    const loaded = this.db.open().transaction(() => {
+    const loaded = this.db.open().transaction((): Entry => {
       const version = this.db.prepare('SELECT version FROM collections WHERE id = ?', 'pluck').get(collection.id) as number;
       const n = this.db.prepare('SELECT count(*) FROM chunks WHERE collection_id = ?', 'pluck').get(collection.id) as number;
-      const index = new VectorIndex(collection.embedder_dimensions, Math.max(64, n));
+      const annIndex = ann ? this.newAnnIndex(collection, n) : null;
+      const index: VectorSearchIndex = annIndex ?? new VectorIndex(collection.embedder_dimensions, Math.max(64, n));
       // Raw rows: no per-row objects beyond the array and the BLOB buffer, copied straight into the matrix.
       const rows = this.db.prepare('SELECT seq, id, vector FROM chunks WHERE collection_id = ?', 'raw');
       for (const row of rows.iterate(collection.id) as IterableIterator<[number, string, Buffer]>) {
         index.addBytes(row[0], row[1], row[2]);
       }
-      return { index, version };
+      return { index, version, ann: annIndex, opening: null, changedWhileOpening: false, retired: false };
     })();
     this.indexes.set(collection.id, loaded);
+    if (loaded.ann) this.startOpening(collection.id, loaded, loaded.ann);
     return loaded.index;
   }
 
-  /** Forgets the index of a deleted collection. */
+  /** Forgets the index of a deleted collection, and deletes its graph file. */
   drop(collectionId: string): void {
-    this.indexes.delete(collectionId);
+    const entry = this.indexes.get(collectionId);
+    if (entry) this.retire(collectionId, entry, false);
+    // Also in `exact` mode: a graph left by an earlier `auto` run goes with its collection.
+    if (!this.options.dataDir) return;
+    const path = this.annPath(collectionId);
+    const prior = this.closing.get(collectionId) ?? Promise.resolve();
+    this.track(
+      collectionId,
+      prior.then(() => removeAnnFile(path)),
+    );
   }
 
-  clear(): void {
+  /**
+   * Loads the collection's index and, for an ANN index, waits until it is open and its graph covers every row (the
+   * builder caught up, saved, and the file is mapped): searches then go through the graph. For tests and benches.
+   */
+  async settle(collection: CollectionRow): Promise<void> {
+    this.get(collection);
+    const entry = this.indexes.get(collection.id);
+    if (!entry?.ann) return;
+    await entry.opening;
+    await entry.ann.flush();
+  }
+
+  /** ANN statistics of a loaded collection index (null when exact or not loaded). */
+  annStats(collectionId: string): AnnStats | null {
+    return this.indexes.get(collectionId)?.ann?.stats() ?? null;
+  }
+
+  /**
+   * Saves and closes every ANN index, then stops the builder thread. Indexes still answer (exactly) afterwards, but
+   * nothing is loaded any more.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    const entries = [...this.indexes.entries()];
     this.indexes.clear();
+    const closes = entries.map(async ([collectionId, entry]) => {
+      entry.retired = true;
+      if (!entry.ann) return;
+      await entry.opening;
+      // A commit during opening may have met a stale trusted graph: not saved, so the next start checks every row.
+      await entry.ann.close({ save: !entry.changedWhileOpening }).catch((error: unknown) => this.reportError(collectionId, error));
+    });
+    await Promise.all(closes);
+    while (this.closing.size > 0) await Promise.all([...this.closing.values()]);
+    await this.builder?.close();
+    this.builder = null;
+  }
+
+  private newAnnIndex(collection: CollectionRow, rows: number): AnnIndex {
+    this.builder ??= new AnnBuilderThread();
+    mkdirSync(join(this.options.dataDir, 'ann'), { recursive: true });
+    return new AnnIndex({
+      ...this.options.ann,
+      dimensions: collection.embedder_dimensions,
+      embedder: collection.embedder_name,
+      path: this.annPath(collection.id),
+      initialCapacity: Math.max(64, rows),
+      builder: this.builder,
+      onError: (error) => this.reportError(collection.id, error),
+    });
+  }
+
+  /** Opens the ANN index once any closing index of the same collection is done with the file; searches stay exact meanwhile. */
+  private startOpening(collectionId: string, entry: Entry, ann: AnnIndex): void {
+    const prior = this.closing.get(collectionId) ?? Promise.resolve();
+    const sourceVersion = entry.version;
+    let trusted = false;
+    entry.opening = prior
+      .then(async () => {
+        if (entry.retired) return;
+        const result = await ann.open({ sourceVersion });
+        trusted = result.status === 'loaded' && result.verified === 0;
+        this.options.onAnnOpened?.(collectionId, result);
+      })
+      .catch((error: unknown) => this.reportError(collectionId, error))
+      .finally(() => {
+        entry.opening = null;
+        // Rows changed between the fill and the graph's adoption, and the saved graph was taken as it is (same source
+        // version): it may hold rows that are no longer current. Reload on next use (the version then differs, so
+        // every row is checked). Without trust, open() compared every row with the file, so the graph is right.
+        if (trusted && entry.changedWhileOpening && !entry.retired && this.indexes.get(collectionId) === entry)
+          this.retire(collectionId, entry, false);
+      });
+  }
+
+  /** Takes an index out of service; an ANN index is closed (saved when asked) before its file is used again. */
+  private retire(collectionId: string, entry: Entry, save: boolean): void {
+    if (this.indexes.get(collectionId) === entry) this.indexes.delete(collectionId);
+    if (entry.retired) return;
+    entry.retired = true;
+    const ann = entry.ann;
+    if (!ann) return;
+    const opening = entry.opening ?? Promise.resolve();
+    this.track(
+      collectionId,
+      opening.then(() => ann.close({ save })),
+    );
+  }
+
+  /** Registers a closing step of a collection's ANN file; steps of one collection run one after the other. */
+  private track(collectionId: string, step: Promise<void>): void {
+    const prior = this.closing.get(collectionId);
+    const done: Promise<void> = Promise.all([prior, step.catch((error: unknown) => this.reportError(collectionId, error))])
+      .then(() => undefined)
+      .finally(() => {
+        if (this.closing.get(collectionId) === done) this.closing.delete(collectionId);
+      });
+    this.closing.set(collectionId, done);
+  }
+
+  private annPath(collectionId: string): string {
+    return join(this.options.dataDir, 'ann', `${collectionId}.usearch`);
+  }
+
+  private reportError(collectionId: string, error: unknown): void {
+    this.options.onAnnError?.(collectionId, error instanceof Error ? error : new Error(String(error)));
   }
 }
