@@ -150,6 +150,7 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
         request.mode,
       ),
   };
+  if (store.vectorIndexState) instrumented.vectorIndexState = store.vectorIndexState.bind(store);
   if (store.upsertDocuments) {
     const bulk = store.upsertDocuments.bind(store);
     instrumented.upsertDocuments = (collectionId, docs) =>

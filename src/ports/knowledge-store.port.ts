@@ -60,6 +60,14 @@ export interface CollectionStats {
   chunks: number;
 }
 
+/** How a collection's vector searches run right now (see {@link KnowledgeStore.vectorIndexState}). */
+export interface VectorIndexState {
+  /** True when searches go through an approximate (graph) index; false for an exact scan. */
+  approximate: boolean;
+  /** Share of the live chunks the approximate index covers (the rest are searched exactly); 1 for an exact scan. */
+  indexedFraction: number;
+}
+
 export interface NewCollection {
   /** @default DEFAULT_TENANT ('default') */
   tenant?: string;
@@ -250,6 +258,11 @@ export interface KnowledgeStore {
   listCollections(page: PageRequest, filter?: CollectionListFilter): Promise<Page<CollectionRecord>>;
   /** Its document and chunk counts. Throws NOT_FOUND for an unknown id. */
   collectionStats(id: string): Promise<CollectionStats>;
+  /**
+   * How the collection's vector searches run right now. Optional: a store whose index is not this process's
+   * (Weaviate) does not implement it. Synchronous and cheap; never throws (an unknown id reads as exact).
+   */
+  vectorIndexState?(collectionId: string): VectorIndexState;
 
   /** Content hashes of the documents that exist, keyed by external id. */
   getContentHashes(collectionId: string, externalIds: string[]): Promise<Map<string, string>>;

@@ -292,6 +292,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     };
     const first = await annStore();
     const c = await newCollection(first, 'ann');
+    assert.deepEqual(first.vectorIndexState(c.id), { approximate: false, indexedFraction: 1 }, 'not searched yet: exact');
     const docs = Array.from({ length: 6 }, (_, i) => makeDoc(`d${i}`, 5, rng, {}));
     await first.upsertDocuments(c.id, docs);
     const query = randomVector(rng);
@@ -300,6 +301,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const expected = (await vectorSearch(first)).map(hitKey);
     await first.settleVectorIndex(c.id);
     assert.equal(first.vectorIndexStats(c.id)?.indexedFraction, 1);
+    assert.deepEqual(first.vectorIndexState(c.id), { approximate: true, indexedFraction: 1 }, 'what stats { vectorIndex } shows');
     assert.deepEqual((await vectorSearch(first)).map(hitKey), expected, 'the graph answers as the exact scan did');
     await first.deleteDocuments([documentId(c.id, 'd0')]);
     const afterDelete = (await vectorSearch(first)).map(hitKey);

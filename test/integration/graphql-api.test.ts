@@ -291,11 +291,16 @@ describe('GraphQL API (real schema, in process)', () => {
   });
 
   it('reports live stats, renames, and deletes a collection with counts', async () => {
-    const get = `query($name: String) { collection(name: $name) { id name stats { documents chunks } } }`;
-    const before = dataOf<{ collection: { id: string; stats: { documents: number; chunks: number } } }>(
-      await t.execute(get, { name: 'handbook' }),
-    );
+    const get = `query($name: String) { collection(name: $name) { id name stats { documents chunks vectorIndex { approximate indexedFraction } } } }`;
+    const before = dataOf<{
+      collection: {
+        id: string;
+        stats: { documents: number; chunks: number; vectorIndex: { approximate: boolean; indexedFraction: number } };
+      };
+    }>(await t.execute(get, { name: 'handbook' }));
     assert.equal(before.collection.stats.documents, 2);
+    // A handful of chunks: searched by an exact scan (the graph starts at 5,000).
+    assert.deepEqual(before.collection.stats.vectorIndex, { approximate: false, indexedFraction: 1 });
     const renamed = dataOf<{ updateCollection: { name: string } }>(
       await t.execute(`mutation($id: ID!) { updateCollection(id: $id, input: { name: "handbook2", description: "renamed" }) { name } }`, {
         id: before.collection.id,

@@ -17,6 +17,7 @@ import type {
   SearchHit,
   SearchRequest,
   ShareRole,
+  VectorIndexState,
 } from '../../ports/knowledge-store.port';
 import { SqliteCollections } from './sqlite.collections';
 import { SqliteDatabase } from './sqlite.database';
@@ -156,6 +157,16 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    */
   vectorIndexStats(id: string): AnnStats | null {
     return this.indexes.annStats(id);
+  }
+
+  /**
+   * See {@link KnowledgeStore.vectorIndexState}: approximate once the collection's ANN graph exists or is being
+   * built (a collection below the graph's threshold, or not searched since start, is scanned exactly).
+   */
+  vectorIndexState(id: string): VectorIndexState {
+    const ann = this.indexes.annStats(id);
+    const approximate = ann !== null && (ann.graphRows > 0 || ann.rebuilding || ann.builderLoaded);
+    return approximate ? { approximate, indexedFraction: ann.indexedFraction } : { approximate: false, indexedFraction: 1 };
   }
 
   /**

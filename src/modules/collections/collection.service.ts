@@ -10,6 +10,7 @@ import type {
   EmbedderInfo,
   KnowledgeStore,
   ShareRole,
+  VectorIndexState,
 } from '../../ports/knowledge-store.port';
 import { assertOwner, assertVisible, assertWritable, canSee, visible } from '../auth/principal';
 import { TENANT_PATTERN, type Access } from '../../ports/principal.port';
@@ -158,8 +159,10 @@ export class CollectionService {
     return toConnection(await this.options.store.listCollections(window, { tenant: access.tenant, includeShared: true }), window);
   }
 
-  stats(id: string): Promise<CollectionStats> {
-    return this.options.store.collectionStats(id);
+  /** Counts, and how vector searches run (null when the store does not say: Weaviate). */
+  async stats(id: string): Promise<CollectionStats & { vectorIndex: VectorIndexState | null }> {
+    const counts = await this.options.store.collectionStats(id);
+    return { ...counts, vectorIndex: this.options.store.vectorIndexState?.(id) ?? null };
   }
 
   private validateChunking(input: CreateCollectionArgs['chunking']): ChunkingSettings {

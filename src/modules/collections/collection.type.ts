@@ -1,4 +1,4 @@
-import { Directive, Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Directive, Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { connectionOf } from '../../graphql/connection';
 import { ChunkingStrategyEnum } from '../../graphql/enums';
 
@@ -18,10 +18,27 @@ export class EmbedderInfo {
   @Field(() => Int) dimensions!: number;
 }
 
+@ObjectType({ simpleResolvers: true, description: "How a collection's vector searches run right now." })
+export class VectorIndexStats {
+  @Field({ description: 'True when searches go through an approximate (HNSW) index; false for an exact scan.' })
+  approximate!: boolean;
+
+  @Field(() => Float, {
+    description: 'Share of the chunks the approximate index covers (the rest are searched exactly); 1 for an exact scan.',
+  })
+  indexedFraction!: number;
+}
+
 @ObjectType({ simpleResolvers: true, description: 'Live counts of a collection.' })
 export class CollectionStats {
   @Field(() => Int) documents!: number;
   @Field(() => Int) chunks!: number;
+
+  @Field(() => VectorIndexStats, {
+    nullable: true,
+    description: "The embedded store's vector index (null on Weaviate, whose index is the server's).",
+  })
+  vectorIndex!: VectorIndexStats | null;
 }
 
 export enum ShareRoleEnum {
