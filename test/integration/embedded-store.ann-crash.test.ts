@@ -27,11 +27,11 @@ describe('EmbeddedKnowledgeStore with the ANN index: kill -9 during indexing', (
       for (const killAfterRound of [60, 160]) {
         await runChildAndKill(dataDir, killAfterRound);
         const opened: string[] = [];
-      const store = new EmbeddedKnowledgeStore({
-        dataDir,
-        ...STORE_CRASH_OPTIONS,
-        onAnnOpened: (_id, r) => opened.push(`${r.status}: ${r.indexed} indexed, ${r.pending} pending, ${r.verified} verified`),
-      });
+        const store = new EmbeddedKnowledgeStore({
+          dataDir,
+          ...STORE_CRASH_OPTIONS,
+          onAnnOpened: (_id, r) => opened.push(`${r.status}: ${r.indexed} indexed, ${r.pending} pending, ${r.verified} verified`),
+        });
         await store.init();
         const exact = new EmbeddedKnowledgeStore({ dataDir, vectorIndex: 'exact' });
         await exact.init();
