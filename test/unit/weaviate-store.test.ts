@@ -887,6 +887,8 @@ describe('WeaviateKnowledgeStore resilience', () => {
     const c = await collection(store);
     const search = () => store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 1, offset: 0 });
     const cases = [
+      { method: 'isReady', mode: 'unauthenticated', reason: 'WEAVIATE_UNAUTHENTICATED', call: () => store.ping() },
+      { method: 'isReady', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: () => store.ping() },
       {
         method: 'collectionDescription',
         mode: 'unauthenticated',
@@ -912,8 +914,9 @@ describe('WeaviateKnowledgeStore resilience', () => {
       assert.equal(store.breakerState, 'closed', 'a bad key says nothing about Weaviate being down');
     }
     await store.close();
+  });
 
-    // At start-up too: the client wraps the 401 in WeaviateStartUpError; one attempt, then a clear answer.
+  it('refused credentials at start-up (wrapped in WeaviateStartUpError) fail init at once, not after retries', async () => {
     for (const [mode, reason] of [
       ['unauthenticated', 'WEAVIATE_UNAUTHENTICATED'],
       ['forbidden', 'WEAVIATE_FORBIDDEN'],
