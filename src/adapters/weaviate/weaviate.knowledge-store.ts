@@ -36,10 +36,10 @@ export { parseHybridExplain, queryTerms } from './weaviate.search';
  * KnowledgeStore on Weaviate 1.3x through weaviate-client v3 (gRPC for data and search, REST for schema).
  *
  * Layout (names from `collectionPrefix`, default `Kbql`):
- * - `KbqlRegistry`: one object per kbql collection (name, description, chunking, embedder, version, timestamps),
- *   plus one name-claim object per collection name whose id is derived from the name. Claims are created with a
- *   REST insert, which fails when the id exists, so two creates of one name cannot both succeed on one Weaviate
- *   node (a claim whose collection no longer carries that name is stale and is taken over).
+ * - `KbqlRegistry`: one object per kbql collection (name, description, chunking, embedder, version, timestamps).
+ * - `KbqlName_<hash of tenant and name>`: one empty collection per collection name, its claim. Weaviate creates
+ *   collections one at a time through its Raft log, so of two racing creates of one name exactly one succeeds
+ *   (`weaviate.claims.ts`; a REST object insert would not do: it checks, then writes).
  * - `KbqlDocuments`: one record per document, for all kbql collections. Document ids are global (the port's
  *   getDocuments, deleteDocuments, updateDocumentMetadata and listChunks take no collection), so one collection
  *   resolves any id in one lookup; listing, counting (aggregate) and deleting documents never scan chunks.
