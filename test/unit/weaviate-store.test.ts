@@ -726,7 +726,7 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.throws(() => new WeaviateKnowledgeStore({ url: URL, bindTenants: true }), TypeError);
   });
 
-  it('takes over a stale name claim, and refuses a live one or one still being created', async () => {
+  it('takes over a stale name claim after the grace period, and refuses a live one', async () => {
     const { store, fake } = await open();
     const c = await collection(store, 'taken');
     await assert.rejects(collection(store, 'taken'), withCode('CONFLICT'));
@@ -735,13 +735,17 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const held = JSON.parse((await fake.collectionDescription(claim))!) as { collectionId: string; claimedAt: number };
     assert.equal(held.collectionId, c.id);
 
-    // A create that claimed a moment ago and has not written its record yet is in progress, not stale.
-    fake.setDescription(claim, JSON.stringify({ ...held, collectionId: randomUUID(), claimedAt: Date.now() }));
+    // The collection is deleted but releasing its name fails: the claim outlives it.
+    fake.fail({ method: 'collectionDescription', mode: 'rejected' });
+    await assert.rejects(store.deleteCollection(c.id), withCode('INTERNAL_SERVER_ERROR'));
+    fake.clearFailures();
+    assert.equal(await store.getCollection(c.id), null);
+    assert.equal(await store.getCollectionByName('taken'), null);
+    // Within the grace period it may be a create still in progress (record not written yet): refused.
     await assert.rejects(collection(store, 'taken'), withCode('CONFLICT'));
-    // Past the grace period, a claim whose collection does not exist (its creator crashed) is taken over.
-    fake.setDescription(claim, JSON.stringify({ ...held, collectionId: randomUUID(), claimedAt: Date.now() - 121_000 }));
+    // Past it, a claim whose collection does not carry the name is taken over.
+    fake.setDescription(claim, JSON.stringify({ ...held, claimedAt: Date.now() - 121_000 }));
     const again = await collection(store, 'taken');
-    assert.notEqual(again.id, c.id);
     assert.equal((await store.getCollectionByName('taken'))!.id, again.id);
     assert.deepEqual(
       fake.collectionNames().filter((n) => n.startsWith('KbqlName')),
@@ -754,6 +758,7 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
       [],
       'deleting the collection releases its name',
     );
+    assert.equal((await collection(store, 'taken')).name, 'taken', 'and the name is free again');
     await store.close();
   });
 
@@ -825,16 +830,17 @@ describe('WeaviateKnowledgeStore resilience', () => {
   it('retries transient REST and batch-delete failures, with backoff; never a 4xx', async () => {
     const { store, fake } = await open({ retries: 2, retryInitialDelayMs: 5, retryMaxDelayMs: 10 });
     const c = await collection(store);
-    // REST (the name claim's collection is read over REST): refused connections and 5xx are retried.
+    // REST (a name without an index object is looked up in its claim collection, over REST): refused connections
+    // and 5xx are retried.
     for (const mode of ['down', 'serverError'] as const) {
       fake.fail({ method: 'collectionDescription', times: 2, mode });
       const before = fake.count('collectionDescription');
-      assert.equal((await store.getCollectionByName(c.name))!.id, c.id);
+      assert.equal(await store.getCollectionByName('nobody'), null);
       assert.equal(fake.count('collectionDescription') - before, 3, `${mode}: two retries, then success`);
     }
     fake.fail({ method: 'collectionDescription', times: 5, mode: 'serverError' });
     let before = fake.count('collectionDescription');
-    await assert.rejects(store.getCollectionByName(c.name), withCode('UPSTREAM_UNAVAILABLE', /weaviate\.test:8080.*HTTP 500/));
+    await assert.rejects(store.getCollectionByName('nobody'), withCode('UPSTREAM_UNAVAILABLE', /weaviate\.test:8080.*HTTP 500/));
     assert.equal(fake.count('collectionDescription') - before, 3, 'gives up after 2 retries');
     fake.clearFailures();
 
@@ -847,7 +853,7 @@ describe('WeaviateKnowledgeStore resilience', () => {
 
     fake.fail({ method: 'collectionDescription', times: 1, mode: 'rejected' });
     before = fake.count('collectionDescription');
-    await assert.rejects(store.getCollectionByName(c.name), withCode('INTERNAL_SERVER_ERROR', /HTTP 422/));
+    await assert.rejects(store.getCollectionByName('nobody'), withCode('INTERNAL_SERVER_ERROR', /HTTP 422/));
     assert.equal(fake.count('collectionDescription') - before, 1, 'a 4xx is never retried');
     await store.close();
   });
@@ -893,9 +899,9 @@ describe('WeaviateKnowledgeStore resilience', () => {
         method: 'collectionDescription',
         mode: 'unauthenticated',
         reason: 'WEAVIATE_UNAUTHENTICATED',
-        call: () => store.getCollectionByName(c.name),
+        call: () => store.getCollectionByName('nobody'),
       },
-      { method: 'collectionDescription', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: () => store.getCollectionByName(c.name) },
+      { method: 'collectionDescription', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: () => store.getCollectionByName('nobody') },
       { method: 'nearVector', mode: 'unauthenticated', reason: 'WEAVIATE_UNAUTHENTICATED', call: search },
       { method: 'nearVector', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: search },
     ] as const;

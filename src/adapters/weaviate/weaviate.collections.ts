@@ -60,10 +60,11 @@ export class WeaviateCollections {
     };
     const claim = await this.claims.acquire(record.tenant, record.name, record.id);
     try {
-      await this.checkLegacyClaim(record.tenant, record.name);
+      await this.checkNameIndex(record.tenant, record.name);
       await this.schema.ensureChunkCollection(record.id, true, this.schema.chunkTenant(record.tenant));
       await this.writeCollection(record);
       await this.claims.confirm(record.tenant, record.name, claim);
+      await this.writeNameIndex(record.tenant, record.name, record.id);
       return record;
     } catch (error) {
       await this.dropCollectionObjects(record).catch(() => undefined);
@@ -86,7 +87,7 @@ export class WeaviateCollections {
       };
       if (claim) {
         try {
-          await this.checkLegacyClaim(current.tenant, next.name);
+          await this.checkNameIndex(current.tenant, next.name);
           await this.writeCollection(next);
           await this.claims.confirm(current.tenant, next.name, claim);
         } catch (error) {
@@ -95,7 +96,9 @@ export class WeaviateCollections {
           await this.claims.release(current.tenant, next.name, id).catch(() => undefined);
           throw error;
         }
-        await this.releaseClaim(current.tenant, current.name, id);
+        await this.writeNameIndex(current.tenant, next.name, id);
+        // Best effort: a claim left behind is stale (the record no longer carries the name) and is taken over later.
+        await this.releaseClaim(current.tenant, current.name, id).catch(() => undefined);
         return next;
       }
       await this.writeCollection(next);
@@ -145,10 +148,15 @@ export class WeaviateCollections {
   }
 
   async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
-    const claim = (await this.claims.read(tenant, name)) ?? (await this.readLegacyClaim(tenant, name));
-    if (!claim) return null;
+    // The index object first (one gRPC read); the claim collection (REST) when it is missing or out of date.
+    const carries = (record: CollectionRecord | null): record is CollectionRecord => record?.name === name && record.tenant === tenant;
+    const indexed = await this.readNameIndex(tenant, name);
+    const hinted = indexed ? await this.getCollection(indexed.collectionId) : null;
+    if (carries(hinted)) return hinted;
+    const claim = await this.claims.read(tenant, name);
+    if (!claim || claim.collectionId === indexed?.collectionId) return null;
     const record = await this.getCollection(claim.collectionId);
-    return record && record.name === name && record.tenant === tenant ? record : null;
+    return carries(record) ? record : null;
   }
 
   async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
@@ -230,28 +238,35 @@ export class WeaviateCollections {
   }
 
   /**
-   * The name claim object an older kbql wrote into the registry (before claims became collections): still honoured,
-   * so a name taken then stays taken.
+   * The name's index object in the registry (id derived from tenant and name): a hint from name to collection for
+   * fast lookups, written after the claim is confirmed and checked against the record on every read. An older kbql
+   * wrote it as the claim itself, so it is honoured as one ({@link checkNameIndex}).
    */
-  private async readLegacyClaim(tenant: string, name: string): Promise<{ collectionId: string } | null> {
-    const [claim] = await this.session.fetchByIds(await this.schema.registryCollection(), [nameClaimId(tenant, name)]);
-    const collectionId = claim?.properties['collectionId'];
-    return claim && claim.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
+  private async readNameIndex(tenant: string, name: string): Promise<{ collectionId: string } | null> {
+    const [index] = await this.session.fetchByIds(await this.schema.registryCollection(), [nameClaimId(tenant, name)]);
+    const collectionId = index?.properties['collectionId'];
+    return index && index.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
   }
 
-  /** CONFLICT when an older kbql's claim object gives the name to a live collection. */
-  private async checkLegacyClaim(tenant: string, name: string): Promise<void> {
-    const legacy = await this.readLegacyClaim(tenant, name);
-    if (!legacy) return;
-    const owner = await this.getCollection(legacy.collectionId);
+  /** Best effort: without the index a lookup by name reads the claim collection instead. */
+  private async writeNameIndex(tenant: string, name: string, collectionId: string): Promise<void> {
+    const index = { id: nameClaimId(tenant, name), properties: { kind: 'name', collectionId, name, ownerTenant: tenant } };
+    await this.session.insertAll(await this.schema.registryCollection(), [index], 'index collection name').catch(() => undefined);
+  }
+
+  /** CONFLICT when the index (an older kbql's claim) gives the name to a live collection that carries it. */
+  private async checkNameIndex(tenant: string, name: string): Promise<void> {
+    const indexed = await this.readNameIndex(tenant, name);
+    if (!indexed) return;
+    const owner = await this.getCollection(indexed.collectionId);
     if (owner && owner.name === name && owner.tenant === tenant) throw conflict(name);
   }
 
-  /** Releases the name's claim collection and any older claim object, if `collectionId` holds them. */
+  /** Releases the name's claim collection, then its index object if it points at `collectionId`. */
   private async releaseClaim(tenant: string, name: string, collectionId: string): Promise<void> {
     await this.claims.release(tenant, name, collectionId);
-    const legacy = await this.readLegacyClaim(tenant, name);
-    if (legacy?.collectionId !== collectionId) return;
+    const indexed = await this.readNameIndex(tenant, name);
+    if (indexed?.collectionId !== collectionId) return;
     await this.session.deleteAll(await this.schema.registryCollection(), byIds([nameClaimId(tenant, name)]), 'release collection name');
   }
 
