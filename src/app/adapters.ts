@@ -222,18 +222,21 @@ function createStore(config: Config, logger: Logger): KnowledgeStore {
       onAnnOpened: (collection, result) => logger.info('ANN index opened', { collection, ...result }),
     });
   }
-  return new WeaviateKnowledgeStore({
-    url: s.url,
-    grpcPort: s.grpcPort,
-    grpcHost: s.grpcHost ?? undefined,
-    apiKey: s.apiKey ?? undefined,
-    collectionPrefix: s.prefix,
-    multiTenant: s.multiTenant,
-    tenant: s.tenant ?? undefined,
-    bindTenants: s.bindTenants,
-    timeoutMs: s.timeoutMs,
-    initTimeoutMs: s.initTimeoutMs,
-  });
+  return new WeaviateKnowledgeStore(
+    {
+      url: s.url,
+      grpcPort: s.grpcPort,
+      grpcHost: s.grpcHost ?? undefined,
+      apiKey: s.apiKey ?? undefined,
+      collectionPrefix: s.prefix,
+      multiTenant: s.multiTenant,
+      tenant: s.tenant ?? undefined,
+      bindTenants: s.bindTenants,
+      timeoutMs: s.timeoutMs,
+      initTimeoutMs: s.initTimeoutMs,
+    },
+    { log: (message, fields) => logger.warn(message, fields) },
+  );
 }
 
 function createEmbedder(config: Config): Embedder {
