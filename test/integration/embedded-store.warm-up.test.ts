@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { EmbeddedKnowledgeStore, type EmbeddedStoreOptions } from '../../src/adapters/embedded/sqlite.knowledge-store';
-import { fillVectorsInThread } from '../../src/adapters/embedded/vector-fill';
+import { fillVectors } from '../../src/adapters/embedded/vector-fill';
 import { VectorIndex } from '../../src/adapters/embedded/vector-index';
 import { sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentWrite, SearchHit } from '../../src/ports/knowledge-store.port';
@@ -48,13 +48,23 @@ describe('EmbeddedKnowledgeStore warm-up: every vector index loaded at start-up,
     return { dataDir, large, small, queries, expected, rng };
   };
 
-  it('fill thread rows equal the event-loop load bit for bit', async () => {
+  it('fill thread rows equal the event-loop load bit for bit, with one thread or several', async () => {
     const { dataDir, large, queries } = await seeded();
-    const filled = await fillVectorsInThread(
-      { filename: join(dataDir, 'kbql.sqlite'), collectionId: large.id, dimensions: DIM, busyTimeoutMs: 1000 },
-      30_000,
-    );
+    const fill = (threads: number) =>
+      fillVectors({
+        filename: join(dataDir, 'kbql.sqlite'),
+        collectionId: large.id,
+        dimensions: DIM,
+        busyTimeoutMs: 1000,
+        timeoutMs: 30_000,
+        threads,
+      });
+    const filled = await fill(3);
     assert.equal(filled.chunkIds.length, LARGE_ROWS);
+    const single = await fill(1);
+    assert.deepEqual(filled.rowIds, single.rowIds);
+    assert.deepEqual(filled.chunkIds, single.chunkIds);
+    assert.deepEqual(new Uint8Array(filled.matrix.buffer), new Uint8Array(single.matrix.buffer));
     const threaded = VectorIndex.fromRows(DIM, filled);
     // The event-loop path: what a first search does without warm-up.
     const store = new EmbeddedKnowledgeStore({ dataDir });

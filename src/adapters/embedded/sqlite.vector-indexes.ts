@@ -14,7 +14,7 @@ import { AnnIndex, type AnnIndexOptions, type AnnOpenResult, type AnnStats } fro
 import type { StoreWarmUpState } from '../../ports/knowledge-store.port';
 import type { SqliteDatabase, VersionBumps } from './sqlite.database';
 import type { CollectionRow } from './sqlite.rows';
-import { fillVectorsInThread, type FilledRows } from './vector-fill';
+import { FillMovedError, fillVectors, type FilledRows } from './vector-fill';
 import { VectorIndex, type VectorSearchIndex } from './vector-index';
 
 /** Changes to apply to a loaded vector index once the transaction that made them has committed, in order. */
@@ -203,13 +203,17 @@ export class LoadedVectorIndexes {
       if (!before) return;
       let rows: FilledRows;
       try {
-        rows = await fillVectorsInThread(
-          { filename: this.db.filename, collectionId, dimensions: before.embedder_dimensions, busyTimeoutMs: 5000 },
-          FILL_TIMEOUT_MS,
-          this.shutdown.signal,
-        );
+        rows = await fillVectors({
+          filename: this.db.filename,
+          collectionId,
+          dimensions: before.embedder_dimensions,
+          busyTimeoutMs: 5000,
+          timeoutMs: FILL_TIMEOUT_MS,
+          signal: this.shutdown.signal,
+        });
       } catch (error) {
         if (this.closed) return;
+        if (error instanceof FillMovedError) continue;
         this.reportError(collectionId, error);
         break;
       }
