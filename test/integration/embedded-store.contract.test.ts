@@ -328,6 +328,26 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     assert.ok(!existsSync(file), 'the graph file goes with its collection');
   });
 
+  it('a collection found by name is never stale: renames, deletes and creates by this or another instance', async () => {
+    const a = await openStore();
+    const b = await openStore();
+    const c = await newCollection(a, 'before');
+    assert.equal((await a.getCollectionByName('before'))?.id, c.id);
+    assert.equal(await a.getCollectionByName('after'), null);
+    await b.updateCollection(c.id, { name: 'after' });
+    assert.equal(await a.getCollectionByName('before'), null, 'renamed by another instance');
+    assert.equal((await a.getCollectionByName('after'))?.name, 'after');
+    const docs = [makeDoc('d0', 2, mulberry32(3), {})];
+    await b.upsertDocuments(c.id, docs);
+    assert.equal((await a.getCollectionByName('after'))?.version, (await b.getCollection(c.id))?.version, 'the version moves with writes');
+    await a.updateCollection(c.id, { name: 'again' });
+    assert.equal(await a.getCollectionByName('after'), null, 'renamed by this instance');
+    await b.deleteCollection(c.id);
+    assert.equal(await a.getCollectionByName('again'), null, 'deleted by another instance');
+    const fresh = await newCollection(b, 'after');
+    assert.equal((await a.getCollectionByName('after'))?.id, fresh.id, 'created by another instance');
+  });
+
   it('bulk upsert isolates a failing document and commits the others with one version bump', async () => {
     const rng = mulberry32(3);
     const store = await openStore();

@@ -19,7 +19,13 @@ import { toCollection, type CollectionRow } from './sqlite.rows';
 import { assertFtsName, FTS_TOKENIZE, ftsTableName } from './sqlite.schema';
 import type { LoadedVectorIndexes } from './sqlite.vector-indexes';
 
+/** Names resolved and kept (see {@link SqliteCollections.getCollectionByName}); past it the map starts over. */
+const BY_NAME_ENTRIES = 1024;
+
 export class SqliteCollections {
+  /** Collections by `<tenant>\n<name>`, with the committed version of the database they were read at. */
+  private readonly byName = new Map<string, { version: number; record: CollectionRecord | null }>();
+
   constructor(
     private readonly db: SqliteDatabase,
     private readonly indexes: LoadedVectorIndexes,
@@ -122,9 +128,22 @@ export class SqliteCollections {
     return toCollection(this.db.collectionRow(id)!);
   }
 
+  /**
+   * Every search and ingestion resolves its collection by name: the answer is kept until any commit (of this store or
+   * another process) moves the database on, which `committedVersion` tells for ~1 µs against ~7 µs for the query.
+   */
   async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
+    const key = `${tenant}\n${name}`;
+    const version = this.db.committedVersion();
+    const cached = version === null ? undefined : this.byName.get(key);
+    if (cached && cached.version === version) return cached.record && { ...cached.record };
     const row = this.db.prepare('SELECT * FROM collections WHERE tenant = ? AND name = ?').get(tenant, name) as CollectionRow | undefined;
-    return row ? toCollection(row) : null;
+    const record = row ? toCollection(row) : null;
+    if (version !== null) {
+      if (this.byName.size >= BY_NAME_ENTRIES) this.byName.clear();
+      this.byName.set(key, { version, record });
+    }
+    return record && { ...record };
   }
 
   async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {

@@ -40,6 +40,7 @@ export class SqliteDatabase {
   private inSlice = false;
   private checkpointer: WalCheckpointer | null = null;
   private readonly ftsStatements = new Map<string, FtsStatements>();
+  private dataVersion: Database.Statement | null = null;
 
   constructor(
     private readonly dataDir: string,
@@ -80,6 +81,7 @@ export class SqliteDatabase {
     this.checkpointer = null;
     this.reader?.close();
     this.reader = null;
+    this.dataVersion = null;
     this.readerStatements.clear();
     this.statements.clear();
     this.ftsStatements.clear();
@@ -125,6 +127,17 @@ export class SqliteDatabase {
       this.slicedWrite = null;
       done();
     }
+  }
+
+  /**
+   * A number that changes whenever any other connection commits — this store's writing connection included — read
+   * on the reading connection (`PRAGMA data_version`, ~1 µs): rows read while it holds are still current. Null when a
+   * transaction is open on the writing connection (its uncommitted rows would not match) or the store is closed.
+   */
+  committedVersion(): number | null {
+    if (!this.reader || !this.db || this.db.inTransaction || this.slicedWrite) return null;
+    this.dataVersion ??= this.reader.prepare('PRAGMA data_version').pluck();
+    return this.dataVersion.get() as number;
   }
 
   /** After every committed write: a WAL checkpoint is due. */
