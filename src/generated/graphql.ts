@@ -31,6 +31,8 @@ export type ContentType =
 export type CreateCollectionInput = {
   chunking?: ChunkingInput | null | undefined;
   description?: string | null | undefined;
+  /** Name of a configured embedder (see the embedders query); default: the one named "default". */
+  embedder?: string | null | undefined;
   /** Unique; a letter, then up to 62 letters, digits, "_" or "-". */
   name: string;
 };

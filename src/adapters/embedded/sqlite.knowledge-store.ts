@@ -22,6 +22,7 @@ import type {
 import { SqliteCollections } from './sqlite.collections';
 import { SqliteDatabase } from './sqlite.database';
 import { SqliteReads } from './sqlite.reads';
+import { SqliteReembedding } from './sqlite.reembedding';
 import { SqliteSearch } from './sqlite.search';
 import type { AnnOpenResult, AnnStats } from './ann-index';
 import { LoadedVectorIndexes, type AnnTuning, type VectorIndexMode } from './sqlite.vector-indexes';
@@ -83,6 +84,8 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   private readonly reads: SqliteReads;
   private readonly writes: SqliteWrites;
   private readonly searcher: SqliteSearch;
+  /** See {@link KnowledgeStore.reembedding}: secondary vectors and the atomic switch (`sqlite.reembedding.ts`). */
+  readonly reembedding: SqliteReembedding;
 
   constructor(options: EmbeddedStoreOptions) {
     this.db = new SqliteDatabase(options.dataDir, options.busyTimeoutMs ?? 5000, options.synchronousFull ?? false);
@@ -98,6 +101,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     this.reads = new SqliteReads(this.db);
     this.writes = new SqliteWrites(this.db, this.indexes, this.reads);
     this.searcher = new SqliteSearch(this.db, this.indexes);
+    this.reembedding = new SqliteReembedding(this.db, this.indexes);
   }
 
   async init(): Promise<void> {

@@ -139,6 +139,27 @@ export class IngestionJobService {
     return this.describe(job);
   }
 
+  /**
+   * A re-embedding job of `collection` (already checked writable by the caller): one task that runs the whole
+   * rebuild, so it gets the jobs' status, cancel, retry, progress stream and resume after a restart. Its document's
+   * external id is `reembed:<embedder>`; its `chunkCount` counts the chunks with a target vector as it goes.
+   */
+  async startReembedJob(collection: CollectionRecord, embedderName: string, access: Access): Promise<JobView> {
+    const now = new Date();
+    const jobId = randomUUID();
+    const job = await this.deps.store.createJob({
+      id: jobId,
+      tenant: access.tenant,
+      collectionId: collection.id,
+      createdAt: now,
+      documents: [
+        { state: initialState(0, `reembed:${embedderName}`, null, 1, now), payload: { kind: 'reembed', embedder: embedderName } },
+      ],
+    });
+    await this.deps.queue.enqueue([{ jobId, index: 0, attempt: 1 }]);
+    return this.describe(job);
+  }
+
   /** The job when `access` may see it (its collection is visible to the caller, or the caller's tenant started it). */
   async getJob(id: string, access: Access): Promise<JobView> {
     return this.describe(await this.visibleJob(id, access));
