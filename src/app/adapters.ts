@@ -95,8 +95,10 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     hashDimensions: !overrides.embedder && config.embedder.kind === 'hash' ? config.embedder.dimensions : null,
   });
   const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config.embedder);
-  // The other named embedders run where they are (a hash one on the event loop, yielding every few texts).
-  const otherEmbedders = config.embedders.filter((e) => e.name !== 'default').map((e) => ({ config: e, raw: createEmbedder(e) }));
+  // The other named embedders: a hash one on the same worker threads, a remote one as configured.
+  const otherEmbedders = config.embedders
+    .filter((e) => e.name !== 'default')
+    .map((e) => ({ config: e, raw: e.kind === 'hash' ? new PooledHashEmbedder(ingestPool.pool, e.dimensions) : createEmbedder(e) }));
   const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
   await rawStore.init();
 

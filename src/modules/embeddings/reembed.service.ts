@@ -8,7 +8,7 @@ import type { CollectionService } from '../collections/collection.service';
 import type { EmbedderCatalog, CatalogEntry } from './embedder-catalog';
 
 /** Chunks embedded and stored per step of a rebuild: one provider batch, and a cancel is noticed within one. */
-export const REEMBED_BATCH = 64;
+export const REEMBED_BATCH = 256;
 
 export interface ReembedMetricsHooks {
   chunks(count: number): void;
