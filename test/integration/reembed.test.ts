@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { isAppError } from '../../src/errors';
+import { sampleDocument } from '../helpers/jobs-fixtures';
+import { REEMBED_ENV } from '../helpers/reembed-server.child';
+import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
+
+const access = { tenant: 'default' };
+const withReason = (reason: string) => (error: unknown) => isAppError(error) && error.details['reason'] === reason;
+
+describe('ReembedService on the embedded store', () => {
+  let t: TestApp;
+
+  before(async () => {
+    t = await createTestApp({ ...REEMBED_ENV, KBQL_REEMBED_GRACE_SECONDS: '1' });
+  });
+  after(() => t.close());
+
+  async function collectionWithDocs(name: string, n: number) {
+    dataOf(
+      await t.execute(`mutation { createCollection(input: { name: "${name}", chunking: { chunkSize: 32, chunkOverlap: 0 } }) { id } }`),
+    );
+    dataOf(
+      await t.execute(`mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "${name}", documents: $d) { indexed } }`, {
+        d: Array.from({ length: n }, (_, i) => sampleDocument(i)),
+      }),
+    );
+    return (await t.app.services.collections.resolve(name, access))!;
+  }
+
+  it('refuses an unknown embedder and the active one', async () => {
+    await collectionWithDocs('refusals', 2);
+    await assert.rejects(t.app.services.reembed.start('refusals', 'nope', access), withReason('UNKNOWN_EMBEDDER'));
+    await assert.rejects(t.app.services.reembed.start('refusals', 'default', access), withReason('SAME_EMBEDDER'));
+    await assert.rejects(t.app.services.reembed.cancel('refusals', access), withReason('NOT_REEMBEDDING'));
+    await assert.rejects(t.app.services.reembed.rollback('refusals', access), withReason('NO_ROLLBACK'));
+  });
+
+  it('a cancelled rebuild drops what it built and changes nothing searches see', async () => {
+    const c = await collectionWithDocs('cancelled', 60);
+    const store = t.app.store.reembedding!;
+    const b = t.app.services.embedders.byName('b');
+    await store.startSecondary(c.id, b.info);
+    let batches = 0;
+    const outcome = await t.app.services.reembed.rebuild(c.id, 'b', {
+      cancelled: async () => batches >= 1,
+      progress: async () => void batches++,
+    });
+    assert.equal(outcome.status, 'CANCELLED');
+    assert.equal(batches, 1, 'stopped after the first batch');
+    const after = (await t.app.store.getCollection(c.id))!;
+    assert.equal(after.secondary, null);
+    assert.deepEqual(after.embedder, c.embedder);
+  });
+
+  it('cancelReembedding under a running rebuild ends it CANCELLED', async () => {
+    const c = await collectionWithDocs('dropped', 60);
+    const store = t.app.store.reembedding!;
+    await store.startSecondary(c.id, t.app.services.embedders.byName('b').info);
+    const outcome = await t.app.services.reembed.rebuild(c.id, 'b', {
+      cancelled: async () => false,
+      // Someone cancels between two batches.
+      progress: async () => void (await t.app.services.reembed.cancel('dropped', access).catch(() => undefined)),
+    });
+    assert.equal(outcome.status, 'CANCELLED');
+    assert.equal((await t.app.store.getCollection(c.id))!.secondary, null);
+  });
+
+  it('the grace period ends: rollback refused, previous vectors swept', async () => {
+    const c = await collectionWithDocs('graced', 5);
+    const outcome = await t.app.services.reembed.rebuild(c.id, 'b', { cancelled: async () => false, progress: async () => undefined });
+    assert.equal(outcome.status, 'SWITCHED');
+    const switched = (await t.app.store.getCollection(c.id))!;
+    assert.equal(switched.secondary?.role, 'PREVIOUS');
+    assert.equal((await t.app.services.reembed.view(switched)).state, 'ROLLBACK_AVAILABLE');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.equal((await t.app.services.reembed.view(switched)).state, 'STABLE');
+    await assert.rejects(t.app.services.reembed.rollback('graced', access), withReason('NO_ROLLBACK'));
+    assert.ok((await t.app.services.reembed.sweepExpired()) >= 1);
+    assert.equal((await t.app.store.getCollection(c.id))!.secondary, null);
+  });
+
+  it('ingestion during the rebuild writes both vectors: only the older chunks are pending', async () => {
+    const c = await collectionWithDocs('dual', 3);
+    const store = t.app.store.reembedding!;
+    await store.startSecondary(c.id, t.app.services.embedders.byName('b').info);
+    const before = await store.secondaryProgress(c.id);
+    assert.equal(before.embedded, 0);
+    const ingested = dataOf(
+      await t.execute<{ ingestDocuments: { results: { chunkCount: number }[] } }>(
+        'mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "dual", documents: $d) { results { chunkCount } } }',
+        { d: [{ id: 'fresh', content: 'A fresh document written while the collection is re-embedded, with both vectors.' }] },
+      ),
+    );
+    const fresh = ingested.ingestDocuments.results[0]!.chunkCount;
+    assert.ok(fresh > 0);
+    assert.deepEqual(await store.secondaryProgress(c.id), { total: before.total + fresh, embedded: fresh });
+    assert.equal((await store.pendingChunks(c.id, 1000)).length, before.total);
+  });
+});
