@@ -25,7 +25,7 @@ describe('ReembedService on the embedded store', () => {
         d: Array.from({ length: n }, (_, i) => sampleDocument(i)),
       }),
     );
-    return (await t.app.services.collections.resolve(name, access))!;
+    return t.app.services.collections.resolve(name, access);
   }
 
   it('refuses an unknown embedder and the active one', async () => {
