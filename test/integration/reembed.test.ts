@@ -97,4 +97,25 @@ describe('ReembedService on the embedded store', () => {
     assert.deepEqual(await store.secondaryProgress(c.id), { total: before.total + fresh, embedded: fresh });
     assert.equal((await store.pendingChunks(c.id, 1000)).length, before.total);
   });
+
+  it('cancelIngestion of the re-embedding job drops the vectors it was building', async () => {
+    const c = await collectionWithDocs('jobcancel', 300);
+    const started = dataOf(
+      await t.execute<{ reembedCollection: { id: string } }>(
+        'mutation { reembedCollection(collection: "jobcancel", embedder: "b") { id } }',
+      ),
+    );
+    const id = started.reembedCollection.id;
+    dataOf(await t.execute('mutation($id: ID!) { cancelIngestion(jobId: $id) { id } }', { id }));
+    let status = '';
+    for (let i = 0; i < 200 && !['CANCELLED', 'COMPLETED'].includes(status); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      status = dataOf(await t.execute<{ ingestionJob: { status: string } }>('query($id: ID!) { ingestionJob(id: $id) { status } }', { id }))
+        .ingestionJob.status;
+    }
+    assert.equal(status, 'CANCELLED');
+    const after = (await t.app.store.getCollection(c.id))!;
+    assert.equal(after.secondary, null, 'nothing left half-built');
+    assert.deepEqual(after.embedder, c.embedder, 'searches never left the old embedder');
+  });
 });

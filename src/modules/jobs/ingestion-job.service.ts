@@ -160,6 +160,14 @@ export class IngestionJobService {
     return this.describe(job);
   }
 
+  /** A re-embedding cancelled before its run started: the vectors it was to build are dropped here (no run will). */
+  private async dropUnstartedReembedding(job: JobRecord, index: number): Promise<void> {
+    const payload = await this.deps.store.getPayload(job.id, index);
+    if (payload?.kind !== 'reembed') return;
+    const collection = await this.deps.knowledge.getCollection(job.collectionId);
+    if (collection?.secondary?.role === 'BUILDING') await this.deps.knowledge.reembedding?.dropSecondary(collection.id);
+  }
+
   /** The job when `access` may see it (its collection is visible to the caller, or the caller's tenant started it). */
   async getJob(id: string, access: Access): Promise<JobView> {
     return this.describe(await this.visibleJob(id, access));
@@ -196,6 +204,7 @@ export class IngestionJobService {
       if (doc.stage !== 'QUEUED') continue;
       const cancelled: JobDocumentState = { ...doc, stage: 'CANCELLED', updatedAt: new Date() };
       if (await this.deps.store.transition(jobId, cancelled, ['QUEUED'])) {
+        await this.dropUnstartedReembedding(job, doc.index);
         await this.deps.store.dropPayload(jobId, doc.index);
         await this.publish({ kind: 'STAGE', jobId, document: cancelled });
       }

@@ -91,6 +91,11 @@ export class IngestionJobWorker {
     const doc = job ? await store.getDocument(task.jobId, task.index) : null;
     if (!job || !doc || isTerminal(doc.stage) || doc.attempt !== task.attempt) return;
     if (job.cancelRequested) {
+      if ((await store.getPayload(job.id, task.index))?.kind === 'reembed') {
+        // A re-embedding cancelled while it was not running (queued, or its process died): drop what it built.
+        const collection = await this.deps.knowledge.getCollection(job.collectionId);
+        if (collection?.secondary?.role === 'BUILDING') await this.deps.knowledge.reembedding?.dropSecondary(collection.id);
+      }
       await this.settle(job.id, { ...doc, stage: 'CANCELLED', updatedAt: new Date() }, CLAIMABLE_STAGES);
       return;
     }
