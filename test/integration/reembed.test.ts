@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { WeaviateKnowledgeStore } from '../../src/adapters/weaviate/weaviate.knowledge-store';
 import { isAppError } from '../../src/errors';
+import { FakeWeaviate } from '../helpers/fake-weaviate';
 import { sampleDocument } from '../helpers/jobs-fixtures';
 import { REEMBED_ENV } from '../helpers/reembed-server.child';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
@@ -117,5 +119,29 @@ describe('ReembedService on the embedded store', () => {
     const after = (await t.app.store.getCollection(c.id))!;
     assert.equal(after.secondary, null, 'nothing left half-built');
     assert.deepEqual(after.embedder, c.embedder, 'searches never left the old embedder');
+  });
+});
+
+describe('re-embedding on Weaviate (in-memory fake of the client)', () => {
+  it('is refused with REEMBED_UNSUPPORTED, and collections on named embedders still work', async () => {
+    const fake = new FakeWeaviate();
+    const store = new WeaviateKnowledgeStore(
+      { url: 'http://weaviate.fake:8080', timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
+      { connect: fake.connect },
+    );
+    const t = await createTestApp({ ...REEMBED_ENV }, { store });
+    try {
+      const made = dataOf(
+        await t.execute<{ createCollection: { embedding: { active: { fingerprint: string } } } }>(
+          'mutation { createCollection(input: { name: "w", embedder: "b" }) { embedding { active { fingerprint } state } } }',
+        ),
+      );
+      assert.equal(made.createCollection.embedding.active.fingerprint, 'hash:kbql-hash-v1/128/l2');
+      const refused = await t.execute('mutation { reembedCollection(collection: "w", embedder: "default") { id } }');
+      assert.equal(refused.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
+      assert.equal(refused.errors?.[0]?.extensions?.['reason'], 'REEMBED_UNSUPPORTED');
+    } finally {
+      await t.close();
+    }
   });
 });
