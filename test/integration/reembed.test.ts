@@ -123,7 +123,7 @@ describe('ReembedService on the embedded store', () => {
 });
 
 describe('re-embedding on Weaviate (in-memory fake of the client)', () => {
-  it('is refused with REEMBED_UNSUPPORTED, and collections on named embedders still work', async () => {
+  it('re-embeds through the job, switches, and rolls back', async () => {
     const fake = new FakeWeaviate();
     const store = new WeaviateKnowledgeStore(
       { url: 'http://weaviate.fake:8080', timeoutMs: 2_000, initTimeoutMs: 2_000, retries: 0 },
@@ -131,15 +131,37 @@ describe('re-embedding on Weaviate (in-memory fake of the client)', () => {
     );
     const t = await createTestApp({ ...REEMBED_ENV }, { store });
     try {
-      const made = dataOf(
-        await t.execute<{ createCollection: { embedding: { active: { fingerprint: string } } } }>(
-          'mutation { createCollection(input: { name: "w", embedder: "b" }) { embedding { active { fingerprint } state } } }',
+      dataOf(await t.execute('mutation { createCollection(input: { name: "w", chunking: { chunkSize: 32, chunkOverlap: 0 } }) { id } }'));
+      dataOf(
+        await t.execute('mutation($d: [DocumentInput!]!) { ingestDocuments(collection: "w", documents: $d) { indexed } }', {
+          d: Array.from({ length: 12 }, (_, i) => sampleDocument(i)),
+        }),
+      );
+      const job = dataOf(
+        await t.execute<{ reembedCollection: { id: string } }>('mutation { reembedCollection(collection: "w", embedder: "b") { id } }'),
+      );
+      let status = '';
+      for (let i = 0; i < 200 && status !== 'COMPLETED' && status !== 'COMPLETED_WITH_ERRORS'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        status = dataOf(
+          await t.execute<{ ingestionJob: { status: string } }>('query($id: ID!) { ingestionJob(id: $id) { status } }', {
+            id: job.reembedCollection.id,
+          }),
+        ).ingestionJob.status;
+      }
+      assert.equal(status, 'COMPLETED');
+      const q = 'query { collection(name: "w") { embedding { state active { fingerprint } } } }';
+      const switched = dataOf(await t.execute<{ collection: { embedding: { state: string; active: { fingerprint: string } } } }>(q));
+      assert.deepEqual(switched.collection.embedding, { state: 'ROLLBACK_AVAILABLE', active: { fingerprint: 'hash:kbql-hash-v1/128/l2' } });
+      const hits = dataOf(
+        await t.execute<{ search: { hits: unknown[] } }>(
+          'query { search(collection: "w", query: "harbor quartz", mode: VECTOR) { hits { score } } }',
         ),
       );
-      assert.equal(made.createCollection.embedding.active.fingerprint, 'hash:kbql-hash-v1/128/l2');
-      const refused = await t.execute('mutation { reembedCollection(collection: "w", embedder: "default") { id } }');
-      assert.equal(refused.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT');
-      assert.equal(refused.errors?.[0]?.extensions?.['reason'], 'REEMBED_UNSUPPORTED');
+      assert.ok(hits.search.hits.length > 0);
+      dataOf(await t.execute('mutation { rollbackEmbedding(collection: "w") { id } }'));
+      const back = dataOf(await t.execute<{ collection: { embedding: { state: string; active: { fingerprint: string } } } }>(q));
+      assert.deepEqual(back.collection.embedding, { state: 'STABLE', active: { fingerprint: 'hash:kbql-hash-v1/256/l2' } });
     } finally {
       await t.close();
     }

@@ -20,6 +20,7 @@ import type {
 } from '../../ports/knowledge-store.port';
 import { connectWeaviate } from './weaviate.client';
 import { WeaviateCollections } from './weaviate.collections';
+import { WeaviateReembedding } from './weaviate.embeddings';
 import { checkTenant, resolveOptions, type WeaviateStoreDeps, type WeaviateStoreOptions } from './weaviate.options';
 import { WeaviateReads } from './weaviate.reads';
 import { WeaviateSchema } from './weaviate.schema';
@@ -78,6 +79,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   private readonly reads: WeaviateReads;
   private readonly writes: WeaviateWrites;
   private readonly searcher: WeaviateSearch;
+  /** Re-embedding: a shadow chunk collection and an embedding-state object switched in one write (`weaviate.embeddings.ts`). */
+  readonly reembedding: WeaviateReembedding;
 
   /** @param view internal: a tenant view sharing another store's state (see {@link withTenant}). */
   constructor(options: WeaviateStoreOptions, deps: WeaviateStoreDeps = {}, view?: { core: WeaviateCore; tenant: string }) {
@@ -101,7 +104,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     this.schema = new WeaviateSchema(this.session);
     this.collections = new WeaviateCollections(this.session, this.schema);
     this.reads = new WeaviateReads(this.session, this.schema, this.collections);
-    this.writes = new WeaviateWrites(this.session, this.schema, this.collections, this.reads);
+    this.reembedding = new WeaviateReembedding(this.session, this.schema, this.collections);
+    this.writes = new WeaviateWrites(this.session, this.schema, this.collections, this.reads, this.reembedding);
     this.searcher = new WeaviateSearch(this.session, this.schema, this.collections, this.reads);
   }
 
