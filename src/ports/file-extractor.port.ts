@@ -15,6 +15,7 @@ export interface FileContentExtractor {
    * them) only choose between Markdown, HTML and plain text. Throws AppError BAD_USER_INPUT for a file it cannot
    * read (EMPTY_FILE, UNSUPPORTED_TYPE, CORRUPT_FILE, ENCRYPTED_FILE, NO_TEXT, PARSE_TIMEOUT) and PAYLOAD_TOO_LARGE
    * over a size bound (ARCHIVE_TOO_LARGE, TEXT_TOO_LARGE, TOO_MANY_PAGES), the reason in `extensions.reason`.
+   * Takes `data` over: a PDF or DOCX may be moved to a reader thread, leaving `data` detached (empty).
    */
   extract(data: Buffer, filename: string, mediaType: string | null): Promise<ExtractedContent>;
 }

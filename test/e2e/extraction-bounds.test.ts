@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { startTestServer, type TestApp } from '../helpers/test-app';
 import { gql, minimalDocx, minimalPdf, upload, waitFor } from '../helpers/jobs-fixtures';
 import { docxBomb, manyPagesPdf } from '../helpers/hostile-files';
@@ -96,6 +98,9 @@ describe('hostile uploads over HTTP: bounded memory', () => {
           5_000,
           50,
         ).catch(() => null);
+        // Not back yet: what is left may be garbage V8 has not collected (nothing made it collect since the job ended:
+        // the server and the test are idle). A full collection tells garbage from memory the server still holds.
+        const collected = settled === null ? await afterFullCollection(() => (rssMb() <= idle + 50 ? rssMb() : null)) : null;
         const last = rssMb();
         ctx.diagnostic(
           `RSS idle ${idle.toFixed(0)} MB, peak ${peak.toFixed(0)} MB (+${(peak - idle).toFixed(0)}), after ${last.toFixed(0)} MB (+${(last - idle).toFixed(0)})`,
@@ -107,10 +112,22 @@ describe('hostile uploads over HTTP: bounded memory', () => {
           'pages.pdf': ['FAILED', 'PAYLOAD_TOO_LARGE', 'TOO_MANY_PAGES'],
         });
         assert.ok(peak - idle <= 300, `peak ${peak.toFixed(0)} MB is more than 300 MB over idle ${idle.toFixed(0)} MB`);
-        assert.ok(settled !== null, `RSS ${last.toFixed(0)} MB did not come back within 50 MB of idle ${idle.toFixed(0)} MB in 5 s`);
+        if (settled === null) ctx.diagnostic(`back within +50 MB only after a full garbage collection: ${collected !== null}`);
+        assert.ok(
+          settled !== null || collected !== null,
+          `RSS ${last.toFixed(0)} MB did not come back within 50 MB of idle ${idle.toFixed(0)} MB in 5 s, even after a full collection`,
+        );
       } finally {
         clearInterval(sampler);
       }
     },
   );
 });
+
+/** Runs a full garbage collection (through V8's own flag, set at run time), waits a moment, and reads `check`. */
+async function afterFullCollection<T>(check: () => T): Promise<T> {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return check();
+}

@@ -181,9 +181,8 @@ export class FileExtractor implements FileContentExtractor {
         slot.worker.on('message', onMessage);
         slot.worker.once('error', onGone);
         slot.worker.once('exit', onGone);
-        const copy = new Uint8Array(data.byteLength);
-        copy.set(data);
-        slot.worker.postMessage({ id, kind, data: copy } satisfies ExtractRequest, [copy.buffer]);
+        const bytes = movable(data);
+        slot.worker.postMessage({ id, kind, data: bytes } satisfies ExtractRequest, [bytes.buffer as ArrayBuffer]);
       });
       if (!response.ok) {
         // What a hostile file made the thread allocate (native buffers, arenas) is not reliably given back otherwise.
@@ -233,4 +232,17 @@ export class FileExtractor implements FileContentExtractor {
     if (at >= 0) this.pool.splice(at, 1);
     void slot.worker.terminate();
   }
+}
+
+/**
+ * The bytes to move to a reader thread: the buffer's own memory when it owns all of it (a file read or decoded for
+ * this call), so the event loop's thread keeps no copy of a large file waiting for a collection; a copy otherwise (a
+ * slice of a shared pool). The caller hands `data` over: it may be detached (empty) afterwards.
+ */
+function movable(data: Buffer): Uint8Array {
+  const buffer = data.buffer;
+  if (buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === buffer.byteLength) return new Uint8Array(buffer);
+  const copy = new Uint8Array(data.byteLength);
+  copy.set(data);
+  return copy;
 }
