@@ -77,6 +77,16 @@ export const CONFIG_VARIABLES = {
     default: '',
     doc: "texts per provider call (the provider's limit); default 2048 for hash, 256 for openai, 64 for ollama",
   },
+  KBQL_EMBEDDERS: {
+    schema: z.string().min(2),
+    default: '',
+    doc: 'more embedders by name, as JSON: {"<name>": {"provider": "hash"|"openai"|"ollama", "model", "dimensions", "url", "batchSize"}}; the KBQL_EMBEDDER/KBQL_EMBEDDING_* variables define the one named default (docs/reembedding.md)',
+  },
+  KBQL_REEMBED_GRACE_SECONDS: {
+    schema: int(0, 31_536_000),
+    default: '86400',
+    doc: 'how long the old vectors of a re-embedded collection are kept for rollbackEmbedding before they are dropped',
+  },
   KBQL_EMBEDDING_BATCH_WINDOW_MS: {
     schema: int(0, 1000),
     default: '2',
@@ -416,6 +426,10 @@ export interface Config {
         /** Chunks in a Weaviate tenant per kbql tenant (needs multiTenant). */
         readonly bindTenants: boolean;
       };
+  /** The embedders by name: `default` (the KBQL_EMBEDDER variables) first, then those of KBQL_EMBEDDERS. */
+  readonly embedders: readonly NamedEmbedderConfig[];
+  /** Re-embedding: how long the old vectors stay for a rollback, in seconds. */
+  readonly reembed: { readonly graceSeconds: number };
   readonly embedder:
     | { readonly kind: 'hash'; readonly dimensions: number; readonly batchSize: number; readonly timeoutMs: number }
     | {
@@ -575,6 +589,72 @@ export interface Config {
   };
 }
 
+/** One configured embedder: its name (`default` for the KBQL_EMBEDDER one) and its provider settings. */
+export type NamedEmbedderConfig = Config['embedder'] & { readonly name: string };
+
+/** Names of embedders in KBQL_EMBEDDERS. */
+export const EMBEDDER_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+const embedderEntry = z.strictObject({
+  provider: z.enum(['hash', 'openai', 'ollama']),
+  model: z.string().min(1).optional(),
+  dimensions: z.number().int().min(8).max(8192).optional(),
+  url: url.optional(),
+  batchSize: z.number().int().min(1).max(4096).optional(),
+});
+
+/** KBQL_EMBEDDERS parsed into named embedder configs; problems are pushed, not thrown. */
+function parseEmbedders(
+  text: string | undefined,
+  base: { timeoutMs: number; openaiUrl: string; ollamaUrl: string; apiKey: string | null },
+  problems: string[],
+): NamedEmbedderConfig[] {
+  if (text === undefined) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    problems.push('KBQL_EMBEDDERS: not valid JSON (expected {"<name>": {"provider": …}})');
+    return [];
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    problems.push('KBQL_EMBEDDERS: expected a JSON object of name → embedder');
+    return [];
+  }
+  const out: NamedEmbedderConfig[] = [];
+  for (const [name, value] of Object.entries(json)) {
+    if (!EMBEDDER_NAME_PATTERN.test(name) || name === 'default') {
+      problems.push(`KBQL_EMBEDDERS: the name "${name}" must match ${EMBEDDER_NAME_PATTERN.source} and not be "default"`);
+      continue;
+    }
+    const parsed = embedderEntry.safeParse(value);
+    if (!parsed.success) {
+      problems.push(`KBQL_EMBEDDERS.${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`);
+      continue;
+    }
+    const e = parsed.data;
+    if (e.provider === 'hash') {
+      out.push({ name, kind: 'hash', dimensions: e.dimensions ?? 1024, batchSize: e.batchSize ?? 2048, timeoutMs: base.timeoutMs });
+      continue;
+    }
+    if (!e.model || !e.dimensions) {
+      problems.push(`KBQL_EMBEDDERS.${name}: "model" and "dimensions" are required for provider ${e.provider}`);
+      continue;
+    }
+    out.push({
+      name,
+      kind: e.provider,
+      model: e.model,
+      dimensions: e.dimensions,
+      batchSize: e.batchSize ?? (e.provider === 'openai' ? 256 : 64),
+      timeoutMs: base.timeoutMs,
+      baseUrl: e.url ?? (e.provider === 'openai' ? base.openaiUrl : base.ollamaUrl),
+      apiKey: e.provider === 'openai' ? base.apiKey : null,
+    });
+  }
+  return out;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly problems: string[]) {
@@ -621,6 +701,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           baseUrl: providerUrl(embedderKind),
           apiKey: embedderKind === 'openai' ? (v.OPENAI_API_KEY ?? null) : null,
         };
+  const embedders: NamedEmbedderConfig[] = [
+    { ...embedder, name: 'default' },
+    ...parseEmbedders(
+      v.KBQL_EMBEDDERS,
+      { timeoutMs, openaiUrl: v.OPENAI_BASE_URL!, ollamaUrl: v.OLLAMA_HOST!, apiKey: v.OPENAI_API_KEY ?? null },
+      problems,
+    ),
+  ];
   const synthKind = v.KBQL_SYNTHESIZER!;
   const synthesizer: Config['synthesizer'] =
     synthKind === 'extractive'
@@ -721,6 +809,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(v.KBQL_DATA_DIR!),
     store,
     embedder,
+    embedders,
+    reembed: { graceSeconds: v.KBQL_REEMBED_GRACE_SECONDS! },
     synthesizer,
     answers: {
       minRelevance: v.KBQL_ANSWER_MIN_RELEVANCE ?? null,

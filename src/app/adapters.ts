@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import type { Config } from '../config';
+import type { Config, NamedEmbedderConfig } from '../config';
 import { createKeyvCache } from '../adapters/cache/keyv.cache';
 import { EmbeddedKnowledgeStore } from '../adapters/embedded/sqlite.knowledge-store';
 import { HashEmbedder } from '../adapters/embedders/hash.embedder';
@@ -40,6 +40,8 @@ export interface Adapters {
   streamSynthesizer: AnswerSynthesizer;
   /** The local hash embedder when it is the embedder: its output fingerprint versions the embedding cache. */
   hashEmbedder: HashEmbedder | null;
+  /** Every configured embedder by name, `default` (the one above) first; see KBQL_EMBEDDERS. */
+  namedEmbedders: NamedEmbedder[];
   /** Parsing and chunking on the worker threads (see `createIngestPool`); stopped by `startBackgroundWork`. */
   processor: DocumentProcessor;
   readiness: Readiness;
@@ -50,6 +52,14 @@ export interface Adapters {
   /** Job store, queue, events and uploads. */
   jobBackend: JobBackend;
   fileExtractor: FileExtractor;
+}
+
+/** One configured embedder, instrumented, with its config (`default` is {@link Adapters.embedder}). */
+export interface NamedEmbedder {
+  config: NamedEmbedderConfig;
+  embedder: Embedder;
+  /** The local hash embedder when it is one (its output fingerprint versions the embedding cache). */
+  hashEmbedder: HashEmbedder | null;
 }
 
 /** Builds the adapters the config selects (or `overrides` supplies), in dependency order; each registers its disposer. */
@@ -84,7 +94,11 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     heapMb: config.workers.heapMb,
     hashDimensions: !overrides.embedder && config.embedder.kind === 'hash' ? config.embedder.dimensions : null,
   });
-  const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config);
+  const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config.embedder);
+  // The other named embedders: a hash one on the same worker threads, a remote one as configured.
+  const otherEmbedders = config.embedders
+    .filter((e) => e.name !== 'default')
+    .map((e) => ({ config: e, raw: e.kind === 'hash' ? new PooledHashEmbedder(ingestPool.pool, e.dimensions) : createEmbedder(e) }));
   const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
   await rawStore.init();
   startWarmUp(rawStore, logger);
@@ -94,6 +108,7 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     { name: 'store', check: () => rawStore.ping() },
     ...warmUpReadinessChecks(rawStore),
     ...providerReadinessChecks(config),
+    ...otherEmbedders.map(({ config: e, raw }) => embedderReadinessCheck(e, raw)),
     // Redis down degrades (requests are served without the cache) but never makes kbql unready.
     ...(config.cache.redisUrl ? [{ name: 'cache', critical: false, check: async () => assertCacheAvailable(cache) }] : []),
     ...(overrides.readiness ?? []),
@@ -108,6 +123,14 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
   const store = instrumentStore(rawStore, { metrics });
   disposers.add('knowledge store', () => store.close());
   const embedder = instrumentEmbedder(rawEmbedder, { metrics });
+  const namedEmbedders: NamedEmbedder[] = [
+    { config: { ...config.embedder, name: 'default' }, embedder, hashEmbedder: hashEmbedderOf(rawEmbedder) },
+    ...otherEmbedders.map(({ config: e, raw }) => ({
+      config: e,
+      embedder: instrumentEmbedder(raw, { metrics }),
+      hashEmbedder: hashEmbedderOf(raw),
+    })),
+  ];
   const synthesizer = instrumentSynthesizer(rawSynthesizer, { metrics });
 
   // One cache for embeddings, search/ask results and Apollo's APQ: Redis (REDIS_URL) or in process; every call is
@@ -140,6 +163,7 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     synthesizer,
     streamSynthesizer: rawSynthesizer,
     hashEmbedder: hashEmbedderOf(rawEmbedder),
+    namedEmbedders,
     processor: ingestPool.processor,
     readiness,
     metrics,
@@ -239,8 +263,24 @@ function createStore(config: Config, logger: Logger): KnowledgeStore {
   );
 }
 
-function createEmbedder(config: Config): Embedder {
-  const e = config.embedder;
+/**
+ * /readyz check `embedder:<name>` of a named embedder: a networked provider's endpoint (degraded, not failing, when
+ * down); a local one embeds a probe text.
+ */
+function embedderReadinessCheck(e: NamedEmbedderConfig, raw: Embedder): ReadinessCheck {
+  const name = `embedder:${e.name}`;
+  if (e.kind === 'hash') return { name, critical: false, check: async () => void (await raw.embed(['ready'])) };
+  const base = e.baseUrl.replace(/\/+$/, '');
+  return httpReadinessCheck({
+    name,
+    url: e.kind === 'openai' ? `${base}/models` : `${base}/api/tags`,
+    headers: e.kind === 'openai' && e.apiKey ? { authorization: `Bearer ${e.apiKey}` } : undefined,
+    critical: false,
+    cacheMs: 10_000,
+  });
+}
+
+function createEmbedder(e: Config['embedder']): Embedder {
   switch (e.kind) {
     case 'hash':
       return new HashEmbedder({ dimensions: e.dimensions });

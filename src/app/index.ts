@@ -61,7 +61,7 @@ export async function createApp(config: Config, overrides: AppOverrides = {}): P
   );
   // The job worker and the sweeps.
   await startBackgroundWork(
-    { jobWorker, jobs: services.jobs, uploads: services.uploads, processor: adapters.processor, logger },
+    { jobWorker, jobs: services.jobs, uploads: services.uploads, reembed: services.reembed, processor: adapters.processor, logger },
     disposers,
   );
   // HTTP and WebSocket, built last so that stop() drains them first.

@@ -1,5 +1,6 @@
 import type { Logger } from '../logger';
 import type { IngestionJobService } from '../modules/jobs/ingestion-job.service';
+import type { ReembedService } from '../modules/embeddings/reembed.service';
 import type { IngestionJobWorker } from '../modules/jobs/ingestion-job.worker';
 import type { UploadService } from '../modules/jobs/upload.service';
 import type { DocumentProcessor } from '../ports/document-processor.port';
@@ -52,6 +53,8 @@ export interface BackgroundWorkDeps {
   jobWorker: IngestionJobWorker;
   jobs: IngestionJobService;
   uploads: UploadService;
+  /** Drops the previous vectors of re-embedded collections once their rollback grace period is over. */
+  reembed: Pick<ReembedService, 'sweepExpired'>;
   /** The worker threads' processor, stopped before the job worker is awaited. */
   processor: DocumentProcessor;
   logger: Logger;
@@ -59,7 +62,7 @@ export interface BackgroundWorkDeps {
 
 /** Starts what runs besides requests: the job worker (unfinished jobs continue) and the upload and job sweeps. */
 export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: Disposers): Promise<void> {
-  const { jobWorker, jobs, uploads, processor, logger } = deps;
+  const { jobWorker, jobs, uploads, reembed, processor, logger } = deps;
   // Unfinished jobs of a previous run (or of a replica that died) continue; expired uploads go.
   await jobWorker.start();
   disposers.add('job worker', () => jobWorker.stop());
@@ -69,9 +72,12 @@ export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: D
   const uploadSweep = every(10 * 60_000, () => uploads.sweep(), 'upload sweep failed', logger);
   // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
   const jobSweep = every(60 * 60_000, () => jobs.sweepFinishedJobs(), 'job retention sweep failed', logger);
+  // Previous vectors past KBQL_REEMBED_GRACE_SECONDS go (rollbackEmbedding already refuses them).
+  const reembedSweep = every(60_000, () => reembed.sweepExpired(), 're-embedding sweep failed', logger);
   disposers.add('sweeps', () => {
     clearInterval(uploadSweep);
     clearInterval(jobSweep);
+    clearInterval(reembedSweep);
   });
 }
 

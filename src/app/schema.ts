@@ -3,6 +3,7 @@ import { buildSchema, type ContainerType, type NonEmptyArray, type PubSub } from
 import { ApiKeyResolver } from '../modules/auth/api-key.resolver';
 import type { ApiKeyService } from '../modules/auth/api-key.service';
 import { CollectionResolver } from '../modules/collections/collection.resolver';
+import { EmbedderResolver } from '../modules/embeddings/embedder.resolver';
 import { resolveCollectionReference } from '../modules/collections/collection.reference';
 import { resolveChunkReference } from '../modules/documents/chunk.reference';
 import { resolveDocumentReference } from '../modules/documents/document.reference';
@@ -42,6 +43,7 @@ const RESOLVER_RECIPES: readonly [ResolverRecipe, ...ResolverRecipe[]] = [
   recipe(IngestionJobResolver, ({ services }) => new IngestionJobResolver(services.jobs)),
   recipe(IngestionJobDocumentResolver, () => new IngestionJobDocumentResolver()),
   recipe(ChunkPreviewPayloadResolver, () => new ChunkPreviewPayloadResolver()),
+  recipe(EmbedderResolver, ({ services }) => new EmbedderResolver(services.embedders, services.reembed, services.jobs)),
 ];
 
 const [FIRST_RECIPE, ...OTHER_RECIPES] = RESOLVER_RECIPES;

@@ -43,6 +43,8 @@ export interface CreateOptions {
   strategy?: ChunkingStrategy;
   chunkSize?: number;
   chunkOverlap?: number;
+  /** A configured embedder's name; default: the server's default embedder. */
+  embedder?: string;
   json: boolean;
 }
 
@@ -53,7 +55,7 @@ export async function runCreateCollection(client: KbqlClient, name: string, opti
       ? { strategy: options.strategy ?? null, chunkSize: options.chunkSize ?? null, chunkOverlap: options.chunkOverlap ?? null }
       : null;
   const { createCollection: c } = await client.request(CreateCollectionDocument, {
-    input: { name, description: options.description ?? null, chunking },
+    input: { name, description: options.description ?? null, chunking, embedder: options.embedder ?? null },
   });
   if (options.json) writeJson(c);
   else

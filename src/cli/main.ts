@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { ChunkingStrategy, IngestionJobStatus, SearchMode } from '../generated/graphql';
 import { CliError, EXIT, KbqlClient } from './client';
 import { runCreateCollection, runListCollections } from './collections';
+import { runReembedCollection, runRollbackEmbedding } from './reembed';
 import { runIngest } from './ingest';
 import { runCancelJob, runDeleteJob, runFollowJob, runListJobs, runRetryJob, runShowJob } from './jobs';
 import { runAsk, runAskStream, runSearch } from './query';
@@ -124,7 +125,7 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
         ),
     );
 
-  const collections = program.command('collections').description('list or create collections');
+  const collections = program.command('collections').description('list, create or re-embed collections');
   connection(collections.command('list', { isDefault: true }))
     .description('list collections with their document and chunk counts (the default)')
     .action(async (options: ConnectionOptions) => onExit(await runListCollections(client(options), { json: options.json ?? false })));
@@ -135,11 +136,38 @@ export function createProgram(onExit: (code: number) => void = () => {}): Comman
     .addOption(new Option('--strategy <strategy>', 'chunking strategy').choices(['AUTO', 'MARKDOWN', 'SENTENCE']))
     .option('--chunk-size <tokens>', 'target chunk size in tokens', integer(32, 8192))
     .option('--chunk-overlap <tokens>', 'overlap between chunks in tokens', integer(0, 4096))
+    .option('--embedder <name>', 'a configured embedder (default: the server default)')
     .action(
       async (
         name: string,
-        options: ConnectionOptions & { description?: string; strategy?: ChunkingStrategy; chunkSize?: number; chunkOverlap?: number },
+        options: ConnectionOptions & {
+          description?: string;
+          strategy?: ChunkingStrategy;
+          chunkSize?: number;
+          chunkOverlap?: number;
+          embedder?: string;
+        },
       ) => onExit(await runCreateCollection(client(options), name, { ...options, json: options.json ?? false })),
+    );
+  connection(collections.command('reembed'))
+    .description('re-embed a collection with another configured embedder while it keeps serving (one atomic switch)')
+    .argument('<collection>', 'collection name or id')
+    .requiredOption('--embedder <name>', 'a configured embedder (KBQL_EMBEDDERS)')
+    .option('--wait', 'follow the progress until the switch')
+    .action(async (collection: string, options: ConnectionOptions & { embedder: string; wait?: boolean }) =>
+      onExit(
+        await runReembedCollection(client(options), collection, {
+          embedder: options.embedder,
+          wait: options.wait ?? false,
+          json: options.json ?? false,
+        }),
+      ),
+    );
+  connection(collections.command('rollback'))
+    .description('within the grace period after a re-embedding, switch back to the previous embedder')
+    .argument('<collection>', 'collection name or id')
+    .action(async (collection: string, options: ConnectionOptions) =>
+      onExit(await runRollbackEmbedding(client(options), collection, { json: options.json ?? false })),
     );
 
   const jobs = program

@@ -46,6 +46,8 @@ export const SPAN_ATTRIBUTES = {
   unchanged: 'kbql.ingest.unchanged',
   failed: 'kbql.ingest.failed',
   chunkCount: 'kbql.ingest.chunk_count',
+  reembedEmbedder: 'kbql.reembed.embedder',
+  reembedRemaining: 'kbql.reembed.remaining',
 } as const;
 
 export type SpanAttributeKey = (typeof SPAN_ATTRIBUTES)[keyof typeof SPAN_ATTRIBUTES];
@@ -59,6 +61,7 @@ export const SPAN_NAMES = {
   operation: 'graphql.operation',
   retrieve: 'kbql.retrieve',
   ingest: 'kbql.ingest',
+  reembed: 'kbql.reembed',
   embed: 'kbql.embed',
   synthesize: 'kbql.synthesize',
   storePrefix: 'kbql.store.',

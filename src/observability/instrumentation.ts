@@ -17,6 +17,7 @@ import type {
   NewCollection,
   Page,
   PageRequest,
+  ReembeddingStore,
   SearchHit,
   SearchRequest,
 } from '../ports/knowledge-store.port';
@@ -161,6 +162,25 @@ export function instrumentStore(store: KnowledgeStore, options: InstrumentationO
         (r) => r.filter((x) => x.ok).length,
       );
   }
+  const r = store.reembedding;
+  if (r) {
+    const reembedding: ReembeddingStore = {
+      startSecondary: (id, embedder) => call('reembedding.startSecondary', {}, () => r.startSecondary(id, embedder)),
+      pendingChunks: (id, limit) =>
+        call(
+          'reembedding.pendingChunks',
+          {},
+          () => r.pendingChunks(id, limit),
+          (p) => p.length,
+        ),
+      writeSecondaryVectors: (id, embedder, vectors) =>
+        call('reembedding.writeSecondaryVectors', items(vectors.length), () => r.writeSecondaryVectors(id, embedder, vectors)),
+      secondaryProgress: (id) => call('reembedding.secondaryProgress', {}, () => r.secondaryProgress(id)),
+      swapEmbedding: (id, until) => call('reembedding.swapEmbedding', {}, () => r.swapEmbedding(id, until)),
+      dropSecondary: (id) => call('reembedding.dropSecondary', {}, () => r.dropSecondary(id)),
+    };
+    return { ...instrumented, reembedding };
+  }
   return instrumented;
 }
 
@@ -237,6 +257,8 @@ const FACT_KEYS: Record<keyof TelemetryFacts, string> = {
   unchanged: A.unchanged,
   failed: A.failed,
   chunkCount: A.chunkCount,
+  embedder: A.reembedEmbedder,
+  remaining: A.reembedRemaining,
 };
 
 function toAttributes(facts: TelemetryFacts): Attributes {

@@ -25,6 +25,10 @@ export const METRICS = {
   answerAbstentions: 'kbql_answer_abstentions_total',
   ingestionDocuments: 'kbql_ingestion_documents_total',
   ingestionChunks: 'kbql_ingestion_chunks_total',
+  reembedChunks: 'kbql_reembed_chunks_total',
+  reembedRemaining: 'kbql_reembed_remaining_chunks',
+  reembedErrors: 'kbql_reembed_errors_total',
+  reembedSwitches: 'kbql_reembed_switches_total',
   tenantCollections: 'kbql_tenant_collections',
   tenantDocuments: 'kbql_tenant_documents',
   tenantChunks: 'kbql_tenant_chunks',
@@ -116,6 +120,17 @@ export interface DomainMetrics {
     abstained(synthesizer: string, kind: AbstentionKind): void;
   };
   readonly ingestion: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
+  /** Re-embedding rebuilds (see docs/reembedding.md). */
+  readonly reembed: ReembedMetrics;
+}
+
+/** What a re-embedding reports: chunks embedded (their rate is the speed), chunks still to do, errors, switches. */
+export interface ReembedMetrics {
+  chunks(count: number): void;
+  /** Chunks a running rebuild of `collectionId` still has to embed; null when it ended. The gauge is their sum. */
+  remaining(collectionId: string, count: number | null): void;
+  errors(count: number): void;
+  switched(kind: 'switch' | 'rollback'): void;
 }
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -196,6 +211,29 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
     help: 'Chunks embedded and written by ingestion.',
     registers: [registry],
   });
+
+  const reembedChunks = new Counter({
+    name: METRICS.reembedChunks,
+    help: 'Chunks embedded by re-embedding rebuilds (rate() is the rebuild speed).',
+    registers: [registry],
+  });
+  const reembedRemaining = new Gauge({
+    name: METRICS.reembedRemaining,
+    help: 'Chunks the running re-embedding rebuilds of this replica still have to embed.',
+    registers: [registry],
+  });
+  const reembedErrors = new Counter({
+    name: METRICS.reembedErrors,
+    help: 'Failed re-embedding batches (each is retried by the job or fails it).',
+    registers: [registry],
+  });
+  const reembedSwitches = new Counter({
+    name: METRICS.reembedSwitches,
+    help: 'Atomic embedder switches of collections, by kind (switch, rollback).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const remainingByCollection = new Map<string, number>();
 
   const { collectionSizes, dependencies } = options;
   // Both size gauges read the store at scrape time. A scrape starts every collect in the same tick, so the read is
@@ -305,6 +343,24 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
       },
       chunks(count) {
         if (count > 0) ingestedChunks.inc(count);
+      },
+    },
+    reembed: {
+      chunks(count) {
+        if (count > 0) reembedChunks.inc(count);
+      },
+      remaining(collectionId, count) {
+        if (count === null) remainingByCollection.delete(collectionId);
+        else remainingByCollection.set(collectionId, count);
+        let sum = 0;
+        for (const n of remainingByCollection.values()) sum += n;
+        reembedRemaining.set(sum);
+      },
+      errors(count) {
+        if (count > 0) reembedErrors.inc(count);
+      },
+      switched(kind) {
+        reembedSwitches.inc({ kind });
       },
     },
   };

@@ -16,3 +16,18 @@ export interface Embedder {
    */
   embed(texts: readonly string[], signal?: AbortSignal): Promise<Float32Array[]>;
 }
+
+/**
+ * The identity of an embedder's vectors: provider, model, dimensions and normalisation, e.g.
+ * `hash:kbql-hash-v1/1024/l2` or `openai:text-embedding-3-small/1536/l2`. Two embedders with the same fingerprint make
+ * interchangeable vectors; cache keys and the re-embedding switch go by it. Every embedder L2-normalises.
+ */
+export function embedderFingerprint(info: EmbedderInfo): string {
+  const qualified = info.name.includes(':') ? info.name : `hash:${info.name}`;
+  return `${qualified}/${info.dimensions}/l2`;
+}
+
+/** Whether vectors of `a` and `b` are comparable (same name and dimensions). */
+export function sameEmbedder(a: EmbedderInfo, b: EmbedderInfo): boolean {
+  return a.name === b.name && a.dimensions === b.dimensions;
+}

@@ -46,6 +46,12 @@ export type JobPayload =
       mediaType: string | null;
       /** base64 of the file. */
       data: string;
+    }
+  | {
+      /** A re-embedding of the job's collection (one "document": the whole rebuild, see docs/reembedding.md). */
+      kind: 'reembed';
+      /** The configured name of the target embedder. */
+      embedder: string;
     };
 
 export interface JobDocumentTimings {

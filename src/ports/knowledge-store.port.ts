@@ -48,11 +48,26 @@ export interface CollectionRecord {
   name: string;
   description: string | null;
   chunking: ChunkingSettings;
+  /** The embedder of the vectors searches use (the active one). */
   embedder: EmbedderInfo;
+  /**
+   * A second set of vectors: being built for a re-embedding, or the previous ones kept for a rollback (see
+   * {@link ReembeddingStore}). Adapters set it (null when none); optional only for records built by hand.
+   */
+  secondary?: SecondaryEmbedding | null;
   /** Incremented by every write to the collection or its documents; caches key on it. */
   version: number;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A collection's second set of vectors (see {@link CollectionRecord.secondary}). */
+export interface SecondaryEmbedding {
+  /** BUILDING: a re-embedding fills it; PREVIOUS: the vectors active before the last switch, kept for a rollback. */
+  role: 'BUILDING' | 'PREVIOUS';
+  embedder: EmbedderInfo;
+  /** PREVIOUS: when they may be dropped; null while BUILDING. */
+  expiresAt: Date | null;
 }
 
 export interface CollectionStats {
@@ -141,6 +156,18 @@ export interface ChunkWrite {
 }
 
 export interface DocumentWrite {
+  /**
+   * The embedder of `chunks[].vector`; default: the collection's active one. When it is not the active one (a switch
+   * happened while the document was embedded) and `secondary` holds the active one's vectors, the two are swapped;
+   * otherwise the write fails with CONFLICT, reason EMBEDDER_CHANGED.
+   */
+  embedder?: EmbedderInfo;
+  /**
+   * The chunks' vectors by a second embedder, one per chunk in the order of `chunks`: written to the collection's
+   * secondary vectors when it has some of that embedder, ignored otherwise (a chunk without one is pending, see
+   * {@link ReembeddingStore.pendingChunks}).
+   */
+  secondary?: { embedder: EmbedderInfo; vectors: Float32Array[] };
   externalId: string;
   title: string | null;
   source: string | null;
@@ -184,6 +211,11 @@ export interface SearchRequest {
   text: string;
   /** The query embedding (vector side); required for VECTOR and HYBRID. */
   vector?: Float32Array;
+  /**
+   * The embedder of `vector`. When given and not the collection's active one (a switch happened after the query was
+   * embedded), the search fails with CONFLICT, reason EMBEDDER_CHANGED, instead of comparing vectors of two embedders.
+   */
+  embedder?: EmbedderInfo;
   /** HYBRID weight of the vector side in [0,1]: 1 = vector only, 0 = keyword only. */
   alpha: number;
   /** Hits to return after `offset`. */
@@ -236,6 +268,58 @@ export interface DeleteCounts {
 /** Per-document outcome of {@link KnowledgeStore.upsertDocuments}. */
 export type BulkUpsertResult =
   { ok: true; externalId: string; document: DocumentRecord } | { ok: false; externalId: string; error: AppError };
+
+/** A chunk whose secondary vector is missing (see {@link ReembeddingStore.pendingChunks}). */
+export interface PendingChunk {
+  id: string;
+  text: string;
+}
+
+/** How far a collection's secondary vectors are. */
+export interface SecondaryProgress {
+  /** Chunks of the collection. */
+  total: number;
+  /** Chunks with a secondary vector. */
+  embedded: number;
+}
+
+/**
+ * Re-embedding a live collection: a second set of vectors per chunk (the secondary), filled in the background while
+ * searches use the active ones, then swapped in one atomic step. Writes made meanwhile carry both vectors
+ * ({@link DocumentWrite.secondary}); a chunk written without one is pending until it gets one. Errors: NOT_FOUND for
+ * an unknown collection, CONFLICT (with a `reason`) when the collection's secondary is not in the state asked for.
+ */
+export interface ReembeddingStore {
+  /**
+   * Starts secondary vectors of `embedder` (role BUILDING). Idempotent for the same embedder while BUILDING (a resumed
+   * job); replaces PREVIOUS vectors (the rollback of an earlier switch is then gone). CONFLICT reason
+   * REEMBED_IN_PROGRESS while BUILDING for another embedder; BAD_USER_INPUT when `embedder` is the active one.
+   */
+  startSecondary(collectionId: string, embedder: EmbedderInfo): Promise<CollectionRecord>;
+  /** Up to `limit` chunks without a secondary vector, in a stable order; [] when none (or no secondary). */
+  pendingChunks(collectionId: string, limit: number): Promise<PendingChunk[]>;
+  /**
+   * Stores secondary vectors of `embedder` by chunk id; chunks that no longer exist are skipped. Returns how many
+   * were stored. Does not bump `version` (searches do not see them). CONFLICT reason SECONDARY_CHANGED when the
+   * collection's secondary is not of `embedder` (cancelled or replaced); BAD_USER_INPUT for a wrong vector length.
+   */
+  writeSecondaryVectors(
+    collectionId: string,
+    embedder: EmbedderInfo,
+    vectors: { chunkId: string; vector: Float32Array }[],
+  ): Promise<number>;
+  /** Chunk counts of the collection and of its secondary vectors. */
+  secondaryProgress(collectionId: string): Promise<SecondaryProgress>;
+  /**
+   * The atomic switch: the secondary vectors become the active ones and the active ones the secondary (role PREVIOUS
+   * until `keepPreviousUntil`), or are dropped when it is null (a rollback). Searches see the old set or the new one,
+   * never a mix. Bumps `version`. CONFLICT reason NO_SECONDARY without one, SECONDARY_INCOMPLETE (`details.pending`)
+   * while a chunk has no secondary vector.
+   */
+  swapEmbedding(collectionId: string, keepPreviousUntil: Date | null): Promise<CollectionRecord>;
+  /** Drops the secondary vectors (a cancelled rebuild, an expired rollback); a no-op without. Bumps `version`. */
+  dropSecondary(collectionId: string): Promise<CollectionRecord>;
+}
 
 /**
  * Collections, documents and chunks with their vectors, and search over them: the embedded SQLite store (the
@@ -318,4 +402,7 @@ export interface KnowledgeStore {
 
   /** Ranked hits, best first; ties broken by chunk id so pagination is stable. */
   search(request: SearchRequest): Promise<SearchHit[]>;
+
+  /** Re-embedding a live collection; absent on a store that cannot (reembedCollection is then refused). */
+  readonly reembedding?: ReembeddingStore;
 }

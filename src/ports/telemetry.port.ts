@@ -15,12 +15,16 @@ export interface TelemetryFacts {
   indexed?: number;
   unchanged?: number;
   failed?: number;
-  /** Chunks written by an ingestion request. */
+  /** Chunks written by an ingestion request (or embedded by a re-embedding batch). */
   chunkCount?: number;
+  /** Fingerprint of the embedder a re-embedding builds (or switched to). */
+  embedder?: string;
+  /** Chunks a re-embedding still has to embed. */
+  remaining?: number;
 }
 
 /** The domain operations services report; the adapters' own spans (`kbql.store.*`, `kbql.embed`, …) come from wrappers. */
-export type TracedOperation = 'kbql.retrieve' | 'kbql.ingest';
+export type TracedOperation = 'kbql.retrieve' | 'kbql.ingest' | 'kbql.reembed' | 'kbql.reembed.batch' | 'kbql.reembed.switch';
 
 /**
  * The observability port of the domain. Implemented in `src/observability/telemetry.ts` (a span per operation plus

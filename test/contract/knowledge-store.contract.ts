@@ -968,6 +968,130 @@ export function defineKnowledgeStoreContractSuite(
         }
       });
     });
+    // ---------------------------------------------------------------- re-embedding (ReembeddingStore) — begin
+    describe('re-embedding: secondary vectors and the atomic switch', () => {
+      const A = { name: 'contract-test-v1', dimensions: DIM };
+      const B = { name: 'contract-test-b', dimensions: DIM_B };
+      const reembedding = () => {
+        if (!store.reembedding) throw new Error('no reembedding');
+        return store.reembedding;
+      };
+      const fill = async (collectionId: string): Promise<number> => {
+        let written = 0;
+        for (;;) {
+          const pending = await reembedding().pendingChunks(collectionId, 3);
+          if (pending.length === 0) return written;
+          written += await reembedding().writeSecondaryVectors(
+            collectionId,
+            B,
+            pending.map((p) => ({ chunkId: p.id, vector: bVector(p.text) })),
+          );
+        }
+      };
+      const scores = async (collectionId: string, vector: Float32Array, embedder = A) =>
+        (await search(collectionId, 'VECTOR', { vector, embedder })).map((h) => [h.chunk.id, h.score.toFixed(6)].join(' '));
+
+      it('builds secondary vectors, switches atomically, refuses a stale query and rolls back exactly', async (t) => {
+        if (!store.reembedding) return t.skip(`${adapterName} does not re-embed`);
+        const c = await newCollection();
+        await store.upsertDocument(c.id, doc('one', ['alpha beta', 'gamma delta']));
+        await store.upsertDocument(c.id, doc('two', ['epsilon zeta']));
+        const before = await scores(c.id, textVector('alpha beta'));
+
+        const started = await reembedding().startSecondary(c.id, B);
+        assert.deepEqual(started.secondary, { role: 'BUILDING', embedder: B, expiresAt: null });
+        assert.deepEqual(started.embedder, A, 'searches keep the old embedder');
+        assert.deepEqual(await reembedding().secondaryProgress(c.id), { total: 3, embedded: 0 });
+        await assert.rejects(reembedding().swapEmbedding(c.id, null), withReason('SECONDARY_INCOMPLETE'));
+        assert.equal(await fill(c.id), 3);
+        assert.deepEqual(await reembedding().secondaryProgress(c.id), { total: 3, embedded: 3 });
+        assert.deepEqual(await scores(c.id, textVector('alpha beta')), before, 'building changes no search');
+
+        const v = await version(c.id);
+        const until = new Date(Date.now() + 60_000);
+        const switched = await reembedding().swapEmbedding(c.id, until);
+        assert.deepEqual(switched.embedder, B);
+        assert.deepEqual(switched.secondary, { role: 'PREVIOUS', embedder: A, expiresAt: until });
+        assert.ok(switched.version > v, 'the switch bumps the version');
+        const hits = await search(c.id, 'VECTOR', { vector: bVector('alpha beta'), embedder: B });
+        assert.equal(hits[0]!.chunk.text, 'alpha beta');
+        for (const h of hits) assert.ok(Math.abs(h.score - cosine(bVector(h.chunk.text), bVector('alpha beta'))) < 1e-5, 'B scores only');
+        await assert.rejects(search(c.id, 'VECTOR', { vector: textVector('alpha beta'), embedder: A }), withReason('EMBEDDER_CHANGED'));
+
+        const rolledBack = await reembedding().swapEmbedding(c.id, null);
+        assert.deepEqual(rolledBack.embedder, A);
+        assert.equal(rolledBack.secondary, null);
+        assert.deepEqual(await scores(c.id, textVector('alpha beta')), before, 'rollback restores A exactly');
+      });
+
+      it('keeps writes made during the rebuild: both vectors, one, or a delete', async (t) => {
+        if (!store.reembedding) return t.skip(`${adapterName} does not re-embed`);
+        const c = await newCollection();
+        await store.upsertDocument(c.id, doc('old', ['kept text', 'to be deleted']));
+        await store.upsertDocument(c.id, doc('gone', ['removed during rebuild']));
+        await reembedding().startSecondary(c.id, B);
+        await fill(c.id);
+        const both = doc('both', ['written with both']);
+        await store.upsertDocument(c.id, { ...both, secondary: { embedder: B, vectors: both.chunks.map((ch) => bVector(ch.text)) } });
+        await store.upsertDocument(c.id, doc('only-a', ['written with A only']));
+        await store.deleteDocuments([documentId(c.id, 'gone')]);
+        assert.deepEqual(
+          (await reembedding().pendingChunks(c.id, 10)).map((p) => p.text),
+          ['written with A only'],
+          'only the chunk written without a B vector is pending',
+        );
+        await assert.rejects(reembedding().swapEmbedding(c.id, null), withReason('SECONDARY_INCOMPLETE'));
+        await fill(c.id);
+        await reembedding().swapEmbedding(c.id, new Date(Date.now() + 60_000));
+        const texts = (await search(c.id, 'VECTOR', { vector: bVector('written with both'), embedder: B, limit: 10 })).map(
+          (h) => h.chunk.text,
+        );
+        assert.deepEqual([...texts].sort(), ['kept text', 'to be deleted', 'written with A only', 'written with both'].sort());
+        assert.equal(texts[0], 'written with both');
+        // A write embedded before the switch (A first, B second) lands with its vectors in the right places.
+        const late = doc('late', ['embedded before the switch']);
+        await store.upsertDocument(c.id, {
+          ...late,
+          embedder: A,
+          secondary: { embedder: B, vectors: late.chunks.map((ch) => bVector(ch.text)) },
+        });
+        const top = await search(c.id, 'VECTOR', { vector: bVector('embedded before the switch'), embedder: B });
+        assert.equal(top[0]!.chunk.text, 'embedded before the switch');
+        assert.ok(Math.abs(top[0]!.score - 1) < 1e-5);
+        // One with A vectors only cannot be stored any more.
+        await assert.rejects(store.upsertDocument(c.id, { ...doc('stale', ['only A']), embedder: A }), withReason('EMBEDDER_CHANGED'));
+        // The rollback set got the late document's A vector: rolling back needs no refill.
+        assert.deepEqual(await reembedding().pendingChunks(c.id, 10), []);
+        await reembedding().swapEmbedding(c.id, null);
+        const back = await search(c.id, 'VECTOR', { vector: textVector('embedded before the switch'), embedder: A });
+        assert.equal(back[0]!.chunk.text, 'embedded before the switch');
+      });
+
+      it('refuses conflicting starts, is idempotent for the same target, and drops', async (t) => {
+        if (!store.reembedding) return t.skip(`${adapterName} does not re-embed`);
+        const c = await newCollection();
+        await store.upsertDocument(c.id, doc('one', ['some text']));
+        await assert.rejects(reembedding().startSecondary(c.id, A), withCode('BAD_USER_INPUT'));
+        await reembedding().startSecondary(c.id, B);
+        await reembedding().startSecondary(c.id, B);
+        await assert.rejects(reembedding().startSecondary(c.id, { name: 'other', dimensions: DIM_B }), withReason('REEMBED_IN_PROGRESS'));
+        await assert.rejects(
+          reembedding().writeSecondaryVectors(c.id, B, [{ chunkId: chunkId(documentId(c.id, 'one'), 0), vector: axis(0) }]),
+          withCode('BAD_USER_INPUT'),
+          'a vector of the wrong length',
+        );
+        const dropped = await reembedding().dropSecondary(c.id);
+        assert.equal(dropped.secondary, null);
+        assert.deepEqual(await reembedding().pendingChunks(c.id, 10), []);
+        await assert.rejects(
+          reembedding().writeSecondaryVectors(c.id, B, [{ chunkId: chunkId(documentId(c.id, 'one'), 0), vector: bVector('x') }]),
+          withReason('SECONDARY_CHANGED'),
+        );
+        await assert.rejects(reembedding().swapEmbedding(c.id, null), withReason('NO_SECONDARY'));
+        await assert.rejects(reembedding().startSecondary(randomUUID(), B), withCode('NOT_FOUND'));
+      });
+    });
+    // ---------------------------------------------------------------- re-embedding — end
     // ---- begin: collection names under concurrency (issue 21, Weaviate gaps) ----
     describe('collection names under concurrency', () => {
       it('concurrent creates of one name: exactly one succeeds, the others are CONFLICT', async () => {
@@ -1008,6 +1132,18 @@ export function defineKnowledgeStoreContractSuite(
 
 /** Small vectors keep the contract cheap on every backend. */
 const DIM = 8;
+/** Dimensions of the second embedder of the re-embedding cases. */
+const DIM_B = 4;
+
+/** The second embedder's vector of a text (another length, other values than {@link textVector}). */
+function bVector(text: string): Float32Array {
+  const hash = sha256Hex(`b:${text}`);
+  return unit(Array.from({ length: DIM_B }, (_, i) => parseInt(hash.slice(i * 4, i * 4 + 4), 16) / 0xffff - 0.5));
+}
+
+function withReason(reason: string): (error: unknown) => boolean {
+  return (error: unknown) => isAppError(error) && error.details['reason'] === reason;
+}
 
 const uniqueName = (): string => `ContractTest_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
 

@@ -75,7 +75,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     const peek = new Database(join(dataDir, 'kbql.sqlite'), { readonly: true });
     try {
       assert.equal(peek.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(peek.pragma('user_version', { simple: true }), 3);
+      assert.equal(peek.pragma('user_version', { simple: true }), 4);
     } finally {
       peek.close();
     }
@@ -108,6 +108,8 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     assert.equal(old.tenant, 'default');
     assert.equal(old.version, 3);
     assert.deepEqual(old.shares, [], 'migration 3: collections written before sharing are shared with nobody');
+    assert.equal(old.secondary, null, 'migration 4: collections written before re-embedding have one set of vectors');
+    assert.deepEqual(old.embedder, { name: 'e', dimensions: 4 });
     assert.equal((await store.getDocuments(['d1']))[0]?.collectionId, old.id, 'documents survive the table rebuild');
     await store.close();
   });

@@ -147,17 +147,19 @@ describe('Keyv cache (in process)', () => {
 });
 
 describe('QueryResultCache', () => {
-  const collection = { id: 'c1', version: 7 };
+  const embedder = { name: 'kbql-hash-v1', dimensions: 1024 };
+  const collection = { id: 'c1', version: 7, embedder };
   const args = { query: 'q', mode: 'HYBRID', alpha: 0.5, topK: 10, offset: 0, filter: null };
 
-  it('keys on collection id and version, scope and arguments', () => {
+  it('keys on collection id and version, active embedder, scope and arguments', () => {
     const key = QueryResultCache.key('search', collection, PUBLIC_SCOPE, args);
-    assert.match(key, /^c1:7:[0-9a-f]{64}$/);
+    assert.match(key, /^c1:7:[0-9a-f]{12}:[0-9a-f]{64}$/);
     assert.equal(QueryResultCache.key('search', collection, PUBLIC_SCOPE, { ...args }), key);
     const others = [
       QueryResultCache.key('ask', collection, PUBLIC_SCOPE, args),
-      QueryResultCache.key('search', { id: 'c1', version: 8 }, PUBLIC_SCOPE, args),
-      QueryResultCache.key('search', { id: 'c2', version: 7 }, PUBLIC_SCOPE, args),
+      QueryResultCache.key('search', { id: 'c1', version: 8, embedder }, PUBLIC_SCOPE, args),
+      QueryResultCache.key('search', { id: 'c2', version: 7, embedder }, PUBLIC_SCOPE, args),
+      QueryResultCache.key('search', { ...collection, embedder: { ...embedder, dimensions: 512 } }, PUBLIC_SCOPE, args),
       QueryResultCache.key('search', collection, 'staff', args),
       QueryResultCache.key('search', collection, PUBLIC_SCOPE, { ...args, topK: 11 }),
       QueryResultCache.key('search', collection, PUBLIC_SCOPE, { ...args, query: 'Q' }),
@@ -312,7 +314,7 @@ describe('CachedEmbedder', () => {
     await flush();
     assert.deepEqual([...(await cached.embed('gamma'))], [...second[1]!]);
     assert.equal(inner.calls.length, 2);
-    assert.ok([...store.data.keys()].every((k) => k.startsWith('fake-v1:4:')));
+    assert.ok([...store.data.keys()].every((k) => k.startsWith('hash:fake-v1/4/l2:')));
   });
 
   it('versions keys by the embedder output when asked to (a retuned embedder that kept its name)', async () => {
@@ -332,7 +334,7 @@ describe('CachedEmbedder', () => {
     });
     await cached.embed('x');
     await flush();
-    assert.match([...store.data.keys()][0]!, /^fake-v1:4:[0-9a-f]{12}:[0-9a-f]{64}$/);
+    assert.match([...store.data.keys()][0]!, /^hash:fake-v1\/4\/l2:[0-9a-f]{12}:[0-9a-f]{64}$/);
   });
 
   it('passes batches over bypassBatchesOver straight through, caching the small ones', async () => {

@@ -23,6 +23,7 @@ import type {
 import { SqliteCollections } from './sqlite.collections';
 import { SqliteDatabase } from './sqlite.database';
 import { SqliteReads } from './sqlite.reads';
+import { SqliteReembedding } from './sqlite.reembedding';
 import { SqliteSearch } from './sqlite.search';
 import type { AnnOpenResult, AnnStats } from './ann-index';
 import { LoadedVectorIndexes, type AnnTuning, type VectorIndexMode } from './sqlite.vector-indexes';
@@ -84,6 +85,8 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
   private readonly reads: SqliteReads;
   private readonly writes: SqliteWrites;
   private readonly searcher: SqliteSearch;
+  /** See {@link KnowledgeStore.reembedding}: secondary vectors and the atomic switch (`sqlite.reembedding.ts`). */
+  readonly reembedding: SqliteReembedding;
 
   constructor(options: EmbeddedStoreOptions) {
     this.db = new SqliteDatabase(options.dataDir, options.busyTimeoutMs ?? 5000, options.synchronousFull ?? false);
@@ -99,6 +102,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     this.reads = new SqliteReads(this.db);
     this.writes = new SqliteWrites(this.db, this.indexes, this.reads);
     this.searcher = new SqliteSearch(this.db, this.indexes);
+    this.reembedding = new SqliteReembedding(this.db, this.indexes);
   }
 
   async init(): Promise<void> {

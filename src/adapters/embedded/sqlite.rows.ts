@@ -1,6 +1,13 @@
 /** Rows of the embedded store's tables as SQLite returns them, and their mapping to the port's records. */
 import { parseShares } from '../store-checks';
-import type { ChunkRecord, CollectionRecord, ContentType, DocumentRecord, Metadata } from '../../ports/knowledge-store.port';
+import type {
+  ChunkRecord,
+  CollectionRecord,
+  ContentType,
+  DocumentRecord,
+  Metadata,
+  SecondaryEmbedding,
+} from '../../ports/knowledge-store.port';
 
 export interface CollectionRow {
   id: string;
@@ -15,6 +22,8 @@ export interface CollectionRow {
   created_at: number;
   updated_at: number;
   shares: string;
+  /** JSON of the secondary vectors' embedder and role (see sqlite.reembedding.ts); null when none. */
+  secondary: string | null;
 }
 
 export interface DocumentRow {
@@ -63,7 +72,37 @@ export function toCollection(row: CollectionRow): CollectionRecord {
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
     shares: parseShares(row.shares),
+    secondary: parseSecondary(row.secondary),
   };
+}
+
+/** The stored form of {@link SecondaryEmbedding}. */
+interface SecondaryJson {
+  role: SecondaryEmbedding['role'];
+  name: string;
+  dimensions: number;
+  expiresAt: number | null;
+}
+
+export function parseSecondary(text: string | null): SecondaryEmbedding | null {
+  if (!text) return null;
+  const j = JSON.parse(text) as SecondaryJson;
+  return {
+    role: j.role,
+    embedder: { name: j.name, dimensions: j.dimensions },
+    expiresAt: j.expiresAt === null ? null : new Date(j.expiresAt),
+  };
+}
+
+export function stringifySecondary(secondary: SecondaryEmbedding | null): string | null {
+  if (!secondary) return null;
+  const j: SecondaryJson = {
+    role: secondary.role,
+    name: secondary.embedder.name,
+    dimensions: secondary.embedder.dimensions,
+    expiresAt: secondary.expiresAt?.getTime() ?? null,
+  };
+  return JSON.stringify(j);
 }
 
 export function toDocument(row: DocumentRow): DocumentRecord {

@@ -85,6 +85,17 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE collections ADD COLUMN shares TEXT NOT NULL DEFAULT '[]';
   `,
+  // 4: re-embedding. A collection's second set of vectors ({role, name, dimensions, expiresAt} as JSON, NULL when
+  // none) and those vectors, one row per chunk, gone with their chunk (sqlite.reembedding.ts).
+  `
+  ALTER TABLE collections ADD COLUMN secondary TEXT;
+  CREATE TABLE secondary_vectors (
+    chunk_seq INTEGER PRIMARY KEY NOT NULL REFERENCES chunks(seq) ON DELETE CASCADE,
+    collection_id TEXT NOT NULL,
+    vector BLOB NOT NULL
+  ) STRICT;
+  CREATE INDEX secondary_vectors_by_collection ON secondary_vectors(collection_id);
+  `,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -5,6 +5,7 @@
 import { badInput, notFound } from '../../errors';
 import { relativeScoreFusion } from '../../retrieval/fusion';
 import type { SearchHit, SearchRequest } from '../../ports/knowledge-store.port';
+import { checkQueryEmbedder } from '../embedding-checks';
 import { checkPage, checkQueryVector } from '../store-checks';
 import type { SqliteDatabase } from './sqlite.database';
 import { compileFilterSql, type CompiledFilter } from './sqlite.filters';
@@ -38,6 +39,7 @@ export class SqliteSearch {
     }
     const filter = request.filter ? compileFilterSql(request.filter) : null;
     const wantsVector = request.mode === 'VECTOR' || request.mode === 'HYBRID';
+    if (wantsVector) checkQueryEmbedder(request, { name: collection.embedder_name, dimensions: collection.embedder_dimensions });
     if (wantsVector) checkQueryVector(request, collection.embedder_dimensions);
     if (request.mode === 'HYBRID' && !(request.alpha >= 0 && request.alpha <= 1)) throw badInput('alpha must be between 0 and 1.');
     if (limit === 0) return [];

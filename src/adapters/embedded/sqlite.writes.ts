@@ -5,10 +5,11 @@
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
 import type { BulkUpsertResult, ChunkWrite, DeleteCounts, DocumentRecord, DocumentWrite, Metadata } from '../../ports/knowledge-store.port';
+import { alignWriteVectors, type AlignedWrite } from '../embedding-checks';
 import { checkChunkVector } from '../store-checks';
 import { storageError, type SqliteDatabase, type VersionBumps } from './sqlite.database';
 import type { SqliteReads } from './sqlite.reads';
-import { stringifyMetadata, type CollectionRow } from './sqlite.rows';
+import { parseSecondary, stringifyMetadata, type CollectionRow } from './sqlite.rows';
 import type { IndexOp, LoadedVectorIndexes } from './sqlite.vector-indexes';
 
 /** Chunks written between two turns of the event loop by a sliced write (about 5 ms of work here). */
@@ -104,12 +105,18 @@ export class SqliteWrites {
     }
   }
 
-  /** Validation before the write lock is taken, so the transaction holds it only for the writes. */
-  private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AppError | null)[] {
+  /**
+   * Validation before the write lock is taken, so the transaction holds it only for the writes; each document's
+   * vectors are aligned with the collection's active and secondary embedders (see `alignWriteVectors`).
+   */
+  private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AlignedWrite | AppError)[] {
+    const active = { name: collection.embedder_name, dimensions: collection.embedder_dimensions };
+    const secondary = parseSecondary(collection.secondary);
     return docs.map((doc) => {
       try {
-        validateWrite(doc, collection.embedder_dimensions);
-        return null;
+        const aligned = alignWriteVectors(doc, active, secondary);
+        validateWrite(aligned.doc, collection.embedder_dimensions);
+        return aligned;
       } catch (error) {
         if (error instanceof AppError) return error;
         throw error;
@@ -125,19 +132,20 @@ export class SqliteWrites {
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
     // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
-    const writeOne = db.transaction((doc: DocumentWrite, now: number, docOps: IndexOp[]) =>
+    const writeOne = db.transaction((doc: AlignedWrite, now: number, docOps: IndexOp[]) =>
       runToEnd(this.writeDocument(collection, doc, now, docOps)),
     );
-    const invalid = this.validateAll(docs, collection);
+    const checked = this.validateAll(docs, collection);
     db.transaction(() => {
       const now = Date.now();
       let written = 0;
       docs.forEach((doc, i) => {
-        let error = invalid[i];
-        if (!error) {
+        const aligned = checked[i]!;
+        let error: AppError | null = aligned instanceof AppError ? aligned : null;
+        if (!(aligned instanceof AppError)) {
           try {
             const docOps: IndexOp[] = [];
-            const document = writeOne(doc, now, docOps);
+            const document = writeOne(aligned, now, docOps);
             ops.push(...docOps);
             results.push({ ok: true, externalId: doc.externalId, document });
             written++;
@@ -147,7 +155,7 @@ export class SqliteWrites {
             error = caught;
           }
         }
-        results.push({ ok: false, externalId: doc.externalId, error });
+        results.push({ ok: false, externalId: doc.externalId, error: error! });
       });
       if (written > 0) this.db.bumpVersion(collection.id, now, bumps);
     }).immediate();
@@ -165,7 +173,7 @@ export class SqliteWrites {
     const db = this.db.open();
     const collection = this.db.collectionRow(collectionId);
     if (!collection) throw notFound('Collection', collectionId);
-    const invalid = this.validateAll(docs, collection);
+    const checked = this.validateAll(docs, collection);
     const results: BulkUpsertResult[] = [];
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
@@ -175,12 +183,13 @@ export class SqliteWrites {
         const now = Date.now();
         let written = 0;
         for (const [i, doc] of docs.entries()) {
-          let error = invalid[i];
-          if (!error) {
+          const aligned = checked[i]!;
+          let error: AppError | null = aligned instanceof AppError ? aligned : null;
+          if (!(aligned instanceof AppError)) {
             const docOps: IndexOp[] = [];
             step(() => db.exec('SAVEPOINT kbql_document'));
             try {
-              const steps = step(() => this.writeDocument(collection, doc, now, docOps));
+              const steps = step(() => this.writeDocument(collection, aligned, now, docOps));
               let next = step(() => steps.next());
               while (!next.done) {
                 await new Promise<void>((resolve) => setImmediate(resolve));
@@ -200,7 +209,7 @@ export class SqliteWrites {
               error = caught;
             }
           }
-          results.push({ ok: false, externalId: doc.externalId, error });
+          results.push({ ok: false, externalId: doc.externalId, error: error! });
         }
         if (written > 0) step(() => this.db.bumpVersion(collection.id, now, bumps));
         step(() => db.exec('COMMIT'));
@@ -220,7 +229,8 @@ export class SqliteWrites {
    * Inside a transaction: inserts or replaces one document and all its chunks, pausing (a `yield`) after every
    * {@link WRITE_SLICE_CHUNKS} chunks for a caller that commits in slices; returns the document.
    */
-  private *writeDocument(collection: CollectionRow, doc: DocumentWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
+  private *writeDocument(collection: CollectionRow, aligned: AlignedWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
+    const { doc, secondary } = aligned;
     const id = documentId(collection.id, doc.externalId);
     const fts = this.db.fts(collection.id);
     const metadata = stringifyMetadata(doc.metadata);
@@ -267,13 +277,20 @@ export class SqliteWrites {
       `INSERT INTO chunks (id, document_id, collection_id, idx, start_offset, end_offset, text, vector)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const insertSecondary = secondary
+      ? this.db.prepare('INSERT INTO secondary_vectors (chunk_seq, collection_id, vector) VALUES (?, ?, ?)')
+      : null;
     let written = 0;
-    for (const chunk of doc.chunks) {
+    for (const [i, chunk] of doc.chunks.entries()) {
       const cid = chunkId(id, chunk.index);
       const blob = Buffer.from(chunk.vector.buffer, chunk.vector.byteOffset, chunk.vector.byteLength);
       const info = insertChunk.run(cid, id, collection.id, chunk.index, chunk.startOffset, chunk.endOffset, chunk.text, blob);
       const rowId = Number(info.lastInsertRowid);
       fts.insert.run(rowId, chunk.text);
+      if (insertSecondary) {
+        const v = secondary![i]!;
+        insertSecondary.run(rowId, collection.id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+      }
       ops.push({ kind: 'add', collectionId: collection.id, rowId, chunkId: cid, vector: chunk.vector });
       if (++written % WRITE_SLICE_CHUNKS === 0) yield;
     }

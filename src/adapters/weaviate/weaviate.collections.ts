@@ -19,7 +19,8 @@ import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import { checkShareTenant, withShare } from '../store-checks';
 import { conflict, WeaviateNameClaims } from './weaviate.claims';
 import { andOf, byIds, eq, orOf } from './weaviate.filters';
-import { collectionProperties, isCanonicalId, nameClaimId, toCollection } from './weaviate.rows';
+import { applyEmbeddingState, dropEmbeddingState, embeddingStateId } from './weaviate.embedding-state';
+import { collectionProperties, isCanonicalId, nameClaimId, str0, toCollection } from './weaviate.rows';
 import type { WeaviateSchema } from './weaviate.schema';
 import type { WeaviateCore, WeaviateSession } from './weaviate.session';
 
@@ -57,6 +58,7 @@ export class WeaviateCollections {
       createdAt: new Date(now),
       updatedAt: new Date(now),
       shares: [],
+      secondary: null,
     };
     const claim = await this.claims.acquire(record.tenant, record.name, record.id);
     try {
@@ -123,9 +125,15 @@ export class WeaviateCollections {
 
   async getCollection(id: string): Promise<CollectionRecord | null> {
     if (!isCanonicalId(id)) return null;
-    const [object] = await this.session.fetchByIds(await this.schema.registryCollection(), [id]);
+    // The record and its embedding state in one request (see weaviate.embeddings.ts).
+    const objects = await this.session.fetchByIds(await this.schema.registryCollection(), [id, embeddingStateId(id)]);
+    const object = objects.find((o) => o.uuid === id);
     if (!object || object.properties['kind'] !== 'collection') return null;
-    const record = toCollection(object);
+    const record = applyEmbeddingState(
+      this.core,
+      toCollection(object),
+      objects.find((o) => o.uuid !== id),
+    );
     this.core.owners.set(record.id, record.tenant);
     return record;
   }
@@ -185,7 +193,15 @@ export class WeaviateCollections {
               .fetchObjects({ filters, limit, offset, sort: [{ property: 'createdKey', ascending: true }] }),
           ),
     ]);
-    return { items: objects.map(toCollection), total: total.totalCount };
+    const states =
+      objects.length === 0
+        ? []
+        : await this.session.fetchByIds(
+            registry,
+            objects.map((o) => embeddingStateId(o.uuid)),
+          );
+    const stateOf = new Map(states.map((o) => [str0(o.properties['collectionId']), o]));
+    return { items: objects.map((o) => applyEmbeddingState(this.core, toCollection(o), stateOf.get(o.uuid))), total: total.totalCount };
   }
 
   async collectionStats(id: string): Promise<CollectionStats> {
@@ -208,16 +224,14 @@ export class WeaviateCollections {
     return out;
   }
 
-  /** {@link chunkTenant} of a collection by id; null when the collection no longer exists. */
+  /**
+   * {@link chunkTenant} of a collection by id; null when the collection no longer exists. Reads the collection each
+   * time: that also refreshes which chunk collection is its active one (a re-embedding may have switched it).
+   */
   async chunkTenantOf(collectionId: string): Promise<string | undefined | null> {
-    if (!this.core.options.bindTenants) return this.tenant;
-    let owner = this.core.owners.get(collectionId);
-    if (owner === undefined) {
-      const record = await this.getCollection(collectionId);
-      if (!record) return null;
-      owner = record.tenant;
-    }
-    return this.schema.chunkTenant(owner);
+    const record = await this.getCollection(collectionId);
+    if (!record) return null;
+    return this.schema.chunkTenant(record.tenant);
   }
 
   private async writeCollection(record: CollectionRecord): Promise<void> {
@@ -231,6 +245,8 @@ export class WeaviateCollections {
   /** Removes a collection's chunk collection, registry record and name claim (documents are the caller's). */
   private async dropCollectionObjects(record: CollectionRecord): Promise<void> {
     const name = this.schema.chunkCollectionName(record.id);
+    const where = { registry: await this.schema.registryCollection(), base: this.schema.baseChunkCollectionName(record.id), keep: name };
+    await dropEmbeddingState(this.session, where, record.id, (n) => this.schema.forget(n));
     await this.session.call('delete collection', (c) => c.deleteCollection(name), { write: true });
     this.schema.forget(name);
     await this.session.deleteAll(await this.schema.registryCollection(), byIds([record.id]), 'delete collection record');

@@ -21,6 +21,7 @@ import type {
 import { connectWeaviate } from './weaviate.client';
 import { routeClientRetryLog } from './weaviate.client-internals';
 import { WeaviateCollections } from './weaviate.collections';
+import { WeaviateReembedding } from './weaviate.embeddings';
 import { checkTenant, resolveOptions, type WeaviateStoreDeps, type WeaviateStoreOptions } from './weaviate.options';
 import { WeaviateReads } from './weaviate.reads';
 import { WeaviateSchema } from './weaviate.schema';
@@ -79,6 +80,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   private readonly reads: WeaviateReads;
   private readonly writes: WeaviateWrites;
   private readonly searcher: WeaviateSearch;
+  /** Re-embedding: a shadow chunk collection and an embedding-state object switched in one write (`weaviate.embeddings.ts`). */
+  readonly reembedding: WeaviateReembedding;
   private detachLog: (() => void) | null = null;
 
   /** @param view internal: a tenant view sharing another store's state (see {@link withTenant}). */
@@ -104,7 +107,8 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
     this.schema = new WeaviateSchema(this.session);
     this.collections = new WeaviateCollections(this.session, this.schema);
     this.reads = new WeaviateReads(this.session, this.schema, this.collections);
-    this.writes = new WeaviateWrites(this.session, this.schema, this.collections, this.reads);
+    this.reembedding = new WeaviateReembedding(this.session, this.schema, this.collections);
+    this.writes = new WeaviateWrites(this.session, this.schema, this.collections, this.reads, this.reembedding);
     this.searcher = new WeaviateSearch(this.session, this.schema, this.collections, this.reads);
   }
 

@@ -3,6 +3,7 @@
  * use, their tenants, and the cached knowledge of their properties that filters are translated against.
  */
 import { AppError } from '../../errors';
+import { activeChunkClass } from './weaviate.embedding-state';
 import { UUID_PATTERN } from '../../ids';
 import type { Filter } from '../../ports/knowledge-store.port';
 import type { CollectionSpec, PropertySpec } from './weaviate.client';
@@ -56,6 +57,8 @@ export const REGISTRY_PROPERTIES: PropertySpec[] = [
   text('className', 'none'),
   // Sharing: the grants as JSON, and the grantee tenants alone (filterable) for "collections shared with me".
   text('sharesJson', 'none'),
+  // Re-embedding: a collection's embedding state object (kind `embedding`, see weaviate.embeddings.ts).
+  text('embeddingJson', 'none'),
   { name: 'sharedTenants', dataType: 'text[]', tokenization: 'field', indexFilterable: true, indexSearchable: false },
 ];
 
@@ -102,7 +105,16 @@ export class WeaviateSchema {
     return this.core.options.collectionPrefix;
   }
 
+  /**
+   * The Weaviate collection of a kbql collection's active chunks: the base one, or the one its embedding state names
+   * after a re-embedding (as last read with the collection, see `weaviate.embeddings.ts`).
+   */
   chunkCollectionName(collectionId: string): string {
+    return activeChunkClass(this.core, collectionId) ?? this.baseChunkCollectionName(collectionId);
+  }
+
+  /** The chunk collection a kbql collection is created with. */
+  baseChunkCollectionName(collectionId: string): string {
     const encoded = UUID_PATTERN.test(collectionId)
       ? collectionId.replace(/-/g, '').toLowerCase()
       : Buffer.from(collectionId, 'utf8').toString('hex');
@@ -133,8 +145,12 @@ export class WeaviateSchema {
   }
 
   /** The chunk collection of a kbql collection, created (writes) or only looked up (reads) on first use. */
-  async ensureChunkCollection(collectionId: string, create = true, shard: string | undefined = this.tenant): Promise<string> {
-    const name = this.chunkCollectionName(collectionId);
+  async ensureChunkCollection(
+    collectionId: string,
+    create = true,
+    shard: string | undefined = this.tenant,
+    name = this.chunkCollectionName(collectionId),
+  ): Promise<string> {
     if (!this.core.schema.has(name)) {
       if (create) await this.ensureCollection(name, `kbql chunks of collection ${collectionId}`, CHUNK_PROPERTIES, 'hnsw-cosine');
       else await this.readSchema(name);

@@ -7,6 +7,7 @@ import type { FilterValue } from 'weaviate-client';
 import { badInput, notFound } from '../../errors';
 import { relativeScoreFusion } from '../../retrieval/fusion';
 import type { DocumentRecord, SearchHit, SearchRequest } from '../../ports/knowledge-store.port';
+import { checkQueryEmbedder } from '../embedding-checks';
 import { checkQueryVector } from '../store-checks';
 import type { WeaviateClientLike, WObject } from './weaviate.client';
 import { matchesDocument } from './weaviate.filters';
@@ -70,6 +71,7 @@ export class WeaviateSearch {
     const mode = request.mode;
     if (mode !== 'VECTOR' && mode !== 'KEYWORD' && mode !== 'HYBRID') throw badInput(`Unknown search mode "${String(mode)}".`);
     let vector: number[] | null = null;
+    if (mode !== 'KEYWORD') checkQueryEmbedder(request, collection.embedder);
     if (mode !== 'KEYWORD') vector = Array.from(checkQueryVector(request, collection.embedder.dimensions));
     if (mode === 'HYBRID' && (!Number.isFinite(request.alpha) || request.alpha < 0 || request.alpha > 1)) {
       throw badInput('alpha must be a number between 0 and 1.', {

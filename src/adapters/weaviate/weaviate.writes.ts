@@ -5,11 +5,13 @@
 import { badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
 import type { ChunkWrite, DeleteCounts, DocumentRecord, DocumentWrite, Metadata } from '../../ports/knowledge-store.port';
+import { alignWriteVectors } from '../embedding-checks';
 import { checkChunkVector } from '../store-checks';
 import type { WriteObject } from './weaviate.client';
 import { andOf, builtinProperties, byIds, cmp, eq, flattenMetadata } from './weaviate.filters';
 import { chunkProperties, documentProperties, num0, str0 } from './weaviate.rows';
 import type { WeaviateCollections } from './weaviate.collections';
+import type { WeaviateReembedding } from './weaviate.embeddings';
 import type { WeaviateReads } from './weaviate.reads';
 import type { WeaviateSchema } from './weaviate.schema';
 import type { WeaviateSession } from './weaviate.session';
@@ -20,12 +22,18 @@ export class WeaviateWrites {
     private readonly schema: WeaviateSchema,
     private readonly collections: WeaviateCollections,
     private readonly reads: WeaviateReads,
+    /** Mirrors chunk writes into a collection's secondary vectors while it has some (re-embedding). */
+    private readonly mirror?: WeaviateReembedding,
   ) {}
 
   async upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
     const collection = await this.collections.getCollection(collectionId);
     if (!collection) throw notFound('Collection', collectionId);
+    // The active embedder's vectors go to the chunks, the secondary one's (if any) to their mirror.
+    const aligned = alignWriteVectors(doc, collection.embedder, collection.secondary ?? null);
+    doc = aligned.doc;
     const chunks = validateWrite(doc, collection.embedder.dimensions);
+    const secondaryOf = new Map(doc.chunks.map((c, i) => [c.index, aligned.secondary?.[i]]));
     const id = documentId(collectionId, doc.externalId);
     const shard = this.schema.chunkTenant(collection.tenant);
     const chunkCollection = await this.schema.ensureChunkCollection(collectionId, true, shard);
@@ -58,6 +66,10 @@ export class WeaviateWrites {
     }));
     try {
       await this.session.insertAll(chunkCollection, chunkObjects, `store chunks of document "${doc.externalId}"`, shard);
+      if (aligned.secondary) {
+        const mirrored = chunkObjects.map((o, i) => ({ ...o, vector: Array.from(secondaryOf.get(chunks[i]!.index)!) }));
+        await this.mirror?.mirrorInsert(collectionId, mirrored, shard);
+      }
     } catch (error) {
       // A new document leaves nothing behind; a replaced one keeps its old record (see the class comment).
       if (!existing)
@@ -67,12 +79,11 @@ export class WeaviateWrites {
     // 2. The commit point.
     await this.session.insertAll(docs, [{ id, properties: documentProperties(record, filterable) }], `store document "${doc.externalId}"`);
     // 3. Chunks of the previous version beyond the new count (already invisible).
-    await this.session.deleteAll(
-      chunkCollection,
-      andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length)),
-      'delete stale chunks',
-      shard,
-    );
+    const stale = andOf(eq('documentId', id), cmp('GreaterThanEqual', 'chunkIndex', chunks.length));
+    await this.session.deleteAll(chunkCollection, stale, 'delete stale chunks', shard);
+    // A replaced chunk without a secondary vector must not keep its old one there: it is pending again.
+    if (!aligned.secondary) await this.mirror?.mirrorDelete(collectionId, eq('documentId', id), shard);
+    else await this.mirror?.mirrorDelete(collectionId, stale, shard);
     await this.collections.bumpVersions([collectionId]);
     return record;
   }
@@ -86,8 +97,10 @@ export class WeaviateWrites {
       // The record first (its chunks turn invisible with it), then the chunks.
       await this.session.deleteAll(docsCollection, byIds([doc.id]), 'delete document');
       const shard = await this.collections.chunkTenantOf(doc.collectionId);
-      if (shard !== null)
+      if (shard !== null) {
         await this.session.deleteAll(this.schema.chunkCollectionName(doc.collectionId), eq('documentId', doc.id), 'delete chunks', shard);
+        await this.mirror?.mirrorDelete(doc.collectionId, eq('documentId', doc.id), shard);
+      }
       chunks += doc.chunkCount;
     }
     await this.collections.bumpVersions([...new Set([...docs.values()].map((d) => d.collectionId))]);
@@ -126,6 +139,7 @@ export class WeaviateWrites {
       rewritten.push({ id: object.uuid, properties: chunkProperties(record, chunk, filterable), vector: object.vector });
     }
     await this.session.insertAll(chunkCollection, rewritten, `update metadata of document "${current.externalId}"`, shard);
+    await this.mirror?.mirrorRewrite(current.collectionId, rewritten, shard);
     await this.session.insertAll(
       docs,
       [{ id, properties: documentProperties(record, filterable) }],

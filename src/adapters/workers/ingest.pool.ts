@@ -132,11 +132,15 @@ export class PooledHashEmbedder implements Embedder {
     const parts = await Promise.all(
       slices.map((slice) =>
         this.pool
-          .run<Float32Array>('embed', slice, {
-            lane: 'interactive',
-            timeoutMs: 5_000 + slice.length * EMBED_MS_PER_TEXT,
-            onTimeout: () => new AppError('UPSTREAM_TIMEOUT', 'The local embedder did not finish in time.'),
-          })
+          .run<Float32Array>(
+            'embed',
+            { texts: slice, dimensions: dims },
+            {
+              lane: 'interactive',
+              timeoutMs: 5_000 + slice.length * EMBED_MS_PER_TEXT,
+              onTimeout: () => new AppError('UPSTREAM_TIMEOUT', 'The local embedder did not finish in time.'),
+            },
+          )
           .then((flat) => {
             const vectors: Float32Array[] = [];
             // Own buffers: some consumers ignore a view's offset.

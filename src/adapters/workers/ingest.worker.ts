@@ -11,13 +11,15 @@ import { lowerThreadPriority } from './lower-priority';
 import { serveWorkerTasks, transferred } from './serve-tasks';
 
 export interface IngestWorkerData {
-  /** Dimensions of the hash embedder; null when another embedder is configured (no `embed` task then). */
+  /** Dimensions of the configured hash embedder, built at start; null when another embedder is configured. */
   hashDimensions: number | null;
 }
 
 lowerThreadPriority();
 const data = workerData as IngestWorkerData;
-const embedder = data.hashDimensions === null ? null : new HashEmbedder({ dimensions: data.hashDimensions });
+/** Hash embedders by dimensions: the configured one, and those of other named embedders (built on first use). */
+const embedders = new Map<number, HashEmbedder>();
+if (data.hashDimensions !== null) embedders.set(data.hashDimensions, new HashEmbedder({ dimensions: data.hashDimensions }));
 
 serveWorkerTasks({
   parse: (request: ParseRequest) => parseForIngest(request),
@@ -25,8 +27,9 @@ serveWorkerTasks({
     const packed = packChunks(input.text, chunkText(input.text, input.contentType, input.settings));
     return transferred(packed, [packed.offsets.buffer as ArrayBuffer, packed.prefixOf.buffer as ArrayBuffer]);
   },
-  embed: (texts: string[]) => {
-    if (!embedder) throw new Error('this pool has no hash embedder');
+  embed: ({ texts, dimensions }: { texts: string[]; dimensions: number }) => {
+    let embedder = embedders.get(dimensions);
+    if (!embedder) embedders.set(dimensions, (embedder = new HashEmbedder({ dimensions })));
     // One flat buffer, moved back without a copy.
     const dims = embedder.info.dimensions;
     const flat = new Float32Array(texts.length * dims);

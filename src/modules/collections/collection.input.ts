@@ -13,6 +13,11 @@ export class CreateCollectionInput {
   @Field({ description: 'Unique; a letter, then up to 62 letters, digits, "_" or "-".' }) name!: string;
   @Field(() => String, { nullable: true }) description?: string | null;
   @Field(() => ChunkingInput, { nullable: true }) chunking?: ChunkingInput | null;
+  @Field(() => String, {
+    nullable: true,
+    description: 'Name of a configured embedder (see the embedders query); default: the one named "default".',
+  })
+  embedder?: string | null;
 }
 
 @InputType()

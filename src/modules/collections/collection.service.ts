@@ -1,4 +1,5 @@
-import { AppError, badInput, notFound } from '../../errors';
+import { badInput, notFound } from '../../errors';
+import type { CatalogEntry, EmbedderCatalog } from '../embeddings/embedder-catalog';
 import { UUID_PATTERN } from '../../ids';
 import type {
   ChunkingSettings,
@@ -7,7 +8,6 @@ import type {
   CollectionStats,
   DeleteCounts,
   CollectionShare,
-  EmbedderInfo,
   KnowledgeStore,
   ShareRole,
   VectorIndexState,
@@ -25,6 +25,8 @@ export interface CreateCollectionArgs {
   name: string;
   description?: string | null;
   chunking?: { strategy?: ChunkingStrategy | null; chunkSize?: number | null; chunkOverlap?: number | null } | null;
+  /** A configured embedder's name; default: the `default` embedder. */
+  embedder?: string | null;
 }
 
 export interface UpdateCollectionArgs {
@@ -34,8 +36,8 @@ export interface UpdateCollectionArgs {
 
 export interface CollectionServiceOptions {
   store: KnowledgeStore;
-  /** The embedder new collections are built with. */
-  embedder: EmbedderInfo;
+  /** The configured embedders; new collections use the default one unless they name another. */
+  embedders: EmbedderCatalog;
   defaults: { chunkSize: number; chunkOverlap: number };
 }
 
@@ -52,7 +54,8 @@ export class CollectionService {
     const name = validateName(args.name);
     const description = validateDescription(args.description);
     const chunking = this.validateChunking(args.chunking);
-    return this.options.store.createCollection({ tenant: access.tenant, name, description, chunking, embedder: this.options.embedder });
+    const embedder = args.embedder == null ? this.options.embedders.default : this.options.embedders.byName(args.embedder);
+    return this.options.store.createCollection({ tenant: access.tenant, name, description, chunking, embedder: embedder.info });
   }
 
   async update(id: string, args: UpdateCollectionArgs, access: Access): Promise<CollectionRecord> {
@@ -133,24 +136,12 @@ export class CollectionService {
     return visible(access, await store.getCollectionByName(name, tenant));
   }
 
-  /** Refuses to search a collection whose vectors came from a different embedder than the one configured now. */
-  assertSameEmbedder(collection: CollectionRecord): void {
-    const current = this.options.embedder;
-    if (collection.embedder.name !== current.name || collection.embedder.dimensions !== current.dimensions) {
-      throw new AppError(
-        'CONFLICT',
-        `Collection "${collection.name}" was built with embedder ${collection.embedder.name} (${collection.embedder.dimensions} dims) ` +
-          `but this server embeds with ${current.name} (${current.dimensions} dims); vectors from the two are not comparable. ` +
-          'Configure the original embedder, or re-create the collection and ingest again.',
-        {
-          reason: 'EMBEDDER_MISMATCH',
-          collectionEmbedder: collection.embedder.name,
-          collectionDimensions: collection.embedder.dimensions,
-          serverEmbedder: current.name,
-          serverDimensions: current.dimensions,
-        },
-      );
-    }
+  /**
+   * The configured embedder of the collection's active vectors; CONFLICT (reason EMBEDDER_MISMATCH) when this server
+   * has none of that identity (see {@link EmbedderCatalog.require}).
+   */
+  assertSameEmbedder(collection: CollectionRecord): CatalogEntry {
+    return this.options.embedders.require(collection);
   }
 
   /** The caller's tenant's collections and those shared with it, oldest first. */

@@ -1,7 +1,7 @@
 import { sha256Hex } from '../../ids';
 import { mapCooperatively } from '../shared/cooperative';
 import type { CacheStore } from '../../ports/cache.port';
-import type { Embedder } from '../../ports/embedder.port';
+import { embedderFingerprint, type Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
 
 /** Texts in, vectors out: what the query and ingestion services need (the batcher implements it). */
@@ -41,7 +41,7 @@ export async function outputFingerprint(embedder: Embedder): Promise<string> {
 }
 
 /**
- * Embedding cache in front of the batcher: key `<embedder name>:<dimensions>:sha256(text)`, value the float32 vector
+ * Embedding cache in front of the batcher: key `<embedder fingerprint>:sha256(text)`, value the float32 vector
  * in base64 (exact: a cached vector is bit-identical to a fresh one). Only the texts the cache does not have go on to
  * `inner` (the shared batching window), so a repeated query or an unchanged chunk of a re-ingested document costs no
  * provider call. The embedder's name is its fingerprint: an embedder whose vectors change must change its name
@@ -62,7 +62,7 @@ export class CachedEmbedder implements TextVectors {
     if (!(options.ttlSeconds >= 0)) throw new RangeError(`ttlSeconds must be >= 0, got ${options.ttlSeconds}`);
     this.#inner = inner;
     this.#store = options.store;
-    this.#prefix = `${options.embedder.name}:${options.embedder.dimensions}:${options.version ? `${options.version}:` : ''}`;
+    this.#prefix = `${embedderFingerprint(options.embedder)}:${options.version ? `${options.version}:` : ''}`;
     this.#dimensions = options.embedder.dimensions;
     this.#ttlSeconds = options.ttlSeconds;
     this.#bypassOver = options.bypassBatchesOver ?? Infinity;

@@ -7,6 +7,7 @@ import type {
   DocumentRecord,
   DocumentWrite,
   KnowledgeStore,
+  EmbedderInfo,
 } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import type { TextEmbedder } from '../../ports/text-embedder.port';
@@ -129,7 +130,11 @@ export class IngestionService {
       collections: CollectionService;
       /** Parsing and chunking, in worker threads in the server. */
       processor: DocumentProcessor;
-      embedder: TextEmbedder;
+      /**
+       * The embedder of an embedder identity (null: none configured). Chunks are embedded with the collection's active
+       * embedder and, while it has secondary vectors (a re-embedding, a rollback window), with that one too.
+       */
+      embedders: (info: EmbedderInfo) => TextEmbedder | null;
       limits: IngestionLimits;
       /** Spans (`kbql.ingest`) and ingestion metrics; none by default. */
       telemetry?: Telemetry;
@@ -244,7 +249,7 @@ export class IngestionService {
       chunked.map(async (item) => {
         if (!item) return null;
         try {
-          return { p: item.p, chunks: await this.embedChunks(item.drafts) };
+          return { p: item.p, vectors: await this.embedChunks(item.drafts, collection) };
         } catch (error) {
           fail(item.p.index, error);
           return null;
@@ -261,7 +266,7 @@ export class IngestionService {
       try {
         const outcomes = await store.upsertDocuments(
           collection.id,
-          ready.map((item) => ({ ...item.p.write, chunks: item.chunks })),
+          ready.map((item) => ({ ...item.p.write, ...item.vectors })),
         );
         outcomes.forEach((outcome, i) => {
           const index = ready[i]!.p.index;
@@ -274,7 +279,7 @@ export class IngestionService {
     } else {
       for (const item of ready) {
         try {
-          stored(item.p.index, await store.upsertDocument(collection.id, { ...item.p.write, chunks: item.chunks }));
+          stored(item.p.index, await store.upsertDocument(collection.id, { ...item.p.write, ...item.vectors }));
         } catch (error) {
           fail(item.p.index, error);
         }
@@ -354,9 +359,9 @@ export class IngestionService {
       await enter('CHUNKING');
       const drafts = await timed('chunkMs', () => this.chunkPrepared(p, collection, priority));
       await enter('EMBEDDING');
-      const chunks = await timed('embedMs', () => this.embedChunks(drafts));
+      const vectors = await timed('embedMs', () => this.embedChunks(drafts, collection));
       await enter('STORING');
-      const stored = await timed('storeMs', () => this.deps.store.upsertDocument(collection.id, { ...p.write, chunks }));
+      const stored = await timed('storeMs', () => this.deps.store.upsertDocument(collection.id, { ...p.write, ...vectors }));
       return Object.assign(outcome, { status: 'INDEXED', documentId: stored.id, chunkCount: stored.chunkCount });
     } catch (error) {
       if (hooks.isStop?.(error)) throw error;
@@ -403,9 +408,29 @@ export class IngestionService {
     return drafts;
   }
 
-  private async embedChunks(drafts: ChunkDraft[]): Promise<ChunkWrite[]> {
-    const vectors = await this.deps.embedder.embedMany(drafts.map((d) => d.text));
-    return drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+  /**
+   * The chunks with their vectors of the collection's active embedder and, while the collection has secondary
+   * vectors, of that embedder too (so a re-embedding or a rollback loses no write). A failure of the secondary one
+   * is not the document's: the chunk is then left to the re-embedding job (or the rollback) to embed.
+   */
+  private async embedChunks(
+    drafts: ChunkDraft[],
+    collection: CollectionRecord,
+  ): Promise<Pick<DocumentWrite, 'chunks' | 'embedder' | 'secondary'>> {
+    const texts = drafts.map((d) => d.text);
+    const active = this.deps.collections.assertSameEmbedder(collection).vectors;
+    const secondaryInfo = collection.secondary?.embedder ?? null;
+    const secondaryEmbedder = secondaryInfo ? this.deps.embedders(secondaryInfo) : null;
+    const [vectors, secondary] = await Promise.all([
+      active.embedMany(texts),
+      secondaryEmbedder ? secondaryEmbedder.embedMany(texts).catch(() => null) : Promise.resolve(null),
+    ]);
+    const chunks: ChunkWrite[] = drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+    return {
+      chunks,
+      embedder: collection.embedder,
+      ...(secondary && secondaryInfo ? { secondary: { embedder: secondaryInfo, vectors: secondary } } : {}),
+    };
   }
 
   /** Same id and content hash: nothing re-embedded, the metadata refreshed when it changed. */

@@ -139,6 +139,35 @@ export class IngestionJobService {
     return this.describe(job);
   }
 
+  /**
+   * A re-embedding job of `collection` (already checked writable by the caller): one task that runs the whole
+   * rebuild, so it gets the jobs' status, cancel, retry, progress stream and resume after a restart. Its document's
+   * external id is `reembed:<embedder>`; its `chunkCount` counts the chunks with a target vector as it goes.
+   */
+  async startReembedJob(collection: CollectionRecord, embedderName: string, access: Access): Promise<JobView> {
+    const now = new Date();
+    const jobId = randomUUID();
+    const job = await this.deps.store.createJob({
+      id: jobId,
+      tenant: access.tenant,
+      collectionId: collection.id,
+      createdAt: now,
+      documents: [
+        { state: initialState(0, `reembed:${embedderName}`, null, 1, now), payload: { kind: 'reembed', embedder: embedderName } },
+      ],
+    });
+    await this.deps.queue.enqueue([{ jobId, index: 0, attempt: 1 }]);
+    return this.describe(job);
+  }
+
+  /** A re-embedding cancelled before its run started: the vectors it was to build are dropped here (no run will). */
+  private async dropUnstartedReembedding(job: JobRecord, index: number): Promise<void> {
+    const payload = await this.deps.store.getPayload(job.id, index);
+    if (payload?.kind !== 'reembed') return;
+    const collection = await this.deps.knowledge.getCollection(job.collectionId);
+    if (collection?.secondary?.role === 'BUILDING') await this.deps.knowledge.reembedding?.dropSecondary(collection.id);
+  }
+
   /** The job when `access` may see it (its collection is visible to the caller, or the caller's tenant started it). */
   async getJob(id: string, access: Access): Promise<JobView> {
     return this.describe(await this.visibleJob(id, access));
@@ -175,6 +204,7 @@ export class IngestionJobService {
       if (doc.stage !== 'QUEUED') continue;
       const cancelled: JobDocumentState = { ...doc, stage: 'CANCELLED', updatedAt: new Date() };
       if (await this.deps.store.transition(jobId, cancelled, ['QUEUED'])) {
+        await this.dropUnstartedReembedding(job, doc.index);
         await this.deps.store.dropPayload(jobId, doc.index);
         await this.publish({ kind: 'STAGE', jobId, document: cancelled });
       }

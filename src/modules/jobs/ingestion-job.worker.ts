@@ -16,6 +16,7 @@ import {
 import type { KnowledgeStore } from '../../ports/knowledge-store.port';
 import type { DocumentInputArgs, DocumentOutcome, IngestionService, PipelineStage } from '../ingestion/ingestion.service';
 import type { FileContentExtractor } from '../../ports/file-extractor.port';
+import type { ReembedService } from '../embeddings/reembed.service';
 import { uploadToDocument } from './ingestion-job.service';
 import { finishJobIfDone, publishJobEvent } from './ingestion-job.state';
 
@@ -37,6 +38,8 @@ export interface IngestionJobWorkerDeps {
   knowledge: KnowledgeStore;
   ingestion: IngestionService;
   extractor: FileContentExtractor;
+  /** Runs the jobs of `reembedCollection` (payload kind `reembed`); none: such a job fails. */
+  reembed?: Pick<ReembedService, 'rebuild'>;
   /** The ingestion metrics (documents by outcome, chunks). */
   metrics?: { documents(outcome: IngestOutcome, count: number): void; chunks(count: number): void };
   logger?: Logger;
@@ -88,6 +91,11 @@ export class IngestionJobWorker {
     const doc = job ? await store.getDocument(task.jobId, task.index) : null;
     if (!job || !doc || isTerminal(doc.stage) || doc.attempt !== task.attempt) return;
     if (job.cancelRequested) {
+      if ((await store.getPayload(job.id, task.index))?.kind === 'reembed') {
+        // A re-embedding cancelled while it was not running (queued, or its process died): drop what it built.
+        const collection = await this.deps.knowledge.getCollection(job.collectionId);
+        if (collection?.secondary?.role === 'BUILDING') await this.deps.knowledge.reembedding?.dropSecondary(collection.id);
+      }
       await this.settle(job.id, { ...doc, stage: 'CANCELLED', updatedAt: new Date() }, CLAIMABLE_STAGES);
       return;
     }
@@ -113,6 +121,7 @@ export class IngestionJobWorker {
       return;
     }
     const payload = await store.getPayload(job.id, task.index);
+    if (payload?.kind === 'reembed') return this.processReembed(job.id, current, payload.embedder);
     let outcome: DocumentOutcome;
     try {
       outcome = await this.deps.ingestion.ingestOne(collection, () => this.payloadToDocument(payload), {
@@ -160,6 +169,61 @@ export class IngestionJobWorker {
     }
   }
 
+  /**
+   * A re-embedding job's one document: EMBEDDING while the rebuild runs (its `chunkCount` is the chunks with a target
+   * vector, published after every batch), INDEXED once switched, CANCELLED, or FAILED (retryable when transient).
+   */
+  private async processReembed(jobId: string, claimed: JobDocumentState, embedder: string): Promise<void> {
+    const { store } = this.deps;
+    let current: JobDocumentState = { ...claimed, stage: 'EMBEDDING', updatedAt: new Date() };
+    if (!(await store.transition(jobId, current, [claimed.stage]))) return;
+    await this.publish({ kind: 'STAGE', jobId, document: current });
+    const started = performance.now();
+    try {
+      if (!this.deps.reembed) throw new AppError('INTERNAL_SERVER_ERROR', 'This server cannot run re-embedding jobs.');
+      const job = await store.getJob(jobId);
+      const outcome = await this.deps.reembed.rebuild(job!.collectionId, embedder, {
+        cancelled: async () => (await store.getJob(jobId))?.cancelRequested ?? true,
+        progress: async ({ embedded }) => {
+          const next: JobDocumentState = { ...current, chunkCount: embedded, updatedAt: new Date() };
+          if (!(await store.transition(jobId, next, ['EMBEDDING']))) return;
+          current = next;
+          await this.publish({ kind: 'STAGE', jobId, document: current });
+        },
+      });
+      const embedMs = performance.now() - started;
+      const final: JobDocumentState =
+        outcome.status === 'CANCELLED'
+          ? { ...current, stage: 'CANCELLED', updatedAt: new Date() }
+          : {
+              ...current,
+              stage: 'INDEXED',
+              chunkCount: current.chunkCount ?? outcome.chunks,
+              timings: { ...current.timings, embedMs },
+              updatedAt: new Date(),
+            };
+      await this.settle(jobId, final, ['EMBEDDING']);
+    } catch (error) {
+      if (isShutdown(error)) return;
+      const code = isAppError(error) ? error.code : 'INTERNAL_SERVER_ERROR';
+      const reasonCode = isAppError(error) && typeof error.details['reason'] === 'string' ? error.details['reason'] : null;
+      this.deps.logger?.warn('re-embedding failed', { jobId, error: error instanceof Error ? error.message : String(error) });
+      await this.settle(
+        jobId,
+        {
+          ...current,
+          stage: 'FAILED',
+          code,
+          reasonCode,
+          reason: error instanceof Error ? error.message : String(error),
+          transient: isTransientCode(code),
+          updatedAt: new Date(),
+        },
+        ['EMBEDDING'],
+      );
+    }
+  }
+
   /** Writes a terminal state (compare-and-set from `from`), publishes it and closes the job when it was the last. */
   private async settle(jobId: string, state: JobDocumentState, from: readonly JobStage[]): Promise<boolean> {
     const written = await this.deps.store.transition(jobId, state, from);
@@ -179,6 +243,7 @@ export class IngestionJobWorker {
   private async payloadToDocument(payload: JobPayload | null): Promise<DocumentInputArgs> {
     if (!payload) throw new AppError('INTERNAL_SERVER_ERROR', 'The document content was lost.', { reason: 'PAYLOAD_MISSING' });
     if (payload.kind === 'document') return payload;
+    if (payload.kind === 'reembed') throw new AppError('INTERNAL_SERVER_ERROR', 'A re-embedding is not a document.');
     return uploadToDocument(this.deps.extractor, payload, Buffer.from(payload.data, 'base64'));
   }
 }

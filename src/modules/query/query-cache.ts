@@ -1,5 +1,6 @@
 import { sha256Hex } from '../../ids';
 import type { CacheStore } from '../../ports/cache.port';
+import { embedderFingerprint } from '../../ports/embedder.port';
 import type { AnswerSource, Citation } from '../../ports/answer-synthesizer.port';
 import type { ChunkRecord, CollectionRecord, DocumentRecord, SearchHit, SearchMode } from '../../ports/knowledge-store.port';
 
@@ -58,7 +59,7 @@ export type Acquired<T> = { hit: T; claim?: undefined } | { hit?: undefined; cla
 
 /**
  * Search and ask results, keyed by what decides them:
- * `<collection id>:<collection version>:sha256(operation, scope, normalised arguments)`.
+ * `<collection id>:<collection version>:<embedder fingerprint hash>:sha256(operation, scope, normalised arguments)`.
  *
  * - The collection is re-read on every request (that read is also what turns a deleted collection into NOT_FOUND),
  *   and every write to it or its documents — ingest, re-ingest, delete, metadata update, rename — bumps its version,
@@ -87,8 +88,15 @@ export class QueryResultCache {
   }
 
   /** The cache key of one operation on `collection` as it is now. */
-  static key(operation: 'search' | 'ask', collection: Pick<CollectionRecord, 'id' | 'version'>, scope: string, args: unknown): string {
-    return `${collection.id}:${collection.version}:${sha256Hex(JSON.stringify([operation, scope, args]))}`;
+  static key(
+    operation: 'search' | 'ask',
+    collection: Pick<CollectionRecord, 'id' | 'version' | 'embedder'>,
+    scope: string,
+    args: unknown,
+  ): string {
+    // The active embedder's fingerprint too: no entry survives a re-embedding switch (which also bumps the version).
+    const embedder = sha256Hex(embedderFingerprint(collection.embedder)).slice(0, 12);
+    return `${collection.id}:${collection.version}:${embedder}:${sha256Hex(JSON.stringify([operation, scope, args]))}`;
   }
 
   /** The search result of `key`: cached, shared with an identical search in flight, or computed (then cached). */

@@ -8,7 +8,7 @@ import type {
   SynthesisRequest,
   SynthesisUsage,
 } from '../../ports/answer-synthesizer.port';
-import type { CollectionRecord, Filter, KnowledgeStore, SearchHit, SearchMode } from '../../ports/knowledge-store.port';
+import type { CollectionRecord, EmbedderInfo, Filter, KnowledgeStore, SearchHit, SearchMode } from '../../ports/knowledge-store.port';
 import { noTelemetry, type Telemetry } from '../../ports/telemetry.port';
 import { accessScope } from '../auth/principal';
 import type { Access } from '../../ports/principal.port';
@@ -148,7 +148,8 @@ export class QueryService {
     private readonly deps: {
       store: KnowledgeStore;
       collections: CollectionService;
-      embedQuery: (text: string) => Promise<Float32Array>;
+      /** The query's vector by the embedder of that identity (the collection's active one). */
+      embedQuery: (text: string, embedder: EmbedderInfo) => Promise<Float32Array>;
       synthesizer: AnswerSynthesizer;
       defaults: QueryDefaults;
       /** Spans (`kbql.retrieve`) and metrics; none by default. */
@@ -197,18 +198,31 @@ export class QueryService {
     const collection = resolved ?? (await this.deps.collections.resolve(args.collection, access));
     this.deps.collections.assertSameEmbedder(collection);
     const run = async (): Promise<CachedSearch> => {
-      const vector = request.mode === 'KEYWORD' ? undefined : await this.deps.embedQuery(request.query);
-      const hits = await this.deps.store.search({
-        collectionId: collection.id,
-        mode: request.mode,
-        text: request.query,
-        vector,
-        alpha: request.alpha,
-        limit: request.topK,
-        offset: request.offset,
-        filter: this.withAccess(request.filter, scope),
-      });
-      return { mode: request.mode, alpha: request.alpha, hits };
+      // The query is embedded with the collection's active embedder; a re-embedding that switched in between makes
+      // the store refuse it (EMBEDDER_CHANGED) rather than compare two embedders' vectors: then once more, with the new one.
+      let embedder = collection.embedder;
+      for (let attempt = 0; ; attempt++) {
+        const vector = request.mode === 'KEYWORD' ? undefined : await this.deps.embedQuery(request.query, embedder);
+        try {
+          const hits = await this.deps.store.search({
+            collectionId: collection.id,
+            mode: request.mode,
+            text: request.query,
+            vector,
+            embedder,
+            alpha: request.alpha,
+            limit: request.topK,
+            offset: request.offset,
+            filter: this.withAccess(request.filter, scope),
+          });
+          return { mode: request.mode, alpha: request.alpha, hits };
+        } catch (error) {
+          if (attempt >= 2 || !isAppError(error) || error.details['reason'] !== 'EMBEDDER_CHANGED') throw error;
+          const current = await this.deps.store.getCollection(collection.id);
+          if (!current) throw error;
+          embedder = this.deps.collections.assertSameEmbedder(current).info;
+        }
+      }
     };
     const cache = useCache ? this.deps.resultCache : undefined;
     const { value } = cache

@@ -4,6 +4,8 @@ import type { Principal } from '../../ports/principal.port';
 import type { CollectionService } from '../collections/collection.service';
 import type { createCollectionLoader } from '../collections/collection.loaders';
 import type { DocumentService } from '../documents/document.service';
+import type { EmbedderCatalog } from '../embeddings/embedder-catalog';
+import type { ReembedService } from '../embeddings/reembed.service';
 import type { createChunkLoader, createDocumentLoader } from '../documents/document.loaders';
 import type { IngestionService } from '../ingestion/ingestion.service';
 import type { IngestionJobService } from '../jobs/ingestion-job.service';
@@ -19,6 +21,10 @@ export interface Services {
   jobs: IngestionJobService;
   /** Files from POST /v1/uploads waiting for a job. */
   uploads: UploadService;
+  /** The configured embedders by name. */
+  embedders: EmbedderCatalog;
+  /** Re-embedding collections (reembedCollection, rollbackEmbedding). */
+  reembed: ReembedService;
 }
 
 /**
