@@ -59,8 +59,8 @@ export interface AnalyzedChunk {
 export type Stemmer = (word: string) => string;
 
 /**
- * The query's terms: tokens minus stopwords (all tokens when every one is a stopword), stemmed, merged (a repeated
- * term weighs more).
+ * The query's terms: tokens minus stopwords (all tokens when every one is a stopword), stemmed, each counted once (a
+ * claim that repeats a term restates it; counting it twice cost 0.007 nDCG@10 on SciFact's training claims).
  */
 export function analyzeQuery(text: string, stem: Stemmer, maxTerms = 64): QueryTerm[] {
   const byTerm = new Map<string, QueryTerm>();
@@ -69,9 +69,7 @@ export function analyzeQuery(text: string, stem: Stemmer, maxTerms = 64): QueryT
   for (const token of tokens) {
     if (!keepStopwords && STOPWORDS.has(token)) continue;
     const term = stem(token);
-    const seen = byTerm.get(term);
-    if (seen) seen.weight += 1;
-    else if (byTerm.size < maxTerms) byTerm.set(term, { term, surface: token, weight: 1 });
+    if (!byTerm.has(term) && byTerm.size < maxTerms) byTerm.set(term, { term, surface: token, weight: 1 });
   }
   return [...byTerm.values()];
 }

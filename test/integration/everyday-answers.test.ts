@@ -47,10 +47,7 @@ describe('the everyday set: plain handbook questions, answered or abstained', ()
   it('answers ≥ 95% of the answerable questions, citing and highlighting the sentence that answers', () => {
     const answerable = outcomes.filter((o) => o.expect !== null);
     const wrong = answerable.filter(
-      (o) =>
-        o.ask.abstained ||
-        !o.ask.answer ||
-        !o.ask.citations.some((c) => c.supported && c.source.highlight?.text.includes(o.expect!)),
+      (o) => o.ask.abstained || !o.ask.answer || !o.ask.citations.some((c) => c.supported && c.source.highlight?.text.includes(o.expect!)),
     );
     const share = 1 - wrong.length / answerable.length;
     assert.ok(

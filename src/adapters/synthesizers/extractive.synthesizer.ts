@@ -1,13 +1,16 @@
 import type { AnswerSynthesizer, Synthesis, SynthesisEvent, SynthesisRequest } from '../../ports/answer-synthesizer.port';
+import { answerSpan } from '../../retrieval/answer-span';
 import { DEFAULT_MIN_SUPPORT, splitAnswerSentences, stripMarkers, verifyCitations } from '../../retrieval/citations';
 import {
   NOT_FOUND_REASON,
   analyzeRelevance,
+  answerKind,
   answerability,
   answerabilityFeatures,
   answerTypeAgrees,
   bestCoverage,
   contradiction,
+  holdsAnswer,
   keyCoverage,
   sentenceRelevance,
   type AnswerabilityFeatures,
@@ -17,10 +20,18 @@ import {
 
 export interface ExtractiveSynthesizerOptions {
   /**
-   * Most sentences in an answer (the best one plus the most relevant others, within `maxWords`).
-   * @default 2
+   * Most sentences in an answer (the best one plus the most relevant others, within `maxWords`). With 1, a question
+   * asking for a number, a person or a place is answered with the shortest clause run of the best sentence that holds
+   * one ({@link answerSpan}); the source highlight keeps the whole sentence.
+   * @default 1
    */
   maxSentences?: number;
+  /**
+   * With `maxSentences` 1: answer a question asking for a number, a person or a place with the shortest clause run
+   * of the best sentence that holds one, rather than the whole sentence.
+   * @default true
+   */
+  clauseAnswers?: boolean;
   /**
    * Most words in an answer made of several sentences: a further sentence is added only if the answer stays within
    * it (the best sentence alone is never cut).
@@ -116,6 +127,8 @@ export interface ExtractiveAssessment {
 const BIGRAM_WEIGHT = 0.15;
 /** Boost for a sentence holding a number when the question asks for one ("When…", "How many…"). */
 const NUMBER_WEIGHT = 0.05;
+/** Boost for a sentence holding a person or a place when the question asks "Who…" or "Where…". */
+const KIND_WEIGHT = 0.05;
 /** Boost for the best-ranked source, decaying as 1/(1+rank). */
 const RANK_WEIGHT = 0.05;
 /** Sentences shorter than this many tokens are penalised (fragments, headings). */
@@ -134,6 +147,7 @@ const LONG_PENALTY_MAX = 0.15;
 export class ExtractiveSynthesizer implements AnswerSynthesizer {
   readonly name = 'extractive';
   private readonly maxSentences: number;
+  private readonly clauseAnswers: boolean;
   private readonly maxWords: number;
   private readonly minRelevance: number;
   private readonly minAnswerability: number;
@@ -148,7 +162,8 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
     this.checkContradiction = options.checkContradiction ?? DEFAULT_CHECK_CONTRADICTION;
     this.minKeyCoverage = options.minKeyCoverage ?? DEFAULT_MIN_KEY_COVERAGE;
     this.checkAnswerType = options.checkAnswerType ?? DEFAULT_CHECK_ANSWER_TYPE;
-    this.maxSentences = Math.max(1, Math.floor(options.maxSentences ?? 2));
+    this.maxSentences = Math.max(1, Math.floor(options.maxSentences ?? 1));
+    this.clauseAnswers = options.clauseAnswers ?? true;
     this.maxWords = options.maxWords ?? 70;
     this.minRelevance = options.minRelevance ?? DEFAULT_EXTRACTIVE_MIN_RELEVANCE;
     this.minAnswerability = options.minAnswerability ?? DEFAULT_MIN_ANSWERABILITY;
@@ -188,12 +203,13 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
     const analysis = analyzeRelevance(question, sources);
     if (analysis.candidates.length === 0 || bestCoverage(analysis) < this.minRelevance) return abstain();
 
-    const best = this.best(analysis);
+    const best = this.best(question, analysis);
     if (!best || !this.supportsQuestion(question, analysis, [best])) return abstain();
     if (this.minAnswerability > 0 && answerability(answerabilityFeatures(question, analysis, best)) < this.minAnswerability)
       return abstain();
     const picked = this.extend(analysis, best);
     picked.sort((a, b) => a.sourceIndex - b.sourceIndex || a.position - b.position);
+    if (picked.length === 1 && this.clauseAnswers) picked[0] = { ...best, text: answerSpan(question, analysis, best.text) };
 
     const draft = picked.map((c) => withMarker(c.text, c.n)).join(' ');
     const verified = verifyCitations(draft, sources, { minSupport: this.minSupport });
@@ -230,20 +246,22 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
    */
   assess({ question, sources }: SynthesisRequest): ExtractiveAssessment | null {
     const analysis = analyzeRelevance(question, sources);
-    const best = this.best(analysis);
+    const best = this.best(question, analysis);
     if (!best) return null;
     const features = answerabilityFeatures(question, analysis, best);
     return { relevance: bestCoverage(analysis), best, features, answerability: answerability(features) };
   }
 
   /** The best-scoring sentence (relevance plus phrase, number, rank and length terms). */
-  private best(analysis: RelevanceAnalysis): CandidateSentence | undefined {
+  private best(question: string, analysis: RelevanceAnalysis): CandidateSentence | undefined {
     let best: CandidateSentence | undefined;
     let bestScore = -Infinity;
     for (const c of analysis.candidates) {
+      // A question in the sources (an FAQ heading) is never the answer; the sentence under it may be.
+      if (c.text.endsWith('?')) continue;
       const cov = sentenceRelevance(analysis, c);
       if (cov <= 0) continue;
-      const s = score(analysis, c, cov);
+      const s = score(analysis, c, cov, question);
       // Strict: ties keep source rank and position order.
       if (s > bestScore) [best, bestScore] = [c, s];
     }
@@ -282,7 +300,7 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
 
 const wordCount = (text: string): number => text.split(/\s+/).filter(Boolean).length;
 
-function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number): number {
+function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number, question: string): number {
   let bigramShare = 0;
   if (analysis.questionBigrams.length > 0) {
     const bigrams = new Set<string>();
@@ -295,7 +313,9 @@ function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number): 
   if (c.tokenCount < SHORT_TOKENS) penalty = SHORT_PENALTY;
   else if (c.tokenCount > LONG_TOKENS) penalty = Math.min(LONG_PENALTY_MAX, (c.tokenCount - LONG_TOKENS) * LONG_PENALTY_PER_TOKEN);
   const number = analysis.wantsNumber && c.hasNumber ? NUMBER_WEIGHT : 0;
-  return cov + BIGRAM_WEIGHT * bigramShare + number + RANK_WEIGHT / (1 + c.sourceIndex) - penalty;
+  const kind = answerKind(question);
+  const holds = (kind === 'person' || kind === 'place') && holdsAnswer(kind, question, c.text) ? KIND_WEIGHT : 0;
+  return cov + BIGRAM_WEIGHT * bigramShare + number + holds + RANK_WEIGHT / (1 + c.sourceIndex) - penalty;
 }
 
 /**
