@@ -14,7 +14,7 @@ import { loadScifact, ndcgAt, percentile, printTable, recallAt } from './shared-
  * that have judgements in each search mode. KEYWORD (BM25) is the baseline every other row is compared with; a
  * k-fold cross-validation then chooses the hybrid weight inside each fold's training part (the honest figure).
  * Options: KBQL_BENCH_QUERIES=N limits the queries; KBQL_HYBRID_ALPHA sets the default hybrid weight;
- * BENCH_ALPHAS=a,b,c the weights cross-validated (default 0.1–0.5); BENCH_FOLDS=k (default 5).
+ * BENCH_ALPHAS=a,b,c the weights cross-validated (default 0, 0.05, 0.1, 0.2, 0.3; 0 is keyword only); BENCH_FOLDS=k (default 5).
  */
 async function main(): Promise<void> {
   const data = loadScifact();
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     );
 
     // One pass per mode and alpha; every query's nDCG@10 is kept so the folds below can choose alpha on their own.
-    const alphas = (process.env.BENCH_ALPHAS ?? '0.1,0.2,0.3,0.4,0.5').split(',').filter(Boolean).map(Number);
+    const alphas = (process.env.BENCH_ALPHAS ?? '0,0.05,0.1,0.2,0.3').split(',').filter(Boolean).map(Number);
     const runs: { label: string; mode: SearchMode; alpha?: number }[] = [
       { label: 'KEYWORD (BM25)', mode: 'KEYWORD' },
       { label: 'VECTOR', mode: 'VECTOR' },

@@ -52,9 +52,10 @@ export interface Bm25Stats {
 export interface AnalyzedChunk {
   counts: Map<string, number>;
   length: number;
-  /** Stemmed term → one surface form seen (for feedback terms sent back to the full-text index). */
-  surfaces: Map<string, string>;
 }
+
+/** Stemmed term → one surface form seen (what feedback terms are sent back to the full-text index as). */
+export type Surfaces = Map<string, string>;
 
 export type Stemmer = (word: string) => string;
 
@@ -74,10 +75,18 @@ export function analyzeQuery(text: string, stem: Stemmer, maxTerms = 64): QueryT
   return [...byTerm.values()];
 }
 
-/** Term counts of a chunk's text plus `titleWeight` × its document title's terms. Linear in the text. */
-export function analyzeChunk(text: string, title: string | null, stem: Stemmer, titleWeight: number): AnalyzedChunk {
+/**
+ * Term counts of a chunk's text plus `titleWeight` × its document title's terms, noting each new term's surface form
+ * in `surfaces`. Linear in the text.
+ */
+export function analyzeChunk(
+  text: string,
+  title: string | null,
+  stem: Stemmer,
+  titleWeight: number,
+  surfaces: Surfaces = new Map(),
+): AnalyzedChunk {
   const counts = new Map<string, number>();
-  const surfaces = new Map<string, string>();
   let length = 0;
   const add = (source: string, weight: number) => {
     for (const token of tokenize(source)) {
@@ -89,7 +98,7 @@ export function analyzeChunk(text: string, title: string | null, stem: Stemmer, 
   };
   add(text, 1);
   if (title && titleWeight > 0) add(title, titleWeight);
-  return { counts, length, surfaces };
+  return { counts, length };
 }
 
 /** BM25's idf with Lucene's +1 (never negative). */
@@ -127,6 +136,7 @@ export function feedbackQuery(
   ranked: readonly { chunk: AnalyzedChunk; score: number }[],
   stats: Bm25Stats,
   params: Pick<Bm25Params, 'feedbackChunks' | 'feedbackTerms' | 'feedbackWeight'>,
+  surfaces: Surfaces,
 ): QueryTerm[] {
   const top = ranked.slice(0, params.feedbackChunks);
   if (top.length === 0 || params.feedbackWeight <= 0 || params.feedbackTerms <= 0) return [...query];
@@ -136,7 +146,7 @@ export function feedbackQuery(
     // Softly favours the best chunks: a chunk at 90% of the best score counts e^-1 as much.
     const chunkWeight = Math.exp((score - best) / (0.1 * best + 1e-9));
     for (const [term, count] of chunk.counts) {
-      const surface = chunk.surfaces.get(term) ?? term;
+      const surface = surfaces.get(term) ?? term;
       if (STOPWORDS.has(surface)) continue;
       const entry = weights.get(term) ?? { surface, weight: 0 };
       entry.weight += (chunkWeight * count) / chunk.length;

@@ -43,15 +43,17 @@ describe('bm25', () => {
 
   it('feedback adds the best chunks’ rare terms and keeps the query terms strongest', () => {
     const query = analyzeQuery('coffee machine', porterStem);
-    const chunk = analyzeChunk('The coffee machine descaling happens with descaling tablets.', null, porterStem, 0);
+    const surfaces = new Map<string, string>();
+    const chunk = analyzeChunk('The coffee machine descaling happens with descaling tablets.', null, porterStem, 0, surfaces);
     const s = stats({ coffe: 5, machin: 5, descal: 2, tablet: 3, happen: 60 });
-    const expanded = feedbackQuery(query, [{ chunk, score: 3 }], s, { feedbackChunks: 5, feedbackTerms: 2, feedbackWeight: 0.4 });
+    const expanded = feedbackQuery(query, [{ chunk, score: 3 }], s, { feedbackChunks: 5, feedbackTerms: 2, feedbackWeight: 0.4 }, surfaces);
+    assert.equal(expanded.find((t) => t.term === 'descal')?.surface, 'descaling');
     const byTerm = new Map(expanded.map((t) => [t.term, t.weight]));
     assert.ok(byTerm.has('descal'), 'the rare repeated term is added');
     assert.ok(!byTerm.has('happen'), 'a common term is not');
     assert.ok(byTerm.get('coffe')! > byTerm.get('descal')!);
     const total = expanded.reduce((sum, t) => sum + t.weight, 0);
     assert.ok(Math.abs(total - 2) < 1e-9, 'the query keeps its total weight');
-    assert.deepEqual(feedbackQuery(query, [], s, DEFAULT_BM25_PARAMS), query);
+    assert.deepEqual(feedbackQuery(query, [], s, DEFAULT_BM25_PARAMS, surfaces), query);
   });
 });

@@ -15,6 +15,7 @@ import {
   type Bm25Params,
   type Bm25Stats,
   type QueryTerm,
+  type Surfaces,
 } from '../../retrieval/bm25';
 import { relativeScoreFusion } from '../../retrieval/fusion';
 import { porterStem } from '../embedders/hash.embedder';
@@ -38,9 +39,13 @@ const MAX_QUERY_TERMS = 64;
 const KEYWORD_CANDIDATES = 500;
 /** Chunks analysed to estimate a collection's mean chunk length (once per collection version). */
 const LENGTH_SAMPLE = 1000;
-/** Analysed chunks and document frequencies kept per collection version. */
-const MAX_CACHED_CHUNKS = 50_000;
-const MAX_CACHED_TERMS = 50_000;
+/**
+ * Analysed chunks (a few kB each: ~40 MB at the cap), document frequencies and surface forms kept per collection
+ * version, and the collections kept: a cache that fills is emptied and refilled.
+ */
+const MAX_CACHED_CHUNKS = 10_000;
+const MAX_CACHED_TERMS = 100_000;
+const MAX_CACHED_COLLECTIONS = 4;
 
 /** What the keyword side learned about one version of a collection; dropped when the version moves. */
 interface KeywordCache {
@@ -49,6 +54,7 @@ interface KeywordCache {
   meanLength: number;
   documentFrequency: Map<string, number>;
   chunks: Map<number, AnalyzedChunk>;
+  surfaces: Surfaces;
 }
 
 /** Porter, as FTS5's `porter` tokenizer stems, so query, rescoring and index agree on a term. */
@@ -133,7 +139,7 @@ export class SqliteSearch {
     const cache = this.keywordCache(collection);
     const stats = this.bm25Stats(collection, cache);
     const first = this.rescore(collection, cache, stats, query, filter, []);
-    const expanded = feedbackQuery(query, first, stats, this.bm25);
+    const expanded = feedbackQuery(query, first, stats, this.bm25, cache.surfaces);
     // The expanded query's candidates add to the first ones: FTS5 ranks them without the terms' weights.
     const ranked = expanded.length > query.length ? this.rescore(collection, cache, stats, expanded, filter, first) : first;
     return ranked.slice(offset, offset + limit).map((h) => ({ rowId: h.rowId, chunkId: h.chunkId, score: h.score }));
@@ -183,7 +189,17 @@ export class SqliteSearch {
   private keywordCache(collection: CollectionRow): KeywordCache {
     let cache = this.keywordCaches.get(collection.id);
     if (!cache || cache.version !== collection.version) {
-      cache = { version: collection.version, chunkCount: -1, meanLength: 0, documentFrequency: new Map(), chunks: new Map() };
+      cache = {
+        version: collection.version,
+        chunkCount: -1,
+        meanLength: 0,
+        documentFrequency: new Map(),
+        chunks: new Map(),
+        surfaces: new Map(),
+      };
+      this.keywordCaches.delete(collection.id);
+      // Least recently renewed first: a deleted collection's cache goes once enough others were searched.
+      if (this.keywordCaches.size >= MAX_CACHED_COLLECTIONS) this.keywordCaches.delete(this.keywordCaches.keys().next().value!);
       this.keywordCaches.set(collection.id, cache);
     }
     return cache;
@@ -234,8 +250,9 @@ export class SqliteSearch {
       )
       .all(JSON.stringify(missing)) as { seq: number; text: string; title: string | null }[];
     if (cache.chunks.size + rows.length > MAX_CACHED_CHUNKS) cache.chunks.clear();
+    if (cache.surfaces.size > MAX_CACHED_TERMS) cache.surfaces.clear();
     for (const row of rows) {
-      const chunk = analyzeChunk(row.text, row.title, stem, this.bm25.titleWeight);
+      const chunk = analyzeChunk(row.text, row.title, stem, this.bm25.titleWeight, cache.surfaces);
       cache.chunks.set(row.seq, chunk);
       out.set(row.seq, chunk);
     }
