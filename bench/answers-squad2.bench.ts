@@ -317,7 +317,8 @@ async function main(): Promise<void> {
     const variants: [string, ConstructorParameters<typeof ExtractiveSynthesizer>[0]][] = [
       ['defaults', {}],
       ['contradiction check off', { checkContradiction: false }],
-      ['one sentence per answer', { maxSentences: 1 }],
+      ['whole sentences (no clause answers)', { clauseAnswers: false }],
+      ['two sentences per answer (the previous default)', { maxSentences: 2 }],
       ['no answerability model (relevance floor and checks only)', { minAnswerability: 0 }],
       [
         'previous rule: relevance 0.45, key coverage 0.6, checks on, no model',
