@@ -4,6 +4,7 @@ import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
+import { startTracing } from '../src/observability/tracing-sdk';
 
 /**
  * One server under test for `http-throughput.bench`, in its own process so the load generator does not share its
@@ -28,10 +29,18 @@ async function main(): Promise<void> {
   let url: string;
   if (kind === 'kbql') {
     const extra = Object.fromEntries(rest.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+    // The OpenTelemetry SDK reads its own OTEL_* variables (sampler, endpoint) from the environment, as in main.ts.
+    for (const [name, value] of Object.entries(extra)) if (name.startsWith('OTEL_')) process.env[name] = value;
     const config = loadConfig({ NODE_ENV: 'production', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: arg!, PORT: '0', ...extra });
+    const tracing = config.tracing.exporter
+      ? startTracing({ serviceName: config.tracing.serviceName, exporter: config.tracing.exporter })
+      : null;
     const app = await createApp(config);
     url = `${await app.listen(0, '127.0.0.1')}/graphql`;
-    stop = () => app.stop();
+    stop = async () => {
+      await app.stop();
+      await tracing?.shutdown();
+    };
   } else if (kind === 'apollo') {
     const payload = JSON.parse(readFileSync(arg!, 'utf8')) as unknown;
     const server = new ApolloServer({ typeDefs: BARE_TYPE_DEFS, resolvers: { Query: { search: () => payload } } });

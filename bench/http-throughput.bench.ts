@@ -2,8 +2,11 @@ import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { EmbeddedKnowledgeStore } from '../src/adapters/embedded/sqlite.knowledge-store';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { graphqlRequest } from '../test/helpers/http';
@@ -12,9 +15,9 @@ import { seedScifact } from './seed-scifact';
 import { printTable } from './shared-data';
 
 /**
- * (1) HTTP throughput and latency of `search(topK: 10)`: kbql in production mode (all production plugins: metrics,
- * tracing, request records; result cache, document cache) against a bare Apollo Server 5 (`startStandaloneServer`)
- * answering the same response from memory. autocannon on loopback, 10 connections, each server in its own process.
+ * (1) HTTP throughput and latency of `search(topK: 10)`: kbql in production mode (JWT, rate limit and result cache on
+ * Redis when it is reachable, metrics, OpenTelemetry traces exported over OTLP/HTTP to a sink in this process) against
+ * a bare Apollo Server 5 (`startStandaloneServer`) answering the same response from memory. autocannon on loopback, 10 connections, each server in its own process.
  * Rows for kbql with its caches switched off show what each one is worth.
  *
  *   node dist/bench/http-throughput.bench.js [seconds per run, default 4]
@@ -33,7 +36,8 @@ const autocannon = require('autocannon') as Autocannon;
 
 const SECONDS = Number(process.argv[2] ?? 4);
 const CONNECTIONS = 10;
-const DOCUMENTS = 500;
+/** Every SciFact abstract: about 10,000 chunks, so the result-cache-off rows search a collection of that size. */
+const DOCUMENTS = 5183;
 const QUERY = `query Search($q: String!) { search(collection: "scifact", query: $q, topK: 10) {
   hits { score vectorScore keywordScore chunk { id index text } document { id externalId title } } } }`;
 const VARIABLES = { q: 'vitamin D deficiency and bone fractures in older adults' };
@@ -45,6 +49,12 @@ const PRODUCTION = [
   `KBQL_JWT_SECRET=${JWT_SECRET}`,
   'KBQL_RATE_LIMIT=true',
   'KBQL_RATE_LIMIT_MAX=1000000',
+];
+/** Traces exported over OTLP/HTTP (to a sink in this process), sampled as a production deployment would. */
+const tracing = (sink: string, ratio: number) => [
+  `OTEL_EXPORTER_OTLP_ENDPOINT=${sink}`,
+  'OTEL_TRACES_SAMPLER=parentbased_traceidratio',
+  `OTEL_TRACES_SAMPLER_ARG=${ratio}`,
 ];
 
 /** An HS256 token for a READER of the default tenant (where the seeded collection lives). */
@@ -104,30 +114,38 @@ async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const prefix = `kbql-bench-http-${process.pid}`;
   try {
-    // One data set for every kbql variant: SciFact abstracts in the embedded store.
+    // One data set for every kbql variant: SciFact abstracts in the embedded store, the ANN graph built and saved.
     const seed = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir }));
     await seedScifact(seed, DOCUMENTS);
     await seed.stop();
+    const chunks = await settleGraphs(dataDir);
+    const sink = await startTraceSink();
 
     const redis = await redisReachable();
+    const onRedis = redis ? [`REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`] : [];
+    const where = redis ? 'rate limit + cache on Redis' : 'rate limit + cache in process (no Redis here)';
     const variants: { label: string; args: string[] }[] = [
       { label: 'bare Apollo Server 5, response from memory (baseline)', args: ['apollo', tmpResponse] },
-      { label: 'kbql, production (JWT, rate limit, metrics, tracing; caches in process)', args: ['kbql', dataDir, ...PRODUCTION] },
-      ...(redis
-        ? [
-            {
-              label: 'kbql, production, cache + rate limit on Redis',
-              args: ['kbql', dataDir, ...PRODUCTION, `REDIS_URL=${BENCH_REDIS_URL}`, `KBQL_CACHE_PREFIX=${prefix}`],
-            },
-          ]
-        : []),
+      {
+        label: `kbql, production: JWT, ${where}, metrics, traces over OTLP sampled 10%`,
+        args: ['kbql', dataDir, ...PRODUCTION, ...onRedis, ...tracing(sink.url, 0.1)],
+      },
+      {
+        label: `kbql, production, every request traced`,
+        args: ['kbql', dataDir, ...PRODUCTION, ...onRedis, ...tracing(sink.url, 1)],
+      },
+      { label: 'kbql, production, no tracing, caches + rate limit in process', args: ['kbql', dataDir, ...PRODUCTION] },
       {
         label: 'kbql, production, document cache off (parse + validate every request)',
         args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_DOCUMENT_CACHE_SIZE=0'],
       },
       {
-        label: 'kbql, production, result cache off (hybrid search every request)',
+        label: `kbql, production, result cache off (hybrid search every request), ANN index, ${chunks.toLocaleString('en-US')} chunks`,
         args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0'],
+      },
+      {
+        label: 'kbql, production, result cache off, exact index',
+        args: ['kbql', dataDir, ...PRODUCTION, 'KBQL_CACHE_RESULT_TTL_SECONDS=0', 'KBQL_VECTOR_INDEX=exact'],
       },
       // What the security features cost on this path (same server otherwise).
       {
@@ -174,12 +192,53 @@ async function main(): Promise<void> {
       ['server', 'req/s', 'p50 ms', 'p99 ms', 'vs bare Apollo'],
       rows,
     );
+    process.stdout.write(`traces received by the OTLP sink: ${sink.requests()} export requests, ${(sink.bytes() / 1e6).toFixed(1)} MB\n`);
+    await sink.close();
   } finally {
     for (const child of children) await stopTarget(child);
     await rm(dataDir, { recursive: true, force: true });
     // The cache's keys and the rate limiter's (`<prefix>:rl:…`).
     if (await redisReachable()) await deleteRedisPrefix(prefix);
   }
+}
+
+/** Builds and saves the ANN graph of every collection (as a server that ran long enough would have), so each server maps it at start. */
+async function settleGraphs(dataDir: string): Promise<number> {
+  const store = new EmbeddedKnowledgeStore({ dataDir, vectorIndex: 'auto' });
+  await store.init();
+  let chunks = 0;
+  try {
+    await store.warmUp();
+    const { items } = await store.listCollections({ offset: 0, limit: 100 });
+    for (const c of items) {
+      await store.settleVectorIndex(c.id);
+      chunks += (await store.collectionStats(c.id)).chunks;
+    }
+  } finally {
+    await store.close();
+  }
+  return chunks;
+}
+
+/** An OTLP/HTTP endpoint that accepts every export (what a collector does), counting what it receives. */
+async function startTraceSink(): Promise<{ url: string; requests(): number; bytes(): number; close(): Promise<void> }> {
+  let requests = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    bytes: () => bytes,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 main().catch((error: unknown) => {

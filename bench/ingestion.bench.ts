@@ -77,12 +77,20 @@ interface Corpus {
   text: string;
 }
 
+interface RunResult {
+  seconds: number;
+  chunks: number;
+  /** With the index loaded: the share of chunks the ANN graph served when the last request ended. */
+  indexedFraction?: number;
+}
+
 async function kbql(
   corpus: readonly Corpus[],
   concurrency: number,
   stubUrl: string | null,
   warm: readonly Corpus[],
-): Promise<{ seconds: number; chunks: number }> {
+  vectorIndex: 'auto' | 'exact' | null = null,
+): Promise<RunResult> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'kbql-bench-ingest-'));
   const provider = stubUrl
     ? {
@@ -92,7 +100,8 @@ async function kbql(
         KBQL_EMBEDDING_DIMENSIONS: String(STUB_DIMENSIONS),
       }
     : {};
-  const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, ...provider }));
+  const index = vectorIndex ? { KBQL_VECTOR_INDEX: vectorIndex } : {};
+  const app = await createApp(loadConfig({ NODE_ENV: 'test', KBQL_LOG_LEVEL: 'error', KBQL_DATA_DIR: dataDir, ...provider, ...index }));
   try {
     const url = `${await app.listen(0, '127.0.0.1')}/graphql`;
     const post = (query: string, variables: Record<string, unknown>) => gql(url, query, variables, { path: '' });
@@ -102,6 +111,9 @@ async function kbql(
     await post('mutation($docs: [DocumentInput!]!) { ingestDocuments(collection: "warm", documents: $docs) { failed } }', {
       docs: warm.map((d) => ({ id: d.id, title: d.title, content: `${d.title}\n\n${d.text}`, contentType: 'TEXT' })),
     });
+    // A collection being searched while it grows: its vector index is loaded, so (with the ANN index) the graph
+    // builder follows the ingestion on its thread.
+    if (vectorIndex) await post('{ search(collection: "scifact", query: "warm", mode: VECTOR) { hits { score } } }', {});
     const batches: Corpus[][] = [];
     for (let i = 0; i < corpus.length; i += BATCH) batches.push(corpus.slice(i, i + BATCH));
     let chunks = 0;
@@ -121,14 +133,17 @@ async function kbql(
         }
       }),
     );
-    return { seconds: (performance.now() - started) / 1000, chunks };
+    const seconds = (performance.now() - started) / 1000;
+    if (!vectorIndex) return { seconds, chunks };
+    const stats = await post('{ collection(name: "scifact") { stats { vectorIndex { indexedFraction } } } }', {});
+    return { seconds, chunks, indexedFraction: stats.collection.stats.vectorIndex.indexedFraction };
   } finally {
     await app.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
 }
 
-async function llamaIndex(corpus: readonly Corpus[], stubUrl: string | null): Promise<{ seconds: number; chunks: number }> {
+async function llamaIndex(corpus: readonly Corpus[], stubUrl: string | null): Promise<RunResult> {
   Settings.embedModel = stubUrl ? new StubEmbedding(stubUrl) : new HashEmbedding(new HashEmbedder());
   // fromDocuments builds its SentenceSplitter from these (llamaindex 0.12 keeps a second Settings object inside its
   // indices module: `Settings.nodeParser` set here would not reach it).
@@ -141,10 +156,10 @@ async function llamaIndex(corpus: readonly Corpus[], stubUrl: string | null): Pr
   return { seconds, chunks: Object.keys(index.indexStruct.nodesDict).length };
 }
 
-type Run = 'llamaindex' | 'kbql-1' | 'kbql-2' | 'kbql-4';
+type Run = 'llamaindex' | 'kbql-1' | 'kbql-2' | 'kbql-4' | 'kbql-2-exact' | 'kbql-2-auto';
 
 /** One measurement in this process (a fresh one per run: no warm caches or JIT state shared between systems). */
-async function measure(run: Run, count: number, stubUrl: string | null): Promise<{ seconds: number; chunks: number }> {
+async function measure(run: Run, count: number, stubUrl: string | null): Promise<RunResult> {
   const all = loadScifact().corpus;
   const corpus = all.slice(0, count);
   // Warm-up on the last 50 documents (module loading, tokenizer tables, JIT), outside the measured ones.
@@ -153,10 +168,11 @@ async function measure(run: Run, count: number, stubUrl: string | null): Promise
     await llamaIndex(warm, stubUrl);
     return llamaIndex(corpus, stubUrl);
   }
+  if (run === 'kbql-2-exact' || run === 'kbql-2-auto') return kbql(corpus, 2, stubUrl, warm, run === 'kbql-2-auto' ? 'auto' : 'exact');
   return kbql(corpus, Number(run.slice('kbql-'.length)), stubUrl, warm);
 }
 
-function runChild(run: Run, count: number, stubUrl: string | null = null): Promise<{ seconds: number; chunks: number }> {
+function runChild(run: Run, count: number, stubUrl: string | null = null): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const args = [__filename, '--run', run, String(count), ...(stubUrl ? [stubUrl] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -165,7 +181,7 @@ function runChild(run: Run, count: number, stubUrl: string | null = null): Promi
     child.once('exit', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (code !== 0 || !line) reject(new Error(`${run} exited with ${code}`));
-      else resolve(JSON.parse(line) as { seconds: number; chunks: number });
+      else resolve(JSON.parse(line) as RunResult);
     });
   });
 }
@@ -204,6 +220,22 @@ async function main(): Promise<void> {
       row(`kbql ingestDocuments over HTTP, ${BATCH} docs/request, 2 in flight`, parallel),
     ],
   );
+
+  // The vector index loaded while the collection grows past the graph's threshold: exact scan against the ANN graph,
+  // whose builder thread competes with ingestion for the 2 cores.
+  const all = total - 50;
+  const exact = await runChild('kbql-2-exact', all);
+  const ann = await runChild('kbql-2-auto', all);
+  const indexRow = tableRow(exact, all);
+  printTable(
+    `(2c) Ingestion while the collection is being searched (its vector index loaded), every abstract, 2 in flight: exact index against the ANN index (KBQL_VECTOR_INDEX=auto, graph from 5,000 chunks)`,
+    ['system', 'docs', 'chunks', 'seconds', 'docs/s', 'chunks/s', 'docs/s vs exact'],
+    [
+      indexRow('kbql, KBQL_VECTOR_INDEX=exact (baseline)', exact),
+      indexRow('kbql, KBQL_VECTOR_INDEX=auto (ANN graph built on its thread meanwhile)', ann),
+    ],
+  );
+  process.stdout.write(`ANN graph coverage when the last request ended: ${((ann.indexedFraction ?? 0) * 100).toFixed(0)}% of the chunks\n`);
 
   // The remote-provider shape: every embedding call costs 40 ms, whatever its size.
   // A remote provider computes its vectors on its own machines: the stub's cost here is one hash per text, so that

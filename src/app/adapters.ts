@@ -87,10 +87,12 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
   const rawEmbedder = overrides.embedder ?? ingestPool.embedder ?? createEmbedder(config);
   const rawSynthesizer = overrides.synthesizer ?? createSynthesizer(config);
   await rawStore.init();
+  startWarmUp(rawStore, logger);
 
   // Observability: readiness checks, metrics, and the ports wrapped in spans and metrics (services see only ports).
   const readiness = new Readiness([
     { name: 'store', check: () => rawStore.ping() },
+    ...warmUpReadinessChecks(rawStore),
     ...providerReadinessChecks(config),
     // Redis down degrades (requests are served without the cache) but never makes kbql unready.
     ...(config.cache.redisUrl ? [{ name: 'cache', critical: false, check: async () => assertCacheAvailable(cache) }] : []),
@@ -100,6 +102,7 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
     registry: overrides.metricsRegistry ?? new Registry(),
     collectionSizes: () => readCollectionSizes(rawStore),
     dependencies: () => readiness.dependencies(),
+    vectorIndexes: rawStore.warmUpState ? () => rawStore.warmUpState!() : undefined,
   });
   const telemetry = createTelemetry({ metrics });
   const store = instrumentStore(rawStore, { metrics });
@@ -147,6 +150,35 @@ export async function createAdapters(config: Config, overrides: AppOverrides, lo
   };
 }
 
+/**
+ * Loads the store's indexes in the background (the embedded store: every collection's vectors, off the event loop,
+ * and its saved ANN graph), so that HTTP is up at once and /readyz turns ready when searches are fast.
+ */
+function startWarmUp(store: KnowledgeStore, logger: Logger): void {
+  if (!store.warmUp) return;
+  void store.warmUp().then(() => {
+    const state = store.warmUpState?.();
+    if (state)
+      logger.info('vector indexes loaded', { collections: state.collections, chunks: state.rows, ms: Math.round(state.warmMs ?? 0) });
+  });
+}
+
+/** `vectorIndex` is not ready until warm-up ends (a replica gets traffic once its searches are fast); then its figures. */
+function warmUpReadinessChecks(store: KnowledgeStore): ReadinessCheck[] {
+  const state = store.warmUpState?.bind(store);
+  if (!state) return [];
+  return [
+    {
+      name: 'vectorIndex',
+      async check() {
+        const s = state();
+        if (s.warming) throw new Error(`loading vector indexes: ${s.loadedCollections} of ${s.collections} collections loaded`);
+        return { chunks: s.rows, indexedFraction: s.rows === 0 ? 1 : Math.round((s.indexedRows / s.rows) * 1e4) / 1e4 };
+      },
+    },
+  ];
+}
+
 /** The hash embedder whose output fingerprint versions the embedding cache, if the embedder is one. */
 function hashEmbedderOf(raw: Embedder): HashEmbedder | null {
   if (raw instanceof HashEmbedder) return raw;
@@ -190,18 +222,21 @@ function createStore(config: Config, logger: Logger): KnowledgeStore {
       onAnnOpened: (collection, result) => logger.info('ANN index opened', { collection, ...result }),
     });
   }
-  return new WeaviateKnowledgeStore({
-    url: s.url,
-    grpcPort: s.grpcPort,
-    grpcHost: s.grpcHost ?? undefined,
-    apiKey: s.apiKey ?? undefined,
-    collectionPrefix: s.prefix,
-    multiTenant: s.multiTenant,
-    tenant: s.tenant ?? undefined,
-    bindTenants: s.bindTenants,
-    timeoutMs: s.timeoutMs,
-    initTimeoutMs: s.initTimeoutMs,
-  });
+  return new WeaviateKnowledgeStore(
+    {
+      url: s.url,
+      grpcPort: s.grpcPort,
+      grpcHost: s.grpcHost ?? undefined,
+      apiKey: s.apiKey ?? undefined,
+      collectionPrefix: s.prefix,
+      multiTenant: s.multiTenant,
+      tenant: s.tenant ?? undefined,
+      bindTenants: s.bindTenants,
+      timeoutMs: s.timeoutMs,
+      initTimeoutMs: s.initTimeoutMs,
+    },
+    { log: (message, fields) => logger.warn(message, fields) },
+  );
 }
 
 function createEmbedder(config: Config): Embedder {

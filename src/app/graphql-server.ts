@@ -14,7 +14,7 @@ import { createQueryLimitsPlugin, type QueryLimits } from '../graphql/plugins/qu
 import type { KbqlContext, Services } from '../modules/shared/request-context';
 import type { Logger } from '../logger';
 import type { DomainMetrics } from '../observability/metrics';
-import { createMetricsPlugin } from '../graphql/plugins/metrics.plugin';
+import { createMetricsPlugin, timeResolvers } from '../graphql/plugins/metrics.plugin';
 import { createRequestRecordPlugin } from '../graphql/plugins/request-record.plugin';
 import { bindResolversToTrace, createTracingPlugin } from '../graphql/plugins/tracing.plugin';
 import type { Cache } from '../ports/cache.port';
@@ -44,7 +44,8 @@ export async function createGraphqlServer(config: Config, deps: GraphqlServerDep
     await buildKbqlSchema(createResolverContainer({ services, apiKeys: security.apiKeys }), {
       // Innermost the resolver timeout, then the rate limit, then @auth: a refused call consumes nothing.
       beforeAuth: (built) => {
-        const bounded = applyResolverTimeout<KbqlContext>(built, { timeoutMs: config.graphql.resolverTimeoutMs });
+        const timed = timeResolvers(built, { registry: metrics.registry });
+        const bounded = applyResolverTimeout<KbqlContext>(timed, { timeoutMs: config.graphql.resolverTimeoutMs });
         return security.rateLimit ? security.rateLimit(bounded) : bounded;
       },
     }),

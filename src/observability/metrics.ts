@@ -29,6 +29,8 @@ export const METRICS = {
   tenantDocuments: 'kbql_tenant_documents',
   tenantChunks: 'kbql_tenant_chunks',
   dependencyUp: 'kbql_dependency_up',
+  vectorIndexRows: 'kbql_vector_index_rows',
+  vectorIndexWarming: 'kbql_vector_index_warming',
 } as const;
 
 /** Prefix of Node's default metrics (`collectDefaultMetrics`). */
@@ -39,6 +41,13 @@ export type SynthesisOutcome = 'answered' | 'abstained' | 'error';
 export type IngestOutcome = 'indexed' | 'unchanged' | 'failed';
 /** Why an answer abstained: no relevant source (`not_found`), or a generated answer no source backed (`unverified`). */
 export type AbstentionKind = 'not_found' | 'unverified';
+
+/** The loaded vector indexes of this process (see `StoreWarmUpState` of the knowledge-store port). */
+export interface VectorIndexCounts {
+  warming: boolean;
+  rows: number;
+  indexedRows: number;
+}
 
 /** One collection's size, by its owner: collection names never reach a metric (they are the tenants' data). */
 export interface CollectionSize {
@@ -65,6 +74,8 @@ export interface DomainMetricsOptions {
   collectionSizes?: () => Promise<CollectionSize[]>;
   /** Read at scrape time for `kbql_dependency_up`. */
   dependencies?: () => Promise<DependencyStatus[]>;
+  /** Read at scrape time for `kbql_vector_index_*` (the store's in-process indexes; absent on Weaviate). */
+  vectorIndexes?: () => VectorIndexCounts | null;
   /**
    * Longest a scrape waits for `collectionSizes` or `dependencies`, in ms.
    * @default 2000
@@ -229,6 +240,28 @@ export function createDomainMetrics(options: DomainMetricsOptions): DomainMetric
       if (!statuses) return;
       this.reset();
       for (const d of statuses) this.set({ dependency: d.name, critical: String(d.critical) }, d.ok ? 1 : 0);
+    },
+  });
+
+  const vectorIndexes = options.vectorIndexes ?? (() => null);
+  new Gauge({
+    name: METRICS.vectorIndexRows,
+    help: 'Chunks in the vector indexes this process has loaded: indexed = served by the ANN graph (or an exact index), pending = searched exactly until the graph builder catches up. Per replica; absent on Weaviate.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const counts = vectorIndexes();
+      if (!counts) return;
+      this.set({ state: 'indexed' }, counts.indexedRows);
+      this.set({ state: 'pending' }, counts.rows - counts.indexedRows);
+    },
+  });
+  new Gauge({
+    name: METRICS.vectorIndexWarming,
+    help: '1 while the store loads its vector indexes at start-up (/readyz answers 503 meanwhile), then 0.',
+    registers: [registry],
+    collect() {
+      this.set(vectorIndexes()?.warming ? 1 : 0);
     },
   });
 

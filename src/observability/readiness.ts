@@ -3,7 +3,8 @@ import type { DependencyStatus } from './metrics';
 /** A dependency `/readyz` reports; `check` throwing (or not settling within `timeoutMs`) means down. */
 export interface ReadinessCheck {
   name: string;
-  check: () => Promise<void>;
+  /** Throws when down; may resolve with figures to show in the report (`detail`). */
+  check: () => Promise<void | ReadinessDetail>;
   /**
    * Whether the dependency being down makes kbql not ready (HTTP 503). A non-critical one (a cache, a provider only
    * some operations need) is reported as degraded while /readyz stays 200, so Kubernetes keeps routing traffic.
@@ -24,12 +25,17 @@ export interface ReadinessCheck {
 
 export type DependencyState = 'up' | 'down';
 
+/** Figures a check adds to its report, e.g. `{ indexedFraction: 0.98 }`. */
+export type ReadinessDetail = Record<string, string | number | boolean | null>;
+
 export interface DependencyReport {
   status: DependencyState;
   critical: boolean;
   latencyMs: number;
   /** Why it is down (the error message; checks must not put secrets in their errors). */
   error?: string;
+  /** What the check reported when up. */
+  detail?: ReadinessDetail;
 }
 
 export interface ReadinessReport {
@@ -74,13 +80,14 @@ async function probe(check: ReadinessCheck): Promise<DependencyReport> {
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
+    const detail = await Promise.race([
       Promise.resolve().then(check.check),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
-    return { status: 'up', critical, latencyMs: Math.round(performance.now() - started) };
+    const report: DependencyReport = { status: 'up', critical, latencyMs: Math.round(performance.now() - started) };
+    return detail ? { ...report, detail } : report;
   } catch (error) {
     return {
       status: 'down',

@@ -68,6 +68,20 @@ export interface VectorIndexState {
   indexedFraction: number;
 }
 
+/** Start-up loading of a store's in-process indexes (see {@link KnowledgeStore.warmUp}), for /readyz and metrics. */
+export interface StoreWarmUpState {
+  /** True from the start of warm-up until every collection present then is loaded. */
+  warming: boolean;
+  /** Collections warm-up found, and how many of them it has loaded. */
+  collections: number;
+  loadedCollections: number;
+  /** Chunks in the loaded vector indexes, and those an index already serves (the rest wait for the graph builder). */
+  rows: number;
+  indexedRows: number;
+  /** How long the finished warm-up took, in ms; null until it ends. */
+  warmMs: number | null;
+}
+
 export interface NewCollection {
   /** @default DEFAULT_TENANT ('default') */
   tenant?: string;
@@ -263,6 +277,14 @@ export interface KnowledgeStore {
    * (Weaviate) does not implement it. Synchronous and cheap; never throws (an unknown id reads as exact).
    */
   vectorIndexState?(collectionId: string): VectorIndexState;
+  /**
+   * Loads what searches need in memory (the embedded store: every collection's vector index, off the event loop,
+   * and its saved ANN graph), so the first searches are as fast as the rest. Optional; never rejects. Searches
+   * arriving meanwhile are answered (they wait for their collection's load).
+   */
+  warmUp?(): Promise<void>;
+  /** Progress of {@link warmUp} and coverage of the loaded indexes. Optional, synchronous, cheap. */
+  warmUpState?(): StoreWarmUpState;
 
   /** Content hashes of the documents that exist, keyed by external id. */
   getContentHashes(collectionId: string, externalIds: string[]): Promise<Map<string, string>>;

@@ -968,6 +968,39 @@ export function defineKnowledgeStoreContractSuite(
         }
       });
     });
+    // ---- begin: collection names under concurrency (issue 21, Weaviate gaps) ----
+    describe('collection names under concurrency', () => {
+      it('concurrent creates of one name: exactly one succeeds, the others are CONFLICT', async () => {
+        const name = uniqueName();
+        const results = await Promise.allSettled(
+          Array.from({ length: 4 }, () =>
+            store.createCollection({
+              name,
+              description: null,
+              chunking: { strategy: 'SENTENCE', chunkSize: 200, chunkOverlap: 20 },
+              embedder: { name: 'contract-test-v1', dimensions: DIM },
+            }),
+          ),
+        );
+        for (const r of results) if (r.status === 'fulfilled') created.push(r.value.id);
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+        for (const r of results) if (r.status === 'rejected') withCode('CONFLICT')(r.reason);
+        assert.equal((await allCollections(store)).filter((c) => c.name === name).length, 1);
+      });
+
+      it('concurrent renames to one name: exactly one succeeds; a released name can be taken again', async () => {
+        const [a, b] = [await newCollection(), await newCollection()];
+        const target = uniqueName();
+        const results = await Promise.allSettled([a, b].map((c) => store.updateCollection(c.id, { name: target })));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+        assert.equal((await allCollections(store)).filter((c) => c.name === target).length, 1);
+        const winner = (await store.getCollectionByName(target))!;
+        await store.updateCollection(winner.id, { name: uniqueName() });
+        const loser = winner.id === a.id ? b : a;
+        assert.equal((await store.updateCollection(loser.id, { name: target })).name, target);
+      });
+    });
+    // ---- end: collection names under concurrency ----
   });
 }
 

@@ -21,7 +21,7 @@ describe('HTTP (real server on port 0)', () => {
     assert.equal(ready.status, 200);
     const report = (await ready.json()) as { status: string; checks: Record<string, { status: string; critical: boolean }> };
     assert.equal(report.status, 'ready');
-    assert.deepEqual(Object.keys(report.checks), ['store']);
+    assert.deepEqual(Object.keys(report.checks), ['store', 'vectorIndex']);
     assert.equal(report.checks.store!.status, 'up');
     assert.equal(report.checks.store!.critical, true);
   });

@@ -341,7 +341,7 @@ describe('observability: /healthz and /readyz', () => {
     try {
       let r = await ready();
       assert.deepEqual([r.code, r.body.status], [200, 'ready']);
-      assert.deepEqual(Object.keys(r.body.checks).sort(), ['critical-dep', 'redis', 'store']);
+      assert.deepEqual(Object.keys(r.body.checks).sort(), ['critical-dep', 'redis', 'store', 'vectorIndex']);
       assert.equal(await up('redis'), 1);
 
       state.redis = false;

@@ -16,27 +16,43 @@ import type {
   WObject,
   WriteObject,
 } from '../../src/adapters/weaviate/weaviate.client';
+import { clientErrors, clientGrpcAttempts } from '../../src/adapters/weaviate/weaviate.client-internals';
 
 /**
  * An in-memory Weaviate behind the store's narrow client interface, faithful where the store's correctness
- * depends on it (checked against Weaviate 1.32's source):
+ * depends on it (checked against Weaviate 1.35.3's server source and weaviate-client 3.12.1's code):
  * - typed schema: writes and filters on unknown properties or with values of the wrong type fail like Weaviate's;
- *   property names are unique regardless of case;
+ *   property names are unique regardless of case; creating a collection is atomic (the schema's Raft log), so of two
+ *   racing creates of one name exactly one succeeds;
  * - filters: Equal / NotEqual (a deny list: objects without the property match) / range / Like (`*`, `?`, no
  *   escape, `.` not matching a line break) / ContainsAny|All|None (scalars too) / IsNull / And / Or / Not; `field`
  *   tokenization trims whitespace; int values are accepted on number properties;
  * - batch insert is an upsert reporting per-object errors (wrong vector length, injected errors) without throwing;
- *   REST insert refuses an existing id; batch delete removes at most {@link FakeWeaviate.deleteCap} objects a call;
+ *   REST insert refuses an existing id, but checks, then writes, with nothing in between (usecases/objects/add.go):
+ *   {@link FakeWeaviate.pauseNextInsert} holds one insert between the two; batch delete deletes at most
+ *   {@link FakeWeaviate.deleteCap} objects a call and reports every match in `matches` (only `successful` is capped);
  * - nearVector: exact cosine distance in float32; bm25: BM25F (k1 1.2, b 0.75, `en` stopwords dropped from the
  *   query, duplicate terms boosted), scores in float32; hybrid: Weaviate's relativeScoreFusion (candidates per side
  *   max(100, limit), alpha 0 / 1 skip a side, float32 arithmetic, its explainScore text);
  * - equal scores come back in descending id order (Weaviate's tie order is its own, not the port's);
- * - multi-tenancy: a multi-tenant collection refuses calls without an existing tenant, a single-tenant one calls with.
- * Failure injection: {@link FakeWeaviate.fail} (hang, connection refused, HTTP 500 / 422, gRPC UNAVAILABLE) and
- * {@link FakeWeaviate.failObjects} (per-object batch errors). Every call is recorded in {@link FakeWeaviate.calls}.
+ * - multi-tenancy: a multi-tenant collection refuses calls without an existing tenant, a single-tenant one calls with;
+ * - failures take the shapes the real client gives them: REST calls throw its REST errors (`fetch failed` with an
+ *   ECONNREFUSED cause, `WeaviateUnexpectedStatusCodeError`, `WeaviateUnauthenticatedError` for 401,
+ *   `WeaviateInsufficientPermissionsError` for 403); gRPC calls throw its `WeaviateQueryError` (search, aggregate),
+ *   `WeaviateBatchError` (batch insert) or `WeaviateDeleteManyError` (batch delete) around nice-grpc's
+ *   "<path> <STATUS>: <details>" text, never an HTTP status; connecting wraps the cause in `WeaviateStartUpError`.
+ *   The client retries UNAVAILABLE on search, aggregate and batch insert itself (its `retryOptions`): such a call
+ *   counts 1 + `retryMaxAttempts` server requests ({@link FakeWeaviate.requests}).
+ * Failure injection: {@link FakeWeaviate.fail} and {@link FakeWeaviate.failObjects} (per-object batch errors). Every
+ * call is recorded in {@link FakeWeaviate.calls}.
  */
 
-export type FailureMode = 'hang' | 'ECONNREFUSED' | 'http500' | 'http422' | 'grpcUnavailable';
+/**
+ * `down`: connection refused (REST) / UNAVAILABLE (gRPC); `serverError`: HTTP 500 / INTERNAL; `rejected`: HTTP 422 /
+ * UNKNOWN (what Weaviate's gRPC handlers answer for a request they refuse); `unauthenticated`: HTTP 401 /
+ * UNAUTHENTICATED; `forbidden`: HTTP 403 / PERMISSION_DENIED; `hang`: never answers.
+ */
+export type FailureMode = 'hang' | 'down' | 'serverError' | 'rejected' | 'unauthenticated' | 'forbidden';
 
 export interface FailureRule {
   /** Method name (`connect`, `isReady`, `insertMany`, `nearVector` …); all methods when omitted. */
@@ -69,15 +85,59 @@ interface FakeCollection {
   dimensions?: number;
 }
 
-/** Error shaped like weaviate-client's REST error (it does not export its classes). */
-export class FakeStatusError extends Error {
+/** The gRPC calls behind the interface's methods: the RPC, the client's error class, and whether it retries them. */
+const GRPC_METHODS: Record<string, { rpc: string; error: 'query' | 'batch' | 'deleteMany'; clientRetries: boolean }> = {
+  fetchObjects: { rpc: 'Search', error: 'query', clientRetries: true },
+  nearVector: { rpc: 'Search', error: 'query', clientRetries: true },
+  bm25: { rpc: 'Search', error: 'query', clientRetries: true },
+  hybrid: { rpc: 'Search', error: 'query', clientRetries: true },
+  aggregate: { rpc: 'Aggregate', error: 'query', clientRetries: true },
+  insertMany: { rpc: 'BatchObjects', error: 'batch', clientRetries: true },
+  deleteMany: { rpc: 'BatchDelete', error: 'deleteMany', clientRetries: false },
+};
+
+const GRPC_STATUS: Record<Exclude<FailureMode, 'hang'>, string> = {
+  down: 'UNAVAILABLE',
+  serverError: 'INTERNAL',
+  rejected: 'UNKNOWN',
+  unauthenticated: 'UNAUTHENTICATED',
+  forbidden: 'PERMISSION_DENIED',
+};
+
+const DETAILS: Record<Exclude<FailureMode, 'hang'>, string> = {
+  down: 'No connection established. Last error: connect ECONNREFUSED 10.0.0.5:50051',
+  serverError: 'injected server error',
+  rejected: 'injected validation error',
+  unauthenticated: 'anonymous access not enabled, please provide an auth scheme such as OIDC',
+  forbidden: "forbidden: user 'kbql' has insufficient permissions to read_data",
+};
+
+/** What Weaviate refused, before it takes the shape of the transport the call used. */
+class Refusal extends Error {
   constructor(
-    readonly code: number,
-    detail: string,
+    readonly status: number,
+    readonly detail: string,
   ) {
-    super(`The request to Weaviate failed with status code: ${code} and message: ${JSON.stringify({ error: [{ message: detail }] })}`);
-    this.name = 'WeaviateUnexpectedStatusCodeError';
+    super(detail);
   }
+}
+
+/** The error the real client throws for a REST answer with this status. */
+export function restError(status: number, detail: string): Error {
+  if (status === 401) return new clientErrors.WeaviateUnauthenticatedError(JSON.stringify({ code: 401, message: detail }));
+  const body = JSON.stringify({ error: [{ message: detail }] });
+  if (status === 403) return new clientErrors.WeaviateInsufficientPermissionsError(403, body);
+  return new clientErrors.WeaviateUnexpectedStatusCodeError(status, body);
+}
+
+/** The error the real client throws when the gRPC call behind `method` ends with `status`. */
+export function grpcError(method: string, status: string, detail: string): Error {
+  const grpc = GRPC_METHODS[method];
+  if (!grpc) throw new Error(`${method} is not a gRPC call`);
+  const text = `/weaviate.v1.Weaviate/${grpc.rpc} ${status}: ${detail}`;
+  if (grpc.error === 'batch') return new clientErrors.WeaviateBatchError(text);
+  if (grpc.error === 'deleteMany') return new clientErrors.WeaviateDeleteManyError(text);
+  return new clientErrors.WeaviateQueryError(text, 'gRPC');
 }
 
 const HYBRID_CANDIDATES = 100;
@@ -91,6 +151,10 @@ const STOPWORDS = new Set(
 export class FakeWeaviate implements WeaviateClientLike {
   /** Objects one deleteMany call removes at most (Weaviate: QUERY_MAXIMUM_RESULTS). */
   deleteCap = 3;
+  /** The description of each collection (a claim's holder lives there). */
+  private readonly descriptions = new Map<string, string>();
+  private readonly requestCounts = new Map<string, number>();
+  private insertPause: { reached: () => void; resume: Promise<void> } | null = null;
   ready = true;
   closed = false;
   readonly calls: RecordedCall[] = [];
@@ -120,6 +184,30 @@ export class FakeWeaviate implements WeaviateClientLike {
   /** Per-object batch errors: return a message to reject that object. */
   failObjects(fn: ((collection: string, object: WriteObject) => string | null) | null): void {
     this.objectFailure = fn;
+  }
+
+  /**
+   * Holds the next REST insert between Weaviate's "id exists?" check and its write, as a slow request or a busy
+   * replica would. `reached` settles when an insert is held; `resume()` lets it write (overwriting).
+   */
+  pauseNextInsert(): { reached: Promise<void>; resume: () => void } {
+    let reached!: () => void;
+    let resume!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    const resumeP = new Promise<void>((r) => (resume = r));
+    this.insertPause = { reached, resume: resumeP };
+    return { reached: reachedP, resume };
+  }
+
+  /** Requests that reached Weaviate for one method, the client's own retries included. */
+  requests(method: string): number {
+    return this.requestCounts.get(method) ?? 0;
+  }
+
+  /** Replaces a collection's description (as a crashed or older claimer may have left it). */
+  setDescription(name: string, description: string): void {
+    if (!this.collections.has(name)) throw new Error(`no collection ${name}`);
+    this.descriptions.set(name, description);
   }
 
   /** Calls of one method recorded so far. */
@@ -158,79 +246,98 @@ export class FakeWeaviate implements WeaviateClientLike {
   }
 
   async createCollection(spec: CollectionSpec): Promise<void> {
-    await this.enter('createCollection', [spec], spec.name);
-    if (!/^[A-Z][_0-9A-Za-z]*$/.test(spec.name)) throw new FakeStatusError(422, `'${spec.name}' is not a valid class name`);
-    if (this.collections.has(spec.name)) throw new FakeStatusError(422, `class name "${spec.name}" already exists`);
-    const properties = new Map<string, PropertySpec>();
-    for (const p of spec.properties) {
-      checkPropertyName(p.name);
-      if ([...properties.keys()].some((n) => n.toLowerCase() === p.name.toLowerCase())) {
-        throw new FakeStatusError(
-          422,
-          `class "${spec.name}": conflict for property "${p.name}": already in use or provided multiple times`,
-        );
+    return this.rest(async () => {
+      await this.enter('createCollection', [spec], spec.name);
+      if (!/^[A-Z][_0-9A-Za-z]*$/.test(spec.name)) throw new Refusal(422, `'${spec.name}' is not a valid class name`);
+      if (this.collections.has(spec.name)) throw new Refusal(422, `class name "${spec.name}" already exists`);
+      const properties = new Map<string, PropertySpec>();
+      for (const p of spec.properties) {
+        checkPropertyName(p.name);
+        if ([...properties.keys()].some((n) => n.toLowerCase() === p.name.toLowerCase())) {
+          throw new Refusal(422, `class "${spec.name}": conflict for property "${p.name}": already in use or provided multiple times`);
+        }
+        properties.set(p.name, { ...p });
       }
-      properties.set(p.name, { ...p });
-    }
-    const shards = new Map<string, Map<string, StoredObject>>();
-    if (!spec.multiTenant) shards.set('', new Map());
-    this.collections.set(spec.name, { spec: structuredClone(spec), properties, shards });
+      const shards = new Map<string, Map<string, StoredObject>>();
+      if (!spec.multiTenant) shards.set('', new Map());
+      this.collections.set(spec.name, { spec: structuredClone(spec), properties, shards });
+      this.descriptions.set(spec.name, spec.description);
+    });
   }
 
   async deleteCollection(name: string): Promise<void> {
-    await this.enter('deleteCollection', [name], name);
-    this.collections.delete(name);
+    return this.rest(async () => {
+      await this.enter('deleteCollection', [name], name);
+      this.collections.delete(name);
+      this.descriptions.delete(name);
+    });
+  }
+
+  async collectionDescription(name: string): Promise<string | null> {
+    await this.enter('collectionDescription', [name], name);
+    return this.collections.has(name) ? (this.descriptions.get(name) ?? '') : null;
   }
 
   async listProperties(name: string): Promise<PropertySpec[]> {
-    await this.enter('listProperties', [name], name);
-    return [...this.require(name).properties.values()].map((p) => ({ ...p }));
+    return this.rest(async () => {
+      await this.enter('listProperties', [name], name);
+      return [...this.require(name).properties.values()].map((p) => ({ ...p }));
+    });
   }
 
   async addProperty(name: string, property: PropertySpec): Promise<void> {
-    await this.enter('addProperty', [name, property], name);
-    const col = this.require(name);
-    checkPropertyName(property.name);
-    // Weaviate compares property names case-insensitively.
-    if ([...col.properties.keys()].some((n) => n.toLowerCase() === property.name.toLowerCase())) {
-      throw new FakeStatusError(
-        422,
-        `class "${name}": conflict for property "${property.name}": already in use or provided multiple times`,
-      );
-    }
-    col.properties.set(property.name, { ...property });
+    return this.rest(async () => {
+      await this.enter('addProperty', [name, property], name);
+      const col = this.require(name);
+      checkPropertyName(property.name);
+      // Weaviate compares property names case-insensitively.
+      if ([...col.properties.keys()].some((n) => n.toLowerCase() === property.name.toLowerCase())) {
+        throw new Refusal(422, `class "${name}": conflict for property "${property.name}": already in use or provided multiple times`);
+      }
+      col.properties.set(property.name, { ...property });
+    });
   }
 
   async ensureTenant(name: string, tenant: string): Promise<void> {
-    await this.enter('ensureTenant', [name, tenant], name, tenant);
-    const col = this.require(name);
-    if (!col.spec.multiTenant) throw new FakeStatusError(422, `multi-tenancy is not enabled for class "${name}"`);
-    if (!col.shards.has(tenant)) col.shards.set(tenant, new Map());
+    return this.rest(async () => {
+      await this.enter('ensureTenant', [name, tenant], name, tenant);
+      const col = this.require(name);
+      if (!col.spec.multiTenant) throw new Refusal(422, `multi-tenancy is not enabled for class "${name}"`);
+      if (!col.shards.has(tenant)) col.shards.set(tenant, new Map());
+    });
   }
 
   collection(name: string, tenant?: string): WeaviateCollectionLike {
     const shard = (): { col: FakeCollection; objects: Map<string, StoredObject> } => {
       const col = this.require(name);
       if (col.spec.multiTenant && tenant === undefined) {
-        throw new FakeStatusError(422, `class ${name} has multi-tenancy enabled, but request was without tenant`);
+        throw new Refusal(422, `class ${name} has multi-tenancy enabled, but request was without tenant`);
       }
       if (!col.spec.multiTenant && tenant !== undefined) {
-        throw new FakeStatusError(422, `class ${name} has multi-tenancy disabled, but request was with tenant`);
+        throw new Refusal(422, `class ${name} has multi-tenancy disabled, but request was with tenant`);
       }
       const objects = col.shards.get(tenant ?? '');
-      if (!objects) throw new FakeStatusError(422, `tenant not found: "${tenant}"`);
+      if (!objects) throw new Refusal(422, `tenant not found: "${tenant}"`);
       return { col, objects };
     };
     const enter = (method: string, args: unknown[]) => this.enter(method, args, name, tenant);
-
-    return {
+    const handle: WeaviateCollectionLike = {
       insert: async (object) => {
         await enter('insert', [object]);
         const { col, objects } = shard();
-        if (objects.has(object.id)) throw new FakeStatusError(422, `id '${object.id}' already exists`);
+        if (objects.has(object.id)) throw new Refusal(422, `id '${object.id}' already exists`);
         const error = validateObject(col, object);
-        if (error) throw new FakeStatusError(422, error);
-        objects.set(object.id, store(object));
+        if (error) throw new Refusal(422, error);
+        // Weaviate checks, then writes (PutObject is an upsert): nothing stops another insert in between.
+        const pause = this.insertPause;
+        this.insertPause = null;
+        if (pause) {
+          pause.reached();
+          await pause.resume;
+        } else {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        shard().objects.set(object.id, store(object));
       },
       insertMany: async (batch) => {
         await enter('insertMany', [batch]);
@@ -250,12 +357,10 @@ export class FakeWeaviate implements WeaviateClientLike {
       deleteMany: async (filters) => {
         await enter('deleteMany', [filters]);
         const { col, objects } = shard();
-        const matched = [...objects.values()]
-          .filter((o) => evaluate(filters, o, col))
-          .sort(byId)
-          .slice(0, this.deleteCap);
-        for (const o of matched) objects.delete(o.id);
-        return { matches: matched.length, successful: matched.length, failed: 0 } satisfies DeleteManyResult;
+        const matched = [...objects.values()].filter((o) => evaluate(filters, o, col)).sort(byId);
+        const deleted = matched.slice(0, this.deleteCap);
+        for (const o of deleted) objects.delete(o.id);
+        return { matches: matched.length, successful: deleted.length, failed: 0 } satisfies DeleteManyResult;
       },
       fetchObjects: async (options: FetchOptions) => {
         await enter('fetchObjects', [options]);
@@ -265,8 +370,7 @@ export class FakeWeaviate implements WeaviateClientLike {
         list.sort(byId);
         if (options.sort && options.sort.length > 0) {
           for (const s of options.sort)
-            if (!col.properties.has(s.property))
-              throw new FakeStatusError(422, `no such prop with name '${s.property}' found in class '${name}'`);
+            if (!col.properties.has(s.property)) throw new Refusal(422, `no such prop with name '${s.property}' found in class '${name}'`);
           list.sort((a, b) => {
             for (const s of options.sort!) {
               const order = compareValues(a.properties[s.property], b.properties[s.property]);
@@ -355,7 +459,7 @@ export class FakeWeaviate implements WeaviateClientLike {
         const matched = [...objects.values()].filter((o) => !options.filters || evaluate(options.filters, o, col));
         let sum: number | null = null;
         if (options.sumOf !== undefined) {
-          if (col.properties.get(options.sumOf)?.dataType !== 'int') throw new FakeStatusError(422, `cannot sum ${options.sumOf}`);
+          if (col.properties.get(options.sumOf)?.dataType !== 'int') throw new Refusal(422, `cannot sum ${options.sumOf}`);
           sum = matched.reduce(
             (total, o) => total + (typeof o.properties[options.sumOf!] === 'number' ? (o.properties[options.sumOf!] as number) : 0),
             0,
@@ -364,44 +468,64 @@ export class FakeWeaviate implements WeaviateClientLike {
         return { totalCount: matched.length, sum };
       },
     };
+    // A refusal takes the shape of the call's transport (REST insert; gRPC for the rest).
+    for (const [method, fn] of Object.entries(handle) as [keyof WeaviateCollectionLike, (...a: unknown[]) => Promise<unknown>][]) {
+      (handle as unknown as Record<string, unknown>)[method] = (...args: unknown[]) =>
+        fn(...args).catch((error: unknown) => {
+          if (!(error instanceof Refusal)) throw error;
+          throw GRPC_METHODS[method] ? grpcError(method, 'UNKNOWN', error.detail) : restError(error.status, error.detail);
+        });
+    }
+    return handle;
   }
 
   // ---------------------------------------------------------------- internals
 
+  /** Runs a REST method: a refusal becomes the client's REST error. */
+  private async rest<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof Refusal) throw restError(error.status, error.detail);
+      throw error;
+    }
+  }
+
   private require(name: string): FakeCollection {
     const col = this.collections.get(name);
-    if (!col) throw new FakeStatusError(404, `class "${name}" not found`);
+    if (!col) throw new Refusal(404, `class "${name}" not found`);
     return col;
   }
 
-  /** Records a call, then applies the first matching failure rule. */
+  /** Records a call and its server request(s), then applies the first matching failure rule. */
   private async enter(method: string, args: unknown[], collection?: string, tenant?: string): Promise<void> {
     this.calls.push({ method, collection, tenant, args });
+    const grpc = GRPC_METHODS[method];
     const rule = this.rules.find(
       (r) => (r.method === undefined || r.method === method) && (r.collection === undefined || (collection ?? '').includes(r.collection)),
     );
+    const retried = rule?.mode === 'down' && grpc?.clientRetries === true ? clientGrpcAttempts() : 1;
+    this.requestCounts.set(method, this.requests(method) + retried);
     if (!rule) return;
     if (rule.times !== undefined && --rule.times <= 0) this.rules.splice(this.rules.indexOf(rule), 1);
-    switch (rule.mode) {
-      case 'hang':
-        return new Promise<void>(() => undefined);
-      case 'ECONNREFUSED':
-        throw new TypeError('fetch failed', {
-          cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8080'), { code: 'ECONNREFUSED' }),
-        });
-      case 'http500':
-        throw new FakeStatusError(500, 'injected server error');
-      case 'http422':
-        throw new FakeStatusError(422, 'injected validation error');
-      case 'grpcUnavailable': {
-        const error = new Error(
-          `Query call with protocol gRPC failed with message: /weaviate.v1.Weaviate/${method} UNAVAILABLE: No connection established`,
-        );
-        error.name = 'WeaviateQueryError';
-        throw error;
-      }
+    if (rule.mode === 'hang') return new Promise<void>(() => undefined);
+    if (method === 'connect') {
+      // connectToCustom wraps whatever failed (its REST meta call, the gRPC health check) in WeaviateStartUpError.
+      const cause = rule.mode === 'down' ? new TypeError('fetch failed') : restError(restStatus(rule.mode), DETAILS[rule.mode]);
+      throw new clientErrors.WeaviateStartUpError(`Weaviate failed to startup with message: ${cause.message}`);
     }
+    if (grpc) throw grpcError(method, GRPC_STATUS[rule.mode], DETAILS[rule.mode]);
+    if (rule.mode === 'down') {
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:8080'), { code: 'ECONNREFUSED' }),
+      });
+    }
+    throw restError(restStatus(rule.mode), DETAILS[rule.mode]);
   }
+}
+
+function restStatus(mode: Exclude<FailureMode, 'hang' | 'down'>): number {
+  return { serverError: 500, rejected: 422, unauthenticated: 401, forbidden: 403 }[mode];
 }
 
 /** A fresh fake and its connect function. */
@@ -412,14 +536,14 @@ export function createFakeWeaviate(): FakeWeaviate {
 // ------------------------------------------------------------------ schema and values
 
 function checkPropertyName(name: string): void {
-  if (!/^[_A-Za-z][_0-9A-Za-z]{0,229}$/.test(name)) throw new FakeStatusError(422, `'${name}' is not a valid property name`);
+  if (!/^[_A-Za-z][_0-9A-Za-z]{0,229}$/.test(name)) throw new Refusal(422, `'${name}' is not a valid property name`);
   // Weaviate lower-cases the first letter; a name that does not survive that would be read back under another name.
   if (name[0] !== name[0]!.toLowerCase()) throw new Error(`the fake expects property names that start in lower case, got ${name}`);
 }
 
 function checkWindow(offset: number, limit: number): void {
   if (!Number.isInteger(limit) || limit <= 0) throw new Error(`the fake expects a positive limit, got ${limit}`);
-  if (offset + limit > QUERY_MAXIMUM_RESULTS) throw new FakeStatusError(422, 'query maximum results exceeded');
+  if (offset + limit > QUERY_MAXIMUM_RESULTS) throw new Refusal(422, 'query maximum results exceeded');
 }
 
 function store(object: WriteObject): StoredObject {
@@ -487,13 +611,13 @@ function evaluate(filter: FilterValue, object: StoredObject, col: FakeCollection
     case 'Or':
       return (filter.filters ?? []).some((f) => evaluate(f, object, col));
     case 'Not':
-      if ((filter.filters ?? []).length !== 1) throw new FakeStatusError(422, 'Not takes one operand');
+      if ((filter.filters ?? []).length !== 1) throw new Refusal(422, 'Not takes one operand');
       return !evaluate(filter.filters![0]!, object, col);
     default:
       break;
   }
   const property = filter.target?.property;
-  if (!property) throw new FakeStatusError(422, 'filter without a property target');
+  if (!property) throw new Refusal(422, 'filter without a property target');
   const value: unknown = filter.value;
   if (property === '_id') {
     switch (filter.operator) {
@@ -504,24 +628,24 @@ function evaluate(filter: FilterValue, object: StoredObject, col: FakeCollection
       case 'ContainsAny':
         return Array.isArray(value) && value.includes(object.id);
       default:
-        throw new FakeStatusError(422, `operator ${filter.operator} is not supported on _id`);
+        throw new Refusal(422, `operator ${filter.operator} is not supported on _id`);
     }
   }
   const spec = col.properties.get(property);
-  if (!spec) throw new FakeStatusError(422, `no such prop with name '${property}' found in class '${col.spec.name}' in the schema`);
+  if (!spec) throw new Refusal(422, `no such prop with name '${property}' found in class '${col.spec.name}' in the schema`);
   const base = spec.dataType.replace('[]', '') as 'text' | 'int' | 'number' | 'boolean';
   const tokenize = (v: string): string => (spec.tokenization === 'word' ? v.toLowerCase() : v.trim());
 
   if (filter.operator === 'IsNull') {
-    if (typeof value !== 'boolean') throw new FakeStatusError(422, 'IsNull takes a boolean');
+    if (typeof value !== 'boolean') throw new Refusal(422, 'IsNull takes a boolean');
     const stored = object.properties[property];
     return (stored === undefined || stored === null) === value;
   }
   const isContains = filter.operator === 'ContainsAny' || filter.operator === 'ContainsAll' || filter.operator === 'ContainsNone';
   const values = isContains ? (Array.isArray(value) ? value : null) : [value];
-  if (!values || values.length === 0) throw new FakeStatusError(422, `${filter.operator} takes a non-empty array`);
+  if (!values || values.length === 0) throw new Refusal(422, `${filter.operator} takes a non-empty array`);
   for (const v of values) checkFilterValue(base, v, property);
-  if (filter.operator === 'Like' && base !== 'text') throw new FakeStatusError(422, 'Like works on text properties only');
+  if (filter.operator === 'Like' && base !== 'text') throw new Refusal(422, 'Like works on text properties only');
   if (
     spec.tokenization === 'word' &&
     filter.operator !== 'Like' &&
@@ -529,7 +653,7 @@ function evaluate(filter: FilterValue, object: StoredObject, col: FakeCollection
     filter.operator !== 'Equal' &&
     filter.operator !== 'NotEqual'
   ) {
-    throw new FakeStatusError(422, 'the fake only supports field-tokenized text in range filters');
+    throw new Refusal(422, 'the fake only supports field-tokenized text in range filters');
   }
 
   const raw = object.properties[property];
@@ -562,7 +686,7 @@ function evaluate(filter: FilterValue, object: StoredObject, col: FakeCollection
     case 'ContainsNone':
       return !values.some((v) => stored.some((s) => same(s, v)));
     default:
-      throw new FakeStatusError(422, `operator ${filter.operator} is not supported by the fake`);
+      throw new Refusal(422, `operator ${filter.operator} is not supported by the fake`);
   }
 }
 
@@ -575,7 +699,7 @@ function checkFilterValue(base: 'text' | 'int' | 'number' | 'boolean', value: un
         : base === 'int'
           ? Number.isSafeInteger(value)
           : typeof value === 'number' && Number.isFinite(value); // Weaviate turns valueInt into a float on number
-  if (!ok) throw new FakeStatusError(422, `data type filter cannot use ${typeof value} on property '${property}' of type ${base}`);
+  if (!ok) throw new Refusal(422, `data type filter cannot use ${typeof value} on property '${property}' of type ${base}`);
 }
 
 /** Weaviate's Like: regexp-quote everything, then `?` → `.` and `*` → `.*`, anchored; `.` does not match `\n`. */
@@ -593,9 +717,9 @@ function vectorSearch(
   filters: FilterValue | undefined,
   limit: number,
 ): { object: StoredObject; distance: number }[] {
-  if (col.spec.vectors === 'none') throw new FakeStatusError(422, 'no vector index');
+  if (col.spec.vectors === 'none') throw new Refusal(422, 'no vector index');
   if (col.dimensions !== undefined && query.length !== col.dimensions) {
-    throw new FakeStatusError(422, `vector search: vector lengths don't match: ${query.length} vs ${col.dimensions}`);
+    throw new Refusal(422, `vector search: vector lengths don't match: ${query.length} vs ${col.dimensions}`);
   }
   const q = query.map(Math.fround);
   const qNorm = Math.hypot(...q);
@@ -623,7 +747,7 @@ function keywordSearch(
 ): { object: StoredObject; score: number }[] {
   for (const p of queryProperties) {
     const spec = col.properties.get(p);
-    if (!spec || !spec.indexSearchable) throw new FakeStatusError(422, `property '${p}' is not searchable`);
+    if (!spec || !spec.indexSearchable) throw new Refusal(422, `property '${p}' is not searchable`);
   }
   const terms = new Map<string, number>();
   for (const t of words(query)) if (!STOPWORDS.has(t)) terms.set(t, (terms.get(t) ?? 0) + 1);

@@ -50,7 +50,7 @@ export class CountingEmbedder implements Embedder {
 export function countingStore(dataDir: string): { store: KnowledgeStore; calls: Map<string, number>; total(): number } {
   const inner = new EmbeddedKnowledgeStore({ dataDir });
   const calls = new Map<string, number>();
-  const quiet = new Set(['init', 'close', 'ping', 'kind']);
+  const quiet = new Set(['init', 'close', 'ping', 'kind', 'warmUp', 'warmUpState']);
   const store = new Proxy(inner, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver) as unknown;

@@ -29,13 +29,31 @@ defineKnowledgeStoreContractSuite('weaviate (in-memory fake, multi-tenant view)'
 });
 
 const url = process.env['WEAVIATE_URL'];
+/**
+ * The real-server run takes kbql's own tenancy variables, so CI runs it three ways (.github/workflows/weaviate.yml):
+ * single-tenant, KBQL_WEAVIATE_MULTI_TENANT=true (with KBQL_WEAVIATE_TENANT), and with KBQL_WEAVIATE_BIND_TENANTS=true.
+ */
+const multiTenant = process.env['KBQL_WEAVIATE_MULTI_TENANT'] === 'true';
+const bindTenants = process.env['KBQL_WEAVIATE_BIND_TENANTS'] === 'true';
+const tenancy = multiTenant
+  ? { multiTenant, tenant: process.env['KBQL_WEAVIATE_TENANT'] || 'kbql', bindTenants }
+  : { multiTenant: false, bindTenants: false };
+const mode = bindTenants ? 'multi-tenant, bound tenants' : multiTenant ? 'multi-tenant' : 'single-tenant';
 if (url) {
-  defineKnowledgeStoreContractSuite('weaviate (real server)', async () => {
+  defineKnowledgeStoreContractSuite(`weaviate (real server, ${mode})`, async () => {
     // A fresh prefix per test keeps runs apart; cleanup drops what the test created.
     const prefix = `KbqlTest${randomUUID().replace(/-/g, '').slice(0, 10)}`;
     const grpcPort = process.env['WEAVIATE_GRPC_PORT'] ? Number(process.env['WEAVIATE_GRPC_PORT']) : 50051;
     const apiKey = process.env['WEAVIATE_API_KEY'] || undefined;
-    const store = new WeaviateKnowledgeStore({ url, grpcPort, apiKey, collectionPrefix: prefix, timeoutMs: 20_000, initTimeoutMs: 20_000 });
+    const store = new WeaviateKnowledgeStore({
+      url,
+      grpcPort,
+      apiKey,
+      collectionPrefix: prefix,
+      timeoutMs: 20_000,
+      initTimeoutMs: 20_000,
+      ...tenancy,
+    });
     return {
       store,
       cleanup: async () => {

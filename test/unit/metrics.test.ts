@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { AppError } from '../../src/errors';
 import { LabelGuard, OTHER_LABEL } from '../../src/observability/label-guard';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
-import { createMetricsPlugin } from '../../src/graphql/plugins/metrics.plugin';
+import { createMetricsPlugin, timeResolvers } from '../../src/graphql/plugins/metrics.plugin';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 
 const typeDefs = /* GraphQL */ `
@@ -40,7 +40,7 @@ async function serverWith(registry: Registry, options: Partial<Parameters<typeof
   };
   for (const [name, resolve] of Object.entries(resolvers)) schema.getQueryType()!.getFields()[name]!.resolve = resolve;
   const server = new ApolloServer({
-    schema,
+    schema: timeResolvers(schema, { registry, fields: ['Query.slow'] }),
     // What kbql's formatError does for AppErrors; unknown errors get a code outside the known list.
     formatError: (formatted, error) => {
       const original = (error as GraphQLError).originalError;
@@ -48,7 +48,7 @@ async function serverWith(registry: Registry, options: Partial<Parameters<typeof
       if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { code: 'SOMETHING_ODD' } };
       return formatted;
     },
-    plugins: [createMetricsPlugin({ registry, resolverFields: ['Query.slow'], ...options })],
+    plugins: [createMetricsPlugin({ registry, ...options })],
   });
   await server.start();
   return server;

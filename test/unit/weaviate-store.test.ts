@@ -19,12 +19,13 @@ import {
   weaviateTenantFor,
   type WeaviateStoreOptions,
 } from '../../src/adapters/weaviate/weaviate.knowledge-store';
+import { clientErrors, grpcRetryOptions } from '../../src/adapters/weaviate/weaviate.client-internals';
 import { isTransientError, Resilience } from '../../src/adapters/weaviate/weaviate.resilience';
 import { isAppError, type ErrorCode } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
 import type { CollectionRecord, DocumentRecord, DocumentWrite, Filter, FilterScalar } from '../../src/ports/knowledge-store.port';
 import { defineKnowledgeStoreContractSuite } from '../contract/knowledge-store.contract';
-import { FakeStatusError, FakeWeaviate } from '../helpers/fake-weaviate';
+import { FakeWeaviate, grpcError, restError } from '../helpers/fake-weaviate';
 
 const DIM = 4;
 const URL = 'http://weaviate.test:8080';
@@ -286,7 +287,20 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     await store.init();
     const c = await collection(store);
     const chunks = `AcmeChunks_${c.id.replace(/-/g, '')}`;
-    assert.deepEqual(fake.collectionNames().sort(), ['AcmeDocuments', 'AcmeRegistry', chunks].sort());
+    const claim = fake.collectionNames().find((n) => /^AcmeName_[0-9a-f]{40}$/.test(n));
+    assert.ok(claim, 'the name claim is a collection');
+    assert.deepEqual(fake.collectionNames().sort(), ['AcmeDocuments', 'AcmeRegistry', chunks, claim].sort());
+    assert.deepEqual(
+      { ...fake.specOf(claim), description: '' },
+      {
+        name: claim,
+        description: '',
+        properties: [],
+        vectors: 'none',
+        multiTenant: false,
+        invertedIndex: { bm25K1: 1.2, bm25B: 0.75, indexNullState: false },
+      },
+    );
     const spec = fake.specOf(chunks)!;
     assert.equal(spec.vectors, 'hnsw-cosine');
     assert.equal(spec.multiTenant, false);
@@ -434,7 +448,7 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
 
     // A replacement whose record write fails keeps the old record; the chunks already overwritten are hidden.
     const old = await store.upsertDocument(c.id, doc('kept', ['old a', 'old b', 'old c']));
-    fake.fail({ method: 'insertMany', collection: 'KbqlDocuments', times: 1, mode: 'http500' });
+    fake.fail({ method: 'insertMany', collection: 'KbqlDocuments', times: 1, mode: 'down' });
     await assert.rejects(store.upsertDocument(c.id, doc('kept', ['new a', 'new b'])), withCode('UPSTREAM_UNAVAILABLE'));
     assert.deepEqual(await store.getDocuments([old.id]), [old]);
     const visible = await store.listChunks(old.id, { offset: 0, limit: 10 });
@@ -464,7 +478,7 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const c = await collection(store);
     const chunks = `KbqlChunks_${c.id.replace(/-/g, '')}`;
     const d = await store.upsertDocument(c.id, doc('s', ['x one', 'x two', 'x three']));
-    fake.fail({ method: 'deleteMany', collection: 'KbqlChunks', times: 1, mode: 'http422' });
+    fake.fail({ method: 'deleteMany', collection: 'KbqlChunks', times: 1, mode: 'rejected' });
     await assert.rejects(store.upsertDocument(c.id, doc('s', ['y one'])), withCode('INTERNAL_SERVER_ERROR'));
     assert.equal(fake.objects(chunks).length, 3, 'the stale chunks are still stored');
     assert.equal((await store.getDocuments([d.id]))[0]!.chunkCount, 1);
@@ -567,7 +581,7 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     const { store, fake } = await open();
     const c = await collection(store);
     const d = await store.upsertDocument(c.id, doc('m', ['alpha', 'beta'], { metadata: { team: 'a' } }));
-    fake.fail({ method: 'insertMany', collection: 'KbqlDocuments', times: 1, mode: 'http500' });
+    fake.fail({ method: 'insertMany', collection: 'KbqlDocuments', times: 1, mode: 'down' });
     await assert.rejects(store.updateDocumentMetadata(d.id, { team: 'b' }), withCode('UPSTREAM_UNAVAILABLE'));
     assert.deepEqual((await store.getDocuments([d.id]))[0]!.metadata, { team: 'a' }, 'the record is the commit point');
     const team = (value: string): Filter => ({ kind: 'condition', field: { type: 'metadata', key: 'team' }, op: 'eq', value });
@@ -712,50 +726,225 @@ describe('WeaviateKnowledgeStore over the fake client', () => {
     assert.throws(() => new WeaviateKnowledgeStore({ url: URL, bindTenants: true }), TypeError);
   });
 
-  it('takes over a stale name claim and refuses a live one', async () => {
+  it('takes over a stale name claim after the grace period, and refuses a live one', async () => {
     const { store, fake } = await open();
     const c = await collection(store, 'taken');
     await assert.rejects(collection(store, 'taken'), withCode('CONFLICT'));
-    // A crash between claiming and writing the record leaves a claim without a collection.
-    const registry = fake.objects('KbqlRegistry');
-    const claim = registry.find((o) => o.properties['kind'] === 'name' && o.properties['name'] === 'taken')!;
-    await fake.collection('KbqlRegistry').insertMany([{ id: claim.id, properties: { ...claim.properties, collectionId: randomUUID() } }]);
+    const [claim] = fake.collectionNames().filter((n) => n.startsWith('KbqlName_'));
+    assert.ok(claim, 'the claim is a Weaviate collection of its own');
+    const held = JSON.parse((await fake.collectionDescription(claim))!) as { collectionId: string; claimedAt: number };
+    assert.equal(held.collectionId, c.id);
+
+    // The collection is deleted but releasing its name fails: the claim outlives it.
+    fake.fail({ method: 'collectionDescription', mode: 'rejected' });
+    await assert.rejects(store.deleteCollection(c.id), withCode('INTERNAL_SERVER_ERROR'));
+    fake.clearFailures();
+    assert.equal(await store.getCollection(c.id), null);
+    assert.equal(await store.getCollectionByName('taken'), null);
+    // Within the grace period it may be a create still in progress (record not written yet): refused.
+    await assert.rejects(collection(store, 'taken'), withCode('CONFLICT'));
+    // Past it, a claim whose collection does not carry the name is taken over.
+    fake.setDescription(claim, JSON.stringify({ ...held, claimedAt: Date.now() - 121_000 }));
     const again = await collection(store, 'taken');
-    assert.notEqual(again.id, c.id);
     assert.equal((await store.getCollectionByName('taken'))!.id, again.id);
+    assert.deepEqual(
+      fake.collectionNames().filter((n) => n.startsWith('KbqlName')),
+      [claim],
+      'one claim, and no release marker left behind',
+    );
+    await store.deleteCollection(again.id);
+    assert.deepEqual(
+      fake.collectionNames().filter((n) => n.startsWith('KbqlName')),
+      [],
+      'deleting the collection releases its name',
+    );
+    assert.equal((await collection(store, 'taken')).name, 'taken', 'and the name is free again');
     await store.close();
+  });
+
+  // Two replicas share one Weaviate; one is slow between Weaviate's "id exists?" check and its write of a claim.
+  async function raceOnSlowReplica<T>(fake: FakeWeaviate, slow: () => Promise<T>, fast: () => Promise<T>) {
+    const pause = fake.pauseNextInsert();
+    const slowRun = slow();
+    const slowSettled = slowRun.then(
+      () => undefined,
+      () => undefined,
+    );
+    await Promise.race([pause.reached, slowSettled]);
+    const fastResult = await fast().then(
+      (value) => ({ status: 'fulfilled' as const, value }),
+      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+    );
+    pause.resume();
+    const slowResult = await slowRun.then(
+      (value) => ({ status: 'fulfilled' as const, value }),
+      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+    );
+    return [slowResult, fastResult];
+  }
+
+  it('two replicas creating one name at once: exactly one wins, the other gets CONFLICT', async () => {
+    const fake = new FakeWeaviate();
+    const { store: a } = await open({}, fake);
+    const { store: b } = await open({}, fake);
+    await a.init();
+    await b.init();
+    const results = await raceOnSlowReplica(
+      fake,
+      () => collection(b, 'race'),
+      () => collection(a, 'race'),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'one create succeeds');
+    const lost = results.find((r) => r.status === 'rejected');
+    assert.ok(
+      lost && isAppError(lost.reason) && lost.reason.code === 'CONFLICT',
+      `the other: ${String(lost && 'reason' in lost ? lost.reason : '')}`,
+    );
+    const named = (await a.listCollections({ offset: 0, limit: 10 })).items.filter((x) => x.name === 'race');
+    assert.equal(named.length, 1, 'one collection carries the name');
+    await a.close();
+    await b.close();
+  });
+
+  it('two replicas renaming two collections to one name at once: exactly one wins', async () => {
+    const fake = new FakeWeaviate();
+    const { store: a } = await open({}, fake);
+    const { store: b } = await open({}, fake);
+    const ca = await collection(a, 'first');
+    const cb = await collection(b, 'second');
+    const results = await raceOnSlowReplica(
+      fake,
+      () => b.updateCollection(cb.id, { name: 'target' }),
+      () => a.updateCollection(ca.id, { name: 'target' }),
+    );
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'one rename succeeds');
+    const names = (await a.listCollections({ offset: 0, limit: 10 })).items.map((x) => x.name).sort();
+    assert.equal(names.filter((n) => n === 'target').length, 1, `names now: ${names.join(', ')}`);
+    assert.equal(names.length, 2);
+    await a.close();
+    await b.close();
   });
 });
 
 describe('WeaviateKnowledgeStore resilience', () => {
-  it('retries transient failures only, with backoff, counting calls', async () => {
+  it('retries transient REST and batch-delete failures, with backoff; never a 4xx', async () => {
+    const { store, fake } = await open({ retries: 2, retryInitialDelayMs: 5, retryMaxDelayMs: 10 });
+    const c = await collection(store);
+    // REST (a name without an index object is looked up in its claim collection, over REST): refused connections
+    // and 5xx are retried.
+    for (const mode of ['down', 'serverError'] as const) {
+      fake.fail({ method: 'collectionDescription', times: 2, mode });
+      const before = fake.count('collectionDescription');
+      assert.equal(await store.getCollectionByName('nobody'), null);
+      assert.equal(fake.count('collectionDescription') - before, 3, `${mode}: two retries, then success`);
+    }
+    fake.fail({ method: 'collectionDescription', times: 5, mode: 'serverError' });
+    let before = fake.count('collectionDescription');
+    await assert.rejects(store.getCollectionByName('nobody'), withCode('UPSTREAM_UNAVAILABLE', /weaviate\.test:8080.*HTTP 500/));
+    assert.equal(fake.count('collectionDescription') - before, 3, 'gives up after 2 retries');
+    fake.clearFailures();
+
+    // gRPC batch delete: weaviate-client does not retry it, so kbql does.
+    const d = await store.upsertDocument(c.id, doc('r', ['one']));
+    fake.fail({ method: 'deleteMany', times: 2, mode: 'down' });
+    before = fake.count('deleteMany');
+    assert.deepEqual(await store.deleteDocuments([d.id]), { documents: 1, chunks: 1 });
+    assert.ok(fake.count('deleteMany') - before >= 3, 'UNAVAILABLE on batch delete is retried');
+
+    fake.fail({ method: 'collectionDescription', times: 1, mode: 'rejected' });
+    before = fake.count('collectionDescription');
+    await assert.rejects(store.getCollectionByName('nobody'), withCode('INTERNAL_SERVER_ERROR', /HTTP 422/));
+    assert.equal(fake.count('collectionDescription') - before, 1, 'a 4xx is never retried');
+    await store.close();
+  });
+
+  it('does not retry a gRPC UNAVAILABLE the client already retried: at most 1 + 5 requests per call', async () => {
     const { store, fake } = await open({ retries: 2, retryInitialDelayMs: 5, retryMaxDelayMs: 10 });
     const c = await collection(store);
     const search = () => store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 1, offset: 0 });
-
-    for (const mode of ['http500', 'ECONNREFUSED', 'grpcUnavailable'] as const) {
-      fake.fail({ method: 'nearVector', times: 2, mode });
-      const before = fake.count('nearVector');
-      await search();
-      assert.equal(fake.count('nearVector') - before, 3, `${mode}: two retries, then success`);
-    }
-    fake.fail({ method: 'nearVector', times: 5, mode: 'http500' });
-    let before = fake.count('nearVector');
-    await assert.rejects(search(), withCode('UPSTREAM_UNAVAILABLE', /weaviate\.test:8080.*HTTP 500/));
-    assert.equal(fake.count('nearVector') - before, 3, 'gives up after 2 retries');
-    fake.clearFailures();
-
-    fake.fail({ method: 'nearVector', times: 1, mode: 'http422' });
-    before = fake.count('nearVector');
-    await assert.rejects(search(), withCode('INTERNAL_SERVER_ERROR', /HTTP 422/));
-    assert.equal(fake.count('nearVector') - before, 1, 'a 4xx is never retried');
+    fake.fail({ method: 'nearVector', mode: 'down' });
+    const calls = fake.count('nearVector');
+    const requests = fake.requests('nearVector');
+    await assert.rejects(search(), withCode('UPSTREAM_UNAVAILABLE', /UNAVAILABLE/));
+    assert.equal(fake.count('nearVector') - calls, 1, 'kbql adds no retries of its own');
+    // The bound docs/weaviate.md states: weaviate-client 3.12's 1 + retryMaxAttempts (5), never × kbql's 1 + retries.
+    assert.equal(fake.requests('nearVector') - requests, 6);
+    assert.equal(store.breakerState, 'closed');
     await store.close();
+  });
+
+  it('never retries gRPC INTERNAL (the client does not either) and reports it as INTERNAL_SERVER_ERROR', async () => {
+    const { store, fake } = await open({ retries: 2, retryInitialDelayMs: 5 });
+    const c = await collection(store);
+    for (const method of ['nearVector', 'insertMany', 'deleteMany'] as const) fake.fail({ method, mode: 'serverError' });
+    const before = { search: fake.requests('nearVector'), insert: fake.requests('insertMany') };
+    await assert.rejects(
+      store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 1, offset: 0 }),
+      withCode('INTERNAL_SERVER_ERROR', /INTERNAL/),
+    );
+    await assert.rejects(store.upsertDocument(c.id, doc('i', ['x'])), withCode('INTERNAL_SERVER_ERROR', /INTERNAL/));
+    assert.equal(fake.requests('nearVector') - before.search, 1);
+    assert.equal(fake.requests('insertMany') - before.insert, 1);
+    await store.close();
+  });
+
+  it('reports refused credentials as UPSTREAM_UNAVAILABLE with reason WEAVIATE_UNAUTHENTICATED / WEAVIATE_FORBIDDEN, unretried', async () => {
+    const { store, fake } = await open({ retries: 2, retryInitialDelayMs: 5, breakerThreshold: 2 });
+    const c = await collection(store);
+    const search = () => store.search({ collectionId: c.id, mode: 'VECTOR', text: '', vector: axis(0), alpha: 0.5, limit: 1, offset: 0 });
+    const cases = [
+      { method: 'isReady', mode: 'unauthenticated', reason: 'WEAVIATE_UNAUTHENTICATED', call: () => store.ping() },
+      { method: 'isReady', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: () => store.ping() },
+      {
+        method: 'collectionDescription',
+        mode: 'unauthenticated',
+        reason: 'WEAVIATE_UNAUTHENTICATED',
+        call: () => store.getCollectionByName('nobody'),
+      },
+      { method: 'collectionDescription', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: () => store.getCollectionByName('nobody') },
+      { method: 'nearVector', mode: 'unauthenticated', reason: 'WEAVIATE_UNAUTHENTICATED', call: search },
+      { method: 'nearVector', mode: 'forbidden', reason: 'WEAVIATE_FORBIDDEN', call: search },
+    ] as const;
+    for (const k of cases) {
+      fake.clearFailures();
+      fake.fail({ method: k.method, mode: k.mode });
+      for (let i = 0; i < 3; i++) {
+        const before = fake.count(k.method);
+        await assert.rejects(k.call(), (error: unknown) => {
+          withCode('UPSTREAM_UNAVAILABLE', /credentials/)(error);
+          assert.equal((error as { details: { reason?: unknown } }).details.reason, k.reason, `${k.method} ${k.mode}`);
+          return true;
+        });
+        assert.equal(fake.count(k.method) - before, 1, `${k.method} ${k.mode}: not retried`);
+      }
+      assert.equal(store.breakerState, 'closed', 'a bad key says nothing about Weaviate being down');
+    }
+    await store.close();
+  });
+
+  it('refused credentials at start-up (wrapped in WeaviateStartUpError) fail init at once, not after retries', async () => {
+    for (const [mode, reason] of [
+      ['unauthenticated', 'WEAVIATE_UNAUTHENTICATED'],
+      ['forbidden', 'WEAVIATE_FORBIDDEN'],
+    ] as const) {
+      const refusing = new FakeWeaviate().fail({ method: 'connect', mode });
+      const { store: starting } = await open({ initTimeoutMs: 2_000, retries: 5, retryInitialDelayMs: 20 }, refusing);
+      const started = performance.now();
+      await assert.rejects(starting.init(), (error: unknown) => {
+        withCode('UPSTREAM_UNAVAILABLE', /refused kbql's credentials/)(error);
+        assert.equal((error as { details: { reason?: unknown } }).details.reason, reason);
+        return true;
+      });
+      assert.equal(refusing.connects.length, 1, 'not retried at start-up');
+      assert.ok(performance.now() - started < 500);
+      await starting.close();
+    }
   });
 
   it('opens the circuit after N consecutive failures, fails fast, and closes again after the half-open delay', async () => {
     const { store, fake } = await open({ breakerThreshold: 3, breakerHalfOpenAfterMs: 150 });
     const c = await collection(store);
-    fake.fail({ mode: 'http500' });
+    fake.fail({ mode: 'down' });
     for (let i = 0; i < 3; i++) await assert.rejects(store.getCollection(c.id), withCode('UPSTREAM_UNAVAILABLE'));
     assert.equal(store.breakerState, 'open');
     const calls = fake.calls.length;
@@ -768,8 +957,8 @@ describe('WeaviateKnowledgeStore resilience', () => {
     assert.deepEqual(await store.collectionStats(c.id), { documents: 0, chunks: 0 });
     assert.equal(store.breakerState, 'closed');
 
-    // 4xx answers say nothing about Weaviate's health: they never open the circuit.
-    fake.fail({ mode: 'http422' });
+    // Refusals say nothing about Weaviate's health: they never open the circuit.
+    fake.fail({ mode: 'rejected' });
     for (let i = 0; i < 4; i++) await assert.rejects(store.getCollection(c.id), withCode('INTERNAL_SERVER_ERROR'));
     assert.equal(store.breakerState, 'closed');
     await store.close();
@@ -790,7 +979,7 @@ describe('WeaviateKnowledgeStore resilience', () => {
   });
 
   it('init against an unreachable or hanging Weaviate fails within the bound, naming the URL', async () => {
-    for (const mode of ['ECONNREFUSED', 'hang'] as const) {
+    for (const mode of ['down', 'hang'] as const) {
       const fake = new FakeWeaviate().fail({ method: 'connect', mode });
       const { store } = await open({ initTimeoutMs: 200, retries: 5, retryInitialDelayMs: 20 }, fake);
       const started = performance.now();
@@ -800,7 +989,7 @@ describe('WeaviateKnowledgeStore resilience', () => {
       );
       const took = performance.now() - started;
       assert.ok(took >= 150 && took < 1_000, `${mode}: failed after ${Math.round(took)} ms (bound 200 ms)`);
-      if (mode === 'ECONNREFUSED') assert.ok(fake.connects.length > 1, 'connecting is retried within the bound');
+      if (mode === 'down') assert.ok(fake.connects.length > 1, 'connecting is retried within the bound');
       fake.clearFailures();
       await store.init();
       await store.ping();
@@ -809,9 +998,9 @@ describe('WeaviateKnowledgeStore resilience', () => {
   });
 
   it('a connection opened lazily by a call tries once, through the breaker, so a dead Weaviate fails fast', async () => {
-    const fake = new FakeWeaviate().fail({ method: 'connect', mode: 'ECONNREFUSED' });
+    const fake = new FakeWeaviate().fail({ method: 'connect', mode: 'down' });
     const { store } = await open({ retries: 3, retryInitialDelayMs: 5, breakerThreshold: 2, breakerHalfOpenAfterMs: 60_000 }, fake);
-    await assert.rejects(store.getCollection(randomUUID()), withCode('UPSTREAM_UNAVAILABLE', /unreachable \(ECONNREFUSED\)/));
+    await assert.rejects(store.getCollection(randomUUID()), withCode('UPSTREAM_UNAVAILABLE', /unreachable \(fetch failed\)/));
     await assert.rejects(store.getCollection(randomUUID()), withCode('UPSTREAM_UNAVAILABLE'));
     assert.equal(fake.connects.length, 2, 'one attempt per call');
     await assert.rejects(store.listCollections({ offset: 0, limit: 1 }), withCode('UPSTREAM_UNAVAILABLE', /circuit open/));
@@ -845,14 +1034,118 @@ describe('WeaviateKnowledgeStore resilience', () => {
     await assert.rejects(store.ping(), withCode('UPSTREAM_UNAVAILABLE', /closed/));
   });
 
-  it('classifies errors: transient = connection, 5xx, UNAVAILABLE, DEADLINE_EXCEEDED; never 4xx', () => {
-    assert.equal(isTransientError(new FakeStatusError(503, 'x')), true);
-    assert.equal(isTransientError(new FakeStatusError(429, 'x')), false);
-    assert.equal(isTransientError(new FakeStatusError(404, 'x')), false);
-    assert.equal(isTransientError(new Error('/weaviate.v1.Weaviate/Search DEADLINE_EXCEEDED: deadline')), true);
+  it('ping checks gRPC too: REST ready with gRPC unreachable is not ready', async () => {
+    for (const options of [{}, { multiTenant: true, tenant: 'home' }]) {
+      const { store, fake } = await open(options);
+      await store.init();
+      await store.ping();
+      fake.fail({ method: 'fetchObjects', mode: 'down' });
+      await assert.rejects(store.ping(), withCode('UPSTREAM_UNAVAILABLE', /gRPC readiness check/));
+      assert.equal(fake.count('isReady'), 2, 'REST said ready both times');
+      await store.close();
+    }
+  });
+
+  it("routes weaviate-client's gRPC retry lines to kbql's logger instead of console.warn", async (t) => {
+    const lines: { message: string; fields: Record<string, unknown> }[] = [];
+    const warn = t.mock.method(console, 'warn', () => undefined);
+    const fake = new FakeWeaviate();
+    const store = new WeaviateKnowledgeStore(
+      { url: URL, retries: 0 },
+      { connect: fake.connect, log: (message, fields) => lines.push({ message, fields }) },
+    );
+    // The very hook weaviate-client 3.12 calls before each of its gRPC retries (grpc/retry.js).
+    grpcRetryOptions.onRetryableError?.(new Error('/weaviate.v1.Weaviate/Search UNAVAILABLE: No connection established'), 0, 512);
+    assert.equal(warn.mock.callCount(), 0, 'nothing on console.warn');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!.message, /retries/);
+    assert.deepEqual({ attempt: lines[0]!.fields['attempt'], delayMs: lines[0]!.fields['delayMs'] }, { attempt: 1, delayMs: 512 });
+    await store.close();
+  });
+
+  it('classifies errors: transient = connection, 5xx, UNAVAILABLE, DEADLINE_EXCEEDED; never 4xx, INTERNAL or credentials', () => {
+    assert.equal(isTransientError(restError(503, 'x')), true);
+    assert.equal(isTransientError(restError(429, 'x')), false);
+    assert.equal(isTransientError(restError(404, 'x')), false);
+    assert.equal(isTransientError(restError(401, 'x')), false);
+    assert.equal(isTransientError(restError(403, 'x')), false);
+    assert.equal(isTransientError(grpcError('nearVector', 'DEADLINE_EXCEEDED', 'deadline')), true);
+    assert.equal(isTransientError(grpcError('nearVector', 'UNAVAILABLE', 'down')), true);
+    assert.equal(isTransientError(grpcError('nearVector', 'INTERNAL', 'boom')), false);
+    assert.equal(isTransientError(grpcError('nearVector', 'UNAUTHENTICATED', 'who')), false);
     assert.equal(isTransientError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), true);
     assert.equal(isTransientError(new Error('invalid filter')), false);
     assert.throws(() => new Resilience({ target: 'x', retries: -1 }), RangeError);
+  });
+});
+
+describe('FakeWeaviate stays faithful to the server and the client', () => {
+  it("throws weaviate-client's own error classes with gRPC status text, never an HTTP status on a gRPC call", async () => {
+    const fake = new FakeWeaviate();
+    await fake.createCollection({
+      name: 'T',
+      description: '',
+      properties: [],
+      vectors: 'hnsw-cosine',
+      multiTenant: false,
+      invertedIndex: { bm25K1: 1.2, bm25B: 0.75, indexNullState: false },
+    });
+    const expected = [
+      [
+        'nearVector',
+        clientErrors.WeaviateQueryError,
+        /^Query call with protocol gRPC failed with message: \/weaviate\.v1\.Weaviate\/Search UNAVAILABLE: /,
+      ],
+      ['aggregate', clientErrors.WeaviateQueryError, /Weaviate\/Aggregate UNAVAILABLE: /],
+      [
+        'insertMany',
+        clientErrors.WeaviateBatchError,
+        /^Batch objects insert failed with message: \/weaviate\.v1\.Weaviate\/BatchObjects UNAVAILABLE: /,
+      ],
+      [
+        'deleteMany',
+        clientErrors.WeaviateDeleteManyError,
+        /^Delete many failed with message: \/weaviate\.v1\.Weaviate\/BatchDelete UNAVAILABLE: /,
+      ],
+    ] as const;
+    const col = fake.collection('T');
+    const run: Record<string, () => Promise<unknown>> = {
+      nearVector: () => col.nearVector([1, 0], { limit: 1, offset: 0, targetVector: 'default', returnProperties: [], returnMetadata: [] }),
+      aggregate: () => col.aggregate({}),
+      insertMany: () => col.insertMany([]),
+      deleteMany: () => col.deleteMany({ operator: 'Equal', target: { property: '_id' }, value: randomUUID() } as FilterValue),
+    };
+    for (const [method, cls, message] of expected) {
+      fake.fail({ method, times: 1, mode: 'down' });
+      await assert.rejects(run[method]!(), (error: unknown) => error instanceof cls && message.test(error.message));
+    }
+    fake.fail({ method: 'collectionDescription', times: 1, mode: 'unauthenticated' });
+    await assert.rejects(fake.collectionDescription('T'), (e: unknown) => e instanceof clientErrors.WeaviateUnauthenticatedError);
+    fake.fail({ method: 'collectionDescription', times: 1, mode: 'forbidden' });
+    await assert.rejects(fake.collectionDescription('T'), (e: unknown) => e instanceof clientErrors.WeaviateInsufficientPermissionsError);
+    await assert.rejects(fake.createCollection({ ...fake.specOf('T')! }), (e: unknown) => {
+      return e instanceof clientErrors.WeaviateUnexpectedStatusCodeError && e.code === 422 && /already exists/.test(e.message);
+    });
+  });
+
+  it('batch delete caps the objects deleted per call, not the matches it reports', async () => {
+    const fake = new FakeWeaviate();
+    await fake.createCollection({
+      name: 'T',
+      description: '',
+      properties: [{ name: 'k', dataType: 'text', tokenization: 'field', indexFilterable: true, indexSearchable: false }],
+      vectors: 'none',
+      multiTenant: false,
+      invertedIndex: { bm25K1: 1.2, bm25B: 0.75, indexNullState: false },
+    });
+    const col = fake.collection('T');
+    await col.insertMany(Array.from({ length: 7 }, () => ({ id: randomUUID(), properties: { k: 'x' } })));
+    fake.deleteCap = 3;
+    const all = { operator: 'Equal', target: { property: 'k' }, value: 'x' } as FilterValue;
+    assert.deepEqual(await col.deleteMany(all), { matches: 7, successful: 3, failed: 0 });
+    assert.deepEqual(await col.deleteMany(all), { matches: 4, successful: 3, failed: 0 });
+    assert.deepEqual(await col.deleteMany(all), { matches: 1, successful: 1, failed: 0 });
+    assert.deepEqual(await col.deleteMany(all), { matches: 0, successful: 0, failed: 0 });
   });
 });
 

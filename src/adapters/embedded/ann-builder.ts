@@ -3,7 +3,11 @@ import { Worker } from 'node:worker_threads';
 import type { AnnBuilderData, AnnBuilderRequest } from './ann-builder.worker';
 
 export interface AnnBuilderThreadOptions {
-  /** Nice value of the thread (Linux), so that request handling wins the CPU. @default 10 */
+  /**
+   * Nice value of the thread (Linux). The lowest priority: request handling and the ingest workers (nice 10) win the
+   * CPU, and the graph catches up when they pause (rows it has not reached are searched exactly meanwhile).
+   * @default 19
+   */
   niceness?: number;
 }
 
@@ -41,7 +45,7 @@ export class AnnBuilderThread {
 
   #ensureWorker(): Worker {
     if (this.#worker) return this.#worker;
-    const workerData: AnnBuilderData = { niceness: this.options.niceness ?? 10 };
+    const workerData: AnnBuilderData = { niceness: this.options.niceness ?? 19 };
     const worker = new Worker(join(__dirname, 'ann-builder.worker.js'), { workerData });
     worker.unref();
     worker.on('message', (reply: { id: number; ok: boolean; value?: unknown; error?: string }) => {

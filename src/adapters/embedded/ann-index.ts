@@ -80,6 +80,8 @@ export interface AnnIndexOptions {
   builderIdleMs?: number;
   /** Vectors to allocate room for in the exact copy. @default 64 */
   initialCapacity?: number;
+  /** The rows present at start-up, already loaded (e.g. by a fill thread): adopted as the exact copy. */
+  rows?: VectorIndex;
   /** Background failures (builder thread, save, mapping): the index keeps serving from what it has. */
   onError?: (error: Error) => void;
 }
@@ -167,7 +169,9 @@ interface Batch {
 export class AnnIndex implements VectorSearchIndex {
   readonly dimensions: number;
   readonly fingerprint: AnnFingerprint;
-  private readonly options: Required<Omit<AnnIndexOptions, 'onError' | 'initialCapacity' | 'path' | 'embedder' | 'dimensions' | 'builder'>>;
+  private readonly options: Required<
+    Omit<AnnIndexOptions, 'onError' | 'initialCapacity' | 'path' | 'embedder' | 'dimensions' | 'builder' | 'rows'>
+  >;
   private readonly thread: AnnBuilderThread;
   private readonly exact: VectorIndex;
 
@@ -220,10 +224,21 @@ export class AnnIndex implements VectorSearchIndex {
 
   constructor(private readonly config: AnnIndexOptions) {
     this.dimensions = config.dimensions;
-    const { onError: _onError, initialCapacity, path: _path, embedder: _embedder, dimensions: _dimensions, builder, ...rest } = config;
+    const {
+      onError: _onError,
+      initialCapacity,
+      path: _path,
+      embedder: _embedder,
+      dimensions: _dimensions,
+      builder,
+      rows,
+      ...rest
+    } = config;
     this.options = { ...DEFAULTS, ...stripUndefined(rest) };
     this.thread = builder ?? sharedAnnBuilderThread();
-    this.exact = new VectorIndex(config.dimensions, initialCapacity ?? 64);
+    if (rows && rows.dimensions !== config.dimensions)
+      throw new RangeError(`rows have ${rows.dimensions} dimensions, the index ${config.dimensions}`);
+    this.exact = rows ?? new VectorIndex(config.dimensions, initialCapacity ?? 64);
     this.fingerprint = {
       embedder: config.embedder,
       dimensions: config.dimensions,

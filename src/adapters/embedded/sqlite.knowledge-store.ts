@@ -17,6 +17,7 @@ import type {
   SearchHit,
   SearchRequest,
   ShareRole,
+  StoreWarmUpState,
   VectorIndexState,
 } from '../../ports/knowledge-store.port';
 import { SqliteCollections } from './sqlite.collections';
@@ -167,6 +168,15 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     const ann = this.indexes.annStats(id);
     const approximate = ann !== null && (ann.graphRows > 0 || ann.rebuilding || ann.builderLoaded);
     return approximate ? { approximate, indexedFraction: ann.indexedFraction } : { approximate: false, indexedFraction: 1 };
+  }
+
+  /** See {@link KnowledgeStore.warmUp}: every collection's vector index (large ones on a fill thread) and saved graph. */
+  warmUp(): Promise<void> {
+    return this.indexes.warm();
+  }
+
+  warmUpState(): StoreWarmUpState {
+    return this.indexes.summary();
   }
 
   /**

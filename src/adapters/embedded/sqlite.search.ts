@@ -71,8 +71,13 @@ export class SqliteSearch {
 
   async search(request: SearchRequest): Promise<SearchHit[]> {
     const { offset, limit } = checkPage(request);
-    const collection = this.db.collectionRow(request.collectionId);
+    let collection = this.db.collectionRow(request.collectionId);
     if (!collection) throw notFound('Collection', request.collectionId);
+    // A vector search during start-up waits for the fill thread loading this collection's index.
+    if (request.mode !== 'KEYWORD' && (await this.indexes.ready(collection.id))) {
+      collection = this.db.collectionRow(request.collectionId);
+      if (!collection) throw notFound('Collection', request.collectionId);
+    }
     const filter = request.filter ? compileFilterSql(request.filter) : null;
     const wantsVector = request.mode === 'VECTOR' || request.mode === 'HYBRID';
     if (wantsVector) checkQueryVector(request, collection.embedder_dimensions);

@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { AnnBuilderThread } from './ann-builder';
 import { removeAnnFile } from './ann-file';
 import { AnnIndex, type AnnIndexOptions, type AnnOpenResult, type AnnStats } from './ann-index';
+import type { StoreWarmUpState } from '../../ports/knowledge-store.port';
 import type { SqliteDatabase, VersionBumps } from './sqlite.database';
 import type { CollectionRow } from './sqlite.rows';
+import { FillMovedError, fillVectors, type FilledRows } from './vector-fill';
 import { VectorIndex, type VectorSearchIndex } from './vector-index';
 
 /** Changes to apply to a loaded vector index once the transaction that made them has committed, in order. */
@@ -37,6 +39,13 @@ export interface VectorIndexesOptions {
   onAnnOpened?: (collectionId: string, result: AnnOpenResult) => void;
 }
 
+/** Collections at or above this many rows are loaded on a fill thread at warm-up; smaller ones on the event loop. */
+const FILL_THREAD_MIN_ROWS = 20_000;
+/** Longest a fill thread may take before the load falls back to the event loop. */
+const FILL_TIMEOUT_MS = 120_000;
+/** Fill-thread attempts when writes keep moving the collection on while it reads; then the event loop loads it. */
+const FILL_ATTEMPTS = 3;
+
 interface Entry {
   index: VectorSearchIndex;
   version: number;
@@ -54,6 +63,11 @@ export class LoadedVectorIndexes {
   private readonly closing = new Map<string, Promise<void>>();
   private builder: AnnBuilderThread | null = null;
   private closed = false;
+  /** Loads running on a fill thread, by collection: searches of the collection wait for them. */
+  private readonly loading = new Map<string, Promise<void>>();
+  /** Aborted by close(): fill threads still reading stop at once. */
+  private readonly shutdown = new AbortController();
+  private warmState = { warming: false, collections: 0, loaded: 0, warmMs: null as number | null };
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -104,9 +118,130 @@ export class LoadedVectorIndexes {
       }
       return { index, version, ann: annIndex, opening: null, changedWhileOpening: false, retired: false };
     })();
-    this.indexes.set(collection.id, loaded);
-    if (loaded.ann) this.startOpening(collection.id, loaded, loaded.ann);
+    this.install(collection.id, loaded);
     return loaded.index;
+  }
+
+  /**
+   * Waits for a fill thread loading the collection's index, so a search does not load the same rows on the event
+   * loop. True when it waited (the collection may have moved on meanwhile: read its row again).
+   */
+  async ready(collectionId: string): Promise<boolean> {
+    const loading = this.loading.get(collectionId);
+    if (!loading) return false;
+    await loading;
+    return true;
+  }
+
+  /**
+   * Start-up: loads the index of every collection (large ones on a fill thread, one collection at a time) and waits
+   * until each ANN index has opened its saved graph. Never rejects: a collection that fails here is loaded on its
+   * first search instead. {@link summary} reports progress.
+   */
+  async warm(): Promise<void> {
+    const started = performance.now();
+    const counts = new Map(
+      (this.db.prepare('SELECT collection_id, count(*) FROM chunks GROUP BY collection_id', 'raw').all() as [string, number][]).map(
+        ([id, n]) => [id, n] as const,
+      ),
+    );
+    const ids = this.db.prepare('SELECT id FROM collections ORDER BY created_at, id', 'pluck').all() as string[];
+    this.warmState = { warming: true, collections: ids.length, loaded: 0, warmMs: null };
+    try {
+      for (const id of ids) {
+        if (this.closed) break;
+        const collection = this.db.collectionRow(id);
+        try {
+          if (collection && (counts.get(id) ?? 0) >= FILL_THREAD_MIN_ROWS) await this.load(collection);
+          else if (collection) {
+            this.get(collection);
+            await this.indexes.get(id)?.opening;
+          }
+        } catch (error) {
+          this.reportError(id, error);
+        }
+        this.warmState.loaded++;
+        // Many small collections load on the event loop: let requests in between them.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.warmState.warming = false;
+      this.warmState.warmMs = performance.now() - started;
+    }
+  }
+
+  /** Warm-up progress and the share of loaded rows served by a graph or an exact index. */
+  summary(): StoreWarmUpState {
+    let rows = 0;
+    let indexedRows = 0;
+    for (const entry of this.indexes.values()) {
+      const size = entry.index.size;
+      rows += size;
+      const ann = entry.ann?.stats();
+      // Below the graph threshold (or in exact mode) the exact index serves every row.
+      indexedRows += ann && (ann.graphRows > 0 || ann.rebuilding || ann.builderLoaded) ? ann.indexed : size;
+    }
+    const { warming, collections, loaded, warmMs } = this.warmState;
+    return { warming, collections, loadedCollections: loaded, rows, indexedRows, warmMs };
+  }
+
+  /** Loads the collection's index on a fill thread unless it is loaded at its current version, then opens its graph. */
+  private load(collection: CollectionRow): Promise<void> {
+    const entry = this.indexes.get(collection.id);
+    if (entry && entry.version === collection.version) return entry.opening ?? Promise.resolve();
+    let loading = this.loading.get(collection.id);
+    if (!loading) {
+      loading = this.loadInThread(collection.id).finally(() => this.loading.delete(collection.id));
+      this.loading.set(collection.id, loading);
+    }
+    return loading;
+  }
+
+  private async loadInThread(collectionId: string): Promise<void> {
+    for (let attempt = 0; attempt < FILL_ATTEMPTS && !this.closed; attempt++) {
+      const before = this.db.collectionRow(collectionId);
+      if (!before) return;
+      let rows: FilledRows;
+      try {
+        rows = await fillVectors({
+          filename: this.db.filename,
+          collectionId,
+          dimensions: before.embedder_dimensions,
+          busyTimeoutMs: 5000,
+          timeoutMs: FILL_TIMEOUT_MS,
+          signal: this.shutdown.signal,
+        });
+      } catch (error) {
+        if (this.closed) return;
+        if (error instanceof FillMovedError) continue;
+        this.reportError(collectionId, error);
+        break;
+      }
+      const now = this.db.collectionRow(collectionId);
+      if (this.closed || !now) return;
+      const current = this.indexes.get(collectionId);
+      if (current && current.version === now.version) return void (await current.opening);
+      // Every write to a collection bumps its version: the same version means the thread read exactly the current rows.
+      if (rows.version !== now.version) continue;
+      if (current) this.retire(collectionId, current, false);
+      const exact = VectorIndex.fromRows(now.embedder_dimensions, rows);
+      const ann = this.options.mode === 'auto' ? this.newAnnIndex(now, exact.size, exact) : null;
+      const entry: Entry = { index: ann ?? exact, version: rows.version, ann, opening: null, changedWhileOpening: false, retired: false };
+      this.install(collectionId, entry);
+      await entry.opening;
+      return;
+    }
+    // The thread failed, or writes kept the collection moving: load it here, as a first search would.
+    const collection = this.db.collectionRow(collectionId);
+    if (collection && !this.closed) {
+      this.get(collection);
+      await this.indexes.get(collectionId)?.opening;
+    }
+  }
+
+  private install(collectionId: string, entry: Entry): void {
+    this.indexes.set(collectionId, entry);
+    if (entry.ann) this.startOpening(collectionId, entry, entry.ann);
   }
 
   /** Forgets the index of a deleted collection, and deletes its graph file. */
@@ -146,6 +281,8 @@ export class LoadedVectorIndexes {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.shutdown.abort();
+    await Promise.all([...this.loading.values()]);
     const entries = [...this.indexes.entries()];
     this.indexes.clear();
     const closes = entries.map(async ([collectionId, entry]) => {
@@ -161,7 +298,7 @@ export class LoadedVectorIndexes {
     this.builder = null;
   }
 
-  private newAnnIndex(collection: CollectionRow, rows: number): AnnIndex {
+  private newAnnIndex(collection: CollectionRow, rows: number, loaded?: VectorIndex): AnnIndex {
     this.builder ??= new AnnBuilderThread();
     mkdirSync(join(this.options.dataDir, 'ann'), { recursive: true });
     return new AnnIndex({
@@ -170,6 +307,7 @@ export class LoadedVectorIndexes {
       embedder: collection.embedder_name,
       path: this.annPath(collection.id),
       initialCapacity: Math.max(64, rows),
+      rows: loaded,
       builder: this.builder,
       onError: (error) => this.reportError(collection.id, error),
     });

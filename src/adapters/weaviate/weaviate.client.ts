@@ -1,4 +1,5 @@
 import weaviate, { ApiKey, configure, type FilterValue, type WeaviateClient } from 'weaviate-client';
+import { clientErrors } from './weaviate.client-internals';
 
 /**
  * The narrow slice of weaviate-client v3 the store uses, so tests can put an in-memory fake
@@ -15,6 +16,8 @@ export interface WeaviateClientLike {
   createCollection(spec: CollectionSpec): Promise<void>;
   /** Succeeds when the collection does not exist. */
   deleteCollection(name: string): Promise<void>;
+  /** The collection's description (GET /v1/schema/{name}); null when it does not exist. */
+  collectionDescription(name: string): Promise<string | null>;
   /** The collection's properties (names and data types). */
   listProperties(name: string): Promise<PropertySpec[]>;
   /** Throws (HTTP 422, "already exists") when the property exists. */
@@ -193,6 +196,14 @@ function adaptClient(client: WeaviateClient): WeaviateClientLike {
       });
     },
     deleteCollection: (name) => client.collections.delete(name),
+    collectionDescription: async (name) => {
+      try {
+        return (await client.collections.use(name).config.get()).description ?? '';
+      } catch (error) {
+        if (error instanceof clientErrors.WeaviateUnexpectedStatusCodeError && error.code === 404) return null;
+        throw error;
+      }
+    },
     listProperties: async (name) => {
       const config = await client.collections.use(name).config.get();
       return config.properties.map((p) => ({

@@ -1,9 +1,9 @@
 /**
- * kbql collections on Weaviate: one registry object each, a name claim per name, and the chunk collection; version
- * bumps and shares are read-modify-write under an in-process lock.
+ * kbql collections on Weaviate: one registry object each, a name claim per name (`weaviate.claims.ts`), and the
+ * chunk collection; version bumps and shares are read-modify-write under an in-process lock.
  */
 import { randomUUID } from 'node:crypto';
-import { AppError, badInput, notFound } from '../../errors';
+import { badInput, notFound } from '../../errors';
 import type {
   CollectionListFilter,
   CollectionPatch,
@@ -17,9 +17,8 @@ import type {
 } from '../../ports/knowledge-store.port';
 import { DEFAULT_TENANT } from '../../ports/knowledge-store.port';
 import { checkShareTenant, withShare } from '../store-checks';
-import type { WriteObject } from './weaviate.client';
+import { conflict, WeaviateNameClaims } from './weaviate.claims';
 import { andOf, byIds, eq, orOf } from './weaviate.filters';
-import { isAlreadyExists } from './weaviate.resilience';
 import { collectionProperties, isCanonicalId, nameClaimId, toCollection } from './weaviate.rows';
 import type { WeaviateSchema } from './weaviate.schema';
 import type { WeaviateCore, WeaviateSession } from './weaviate.session';
@@ -27,6 +26,7 @@ import type { WeaviateCore, WeaviateSession } from './weaviate.session';
 export class WeaviateCollections {
   private readonly core: WeaviateCore;
   private readonly tenant: string | undefined;
+  private readonly claims: WeaviateNameClaims;
 
   constructor(
     private readonly session: WeaviateSession,
@@ -34,6 +34,10 @@ export class WeaviateCollections {
   ) {
     this.core = session.core;
     this.tenant = session.tenant;
+    this.claims = new WeaviateNameClaims(session, async (tenant, name, id) => {
+      const record = await this.getCollection(id);
+      return record?.name === name && record.tenant === tenant;
+    });
   }
 
   async createCollection(input: NewCollection): Promise<CollectionRecord> {
@@ -54,12 +58,13 @@ export class WeaviateCollections {
       updatedAt: new Date(now),
       shares: [],
     };
-    await this.claimName(record.tenant, record.name, record.id);
+    const claim = await this.claims.acquire(record.tenant, record.name, record.id);
     try {
+      await this.checkNameIndex(record.tenant, record.name);
       await this.schema.ensureChunkCollection(record.id, true, this.schema.chunkTenant(record.tenant));
       await this.writeCollection(record);
-      const claim = await this.readClaim(record.tenant, record.name);
-      if (claim?.collectionId !== record.id) throw conflict(record.name);
+      await this.claims.confirm(record.tenant, record.name, claim);
+      await this.writeNameIndex(record.tenant, record.name, record.id);
       return record;
     } catch (error) {
       await this.dropCollectionObjects(record).catch(() => undefined);
@@ -72,7 +77,7 @@ export class WeaviateCollections {
       const current = await this.getCollection(id);
       if (!current) throw notFound('Collection', id);
       const renamed = patch.name !== undefined && patch.name !== current.name;
-      if (renamed) await this.claimName(current.tenant, patch.name!, id);
+      const claim = renamed ? await this.claims.acquire(current.tenant, patch.name!, id) : null;
       const next: CollectionRecord = {
         ...current,
         name: patch.name ?? current.name,
@@ -80,8 +85,23 @@ export class WeaviateCollections {
         version: current.version + 1,
         updatedAt: new Date(Math.max(Date.now(), current.updatedAt.getTime())),
       };
+      if (claim) {
+        try {
+          await this.checkNameIndex(current.tenant, next.name);
+          await this.writeCollection(next);
+          await this.claims.confirm(current.tenant, next.name, claim);
+        } catch (error) {
+          // Back to the old name: the record first (the new claim may already be another collection's), then the claim.
+          await this.writeCollection(current).catch(() => undefined);
+          await this.claims.release(current.tenant, next.name, id).catch(() => undefined);
+          throw error;
+        }
+        await this.writeNameIndex(current.tenant, next.name, id);
+        // Best effort: a claim left behind is stale (the record no longer carries the name) and is taken over later.
+        await this.releaseClaim(current.tenant, current.name, id).catch(() => undefined);
+        return next;
+      }
       await this.writeCollection(next);
-      if (renamed) await this.releaseClaim(current.tenant, current.name, id);
       return next;
     });
   }
@@ -128,10 +148,15 @@ export class WeaviateCollections {
   }
 
   async getCollectionByName(name: string, tenant: string = DEFAULT_TENANT): Promise<CollectionRecord | null> {
-    const claim = await this.readClaim(tenant, name);
-    if (!claim) return null;
+    // The index object first (one gRPC read); the claim collection (REST) when it is missing or out of date.
+    const carries = (record: CollectionRecord | null): record is CollectionRecord => record?.name === name && record.tenant === tenant;
+    const indexed = await this.readNameIndex(tenant, name);
+    const hinted = indexed ? await this.getCollection(indexed.collectionId) : null;
+    if (carries(hinted)) return hinted;
+    const claim = await this.claims.read(tenant, name);
+    if (!claim || claim.collectionId === indexed?.collectionId) return null;
     const record = await this.getCollection(claim.collectionId);
-    return record && record.name === name && record.tenant === tenant ? record : null;
+    return carries(record) ? record : null;
   }
 
   async listCollections(page: PageRequest, filter: CollectionListFilter = {}): Promise<Page<CollectionRecord>> {
@@ -212,33 +237,36 @@ export class WeaviateCollections {
     await this.releaseClaim(record.tenant, record.name, record.id);
   }
 
-  private async readClaim(tenant: string, name: string): Promise<{ collectionId: string } | null> {
-    const [claim] = await this.session.fetchByIds(await this.schema.registryCollection(), [nameClaimId(tenant, name)]);
-    const collectionId = claim?.properties['collectionId'];
-    return claim && claim.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
+  /**
+   * The name's index object in the registry (id derived from tenant and name): a hint from name to collection for
+   * fast lookups, written after the claim is confirmed and checked against the record on every read. An older kbql
+   * wrote it as the claim itself, so it is honoured as one ({@link checkNameIndex}).
+   */
+  private async readNameIndex(tenant: string, name: string): Promise<{ collectionId: string } | null> {
+    const [index] = await this.session.fetchByIds(await this.schema.registryCollection(), [nameClaimId(tenant, name)]);
+    const collectionId = index?.properties['collectionId'];
+    return index && index.properties['kind'] === 'name' && typeof collectionId === 'string' ? { collectionId } : null;
   }
 
-  /** Reserves a collection name for `collectionId`; CONFLICT when a live collection holds it. */
-  private async claimName(tenant: string, name: string, collectionId: string): Promise<void> {
-    const registry = await this.schema.registryCollection();
-    const claim: WriteObject = { id: nameClaimId(tenant, name), properties: { kind: 'name', collectionId, name, ownerTenant: tenant } };
-    try {
-      await this.session.call('claim collection name', (c) => c.collection(registry, this.tenant).insert(claim), { write: true });
-      return;
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
-    const holder = await this.readClaim(tenant, name);
-    if (holder?.collectionId === collectionId) return; // our own earlier attempt
-    const owner = holder ? await this.getCollection(holder.collectionId) : null;
+  /** Best effort: without the index a lookup by name reads the claim collection instead. */
+  private async writeNameIndex(tenant: string, name: string, collectionId: string): Promise<void> {
+    const index = { id: nameClaimId(tenant, name), properties: { kind: 'name', collectionId, name, ownerTenant: tenant } };
+    await this.session.insertAll(await this.schema.registryCollection(), [index], 'index collection name').catch(() => undefined);
+  }
+
+  /** CONFLICT when the index (an older kbql's claim) gives the name to a live collection that carries it. */
+  private async checkNameIndex(tenant: string, name: string): Promise<void> {
+    const indexed = await this.readNameIndex(tenant, name);
+    if (!indexed) return;
+    const owner = await this.getCollection(indexed.collectionId);
     if (owner && owner.name === name && owner.tenant === tenant) throw conflict(name);
-    // A stale claim (its collection was deleted or renamed and the release did not happen): take it over.
-    await this.session.insertAll(registry, [claim], 'claim collection name');
   }
 
+  /** Releases the name's claim collection, then its index object if it points at `collectionId`. */
   private async releaseClaim(tenant: string, name: string, collectionId: string): Promise<void> {
-    const holder = await this.readClaim(tenant, name);
-    if (holder?.collectionId !== collectionId) return;
+    await this.claims.release(tenant, name, collectionId);
+    const indexed = await this.readNameIndex(tenant, name);
+    if (indexed?.collectionId !== collectionId) return;
     await this.session.deleteAll(await this.schema.registryCollection(), byIds([nameClaimId(tenant, name)]), 'release collection name');
   }
 
@@ -256,6 +284,3 @@ export class WeaviateCollections {
     }
   }
 }
-
-const conflict = (name: string): AppError =>
-  new AppError('CONFLICT', `A collection named "${name}" already exists.`, { field: 'name', name });

@@ -19,6 +19,7 @@ import type {
   ShareRole,
 } from '../../ports/knowledge-store.port';
 import { connectWeaviate } from './weaviate.client';
+import { routeClientRetryLog } from './weaviate.client-internals';
 import { WeaviateCollections } from './weaviate.collections';
 import { checkTenant, resolveOptions, type WeaviateStoreDeps, type WeaviateStoreOptions } from './weaviate.options';
 import { WeaviateReads } from './weaviate.reads';
@@ -35,10 +36,10 @@ export { parseHybridExplain, queryTerms } from './weaviate.search';
  * KnowledgeStore on Weaviate 1.3x through weaviate-client v3 (gRPC for data and search, REST for schema).
  *
  * Layout (names from `collectionPrefix`, default `Kbql`):
- * - `KbqlRegistry`: one object per kbql collection (name, description, chunking, embedder, version, timestamps),
- *   plus one name-claim object per collection name whose id is derived from the name. Claims are created with a
- *   REST insert, which fails when the id exists, so two creates of one name cannot both succeed on one Weaviate
- *   node (a claim whose collection no longer carries that name is stale and is taken over).
+ * - `KbqlRegistry`: one object per kbql collection (name, description, chunking, embedder, version, timestamps).
+ * - `KbqlName_<hash of tenant and name>`: one empty collection per collection name, its claim. Weaviate creates
+ *   collections one at a time through its Raft log, so of two racing creates of one name exactly one succeeds
+ *   (`weaviate.claims.ts`; a REST object insert would not do: it checks, then writes).
  * - `KbqlDocuments`: one record per document, for all kbql collections. Document ids are global (the port's
  *   getDocuments, deleteDocuments, updateDocumentMetadata and listChunks take no collection), so one collection
  *   resolves any id in one lookup; listing, counting (aggregate) and deleting documents never scan chunks.
@@ -78,6 +79,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   private readonly reads: WeaviateReads;
   private readonly writes: WeaviateWrites;
   private readonly searcher: WeaviateSearch;
+  private detachLog: (() => void) | null = null;
 
   /** @param view internal: a tenant view sharing another store's state (see {@link withTenant}). */
   constructor(options: WeaviateStoreOptions, deps: WeaviateStoreDeps = {}, view?: { core: WeaviateCore; tenant: string }) {
@@ -90,6 +92,7 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
       this.isView = false;
       const resolved = resolveOptions(options);
       this.core = createCore(resolved, deps.connect ?? connectWeaviate);
+      if (deps.log) this.detachLog = routeClientRetryLog(deps.log);
       if (options.tenant !== undefined) {
         if (!resolved.multiTenant) throw new TypeError('tenant is only meaningful with multiTenant: true');
         checkTenant(options.tenant);
@@ -133,11 +136,16 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
   async close(): Promise<void> {
     if (this.isView || this.core.closed) return;
     this.core.closed = true;
+    this.detachLog?.();
     const pending = this.core.client;
     this.core.client = null;
     if (pending) await pending.then((c) => c.close()).catch(() => undefined);
   }
 
+  /**
+   * REST readiness (`/.well-known/ready`), then one cheap gRPC call (a one-object fetch from the registry): gRPC
+   * carries every search and batch write, and a server can be REST-ready with its gRPC port unreachable.
+   */
   async ping(): Promise<void> {
     const ready = await this.session.call('readiness check', (c) => c.isReady(), { retry: false });
     if (!ready) {
@@ -145,6 +153,14 @@ export class WeaviateKnowledgeStore implements KnowledgeStore {
         dependency: 'weaviate',
       });
     }
+    // A multi-tenant store without a tenant has no shard to read from (its tenant views ping through the root).
+    if (this.core.options.multiTenant && this.session.tenant === undefined) return;
+    const registry = await this.schema.registryCollection();
+    await this.session.call(
+      'gRPC readiness check',
+      (c) => c.collection(registry, this.session.tenant).fetchObjects({ limit: 1, returnProperties: ['kind'] }),
+      { retry: false },
+    );
   }
 
   // ---------------------------------------------------------------- collections

@@ -60,11 +60,22 @@ export interface WeaviateStoreOptions {
   maxQueryResults?: number;
   /** Weaviate's QUERY_HYBRID_MAXIMUM_RESULTS: candidates per side of a hybrid query. @default 100 */
   hybridCandidates?: number;
+  /**
+   * Age after which a collection-name claim whose collection does not carry the name may be taken over (a claimer
+   * crashed); a create or rename must finish within half of it (`weaviate.claims.ts`). Keep replica clocks within
+   * a quarter of it. @default 120000
+   */
+  claimGraceMs?: number;
 }
 
 export interface WeaviateStoreDeps {
   /** Opens the client; tests pass an in-memory fake. @default `connectWeaviate` */
   connect?: ConnectFn;
+  /**
+   * Where weaviate-client's gRPC retry lines go instead of console.warn (which would break JSON logs): kbql's
+   * logger at warn level. @default dropped
+   */
+  log?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 export type Resolved = Required<Omit<WeaviateStoreOptions, 'apiKey' | 'tenant' | 'grpcHost' | 'grpcSecure'>> & {
@@ -115,6 +126,7 @@ export function resolveOptions(options: WeaviateStoreOptions): Resolved {
     batchSize: positiveInt(options.batchSize, 100, 'batchSize'),
     maxQueryResults: positiveInt(options.maxQueryResults, 10_000, 'maxQueryResults'),
     hybridCandidates: positiveInt(options.hybridCandidates, 100, 'hybridCandidates'),
+    claimGraceMs: positiveInt(options.claimGraceMs, 120_000, 'claimGraceMs'),
     displayUrl,
     connect: {
       httpHost: url.hostname,

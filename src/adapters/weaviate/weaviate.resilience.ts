@@ -12,6 +12,7 @@ import {
   type ResiliencePolicy,
 } from '../resilience/resilience-policy';
 import { causeChain, hasNetworkFailureCause } from '../resilience/transient-errors';
+import { clientGrpcAttempts } from './weaviate.client-internals';
 
 /** How calls to a networked dependency are bounded, retried and cut off. Times in milliseconds. */
 export interface ResilienceOptions {
@@ -41,14 +42,39 @@ export type BreakerState = CircuitStateName;
 /** gRPC's words for a server that is down or too slow (weaviate-client searches over gRPC). */
 const GRPC_TRANSIENT = /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b/;
 
+/** The `reason` of an UPSTREAM_UNAVAILABLE that says Weaviate refused kbql's credentials. */
+export type WeaviateAuthReason = 'WEAVIATE_UNAUTHENTICATED' | 'WEAVIATE_FORBIDDEN';
+
 /**
- * True for failures worth retrying: connection refused/reset, HTTP 5xx, gRPC UNAVAILABLE / DEADLINE_EXCEEDED, the
- * client's own request timeout, and start-up (connect) failures. Never for 4xx, validation or kbql's own errors.
- * weaviate-client does not export its error classes, so they are recognised by `name` and `code`.
+ * Weaviate refused kbql's credentials: a REST 401 (`WeaviateUnauthenticatedError`, no status code on it) or 403, gRPC
+ * UNAUTHENTICATED / PERMISSION_DENIED (which the client passes on as status text inside `WeaviateQueryError`,
+ * `WeaviateBatchError` …), or either wrapped in a `WeaviateStartUpError` while connecting. Null otherwise.
+ */
+export function authFailureOf(error: unknown): WeaviateAuthReason | null {
+  for (const e of causeChain(error)) {
+    if (!e.name.startsWith('Weaviate')) continue;
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'WeaviateUnauthenticatedError' || (e.name === 'WeaviateUnexpectedStatusCodeError' && code === 401)) {
+      return 'WEAVIATE_UNAUTHENTICATED';
+    }
+    if (e.name === 'WeaviateInsufficientPermissionsError' || (e.name === 'WeaviateUnexpectedStatusCodeError' && code === 403)) {
+      return 'WEAVIATE_FORBIDDEN';
+    }
+    if (/\bUNAUTHENTICATED\b|\bUnauthenticated: /.test(e.message)) return 'WEAVIATE_UNAUTHENTICATED';
+    if (/\bPERMISSION_DENIED\b|\bForbidden: /.test(e.message)) return 'WEAVIATE_FORBIDDEN';
+  }
+  return null;
+}
+
+/**
+ * True for failures that say Weaviate is down or failing: connection refused/reset, HTTP 5xx, gRPC UNAVAILABLE /
+ * DEADLINE_EXCEEDED, the client's own request timeout, and start-up (connect) failures. Never for refused
+ * credentials, 4xx, gRPC INTERNAL, validation or kbql's own errors. The circuit breaker counts these.
  */
 export function isTransientError(error: unknown): boolean {
   if (isAppError(error) || isTimeoutError(error) || isCircuitOpenError(error)) return false;
   if (!(error instanceof Error)) return false;
+  if (authFailureOf(error)) return false;
   const status = statusOf(error);
   if (status !== null) return status >= 500;
   if (['WeaviateRequestTimeoutError', 'WeaviateGRPCUnavailableError', 'WeaviateStartUpError'].includes(error.name)) {
@@ -58,10 +84,27 @@ export function isTransientError(error: unknown): boolean {
   return hasNetworkFailureCause(error, { dnsFailure: true, message: GRPC_TRANSIENT });
 }
 
+/**
+ * True when weaviate-client has already retried this failure itself: gRPC UNAVAILABLE from a search, aggregate,
+ * batch insert or tenants get (its `retryOptions`, up to 5 retries in 3.12.1). Batch delete and REST calls are
+ * not retried by the client.
+ */
+export function isRetriedByClient(error: unknown): boolean {
+  if (!(error instanceof Error) || clientGrpcAttempts() === 1) return false;
+  const retriedCall = ['WeaviateQueryError', 'WeaviateBatchError', 'WeaviateTenantsGetError'].includes(error.name);
+  return retriedCall && /\bUNAVAILABLE\b/.test(error.message);
+}
+
+/** Failures kbql's own retry layer retries: transient ones the client has not already retried. */
+export function isRetryableError(error: unknown): boolean {
+  return isTransientError(error) && !isRetriedByClient(error);
+}
+
 /** The HTTP status of a weaviate-client REST error, or null. */
 export function statusOf(error: unknown): number | null {
   if (!(error instanceof Error)) return null;
   const code = (error as { code?: unknown }).code;
+  if (error.name === 'WeaviateUnauthenticatedError') return 401;
   if (typeof code !== 'number') return null;
   if (error.name === 'WeaviateUnexpectedStatusCodeError' || error.name === 'WeaviateInsufficientPermissionsError') {
     return code === 7 ? 403 : code; // the gRPC permission error carries status 7
@@ -93,7 +136,8 @@ export class Resilience {
     this.dependency = options.dependency ?? 'weaviate';
     this.target = options.target;
     this.policy = createResiliencePolicy({
-      isTransient: isTransientError,
+      // Not what the client already retried itself: its retries and these would multiply.
+      isTransient: isRetryableError,
       // A timed-out attempt is not retried, but it counts towards opening the circuit.
       isFailure: (e) => isTransientError(e) || isTimeoutError(e),
       timeoutMs: options.timeoutMs ?? 10_000,
@@ -137,13 +181,22 @@ export class Resilience {
         { cause: error },
       );
     }
-    const status = statusOf(error);
-    const reason = reasonOf(error);
-    if (isTransientError(error) || status === 401 || status === 403) {
-      const what = status === 401 || status === 403 ? `rejected kbql's credentials` : `is unreachable or failing`;
+    const auth = authFailureOf(error);
+    if (auth) {
+      const what =
+        auth === 'WEAVIATE_UNAUTHENTICATED' ? `rejected kbql's credentials (check the API key)` : `denied kbql's credentials permission`;
       return new AppError(
         'UPSTREAM_UNAVAILABLE',
-        `${name} at ${this.target} ${what} (${reason}) during ${operation}.`,
+        `${name} at ${this.target} ${what} during ${operation}.`,
+        { ...details, reason: auth },
+        { cause: error },
+      );
+    }
+    const reason = reasonOf(error);
+    if (isTransientError(error)) {
+      return new AppError(
+        'UPSTREAM_UNAVAILABLE',
+        `${name} at ${this.target} is unreachable or failing (${reason}) during ${operation}.`,
         { ...details, reason },
         { cause: error },
       );

@@ -8,7 +8,7 @@ import { checkPage } from '../store-checks';
 import type { ConnectFn, WeaviateClientLike, WObject, WriteObject } from './weaviate.client';
 import { byIds } from './weaviate.filters';
 import type { Resolved } from './weaviate.options';
-import { reasonOf, Resilience } from './weaviate.resilience';
+import { authFailureOf, reasonOf, Resilience } from './weaviate.resilience';
 import { isCanonicalId } from './weaviate.rows';
 
 const ID_BATCH = 500;
@@ -105,7 +105,18 @@ export class WeaviateSession {
       // An attempt that completes after the deadline must not leak its connection.
       for (const attempt of attempts) attempt.then((c) => c.close()).catch(() => undefined);
       const grpc = `${options.connect.grpcHost}:${options.connect.grpcPort}`;
-      const reason = reasonOf(lastFailure ?? (error as { cause?: unknown }).cause ?? error);
+      const failure = lastFailure ?? (error as { cause?: unknown }).cause ?? error;
+      const auth = authFailureOf(failure);
+      if (auth) {
+        // Not retried: another attempt with the same key gets the same answer.
+        throw new AppError(
+          'UPSTREAM_UNAVAILABLE',
+          `Weaviate at ${options.displayUrl} refused kbql's credentials (${auth}); check WEAVIATE_API_KEY and its role.`,
+          { dependency: 'weaviate', url: options.displayUrl, reason: auth },
+          { cause: failure },
+        );
+      }
+      const reason = reasonOf(failure);
       throw new AppError(
         'UPSTREAM_UNAVAILABLE',
         `Weaviate at ${options.displayUrl} (gRPC ${grpc}) is unreachable (${reason}); ` +

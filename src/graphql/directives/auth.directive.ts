@@ -39,6 +39,9 @@ export const PUBLIC_FIELDS: ReadonlySet<string> = new Set(['Query._service', '_S
  * Root fields the schema gets from elsewhere (federation), with their requirement. `_entities` needs READER, and each
  * entity is checked again by its reference resolver through the request's loaders (another tenant's → null).
  */
+/** The least role: what every guarded root field requires at minimum. */
+const LEAST_ROLE: Role = ROLES[0];
+
 const BUILT_IN_ROOT_FIELDS: Readonly<Record<string, Role>> = { 'Query._entities': 'READER' };
 
 /** Where the requirement of a guarded field is kept (`field.extensions.kbqlAuth`): the schema-walk test reads it. */
@@ -77,6 +80,11 @@ export function applyAuthDirective<TContext extends { principal: Principal | nul
         unguarded.push(coordinate);
         return fieldConfig;
       }
+      // Every root field needs a principal and at least READER, the least role, and the principal is one per request:
+      // a nested field that needs only READER can add nothing to its root's check, so it is not wrapped (it keeps its
+      // requirement in `extensions.kbqlAuth`). Wrapping every field of every hit was a call per field on the hot path.
+      if (auth.requires === LEAST_ROLE && !roots.has(typeName))
+        return { ...fieldConfig, extensions: { ...fieldConfig.extensions, kbqlAuth: auth } };
       return guard<TContext>(fieldConfig, auth);
     },
   });

@@ -1,9 +1,13 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
+import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ERROR_CODES } from '../../errors';
 import { LabelGuard, OTHER_LABEL } from '../../observability/label-guard';
 import { METRICS } from '../../observability/metrics';
 import { responseSummary } from '../../observability/request-record';
+
+const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** Apollo's own error codes, counted under their names. */
 export const APOLLO_ERROR_CODES = [
@@ -30,11 +34,6 @@ export interface MetricsPluginOptions {
    */
   maxOperationNames?: number;
   /**
-   * The fields (`Type.field`) whose resolver duration is measured — the expensive ones; other fields cost nothing.
-   * @default ['Query.search', 'Query.ask', 'Mutation.ingestDocuments', 'Collection.stats']
-   */
-  resolverFields?: readonly string[];
-  /**
    * Error codes counted under their own name; any other code counts as `__other__`.
    * @default kbql's error registry plus Apollo's codes
    */
@@ -48,15 +47,14 @@ export interface MetricsPluginOptions {
 
 /**
  * Prometheus metrics for every GraphQL request: count by operation, type and outcome; duration by operation;
- * errors by `extensions.code`; resolver duration of the expensive fields; requests in progress. Label values are
+ * errors by `extensions.code`; requests in progress (resolver durations: {@link timeResolvers}). Label values are
  * bounded (see {@link MetricsPluginOptions.maxOperationNames}).
  */
 export function createMetricsPlugin<TContext extends BaseContext>(options: MetricsPluginOptions): ApolloServerPlugin<TContext> {
   const { registry } = options;
-  const buckets = options.durationBuckets ?? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+  const buckets = options.durationBuckets ?? DEFAULT_BUCKETS;
   const operations = new LabelGuard(options.maxOperationNames ?? 50, new Set(options.operationNames ?? []));
   const codes = new Set<string>(options.errorCodes ?? [...Object.keys(ERROR_CODES), ...APOLLO_ERROR_CODES]);
-  const timedFields = new Set(options.resolverFields ?? ['Query.search', 'Query.ask', 'Mutation.ingestDocuments', 'Collection.stats']);
 
   const requests = reuse(
     registry,
@@ -92,18 +90,7 @@ export function createMetricsPlugin<TContext extends BaseContext>(options: Metri
         registers: [registry],
       }),
   );
-  const resolverDuration = reuse(
-    registry,
-    METRICS.graphqlResolverDuration,
-    () =>
-      new Histogram({
-        name: METRICS.graphqlResolverDuration,
-        help: 'Resolver duration of the expensive fields (Type.field), in seconds.',
-        labelNames: ['field'] as const,
-        buckets,
-        registers: [registry],
-      }),
-  );
+  resolverDurationHistogram(registry, buckets);
   const active = reuse(
     registry,
     METRICS.graphqlRequestsActive,
@@ -121,16 +108,6 @@ export function createMetricsPlugin<TContext extends BaseContext>(options: Metri
       active.inc();
       let finished = false;
       return {
-        async executionDidStart() {
-          return {
-            willResolveField({ info }) {
-              const field = `${info.parentType.name}.${info.fieldName}`;
-              if (!timedFields.has(field)) return;
-              const fieldStarted = performance.now();
-              return () => resolverDuration.observe({ field }, (performance.now() - fieldStarted) / 1000);
-            },
-          };
-        },
         async willSendResponse(requestContext) {
           if (finished) return;
           finished = true;
@@ -145,6 +122,67 @@ export function createMetricsPlugin<TContext extends BaseContext>(options: Metri
       };
     },
   };
+}
+
+export interface ResolverDurationOptions {
+  /** The registry `kbql_graphql_resolver_duration_seconds` is in (the metrics plugin's). */
+  registry: Registry;
+  /**
+   * The fields (`Type.field`) whose resolver duration is measured — the expensive ones; other fields cost nothing.
+   * @default ['Query.search', 'Query.ask', 'Mutation.ingestDocuments', 'Collection.stats']
+   */
+  fields?: readonly string[];
+  /** As the metrics plugin's. @default [0.005, 0.01, … 30] */
+  durationBuckets?: number[];
+}
+
+/**
+ * Returns the schema with the resolvers of the expensive fields timed into `kbql_graphql_resolver_duration_seconds`
+ * (errors included). A schema transform rather than a plugin's `willResolveField`: that hook makes Apollo call into
+ * the plugin for every field of every response, and only a handful of fields are timed.
+ */
+export function timeResolvers(schema: GraphQLSchema, options: ResolverDurationOptions): GraphQLSchema {
+  const histogram = resolverDurationHistogram(options.registry, options.durationBuckets ?? DEFAULT_BUCKETS);
+  const fields = new Set(options.fields ?? ['Query.search', 'Query.ask', 'Mutation.ingestDocuments', 'Collection.stats']);
+  return mapSchema(schema, {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
+      const field = `${typeName}.${fieldName}`;
+      if (!fields.has(field)) return fieldConfig;
+      const resolve = fieldConfig.resolve ?? defaultFieldResolver;
+      const observe = (started: number) => histogram.observe({ field }, (performance.now() - started) / 1000);
+      return {
+        ...fieldConfig,
+        resolve(source, args, context, info) {
+          const started = performance.now();
+          let result: unknown;
+          try {
+            result = resolve(source, args, context, info);
+          } catch (error) {
+            observe(started);
+            throw error;
+          }
+          if (result instanceof Promise) return result.finally(() => observe(started));
+          observe(started);
+          return result;
+        },
+      };
+    },
+  });
+}
+
+function resolverDurationHistogram(registry: Registry, buckets: number[]): Histogram<'field'> {
+  return reuse(
+    registry,
+    METRICS.graphqlResolverDuration,
+    () =>
+      new Histogram({
+        name: METRICS.graphqlResolverDuration,
+        help: 'Resolver duration of the expensive fields (Type.field), in seconds.',
+        labelNames: ['field'] as const,
+        buckets,
+        registers: [registry],
+      }),
+  );
 }
 
 /** The metric already registered under `name` (another plugin instance on the same registry), or a new one. */

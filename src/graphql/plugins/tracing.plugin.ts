@@ -83,13 +83,17 @@ export function createTracingPlugin<TContext extends BaseContext>(options: Traci
 }
 
 /**
- * Returns the schema with every field resolver run inside its request's `graphql.execute` span context. Apollo's
- * plugin hooks cannot make a span active around execution, so without this, spans started in resolvers would hang off
- * the HTTP span instead of the operation. A request that is not traced takes one WeakMap lookup per field.
+ * Returns the schema with the resolvers that can start spans run inside their request's `graphql.execute` span
+ * context. Apollo's plugin hooks cannot make a span active around execution, so without this, spans started in
+ * resolvers would hang off the HTTP span instead of the operation. Only root fields and fields with a resolver of
+ * their own are wrapped: a property read (the default resolver) starts no span, and wrapping every field of every
+ * hit cost a context switch per field on the hot path.
  */
 export function bindResolversToTrace(schema: GraphQLSchema): GraphQLSchema {
+  const roots = new Set([schema.getQueryType()?.name, schema.getMutationType()?.name, schema.getSubscriptionType()?.name]);
   return mapSchema(schema, {
-    [MapperKind.OBJECT_FIELD]: (fieldConfig) => {
+    [MapperKind.OBJECT_FIELD]: (fieldConfig, _fieldName, typeName) => {
+      if (!roots.has(typeName) && !fieldConfig.resolve) return fieldConfig;
       const resolve = fieldConfig.resolve ?? defaultFieldResolver;
       return {
         ...fieldConfig,
