@@ -130,7 +130,8 @@ export class SqliteSearch {
   /**
    * BM25 hits (higher is better), best first, ties by chunk id; [] when the text has no searchable term.
    * FTS5 proposes candidates; they are rescored with BM25 over body and title, then the best ones expand the query
-   * (pseudo-relevance feedback) and the expanded query is run and rescored the same way.
+   * (pseudo-relevance feedback) and the same candidates are rescored with the expanded query. (Asking FTS5 again for
+   * the expanded query's candidates cost twice the time and ranked no better on SciFact: 0.7102 against 0.7112.)
    */
   private keywordCandidates(
     collection: CollectionRow,
@@ -143,22 +144,20 @@ export class SqliteSearch {
     if (query.length === 0) return [];
     const cache = this.keywordCache(collection);
     const stats = this.bm25Stats(collection, cache);
-    const first = this.rescore(collection, cache, stats, query, filter, []);
+    const candidates = this.candidates(collection, cache, query, filter);
+    const first = rank(candidates, query, stats, this.bm25);
     const expanded = feedbackQuery(query, first, stats, this.bm25, cache.surfaces);
-    // The expanded query's candidates add to the first ones: FTS5 ranks them without the terms' weights.
-    const ranked = expanded.length > query.length ? this.rescore(collection, cache, stats, expanded, filter, first) : first;
+    const ranked = expanded.length > query.length ? rank(candidates, expanded, stats, this.bm25) : first;
     return ranked.slice(offset, offset + limit).map((h) => ({ rowId: h.rowId, chunkId: h.chunkId, score: h.score }));
   }
 
-  /** FTS5's candidates for `terms`, rescored with BM25 (body + title), best first, ties by chunk id. */
-  private rescore(
+  /** The chunks FTS5's own BM25 ranks best for `terms` (within the filter), analysed. */
+  private candidates(
     collection: CollectionRow,
     cache: KeywordCache,
-    stats: Bm25Stats,
     terms: readonly QueryTerm[],
     filter: CompiledFilter | null,
-    also: readonly { rowId: number; chunkId: string }[],
-  ): { rowId: number; chunkId: string; score: number; chunk: AnalyzedChunk }[] {
+  ): { rowId: number; chunkId: string; chunk: AnalyzedChunk }[] {
     const match = ftsMatchExpression(terms.map((t) => t.surface).join(' '));
     if (match === null) return [];
     const table = assertFtsName(collection.fts_table);
@@ -174,20 +173,11 @@ export class SqliteSearch {
          ORDER BY bm25(${table}), c.id LIMIT ?`;
     const params = filter ? [match, ...filter.params, KEYWORD_CANDIDATES] : [match, KEYWORD_CANDIDATES];
     const found = this.db.prepare(sql).all(...params) as { rowId: number; chunkId: string }[];
-    const seen = new Set(found.map((c) => c.rowId));
-    const candidates = [...found, ...also.filter((c) => !seen.has(c.rowId)).map((c) => ({ rowId: c.rowId, chunkId: c.chunkId }))];
     const analyzed = this.analyzedChunks(
       cache,
-      candidates.map((c) => c.rowId),
+      found.map((c) => c.rowId),
     );
-    const idfs = terms.map((t) => idf(stats, t));
-    return candidates
-      .map((c) => {
-        const chunk = analyzed.get(c.rowId)!;
-        return { ...c, chunk, score: scoreBm25(terms, idfs, chunk, stats.meanLength, this.bm25) };
-      })
-      .filter((c) => c.score > 0)
-      .sort((a, b) => b.score - a.score || (a.chunkId < b.chunkId ? -1 : a.chunkId > b.chunkId ? 1 : 0));
+    return found.map((c) => ({ ...c, chunk: analyzed.get(c.rowId)! }));
   }
 
   /** The keyword cache of the collection's current version (a write moves the version and retires the old one). */
@@ -285,6 +275,20 @@ export class SqliteSearch {
     }
     return out;
   }
+}
+
+/** Candidates scored with BM25 for `terms`, best first, ties by chunk id; those matching no term left out. */
+function rank(
+  candidates: readonly { rowId: number; chunkId: string; chunk: AnalyzedChunk }[],
+  terms: readonly QueryTerm[],
+  stats: Bm25Stats,
+  params: Readonly<Bm25Params>,
+): { rowId: number; chunkId: string; score: number; chunk: AnalyzedChunk }[] {
+  const idfs = terms.map((t) => idf(stats, t));
+  return candidates
+    .map((c) => ({ ...c, score: scoreBm25(terms, idfs, c.chunk, stats.meanLength, params) }))
+    .filter((c) => c.score > 0)
+    .sort((a, b) => b.score - a.score || (a.chunkId < b.chunkId ? -1 : a.chunkId > b.chunkId ? 1 : 0));
 }
 
 /**
