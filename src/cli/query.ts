@@ -23,13 +23,23 @@ export async function runAsk(client: KbqlClient, question: string, options: Retr
     return EXIT.OK;
   }
   if (ask.abstained || ask.answer === null) {
-    writeLine('Not found in the knowledge base.');
-    if (ask.abstentionReason) writeLine(`(${ask.abstentionReason})`);
+    writeLine(abstentionLine(ask.abstentionReason));
   } else {
     writeLine(ask.answer);
   }
   printSources(ask);
   return EXIT.OK;
+}
+
+/**
+ * The one line printed when kbql abstains: "Not found in the knowledge base.", with the reason in brackets only when
+ * it says something else (a budget, an unavailable model…).
+ */
+export function abstentionLine(reason: string | null | undefined): string {
+  const plain = 'Not found in the knowledge base.';
+  const said = reason?.trim().replace(/\.$/, '');
+  if (!said || said.toLowerCase() === 'not found in the knowledge base') return plain;
+  return `Not found in the knowledge base (${said}).`;
 }
 
 /** The numbered sources under an answer, marking those no citation uses. */
@@ -74,8 +84,7 @@ export async function runAskStream(
       const ask = event.answer;
       if (streamed.length > 0) writeLine();
       if (ask.abstained || ask.answer === null) {
-        if (streamed.length === 0) writeLine('Not found in the knowledge base.');
-        if (ask.abstentionReason) writeLine(`(${ask.abstentionReason})`);
+        if (streamed.length === 0) writeLine(abstentionLine(ask.abstentionReason));
       } else if (streamed.length === 0) {
         writeLine(ask.answer);
       } else if (ask.unsupportedMarkers.length > 0) {

@@ -1,9 +1,24 @@
 /**
- * Search in the embedded store: VECTOR over the loaded exact vector index, KEYWORD over the collection's FTS5 table
- * (BM25), HYBRID as the relative-score fusion of both candidate lists.
+ * Search in the embedded store: VECTOR over the loaded vector index, KEYWORD as BM25 with a title field and
+ * pseudo-relevance feedback over the candidates the collection's FTS5 table finds, HYBRID as the relative-score
+ * fusion of both candidate lists.
  */
 import { badInput, notFound } from '../../errors';
+import {
+  analyzeChunk,
+  analyzeQuery,
+  DEFAULT_BM25_PARAMS,
+  feedbackQuery,
+  idf,
+  scoreBm25,
+  type AnalyzedChunk,
+  type Bm25Params,
+  type Bm25Stats,
+  type QueryTerm,
+  type Surfaces,
+} from '../../retrieval/bm25';
 import { relativeScoreFusion } from '../../retrieval/fusion';
+import { porterStem } from '../embedders/hash.embedder';
 import type { SearchHit, SearchRequest } from '../../ports/knowledge-store.port';
 import { checkQueryEmbedder } from '../embedding-checks';
 import { checkPage, checkQueryVector } from '../store-checks';
@@ -21,11 +36,38 @@ const HYBRID_CANDIDATE_FLOOR = 200;
 const HYBRID_CANDIDATE_FACTOR = 1;
 /** Query terms sent to FTS5 at most (the rest are ignored). */
 const MAX_QUERY_TERMS = 64;
+/** Chunks FTS5's own BM25 proposes to the rescoring, per pass (the first query, then the expanded one). */
+const KEYWORD_CANDIDATES = 500;
+/** Chunks analysed to estimate a collection's mean chunk length (once per collection version). */
+const LENGTH_SAMPLE = 1000;
+/**
+ * Analysed chunks (a few kB each: ~40 MB at the cap), document frequencies and surface forms kept per collection
+ * version, and the collections kept: a cache that fills is emptied and refilled.
+ */
+const MAX_CACHED_CHUNKS = 10_000;
+const MAX_CACHED_TERMS = 100_000;
+const MAX_CACHED_COLLECTIONS = 4;
+
+/** What the keyword side learned about one version of a collection; dropped when the version moves. */
+interface KeywordCache {
+  version: number;
+  chunkCount: number;
+  meanLength: number;
+  documentFrequency: Map<string, number>;
+  chunks: Map<number, AnalyzedChunk>;
+  surfaces: Surfaces;
+}
+
+/** Porter, as FTS5's `porter` tokenizer stems, so query, rescoring and index agree on a term. */
+const stem = (word: string): string => porterStem(word);
 
 export class SqliteSearch {
+  private readonly keywordCaches = new Map<string, KeywordCache>();
+
   constructor(
     private readonly db: SqliteDatabase,
     private readonly indexes: LoadedVectorIndexes,
+    private readonly bm25: Readonly<Bm25Params> = DEFAULT_BM25_PARAMS,
   ) {}
 
   async search(request: SearchRequest): Promise<SearchHit[]> {
@@ -87,7 +129,12 @@ export class SqliteSearch {
       .all(collectionId, ...filter.params) as number[];
   }
 
-  /** BM25 hits (higher is better), best first, ties by chunk id; [] when the text has no searchable term. */
+  /**
+   * BM25 hits (higher is better), best first, ties by chunk id; [] when the text has no searchable term.
+   * FTS5 proposes candidates; they are rescored with BM25 over body and title, then the best ones expand the query
+   * (pseudo-relevance feedback) and the same candidates are rescored with the expanded query. (Asking FTS5 again for
+   * the expanded query's candidates cost twice the time and ranked no better on SciFact: 0.7102 against 0.7112.)
+   */
   private keywordCandidates(
     collection: CollectionRow,
     text: string,
@@ -95,21 +142,118 @@ export class SqliteSearch {
     limit: number,
     offset: number,
   ): { rowId: number; chunkId: string; score: number }[] {
-    const match = ftsMatchExpression(text);
+    const query = analyzeQuery(text, stem, MAX_QUERY_TERMS);
+    if (query.length === 0) return [];
+    const cache = this.keywordCache(collection);
+    const stats = this.bm25Stats(collection, cache);
+    const candidates = this.candidates(collection, cache, query, filter);
+    const first = rank(candidates, query, stats, this.bm25);
+    const expanded = feedbackQuery(query, first, stats, this.bm25, cache.surfaces);
+    const ranked = expanded.length > query.length ? rank(candidates, expanded, stats, this.bm25) : first;
+    return ranked.slice(offset, offset + limit).map((h) => ({ rowId: h.rowId, chunkId: h.chunkId, score: h.score }));
+  }
+
+  /** The chunks FTS5's own BM25 ranks best for `terms` (within the filter), analysed. */
+  private candidates(
+    collection: CollectionRow,
+    cache: KeywordCache,
+    terms: readonly QueryTerm[],
+    filter: CompiledFilter | null,
+  ): { rowId: number; chunkId: string; chunk: AnalyzedChunk }[] {
+    const match = ftsMatchExpression(terms.map((t) => t.surface).join(' '));
     if (match === null) return [];
     const table = assertFtsName(collection.fts_table);
     // CROSS JOIN keeps the FTS table the outer loop, which bm25() needs.
     const sql = filter
-      ? `SELECT c.seq AS rowId, c.id AS chunkId, -bm25(${table}) AS score
+      ? `SELECT c.seq AS rowId, c.id AS chunkId
          FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid JOIN documents d ON d.id = c.document_id
          WHERE ${table} MATCH ? AND ${filter.sql}
-         ORDER BY score DESC, c.id LIMIT ? OFFSET ?`
-      : `SELECT c.seq AS rowId, c.id AS chunkId, -bm25(${table}) AS score
+         ORDER BY bm25(${table}), c.id LIMIT ?`
+      : `SELECT c.seq AS rowId, c.id AS chunkId
          FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid
          WHERE ${table} MATCH ?
-         ORDER BY score DESC, c.id LIMIT ? OFFSET ?`;
-    const params = filter ? [match, ...filter.params, limit, offset] : [match, limit, offset];
-    return this.db.prepare(sql).all(...params) as { rowId: number; chunkId: string; score: number }[];
+         ORDER BY bm25(${table}), c.id LIMIT ?`;
+    const params = filter ? [match, ...filter.params, KEYWORD_CANDIDATES] : [match, KEYWORD_CANDIDATES];
+    const found = this.db.prepare(sql).all(...params) as { rowId: number; chunkId: string }[];
+    const analyzed = this.analyzedChunks(
+      cache,
+      found.map((c) => c.rowId),
+    );
+    return found.map((c) => ({ ...c, chunk: analyzed.get(c.rowId)! }));
+  }
+
+  /** The keyword cache of the collection's current version (a write moves the version and retires the old one). */
+  private keywordCache(collection: CollectionRow): KeywordCache {
+    let cache = this.keywordCaches.get(collection.id);
+    if (!cache || cache.version !== collection.version) {
+      cache = {
+        version: collection.version,
+        chunkCount: -1,
+        meanLength: 0,
+        documentFrequency: new Map(),
+        chunks: new Map(),
+        surfaces: new Map(),
+      };
+      this.keywordCaches.delete(collection.id);
+      // Least recently renewed first: a deleted collection's cache goes once enough others were searched.
+      if (this.keywordCaches.size >= MAX_CACHED_COLLECTIONS) this.keywordCaches.delete(this.keywordCaches.keys().next().value!);
+      this.keywordCaches.set(collection.id, cache);
+    }
+    return cache;
+  }
+
+  /** Chunk count, mean analysed length (from a sample) and document frequencies (FTS5 counts, cached). */
+  private bm25Stats(collection: CollectionRow, cache: KeywordCache): Bm25Stats {
+    const table = assertFtsName(collection.fts_table);
+    if (cache.chunkCount < 0) {
+      cache.chunkCount = this.db.prepare('SELECT count(*) FROM chunks WHERE collection_id = ?', 'pluck').get(collection.id) as number;
+      const sample = this.db
+        .prepare('SELECT seq FROM chunks WHERE collection_id = ? ORDER BY seq LIMIT ?', 'pluck')
+        .all(collection.id, LENGTH_SAMPLE) as number[];
+      const analyzed = [...this.analyzedChunks(cache, sample).values()];
+      cache.meanLength = analyzed.length > 0 ? analyzed.reduce((sum, c) => sum + c.length, 0) / analyzed.length : 1;
+    }
+    const count = this.db.prepare(`SELECT count(*) FROM ${table} WHERE ${table} MATCH ?`, 'pluck');
+    return {
+      chunkCount: cache.chunkCount,
+      meanLength: cache.meanLength,
+      documentFrequency: (term) => {
+        let df = cache.documentFrequency.get(term.term);
+        if (df === undefined) {
+          const phrase = ftsPhrase(term.surface);
+          df = phrase === null ? 0 : (count.get(phrase) as number);
+          if (cache.documentFrequency.size >= MAX_CACHED_TERMS) cache.documentFrequency.clear();
+          cache.documentFrequency.set(term.term, df);
+        }
+        return df;
+      },
+    };
+  }
+
+  /** Analysed chunks by row id, from the cache or read and analysed now (one query for the missing ones). */
+  private analyzedChunks(cache: KeywordCache, rowIds: readonly number[]): Map<number, AnalyzedChunk> {
+    const out = new Map<number, AnalyzedChunk>();
+    const missing: number[] = [];
+    for (const id of rowIds) {
+      const hit = cache.chunks.get(id);
+      if (hit) out.set(id, hit);
+      else missing.push(id);
+    }
+    if (missing.length === 0) return out;
+    const rows = this.db
+      .prepare(
+        `SELECT c.seq AS seq, c.text AS text, d.title AS title FROM chunks c JOIN documents d ON d.id = c.document_id
+         WHERE c.seq IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(missing)) as { seq: number; text: string; title: string | null }[];
+    if (cache.chunks.size + rows.length > MAX_CACHED_CHUNKS) cache.chunks.clear();
+    if (cache.surfaces.size > MAX_CACHED_TERMS) cache.surfaces.clear();
+    for (const row of rows) {
+      const chunk = analyzeChunk(row.text, row.title, stem, this.bm25.titleWeight, cache.surfaces);
+      cache.chunks.set(row.seq, chunk);
+      out.set(row.seq, chunk);
+    }
+    return out;
   }
 
   /** Loads chunk and document rows for ranked hits, keeping their order. */
@@ -135,6 +279,20 @@ export class SqliteSearch {
   }
 }
 
+/** Candidates scored with BM25 for `terms`, best first, ties by chunk id; those matching no term left out. */
+function rank(
+  candidates: readonly { rowId: number; chunkId: string; chunk: AnalyzedChunk }[],
+  terms: readonly QueryTerm[],
+  stats: Bm25Stats,
+  params: Readonly<Bm25Params>,
+): { rowId: number; chunkId: string; score: number; chunk: AnalyzedChunk }[] {
+  const idfs = terms.map((t) => idf(stats, t));
+  return candidates
+    .map((c) => ({ ...c, score: scoreBm25(terms, idfs, c.chunk, stats.meanLength, params) }))
+    .filter((c) => c.score > 0)
+    .sort((a, b) => b.score - a.score || (a.chunkId < b.chunkId ? -1 : a.chunkId > b.chunkId ? 1 : 0));
+}
+
 /**
  * The FTS5 MATCH expression for free text: its letter/digit runs, each quoted (so no FTS syntax survives) and OR-ed;
  * null when there is no term.
@@ -147,4 +305,10 @@ export function ftsMatchExpression(text: string): string | null {
   }
   if (terms.size === 0) return null;
   return [...terms].map((t) => `"${t}"`).join(' OR ');
+}
+
+/** One word as an FTS5 phrase (`1.8` → `"1 8"`, as the index tokenizes it); null when it has no letter or digit. */
+function ftsPhrase(word: string): string | null {
+  const parts = word.toLowerCase().match(/[\p{L}\p{N}\p{M}]+/gu);
+  return parts ? `"${parts.join(' ')}"` : null;
 }

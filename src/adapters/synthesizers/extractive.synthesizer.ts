@@ -1,13 +1,16 @@
 import type { AnswerSynthesizer, Synthesis, SynthesisEvent, SynthesisRequest } from '../../ports/answer-synthesizer.port';
+import { answerSpan } from '../../retrieval/answer-span';
 import { DEFAULT_MIN_SUPPORT, splitAnswerSentences, stripMarkers, verifyCitations } from '../../retrieval/citations';
 import {
   NOT_FOUND_REASON,
   analyzeRelevance,
+  answerKind,
   answerability,
   answerabilityFeatures,
   answerTypeAgrees,
   bestCoverage,
   contradiction,
+  holdsAnswer,
   keyCoverage,
   sentenceRelevance,
   type AnswerabilityFeatures,
@@ -17,10 +20,18 @@ import {
 
 export interface ExtractiveSynthesizerOptions {
   /**
-   * Most sentences in an answer (the best one plus the most relevant others, within `maxWords`).
-   * @default 2
+   * Most sentences in an answer (the best one plus the most relevant others, within `maxWords`). With 1, a question
+   * asking for a number, a person or a place is answered with the shortest clause run of the best sentence that holds
+   * one ({@link answerSpan}); the source highlight keeps the whole sentence.
+   * @default 1
    */
   maxSentences?: number;
+  /**
+   * With `maxSentences` 1: answer a question asking for a number, a person or a place with the shortest clause run
+   * of the best sentence that holds one, rather than the whole sentence.
+   * @default true
+   */
+  clauseAnswers?: boolean;
   /**
    * Most words in an answer made of several sentences: a further sentence is added only if the answer stays within
    * it (the best sentence alone is never cut).
@@ -81,11 +92,13 @@ export interface ExtractiveSynthesizerOptions {
  * Defaults of the extractive synthesizer's abstention, calibrated end to end on SQuAD 2 with the offline defaults
  * (`bench/answers-squad2.bench.ts`: 232 paragraphs ingested, HYBRID top-5 retrieval, hash embedder). Questions are
  * split in two halves by a hash of their id; the {@link ANSWERABILITY_MODEL} was fitted and the threshold chosen on the
- * calibration half only (best mean of "answerable: contains gold" and "unanswerable: abstained" with at least 70%
- * answerable answered with gold; 0.425 is also the lowest threshold that abstains on ≥ 60% of unanswerable ones
- * there): 73.1% contains gold / 62.3% abstained on the calibration half, 63.1% / 67.7% on the held-out half (the
- * previous rule, relevance 0.45 + key coverage 0.6 + checks: 71.2% / 59.4% and 63.1% / 58.5%). Lower thresholds trade
- * abstentions for answers (0.3: 80.0% / 43.1% held-out; no model: 87.7% / 23.1%); README, "Answer quality".
+ * calibration half only (the model before one-sentence answers; refitting it now moves no coefficient by more than
+ * 0.7 and AUC by less than 0.002). The bench's rule for the threshold (most answerable questions answered with gold
+ * while at least half of the unanswerable ones abstain on the calibration half) picks 0.375: 69.2% / 52.2% there,
+ * 64.6% / 52.3% held out. 0.425 is kept (with the shipped model: 67.3% / 62.3% calibration, 60.0% / 64.6% held out) because at 0.375 the
+ * everyday set's fail-safe fails: handbook questions whose key term the handbook never states ("windows", "intern",
+ * "shower", "maternity") get answered with a sentence about something else. Lower thresholds trade abstentions for
+ * answers (0.3: 70.8% / 40.0% held out; no model: 75.4% / 21.5%); docs/benchmarks.md, "Answer quality".
  * The relevance floor keeps off-topic questions out (SciFact claims asked of the SQuAD collection: 100% abstain).
  */
 export const DEFAULT_EXTRACTIVE_MIN_RELEVANCE = 0.25;
@@ -116,6 +129,8 @@ export interface ExtractiveAssessment {
 const BIGRAM_WEIGHT = 0.15;
 /** Boost for a sentence holding a number when the question asks for one ("When…", "How many…"). */
 const NUMBER_WEIGHT = 0.05;
+/** Boost for a sentence holding a person or a place when the question asks "Who…" or "Where…". */
+const KIND_WEIGHT = 0.05;
 /** Boost for the best-ranked source, decaying as 1/(1+rank). */
 const RANK_WEIGHT = 0.05;
 /** Sentences shorter than this many tokens are penalised (fragments, headings). */
@@ -134,6 +149,7 @@ const LONG_PENALTY_MAX = 0.15;
 export class ExtractiveSynthesizer implements AnswerSynthesizer {
   readonly name = 'extractive';
   private readonly maxSentences: number;
+  private readonly clauseAnswers: boolean;
   private readonly maxWords: number;
   private readonly minRelevance: number;
   private readonly minAnswerability: number;
@@ -148,7 +164,8 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
     this.checkContradiction = options.checkContradiction ?? DEFAULT_CHECK_CONTRADICTION;
     this.minKeyCoverage = options.minKeyCoverage ?? DEFAULT_MIN_KEY_COVERAGE;
     this.checkAnswerType = options.checkAnswerType ?? DEFAULT_CHECK_ANSWER_TYPE;
-    this.maxSentences = Math.max(1, Math.floor(options.maxSentences ?? 2));
+    this.maxSentences = Math.max(1, Math.floor(options.maxSentences ?? 1));
+    this.clauseAnswers = options.clauseAnswers ?? true;
     this.maxWords = options.maxWords ?? 70;
     this.minRelevance = options.minRelevance ?? DEFAULT_EXTRACTIVE_MIN_RELEVANCE;
     this.minAnswerability = options.minAnswerability ?? DEFAULT_MIN_ANSWERABILITY;
@@ -188,12 +205,13 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
     const analysis = analyzeRelevance(question, sources);
     if (analysis.candidates.length === 0 || bestCoverage(analysis) < this.minRelevance) return abstain();
 
-    const best = this.best(analysis);
+    const best = this.best(question, analysis);
     if (!best || !this.supportsQuestion(question, analysis, [best])) return abstain();
     if (this.minAnswerability > 0 && answerability(answerabilityFeatures(question, analysis, best)) < this.minAnswerability)
       return abstain();
     const picked = this.extend(analysis, best);
     picked.sort((a, b) => a.sourceIndex - b.sourceIndex || a.position - b.position);
+    if (picked.length === 1 && this.clauseAnswers) picked[0] = { ...best, text: answerSpan(question, analysis, best.text) };
 
     const draft = picked.map((c) => withMarker(c.text, c.n)).join(' ');
     const verified = verifyCitations(draft, sources, { minSupport: this.minSupport });
@@ -230,20 +248,22 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
    */
   assess({ question, sources }: SynthesisRequest): ExtractiveAssessment | null {
     const analysis = analyzeRelevance(question, sources);
-    const best = this.best(analysis);
+    const best = this.best(question, analysis);
     if (!best) return null;
     const features = answerabilityFeatures(question, analysis, best);
     return { relevance: bestCoverage(analysis), best, features, answerability: answerability(features) };
   }
 
   /** The best-scoring sentence (relevance plus phrase, number, rank and length terms). */
-  private best(analysis: RelevanceAnalysis): CandidateSentence | undefined {
+  private best(question: string, analysis: RelevanceAnalysis): CandidateSentence | undefined {
     let best: CandidateSentence | undefined;
     let bestScore = -Infinity;
     for (const c of analysis.candidates) {
+      // A question in the sources (an FAQ heading) is never the answer; the sentence under it may be.
+      if (c.text.endsWith('?')) continue;
       const cov = sentenceRelevance(analysis, c);
       if (cov <= 0) continue;
-      const s = score(analysis, c, cov);
+      const s = score(analysis, c, cov, question);
       // Strict: ties keep source rank and position order.
       if (s > bestScore) [best, bestScore] = [c, s];
     }
@@ -282,7 +302,7 @@ export class ExtractiveSynthesizer implements AnswerSynthesizer {
 
 const wordCount = (text: string): number => text.split(/\s+/).filter(Boolean).length;
 
-function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number): number {
+function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number, question: string): number {
   let bigramShare = 0;
   if (analysis.questionBigrams.length > 0) {
     const bigrams = new Set<string>();
@@ -295,7 +315,9 @@ function score(analysis: RelevanceAnalysis, c: CandidateSentence, cov: number): 
   if (c.tokenCount < SHORT_TOKENS) penalty = SHORT_PENALTY;
   else if (c.tokenCount > LONG_TOKENS) penalty = Math.min(LONG_PENALTY_MAX, (c.tokenCount - LONG_TOKENS) * LONG_PENALTY_PER_TOKEN);
   const number = analysis.wantsNumber && c.hasNumber ? NUMBER_WEIGHT : 0;
-  return cov + BIGRAM_WEIGHT * bigramShare + number + RANK_WEIGHT / (1 + c.sourceIndex) - penalty;
+  const kind = answerKind(question);
+  const holds = (kind === 'person' || kind === 'place') && holdsAnswer(kind, question, c.text) ? KIND_WEIGHT : 0;
+  return cov + BIGRAM_WEIGHT * bigramShare + number + holds + RANK_WEIGHT / (1 + c.sourceIndex) - penalty;
 }
 
 /**
