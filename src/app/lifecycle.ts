@@ -73,7 +73,8 @@ export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: D
   // Finished jobs older than KBQL_JOB_RETENTION_DAYS go, hourly, a bounded batch per sweep (safe on every replica).
   const jobSweep = every(60 * 60_000, () => jobs.sweepFinishedJobs(), 'job retention sweep failed', logger);
   // Previous vectors past KBQL_REEMBED_GRACE_SECONDS go (rollbackEmbedding already refuses them).
-  const reembedSweep = every(60_000, () => reembed.sweepExpired(), 're-embedding sweep failed', logger);
+  // Not at start: nothing expires within a minute of it, and a start should not read every collection.
+  const reembedSweep = every(60_000, () => reembed.sweepExpired(), 're-embedding sweep failed', logger, { atStart: false });
   disposers.add('sweeps', () => {
     clearInterval(uploadSweep);
     clearInterval(jobSweep);
@@ -81,11 +82,17 @@ export async function startBackgroundWork(deps: BackgroundWorkDeps, disposers: D
   });
 }
 
-/** Runs `sweep` now and every `intervalMs` (never keeping the process alive); a failure is logged as `failure`. */
-function every(intervalMs: number, sweep: () => Promise<unknown>, failure: string, logger: Logger): NodeJS.Timeout {
+/** Runs `sweep` now (unless `atStart` is false) and every `intervalMs`, never keeping the process alive; a failure is logged as `failure`. */
+function every(
+  intervalMs: number,
+  sweep: () => Promise<unknown>,
+  failure: string,
+  logger: Logger,
+  options: { atStart?: boolean } = {},
+): NodeJS.Timeout {
   const run = () =>
     void sweep().catch((error: unknown) => logger.warn(failure, { error: error instanceof Error ? error.message : String(error) }));
-  run();
+  if (options.atStart ?? true) run();
   const timer = setInterval(run, intervalMs);
   timer.unref();
   return timer;

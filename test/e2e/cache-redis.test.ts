@@ -134,7 +134,7 @@ describe('Redis cache shared by two replicas (the Redis at 127.0.0.1:6379 if rea
       return { keys: all, ttl: await r.ttl(all.find((k) => k.startsWith(`${prefix}::result:`))!) };
     });
     assert.ok(
-      keys.some((k) => k.startsWith(`${prefix}::embedding:kbql-hash`)),
+      keys.some((k) => k.startsWith(`${prefix}::embedding:hash:kbql-hash-v1/`)),
       'embeddings are cached too',
     );
     assert.ok(ttl > 0 && ttl <= 300, `result TTL ${ttl}`);

@@ -248,7 +248,9 @@ describe(
       );
       const rebuildMs = performance.now() - started;
       assert.equal(finished.status, 'COMPLETED', JSON.stringify(finished));
-      await new Promise((r) => setTimeout(r, 300));
+      // Enough responses after the switch to check them (on a fast machine 300 ms gave fewer than ten).
+      const atSwitch = observations.length;
+      await waitFor('responses after the switch', async () => (observations.length >= atSwitch + 40 ? true : undefined), 20_000, 20);
       stop = true;
       await Promise.all(running);
 
