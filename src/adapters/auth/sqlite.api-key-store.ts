@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { enableWal } from '../sqlite-wal';
 import { AppError } from '../../errors';
 import type { ApiKeyPage, ApiKeyRecord, ApiKeyRole, ApiKeyStore } from '../../ports/api-key-store.port';
 
@@ -59,7 +60,7 @@ export class SqliteApiKeyStore implements ApiKeyStore {
     mkdirSync(this.options.dataDir, { recursive: true });
     const db = new Database(this.filename, { timeout: this.options.busyTimeoutMs ?? 5000 });
     try {
-      db.pragma('journal_mode = WAL');
+      enableWal(db, this.options.busyTimeoutMs ?? 5000);
       db.pragma('synchronous = NORMAL');
       db.exec(SCHEMA);
     } catch (error) {

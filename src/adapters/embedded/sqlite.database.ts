@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { enableWal } from '../sqlite-wal';
 import { AppError, notFound } from '../../errors';
 import type { CollectionRow } from './sqlite.rows';
 import { assertFtsName, migrate } from './sqlite.schema';
@@ -55,7 +56,7 @@ export class SqliteDatabase {
     mkdirSync(this.dataDir, { recursive: true });
     const db = new Database(this.filename, { timeout: this.busyTimeoutMs });
     try {
-      db.pragma('journal_mode = WAL');
+      enableWal(db, this.busyTimeoutMs);
       db.pragma('foreign_keys = ON');
       db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
       db.pragma('temp_store = MEMORY');

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { enableWal } from '../sqlite-wal';
 import { TenantQueueFull } from '../../ports/job-store.port';
 import type {
   CreateJobOptions,
@@ -96,7 +97,7 @@ export class SqliteJobStore implements JobStore {
     if (this.db) return;
     mkdirSync(this.options.dataDir, { recursive: true });
     const db = new Database(join(this.options.dataDir, 'jobs.sqlite'));
-    db.pragma('journal_mode = WAL');
+    enableWal(db, this.options.busyTimeoutMs ?? 5000);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${this.options.busyTimeoutMs ?? 5000}`);
