@@ -30,8 +30,15 @@ describe(
       dataDir = await mkdtemp(join(tmpdir(), 'kbql-jobs-redis-'));
       // A short lock, so the documents of a replica that dies go to the other within seconds.
       const env = { KBQL_CACHE_PREFIX: 'jobs-test', KBQL_INGEST_CONCURRENCY: '2', KBQL_JOB_LOCK_MS: '2000' };
-      [a, b] = await Promise.all([startServerProcess([dataDir, redis.url], env), startServerProcess([dataDir, redis.url], env)]);
-      servers.push(a, b);
+      // Both at once, as two replicas start; one that started is stopped in `after` even when the other failed.
+      const started = await Promise.allSettled([
+        startServerProcess([dataDir, redis.url], env),
+        startServerProcess([dataDir, redis.url], env),
+      ]);
+      for (const s of started) if (s.status === 'fulfilled') servers.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      [a, b] = servers as [ServerProcess, ServerProcess];
     });
     after(async () => {
       for (const server of servers) await killHard(server);
