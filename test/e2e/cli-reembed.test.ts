@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { kbql, show } from '../helpers/cli';
 import { sampleDocument } from '../helpers/jobs-fixtures';
-import { REEMBED_ENV } from '../helpers/reembed-server.child';
+import { REEMBED_ENV } from '../helpers/reembed-env';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 describe('named embedders: CLI, /readyz, createCollection', () => {

@@ -14,7 +14,7 @@ import { HashEmbedder } from '../../src/adapters/embedders/hash.embedder';
 import { graphqlRequest } from '../helpers/http';
 import { waitFor } from '../helpers/jobs-fixtures';
 import { killHard, startServerProcess, stopServer, type ServerProcess } from '../helpers/jobs-process';
-import { REEMBED_ENV } from '../helpers/reembed-server.child';
+import { REEMBED_ENV } from '../helpers/reembed-env';
 import { startTestServer, type TestApp } from '../helpers/test-app';
 
 const SCIFACT = resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'scifact');
@@ -311,8 +311,10 @@ describe(
   },
 );
 
+/** The crash test's server child: the two embedders, and the exact index (as the rest of this file). */
+const CHILD_ENV = { ...REEMBED_ENV, KBQL_VECTOR_INDEX: 'exact' };
+
 describe('re-embedding survives kill -9', { skip: !existsSync(join(SCIFACT, 'corpus.jsonl')) && 'no SciFact data' }, () => {
-  const CHILD = join(__dirname, '..', 'helpers', 'reembed-server.child.js');
   let dir: string;
   let server: ServerProcess | null = null;
   before(async () => {
@@ -326,7 +328,7 @@ describe('re-embedding survives kill -9', { skip: !existsSync(join(SCIFACT, 'cor
   it('resumes the job after a crash and serves A until the switch', async () => {
     const oracle = new ScoreOracle();
     const claims = readClaims(4);
-    server = await startServerProcess([dir], {}, 20_000, CHILD);
+    server = await startServerProcess([dir], CHILD_ENV);
     let url = server.url;
     await must(url, 'mutation { createCollection(input: { name: "crash", chunking: { chunkSize: 64, chunkOverlap: 8 } }) { id } }');
     await ingest(url, 'crash', readCorpus(CORPUS_SIZE));
@@ -345,7 +347,7 @@ describe('re-embedding survives kill -9', { skip: !existsSync(join(SCIFACT, 'cor
     await killHard(server);
     assert.ok(midway.embedded < midway.total, `killed mid-rebuild (${midway.embedded}/${midway.total})`);
 
-    server = await startServerProcess([dir], {}, 20_000, CHILD);
+    server = await startServerProcess([dir], CHILD_ENV);
     url = server.url;
     const seen: string[] = [];
     const finished = await waitFor(

@@ -10,14 +10,9 @@ export interface ServerProcess {
   exited: Promise<NodeJS.Signals | number | null>;
 }
 
-/** Spawns `script` (`jobs-server.child.js`) and resolves once it prints its URL (rejects after `timeoutMs`). */
-export function startServerProcess(
-  args: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 20_000,
-  script = SERVER_CHILD,
-): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Spawns `jobs-server.child.js` and resolves once it prints its URL (rejects after `timeoutMs`). */
+export function startServerProcess(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [SERVER_CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
   return new Promise((resolve, reject) => {
     let out = '';

@@ -15,6 +15,8 @@ async function main(dataDir: string, redisUrl: string | undefined): Promise<void
     KBQL_AUTH_MODE: 'none',
     KBQL_INGEST_CONCURRENCY: process.env['KBQL_INGEST_CONCURRENCY'] ?? '2',
     KBQL_EMBEDDING_DIMENSIONS: '256',
+    // Passed through when the test sets them (the re-embedding crash test: a second embedder, the exact index).
+    ...pick(process.env, ['KBQL_EMBEDDERS', 'KBQL_VECTOR_INDEX']),
     ...(redisUrl
       ? {
           REDIS_URL: redisUrl,
@@ -30,6 +32,10 @@ async function main(dataDir: string, redisUrl: string | undefined): Promise<void
   process.on('SIGTERM', () => {
     void app.stop().then(() => process.exit(0));
   });
+}
+
+function pick(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
 }
 
 if (require.main === module) {

@@ -4,7 +4,7 @@ import { WeaviateKnowledgeStore } from '../../src/adapters/weaviate/weaviate.kno
 import { isAppError } from '../../src/errors';
 import { FakeWeaviate } from '../helpers/fake-weaviate';
 import { sampleDocument } from '../helpers/jobs-fixtures';
-import { REEMBED_ENV } from '../helpers/reembed-server.child';
+import { REEMBED_ENV } from '../helpers/reembed-env';
 import { createTestApp, dataOf, type TestApp } from '../helpers/test-app';
 
 const access = { tenant: 'default' };

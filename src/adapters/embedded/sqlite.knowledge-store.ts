@@ -169,9 +169,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
    * built (a collection below the graph's threshold, or not searched since start, is scanned exactly).
    */
   vectorIndexState(id: string): VectorIndexState {
-    const ann = this.indexes.annStats(id);
-    const approximate = ann !== null && (ann.graphRows > 0 || ann.rebuilding || ann.builderLoaded);
-    return approximate ? { approximate, indexedFraction: ann.indexedFraction } : { approximate: false, indexedFraction: 1 };
+    return this.indexes.state(id);
   }
 
   /** See {@link KnowledgeStore.warmUp}: every collection's vector index (large ones on a fill thread) and saved graph. */

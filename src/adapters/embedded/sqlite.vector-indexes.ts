@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AnnBuilderThread } from './ann-builder';
 import { removeAnnFile } from './ann-file';
 import { AnnIndex, type AnnIndexOptions, type AnnOpenResult, type AnnStats } from './ann-index';
-import type { StoreWarmUpState } from '../../ports/knowledge-store.port';
+import type { StoreWarmUpState, VectorIndexState } from '../../ports/knowledge-store.port';
 import type { SqliteDatabase, VersionBumps } from './sqlite.database';
 import type { CollectionRow } from './sqlite.rows';
 import { FillMovedError, fillVectors, type FilledRows } from './vector-fill';
@@ -140,10 +140,9 @@ export class LoadedVectorIndexes {
    */
   async warm(): Promise<void> {
     const started = performance.now();
+    // From the documents' chunk counts: thousands of rows, where counting the chunks would scan a million.
     const counts = new Map(
-      (this.db.prepare('SELECT collection_id, count(*) FROM chunks GROUP BY collection_id', 'raw').all() as [string, number][]).map(
-        ([id, n]) => [id, n] as const,
-      ),
+      this.db.prepare('SELECT collection_id, sum(chunk_count) FROM documents GROUP BY collection_id', 'raw').all() as [string, number][],
     );
     const ids = this.db.prepare('SELECT id FROM collections ORDER BY created_at, id', 'pluck').all() as string[];
     this.warmState = { warming: true, collections: ids.length, loaded: 0, warmMs: null };
@@ -153,10 +152,7 @@ export class LoadedVectorIndexes {
         const collection = this.db.collectionRow(id);
         try {
           if (collection && (counts.get(id) ?? 0) >= FILL_THREAD_MIN_ROWS) await this.load(collection);
-          else if (collection) {
-            this.get(collection);
-            await this.indexes.get(id)?.opening;
-          }
+          else if (collection) await this.loadHere(collection);
         } catch (error) {
           this.reportError(id, error);
         }
@@ -179,7 +175,7 @@ export class LoadedVectorIndexes {
       rows += size;
       const ann = entry.ann?.stats();
       // Below the graph threshold (or in exact mode) the exact index serves every row.
-      indexedRows += ann && (ann.graphRows > 0 || ann.rebuilding || ann.builderLoaded) ? ann.indexed : size;
+      indexedRows += ann && graphInUse(ann) ? ann.indexed : size;
     }
     const { warming, collections, loaded, warmMs } = this.warmState;
     return { warming, collections, loadedCollections: loaded, rows, indexedRows, warmMs };
@@ -233,10 +229,13 @@ export class LoadedVectorIndexes {
     }
     // The thread failed, or writes kept the collection moving: load it here, as a first search would.
     const collection = this.db.collectionRow(collectionId);
-    if (collection && !this.closed) {
-      this.get(collection);
-      await this.indexes.get(collectionId)?.opening;
-    }
+    if (collection && !this.closed) await this.loadHere(collection);
+  }
+
+  /** Loads the collection's index on the event loop (as a first search does) and waits for its graph to open. */
+  private async loadHere(collection: CollectionRow): Promise<void> {
+    this.get(collection);
+    await this.indexes.get(collection.id)?.opening;
   }
 
   private install(collectionId: string, entry: Entry): void {
@@ -268,6 +267,17 @@ export class LoadedVectorIndexes {
     if (!entry?.ann) return;
     await entry.opening;
     await entry.ann.flush();
+  }
+
+  /**
+   * How the collection's vector searches run now: through a graph once it exists or is being built, with the share
+   * of rows it covers; exact otherwise (a collection below the graph's threshold, or not loaded).
+   */
+  state(collectionId: string): VectorIndexState {
+    const ann = this.annStats(collectionId);
+    return ann && graphInUse(ann)
+      ? { approximate: true, indexedFraction: ann.indexedFraction }
+      : { approximate: false, indexedFraction: 1 };
   }
 
   /** ANN statistics of a loaded collection index (null when exact or not loaded). */
@@ -368,4 +378,9 @@ export class LoadedVectorIndexes {
   private reportError(collectionId: string, error: unknown): void {
     this.options.onAnnError?.(collectionId, error instanceof Error ? error : new Error(String(error)));
   }
+}
+
+/** A graph exists or is being built: searches go through it (its uncovered rows exactly). */
+function graphInUse(stats: AnnStats): boolean {
+  return stats.graphRows > 0 || stats.rebuilding || stats.builderLoaded;
 }
