@@ -302,9 +302,8 @@ async function handleGraphQL<TContext extends object>(
 
   let body: unknown = undefined;
   if (method === 'POST') {
-    const raw = await readBody(req, options.maxBodyBytes);
+    const raw = await readBody(req, res, options.maxBodyBytes);
     if (raw === null) {
-      res.setHeader('connection', 'close');
       return sendError(res, 'PAYLOAD_TOO_LARGE', `The request body exceeds ${options.maxBodyBytes} bytes.`, {
         maxBytes: options.maxBodyBytes,
       });
@@ -367,9 +366,8 @@ async function handleUpload<TContext extends object>(
   }
   const contextValue = await contextOrRefusal(options, req, res, requestId);
   if (contextValue === null) return;
-  const data = await readBody(req, uploads.maxBytes);
+  const data = await readBody(req, res, uploads.maxBytes);
   if (data === null) {
-    res.setHeader('connection', 'close');
     return sendError(res, 'PAYLOAD_TOO_LARGE', `The file exceeds ${uploads.maxBytes} bytes.`, { maxBytes: uploads.maxBytes });
   }
   const header = req.headers['x-kbql-filename'];
@@ -404,32 +402,66 @@ async function contextOrRefusal<TContext extends object>(
   }
 }
 
-/** Reads the whole body, or returns null as soon as it passes `maxBytes` (Content-Length checked first). */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+/** A body over the limit is still read (and dropped) up to this many times the limit before kbql answers. */
+const DRAIN_FACTOR = 2;
+/** …and for at most this long: a client that trickles its refused body is cut off. */
+const DRAIN_MS = 10_000;
+
+/**
+ * Reads the whole body, or returns null when it passes `maxBytes` (Content-Length checked first). A refused body is
+ * read to its end and dropped before returning (up to DRAIN_FACTOR × the limit, DRAIN_MS): a proxy such as nginx
+ * sends the whole body before it reads the answer, and a connection closed under it while it writes becomes a 502
+ * instead of kbql's 413. Past those bounds the connection is closed after the answer.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<Buffer | null> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    req.resume();
-    return Promise.resolve(null);
-  }
+  const budget = maxBytes * DRAIN_FACTOR;
+  if (Number.isFinite(declared) && declared > maxBytes) return drained(req, res, declared > budget ? -1 : budget).then(() => null);
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
-    let done = false;
-    req.on('data', (part: Buffer) => {
-      if (done) return;
+    const onData = (part: Buffer): void => {
       size += part.length;
-      if (size > maxBytes) {
-        done = true;
-        req.resume();
-        resolve(null);
+      if (size <= maxBytes) {
+        parts.push(part);
         return;
       }
-      parts.push(part);
-    });
-    req.on('end', () => {
-      if (!done) resolve(Buffer.concat(parts, size));
-    });
-    req.on('error', reject);
+      req.off('data', onData).off('end', onEnd);
+      parts.length = 0;
+      resolve(drained(req, res, budget - size).then(() => null));
+    };
+    const onEnd = (): void => resolve(Buffer.concat(parts, size));
+    req.on('data', onData).on('end', onEnd).on('error', reject);
+  });
+}
+
+/**
+ * Resolves once the rest of a refused body is read and dropped, or with `connection: close` set on the answer as
+ * soon as more than `budget` bytes remain (a negative budget: at once) or DRAIN_MS passes (the client then sees the answer and a closed
+ * connection).
+ */
+function drained(req: IncomingMessage, res: ServerResponse, budget: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.complete) return resolve();
+    let left = budget;
+    const stop = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onEnd).resume();
+      res.setHeader('connection', 'close');
+      resolve();
+    };
+    const onData = (part: Buffer): void => {
+      left -= part.length;
+      if (left < 0) stop();
+    };
+    const onEnd = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(stop, DRAIN_MS);
+    timer.unref();
+    if (left < 0) return stop();
+    req.on('data', onData).on('end', onEnd).on('error', onEnd).resume();
   });
 }
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { postGraphql } from '../helpers/http';
 import { createTestApp, type TestApp, startTestServer } from '../helpers/test-app';
@@ -31,6 +33,39 @@ describe('HTTP (real server on port 0)', () => {
     const res = await postGraphql<LooseBody>(url, big);
     assert.equal(res.status, 413);
     assert.equal(res.body.errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('reads a refused body to its end before answering 413, as a proxy that writes all of it first needs', async () => {
+    // nginx sends the whole body before reading the answer: a connection closed under it while it writes is a 502.
+    // Before the fix kbql answered at once and closed, so the later writes here failed with EPIPE/ECONNRESET.
+    for (const declared of [true, false]) {
+      const { hostname, port } = new URL(url);
+      const socket = net.connect(Number(port), hostname);
+      let received = '';
+      let writeError: Error | null = null;
+      socket.on('data', (part: Buffer) => (received += part.toString('utf8')));
+      socket.on('error', (error) => (writeError ??= error));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      const piece = 'x'.repeat(16 * 1024);
+      const pieces = 7; // 112 KiB: over the 64 KiB limit, within the drain budget
+      socket.write(
+        `POST /graphql HTTP/1.1\r\nhost: kbql\r\ncontent-type: application/json\r\n` +
+          (declared ? `content-length: ${piece.length * pieces}\r\n\r\n` : 'transfer-encoding: chunked\r\n\r\n'),
+      );
+      for (let i = 0; i < pieces; i++) {
+        await sleep(40);
+        if (writeError) break;
+        socket.write(declared ? piece : `${piece.length.toString(16)}\r\n${piece}\r\n`);
+        if (i < pieces - 1) assert.equal(received, '', `no answer before the body is sent (piece ${i})`);
+      }
+      if (!declared) socket.write('0\r\n\r\n');
+      const deadline = Date.now() + 5_000;
+      while (!received.includes('PAYLOAD_TOO_LARGE') && !writeError && Date.now() < deadline) await sleep(10);
+      socket.destroy();
+      assert.equal(writeError, null, `${declared ? 'content-length' : 'chunked'}: the connection stayed open while the body was written`);
+      assert.match(received, /^HTTP\/1\.1 413 /);
+      assert.match(received, /"code":"PAYLOAD_TOO_LARGE"/);
+    }
   });
 
   it('rejects malformed JSON and unknown routes with clear codes, and echoes request ids', async () => {
