@@ -117,7 +117,7 @@ interface Prepared {
  * Documents of one `ingestDocuments` call in the worker pool at once: enough to keep every thread and the embedding
  * batcher busy, few enough that one large call cannot fill the pool's queue for everybody else.
  */
-const REQUEST_CONCURRENCY = 8;
+const REQUEST_CONCURRENCY = 32;
 
 /**
  * Parses, chunks, embeds and stores documents with upsert semantics. One bad document never fails the others:
