@@ -18,9 +18,6 @@ import { QueryService } from '../modules/query/query.service';
 import type { Adapters } from './adapters';
 import type { AppOverrides } from './overrides';
 
-/** Largest batch of the local embedder that goes through the embedding cache (a query is one to a few texts). */
-const LOCAL_EMBEDDER_CACHED_BATCH = 8;
-
 /** The domain services on the adapters' ports, and the worker that runs the ingestion job queue. */
 export async function createServices(
   config: Config,
@@ -43,8 +40,9 @@ export async function createServices(
           ttlSeconds: config.cache.embeddingTtlSeconds,
           // The local embedder's output is versioned by a probe too: a retuned build that kept its name gets fresh entries.
           version: hashEmbedder ? await outputFingerprint(hashEmbedder) : undefined,
-          // The local embedder: queries are cached, a document's chunks are recomputed on the worker threads instead.
-          bypassBatchesOver: hashEmbedder ? LOCAL_EMBEDDER_CACHED_BATCH : undefined,
+          // The local embedder: queries are cached, a document's chunks are recomputed on the worker threads instead
+          // (cheaper than hashing, encoding and storing their vectors on the event loop).
+          bypassBatchesOver: hashEmbedder ? 0 : undefined,
         });
         const model = c.kind === 'hash' ? null : c.model;
         return { name: c.name, provider: c.kind, model, info: e.info, fingerprint: embedderFingerprint(e.info), vectors };

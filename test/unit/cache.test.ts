@@ -317,6 +317,22 @@ describe('CachedEmbedder', () => {
     assert.ok([...store.data.keys()].every((k) => k.startsWith('hash:fake-v1/4/l2:')));
   });
 
+  it("with bypassBatchesOver 0 (the local embedder) caches queries only: a document's chunks skip the cache", async () => {
+    const inner = new FakeVectors();
+    const store = new MapStore();
+    const cached = new CachedEmbedder(inner, { store, embedder: info, ttlSeconds: 60, bypassBatchesOver: 0 });
+    await cached.embedMany(['chunk one']);
+    await cached.embedMany(['chunk one', 'chunk two']);
+    await flush();
+    assert.equal(store.gets, 0, 'chunks neither read…');
+    assert.equal(store.data.size, 0, '…nor written');
+    assert.equal(inner.calls.length, 2);
+    await cached.embed('a query');
+    await flush();
+    await cached.embed('a query');
+    assert.deepEqual(inner.calls.slice(2), [['a query']], 'the repeated query came from the cache');
+  });
+
   it('versions keys by the embedder output when asked to (a retuned embedder that kept its name)', async () => {
     const tuned = (scale: number): Embedder => ({
       info,

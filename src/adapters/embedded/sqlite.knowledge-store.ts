@@ -201,7 +201,7 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     return this.writes.upsertDocument(collectionId, doc);
   }
 
-  /** See {@link SqliteWrites.upsertDocuments}: one transaction, a savepoint per document. */
+  /** See {@link SqliteWrites.upsertDocuments}: one transaction for the batch. */
   upsertDocuments(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
     return this.writes.upsertDocuments(collectionId, docs);
   }

@@ -1,5 +1,5 @@
 /**
- * Document writes of the embedded store: upserts (one transaction per batch, a savepoint per document; large
+ * Document writes of the embedded store: upserts (one transaction per batch, every document all-or-nothing; large
  * batches committed in slices), deletes and metadata updates, each followed by its vector-index changes.
  */
 import { AppError, badInput, notFound } from '../../errors';
@@ -31,9 +31,9 @@ export class SqliteWrites {
   }
 
   /**
-   * The bulk path for ingestion: writes `docs` in ONE transaction (one commit, one version bump), each document in
-   * its own savepoint, so every document is still all-or-nothing and a document that fails validation (wrong
-   * vector dimensions, duplicate chunk indexes) is reported in its result without affecting the others.
+   * The bulk path for ingestion: writes `docs` in ONE transaction (one commit, one version bump). A document that
+   * fails validation (wrong vector dimensions, duplicate chunk indexes) is reported in its result without affecting
+   * the others; an error of the database during the writes fails the whole batch, nothing written.
    * Results are in the order of `docs`. A later write of the same external id in one batch replaces the earlier.
    * Throws NOT_FOUND for an unknown collection.
    */
@@ -124,38 +124,30 @@ export class SqliteWrites {
     });
   }
 
+  /**
+   * One transaction for the whole batch, without a savepoint per document: opening one makes FTS5 flush its pending
+   * postings, which cost a third of a bulk write. Every way one document can fail is checked before the transaction
+   * (`validateAll`); an error during the writes (the disk, the database) rolls the whole batch back and is thrown.
+   */
   private upsertAtOnce(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
     const db = this.db.open();
     const collection = this.db.collectionRow(collectionId);
     if (!collection) throw notFound('Collection', collectionId);
+    const checked = this.validateAll(docs, collection);
     const results: BulkUpsertResult[] = [];
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
-    // Nested better-sqlite3 transactions are savepoints: a failing document rolls back alone.
-    const writeOne = db.transaction((doc: AlignedWrite, now: number, docOps: IndexOp[]) =>
-      runToEnd(this.writeDocument(collection, doc, now, docOps)),
-    );
-    const checked = this.validateAll(docs, collection);
     db.transaction(() => {
       const now = Date.now();
       let written = 0;
       docs.forEach((doc, i) => {
         const aligned = checked[i]!;
-        let error: AppError | null = aligned instanceof AppError ? aligned : null;
-        if (!(aligned instanceof AppError)) {
-          try {
-            const docOps: IndexOp[] = [];
-            const document = writeOne(aligned, now, docOps);
-            ops.push(...docOps);
-            results.push({ ok: true, externalId: doc.externalId, document });
-            written++;
-            return;
-          } catch (caught) {
-            if (!(caught instanceof AppError)) throw caught;
-            error = caught;
-          }
+        if (aligned instanceof AppError) {
+          results.push({ ok: false, externalId: doc.externalId, error: aligned });
+          return;
         }
-        results.push({ ok: false, externalId: doc.externalId, error: error! });
+        results.push({ ok: true, externalId: doc.externalId, document: runToEnd(this.writeDocument(collection, aligned, now, ops)) });
+        written++;
       });
       if (written > 0) this.db.bumpVersion(collection.id, now, bumps);
     }).immediate();
@@ -184,32 +176,18 @@ export class SqliteWrites {
         let written = 0;
         for (const [i, doc] of docs.entries()) {
           const aligned = checked[i]!;
-          let error: AppError | null = aligned instanceof AppError ? aligned : null;
-          if (!(aligned instanceof AppError)) {
-            const docOps: IndexOp[] = [];
-            step(() => db.exec('SAVEPOINT kbql_document'));
-            try {
-              const steps = step(() => this.writeDocument(collection, aligned, now, docOps));
-              let next = step(() => steps.next());
-              while (!next.done) {
-                await new Promise<void>((resolve) => setImmediate(resolve));
-                next = step(() => steps.next());
-              }
-              step(() => db.exec('RELEASE kbql_document'));
-              ops.push(...docOps);
-              results.push({ ok: true, externalId: doc.externalId, document: next.value });
-              written++;
-              continue;
-            } catch (caught) {
-              step(() => {
-                db.exec('ROLLBACK TO kbql_document');
-                db.exec('RELEASE kbql_document');
-              });
-              if (!(caught instanceof AppError)) throw caught;
-              error = caught;
-            }
+          if (aligned instanceof AppError) {
+            results.push({ ok: false, externalId: doc.externalId, error: aligned });
+            continue;
           }
-          results.push({ ok: false, externalId: doc.externalId, error: error! });
+          const steps = step(() => this.writeDocument(collection, aligned, now, ops));
+          let next = step(() => steps.next());
+          while (!next.done) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            next = step(() => steps.next());
+          }
+          results.push({ ok: true, externalId: doc.externalId, document: next.value });
+          written++;
         }
         if (written > 0) step(() => this.db.bumpVersion(collection.id, now, bumps));
         step(() => db.exec('COMMIT'));

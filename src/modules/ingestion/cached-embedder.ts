@@ -68,14 +68,19 @@ export class CachedEmbedder implements TextVectors {
     this.#bypassOver = options.bypassBatchesOver ?? Infinity;
   }
 
+  /** One text (a query): always through the cache, whatever `bypassBatchesOver` says. */
   async embed(text: string): Promise<Float32Array> {
     if (this.#ttlSeconds === 0) return this.#inner.embed(text);
-    return (await this.embedMany([text]))[0]!;
+    return (await this.#cached([text]))[0]!;
   }
 
   /** Vectors in the order of `texts`; rejects with the provider's error when one is needed and fails. */
   async embedMany(texts: readonly string[]): Promise<Float32Array[]> {
     if (this.#ttlSeconds === 0 || texts.length === 0 || texts.length > this.#bypassOver) return this.#inner.embedMany(texts);
+    return this.#cached(texts);
+  }
+
+  async #cached(texts: readonly string[]): Promise<Float32Array[]> {
     // Thousands of chunks of one large document: hashed and encoded with turns of the event loop in between, and
     // told apart by their hashes, never by the texts themselves (hashing kilobyte strings in a Map stalls).
     const allKeys = await mapCooperatively(texts, (text) => this.#prefix + sha256Hex(text));
