@@ -179,7 +179,7 @@ export const CONFIG_VARIABLES = {
   KBQL_HYBRID_ALPHA: {
     schema: num(0, 1),
     default: '0.25',
-    doc: 'default weight of the vector side in HYBRID search (1 = vector only; 0.25 is tuned for the offline embedder on SciFact)',
+    doc: 'default weight of the vector side in HYBRID search (1 = vector only). With the offline embedder SciFact cannot tell 0 to 0.3 apart (cross-validation picks 0.05, within noise); 0.25 keeps two more SQuAD 2 answers than 0.05 (docs/benchmarks.md)',
   },
   KBQL_DEFAULT_TOP_K: { schema: int(1, 200), default: '10', doc: 'hits returned by search when topK is not given' },
   KBQL_ASK_TOP_K: { schema: int(1, 200), default: '5', doc: 'sources retrieved by ask when topK is not given' },

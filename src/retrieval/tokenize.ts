@@ -33,12 +33,12 @@ export function contentTerms(text: string): string[] {
 
 /**
  * Sentence spans of `text` with their offsets. Splits after `.`, `!`, `?` (and runs of them, with closing quotes or
- * brackets) followed by whitespace and an upper-case letter, digit or quote, and on blank lines; avoids splitting
- * after common abbreviations and single initials.
+ * brackets, and footnote markers such as `[note 3]`) followed by whitespace and an upper-case letter, digit or quote,
+ * and on blank lines; avoids splitting after common abbreviations and single initials.
  */
 export function splitSentences(text: string): { text: string; start: number; end: number }[] {
   const spans: { text: string; start: number; end: number }[] = [];
-  const boundary = /([.!?]+["'”’)\]]*)\s+(?=["'“‘([]?[\p{Lu}\p{N}])|\n\s*\n/gu;
+  const boundary = /([.!?]+["'”’)\]]*(?:\[[^\]\n]{1,40}\])*)\s+(?=["'“‘([]?[\p{Lu}\p{N}])|\n\s*\n/gu;
   let start = 0;
   for (const match of text.matchAll(boundary)) {
     const end = match.index + (match[1]?.length ?? 0);

@@ -47,6 +47,31 @@ describe('answer spans', () => {
     assert.equal(span('Why is the sky blue?', why), why);
   });
 
+  it('answers "What…" with the clauses holding the question’s terms and a few words of context on each side', () => {
+    const sentence =
+      'The Rhine emerges from Lake Constance, flows generally westward, as the Hochrhein, passes the Rhine Falls, and is joined by its major tributary, the river Aare.';
+    assert.equal(
+      span('What is the major tributary of the Rhine?', sentence),
+      'flows generally westward, as the Hochrhein, passes the Rhine Falls, and is joined by its major tributary, the river Aare.',
+    );
+    // "however" alone is not context: the span reaches the clause that names the lake.
+    assert.equal(
+      span(
+        'What did the Zuider Zee brackish lagoon change into?',
+        'Built in 1932, the dam closed the bay, which was formerly the Zuider Zee brackish lagoon; however, since then, a freshwater lake, and it is now a nature reserve, popular with birds.',
+      ),
+      'the dam closed the bay, which was formerly the Zuider Zee brackish lagoon; however, since then, a freshwater lake',
+    );
+  });
+
+  it('keeps a quotation with the clause that introduces it', () => {
+    const text = 'He sent an email to the councillors stating, "Wise up or die."';
+    assert.deepEqual(
+      splitClauses(text).map((c) => text.slice(c.start, c.end)),
+      ['He sent an email to the councillors stating, "Wise up or die."'],
+    );
+  });
+
   it('splits clauses at punctuation and subordinating words, never inside a number', () => {
     const text = 'It discharges 2,290 m3/s; which is a lot, although less than before.';
     const clauses = splitClauses(text).map((c) => text.slice(c.start, c.end));

@@ -22,13 +22,15 @@ export interface ExtractiveSynthesizerOptions {
   /**
    * Most sentences in an answer (the best one plus the most relevant others, within `maxWords`). With 1, a question
    * asking for a number, a person or a place is answered with the shortest clause run of the best sentence that holds
-   * one ({@link answerSpan}); the source highlight keeps the whole sentence.
+   * one, a "What…" or "Which…" question with the clauses holding its terms and a little context ({@link answerSpan});
+   * the source highlight keeps the whole sentence.
    * @default 1
    */
   maxSentences?: number;
   /**
-   * With `maxSentences` 1: answer a question asking for a number, a person or a place with the shortest clause run
-   * of the best sentence that holds one, rather than the whole sentence.
+   * With `maxSentences` 1: answer a question asking for a number, a person or a place, or a "What…" or "Which…"
+   * question, with the shortest clause run of the best sentence that answers it ({@link answerSpan}), rather than
+   * the whole sentence.
    * @default true
    */
   clauseAnswers?: boolean;
