@@ -23,6 +23,9 @@ export interface FtsStatements {
   deleteBySeqs: Database.Statement;
 }
 
+/** Page size of a new database file, in bytes. */
+const PAGE_SIZE = 16_384;
+
 /** One step of a sliced write: runs `work` on the writing connection. */
 export type SliceStep = <T>(work: () => T) => T;
 
@@ -56,6 +59,10 @@ export class SqliteDatabase {
     mkdirSync(this.dataDir, { recursive: true });
     const db = new Database(this.filename, { timeout: this.busyTimeoutMs });
     try {
+      // A new database gets 16 KiB pages (an existing one keeps its own: SQLite ignores this once it has tables). A
+      // 1,024-dimension vector is 4 KiB: with 4 KiB pages every chunk row overflowed to a second page, and the
+      // COMMIT of a 2 MiB document took 46 ms of one turn of the event loop instead of 11.
+      db.pragma(`page_size = ${PAGE_SIZE}`);
       enableWal(db, this.busyTimeoutMs);
       db.pragma('foreign_keys = ON');
       db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
