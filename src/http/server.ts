@@ -436,32 +436,37 @@ function readBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): 
 }
 
 /**
- * Resolves once the rest of a refused body is read and dropped, or with `connection: close` set on the answer as
- * soon as more than `budget` bytes remain (a negative budget: at once) or DRAIN_MS passes (the client then sees the answer and a closed
- * connection).
+ * Resolves once the rest of a refused body is read and dropped. When more than `budget` bytes remain (a negative
+ * budget: at once) or DRAIN_MS passes, it stops reading and resolves with `connection: close` set on the answer.
  */
 function drained(req: IncomingMessage, res: ServerResponse, budget: number): Promise<void> {
+  const closeAfterAnswer = (): void => {
+    req.resume();
+    res.setHeader('connection', 'close');
+  };
+  if (req.complete) return Promise.resolve();
+  if (budget < 0) {
+    closeAfterAnswer();
+    return Promise.resolve();
+  }
   return new Promise((resolve) => {
-    if (req.complete) return resolve();
     let left = budget;
-    const stop = (): void => {
+    const done = (): void => {
       clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', onEnd).resume();
-      res.setHeader('connection', 'close');
+      req.off('data', onData).off('end', done).off('error', done);
       resolve();
+    };
+    const stop = (): void => {
+      done();
+      closeAfterAnswer();
     };
     const onData = (part: Buffer): void => {
       left -= part.length;
       if (left < 0) stop();
     };
-    const onEnd = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
     const timer = setTimeout(stop, DRAIN_MS);
     timer.unref();
-    if (left < 0) return stop();
-    req.on('data', onData).on('end', onEnd).on('error', onEnd).resume();
+    req.on('data', onData).on('end', done).on('error', done).resume();
   });
 }
 

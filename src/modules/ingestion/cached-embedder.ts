@@ -23,7 +23,8 @@ export interface CachedEmbedderOptions {
    */
   version?: string;
   /**
-   * Batches of more texts than this skip the cache (neither read nor written); none: every batch uses it. For an
+   * `embedMany` batches of more texts than this skip the cache (neither read nor written); none: every batch uses
+   * it. `embed` (one text, a query) always uses it, so 0 caches queries only. For an
    * embedder that runs in this process: recomputing a document's chunks on a worker thread costs less than hashing,
    * encoding and storing thousands of vectors on the event loop, and they would push the queries' entries out.
    * @default undefined
