@@ -24,7 +24,7 @@ import type {
 import type { Telemetry, TelemetryFacts, TracedOperation } from '../ports/telemetry.port';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from './attributes';
 import type { CollectionSize, DomainMetrics } from './metrics';
-import { endSpan } from './spans';
+import { endSpan, insideUnrecordedSpan } from './spans';
 
 export interface InstrumentationOptions {
   metrics: DomainMetrics;
@@ -45,6 +45,7 @@ async function inSpan<T>(
   work: () => Promise<T>,
   after?: (result: T, span: Span) => void,
 ): Promise<T> {
+  if (insideUnrecordedSpan()) return work();
   return tracer.startActiveSpan(name, { attributes }, async (span) => {
     try {
       const result = await work();
@@ -279,19 +280,23 @@ export function createTelemetry(options: InstrumentationOptions): Telemetry {
   return {
     run<T>(operation: TracedOperation, facts: TelemetryFacts, work: (note: (facts: TelemetryFacts) => void) => Promise<T>): Promise<T> {
       const known: TelemetryFacts = { ...facts };
+      const finished = (result: T): T => {
+        if (operation === 'kbql.ingest') {
+          metrics.ingestion.documents('indexed', known.indexed ?? 0);
+          metrics.ingestion.documents('unchanged', known.unchanged ?? 0);
+          metrics.ingestion.documents('failed', known.failed ?? 0);
+          metrics.ingestion.chunks(known.chunkCount ?? 0);
+        }
+        return result;
+      };
+      if (insideUnrecordedSpan()) return work((more) => void Object.assign(known, more)).then(finished);
       return tracer.startActiveSpan(operation, { attributes: toAttributes(facts) }, async (span) => {
         const note = (more: TelemetryFacts) => {
           Object.assign(known, more);
           if (span.isRecording()) span.setAttributes(toAttributes(more));
         };
         try {
-          const result = await work(note);
-          if (operation === 'kbql.ingest') {
-            metrics.ingestion.documents('indexed', known.indexed ?? 0);
-            metrics.ingestion.documents('unchanged', known.unchanged ?? 0);
-            metrics.ingestion.documents('failed', known.failed ?? 0);
-            metrics.ingestion.chunks(known.chunkCount ?? 0);
-          }
+          const result = finished(await work(note));
           endSpan(span, null);
           return result;
         } catch (error) {

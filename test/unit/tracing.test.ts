@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import { ApolloServer } from '@apollo/server';
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { buildSchema } from 'graphql';
 import { Registry } from 'prom-client';
@@ -228,6 +228,44 @@ describe('port wrappers', () => {
     assert.equal(sampleValue(s, METRICS.ingestionDocuments, { status: 'indexed' }), 2);
     assert.equal(sampleValue(s, METRICS.ingestionDocuments, { status: 'failed' }), 1);
     assert.equal(sampleValue(s, METRICS.ingestionChunks), 9);
+  });
+});
+
+describe('sampled-out requests', () => {
+  it('start no span inside a span that is not recorded, and still count their metrics', async () => {
+    const registry = new Registry();
+    const metrics = createDomainMetrics({ registry, defaultMetrics: false });
+    const store = instrumentStore(fakeStore({ search: async () => [] }), { metrics });
+    const telemetry = createTelemetry({ metrics });
+    let startedInside = 0;
+    const counting = {
+      ...tracer,
+      startSpan: (...args: Parameters<typeof tracer.startSpan>) => (startedInside++, tracer.startSpan(...args)),
+      startActiveSpan: ((...args: unknown[]) => {
+        startedInside++;
+        return (tracer.startActiveSpan as (...a: unknown[]) => unknown)(...args);
+      }) as typeof tracer.startActiveSpan,
+    };
+    const countedStore = instrumentStore(fakeStore({ search: async () => [] }), { metrics, tracer: counting });
+    const unrecorded = trace.wrapSpanContext({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 0 });
+    await context.with(trace.setSpan(context.active(), unrecorded), async () => {
+      await store.search({ collectionId: 'c', mode: 'KEYWORD', text: 'q', alpha: 0.5, limit: 3, offset: 0 });
+      await countedStore.search({ collectionId: 'c', mode: 'KEYWORD', text: 'q', alpha: 0.5, limit: 3, offset: 0 });
+      await telemetry.run('kbql.ingest', { documentCount: 1 }, async (note) =>
+        note({ indexed: 1, unchanged: 0, failed: 0, chunkCount: 2 }),
+      );
+    });
+    assert.equal(startedInside, 0, 'no span object was made');
+    assert.deepEqual(spans(), [], 'nothing exported');
+    const s = parseSamples(await registry.metrics());
+    assert.equal(sampleValue(s, `${METRICS.storeQueryDuration}_count`, { adapter: 'fake', operation: 'search', mode: 'KEYWORD' }), 2);
+    assert.equal(sampleValue(s, METRICS.ingestionDocuments, { status: 'indexed' }), 1);
+    assert.equal(sampleValue(s, METRICS.ingestionChunks), 2);
+
+    // Outside any span (a background job): spans as before.
+    await countedStore.search({ collectionId: 'c', mode: 'KEYWORD', text: 'q', alpha: 0.5, limit: 3, offset: 0 });
+    assert.equal(startedInside, 1);
+    assert.equal(spans().length, 1);
   });
 });
 
