@@ -8,7 +8,11 @@ const WORD = /\p{N}+(?:[.,]\p{N}+)*(?:\p{L}[\p{L}\p{M}\p{N}]*)?|[\p{L}\p{M}\p{N}
 /** Lower-cased word tokens (letters and digits, inner apostrophes kept). */
 export function tokenize(text: string): string[] {
   const out: string[] = [];
-  for (const match of text.toLowerCase().matchAll(WORD)) out.push(match[0].replace(/’/g, "'").replace(/'s$/, ''));
+  for (const match of text.toLowerCase().matchAll(WORD)) {
+    const word = match[0];
+    // Most words have no apostrophe: skip the two replacements (a keyword search tokenizes hundreds of chunks).
+    out.push(word.includes("'") || word.includes('’') ? word.replace(/’/g, "'").replace(/'s$/, '') : word);
+  }
   return out;
 }
 

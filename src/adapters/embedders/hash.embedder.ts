@@ -373,7 +373,11 @@ export const COMMON_WORDS: ReadonlySet<string> = new Set(
 
 const stemCache = new Map<string, string>();
 
-function stemCached(word: string): string {
+/**
+ * {@link porterStem} with every word's stem remembered (up to 200,000 words, then the memory starts over): words
+ * repeat, and the stemmer's suffix rules cost more than a map lookup.
+ */
+export function stemCached(word: string): string {
   const cached = stemCache.get(word);
   if (cached !== undefined) return cached;
   const stemmed = porterStem(word);
