@@ -18,7 +18,7 @@ import {
   type Surfaces,
 } from '../../retrieval/bm25';
 import { relativeScoreFusion } from '../../retrieval/fusion';
-import { porterStem } from '../embedders/hash.embedder';
+import { stemCached } from '../embedders/hash.embedder';
 import type { SearchHit, SearchRequest } from '../../ports/knowledge-store.port';
 import { checkQueryEmbedder } from '../embedding-checks';
 import { checkPage, checkQueryVector } from '../store-checks';
@@ -59,7 +59,7 @@ interface KeywordCache {
 }
 
 /** Porter, as FTS5's `porter` tokenizer stems, so query, rescoring and index agree on a term. */
-const stem = (word: string): string => porterStem(word);
+const stem = (word: string): string => stemCached(word);
 
 export class SqliteSearch {
   private readonly keywordCaches = new Map<string, KeywordCache>();
@@ -163,23 +163,52 @@ export class SqliteSearch {
     const match = ftsMatchExpression(terms.map((t) => t.surface).join(' '));
     if (match === null) return [];
     const table = assertFtsName(collection.fts_table);
-    // CROSS JOIN keeps the FTS table the outer loop, which bm25() needs.
-    const sql = filter
-      ? `SELECT c.seq AS rowId, c.id AS chunkId
-         FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid JOIN documents d ON d.id = c.document_id
-         WHERE ${table} MATCH ? AND ${filter.sql}
-         ORDER BY bm25(${table}), c.id LIMIT ?`
-      : `SELECT c.seq AS rowId, c.id AS chunkId
-         FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid
-         WHERE ${table} MATCH ?
-         ORDER BY bm25(${table}), c.id LIMIT ?`;
-    const params = filter ? [match, ...filter.params, KEYWORD_CANDIDATES] : [match, KEYWORD_CANDIDATES];
-    const found = this.db.prepare(sql).all(...params) as { rowId: number; chunkId: string }[];
+    const found = filter
+      ? // CROSS JOIN keeps the FTS table the outer loop, which bm25() needs.
+        (this.db
+          .prepare(
+            `SELECT c.seq AS rowId, c.id AS chunkId
+             FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid JOIN documents d ON d.id = c.document_id
+             WHERE ${table} MATCH ? AND ${filter.sql}
+             ORDER BY bm25(${table}), c.id LIMIT ?`,
+          )
+          .all(match, ...filter.params, KEYWORD_CANDIDATES) as { rowId: number; chunkId: string }[])
+      : this.bestMatches(table, match);
     const analyzed = this.analyzedChunks(
       cache,
       found.map((c) => c.rowId),
     );
     return found.map((c) => ({ ...c, chunk: analyzed.get(c.rowId)! }));
+  }
+
+  /**
+   * The {@link KEYWORD_CANDIDATES} rows FTS5's BM25 ranks best, ties by chunk id: what `ORDER BY bm25(), c.id LIMIT`
+   * over a join with `chunks` returns, without that join's cost. The join reads the chunk row (with its vector) of
+   * every row that matches any term before sorting — thousands of rows on a large collection, most of the time of a
+   * keyword search (measured 20–34 ms against 8 ms at 37,000 chunks). Here FTS5 ranks alone, over a few more rows
+   * than needed (more until the last one fetched scores worse than the last one kept, so every tie at the cut is in),
+   * and only those rows' chunk ids are read.
+   */
+  private bestMatches(table: string, match: string): { rowId: number; chunkId: string }[] {
+    const ranked = `SELECT rowid AS rowId, bm25(${table}) AS score FROM ${table} WHERE ${table} MATCH ? ORDER BY score LIMIT ?`;
+    let limit = KEYWORD_CANDIDATES + KEYWORD_CANDIDATES / 5;
+    let rows: { rowId: number; score: number }[];
+    for (;;) {
+      rows = this.db.prepare(ranked).all(match, limit) as { rowId: number; score: number }[];
+      if (rows.length < limit || rows[KEYWORD_CANDIDATES - 1]!.score !== rows[rows.length - 1]!.score) break;
+      limit *= 2;
+    }
+    const ids = this.db
+      .prepare('SELECT seq, id FROM chunks WHERE seq IN (SELECT value FROM json_each(?))', 'raw')
+      .all(JSON.stringify(rows.map((r) => r.rowId))) as [number, string][];
+    const idOf = new Map(ids);
+    const found: { rowId: number; chunkId: string; score: number }[] = [];
+    for (const row of rows) {
+      const chunkId = idOf.get(row.rowId);
+      if (chunkId !== undefined) found.push({ rowId: row.rowId, chunkId, score: row.score });
+    }
+    found.sort((a, b) => a.score - b.score || (a.chunkId < b.chunkId ? -1 : a.chunkId > b.chunkId ? 1 : 0));
+    return found.slice(0, KEYWORD_CANDIDATES).map(({ rowId, chunkId }) => ({ rowId, chunkId }));
   }
 
   /** The keyword cache of the collection's current version (a write moves the version and retires the old one). */
