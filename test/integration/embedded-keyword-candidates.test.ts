@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
 import { sha256Hex } from '../../src/ids';
-import type { DocumentWrite } from '../../src/ports/knowledge-store.port';
+import type { DocumentWrite, Filter } from '../../src/ports/knowledge-store.port';
 
 const DIM = 8;
 /** More tied rows than the candidate pool (500) and its first fetch (600) hold. */
@@ -31,20 +31,34 @@ describe('embedded keyword candidates', () => {
         embedder: { name: 'test', dimensions: DIM },
       });
       // Identical documents: FTS5 and the rescoring give every chunk the same score.
-      const docs = Array.from({ length: TIED_DOCUMENTS }, (_, i) => sameDocument(`doc-${i}`));
+      const docs = Array.from({ length: TIED_DOCUMENTS }, (_, i) => sameDocument(`doc-${i}`, { shelf: i % 3 === 0 ? 'a' : 'b' }));
       for (let at = 0; at < docs.length; at += 250) await store.upsertDocuments(collection.id, docs.slice(at, at + 250));
       // A few that mention the term more often rank first, whatever their ids.
       await store.upsertDocuments(collection.id, [strongerDocument('strong-a'), strongerDocument('strong-b')]);
 
       const hits = await store.search({ collectionId: collection.id, mode: 'KEYWORD', text: 'lighthouse', alpha: 0, limit: 12, offset: 0 });
+      const shelfA: Filter = { kind: 'condition', field: { type: 'metadata', key: 'shelf' }, op: 'eq', value: 'a' };
+      const filtered = await store.search({
+        collectionId: collection.id,
+        mode: 'KEYWORD',
+        text: 'lighthouse',
+        alpha: 0,
+        limit: 10,
+        offset: 0,
+        filter: shelfA,
+      });
       const db = new Database(join(dataDir, 'kbql.sqlite'), { readonly: true });
-      const smallest = db
-        .prepare(
-          `SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
-           WHERE c.collection_id = ? AND d.external_id LIKE 'doc-%' ORDER BY c.id LIMIT 10`,
-        )
-        .pluck()
-        .all(collection.id) as string[];
+      const smallest = (shelf?: string) =>
+        db
+          .prepare(
+            `SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id
+             WHERE c.collection_id = ? AND d.external_id LIKE 'doc-%' AND (? IS NULL OR d.external_id IN (${shelfAIds()}))
+             ORDER BY c.id LIMIT 10`,
+          )
+          .pluck()
+          .all(collection.id, shelf ?? null) as string[];
+      const expected = smallest();
+      const expectedA = smallest('a');
       db.close();
       assert.deepEqual(
         hits
@@ -55,8 +69,13 @@ describe('embedded keyword candidates', () => {
       );
       assert.deepEqual(
         hits.slice(2).map((h) => h.chunk.id),
-        smallest,
+        expected,
         'the ten smallest chunk ids of all the tied chunks, not of the rows fetched first',
+      );
+      assert.deepEqual(
+        filtered.map((h) => h.chunk.id),
+        expectedA,
+        'with a filter: the ten smallest chunk ids of the allowed tied chunks',
       );
     } finally {
       await store.close();
@@ -64,8 +83,16 @@ describe('embedded keyword candidates', () => {
   });
 });
 
-function sameDocument(externalId: string): DocumentWrite {
-  return documentWith(externalId, 'The old lighthouse keeper logged every passing ship.');
+function sameDocument(externalId: string, metadata: DocumentWrite['metadata']): DocumentWrite {
+  return { ...documentWith(externalId, 'The old lighthouse keeper logged every passing ship.'), metadata };
+}
+
+/** The external ids of the documents on shelf `a`, as an SQL list. */
+function shelfAIds(): string {
+  return Array.from({ length: TIED_DOCUMENTS }, (_, i) => i)
+    .filter((i) => i % 3 === 0)
+    .map((i) => `'doc-${i}'`)
+    .join(',');
 }
 
 function strongerDocument(externalId: string): DocumentWrite {

@@ -87,7 +87,8 @@ export class SqliteSearch {
     if (limit === 0) return [];
 
     if (request.mode === 'KEYWORD') {
-      const hits = this.keywordCandidates(collection, request.text, filter, limit, offset);
+      const allowed = filter ? this.allowedRowIds(collection.id, filter) : undefined;
+      const hits = this.keywordCandidates(collection, request.text, allowed, limit, offset);
       return this.hydrate(hits.map((h) => ({ rowId: h.rowId, score: h.score, vectorScore: null, keywordScore: h.score })));
     }
 
@@ -102,7 +103,7 @@ export class SqliteSearch {
     const alpha = request.alpha;
     const candidates = Math.max(offset + limit, HYBRID_CANDIDATE_FLOOR) * HYBRID_CANDIDATE_FACTOR;
     const vectorHits = index.search(query, candidates, allowed);
-    const keywordHits = this.keywordCandidates(collection, request.text, filter, candidates, 0);
+    const keywordHits = this.keywordCandidates(collection, request.text, allowed, candidates, 0);
     const rowIdByChunk = new Map<string, number>();
     for (const h of vectorHits) rowIdByChunk.set(h.chunkId, h.rowId);
     for (const h of keywordHits) rowIdByChunk.set(h.chunkId, h.rowId);
@@ -138,7 +139,7 @@ export class SqliteSearch {
   private keywordCandidates(
     collection: CollectionRow,
     text: string,
-    filter: CompiledFilter | null,
+    allowed: readonly number[] | undefined,
     limit: number,
     offset: number,
   ): { rowId: number; chunkId: string; score: number }[] {
@@ -146,34 +147,24 @@ export class SqliteSearch {
     if (query.length === 0) return [];
     const cache = this.keywordCache(collection);
     const stats = this.bm25Stats(collection, cache);
-    const candidates = this.candidates(collection, cache, query, filter);
+    const candidates = this.candidates(collection, cache, query, allowed);
     const first = rank(candidates, query, stats, this.bm25);
     const expanded = feedbackQuery(query, first, stats, this.bm25, cache.surfaces);
     const ranked = expanded.length > query.length ? rank(candidates, expanded, stats, this.bm25) : first;
     return ranked.slice(offset, offset + limit).map((h) => ({ rowId: h.rowId, chunkId: h.chunkId, score: h.score }));
   }
 
-  /** The chunks FTS5's own BM25 ranks best for `terms` (within the filter), analysed. */
+  /** The chunks FTS5's own BM25 ranks best for `terms` (among the `allowed` rows, when a filter gave them), analysed. */
   private candidates(
     collection: CollectionRow,
     cache: KeywordCache,
     terms: readonly QueryTerm[],
-    filter: CompiledFilter | null,
+    allowed: readonly number[] | undefined,
   ): { rowId: number; chunkId: string; chunk: AnalyzedChunk }[] {
     const match = ftsMatchExpression(terms.map((t) => t.surface).join(' '));
     if (match === null) return [];
-    const table = assertFtsName(collection.fts_table);
-    const found = filter
-      ? // CROSS JOIN keeps the FTS table the outer loop, which bm25() needs.
-        (this.db
-          .prepare(
-            `SELECT c.seq AS rowId, c.id AS chunkId
-             FROM ${table} CROSS JOIN chunks c ON c.seq = ${table}.rowid JOIN documents d ON d.id = c.document_id
-             WHERE ${table} MATCH ? AND ${filter.sql}
-             ORDER BY bm25(${table}), c.id LIMIT ?`,
-          )
-          .all(match, ...filter.params, KEYWORD_CANDIDATES) as { rowId: number; chunkId: string }[])
-      : this.bestMatches(table, match);
+    if (allowed && allowed.length === 0) return [];
+    const found = this.bestMatches(assertFtsName(collection.fts_table), match, allowed ? rowSet(allowed) : null);
     const analyzed = this.analyzedChunks(
       cache,
       found.map((c) => c.rowId),
@@ -182,28 +173,31 @@ export class SqliteSearch {
   }
 
   /**
-   * The {@link KEYWORD_CANDIDATES} rows FTS5's BM25 ranks best, ties by chunk id: what `ORDER BY bm25(), c.id LIMIT`
-   * over a join with `chunks` returns, without that join's cost. The join reads the chunk row (with its vector) of
-   * every row that matches any term before sorting — thousands of rows on a large collection, most of the time of a
-   * keyword search (measured 20–34 ms against 8 ms at 37,000 chunks). Here FTS5 ranks alone, over a few more rows
-   * than needed (more until the last one fetched scores worse than the last one kept, so every tie at the cut is in),
-   * and only those rows' chunk ids are read.
+   * The {@link KEYWORD_CANDIDATES} rows (of the `allowed` ones, when given) FTS5's BM25 ranks best, ties by chunk id:
+   * what `ORDER BY bm25(), c.id LIMIT` over a join with `chunks` (and `documents`, for a filter) returns, without that
+   * join's cost. The join reads the chunk row (with its vector) of every row that matches any term before sorting —
+   * thousands of rows on a large collection, most of the time of a keyword search (measured 20–34 ms against 8 ms at
+   * 37,000 chunks). Here FTS5 ranks alone, in growing windows, until the window holds enough allowed rows and the
+   * last row fetched scores worse than the last one kept (so every tie at the cut is in) or every match is fetched;
+   * then only those rows' chunk ids are read.
    */
-  private bestMatches(table: string, match: string): { rowId: number; chunkId: string }[] {
+  private bestMatches(table: string, match: string, allowed: RowSet | null): { rowId: number; chunkId: string }[] {
     const ranked = `SELECT rowid AS rowId, bm25(${table}) AS score FROM ${table} WHERE ${table} MATCH ? ORDER BY score LIMIT ?`;
     let limit = KEYWORD_CANDIDATES + KEYWORD_CANDIDATES / 5;
-    let rows: { rowId: number; score: number }[];
+    let kept: { rowId: number; score: number }[];
     for (;;) {
-      rows = this.db.prepare(ranked).all(match, limit) as { rowId: number; score: number }[];
-      if (rows.length < limit || rows[KEYWORD_CANDIDATES - 1]!.score !== rows[rows.length - 1]!.score) break;
-      limit *= 2;
+      const rows = this.db.prepare(ranked).all(match, limit) as { rowId: number; score: number }[];
+      kept = allowed ? rows.filter((r) => allowed.has(r.rowId)) : rows;
+      if (rows.length < limit) break;
+      if (kept.length >= KEYWORD_CANDIDATES && kept[KEYWORD_CANDIDATES - 1]!.score !== rows[rows.length - 1]!.score) break;
+      limit *= 4;
     }
     const ids = this.db
       .prepare('SELECT seq, id FROM chunks WHERE seq IN (SELECT value FROM json_each(?))', 'raw')
-      .all(JSON.stringify(rows.map((r) => r.rowId))) as [number, string][];
+      .all(JSON.stringify(kept.map((r) => r.rowId))) as [number, string][];
     const idOf = new Map(ids);
     const found: { rowId: number; chunkId: string; score: number }[] = [];
-    for (const row of rows) {
+    for (const row of kept) {
       const chunkId = idOf.get(row.rowId);
       if (chunkId !== undefined) found.push({ rowId: row.rowId, chunkId, score: row.score });
     }
@@ -340,4 +334,17 @@ export function ftsMatchExpression(text: string): string | null {
 function ftsPhrase(word: string): string | null {
   const parts = word.toLowerCase().match(/[\p{L}\p{N}\p{M}]+/gu);
   return parts ? `"${parts.join(' ')}"` : null;
+}
+
+/** Row ids a filter allows, as a bitset: a membership test per ranked row. */
+interface RowSet {
+  has(rowId: number): boolean;
+}
+
+function rowSet(rowIds: readonly number[]): RowSet {
+  let max = 0;
+  for (const id of rowIds) if (id > max) max = id;
+  const bits = new Uint32Array((max >>> 5) + 1);
+  for (const id of rowIds) bits[id >>> 5]! |= 1 << (id & 31);
+  return { has: (rowId) => rowId <= max && (bits[rowId >>> 5]! & (1 << (rowId & 31))) !== 0 };
 }
