@@ -4,6 +4,7 @@ import { sharedAnnBuilderThread, type AnnBuilderThread } from './ann-builder';
 import type { AnnBuilderRequest, AnnBuilderState } from './ann-builder.worker';
 import { vectorCrc, type AnnFileCheck, type AnnFileRows, type AnnFingerprint, type AnnQuantization } from './ann-file';
 import { VectorIndex, type VectorMatch, type VectorSearchIndex } from './vector-index';
+import { RowMemberships } from './row-membership';
 
 /**
  * An approximate (HNSW) vector index for one collection, behind the same contract as {@link VectorIndex}: add, remove
@@ -219,8 +220,8 @@ export class AnnIndex implements VectorSearchIndex {
   /** Source versions by the change sequence number they were reported at (pruned as saves pass them). */
   private readonly versionAt = new Map<number, number>();
   private readonly searches = { graph: 0, exact: 0, refills: 0, fallbacks: 0 };
-  /** A reusable bitset of allowed row ids for filtered graph searches. */
-  private allowedBits = new Uint32Array(0);
+  /** Membership tests of allowed row ids for filtered graph searches (one reusable bitset). */
+  private readonly memberships = new RowMemberships();
 
   constructor(private readonly config: AnnIndexOptions) {
     this.dimensions = config.dimensions;
@@ -311,7 +312,7 @@ export class AnnIndex implements VectorSearchIndex {
       this.searches.exact++;
       return this.exact.search(query, k, allowed);
     }
-    const membership = this.membership(allowed);
+    const membership = this.memberships.of(allowed);
     try {
       return this.graphSearch(graph, query, k, membership.has, count / this.exact.size) ?? this.exact.search(query, k, allowed);
     } finally {
@@ -562,33 +563,6 @@ export class AnnIndex implements VectorSearchIndex {
       matches.push(...this.exact.search(q, k, tail));
     }
     return matches.sort(byScoreThenChunkId).slice(0, k);
-  }
-
-  /** A membership test for the allowed rows: a reusable bitset when row ids are small integers, else a Set. */
-  private membership(allowed: Set<number> | readonly number[]): { has: (rowId: number) => boolean; release: () => void } {
-    if (allowed instanceof Set) return { has: (rowId) => allowed.has(rowId), release: () => {} };
-    let max = 0;
-    for (const rowId of allowed) {
-      if (!Number.isInteger(rowId) || rowId < 0 || rowId >= 2 ** 31) {
-        const set = new Set(allowed);
-        return { has: (r) => set.has(r), release: () => {} };
-      }
-      if (rowId > max) max = rowId;
-    }
-    const words = (max >>> 5) + 1;
-    if (words > 1 << 22) {
-      const set = new Set(allowed);
-      return { has: (r) => set.has(r), release: () => {} };
-    }
-    if (this.allowedBits.length < words) this.allowedBits = new Uint32Array(Math.max(words, this.allowedBits.length * 2));
-    const bits = this.allowedBits;
-    for (const rowId of allowed) bits[rowId >>> 5]! |= 1 << (rowId & 31);
-    return {
-      has: (rowId) => rowId >>> 5 < words && (bits[rowId >>> 5]! & (1 << (rowId & 31))) !== 0,
-      release: () => {
-        for (const rowId of allowed) bits[rowId >>> 5] = 0;
-      },
-    };
   }
 
   // ---------------------------------------------------------------- background indexing

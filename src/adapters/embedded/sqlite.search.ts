@@ -27,6 +27,7 @@ import { compileFilterSql, type CompiledFilter } from './sqlite.filters';
 import { CHUNK_COLUMNS, DOCUMENT_COLUMNS, toChunk, toDocument, type ChunkRow, type CollectionRow, type DocumentRow } from './sqlite.rows';
 import { assertFtsName } from './sqlite.schema';
 import type { LoadedVectorIndexes } from './sqlite.vector-indexes';
+import { RowMemberships, type RowMembership } from './row-membership';
 
 /**
  * Candidates each side of a HYBRID search contributes: max(limit + offset, floor) × factor. With the API's cap of
@@ -63,6 +64,7 @@ const stem = (word: string): string => stemCached(word);
 
 export class SqliteSearch {
   private readonly keywordCaches = new Map<string, KeywordCache>();
+  private readonly memberships = new RowMemberships();
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -164,7 +166,13 @@ export class SqliteSearch {
     const match = ftsMatchExpression(terms.map((t) => t.surface).join(' '));
     if (match === null) return [];
     if (allowed && allowed.length === 0) return [];
-    const found = this.bestMatches(assertFtsName(collection.fts_table), match, allowed ? rowSet(allowed) : null);
+    const membership = allowed ? this.memberships.of(allowed) : null;
+    let found: { rowId: number; chunkId: string }[];
+    try {
+      found = this.bestMatches(assertFtsName(collection.fts_table), match, membership);
+    } finally {
+      membership?.release();
+    }
     const analyzed = this.analyzedChunks(
       cache,
       found.map((c) => c.rowId),
@@ -181,7 +189,7 @@ export class SqliteSearch {
    * last row fetched scores worse than the last one kept (so every tie at the cut is in) or every match is fetched;
    * then only those rows' chunk ids are read.
    */
-  private bestMatches(table: string, match: string, allowed: RowSet | null): { rowId: number; chunkId: string }[] {
+  private bestMatches(table: string, match: string, allowed: RowMembership | null): { rowId: number; chunkId: string }[] {
     const ranked = `SELECT rowid AS rowId, bm25(${table}) AS score FROM ${table} WHERE ${table} MATCH ? ORDER BY score LIMIT ?`;
     let limit = KEYWORD_CANDIDATES + KEYWORD_CANDIDATES / 5;
     let kept: { rowId: number; score: number }[];
@@ -334,17 +342,4 @@ export function ftsMatchExpression(text: string): string | null {
 function ftsPhrase(word: string): string | null {
   const parts = word.toLowerCase().match(/[\p{L}\p{N}\p{M}]+/gu);
   return parts ? `"${parts.join(' ')}"` : null;
-}
-
-/** Row ids a filter allows, as a bitset: a membership test per ranked row. */
-interface RowSet {
-  has(rowId: number): boolean;
-}
-
-function rowSet(rowIds: readonly number[]): RowSet {
-  let max = 0;
-  for (const id of rowIds) if (id > max) max = id;
-  const bits = new Uint32Array((max >>> 5) + 1);
-  for (const id of rowIds) bits[id >>> 5]! |= 1 << (id & 31);
-  return { has: (rowId) => rowId <= max && (bits[rowId >>> 5]! & (1 << (rowId & 31))) !== 0 };
 }
