@@ -200,6 +200,13 @@ export class SqliteSearch {
       if (kept.length >= KEYWORD_CANDIDATES && kept[KEYWORD_CANDIDATES - 1]!.score !== rows[rows.length - 1]!.score) break;
       limit *= 4;
     }
+    // Past the cut only ties matter: a window that ran to the last match may hold many more allowed rows.
+    if (kept.length > KEYWORD_CANDIDATES) {
+      const cut = kept[KEYWORD_CANDIDATES - 1]!.score;
+      let end = KEYWORD_CANDIDATES;
+      while (end < kept.length && kept[end]!.score === cut) end++;
+      kept = kept.slice(0, end);
+    }
     const ids = this.db
       .prepare('SELECT seq, id FROM chunks WHERE seq IN (SELECT value FROM json_each(?))', 'raw')
       .all(JSON.stringify(kept.map((r) => r.rowId))) as [number, string][];
