@@ -3,13 +3,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLRequest } from '@apollo/server';
 import {
-  context as otelContext,
   defaultTextMapGetter,
   isSpanContextValid,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
   trace,
+  type Context,
   type TextMapPropagator,
   type Tracer,
 } from '@opentelemetry/api';
@@ -19,6 +19,7 @@ import type { Logger } from '../logger';
 import { SPAN_ATTRIBUTES as A, TRACER_NAME } from '../observability/attributes';
 import { Readiness, type ReadinessCheck } from '../observability/readiness';
 import { attachRequestRecord, type RequestRecord } from '../observability/request-record';
+import { attachTraceParent } from '../observability/spans';
 import { checkInputNesting } from '../graphql/input-depth';
 import { createCorsHandler, type CorsOutcome, type CorsPolicy } from './cors';
 
@@ -107,7 +108,7 @@ export function createHttpServer<TContext extends object>(options: HttpServerOpt
     if (state.draining) res.setHeader('connection', 'close');
     state.inFlight.add(res);
     const path = pathOf(req.url);
-    const log: RequestLog = { requestId, traceId: null, record: null };
+    const log: RequestLog = { requestId, traceId: null, record: null, trace: null };
     res.once('close', () => {
       state.inFlight.delete(res);
       logRequest(options.logger, req, res, path, started, log);
@@ -141,7 +142,10 @@ export function createHttpServer<TContext extends object>(options: HttpServerOpt
       if (res.statusCode >= 500 || !res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     });
-    void otelContext.with(trace.setSpan(parent, span), handle);
+    // Handed to the GraphQL plugin on the request's context rather than made active: a request the sampler left out
+    // then runs without async context (see RecordedContextManager).
+    log.trace = trace.setSpan(parent, span);
+    void handle();
   });
   states.set(server, state);
   server.requestTimeout = options.requestTimeoutMs ?? 120_000;
@@ -192,6 +196,8 @@ interface RequestLog {
   requestId: string;
   traceId: string | null;
   record: RequestRecord | null;
+  /** The trace context of a /graphql request: its HTTP server span under the incoming parent. */
+  trace: Context | null;
 }
 
 function logRequest(logger: Logger, req: IncomingMessage, res: ServerResponse, path: string, started: number, log: RequestLog): void {
@@ -265,7 +271,9 @@ export function createMetricsServer(options: { metrics: () => Promise<MetricsPag
   const server = http.createServer((req, res) => {
     const started = performance.now();
     const path = pathOf(req.url);
-    res.once('close', () => logRequest(options.logger, req, res, path, started, { requestId: randomUUID(), traceId: null, record: null }));
+    res.once('close', () =>
+      logRequest(options.logger, req, res, path, started, { requestId: randomUUID(), traceId: null, record: null, trace: null }),
+    );
     const work =
       path === '/metrics'
         ? sendMetrics(res, options.metrics)
@@ -295,6 +303,7 @@ async function handleGraphQL<TContext extends object>(
   }
   const contextValue = await contextOrRefusal(options, req, res, requestId);
   if (contextValue === null) return;
+  if (log.trace) attachTraceParent(contextValue, log.trace);
   const headers = new HeaderMap();
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);

@@ -24,7 +24,7 @@ import type {
 import type { Telemetry, TelemetryFacts, TracedOperation } from '../ports/telemetry.port';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from './attributes';
 import type { CollectionSize, DomainMetrics } from './metrics';
-import { endSpan, insideUnrecordedSpan } from './spans';
+import { endSpan, insideRecordedSpan } from './spans';
 
 export interface InstrumentationOptions {
   metrics: DomainMetrics;
@@ -45,7 +45,7 @@ async function inSpan<T>(
   work: () => Promise<T>,
   after?: (result: T, span: Span) => void,
 ): Promise<T> {
-  if (insideUnrecordedSpan()) return work();
+  if (!insideRecordedSpan()) return work();
   return tracer.startActiveSpan(name, { attributes }, async (span) => {
     try {
       const result = await work();
@@ -270,6 +270,9 @@ function toAttributes(facts: TelemetryFacts): Attributes {
   return attributes;
 }
 
+/** Operations that begin work of their own (a job), not inside a request: outside a recorded span they start a trace. */
+const STARTS_A_TRACE: ReadonlySet<TracedOperation> = new Set(['kbql.reembed']);
+
 /**
  * The domain's {@link Telemetry}: `kbql.retrieve` and `kbql.ingest` spans with the facts services report, and the
  * ingestion metrics (`kbql_ingestion_documents_total`, `kbql_ingestion_chunks_total`) from a finished ingest.
@@ -289,7 +292,7 @@ export function createTelemetry(options: InstrumentationOptions): Telemetry {
         }
         return result;
       };
-      if (insideUnrecordedSpan()) return work((more) => void Object.assign(known, more)).then(finished);
+      if (!insideRecordedSpan() && !STARTS_A_TRACE.has(operation)) return work((more) => void Object.assign(known, more)).then(finished);
       return tracer.startActiveSpan(operation, { attributes: toAttributes(facts) }, async (span) => {
         const note = (more: TelemetryFacts) => {
           Object.assign(known, more);

@@ -10,6 +10,7 @@ import {
 } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Logger } from '../logger';
+import { RecordedContextManager } from './context-manager';
 
 export interface TracingSdkOptions {
   /** `service.name` (OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES still override it). */
@@ -31,13 +32,16 @@ export interface TracingSdkOptions {
 
 export interface TracingSdk {
   readonly provider: NodeTracerProvider;
+  /** The registered context manager (whether it is carrying contexts now, for tests). */
+  readonly contextManager: RecordedContextManager;
   /** Exports what is buffered and stops the SDK; safe to call twice. */
   shutdown(): Promise<void>;
 }
 
 /**
  * Sets the OpenTelemetry SDK up once for the process: a Node tracer provider registered as the global one (with
- * AsyncLocalStorage context propagation and the W3C propagators), the exporter, the resource. Sampling follows
+ * the W3C propagators, and context carried across `await` only while a trace is recorded: {@link RecordedContextManager}),
+ * the exporter, the resource. Sampling follows
  * OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (default: parent-based, always on). kbql's plugins and wrappers only
  * use the API, so without this call every span is a no-op.
  */
@@ -62,10 +66,12 @@ export function startTracing(options: TracingSdkOptions): TracingSdk {
     resource,
     spanProcessors: [options.exportEachSpan ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)],
   });
-  provider.register();
+  const contextManager = new RecordedContextManager();
+  provider.register({ contextManager });
   let stopped: Promise<void> | null = null;
   return {
     provider,
+    contextManager,
     shutdown() {
       stopped ??= provider.shutdown();
       return stopped;

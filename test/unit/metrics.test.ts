@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { AppError } from '../../src/errors';
 import { LabelGuard, OTHER_LABEL } from '../../src/observability/label-guard';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
+import { composePlugins } from '../../src/graphql/plugins/composite.plugin';
 import { createMetricsPlugin, timeResolvers } from '../../src/graphql/plugins/metrics.plugin';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 
@@ -48,7 +49,7 @@ async function serverWith(registry: Registry, options: Partial<Parameters<typeof
       if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { code: 'SOMETHING_ODD' } };
       return formatted;
     },
-    plugins: [createMetricsPlugin({ registry, ...options })],
+    plugins: [composePlugins([createMetricsPlugin({ registry, ...options })])],
   });
   await server.start();
   return server;
@@ -130,7 +131,7 @@ describe('createMetricsPlugin', () => {
       await released;
       return 'done';
     };
-    const server = new ApolloServer({ schema, plugins: [createMetricsPlugin({ registry })] });
+    const server = new ApolloServer({ schema, plugins: [composePlugins([createMetricsPlugin({ registry })])] });
     await server.start();
     try {
       const pending = server.executeOperation({ query: '{ wait }' });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import { ApolloServer } from '@apollo/server';
-import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { buildSchema } from 'graphql';
 import { Registry } from 'prom-client';
@@ -10,7 +10,10 @@ import { AppError } from '../../src/errors';
 import { SPAN_ATTRIBUTES as A } from '../../src/observability/attributes';
 import { createTelemetry, instrumentEmbedder, instrumentStore, instrumentSynthesizer } from '../../src/observability/instrumentation';
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
+import { composePlugins } from '../../src/graphql/plugins/composite.plugin';
 import { bindResolversToTrace, createTracingPlugin } from '../../src/graphql/plugins/tracing.plugin';
+import { RecordedContextManager } from '../../src/observability/context-manager';
+import { attachTraceParent } from '../../src/observability/spans';
 import { startTracing } from '../../src/observability/tracing-sdk';
 import type { AnswerSynthesizer } from '../../src/ports/answer-synthesizer.port';
 import type { Embedder } from '../../src/ports/embedder.port';
@@ -37,15 +40,29 @@ const named = (name: string): ReadableSpan => {
   return found[0]!;
 };
 const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
+/** Runs `work` inside a recorded span, as a sampled request's resolver runs: kbql's own spans are its children. */
+const inRequest = <T>(work: () => Promise<T>): Promise<T> =>
+  tracer.startActiveSpan('request', async (span) => {
+    try {
+      return await work();
+    } finally {
+      span.end();
+    }
+  });
 
 async function tracedServer() {
-  const schema = buildSchema('type Query { work: Item, fail: String } type Item { nested: String }');
+  const schema = buildSchema('type Query { work: Item, fail: String, carrying: Boolean } type Item { nested: String }');
   schema.getQueryType()!.getFields().work!.resolve = () =>
     tracer.startActiveSpan('resolver.work', async (span) => {
       await new Promise((resolve) => setImmediate(resolve));
       span.end();
       return {};
     });
+  // Whether a context is being carried across await while a resolver runs.
+  schema.getQueryType()!.getFields().carrying!.resolve = async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return sdk.contextManager.carrying;
+  };
   schema.getQueryType()!.getFields().fail!.resolve = () => {
     throw new AppError('NOT_FOUND', 'nope');
   };
@@ -56,7 +73,7 @@ async function tracedServer() {
   };
   const server = new ApolloServer({
     schema: bindResolversToTrace(schema),
-    plugins: [createTracingPlugin()],
+    plugins: [composePlugins([createTracingPlugin()])],
     formatError: (formatted, error) => {
       const original = (error as { originalError?: unknown }).originalError;
       return original instanceof AppError ? { ...formatted, extensions: { code: original.code } } : formatted;
@@ -87,6 +104,46 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
       assert.equal(parentOf(named('resolver.nested')), execute.spanContext().spanId, 'nested resolvers too');
       assert.equal(operation.status.code, SpanStatusCode.UNSET);
       assert.ok(!JSON.stringify(spans().map((s) => s.attributes)).includes('s3cr3t'), 'no variables on spans');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('hangs the operation off the span the HTTP layer attached, and starts nothing for one the sampler left out', async () => {
+    const server = await tracedServer();
+    try {
+      const http = tracer.startSpan('POST /graphql');
+      const contextValue = {};
+      attachTraceParent(contextValue, trace.setSpan(ROOT_CONTEXT, http));
+      await server.executeOperation({ query: 'query Work { work { nested } }' }, { contextValue });
+      assert.equal(parentOf(named('query Work')), http.spanContext().spanId, 'not the active context: none is');
+      assert.equal(parentOf(named('resolver.nested')), named('graphql.execute').spanContext().spanId);
+
+      exporter.reset();
+      const skipped = {};
+      attachTraceParent(skipped, trace.setSpan(ROOT_CONTEXT, trace.wrapSpanContext({ ...UNSAMPLED })));
+      const seen = await server.executeOperation({ query: 'query Probe { carrying }' }, { contextValue: skipped });
+      assert.deepEqual(
+        seen.body.kind === 'single' && { ...seen.body.singleResult.data },
+        { carrying: false },
+        'no context carried across await',
+      );
+      const recorded = {};
+      attachTraceParent(recorded, trace.setSpan(ROOT_CONTEXT, http));
+      const traced = await server.executeOperation({ query: 'query Probe { carrying }' }, { contextValue: recorded });
+      assert.deepEqual(
+        traced.body.kind === 'single' && { ...traced.body.singleResult.data },
+        { carrying: true },
+        'a recorded request carries it',
+      );
+      assert.deepEqual(
+        spans()
+          .map((s) => s.name)
+          .filter((name) => name.startsWith('graphql.') || name.startsWith('query')),
+        ['graphql.execute', 'query Probe'],
+        'only the recorded request has operation and execute spans',
+      );
+      http.end();
     } finally {
       await server.stop();
     }
@@ -138,8 +195,10 @@ describe('port wrappers', () => {
     );
     assert.equal(store.kind, 'fake');
     assert.equal(store.upsertDocuments, undefined, 'an optional method the adapter lacks stays absent');
-    await store.search({ collectionId: 'c', mode: 'KEYWORD', text: 'secret query text', alpha: 0.5, limit: 7, offset: 0 });
-    await assert.rejects(store.getCollection('x'), /down/);
+    await inRequest(async () => {
+      await store.search({ collectionId: 'c', mode: 'KEYWORD', text: 'secret query text', alpha: 0.5, limit: 7, offset: 0 });
+      await assert.rejects(store.getCollection('x'), /down/);
+    });
 
     const search = named('kbql.store.search');
     assert.deepEqual(search.attributes, { [A.storeAdapter]: 'fake', [A.searchMode]: 'KEYWORD', [A.topK]: 7, [A.storeResults]: 3 });
@@ -158,7 +217,7 @@ describe('port wrappers', () => {
     const metrics = createDomainMetrics({ registry: new Registry(), defaultMetrics: false });
     const store = instrumentStore(fakeStore({ upsertDocuments: async () => [] }), { metrics });
     assert.equal(typeof store.upsertDocuments, 'function');
-    await store.upsertDocuments!('c', []);
+    await inRequest(() => store.upsertDocuments!('c', []));
     assert.equal(named('kbql.store.upsertDocuments').attributes[A.storeItems], 0);
   });
 
@@ -177,9 +236,11 @@ describe('port wrappers', () => {
     const embedder = instrumentEmbedder(inner, { metrics });
     assert.deepEqual(embedder.info, inner.info);
     assert.equal(embedder.maxBatchSize, 8);
-    assert.equal((await embedder.embed(['a', 'b', 'c'])).length, 3);
-    fail = true;
-    await assert.rejects(embedder.embed(['d']), /slow/);
+    await inRequest(async () => {
+      assert.equal((await embedder.embed(['a', 'b', 'c'])).length, 3);
+      fail = true;
+      await assert.rejects(embedder.embed(['d']), /slow/);
+    });
     const [ok, failed] = spans().filter((s) => s.name === 'kbql.embed');
     assert.deepEqual(ok!.attributes, { [A.embedder]: 'fake-embedder', [A.batchSize]: 3 });
     assert.equal(failed!.attributes[A.errorCode], 'UPSTREAM_TIMEOUT');
@@ -197,7 +258,7 @@ describe('port wrappers', () => {
     };
     const synthesizer = instrumentSynthesizer(inner, { metrics });
     assert.equal(synthesizer.name, 'fake-synth');
-    await synthesizer.synthesize({ question: 'what is the secret?', sources: [] });
+    await inRequest(() => synthesizer.synthesize({ question: 'what is the secret?', sources: [] }));
     const span = named('kbql.synthesize');
     assert.deepEqual(span.attributes, { [A.synthesizer]: 'fake-synth', [A.sourceCount]: 0, [A.abstained]: true, [A.citationCount]: 0 });
     const s = parseSamples(await registry.metrics());
@@ -208,20 +269,25 @@ describe('port wrappers', () => {
     const registry = new Registry();
     const metrics = createDomainMetrics({ registry, defaultMetrics: false });
     const telemetry = createTelemetry({ metrics });
-    await telemetry.run('kbql.retrieve', { mode: 'HYBRID', topK: 5 }, async (note) => {
-      tracer.startSpan('inside').end();
-      note({ collection: 'handbook', hitCount: 4 });
+    await inRequest(async () => {
+      await telemetry.run('kbql.retrieve', { mode: 'HYBRID', topK: 5 }, async (note) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        tracer.startSpan('inside').end();
+        note({ collection: 'handbook', hitCount: 4 });
+      });
+      await telemetry.run('kbql.ingest', { documentCount: 3 }, async (note) =>
+        note({ indexed: 2, unchanged: 0, failed: 1, chunkCount: 9 }),
+      );
+      await assert.rejects(
+        telemetry.run('kbql.ingest', { documentCount: 1 }, async () => {
+          throw new AppError('NOT_FOUND', 'no collection');
+        }),
+      );
     });
     const retrieve = named('kbql.retrieve');
     assert.deepEqual(retrieve.attributes, { [A.searchMode]: 'HYBRID', [A.topK]: 5, [A.collection]: 'handbook', [A.hitCount]: 4 });
-    assert.equal(parentOf(named('inside')), retrieve.spanContext().spanId, 'the span is active inside the work');
+    assert.equal(parentOf(named('inside')), retrieve.spanContext().spanId, 'the span is active inside the work, past an await');
 
-    await telemetry.run('kbql.ingest', { documentCount: 3 }, async (note) => note({ indexed: 2, unchanged: 0, failed: 1, chunkCount: 9 }));
-    await assert.rejects(
-      telemetry.run('kbql.ingest', { documentCount: 1 }, async () => {
-        throw new AppError('NOT_FOUND', 'no collection');
-      }),
-    );
     const failed = spans().filter((s) => s.name === 'kbql.ingest')[1]!;
     assert.equal(failed.attributes[A.errorCode], 'NOT_FOUND');
     const s = parseSamples(await registry.metrics());
@@ -262,10 +328,64 @@ describe('sampled-out requests', () => {
     assert.equal(sampleValue(s, METRICS.ingestionDocuments, { status: 'indexed' }), 1);
     assert.equal(sampleValue(s, METRICS.ingestionChunks), 2);
 
-    // Outside any span (a background job): spans as before.
+    // Outside any span: no orphan trace either; a job's own operation starts one.
     await countedStore.search({ collectionId: 'c', mode: 'KEYWORD', text: 'q', alpha: 0.5, limit: 3, offset: 0 });
-    assert.equal(startedInside, 1);
-    assert.equal(spans().length, 1);
+    assert.equal(startedInside, 0);
+    await telemetry.run('kbql.reembed', { collection: 'c' }, () =>
+      countedStore.search({ collectionId: 'c', mode: 'KEYWORD', text: 'q', alpha: 0.5, limit: 3, offset: 0 }),
+    );
+    assert.equal(startedInside, 1, 'the store call is a child of kbql.reembed');
+    assert.equal(parentOf(named('kbql.store.search')), named('kbql.reembed').spanContext().spanId);
+  });
+});
+
+const UNSAMPLED = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 0 };
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('RecordedContextManager', () => {
+  it('carries a recorded context across await, an unrecorded one only synchronously, and then switches off', async () => {
+    const manager = new RecordedContextManager();
+    const recordedSpan = tracer.startSpan('recorded');
+    const recorded = trace.setSpan(ROOT_CONTEXT, recordedSpan);
+    const unrecorded = trace.setSpan(ROOT_CONTEXT, trace.wrapSpanContext(UNSAMPLED));
+    const seen: unknown[] = [];
+    await manager.with(unrecorded, async () => {
+      seen.push(manager.active());
+      await tick();
+      seen.push(manager.active());
+    });
+    assert.deepEqual(seen, [unrecorded, ROOT_CONTEXT]);
+    assert.equal(manager.carrying, false, 'never switched on for a context that records nothing');
+
+    seen.length = 0;
+    const work = manager.with(recorded, async () => {
+      await tick();
+      seen.push(manager.active());
+      // Inside a recorded scope, another context replaces it for its own work, and is carried.
+      await manager.with(unrecorded, async () => {
+        await tick();
+        seen.push(manager.active());
+      });
+      await tick();
+      seen.push(manager.active());
+      return 'done';
+    });
+    assert.equal(manager.carrying, true);
+    assert.equal(await work, 'done');
+    assert.deepEqual(seen, [recorded, unrecorded, recorded]);
+    assert.equal(manager.openScopes, 0);
+    assert.equal(manager.carrying, false, 'off once the last recorded scope settled');
+
+    await assert.rejects(
+      manager.with(recorded, async () => {
+        await tick();
+        throw new Error('failed');
+      }),
+      /failed/,
+    );
+    assert.equal(manager.carrying, false, 'a failed scope settles too');
+    assert.equal(manager.bind(recorded, () => manager.active())(), recorded);
+    recordedSpan.end();
   });
 });
 

@@ -1,4 +1,5 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 import { ERROR_CODES, type ErrorCode } from '../../errors';
 
 /** Codes that decide the HTTP status of a GraphQL response, strongest first. */
@@ -9,11 +10,11 @@ export const STATUS_CODES: readonly ErrorCode[] = ['UNAUTHENTICATED', 'FORBIDDEN
  * HTTP status (401, 403, 429, 400) — the first of them in {@link STATUS_CODES} order — plus `WWW-Authenticate` on 401
  * and `Retry-After` on 429. Other resolver errors leave the status at 200 (the code is in the body).
  */
-export function createErrorStatusPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
+export function createErrorStatusPlugin<TContext extends BaseContext>(): SyncPlugin<TContext> {
   return {
-    async requestDidStart() {
+    requestDidStart() {
       return {
-        async willSendResponse({ response }) {
+        willSendResponse({ response }) {
           if (response.body.kind !== 'single') return;
           const errors = response.body.singleResult.errors;
           if (!errors?.length) return;

@@ -1,4 +1,5 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -50,7 +51,7 @@ export interface MetricsPluginOptions {
  * errors by `extensions.code`; requests in progress (resolver durations: {@link timeResolvers}). Label values are
  * bounded (see {@link MetricsPluginOptions.maxOperationNames}).
  */
-export function createMetricsPlugin<TContext extends BaseContext>(options: MetricsPluginOptions): ApolloServerPlugin<TContext> {
+export function createMetricsPlugin<TContext extends BaseContext>(options: MetricsPluginOptions): SyncPlugin<TContext> {
   const { registry } = options;
   const buckets = options.durationBuckets ?? DEFAULT_BUCKETS;
   const operations = new LabelGuard(options.maxOperationNames ?? 50, new Set(options.operationNames ?? []));
@@ -103,12 +104,12 @@ export function createMetricsPlugin<TContext extends BaseContext>(options: Metri
   );
 
   return {
-    async requestDidStart() {
+    requestDidStart() {
       const started = performance.now();
       active.inc();
       let finished = false;
       return {
-        async willSendResponse(requestContext) {
+        willSendResponse(requestContext) {
           if (finished) return;
           finished = true;
           active.dec();

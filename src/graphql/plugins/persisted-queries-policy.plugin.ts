@@ -1,4 +1,5 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 
 export interface PersistedQueriesPolicyOptions<TContext extends BaseContext> {
   /** Whether this request's caller may add a query to the shared APQ cache (kbql: identified callers only). */
@@ -14,11 +15,11 @@ export interface PersistedQueriesPolicyOptions<TContext extends BaseContext> {
  */
 export function createPersistedQueriesPolicyPlugin<TContext extends BaseContext>(
   options: PersistedQueriesPolicyOptions<TContext>,
-): ApolloServerPlugin<TContext> {
+): SyncPlugin<TContext> {
   return {
-    async requestDidStart() {
+    requestDidStart() {
       return {
-        async didResolveOperation(requestContext) {
+        didResolveOperation(requestContext) {
           if (requestContext.metrics.persistedQueryRegister && !options.mayRegister(requestContext.contextValue)) {
             requestContext.metrics.persistedQueryRegister = false;
           }

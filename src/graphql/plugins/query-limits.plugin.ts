@@ -1,4 +1,5 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 import {
   GraphQLError,
   Kind,
@@ -223,11 +224,11 @@ export function checkOperationLimits(
  * executes (no resolver, store or embedder call): QUERY_TOO_DEEP or QUERY_TOO_COMPLEX, HTTP 400, with the figure and
  * the limit in `extensions`.
  */
-export function createQueryLimitsPlugin<TContext extends BaseContext>(limits: QueryLimits): ApolloServerPlugin<TContext> {
+export function createQueryLimitsPlugin<TContext extends BaseContext>(limits: QueryLimits): SyncPlugin<TContext> {
   return {
-    async requestDidStart() {
+    requestDidStart() {
       return {
-        async didResolveOperation({ document, operation, request }) {
+        didResolveOperation({ document, operation, request }) {
           if (!operation) return;
           const broken = checkOperationLimits(document, operation, request.variables ?? {}, limits);
           if (broken) throw reject(broken);

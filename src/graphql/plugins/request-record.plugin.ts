@@ -1,12 +1,13 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 import { requestRecordOf, responseSummary } from '../../observability/request-record';
 
 /** Fills the request record the HTTP layer attached to the context, for its per-request log line. */
-export function createRequestRecordPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
+export function createRequestRecordPlugin<TContext extends BaseContext>(): SyncPlugin<TContext> {
   return {
-    async requestDidStart() {
+    requestDidStart() {
       return {
-        async willSendResponse(requestContext) {
+        willSendResponse(requestContext) {
           const record = requestRecordOf(requestContext.contextValue);
           if (!record) return;
           record.operation = requestContext.operationName ?? null;

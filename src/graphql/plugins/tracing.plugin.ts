@@ -1,10 +1,11 @@
-import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import type { BaseContext } from '@apollo/server';
+import type { SyncPlugin } from './composite.plugin';
 import { context as otelContext, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from '../../observability/attributes';
 import { responseSummary } from '../../observability/request-record';
-import { endSpan } from '../../observability/spans';
+import { endSpan, traceParentOf } from '../../observability/spans';
 
 export interface TracingPluginOptions {
   /**
@@ -22,19 +23,21 @@ const NAME = /^[_A-Za-z][_0-9A-Za-z]{0,127}$/;
 
 /**
  * OpenTelemetry spans for each GraphQL operation: one operation span, named `<type> <name>` once the operation is
- * resolved, a child of whatever context is active when the request starts (the HTTP layer makes the incoming W3C
- * trace context active), with `graphql.parse`, `graphql.validate` and `graphql.execute` children. Parse and validate
+ * resolved, a child of the HTTP server span the HTTP layer attached to the context (else of the active context), with `graphql.parse`, `graphql.validate` and `graphql.execute` children. Parse and validate
  * spans appear only when Apollo had to parse the document (a cached document skips both). Attributes: operation name
  * and type, request outcome and error code — never the document, variables or headers.
  *
  * Pair it with {@link bindResolversToTrace}, so that spans started inside resolvers (`kbql.retrieve`, `kbql.store.*`
  * …) become children of `graphql.execute`.
  */
-export function createTracingPlugin<TContext extends BaseContext>(options: TracingPluginOptions = {}): ApolloServerPlugin<TContext> {
+export function createTracingPlugin<TContext extends BaseContext>(options: TracingPluginOptions = {}): SyncPlugin<TContext> {
   const tracer = options.tracer ?? trace.getTracer(TRACER_NAME);
   return {
-    async requestDidStart(requestContext) {
-      const parent = otelContext.active();
+    requestDidStart(requestContext) {
+      // The HTTP layer hands its span over on the context (a request it did not record has no active context).
+      const parent = traceParentOf(requestContext.contextValue) ?? otelContext.active();
+      const parentSpan = trace.getSpan(parent);
+      if (parentSpan && !parentSpan.isRecording()) return;
       const operationSpan = tracer.startSpan(SPAN_NAMES.operation, {}, parent);
       // Not sampled (or no SDK): nothing to record, so add no work to the request.
       if (!operationSpan.isRecording()) {
@@ -46,31 +49,27 @@ export function createTracingPlugin<TContext extends BaseContext>(options: Traci
       const contextValue = requestContext.contextValue as object;
       let ended = false;
       return {
-        async parsingDidStart() {
+        parsingDidStart() {
           const span = child(SPAN_NAMES.parse);
-          return async (error) => endSpan(span, error ? 'GRAPHQL_PARSE_FAILED' : null);
+          return (error) => endSpan(span, error ? 'GRAPHQL_PARSE_FAILED' : null);
         },
-        async validationDidStart() {
+        validationDidStart() {
           const span = child(SPAN_NAMES.validate);
-          return async (errors) => endSpan(span, errors?.length ? 'GRAPHQL_VALIDATION_FAILED' : null);
+          return (errors) => endSpan(span, errors?.length ? 'GRAPHQL_VALIDATION_FAILED' : null);
         },
-        async didResolveOperation({ operationName, operation }) {
+        didResolveOperation({ operationName, operation }) {
           const type = operation?.operation ?? 'unknown';
           const name = operationName && NAME.test(operationName) ? operationName : null;
           operationSpan.updateName(name ? `${type} ${name}` : type);
           operationSpan.setAttribute(A.operationType, type);
           if (name) operationSpan.setAttribute(A.operationName, name);
         },
-        async executionDidStart() {
+        executionDidStart() {
           const span = child(SPAN_NAMES.execute);
           executeContexts.set(contextValue, trace.setSpan(operationContext, span));
-          return {
-            async executionDidEnd(error) {
-              endSpan(span, error ? 'INTERNAL_SERVER_ERROR' : null);
-            },
-          };
+          return (error) => endSpan(span, error ? 'INTERNAL_SERVER_ERROR' : null);
         },
-        async willSendResponse(responseContext) {
+        willSendResponse(responseContext) {
           if (ended) return;
           ended = true;
           executeContexts.delete(contextValue);
