@@ -133,6 +133,10 @@ async function main(): Promise<void> {
         args: ['kbql', dataDir, ...PRODUCTION, ...onRedis, ...tracing(sink.url, 0.1)],
       },
       {
+        label: `kbql, production, traces sampled 1%`,
+        args: ['kbql', dataDir, ...PRODUCTION, ...onRedis, ...tracing(sink.url, 0.01)],
+      },
+      {
         label: `kbql, production, every request traced`,
         args: ['kbql', dataDir, ...PRODUCTION, ...onRedis, ...tracing(sink.url, 1)],
       },
