@@ -2,6 +2,7 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginInlineTrace } from '@apollo/server/plugin/inlineTrace';
 import type { GraphQLSchema } from 'graphql';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import { createApolloCache, createDocumentStore } from '../adapters/cache/apollo.cache';
 import { composePlugins } from '../graphql/plugins/composite.plugin';
@@ -41,16 +42,11 @@ export interface GraphqlServerDeps {
 /** Builds the schema from the one resolver list and starts Apollo Server with kbql's plugins. */
 export async function createGraphqlServer(config: Config, deps: GraphqlServerDeps, disposers: Disposers): Promise<GraphqlServer> {
   const { services, security, metrics, cache, logger } = deps;
-  const schema = bindResolversToTrace(
-    await buildKbqlSchema(createResolverContainer({ services, apiKeys: security.apiKeys }), {
-      // Innermost the resolver timeout, then the rate limit, then @auth: a refused call consumes nothing.
-      beforeAuth: (built) => {
-        const timed = timeResolvers(built, { registry: metrics.registry });
-        const bounded = applyResolverTimeout<KbqlContext>(timed, { timeoutMs: config.graphql.resolverTimeoutMs });
-        return security.rateLimit ? security.rateLimit(bounded) : bounded;
-      },
-    }),
-  );
+  const schema = await buildKbqlSchema(createResolverContainer({ services, apiKeys: security.apiKeys }), {
+    // The wrappers, then @auth outermost: a refused call consumes nothing.
+    beforeAuth: (built) =>
+      wrapResolvers(built, { registry: metrics.registry, timeoutMs: config.graphql.resolverTimeoutMs, rateLimit: security.rateLimit }),
+  });
   const development = config.graphql.exposeInternalErrors;
   const introspection = config.graphql.introspection;
   const apollo = new ApolloServer<KbqlContext>({
@@ -95,6 +91,26 @@ export async function createGraphqlServer(config: Config, deps: GraphqlServerDep
   await apollo.start();
   disposers.add('Apollo', () => apollo.stop());
   return { schema, apollo };
+}
+
+export interface ResolverWrappers {
+  /** The registry of the resolver-duration histogram. */
+  registry: Registry;
+  /** The resolver timeout, in ms. */
+  timeoutMs: number;
+  /** The rate-limit directive's transform, when rate limiting is on. */
+  rateLimit?: ((schema: GraphQLSchema) => GraphQLSchema) | null;
+}
+
+/**
+ * The wrappers around kbql's resolvers, innermost first: the trace context (so a recorded request carries it across
+ * `await` only while a resolver does its own work, not while the rate limit waits for Redis), the duration metric,
+ * the resolver timeout, the rate limit.
+ */
+export function wrapResolvers(schema: GraphQLSchema, options: ResolverWrappers): GraphQLSchema {
+  const timed = timeResolvers(bindResolversToTrace(schema), { registry: options.registry });
+  const bounded = applyResolverTimeout<KbqlContext>(timed, { timeoutMs: options.timeoutMs });
+  return options.rateLimit ? options.rateLimit(bounded) : bounded;
 }
 
 /** Depth, alias and cost limits: the same for HTTP (Apollo plugin) and WebSocket (subscriptions). */

@@ -1,9 +1,11 @@
+import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import { ApolloServer } from '@apollo/server';
 import { context, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import { buildSchema } from 'graphql';
+import { buildSchema, type GraphQLSchema } from 'graphql';
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config';
 import { AppError } from '../../src/errors';
@@ -12,6 +14,7 @@ import { createTelemetry, instrumentEmbedder, instrumentStore, instrumentSynthes
 import { createDomainMetrics, METRICS } from '../../src/observability/metrics';
 import { composePlugins } from '../../src/graphql/plugins/composite.plugin';
 import { bindResolversToTrace, createTracingPlugin } from '../../src/graphql/plugins/tracing.plugin';
+import { wrapResolvers } from '../../src/app/graphql-server';
 import { RecordedContextManager } from '../../src/observability/context-manager';
 import { attachTraceParent } from '../../src/observability/spans';
 import { startTracing } from '../../src/observability/tracing-sdk';
@@ -144,6 +147,47 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
         'only the recorded request has operation and execute spans',
       );
       http.end();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('carries the context of a recorded request only inside the resolver, not while the rate limit waits', async () => {
+    const schema = buildSchema('type Query { carrying: Boolean }');
+    schema.getQueryType()!.getFields().carrying!.resolve = async () => {
+      await tick();
+      return sdk.contextManager.carrying;
+    };
+    const whileLimiting: boolean[] = [];
+    // A rate limit whose store answers after a round trip, as Redis does.
+    const rateLimit = (s: GraphQLSchema) =>
+      mapSchema(s, {
+        [MapperKind.ROOT_OBJECT]: (type) => type,
+        [MapperKind.OBJECT_FIELD]: (field) => {
+          const inner = field.resolve!;
+          return {
+            ...field,
+            resolve: async (...args: Parameters<typeof inner>) => {
+              await tick();
+              whileLimiting.push(sdk.contextManager.carrying);
+              return inner(...args);
+            },
+          };
+        },
+      });
+    const server = new ApolloServer({
+      schema: wrapResolvers(schema, { registry: new Registry(), timeoutMs: 5_000, rateLimit }),
+      plugins: [composePlugins([createTracingPlugin()])],
+    });
+    await server.start();
+    try {
+      const http = tracer.startSpan('POST /graphql');
+      const contextValue = {};
+      attachTraceParent(contextValue, trace.setSpan(ROOT_CONTEXT, http));
+      const result = await server.executeOperation({ query: '{ carrying }' }, { contextValue });
+      http.end();
+      assert.deepEqual(result.body.kind === 'single' && { ...result.body.singleResult.data }, { carrying: true }, 'inside the resolver');
+      assert.deepEqual(whileLimiting, [false], 'not while the rate limit waits for its store');
     } finally {
       await server.stop();
     }
