@@ -19,7 +19,6 @@ import type { Logger } from '../logger';
 import { SPAN_ATTRIBUTES as A, TRACER_NAME } from '../observability/attributes';
 import { Readiness, type ReadinessCheck } from '../observability/readiness';
 import { attachRequestRecord, type RequestRecord } from '../observability/request-record';
-import { attachTraceParent } from '../observability/spans';
 import { checkInputNesting } from '../graphql/input-depth';
 import { createCorsHandler, type CorsOutcome, type CorsPolicy } from './cors';
 
@@ -303,7 +302,6 @@ async function handleGraphQL<TContext extends object>(
   }
   const contextValue = await contextOrRefusal(options, req, res, requestId);
   if (contextValue === null) return;
-  if (log.trace) attachTraceParent(contextValue, log.trace);
   const headers = new HeaderMap();
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
@@ -340,7 +338,7 @@ async function handleGraphQL<TContext extends object>(
   const response = await options.apollo.executeHTTPGraphQLRequest({
     httpGraphQLRequest,
     context: async () => {
-      log.record = attachRequestRecord(contextValue);
+      log.record = attachRequestRecord(contextValue, log.trace);
       return contextValue;
     },
   });

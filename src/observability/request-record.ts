@@ -1,13 +1,21 @@
 import type { BaseContext, GraphQLRequestContextWillSendResponse } from '@apollo/server';
+import type { Context } from '@opentelemetry/api';
 
 /** How a GraphQL request ended: no errors, data with errors, or no data. */
 export type RequestOutcome = 'ok' | 'partial' | 'error';
 
 /**
- * What the HTTP layer logs about one request, filled in by `createRequestRecordPlugin`
- * (`graphql/plugins/request-record.plugin.ts`) as Apollo runs it.
+ * What the HTTP layer and kbql's plugins share about one request: its trace context, handed to the tracing plugin,
+ * and what the HTTP layer logs, filled in by `createRequestRecordPlugin` (`graphql/plugins/request-record.plugin.ts`)
+ * as Apollo runs it.
  */
 export interface RequestRecord {
+  /**
+   * The request's HTTP server span under its incoming parent, recorded or not. Only recorded contexts are carried
+   * across `await` (see `RecordedContextManager`), so without it the tracing plugin could not tell a request the
+   * sampler left out from one that arrived with no trace at all.
+   */
+  traceParent: Context | null;
   /** The resolved operation's name (null when anonymous or never resolved). */
   operation: string | null;
   operationType: string | null;
@@ -20,8 +28,8 @@ export interface RequestRecord {
 const RECORD = Symbol.for('kbql.requestRecord');
 
 /** Attaches a fresh record to a GraphQL context object and returns it. */
-export function attachRequestRecord(contextValue: object): RequestRecord {
-  const record: RequestRecord = { operation: null, operationType: null, outcome: null, errorCodes: [] };
+export function attachRequestRecord(contextValue: object, traceParent: Context | null = null): RequestRecord {
+  const record: RequestRecord = { traceParent, operation: null, operationType: null, outcome: null, errorCodes: [] };
   (contextValue as Record<symbol, unknown>)[RECORD] = record;
   return record;
 }

@@ -16,7 +16,7 @@ import { composePlugins } from '../../src/graphql/plugins/composite.plugin';
 import { bindResolversToTrace, createTracingPlugin } from '../../src/graphql/plugins/tracing.plugin';
 import { wrapResolvers } from '../../src/app/graphql-server';
 import { RecordedContextManager } from '../../src/observability/context-manager';
-import { attachTraceParent } from '../../src/observability/spans';
+import { attachRequestRecord } from '../../src/observability/request-record';
 import { startTracing } from '../../src/observability/tracing-sdk';
 import type { AnswerSynthesizer } from '../../src/ports/answer-synthesizer.port';
 import type { Embedder } from '../../src/ports/embedder.port';
@@ -117,14 +117,14 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
     try {
       const http = tracer.startSpan('POST /graphql');
       const contextValue = {};
-      attachTraceParent(contextValue, trace.setSpan(ROOT_CONTEXT, http));
+      attachRequestRecord(contextValue, trace.setSpan(ROOT_CONTEXT, http));
       await server.executeOperation({ query: 'query Work { work { nested } }' }, { contextValue });
       assert.equal(parentOf(named('query Work')), http.spanContext().spanId, 'not the active context: none is');
       assert.equal(parentOf(named('resolver.nested')), named('graphql.execute').spanContext().spanId);
 
       exporter.reset();
       const skipped = {};
-      attachTraceParent(skipped, trace.setSpan(ROOT_CONTEXT, trace.wrapSpanContext({ ...UNSAMPLED })));
+      attachRequestRecord(skipped, trace.setSpan(ROOT_CONTEXT, trace.wrapSpanContext({ ...UNSAMPLED })));
       const seen = await server.executeOperation({ query: 'query Probe { carrying }' }, { contextValue: skipped });
       assert.deepEqual(
         seen.body.kind === 'single' && { ...seen.body.singleResult.data },
@@ -132,7 +132,7 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
         'no context carried across await',
       );
       const recorded = {};
-      attachTraceParent(recorded, trace.setSpan(ROOT_CONTEXT, http));
+      attachRequestRecord(recorded, trace.setSpan(ROOT_CONTEXT, http));
       const traced = await server.executeOperation({ query: 'query Probe { carrying }' }, { contextValue: recorded });
       assert.deepEqual(
         traced.body.kind === 'single' && { ...traced.body.singleResult.data },
@@ -183,7 +183,7 @@ describe('createTracingPlugin + bindResolversToTrace', () => {
     try {
       const http = tracer.startSpan('POST /graphql');
       const contextValue = {};
-      attachTraceParent(contextValue, trace.setSpan(ROOT_CONTEXT, http));
+      attachRequestRecord(contextValue, trace.setSpan(ROOT_CONTEXT, http));
       const result = await server.executeOperation({ query: '{ carrying }' }, { contextValue });
       http.end();
       assert.deepEqual(result.body.kind === 'single' && { ...result.body.singleResult.data }, { carrying: true }, 'inside the resolver');

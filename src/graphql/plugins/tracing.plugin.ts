@@ -4,8 +4,8 @@ import { context as otelContext, trace, type Context, type Tracer } from '@opent
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { defaultFieldResolver, type GraphQLSchema } from 'graphql';
 import { SPAN_ATTRIBUTES as A, SPAN_NAMES, TRACER_NAME } from '../../observability/attributes';
-import { responseSummary } from '../../observability/request-record';
-import { endSpan, traceParentOf } from '../../observability/spans';
+import { requestRecordOf, responseSummary } from '../../observability/request-record';
+import { endSpan } from '../../observability/spans';
 
 export interface TracingPluginOptions {
   /**
@@ -35,7 +35,7 @@ export function createTracingPlugin<TContext extends BaseContext>(options: Traci
   return {
     requestDidStart(requestContext) {
       // The HTTP layer hands its span over on the context (a request it did not record has no active context).
-      const parent = traceParentOf(requestContext.contextValue) ?? otelContext.active();
+      const parent = requestRecordOf(requestContext.contextValue)?.traceParent ?? otelContext.active();
       const parentSpan = trace.getSpan(parent);
       if (parentSpan && !parentSpan.isRecording()) return;
       const operationSpan = tracer.startSpan(SPAN_NAMES.operation, {}, parent);
