@@ -1,4 +1,4 @@
-import { OllamaEmbedding } from '@llamaindex/ollama';
+import { llamaindexOllama } from '../llamaindex-providers';
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
 import { assertPositiveInteger, finishVectors, withDeadline } from './openai.embedder';
@@ -87,7 +87,7 @@ export class OllamaEmbedder implements Embedder {
     const raw = await this.#resilience.execute(() =>
       withDeadline(PROVIDER, this.#timeoutMs, signal, async (callSignal) => {
         // One client per call: OllamaEmbedding takes no per-request signal, so the call's signal goes into its fetch.
-        const client = new OllamaEmbedding({
+        const client = new (llamaindexOllama().OllamaEmbedding)({
           model: this.#model,
           config: {
             host: this.#host,

@@ -1,4 +1,5 @@
-import { OpenAIEmbedding } from '@llamaindex/openai';
+import type { OpenAIEmbedding } from '@llamaindex/openai';
+import { llamaindexOpenAi } from '../llamaindex-providers';
 import { AppError, isAppError } from '../../errors';
 import type { Embedder } from '../../ports/embedder.port';
 import type { EmbedderInfo } from '../../ports/knowledge-store.port';
@@ -69,7 +70,7 @@ export class OpenAIEmbedder implements Embedder {
     assertPositiveInteger('timeoutMs', this.#timeoutMs);
     assertPositiveInteger('maxBatchSize', this.maxBatchSize);
     this.info = Object.freeze({ name: `${PROVIDER}:${options.model}`, dimensions: options.dimensions });
-    this.#embedding = new OpenAIEmbedding({
+    this.#embedding = new (llamaindexOpenAi().OpenAIEmbedding)({
       model: options.model,
       // Explicit values, so the client never falls back to OPENAI_API_KEY / OPENAI_BASE_URL from the environment.
       apiKey: options.apiKey ?? 'no-key',

@@ -1,4 +1,4 @@
-import { cl100k, cl100kBytes } from '../../retrieval/cl100k';
+import { cl100k, cl100kBytes, type Cl100kBytes } from '../../retrieval/cl100k';
 import type { Tokenizer } from '@llamaindex/env/tokenizers';
 
 /**
@@ -117,9 +117,10 @@ const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xd
  * byte strings ({@link cl100kBytes}). Special-token text is ordinary text here, as in {@link createMemoTokenizer}.
  */
 function cl100kPieces(): Pick<Tokenizer, 'encode' | 'decode'> {
-  const encoding = cl100kBytes();
+  // Built on first use, not at import: the event loop thread imports the chunker's types but never chunks.
+  let encoding: Cl100kBytes | null = null;
   return {
-    encode: (text: string) => Uint32Array.from(encoding.encodeOrdinary(text)),
+    encode: (text: string) => Uint32Array.from((encoding ??= cl100kBytes()).encodeOrdinary(text)),
     decode: (tokens: Uint32Array) => cl100k().decode(Array.from(tokens)),
   };
 }

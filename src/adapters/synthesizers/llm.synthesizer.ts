@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ChatMessage, ChatResponseChunk, LLM, MessageContent } from '@llamaindex/core/llms';
-import { Ollama } from '@llamaindex/ollama';
-import { OpenAI } from '@llamaindex/openai';
+import { llamaindexOllama, llamaindexOpenAi } from '../llamaindex-providers';
 import type { CircuitStateName } from '../resilience/circuit-state';
 import { createResiliencePolicy, isCircuitOpenError, type ResiliencePolicy } from '../resilience/resilience-policy';
 import { AppError, isAppError } from '../../errors';
@@ -496,7 +495,7 @@ export interface OpenAiLlmOptions {
 
 /** An OpenAI (or OpenAI-compatible: vLLM, llama.cpp, LM Studio…) chat model, deterministic (temperature 0). */
 export function createOpenAiLlm(options: OpenAiLlmOptions): LLM {
-  return new OpenAI({
+  return new (llamaindexOpenAi().OpenAI)({
     model: options.model,
     baseURL: options.baseURL,
     apiKey: options.apiKey ?? 'unused',
@@ -521,7 +520,11 @@ export interface OllamaLlmOptions {
 export function createOllamaLlm(options: OllamaLlmOptions): LLM {
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs));
   const fetchWithTimeout = attemptAwareFetch(fetch, timeoutMs);
-  const llm = new Ollama({ model: options.model, config: { host: options.host, fetch: fetchWithTimeout }, options: { temperature: 0 } });
+  const llm = new (llamaindexOllama().Ollama)({
+    model: options.model,
+    config: { host: options.host, fetch: fetchWithTimeout },
+    options: { temperature: 0 },
+  });
   // The ollama client lists every streamed request until its stream reports `done`, for its abort-all `abort()`.
   // Streams kbql aborts (caller gone, timeout) or that fail never get there and would stay referenced, with their
   // response, for the life of the process. kbql aborts through the fetch signal instead, so nothing is listed.
