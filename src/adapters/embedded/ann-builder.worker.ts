@@ -1,6 +1,7 @@
-import { parentPort, workerData } from 'node:worker_threads';
+// First: every module below loads at the thread's lower priority.
+import '../workers/lowered-priority';
+import { parentPort } from 'node:worker_threads';
 import { Index, MetricKind, ScalarKind } from 'usearch';
-import { lowerThreadPriority } from '../workers/lower-priority';
 import { checkAnnFile, vectorCrc, writeAnnFile, type AnnFingerprint } from './ann-file';
 
 /**
@@ -100,7 +101,6 @@ const handlers: { [Op in AnnBuilderRequest['op']]: (request: Extract<AnnBuilderR
   release: ({ path }) => builders.delete(path),
 };
 
-lowerThreadPriority((workerData as AnnBuilderData).niceness);
 const port = parentPort!;
 port.on('message', (message: { id: number } & AnnBuilderRequest) => {
   try {

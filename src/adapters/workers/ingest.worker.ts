@@ -2,12 +2,13 @@
  * A worker thread of the ingest pool (`ingest.pool.ts`): parsing, chunking and the hash embedder, so that a large or
  * hostile document costs thread time, never event-loop time.
  */
+// First: every module below loads at the thread's lower priority.
+import './lowered-priority';
 import { workerData } from 'node:worker_threads';
 import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.port';
 import type { ParseRequest } from '../../ports/document-processor.port';
 import { chunkText, packChunks, parseForIngest } from '../parsing/document-processing';
 import { HashEmbedder } from '../embedders/hash.embedder';
-import { lowerThreadPriority } from './lower-priority';
 import { serveWorkerTasks, transferred } from './serve-tasks';
 
 export interface IngestWorkerData {
@@ -15,7 +16,6 @@ export interface IngestWorkerData {
   hashDimensions: number | null;
 }
 
-lowerThreadPriority();
 const data = workerData as IngestWorkerData;
 /** Hash embedders by dimensions: the configured one, and those of other named embedders (built on first use). */
 const embedders = new Map<number, HashEmbedder>();
