@@ -20,9 +20,10 @@ export function checkVector(vector: Float32Array, dimensions: number, what: stri
       actual: vector.length,
     });
   }
-  for (let i = 0; i < vector.length; i++) {
-    if (!Number.isFinite(vector[i])) throw badInput(`The ${what} contains a non-finite number.`);
-  }
+  // x * 0 is 0 for every finite x and NaN for NaN and ±Infinity: one branch per vector, not per component.
+  let zero = 0;
+  for (let i = 0; i < vector.length; i++) zero += vector[i]! * 0;
+  if (zero !== 0) throw badInput(`The ${what} contains a non-finite number.`);
 }
 
 /** The vector of one chunk of a document write (see {@link checkVector}). */

@@ -12,8 +12,13 @@ import type { SqliteReads } from './sqlite.reads';
 import { parseSecondary, stringifyMetadata, type CollectionRow } from './sqlite.rows';
 import type { IndexOp, LoadedVectorIndexes } from './sqlite.vector-indexes';
 
-/** Chunks written between two turns of the event loop by a sliced write (about 5 ms of work here). */
+/** Old chunks deleted between two turns of the event loop by a sliced write. */
 const WRITE_SLICE_CHUNKS = 64;
+/**
+ * Longest run of chunk inserts between two turns of the event loop, in ms. A count would not do: 64 chunks of English
+ * prose take about 5 ms here, 64 chunks of CJK text (more characters per token, more FTS5 postings) three times that.
+ */
+const WRITE_SLICE_MS = 5;
 /** Writes of more chunks than this are committed in slices (see `upsertSliced`). */
 const SLICED_WRITE_MIN_CHUNKS = 256;
 
@@ -205,7 +210,8 @@ export class SqliteWrites {
 
   /**
    * Inside a transaction: inserts or replaces one document and all its chunks, pausing (a `yield`) after every
-   * {@link WRITE_SLICE_CHUNKS} chunks for a caller that commits in slices; returns the document.
+   * {@link WRITE_SLICE_CHUNKS} deletes and every {@link WRITE_SLICE_MS} of inserts for a caller that commits in slices;
+   * returns the document.
    */
   private *writeDocument(collection: CollectionRow, aligned: AlignedWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
     const { doc, secondary } = aligned;
@@ -258,7 +264,7 @@ export class SqliteWrites {
     const insertSecondary = secondary
       ? this.db.prepare('INSERT INTO secondary_vectors (chunk_seq, collection_id, vector) VALUES (?, ?, ?)')
       : null;
-    let written = 0;
+    let sliceEnds = performance.now() + WRITE_SLICE_MS;
     for (const [i, chunk] of doc.chunks.entries()) {
       const cid = chunkId(id, chunk.index);
       const blob = Buffer.from(chunk.vector.buffer, chunk.vector.byteOffset, chunk.vector.byteLength);
@@ -270,7 +276,10 @@ export class SqliteWrites {
         insertSecondary.run(rowId, collection.id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
       }
       ops.push({ kind: 'add', collectionId: collection.id, rowId, chunkId: cid, vector: chunk.vector });
-      if (++written % WRITE_SLICE_CHUNKS === 0) yield;
+      if (performance.now() >= sliceEnds) {
+        yield;
+        sliceEnds = performance.now() + WRITE_SLICE_MS;
+      }
     }
     return {
       id,
