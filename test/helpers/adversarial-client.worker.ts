@@ -1,5 +1,5 @@
 /**
- * The clients of `test/e2e/ingest-event-loop.test.ts`, each on its own thread: one builds a 2 MiB adversarial document
+ * The clients of `test/load/ingest-event-loop.test.ts`, each on its own thread: one builds a 2 MiB adversarial document
  * and sends it to `previewChunks` and then `ingestDocuments`; the other keeps a stream of small requests
  * (`GET /healthz`, a small `search`) going meanwhile, timing each. Building and serialising a 2 MiB body takes tens of
  * milliseconds at a time: on the server's thread it would count against the server's event-loop delay, and on the
