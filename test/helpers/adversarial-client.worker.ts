@@ -6,6 +6,7 @@
  * probe's thread against the probe's latencies.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../../src/adapters/workers/lower-priority';
 import { graphqlRequest } from './http';
 
 const MiB = 1024 * 1024;
@@ -117,6 +118,8 @@ const fail = (error: unknown) =>
 if (parentPort && workerData) {
   const data = workerData as AdversarialClientData;
   if (data.role === 'document') {
+    // The load generator yields the CPU to the server and the probe, as the pool's threads do (nice 10).
+    lowerThreadPriority();
     sendDocument(data.url, data.shape).then((result) => parentPort!.postMessage(result), fail);
   } else {
     let stop = false;
