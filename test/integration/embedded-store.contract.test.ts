@@ -114,6 +114,37 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     await store.close();
   });
 
+  it('a write large enough to go in slices: a bad document fails alone, a replaced one loses every old chunk', async () => {
+    // More than 256 chunks in one call: the write is committed in time slices, its documents validated inside it.
+    const store = await openStore();
+    const collection = await newCollection(store);
+    const rng = mulberry32(11);
+    const bad = makeDoc('bad', 120, rng, {});
+    bad.chunks[77]!.vector[3] = Number.NaN;
+    const results = await store.upsertDocuments(collection.id, [makeDoc('a', 400, rng, {}), bad, makeDoc('c', 30, rng, {})]);
+    assert.deepEqual(
+      results.map((r) => r.ok),
+      [true, false, true],
+    );
+    const failure = results[1]!;
+    assert.ok(!failure.ok && isAppError(failure.error) && failure.error.code === 'BAD_USER_INPUT');
+    assert.match(failure.ok ? '' : failure.error.message, /chunk 77 of document "bad" contains a non-finite number/);
+    assert.equal(await store.getDocumentByExternalId(collection.id, 'bad'), null);
+    assert.equal((await store.getDocumentByExternalId(collection.id, 'a'))?.chunkCount, 400);
+
+    // Replacing "a" with fewer chunks deletes its 400 old ones in slices too: none is left behind.
+    const [replaced] = await store.upsertDocuments(collection.id, [makeDoc('a', 300, rng, {}), makeDoc('d', 5, rng, {})]);
+    assert.ok(replaced?.ok);
+    const page = await store.listChunks(documentId(collection.id, 'a'), { offset: 0, limit: 1000 });
+    assert.equal(page.total, 300);
+    assert.deepEqual(
+      page.items.map((c) => c.index),
+      Array.from({ length: 300 }, (_, i) => i),
+    );
+    const stats = await store.collectionStats(collection.id);
+    assert.deepEqual(stats, { documents: 3, chunks: 300 + 30 + 5 });
+  });
+
   it('keeps everything across close and reopen (durability)', async () => {
     const rng = mulberry32(7);
     const first = await openStore();

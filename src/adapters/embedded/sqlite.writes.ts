@@ -4,7 +4,7 @@
  */
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
-import type { BulkUpsertResult, ChunkWrite, DeleteCounts, DocumentRecord, DocumentWrite, Metadata } from '../../ports/knowledge-store.port';
+import type { BulkUpsertResult, DeleteCounts, DocumentRecord, DocumentWrite, Metadata } from '../../ports/knowledge-store.port';
 import { alignWriteVectors, type AlignedWrite } from '../embedding-checks';
 import { checkChunkVector } from '../store-checks';
 import { storageError, type SqliteDatabase, type VersionBumps } from './sqlite.database';
@@ -12,8 +12,11 @@ import type { SqliteReads } from './sqlite.reads';
 import { parseSecondary, stringifyMetadata, type CollectionRow } from './sqlite.rows';
 import type { IndexOp, LoadedVectorIndexes } from './sqlite.vector-indexes';
 
-/** Old chunks deleted between two turns of the event loop by a sliced write. */
-const WRITE_SLICE_CHUNKS = 64;
+/**
+ * Old chunks deleted by one statement of a sliced write (the slice itself ends by time, {@link WRITE_SLICE_MS}):
+ * deleting a chunk's FTS5 postings costs up to a millisecond for long CJK chunks, so 64 at a time took 50–60 ms.
+ */
+const DELETE_BATCH_CHUNKS = 8;
 /**
  * Longest run of chunk inserts between two turns of the event loop, in ms. A count would not do: 64 chunks of English
  * prose take about 5 ms here, 64 chunks of CJK text (more characters per token, more FTS5 postings) three times that.
@@ -129,6 +132,22 @@ export class SqliteWrites {
     });
   }
 
+  /** {@link validateAll} for one document, with turns of the event loop while its vectors are checked. */
+  private async validateSliced(doc: DocumentWrite, collection: CollectionRow): Promise<AlignedWrite | AppError> {
+    try {
+      const aligned = alignWriteVectors(
+        doc,
+        { name: collection.embedder_name, dimensions: collection.embedder_dimensions },
+        parseSecondary(collection.secondary),
+      );
+      await stepThrough(validateWriteSteps(aligned.doc, collection.embedder_dimensions));
+      return aligned;
+    } catch (error) {
+      if (error instanceof AppError) return error;
+      throw error;
+    }
+  }
+
   /**
    * One transaction for the whole batch, without a savepoint per document: opening one makes FTS5 flush its pending
    * postings, which cost a third of a bulk write. Every way one document can fail is checked before the transaction
@@ -161,8 +180,8 @@ export class SqliteWrites {
   }
 
   /**
-   * The same transaction as {@link upsertAtOnce} for large writes, committed in steps of {@link WRITE_SLICE_CHUNKS}
-   * chunks with a turn of the event loop between them, so that writing a 2 MiB document (thousands of chunks and
+   * The same transaction as {@link upsertAtOnce} for large writes, committed in steps of about {@link WRITE_SLICE_MS} ms
+   * with a turn of the event loop between them, so that writing a 2 MiB document (thousands of chunks and
    * their FTS postings) never blocks requests for its whole length. Still one transaction: readers (on the second
    * connection) see all of it or nothing, a crash rolls it back, other writes wait for it (`writable`).
    */
@@ -170,7 +189,6 @@ export class SqliteWrites {
     const db = this.db.open();
     const collection = this.db.collectionRow(collectionId);
     if (!collection) throw notFound('Collection', collectionId);
-    const checked = this.validateAll(docs, collection);
     const results: BulkUpsertResult[] = [];
     const ops: IndexOp[] = [];
     const bumps: VersionBumps = new Map();
@@ -179,19 +197,18 @@ export class SqliteWrites {
       try {
         const now = Date.now();
         let written = 0;
-        for (const [i, doc] of docs.entries()) {
-          const aligned = checked[i]!;
+        for (const doc of docs) {
+          // Validated here, in slices too: the collection cannot change while the sliced write is open.
+          const aligned = await this.validateSliced(doc, collection);
           if (aligned instanceof AppError) {
             results.push({ ok: false, externalId: doc.externalId, error: aligned });
             continue;
           }
-          const steps = step(() => this.writeDocument(collection, aligned, now, ops));
-          let next = step(() => steps.next());
-          while (!next.done) {
-            await new Promise<void>((resolve) => setImmediate(resolve));
-            next = step(() => steps.next());
-          }
-          results.push({ ok: true, externalId: doc.externalId, document: next.value });
+          const document = await stepThrough(
+            step(() => this.writeDocument(collection, aligned, now, ops)),
+            step,
+          );
+          results.push({ ok: true, externalId: doc.externalId, document });
           written++;
         }
         if (written > 0) step(() => this.db.bumpVersion(collection.id, now, bumps));
@@ -210,8 +227,7 @@ export class SqliteWrites {
 
   /**
    * Inside a transaction: inserts or replaces one document and all its chunks, pausing (a `yield`) after every
-   * {@link WRITE_SLICE_CHUNKS} deletes and every {@link WRITE_SLICE_MS} of inserts for a caller that commits in slices;
-   * returns the document.
+   * {@link WRITE_SLICE_MS} of deletes or inserts for a caller that commits in slices; returns the document.
    */
   private *writeDocument(collection: CollectionRow, aligned: AlignedWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
     const { doc, secondary } = aligned;
@@ -223,11 +239,15 @@ export class SqliteWrites {
       const seqs = this.db.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck').all(id) as number[];
       for (const seq of seqs) ops.push({ kind: 'remove', collectionId: collection.id, rowId: seq });
       // The old chunks go in slices too: replacing a large document deletes thousands of rows and postings.
-      for (let at = 0; at < seqs.length; at += WRITE_SLICE_CHUNKS) {
-        const batch = JSON.stringify(seqs.slice(at, at + WRITE_SLICE_CHUNKS));
+      let sliceEnds = performance.now() + WRITE_SLICE_MS;
+      for (let at = 0; at < seqs.length; at += DELETE_BATCH_CHUNKS) {
+        const batch = JSON.stringify(seqs.slice(at, at + DELETE_BATCH_CHUNKS));
         fts.deleteBySeqs.run(batch);
         this.db.prepare('DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(?))').run(batch);
-        if (at + WRITE_SLICE_CHUNKS < seqs.length) yield;
+        if (at + DELETE_BATCH_CHUNKS < seqs.length && performance.now() >= sliceEnds) {
+          yield;
+          sliceEnds = performance.now() + WRITE_SLICE_MS;
+        }
       }
       this.db
         .prepare(
@@ -306,8 +326,17 @@ function runToEnd<T>(steps: Generator<void, T>): T {
 }
 
 function validateWrite(doc: DocumentWrite, dimensions: number): void {
+  runToEnd(validateWriteSteps(doc, dimensions));
+}
+
+/**
+ * {@link validateWrite} pausing (a `yield`) after every {@link WRITE_SLICE_MS}: checking the vectors of a 2 MiB
+ * document's thousands of chunks takes tens of milliseconds.
+ */
+function* validateWriteSteps(doc: DocumentWrite, dimensions: number): Generator<void, void> {
   const seen = new Set<number>();
-  doc.chunks.forEach((chunk: ChunkWrite) => {
+  let sliceEnds = performance.now() + WRITE_SLICE_MS;
+  for (const chunk of doc.chunks) {
     if (!Number.isSafeInteger(chunk.index) || chunk.index < 0 || seen.has(chunk.index)) {
       throw badInput(`Document "${doc.externalId}": chunk indexes must be distinct non-negative integers.`, {
         externalId: doc.externalId,
@@ -316,5 +345,19 @@ function validateWrite(doc: DocumentWrite, dimensions: number): void {
     }
     seen.add(chunk.index);
     checkChunkVector(doc.externalId, chunk, dimensions);
-  });
+    if (performance.now() >= sliceEnds) {
+      yield;
+      sliceEnds = performance.now() + WRITE_SLICE_MS;
+    }
+  }
+}
+
+/** Runs `steps` to their end with a turn of the event loop at every pause. */
+async function stepThrough<T>(steps: Generator<void, T>, step: <R>(work: () => R) => R = (work) => work()): Promise<T> {
+  let next = step(() => steps.next());
+  while (!next.done) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    next = step(() => steps.next());
+  }
+  return next.value;
 }

@@ -425,7 +425,14 @@ export class IngestionService {
       active.embedMany(texts),
       secondaryEmbedder ? secondaryEmbedder.embedMany(texts).catch(() => null) : Promise.resolve(null),
     ]);
-    const chunks: ChunkWrite[] = drafts.map((d, i) => ({ ...d, vector: vectors[i]! }));
+    // Fields spelled out: a spread per chunk cost a 2 MiB document's thousands of chunks milliseconds of event loop.
+    const chunks: ChunkWrite[] = drafts.map((d, i) => ({
+      index: d.index,
+      text: d.text,
+      startOffset: d.startOffset,
+      endOffset: d.endOffset,
+      vector: vectors[i]!,
+    }));
     return {
       chunks,
       embedder: collection.embedder,
