@@ -68,6 +68,40 @@ describe('HTTP (real server on port 0)', () => {
     }
   });
 
+  it('decodes a body whose multi-byte characters are split between the parts it arrives in', async () => {
+    // The body is decoded part by part as it arrives; a character cut between two parts must come out whole.
+    const text = 'Le café du 日本語 team 😀 — ü.';
+    assert.equal((await t.execute('mutation { createCollection(input: { name: "utf8" }) { id } }')).errors, undefined);
+    const payload = Buffer.from(
+      JSON.stringify({
+        query: 'query($d: DocumentInput!) { previewChunks(collection: "utf8", document: $d) { chunks { text } } }',
+        variables: { d: { id: 'd', content: text, contentType: 'TEXT' } },
+      }),
+    );
+    const { hostname, port } = new URL(url);
+    const socket = net.connect(Number(port), hostname);
+    const parts: Buffer[] = [];
+    socket.on('data', (part: Buffer) => parts.push(part));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(
+      'POST /graphql HTTP/1.1\r\nhost: kbql\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n',
+    );
+    // One byte a part: every character of two to four bytes is cut.
+    for (const byte of payload) socket.write(Buffer.concat([Buffer.from('1\r\n'), Buffer.from([byte]), Buffer.from('\r\n')]));
+    socket.write('0\r\n\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    const received = Buffer.concat(parts).toString('utf8');
+    assert.match(received, /^HTTP\/1\.1 200 /, received);
+    const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as {
+      data: { previewChunks: { chunks: { text: string }[] } };
+    };
+    assert.ok(body.data, received);
+    assert.deepEqual(
+      body.data.previewChunks.chunks.map((c) => c.text),
+      [text],
+    );
+  });
+
   it('rejects malformed JSON and unknown routes with clear codes, and echoes request ids', async () => {
     const bad = await postGraphql<LooseBody>(url, '{not json');
     assert.equal(bad.status, 400);
