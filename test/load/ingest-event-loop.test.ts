@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import { startKbqlChild, type KbqlChild } from '../../bench/drills/lib';
 import { graphqlRequest } from '../helpers/http';
 import { parseSamples, sampleValue } from '../helpers/prometheus-text';
 import { SHAPES, type AdversarialClientData, type DocumentClientResult, type ProbeResult } from '../helpers/adversarial-client.worker';
@@ -28,32 +28,16 @@ const clientThread = (data: AdversarialClientData) =>
  * async hooks (it tracks every promise and its destruction) cost tens of milliseconds at a time while thousands of
  * chunks are embedded — a cost no deployment has.
  */
-async function startServer(): Promise<{ url: string; child: ChildProcess; dataDir: string }> {
+async function startServer(): Promise<{ url: string; server: KbqlChild; dataDir: string }> {
   const dataDir = await mkdtemp(join(os.tmpdir(), 'kbql-load-'));
-  const child = spawn(process.execPath, [join(__dirname, '../../src/main.js')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      NODE_ENV: 'development',
-      PORT: '0',
-      KBQL_DATA_DIR: dataDir,
-      KBQL_LOG_LEVEL: 'error',
-      KBQL_METRICS_PORT: 'main',
-      KBQL_RATE_LIMIT: 'false',
-    },
+  const server = await startKbqlChild({
+    NODE_ENV: 'development',
+    KBQL_DATA_DIR: dataDir,
+    KBQL_LOG_LEVEL: 'error',
+    KBQL_METRICS_PORT: 'main',
+    KBQL_RATE_LIMIT: 'false',
   });
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (data: string) => (err += data));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (data: string) => {
-      out += data;
-      const ready = /kbql ready at (\S+)\/graphql/.exec(out);
-      if (ready) resolve(ready[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}: ${err}`)));
-  });
-  return { url, child, dataDir };
+  return { url: server.url.replace(/\/graphql$/, ''), server, dataDir };
 }
 
 /**
@@ -102,11 +86,11 @@ async function driveClients(
 }
 
 describe('2 MiB adversarial documents never stall the event loop (real HTTP)', () => {
-  let server: Awaited<ReturnType<typeof startServer>>, url: string;
+  let started: Awaited<ReturnType<typeof startServer>>, url: string;
 
   before(async () => {
-    server = await startServer();
-    ({ url } = server);
+    started = await startServer();
+    ({ url } = started);
     for (const name of ['probe', 'big']) {
       const created = await graphql(url, 'mutation($n: String!) { createCollection(input: { name: $n }) { id } }', { n: name });
       assert.equal(created.errors, undefined);
@@ -122,10 +106,9 @@ describe('2 MiB adversarial documents never stall the event loop (real HTTP)', (
   });
 
   after(async () => {
-    const exited = new Promise((resolve) => server.child.once('exit', resolve));
-    server.child.kill('SIGTERM');
-    await exited;
-    await rm(server.dataDir, { recursive: true, force: true });
+    started.server.child.kill('SIGTERM');
+    await started.server.exited;
+    await rm(started.dataDir, { recursive: true, force: true });
   });
 
   for (const name of Object.keys(SHAPES)) {

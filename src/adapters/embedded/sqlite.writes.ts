@@ -118,33 +118,15 @@ export class SqliteWrites {
    * vectors are aligned with the collection's active and secondary embedders (see `alignWriteVectors`).
    */
   private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AlignedWrite | AppError)[] {
-    const active = { name: collection.embedder_name, dimensions: collection.embedder_dimensions };
-    const secondary = parseSecondary(collection.secondary);
-    return docs.map((doc) => {
-      try {
-        const aligned = alignWriteVectors(doc, active, secondary);
-        validateWrite(aligned.doc, collection.embedder_dimensions);
-        return aligned;
-      } catch (error) {
-        if (error instanceof AppError) return error;
-        throw error;
-      }
-    });
+    return docs.map((doc) => orAppError(() => runToEnd(validationSteps(doc, collection))));
   }
 
   /** {@link validateAll} for one document, with turns of the event loop while its vectors are checked. */
   private async validateSliced(doc: DocumentWrite, collection: CollectionRow): Promise<AlignedWrite | AppError> {
     try {
-      const aligned = alignWriteVectors(
-        doc,
-        { name: collection.embedder_name, dimensions: collection.embedder_dimensions },
-        parseSecondary(collection.secondary),
-      );
-      await stepThrough(validateWriteSteps(aligned.doc, collection.embedder_dimensions));
-      return aligned;
+      return await stepThrough(validationSteps(doc, collection));
     } catch (error) {
-      if (error instanceof AppError) return error;
-      throw error;
+      return appErrorOnly(error);
     }
   }
 
@@ -328,15 +310,19 @@ function runToEnd<T>(steps: Generator<void, T>): T {
   return next.value;
 }
 
-function validateWrite(doc: DocumentWrite, dimensions: number): void {
-  runToEnd(validateWriteSteps(doc, dimensions));
-}
-
 /**
- * {@link validateWrite} pausing (a `yield`) after every {@link WRITE_SLICE_MS}: checking the vectors of a 2 MiB
- * document's thousands of chunks takes tens of milliseconds.
+ * A document write aligned with the collection's embedders and checked (distinct chunk indexes, vectors of the right
+ * length with finite components), pausing (a `yield`) after every {@link WRITE_SLICE_MS}: checking the vectors of a
+ * 2 MiB document's thousands of chunks takes tens of milliseconds.
  */
-function* validateWriteSteps(doc: DocumentWrite, dimensions: number): Generator<void, void> {
+function* validationSteps(write: DocumentWrite, collection: CollectionRow): Generator<void, AlignedWrite> {
+  const aligned = alignWriteVectors(
+    write,
+    { name: collection.embedder_name, dimensions: collection.embedder_dimensions },
+    parseSecondary(collection.secondary),
+  );
+  const { doc } = aligned;
+  const dimensions = collection.embedder_dimensions;
   const seen = new Set<number>();
   let sliceEnds = performance.now() + WRITE_SLICE_MS;
   for (const chunk of doc.chunks) {
@@ -353,6 +339,21 @@ function* validateWriteSteps(doc: DocumentWrite, dimensions: number): Generator<
       sliceEnds = performance.now() + WRITE_SLICE_MS;
     }
   }
+  return aligned;
+}
+
+/** `validate`'s result, or the AppError it threw (other errors are thrown on). */
+function orAppError<T>(validate: () => T): T | AppError {
+  try {
+    return validate();
+  } catch (error) {
+    return appErrorOnly(error);
+  }
+}
+
+function appErrorOnly(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  throw error;
 }
 
 /** Runs `steps` to their end with a turn of the event loop at every pause (after `atPause`). */
