@@ -316,8 +316,11 @@ export class OpenAiStub {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += String(chunk);
+    // Decoded once: a bench sends hundreds of KB of texts per request, and the stub stands for a remote provider
+    // whose work should cost the measured machine as little as possible.
+    const parts: Buffer[] = [];
+    for await (const chunk of req) parts.push(chunk as Buffer);
+    const raw = Buffer.concat(parts).toString('utf8');
     let body: Record<string, unknown> = {};
     try {
       body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
@@ -396,9 +399,10 @@ export class OpenAiStub {
     if (!texts || texts.length === 0) {
       return json(res, 400, { error: { message: "'input' must be a string or a non-empty array", type: 'invalid_request_error' } });
     }
+    const base64 = body['encoding_format'] === 'base64';
     const data = texts.map((text, index) => {
       const vector = this.#embedding(text, this.dimensions);
-      const embedding = body['encoding_format'] === 'base64' ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector);
+      const embedding = base64 ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64') : Array.from(vector);
       return { object: 'embedding', index, embedding };
     });
     const tokens = texts.reduce((sum, t) => sum + wordCount(t), 0);
@@ -536,8 +540,17 @@ export function chatTokens(text: string): string[] {
   return text.match(/\s*\S+/g) ?? (text ? [text] : []);
 }
 
+/** Whitespace-separated words, counted without building them (a bench sends megabytes of text). */
 function wordCount(text: string): number {
-  return text.split(/\s+/).filter(Boolean).length;
+  let words = 0;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const space = code <= 0x20 ? code === 0x20 || (code >= 0x09 && code <= 0x0d) : code >= 0xa0 && /\s/.test(text[i]!);
+    if (!space && !inWord) words++;
+    inWord = !space;
+  }
+  return words;
 }
 
 /**
