@@ -80,6 +80,8 @@ interface Corpus {
 interface RunResult {
   seconds: number;
   chunks: number;
+  /** CPU time of the whole process (every thread) over the measured window, in seconds. */
+  cpuSeconds: number;
   /** With the index loaded: the share of chunks the ANN graph served when the last request ended. */
   indexedFraction?: number;
 }
@@ -119,6 +121,7 @@ async function kbql(
     let chunks = 0;
     let next = 0;
     const started = performance.now();
+    const cpu = process.cpuUsage();
     // `concurrency` requests in flight, like a bulk loader would send them.
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -134,9 +137,10 @@ async function kbql(
       }),
     );
     const seconds = (performance.now() - started) / 1000;
-    if (!vectorIndex) return { seconds, chunks };
+    const cpuSeconds = cpuSecondsSince(cpu);
+    if (!vectorIndex) return { seconds, chunks, cpuSeconds };
     const stats = await post('{ collection(name: "scifact") { stats { vectorIndex { indexedFraction } } } }', {});
-    return { seconds, chunks, indexedFraction: stats.collection.stats.vectorIndex.indexedFraction };
+    return { seconds, chunks, cpuSeconds, indexedFraction: stats.collection.stats.vectorIndex.indexedFraction };
   } finally {
     await app.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -151,9 +155,16 @@ async function llamaIndex(corpus: readonly Corpus[], stubUrl: string | null): Pr
   Settings.chunkOverlap = CHUNK_OVERLAP;
   const documents = corpus.map((d) => new Document({ id_: d.id, text: `${d.title}\n\n${d.text}` }));
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const index = await VectorStoreIndex.fromDocuments(documents);
   const seconds = (performance.now() - started) / 1000;
-  return { seconds, chunks: Object.keys(index.indexStruct.nodesDict).length };
+  return { seconds, chunks: Object.keys(index.indexStruct.nodesDict).length, cpuSeconds: cpuSecondsSince(cpu) };
+}
+
+/** CPU seconds (user + system, every thread of this process) since `start`. */
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }
 
 type Run = 'llamaindex' | 'kbql-1' | 'kbql-2' | 'kbql-4' | 'kbql-2-exact' | 'kbql-2-auto';
@@ -246,7 +257,10 @@ async function main(): Promise<void> {
     const remoteBase = await runChild('llamaindex', remoteCount, stub.baseUrl);
     stub.reset();
     // Four requests in flight: with a provider's latency in every request, a bulk loader keeps several going.
+    // This process serves the stub: its CPU over the kbql run is the stub's (it competes for the same cores).
+    const stubCpu = process.cpuUsage();
     const remote = await runChild('kbql-4', remoteCount, stub.baseUrl);
+    const stubCpuSeconds = cpuSecondsSince(stubCpu);
     const remoteRow = tableRow(remoteBase, remoteCount);
     printTable(
       `(2b) The same ingestion with a remote-provider shape: an OpenAI-compatible stub answering every embedding request after ${STUB_DELAY_MS} ms, ${STUB_DIMENSIONS} dims`,
@@ -255,6 +269,14 @@ async function main(): Promise<void> {
         remoteRow('LlamaIndex TS VectorStoreIndex.fromDocuments, default embedBatchSize (10)', remoteBase),
         remoteRow(`kbql ingestDocuments over HTTP (KBQL_EMBEDDER=openai), ${BATCH} docs/request, 4 in flight`, remote),
       ],
+    );
+    // What bounds kbql here: CPU, not the provider's latency. The window's core-seconds are its length times the cores.
+    const cores = os.availableParallelism();
+    process.stdout.write(
+      `CPU over the measured window (every thread of the process; kbql's holds the bench's HTTP client too): LlamaIndex ${remoteBase.cpuSeconds.toFixed(2)} s in ${remoteBase.seconds.toFixed(2)} s; ` +
+        `kbql ${remote.cpuSeconds.toFixed(2)} s in ${remote.seconds.toFixed(2)} s (${((remote.cpuSeconds / (remote.seconds * cores)) * 100).toFixed(0)}% of ${cores} cores), ` +
+        `plus the stub's ${stubCpuSeconds.toFixed(2)} s over the whole kbql run (its process starts and stops the server too). ` +
+        `20× would need kbql within ${(remoteBase.seconds / 20).toFixed(2)} s.\n`,
     );
   } finally {
     await stub.close();
