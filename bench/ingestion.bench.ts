@@ -154,7 +154,8 @@ async function load(url: string, collection: string, docs: readonly Corpus[], co
     });
     const seconds = (performance.now() - started) / 1000;
     const cpuSeconds = cpuSecondsSince(cpu);
-    if (result.error !== null || result.failed > 0) throw new Error(`ingestion into ${collection} failed: ${result.error ?? `${result.failed} documents`}`);
+    if (result.error !== null || result.failed > 0)
+      throw new Error(`ingestion into ${collection} failed: ${result.error ?? `${result.failed} documents`}`);
     return { seconds, chunks: result.chunks, cpuSeconds };
   } finally {
     await worker.terminate();
@@ -237,7 +238,9 @@ function tableRow(base: { seconds: number }, count: number) {
 async function main(): Promise<void> {
   if (process.argv[2] === '--run') {
     const stubUrl = process.argv[5] && process.argv[5] !== '-' ? process.argv[5] : null;
-    process.stdout.write(`${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4]), stubUrl, process.argv[6] === 'cold'))}\n`);
+    process.stdout.write(
+      `${JSON.stringify(await measure(process.argv[3] as Run, Number(process.argv[4]), stubUrl, process.argv[6] === 'cold'))}\n`,
+    );
     return;
   }
   const total = loadScifact().corpus.length;
