@@ -25,7 +25,7 @@ import { loadScifact, printTable } from './shared-data';
  * A second table does the same with a remote-provider shape: an OpenAI-compatible stub (in the parent process) that
  * answers every embedding request 40 ms after it arrives, whatever its size; kbql with KBQL_EMBEDDER=openai against
  * LlamaIndex TS calling the same endpoint with its default embedding batch size (10 texts per call, one call at a
- * time). It prints each side's CPU time over the measured window: kbql is bound by the 2 cores, not the provider.
+ * time). It prints each side's CPU time over the measured window, and the share of the cores it is.
  *
  *   node dist/bench/ingestion.bench.js [documents | all, default 2500]
  */
@@ -141,10 +141,12 @@ async function load(url: string, collection: string, docs: readonly Corpus[], co
     workerData: { url, collection, batches, concurrency } satisfies IngestClientData,
   });
   try {
-    await new Promise<void>((resolve, reject) => {
-      worker.once('message', () => resolve());
+    // 'ready' once the bodies are built; a failure before that comes as its result.
+    const first = await new Promise<IngestClientResult | { type: 'ready' }>((resolve, reject) => {
+      worker.once('message', resolve);
       worker.once('error', reject);
     });
+    if (first.type !== 'ready') throw new Error(`the loader of ${collection} failed: ${first.error ?? 'no reason'}`);
     const started = performance.now();
     const cpu = process.cpuUsage();
     const result = await new Promise<IngestClientResult>((resolve, reject) => {
@@ -298,7 +300,7 @@ async function main(): Promise<void> {
         remoteRow('the same kbql, freshly started (warmed with 50 abstracts only)', fresh),
       ],
     );
-    // What bounds kbql here: CPU, not the provider's latency. The window's core-seconds are its length times the cores.
+    // How much of the cores each side used: a freshly started kbql is bound by them, a running one by its event loop.
     const cores = os.availableParallelism();
     const cpuOf = (r: RunResult) =>
       `${r.cpuSeconds.toFixed(2)} s in ${r.seconds.toFixed(2)} s (${((r.cpuSeconds / (r.seconds * cores)) * 100).toFixed(0)}% of ${cores} cores)`;
