@@ -11,7 +11,11 @@ import { OpenAiStub } from '../helpers/openai-stub';
 const DIMS = 8;
 const API_KEY = 'sk-test-secret-123';
 
-type Mode = 'ok' | 'hang' | 'error500' | 'wrongDims' | 'failOnce';
+/**
+ * `floatsOnly`: a server that ignores `encoding_format` and always answers JSON arrays; `refusesBase64`: one that
+ * answers HTTP 400 to `encoding_format: "base64"`; `shortBase64`: base64 vectors cut by one byte.
+ */
+type Mode = 'ok' | 'hang' | 'error500' | 'wrongDims' | 'failOnce' | 'floatsOnly' | 'refusesBase64' | 'shortBase64';
 
 /** A stub of the OpenAI `/v1/embeddings` and Ollama `/api/embeddings` + `/api/embed` endpoints on 127.0.0.1:0. */
 class StubServer {
@@ -53,11 +57,15 @@ class StubServer {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(payload));
     };
-    if (req.url === '/v1/embeddings') {
+    const base64 = body['encoding_format'] === 'base64' && this.mode !== 'floatsOnly';
+    if (req.url === '/v1/embeddings' && base64 && this.mode === 'refusesBase64') {
+      json(400, { error: { message: "encoding_format: unsupported value 'base64'", type: 'invalid_request_error' } });
+    } else if (req.url === '/v1/embeddings') {
       const input = Array.isArray(body['input']) ? (body['input'] as string[]) : [String(body['input'])];
       const data = input.map((text, index) => {
         const vector = fakeVector(text, dims);
-        const embedding = body['encoding_format'] === 'base64' ? Buffer.from(Float32Array.from(vector).buffer).toString('base64') : vector;
+        const bytes = Buffer.from(Float32Array.from(vector).buffer);
+        const embedding = base64 ? (this.mode === 'shortBase64' ? bytes.subarray(1) : bytes).toString('base64') : vector;
         return { object: 'embedding', index, embedding };
       });
       // Out of order on purpose: clients must sort by index.
@@ -119,9 +127,52 @@ describe('OpenAIEmbedder against a stub /v1/embeddings', () => {
     assert.equal(request.path, '/v1/embeddings');
     assert.deepEqual(request.body['input'], ['alpha', 'beta', 'alpha']);
     assert.equal(request.body['model'], 'test-model');
-    assert.equal(request.body['encoding_format'], 'float');
+    assert.equal(request.body['encoding_format'], 'base64');
     assert.equal(request.body['dimensions'], undefined);
     assert.equal(request.authorization, `Bearer ${API_KEY}`);
+  });
+
+  it('reads the same vectors from base64, from a server that ignores the field, and after a refusal of it', async () => {
+    const expected = (text: string): number[] => {
+      const v = Float32Array.from(fakeVector(text, DIMS));
+      const n = norm(v);
+      return Array.from(v, (x) => x / n);
+    };
+    const close = (actual: Float32Array, text: string) =>
+      expected(text).forEach((x, i) => assert.ok(Math.abs(actual[i]! - x) < 1e-6, `${text}[${i}]: ${actual[i]} vs ${x}`));
+    for (const mode of ['ok', 'floatsOnly', 'refusesBase64'] as const) {
+      stub.reset(mode);
+      const embedder = make();
+      const [a, b] = await embedder.embed(['alpha', 'beta']);
+      close(a!, 'alpha');
+      close(b!, 'beta');
+      // A second call: the refused field is not sent again.
+      await embedder.embed(['gamma']);
+      const formats = stub.requests.map((r) => r.body['encoding_format']);
+      assert.deepEqual(formats, mode === 'refusesBase64' ? ['base64', 'float', 'float'] : ['base64', 'base64'], mode);
+    }
+  });
+
+  it('asks for floats from the start when configured to', async () => {
+    const embedder = make({ encodingFormat: 'float' });
+    const [a] = await embedder.embed(['alpha']);
+    assert.ok(Math.abs(norm(a!) - 1) < 1e-6);
+    assert.equal(stub.requests[0]!.body['encoding_format'], 'float');
+  });
+
+  it('refuses a base64 vector whose byte count is not a whole number of floats', async () => {
+    stub.reset('shortBase64');
+    const error = await expectAppError(make().embed(['alpha']), 'UPSTREAM_UNAVAILABLE');
+    assert.equal(error.details['expectedDimensions'], DIMS);
+  });
+
+  it('does not fall back to floats on other refusals (a wrong key stays wrong)', async () => {
+    stub.reset('error500');
+    await expectAppError(make().embed(['alpha']), 'UPSTREAM_UNAVAILABLE');
+    assert.deepEqual(
+      stub.requests.map((r) => r.body['encoding_format']),
+      ['base64'],
+    );
   });
 
   it('splits calls larger than maxBatchSize and sends dimensions only when asked', async () => {

@@ -25,6 +25,14 @@ export interface OpenAIEmbedderOptions {
    */
   requestDimensions?: boolean;
   /**
+   * How vectors come back: `base64` (little-endian float32, the OpenAI SDK's own default: about a quarter of the bytes
+   * and none of the JSON number parsing of `float`) or `float` (JSON arrays). With `base64`, a server that ignores the
+   * field and answers arrays is read as it answers, and one that refuses the field (HTTP 400 or 422) is asked again
+   * with `float`, which this embedder then keeps.
+   * @default 'base64'
+   */
+  encodingFormat?: 'base64' | 'float';
+  /**
    * Deadline of one `embed` call, retries included (ms).
    * @default 30000
    */
@@ -57,6 +65,7 @@ export class OpenAIEmbedder implements Embedder {
   readonly #model: string;
   readonly #dimensions: number;
   readonly #requestDimensions: boolean;
+  #encodingFormat: 'base64' | 'float';
   readonly #timeoutMs: number;
   readonly #resilience: ProviderResilience;
 
@@ -65,6 +74,7 @@ export class OpenAIEmbedder implements Embedder {
     this.#model = options.model;
     this.#dimensions = options.dimensions;
     this.#requestDimensions = options.requestDimensions ?? false;
+    this.#encodingFormat = options.encodingFormat ?? 'base64';
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.maxBatchSize = options.maxBatchSize ?? 256;
     assertPositiveInteger('timeoutMs', this.#timeoutMs);
@@ -103,25 +113,60 @@ export class OpenAIEmbedder implements Embedder {
     const raw = await this.#resilience.execute(() =>
       withDeadline(PROVIDER, this.#timeoutMs, signal, (callSignal) =>
         this.#resilience.withRetries(callSignal, async (attemptSignal) => {
-          const session = await this.#embedding.session;
-          const response = await session.embeddings.create(
-            {
-              model: this.#model,
-              input,
-              // Plain floats: base64 (the SDK's default) is not implemented by every compatible server.
-              encoding_format: 'float',
-              ...(this.#requestDimensions ? { dimensions: this.#dimensions } : {}),
-            },
-            { signal: attemptSignal },
-          );
-          const data = Array.isArray(response?.data) ? [...response.data] : [];
-          return data.sort((a, b) => a.index - b.index).map((d) => d.embedding);
+          const format = this.#encodingFormat;
+          try {
+            return await this.#request(input, format, attemptSignal);
+          } catch (error) {
+            // A compatible server that does not know base64: ask again in floats, and keep asking that way.
+            if (format !== 'base64' || !REFUSED_FIELD.has(providerStatusOf(error) ?? 0)) throw error;
+            this.#encodingFormat = 'float';
+            return this.#request(input, 'float', attemptSignal);
+          }
         }),
       ),
     );
     return finishVectors(PROVIDER, raw, texts.length, this.#dimensions);
   }
+
+  /** One `/embeddings` call; each vector as the server sent it: a base64 string decoded, or a JSON array. */
+  async #request(input: string[], format: 'base64' | 'float', signal: AbortSignal): Promise<(ArrayLike<number> | null)[]> {
+    const session = await this.#embedding.session;
+    const response = await session.embeddings.create(
+      {
+        model: this.#model,
+        input,
+        // Given explicitly, so that the SDK hands the answer over as it came (it decodes base64 only when it chose it).
+        encoding_format: format,
+        ...(this.#requestDimensions ? { dimensions: this.#dimensions } : {}),
+      },
+      { signal },
+    );
+    const data = Array.isArray(response?.data) ? [...response.data] : [];
+    return data
+      .sort((a, b) => a.index - b.index)
+      .map((d) => {
+        const embedding: unknown = d.embedding;
+        return typeof embedding === 'string' ? decodeFloat32(embedding) : Array.isArray(embedding) ? (embedding as number[]) : null;
+      });
+  }
 }
+
+/** Statuses with which a server refuses a request field it does not support. */
+const REFUSED_FIELD: ReadonlySet<number> = new Set([400, 422]);
+
+/**
+ * A base64 string of little-endian float32 values as a Float32Array of its own (null when the byte count is not a
+ * multiple of 4: a malformed answer, which the caller reports with the expected dimensions).
+ */
+export function decodeFloat32(base64: string): Float32Array | null {
+  const bytes = Buffer.from(base64, 'base64');
+  if (bytes.byteLength % 4 !== 0) return null;
+  const out = new Float32Array(bytes.byteLength / 4);
+  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+  else for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
+  return out;
+}
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Shared by the networked embedders (OpenAI-compatible and Ollama).
@@ -188,7 +233,10 @@ export function upstreamError(provider: string, error: unknown): AppError {
   return new AppError('UPSTREAM_UNAVAILABLE', `Embedding provider ${provider} ${what}.`, { provider, status }, { cause: error });
 }
 
-/** Checks count, length and values of provider vectors and L2-normalises them. */
+/**
+ * Checks count, length and values of provider vectors and L2-normalises them (a Float32Array given is normalised in
+ * place and returned: the caller's own decoded copy).
+ */
 export function finishVectors(
   provider: string,
   raw: readonly (ArrayLike<number> | null | undefined)[],
@@ -212,7 +260,8 @@ export function finishVectors(
         { provider, expectedDimensions: dimensions, receivedDimensions: length },
       );
     }
-    const out = Float32Array.from(vector);
+    // A vector decoded from base64 is already this call's own Float32Array: normalised in place.
+    const out = vector instanceof Float32Array ? vector : Float32Array.from(vector);
     let sum = 0;
     for (const x of out) sum += x * x;
     if (!Number.isFinite(sum) || sum === 0) {
