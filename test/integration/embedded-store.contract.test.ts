@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { SqliteWriterThread } from '../../src/adapters/embedded/sqlite-writer';
 import { EmbeddedKnowledgeStore } from '../../src/adapters/embedded/sqlite.knowledge-store';
 import { isAppError } from '../../src/errors';
 import { chunkId, documentId, sha256Hex } from '../../src/ids';
@@ -114,8 +115,8 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     await store.close();
   });
 
-  it('a write large enough to go in slices: a bad document fails alone, a replaced one loses every old chunk', async () => {
-    // More than 256 chunks in one call: the write is committed in time slices, its documents validated inside it.
+  it('a write large enough for the writer thread: a bad document fails alone, a replaced one loses every old chunk', async () => {
+    // More than 256 chunks in one call: the write is validated and committed on the store's writer thread.
     const store = await openStore();
     const collection = await newCollection(store);
     const rng = mulberry32(11);
@@ -132,7 +133,7 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     assert.equal(await store.getDocumentByExternalId(collection.id, 'bad'), null);
     assert.equal((await store.getDocumentByExternalId(collection.id, 'a'))?.chunkCount, 400);
 
-    // Replacing "a" with fewer chunks deletes its 400 old ones in slices too: none is left behind.
+    // Replacing "a" with fewer chunks deletes its 400 old ones on the thread too: none is left behind.
     const [replaced] = await store.upsertDocuments(collection.id, [makeDoc('a', 300, rng, {}), makeDoc('d', 5, rng, {})]);
     assert.ok(replaced?.ok);
     const page = await store.listChunks(documentId(collection.id, 'a'), { offset: 0, limit: 1000 });
@@ -143,6 +144,82 @@ describe('EmbeddedKnowledgeStore (embedded only)', () => {
     );
     const stats = await store.collectionStats(collection.id);
     assert.deepEqual(stats, { documents: 3, chunks: 300 + 30 + 5 });
+  });
+
+  it('a write on the writer thread: the event loop turns meanwhile, reads see none of it until it commits, then all', async () => {
+    const store = await openStore();
+    const collection = await newCollection(store);
+    const rng = mulberry32(5);
+    await store.upsertDocument(collection.id, makeDoc('first', 2, rng, {}));
+    // A vector search first: the collection's vector index is loaded, so the thread's write must reach it.
+    const probe = makeDoc('probe', 1, rng, {}).chunks[0]!.vector;
+    await store.search({ collectionId: collection.id, mode: 'VECTOR', text: '', vector: probe, alpha: 1, limit: 1, offset: 0 });
+    const big = Array.from({ length: 6 }, (_, i) => makeDoc(`big-${i}`, 500, rng, {}));
+    let settled = false;
+    const write = store.upsertDocuments(collection.id, big).finally(() => (settled = true));
+    // A small write issued meanwhile lands before or after it, never inside it.
+    const small = store.upsertDocument(collection.id, makeDoc('small', 3, rng, {}));
+    let turns = 0;
+    let sawPartial = false;
+    while (!settled) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      turns++;
+      const stats = await store.collectionStats(collection.id);
+      // "first", maybe "small", and the six large documents all or none (the thread may commit before it answers).
+      const large = stats.chunks - 2 - (stats.documents % 2 === 0 ? 3 : 0);
+      if (large !== 0 && large !== 6 * 500) sawPartial = true;
+    }
+    assert.ok((await write).every((r) => r.ok));
+    await small;
+    assert.ok(turns > 1, `the event loop turned ${turns} times during the write`);
+    assert.equal(sawPartial, false, 'no read saw part of the large write');
+    assert.deepEqual(await store.collectionStats(collection.id), { documents: 8, chunks: 2 + 6 * 500 + 3 });
+    // The loaded vector index has the thread's chunks: each one's own vector finds it first.
+    for (const doc of [big[0]!, big[5]!]) {
+      const chunk = doc.chunks[321]!;
+      const [hit] = await store.search({
+        collectionId: collection.id,
+        mode: 'VECTOR',
+        text: '',
+        vector: chunk.vector,
+        alpha: 1,
+        limit: 1,
+        offset: 0,
+      });
+      assert.equal(hit?.chunk.id, chunkId(documentId(collection.id, doc.externalId), 321));
+      assert.ok(Math.abs(hit.score - 1) < 1e-5);
+    }
+  });
+
+  it('a writer thread stopped mid-write fails that write whole; the next large write starts a new thread', async () => {
+    const store = await openStore();
+    const collection = await newCollection(store);
+    const rng = mulberry32(9);
+    const writer = new SqliteWriterThread({ dataDir, busyTimeoutMs: 5000, synchronousFull: false });
+    try {
+      const stopped = assert.rejects(
+        writer.upsert(collection.id, [makeDoc('lost', 3000, rng, {})], () => undefined),
+        /writer thread/,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await writer.close();
+      await stopped;
+      assert.equal(await store.getDocumentByExternalId(collection.id, 'lost'), null, 'nothing of the stopped write is visible');
+      let applied = 0;
+      const again = await writer.upsert(collection.id, [makeDoc('kept', 300, rng, {})], (ops) => (applied += ops.length));
+      assert.deepEqual(
+        again.map((r) => r.ok),
+        [true],
+      );
+      assert.equal(applied, 300);
+      assert.equal((await store.getDocumentByExternalId(collection.id, 'kept'))?.chunkCount, 300);
+      await assert.rejects(
+        writer.upsert('no-such-collection', [makeDoc('x', 1, rng, {})], () => undefined),
+        (e: unknown) => isAppError(e) && e.code === 'NOT_FOUND',
+      );
+    } finally {
+      await writer.close();
+    }
   });
 
   it('keeps everything across close and reopen (durability)', async () => {

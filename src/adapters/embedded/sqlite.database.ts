@@ -1,6 +1,6 @@
 /**
- * The embedded store's SQLite file as its parts use it: the writing and the reading connection, prepared
- * statements, the gate that holds writes while a large write commits in slices, and SQLite's failures as AppErrors.
+ * The embedded store's SQLite file as its parts use it: the writing and the reading connection, prepared statements,
+ * the gate that holds other writes while one is open on the writer thread, and SQLite's failures as AppErrors.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,22 +26,23 @@ export interface FtsStatements {
 /** Page size of a new database file, in bytes. */
 const PAGE_SIZE = 16_384;
 
-/** One step of a sliced write: runs `work` on the writing connection. */
-export type SliceStep = <T>(work: () => T) => T;
+/**
+ * `main`: the store's connections (writing and reading), migrations and WAL checkpoints; `writer`: one writing
+ * connection to an existing file, what the store's writer thread opens (`sqlite-writer.ts`).
+ */
+export type DatabaseRole = 'main' | 'writer';
 
 export class SqliteDatabase {
   /** Full path of the database file. */
   readonly filename: string;
 
   private db: Database.Database | null = null;
-  /** Reads while a large write is committed in slices: a second connection sees only committed data (WAL). */
+  /** Reads while a write is open on the writer thread: a second connection sees only committed data (WAL). */
   private reader: Database.Database | null = null;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly readerStatements = new Map<string, Database.Statement>();
-  /** Set while a sliced write transaction is open; resolves when it ends. Other writes wait for it. */
-  private slicedWrite: Promise<void> | null = null;
-  /** True while the sliced write's own synchronous steps run (they use the writing connection). */
-  private inSlice = false;
+  /** Set while an exclusive write (on the writer thread) is open; resolves when it ends. Other writes wait for it. */
+  private exclusiveWrite: Promise<void> | null = null;
   private checkpointer: WalCheckpointer | null = null;
   private readonly ftsStatements = new Map<string, FtsStatements>();
   private dataVersion: Database.Statement | null = null;
@@ -50,25 +51,25 @@ export class SqliteDatabase {
     private readonly dataDir: string,
     private readonly busyTimeoutMs: number,
     private readonly synchronousFull: boolean,
+    private readonly role: DatabaseRole = 'main',
   ) {
     this.filename = join(dataDir, 'kbql.sqlite');
   }
 
   async init(): Promise<void> {
     if (this.db) return;
+    if (this.role === 'writer') {
+      this.db = this.configure(new Database(this.filename, { timeout: this.busyTimeoutMs, fileMustExist: true }));
+      return;
+    }
     mkdirSync(this.dataDir, { recursive: true });
     const db = new Database(this.filename, { timeout: this.busyTimeoutMs });
     try {
       // A new database gets 16 KiB pages (an existing one keeps its own: SQLite ignores this once it has tables). A
       // 1,024-dimension vector is 4 KiB: with 4 KiB pages every chunk row overflowed to a second page, and the
-      // COMMIT of a 2 MiB document took 46 ms of one turn of the event loop instead of 11.
+      // COMMIT of a 2 MiB document took 46 ms instead of 11.
       db.pragma(`page_size = ${PAGE_SIZE}`);
-      enableWal(db, this.busyTimeoutMs);
-      db.pragma('foreign_keys = ON');
-      db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
-      db.pragma('temp_store = MEMORY');
-      // Checkpoints run on a worker thread (see WalCheckpointer), not inside a large COMMIT.
-      db.pragma('wal_autocheckpoint = 0');
+      this.configure(db);
       migrate(db);
     } catch (error) {
       db.close();
@@ -79,7 +80,18 @@ export class SqliteDatabase {
     this.checkpointer = new WalCheckpointer(this.filename);
   }
 
-  /** Waits for a sliced write to end, then checkpoints the WAL and closes both connections. */
+  /** A writing connection's settings (every connection that writes has them: they are per connection). */
+  private configure(db: Database.Database): Database.Database {
+    enableWal(db, this.busyTimeoutMs);
+    db.pragma('foreign_keys = ON');
+    db.pragma(`synchronous = ${this.synchronousFull ? 'FULL' : 'NORMAL'}`);
+    db.pragma('temp_store = MEMORY');
+    // Checkpoints run on a worker thread (see WalCheckpointer), not inside a large COMMIT.
+    db.pragma('wal_autocheckpoint = 0');
+    return db;
+  }
+
+  /** Waits for an exclusive write to end, then checkpoints the WAL and closes both connections. */
   async close(): Promise<void> {
     await this.writable();
     const db = this.db;
@@ -101,38 +113,40 @@ export class SqliteDatabase {
   }
 
   /**
-   * The connection for the code running now: the writing one, except while a sliced write is open and the code is
-   * not one of its steps — then the reading one, which sees only committed data.
+   * The connection for the code running now: the writing one, except while an exclusive write is open — then the
+   * reading one, which sees only committed data.
    */
   open(): Database.Database {
     if (!this.db) throw new AppError('UPSTREAM_UNAVAILABLE', 'The embedded store is not open.');
-    return this.slicedWrite && !this.inSlice && this.reader ? this.reader : this.db;
-  }
-
-  /** Resolves when no sliced write is open; the caller's synchronous transaction then runs alone. */
-  async writable(): Promise<void> {
-    while (this.slicedWrite) await this.slicedWrite;
+    return this.exclusiveWrite && this.reader ? this.reader : this.db;
   }
 
   /**
-   * Runs `write` as the one open sliced write: until it settles, other writes wait ({@link writable}) and other
-   * reads use the reading connection; `write` runs its own synchronous steps through `step`.
+   * Resolves when no exclusive write is open; the caller's transaction then runs alone, provided it runs synchronously
+   * right after (an exclusive write starting meanwhile first lets such transactions end: see {@link exclusive}).
    */
-  async sliced<T>(write: (step: SliceStep) => Promise<T>): Promise<T> {
-    const step: SliceStep = (work) => {
-      this.inSlice = true;
-      try {
-        return work();
-      } finally {
-        this.inSlice = false;
-      }
-    };
+  async writable(): Promise<void> {
+    while (this.exclusiveWrite) await this.exclusiveWrite;
+  }
+
+  /**
+   * Runs `write` (a write on the writer thread) as the one open exclusive write: until it settles, other writes wait
+   * ({@link writable}) and reads here use the reading connection.
+   */
+  async exclusive<T>(write: () => Promise<T>): Promise<T> {
+    for (;;) {
+      await this.writable();
+      // Writes whose wait ended before this one's did are queued as microtasks and write synchronously: one turn of
+      // the event loop lets them all end before the gate closes (otherwise they would find the reading connection).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!this.exclusiveWrite) break;
+    }
     let done!: () => void;
-    this.slicedWrite = new Promise<void>((resolve) => (done = resolve));
+    this.exclusiveWrite = new Promise<void>((resolve) => (done = resolve));
     try {
-      return await write(step);
+      return await write();
     } finally {
-      this.slicedWrite = null;
+      this.exclusiveWrite = null;
       done();
     }
   }
@@ -143,7 +157,7 @@ export class SqliteDatabase {
    * transaction is open on the writing connection (its uncommitted rows would not match) or the store is closed.
    */
   committedVersion(): number | null {
-    if (!this.reader || !this.db || this.db.inTransaction || this.slicedWrite) return null;
+    if (!this.reader || !this.db || this.db.inTransaction || this.exclusiveWrite) return null;
     this.dataVersion ??= this.reader.prepare('PRAGMA data_version').pluck();
     return this.dataVersion.get() as number;
   }

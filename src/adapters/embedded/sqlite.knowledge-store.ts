@@ -28,6 +28,7 @@ import { SqliteSearch } from './sqlite.search';
 import type { AnnOpenResult, AnnStats } from './ann-index';
 import { LoadedVectorIndexes, type AnnTuning, type VectorIndexMode } from './sqlite.vector-indexes';
 import { SqliteWrites } from './sqlite.writes';
+import { SqliteWriterThread } from './sqlite-writer';
 
 export { storageError } from './sqlite.database';
 
@@ -70,9 +71,10 @@ export interface EmbeddedStoreOptions {
  * The API is synchronous underneath (better-sqlite3), so each call runs to completion without interleaving;
  * call `close()` on shutdown to checkpoint the WAL.
  *
- * The parts, one concern each: `sqlite.database.ts` (connections, statements, the sliced-write gate),
+ * The parts, one concern each: `sqlite.database.ts` (connections, statements, the exclusive-write gate),
  * `sqlite.schema.ts` (migrations), `sqlite.vector-indexes.ts`, `sqlite.collections.ts`, `sqlite.reads.ts`,
- * `sqlite.writes.ts` and `sqlite.search.ts`; rows and filters in `sqlite.rows.ts` and `sqlite.filters.ts`.
+ * `sqlite.writes.ts` (large writes on the thread of `sqlite-writer.ts`) and `sqlite.search.ts`; rows and filters in
+ * `sqlite.rows.ts` and `sqlite.filters.ts`.
  */
 export class EmbeddedKnowledgeStore implements KnowledgeStore {
   readonly kind = 'embedded';
@@ -100,7 +102,16 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
     });
     this.collections = new SqliteCollections(this.db, this.indexes);
     this.reads = new SqliteReads(this.db);
-    this.writes = new SqliteWrites(this.db, this.indexes, this.reads);
+    this.writes = new SqliteWrites(
+      this.db,
+      this.indexes,
+      this.reads,
+      new SqliteWriterThread({
+        dataDir: options.dataDir,
+        busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+        synchronousFull: options.synchronousFull ?? false,
+      }),
+    );
     this.searcher = new SqliteSearch(this.db, this.indexes);
     this.reembedding = new SqliteReembedding(this.db, this.indexes);
   }
@@ -114,7 +125,11 @@ export class EmbeddedKnowledgeStore implements KnowledgeStore {
       // Saves the ANN graphs and stops their builder thread (nothing then keeps the process alive).
       await this.indexes.close();
     } finally {
-      await this.db.close();
+      try {
+        await this.writes.close();
+      } finally {
+        await this.db.close();
+      }
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * Document writes of the embedded store: upserts (one transaction per batch, every document all-or-nothing; large
- * batches committed in slices), deletes and metadata updates, each followed by its vector-index changes.
+ * batches on the writer thread), deletes and metadata updates, each followed by its vector-index changes.
  */
 import { AppError, badInput, notFound } from '../../errors';
 import { chunkId, documentId } from '../../ids';
@@ -9,28 +9,37 @@ import { alignWriteVectors, type AlignedWrite } from '../embedding-checks';
 import { checkChunkVector } from '../store-checks';
 import { storageError, type SqliteDatabase, type VersionBumps } from './sqlite.database';
 import type { SqliteReads } from './sqlite.reads';
+import type { SqliteWriterThread } from './sqlite-writer';
 import { parseSecondary, stringifyMetadata, type CollectionRow } from './sqlite.rows';
 import type { IndexOp, LoadedVectorIndexes } from './sqlite.vector-indexes';
 
+/** Old chunks deleted by one statement (their ids go in as one JSON array). */
+const DELETE_BATCH_CHUNKS = 256;
 /**
- * Old chunks deleted by one statement of a sliced write (the slice itself ends by time, {@link WRITE_SLICE_MS}):
- * deleting a chunk's FTS5 postings costs up to a millisecond for long CJK chunks, so 64 at a time took 50–60 ms.
+ * Writes of more chunks than this go to the store's writer thread (`sqlite-writer.ts`): a bulk write of a few hundred
+ * documents, or of one 2 MiB document, is tens to hundreds of ms of SQLite and FTS5 work that would otherwise be the
+ * event loop's. Smaller ones cost less than the trip to the thread.
  */
-const DELETE_BATCH_CHUNKS = 8;
-/**
- * Longest run of chunk inserts between two turns of the event loop, in ms. A count would not do: 64 chunks of English
- * prose take about 5 ms here, 64 chunks of CJK text (more characters per token, more FTS5 postings) three times that.
- */
-const WRITE_SLICE_MS = 5;
-/** Writes of more chunks than this are committed in slices (see `upsertSliced`). */
-const SLICED_WRITE_MIN_CHUNKS = 256;
+const THREAD_WRITE_MIN_CHUNKS = 256;
+
+/** Where a committed write's vector-index changes go: the loaded indexes, or (on the writer thread) its reply. */
+export type IndexSink = Pick<LoadedVectorIndexes, 'afterCommit'>;
 
 export class SqliteWrites {
   constructor(
     private readonly db: SqliteDatabase,
-    private readonly indexes: LoadedVectorIndexes,
-    private readonly reads: SqliteReads,
+    private readonly indexes: IndexSink,
+    /** Reads after a metadata update; none on the writer thread, which only runs {@link writeBatch}. */
+    private readonly reads: SqliteReads | null,
+    /** Where large writes go; none on the writer thread itself. */
+    private readonly writer: SqliteWriterThread | null = null,
   ) {}
+
+  /** Stops the writer thread (after the write it may be running). */
+  async close(): Promise<void> {
+    await this.db.writable();
+    await this.writer?.close();
+  }
 
   async upsertDocument(collectionId: string, doc: DocumentWrite): Promise<DocumentRecord> {
     const [result] = await this.upsertMany(collectionId, [doc]);
@@ -98,7 +107,7 @@ export class SqliteWrites {
       })
       .immediate();
     this.indexes.afterCommit([], bumps);
-    if (!updated) return null;
+    if (!updated || !this.reads) return null;
     const [doc] = await this.reads.getDocuments([id]);
     return doc ?? null;
   }
@@ -107,27 +116,33 @@ export class SqliteWrites {
     await this.db.writable();
     const chunkCount = docs.reduce((sum, doc) => sum + doc.chunks.length, 0);
     try {
-      return chunkCount > SLICED_WRITE_MIN_CHUNKS ? await this.upsertSliced(collectionId, docs) : this.upsertAtOnce(collectionId, docs);
+      return this.writer && chunkCount > THREAD_WRITE_MIN_CHUNKS
+        ? await this.upsertOnThread(this.writer, collectionId, docs)
+        : this.writeBatch(collectionId, docs);
     } catch (error) {
       throw storageError(error) ?? error;
     }
   }
 
   /**
-   * Validation before the write lock is taken, so the transaction holds it only for the writes; each document's
-   * vectors are aligned with the collection's active and secondary embedders (see `alignWriteVectors`).
+   * {@link writeBatch} on the store's writer thread, with its own connection: the event loop goes on meanwhile. Other
+   * writes wait for it (`exclusive`), reads use the reading connection and see all of it or nothing; the vector
+   * indexes of this thread change once it has committed.
    */
-  private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AlignedWrite | AppError)[] {
-    return docs.map((doc) => orAppError(() => runToEnd(validationSteps(doc, collection))));
+  private upsertOnThread(writer: SqliteWriterThread, collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
+    return this.db.exclusive(() => writer.upsert(collectionId, docs, (ops, bumps) => this.indexes.afterCommit(ops, bumps)));
   }
 
-  /** {@link validateAll} for one document, with turns of the event loop while its vectors are checked. */
-  private async validateSliced(doc: DocumentWrite, collection: CollectionRow): Promise<AlignedWrite | AppError> {
-    try {
-      return await stepThrough(validationSteps(doc, collection));
-    } catch (error) {
-      return appErrorOnly(error);
-    }
+  /** Each document aligned with the collection's embedders and checked, or the AppError that fails it alone. */
+  private validateAll(docs: readonly DocumentWrite[], collection: CollectionRow): (AlignedWrite | AppError)[] {
+    return docs.map((doc) => {
+      try {
+        return validate(doc, collection);
+      } catch (error) {
+        if (error instanceof AppError) return error;
+        throw error;
+      }
+    });
   }
 
   /**
@@ -135,7 +150,7 @@ export class SqliteWrites {
    * postings, which cost a third of a bulk write. Every way one document can fail is checked before the transaction
    * (`validateAll`); an error during the writes (the disk, the database) rolls the whole batch back and is thrown.
    */
-  private upsertAtOnce(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
+  writeBatch(collectionId: string, docs: readonly DocumentWrite[]): BulkUpsertResult[] {
     const db = this.db.open();
     const collection = this.db.collectionRow(collectionId);
     if (!collection) throw notFound('Collection', collectionId);
@@ -152,7 +167,7 @@ export class SqliteWrites {
           results.push({ ok: false, externalId: doc.externalId, error: aligned });
           return;
         }
-        results.push({ ok: true, externalId: doc.externalId, document: runToEnd(this.writeDocument(collection, aligned, now, ops)) });
+        results.push({ ok: true, externalId: doc.externalId, document: this.writeDocument(collection, aligned, now, ops) });
         written++;
       });
       if (written > 0) this.db.bumpVersion(collection.id, now, bumps);
@@ -161,60 +176,8 @@ export class SqliteWrites {
     return results;
   }
 
-  /**
-   * The same transaction as {@link upsertAtOnce} for large writes, committed in steps of about {@link WRITE_SLICE_MS} ms
-   * with a turn of the event loop between them, so that writing a 2 MiB document (thousands of chunks and
-   * their FTS postings) never blocks requests for its whole length. Still one transaction: readers (on the second
-   * connection) see all of it or nothing, a crash rolls it back, other writes wait for it (`writable`).
-   */
-  private async upsertSliced(collectionId: string, docs: readonly DocumentWrite[]): Promise<BulkUpsertResult[]> {
-    const db = this.db.open();
-    const collection = this.db.collectionRow(collectionId);
-    if (!collection) throw notFound('Collection', collectionId);
-    const results: BulkUpsertResult[] = [];
-    const ops: IndexOp[] = [];
-    const bumps: VersionBumps = new Map();
-    return this.db.sliced(async (step) => {
-      step(() => db.exec('BEGIN IMMEDIATE'));
-      try {
-        const now = Date.now();
-        let written = 0;
-        for (const doc of docs) {
-          // Validated here, in slices too: the collection cannot change while the sliced write is open.
-          const aligned = await this.validateSliced(doc, collection);
-          if (aligned instanceof AppError) {
-            results.push({ ok: false, externalId: doc.externalId, error: aligned });
-            continue;
-          }
-          // At every pause a savepoint makes FTS5 flush the postings pending since the last one: left to grow to
-          // FTS5's own limit (about 1 MB), each flush ran inside one insert or delete for 50–70 ms.
-          const document = await stepThrough(
-            step(() => this.writeDocument(collection, aligned, now, ops)),
-            step,
-            () => step(() => db.exec('SAVEPOINT kbql_slice; RELEASE kbql_slice')),
-          );
-          results.push({ ok: true, externalId: doc.externalId, document });
-          written++;
-        }
-        if (written > 0) step(() => this.db.bumpVersion(collection.id, now, bumps));
-        step(() => db.exec('COMMIT'));
-      } catch (error) {
-        step(() => {
-          if (db.inTransaction) db.exec('ROLLBACK');
-        });
-        throw error;
-      }
-      // Before other writes go on (they wait for the sliced write to settle), as after any other commit.
-      this.indexes.afterCommit(ops, bumps);
-      return results;
-    });
-  }
-
-  /**
-   * Inside a transaction: inserts or replaces one document and all its chunks, pausing (a `yield`) after every
-   * {@link WRITE_SLICE_MS} of deletes or inserts for a caller that commits in slices; returns the document.
-   */
-  private *writeDocument(collection: CollectionRow, aligned: AlignedWrite, now: number, ops: IndexOp[]): Generator<void, DocumentRecord> {
+  /** Inside a transaction: inserts or replaces one document and all its chunks; returns the document. */
+  private writeDocument(collection: CollectionRow, aligned: AlignedWrite, now: number, ops: IndexOp[]): DocumentRecord {
     const { doc, secondary } = aligned;
     const id = documentId(collection.id, doc.externalId);
     const fts = this.db.fts(collection.id);
@@ -223,16 +186,10 @@ export class SqliteWrites {
     if (existing) {
       const seqs = this.db.prepare('SELECT seq FROM chunks WHERE document_id = ?', 'pluck').all(id) as number[];
       for (const seq of seqs) ops.push({ kind: 'remove', collectionId: collection.id, rowId: seq });
-      // The old chunks go in slices too: replacing a large document deletes thousands of rows and postings.
-      let sliceEnds = performance.now() + WRITE_SLICE_MS;
       for (let at = 0; at < seqs.length; at += DELETE_BATCH_CHUNKS) {
         const batch = JSON.stringify(seqs.slice(at, at + DELETE_BATCH_CHUNKS));
         fts.deleteBySeqs.run(batch);
         this.db.prepare('DELETE FROM chunks WHERE seq IN (SELECT value FROM json_each(?))').run(batch);
-        if (at + DELETE_BATCH_CHUNKS < seqs.length && performance.now() >= sliceEnds) {
-          yield;
-          sliceEnds = performance.now() + WRITE_SLICE_MS;
-        }
       }
       this.db
         .prepare(
@@ -269,7 +226,6 @@ export class SqliteWrites {
     const insertSecondary = secondary
       ? this.db.prepare('INSERT INTO secondary_vectors (chunk_seq, collection_id, vector) VALUES (?, ?, ?)')
       : null;
-    let sliceEnds = performance.now() + WRITE_SLICE_MS;
     for (const [i, chunk] of doc.chunks.entries()) {
       const cid = chunkId(id, chunk.index);
       const blob = Buffer.from(chunk.vector.buffer, chunk.vector.byteOffset, chunk.vector.byteLength);
@@ -281,10 +237,6 @@ export class SqliteWrites {
         insertSecondary.run(rowId, collection.id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
       }
       ops.push({ kind: 'add', collectionId: collection.id, rowId, chunkId: cid, vector: chunk.vector });
-      if (performance.now() >= sliceEnds) {
-        yield;
-        sliceEnds = performance.now() + WRITE_SLICE_MS;
-      }
     }
     return {
       id,
@@ -303,19 +255,11 @@ export class SqliteWrites {
   }
 }
 
-/** Runs a generator to its end and returns its result. */
-function runToEnd<T>(steps: Generator<void, T>): T {
-  let next = steps.next();
-  while (!next.done) next = steps.next();
-  return next.value;
-}
-
 /**
- * A document write aligned with the collection's embedders and checked (distinct chunk indexes, vectors of the right
- * length with finite components), pausing (a `yield`) after every {@link WRITE_SLICE_MS}: checking the vectors of a
- * 2 MiB document's thousands of chunks takes tens of milliseconds.
+ * A document write aligned with the collection's embedders and checked: distinct chunk indexes, vectors of the right
+ * length with finite components.
  */
-function* validationSteps(write: DocumentWrite, collection: CollectionRow): Generator<void, AlignedWrite> {
+function validate(write: DocumentWrite, collection: CollectionRow): AlignedWrite {
   const aligned = alignWriteVectors(
     write,
     { name: collection.embedder_name, dimensions: collection.embedder_dimensions },
@@ -324,7 +268,6 @@ function* validationSteps(write: DocumentWrite, collection: CollectionRow): Gene
   const { doc } = aligned;
   const dimensions = collection.embedder_dimensions;
   const seen = new Set<number>();
-  let sliceEnds = performance.now() + WRITE_SLICE_MS;
   for (const chunk of doc.chunks) {
     if (!Number.isSafeInteger(chunk.index) || chunk.index < 0 || seen.has(chunk.index)) {
       throw badInput(`Document "${doc.externalId}": chunk indexes must be distinct non-negative integers.`, {
@@ -334,39 +277,6 @@ function* validationSteps(write: DocumentWrite, collection: CollectionRow): Gene
     }
     seen.add(chunk.index);
     checkChunkVector(doc.externalId, chunk, dimensions);
-    if (performance.now() >= sliceEnds) {
-      yield;
-      sliceEnds = performance.now() + WRITE_SLICE_MS;
-    }
   }
   return aligned;
-}
-
-/** `validate`'s result, or the AppError it threw (other errors are thrown on). */
-function orAppError<T>(validate: () => T): T | AppError {
-  try {
-    return validate();
-  } catch (error) {
-    return appErrorOnly(error);
-  }
-}
-
-function appErrorOnly(error: unknown): AppError {
-  if (error instanceof AppError) return error;
-  throw error;
-}
-
-/** Runs `steps` to their end with a turn of the event loop at every pause (after `atPause`). */
-async function stepThrough<T>(
-  steps: Generator<void, T>,
-  step: <R>(work: () => R) => R = (work) => work(),
-  atPause: () => void = () => undefined,
-): Promise<T> {
-  let next = step(() => steps.next());
-  while (!next.done) {
-    atPause();
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    next = step(() => steps.next());
-  }
-  return next.value;
 }
