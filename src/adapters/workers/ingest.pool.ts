@@ -6,7 +6,8 @@ import type { ChunkingSettings, ContentType, EmbedderInfo } from '../../ports/kn
 import { HashEmbedder } from '../embedders/hash.embedder';
 import { unpackChunks, type PackedChunks } from '../parsing/document-processing';
 import type { IngestWorkerData } from './ingest.worker';
-import { WorkerCrashError, WorkerPool } from './worker-pool';
+import { SmallTasks } from './small-tasks';
+import { WorkerCrashError, WorkerPool, type RunOptions, type Settled } from './worker-pool';
 
 export interface IngestPoolOptions {
   /** Worker threads. @default 2 */
@@ -25,6 +26,11 @@ export interface IngestPoolOptions {
 
 /** Texts longer than this go to a thread on a turn of the event loop of their own (see `largeInputTurn`). */
 const LARGE_INPUT_CHARS = 256 * 1024;
+/**
+ * Inputs of at most this many characters go to a thread several per task (`SmallTasks`): for an abstract, the
+ * message to and from the thread cost about as much as parsing it.
+ */
+const SMALL_INPUT_CHARS = 16 * 1024;
 /** Texts per embedding task: small enough that both threads share a batch and a query never waits long behind one. */
 const EMBED_SLICE = 64;
 /** Batches this small (queries) are embedded on the calling thread. */
@@ -65,35 +71,43 @@ export function createIngestPool(options: IngestPoolOptions = {}): {
   const laneOptions = (priority: WorkPriority) =>
     priority === 'interactive' ? { lane: 'interactive' as const, queueTimeoutMs } : { lane: 'background' as const };
 
+  const parseOptions = (priority: WorkPriority): RunOptions => ({
+    ...laneOptions(priority),
+    timeoutMs: taskTimeoutMs,
+    onTimeout: () =>
+      badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
+        reason: 'PARSE_TIMEOUT',
+        timeoutMs: taskTimeoutMs,
+      }),
+  });
+  const chunkOptions = (priority: WorkPriority): RunOptions => ({
+    ...laneOptions(priority),
+    timeoutMs: taskTimeoutMs,
+    onTimeout: () =>
+      badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
+        reason: 'CHUNK_TIMEOUT',
+        timeoutMs: taskTimeoutMs,
+      }),
+  });
+  type ChunkInput = { text: string; contentType: ContentType; settings: ChunkingSettings };
+  const smallParses = new SmallTasks<ParseRequest, ParsedForIngest>((requests, priority) =>
+    pool.run<Settled<ParsedForIngest>[]>('parseMany', requests, parseOptions(priority)),
+  );
+  const smallChunks = new SmallTasks<ChunkInput, PackedChunks>((inputs, priority) =>
+    pool.run<Settled<PackedChunks>[]>('chunkMany', inputs, chunkOptions(priority)),
+  );
+
   const processor: DocumentProcessor = {
     parse: async (request: ParseRequest, priority: WorkPriority) =>
-      (await largeInputTurn(request.content))
-        .run<ParsedForIngest>('parse', request, {
-          ...laneOptions(priority),
-          timeoutMs: taskTimeoutMs,
-          onTimeout: () =>
-            badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
-              reason: 'PARSE_TIMEOUT',
-              timeoutMs: taskTimeoutMs,
-            }),
-        })
-        .catch(documentFailure('parse')),
+      (request.content.length <= SMALL_INPUT_CHARS
+        ? smallParses.run(request, request.content.length, priority)
+        : (await largeInputTurn(request.content)).run<ParsedForIngest>('parse', request, parseOptions(priority))
+      ).catch(documentFailure('parse')),
     chunk: async (text: string, contentType: ContentType, settings: ChunkingSettings, priority: WorkPriority) =>
-      (await largeInputTurn(text))
-        .run<PackedChunks>(
-          'chunk',
-          { text, contentType, settings },
-          {
-            ...laneOptions(priority),
-            timeoutMs: taskTimeoutMs,
-            onTimeout: () =>
-              badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
-                reason: 'CHUNK_TIMEOUT',
-                timeoutMs: taskTimeoutMs,
-              }),
-          },
-        )
-        .then((packed): ChunkDraft[] => unpackChunks(text, packed), documentFailure('chunk')),
+      (text.length <= SMALL_INPUT_CHARS
+        ? smallChunks.run({ text, contentType, settings }, text.length, priority)
+        : (await largeInputTurn(text)).run<PackedChunks>('chunk', { text, contentType, settings }, chunkOptions(priority))
+      ).then((packed): ChunkDraft[] => unpackChunks(text, packed), documentFailure('chunk')),
     close: () => pool.close(),
   };
   return { pool, processor, embedder: hashDimensions === null ? null : new PooledHashEmbedder(pool, hashDimensions) };

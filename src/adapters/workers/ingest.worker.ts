@@ -9,7 +9,8 @@ import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.
 import type { ParseRequest } from '../../ports/document-processor.port';
 import { chunkText, packChunks, parseForIngest } from '../parsing/document-processing';
 import { HashEmbedder } from '../embedders/hash.embedder';
-import { serveWorkerTasks, transferred } from './serve-tasks';
+import { serializeError, serveWorkerTasks, transferred } from './serve-tasks';
+import type { Settled } from './worker-pool';
 
 export interface IngestWorkerData {
   /** Dimensions of the configured hash embedder, built at start; null when another embedder is configured. */
@@ -21,11 +22,32 @@ const data = workerData as IngestWorkerData;
 const embedders = new Map<number, HashEmbedder>();
 if (data.hashDimensions !== null) embedders.set(data.hashDimensions, new HashEmbedder({ dimensions: data.hashDimensions }));
 
+type ChunkInput = { text: string; contentType: ContentType; settings: ChunkingSettings };
+const chunk = (input: ChunkInput) => packChunks(input.text, chunkText(input.text, input.contentType, input.settings));
+
+/** `work` over each input on its own: one input's failure is its own. */
+function each<I, O>(inputs: I[], work: (input: I) => O): Settled<O>[] {
+  return inputs.map((input) => {
+    try {
+      return { ok: true, value: work(input) };
+    } catch (error) {
+      return { ok: false, error: serializeError(error) };
+    }
+  });
+}
+
 serveWorkerTasks({
   parse: (request: ParseRequest) => parseForIngest(request),
-  chunk: (input: { text: string; contentType: ContentType; settings: ChunkingSettings }) => {
-    const packed = packChunks(input.text, chunkText(input.text, input.contentType, input.settings));
+  chunk: (input: ChunkInput) => {
+    const packed = chunk(input);
     return transferred(packed, [packed.offsets.buffer as ArrayBuffer, packed.prefixOf.buffer as ArrayBuffer]);
+  },
+  // Several small documents in one task (see `SmallTasks` in ingest.pool.ts).
+  parseMany: (requests: ParseRequest[]) => each(requests, parseForIngest),
+  chunkMany: (inputs: ChunkInput[]) => {
+    const results = each(inputs, chunk);
+    const buffers = results.flatMap((r) => (r.ok ? [r.value.offsets.buffer as ArrayBuffer, r.value.prefixOf.buffer as ArrayBuffer] : []));
+    return transferred(results, buffers);
   },
   embed: ({ texts, dimensions }: { texts: string[]; dimensions: number }) => {
     let embedder = embedders.get(dimensions);

@@ -42,7 +42,8 @@ export function serveWorkerTasks(handlers: Record<string, TaskHandler>): void {
   });
 }
 
-function serializeError(error: unknown): SerializedError {
+/** An error as it crosses the thread boundary (an AppError keeps its code and details). */
+export function serializeError(error: unknown): SerializedError {
   if (isAppError(error)) return { message: error.message, code: error.code, details: { ...error.details } };
   return { message: error instanceof Error ? error.message : String(error) };
 }

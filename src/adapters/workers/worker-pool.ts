@@ -64,6 +64,9 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
+/** One input's outcome in a task over several inputs. */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: SerializedError };
+
 /** What a worker thread posts back. */
 export type TaskReply =
   { id: number; ok: true; value: unknown; transfer?: ArrayBuffer[] } | { id: number; ok: false; error: SerializedError };
@@ -259,7 +262,8 @@ function crashed(name: string, cause: Error): WorkerCrashError {
   return new WorkerCrashError(`A ${name} worker thread stopped: ${cause.message}`, { cause });
 }
 
-function deserializeError(error: SerializedError): Error {
+/** The inverse of `serializeError` (`serve-tasks.ts`): an AppError again, or a plain Error with the message. */
+export function deserializeError(error: SerializedError): Error {
   if (error.code) return new AppError(error.code as AppError['code'], error.message, (error.details ?? {}) as AppError['details']);
   return new Error(error.message);
 }
