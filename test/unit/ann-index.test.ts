@@ -400,6 +400,30 @@ describe('AnnIndex', { timeout: 30_000 }, () => {
     assert.equal(index.stats().indexedFraction, 1);
   });
 
+  it('indexes changes once writes pause, or at once when their tail is long; the tail is searched exactly meanwhile', async () => {
+    const { vectors } = clustered(1600, 23);
+    const tailWithin = async (index: AnnIndex, ms: number): Promise<number> => {
+      const until = Date.now() + ms;
+      while (index.stats().tail > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      return index.stats().tail;
+    };
+    const quiet = await built(join(makeDir(), 'a.usearch'), vectors.slice(0, 1000), { quietMs: 400 });
+    for (let rowId = 1000; rowId < 1200; rowId++) quiet.add(rowId, chunkId(rowId), vectors[rowId]!);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(quiet.stats().tail, 200, 'nothing indexed while writes are recent');
+    assert.equal(quiet.search(vectors[1100]!, 1)[0]!.rowId, 1100, 'the tail is searched exactly');
+    assert.equal(await tailWithin(quiet, 10_000), 0, 'indexed once the writes paused, without a flush');
+
+    const long = await built(join(makeDir(), 'b.usearch'), vectors.slice(0, 1000), { quietMs: 600_000, busyTailRows: 100 });
+    for (let rowId = 1000; rowId < 1300; rowId++) long.add(rowId, chunkId(rowId), vectors[rowId]!);
+    assert.equal(await tailWithin(long, 10_000), 0, 'a tail past busyTailRows is indexed without waiting for a pause');
+
+    const flushed = await built(join(makeDir(), 'c.usearch'), vectors.slice(0, 1000), { quietMs: 600_000 });
+    for (let rowId = 1000; rowId < 1050; rowId++) flushed.add(rowId, chunkId(rowId), vectors[rowId]!);
+    await flushed.flush();
+    assert.equal(flushed.stats().tail, 0, 'a flush does not wait for a pause');
+  });
+
   it('catches up after its builder thread dies mid-way, serving the tail exactly meanwhile', async () => {
     const thread = new AnnBuilderThread();
     const errors: Error[] = [];
