@@ -27,6 +27,13 @@ export function parseForIngest(request: ParseRequest): ParsedForIngest {
   return { ...parsed, title, contentHash, rawHash: sha256Hex(request.content) };
 }
 
+/** A text to chunk, as a worker thread's `chunk` task takes it. */
+export interface ChunkInput {
+  text: string;
+  contentType: ContentType;
+  settings: ChunkingSettings;
+}
+
 /** What a worker thread runs for `chunk`. */
 export function chunkText(text: string, contentType: ContentType, settings: ChunkingSettings): ChunkDraft[] {
   return chunker.chunk(text, contentType, settings);

@@ -4,7 +4,7 @@ import type { ChunkDraft, DocumentProcessor, ParsedForIngest, ParseRequest, Work
 import type { Embedder } from '../../ports/embedder.port';
 import type { ChunkingSettings, ContentType, EmbedderInfo } from '../../ports/knowledge-store.port';
 import { HashEmbedder } from '../embedders/hash.embedder';
-import { unpackChunks, type PackedChunks } from '../parsing/document-processing';
+import { unpackChunks, type ChunkInput, type PackedChunks } from '../parsing/document-processing';
 import type { IngestWorkerData } from './ingest.worker';
 import { SmallTasks } from './small-tasks';
 import { WorkerCrashError, WorkerPool, type RunOptions, type Settled } from './worker-pool';
@@ -71,25 +71,17 @@ export function createIngestPool(options: IngestPoolOptions = {}): {
   const laneOptions = (priority: WorkPriority) =>
     priority === 'interactive' ? { lane: 'interactive' as const, queueTimeoutMs } : { lane: 'background' as const };
 
-  const parseOptions = (priority: WorkPriority): RunOptions => ({
-    ...laneOptions(priority),
-    timeoutMs: taskTimeoutMs,
-    onTimeout: () =>
-      badInput(`Parsing the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
-        reason: 'PARSE_TIMEOUT',
-        timeoutMs: taskTimeoutMs,
-      }),
-  });
-  const chunkOptions = (priority: WorkPriority): RunOptions => ({
-    ...laneOptions(priority),
-    timeoutMs: taskTimeoutMs,
-    onTimeout: () =>
-      badInput(`Chunking the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, {
-        reason: 'CHUNK_TIMEOUT',
-        timeoutMs: taskTimeoutMs,
-      }),
-  });
-  type ChunkInput = { text: string; contentType: ContentType; settings: ChunkingSettings };
+  /** A parse or chunk task's options: its lane, and its time limit with the reason the document then fails with. */
+  const stepOptions =
+    (step: 'Parsing' | 'Chunking', reason: 'PARSE_TIMEOUT' | 'CHUNK_TIMEOUT') =>
+    (priority: WorkPriority): RunOptions => ({
+      ...laneOptions(priority),
+      timeoutMs: taskTimeoutMs,
+      onTimeout: () =>
+        badInput(`${step} the document took longer than ${taskTimeoutMs} ms; it was abandoned.`, { reason, timeoutMs: taskTimeoutMs }),
+    });
+  const parseOptions = stepOptions('Parsing', 'PARSE_TIMEOUT');
+  const chunkOptions = stepOptions('Chunking', 'CHUNK_TIMEOUT');
   const smallParses = new SmallTasks<ParseRequest, ParsedForIngest>((requests, priority) =>
     pool.run<Settled<ParsedForIngest>[]>('parseMany', requests, parseOptions(priority)),
   );

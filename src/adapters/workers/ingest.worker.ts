@@ -5,9 +5,8 @@
 // First: every module below loads at the thread's lower priority.
 import './lowered-priority';
 import { workerData } from 'node:worker_threads';
-import type { ChunkingSettings, ContentType } from '../../ports/knowledge-store.port';
 import type { ParseRequest } from '../../ports/document-processor.port';
-import { chunkText, packChunks, parseForIngest } from '../parsing/document-processing';
+import { chunkText, packChunks, parseForIngest, type ChunkInput } from '../parsing/document-processing';
 import { HashEmbedder } from '../embedders/hash.embedder';
 import { serializeError, serveWorkerTasks, transferred } from './serve-tasks';
 import type { Settled } from './worker-pool';
@@ -22,7 +21,6 @@ const data = workerData as IngestWorkerData;
 const embedders = new Map<number, HashEmbedder>();
 if (data.hashDimensions !== null) embedders.set(data.hashDimensions, new HashEmbedder({ dimensions: data.hashDimensions }));
 
-type ChunkInput = { text: string; contentType: ContentType; settings: ChunkingSettings };
 const chunk = (input: ChunkInput) => packChunks(input.text, chunkText(input.text, input.contentType, input.settings));
 
 /** `work` over each input on its own: one input's failure is its own. */
