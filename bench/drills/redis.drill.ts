@@ -51,6 +51,8 @@ function request(i: number): LoadRequest {
       variables: { c: 'drill-ingest', docs: [syntheticDocument(20_000 + (i % 50), Math.floor(i / 50))] },
     };
   if (slot <= 3) return { kind: 'ask', query: ASK, variables: { c: 'drill', q: `What about ${syntheticQuery(i % 30)}?` } };
+  // A few searches never seen before: repeats are answered in process (response cache), these reach Redis's caches.
+  if (slot <= 6) return { kind: 'search', query: SEARCH, variables: { c: 'drill', q: syntheticQuery(10_000 + i) } };
   return { kind: 'search', query: SEARCH, variables: { c: 'drill', q: syntheticQuery(i % 30) } };
 }
 

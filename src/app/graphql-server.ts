@@ -18,6 +18,8 @@ import type { Logger } from '../logger';
 import type { DomainMetrics } from '../observability/metrics';
 import { createMetricsPlugin, timeResolvers } from '../graphql/plugins/metrics.plugin';
 import { createRequestRecordPlugin } from '../graphql/plugins/request-record.plugin';
+import { createResponseCachePlugin } from '../graphql/plugins/response-cache.plugin';
+import { QUERY_RESPONSE_FIELDS, queryResponseRoots } from '../modules/query/query.response-cache';
 import { bindResolversToTrace, createTracingPlugin } from '../graphql/plugins/tracing.plugin';
 import type { Cache } from '../ports/cache.port';
 import type { Disposers } from './lifecycle';
@@ -80,6 +82,15 @@ export async function createGraphqlServer(config: Config, deps: GraphqlServerDep
         // Apollo's cache-control plugin hooks every field of every response for hints kbql never sets; all it would
         // send is `no-store`, which this cheaper plugin sends instead.
         createNoStorePlugin(),
+        // Last: a hit skips execution, never the hooks above.
+        createResponseCachePlugin<KbqlContext>({
+          schema,
+          roots: queryResponseRoots(services.collections),
+          fields: QUERY_RESPONSE_FIELDS,
+          scope: (ctx) => (ctx.principal ? ctx.scope : null),
+          ttlSeconds: config.cache.resultTtlSeconds,
+          onLookup: (result) => (result === 'hit' ? metrics.cache.hit('response') : metrics.cache.miss('response')),
+        }),
       ]),
       ApolloServerPluginCacheControlDisabled(),
       config.env === 'production'

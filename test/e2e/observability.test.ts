@@ -135,14 +135,18 @@ describe('observability: /metrics after a scripted sequence', () => {
     assert.equal(v(METRICS.tenantChunks, { tenant: 'default' }), chunks);
     assert.ok(!s.some((x) => Object.values(x.labels).includes('handbook')), 'no collection name in any label');
     assert.equal(v(METRICS.dependencyUp, { dependency: 'store', critical: 'true' }), 1);
-    // Caches (in process here): search and ask each missed the result cache once; nothing hit or was bypassed yet.
+    // Caches (in process here): search and ask each missed the response cache and the result cache once (the failing
+    // call's collection was not found: looked up in neither); nothing hit or was bypassed yet.
     assert.equal(v(METRICS.cacheRequests, { cache: 'result', result: 'miss' }), 2);
+    assert.equal(v(METRICS.cacheRequests, { cache: 'response', result: 'miss' }), 2);
     assert.equal(s.filter((x) => x.name === METRICS.cacheRequests && x.labels.result !== 'miss').length, 0);
-    // The same search again is served from the result cache: a hit, and no provider call.
+    // The same search again is served from the response cache, before execution: a hit, no resolver, no provider call.
     const repeat = await gql(url, 'query Search { search(collection: "handbook", query: "laptop", topK: 3) { hits { score } } }');
     assert.equal(repeat.body.errors, undefined);
     const later = (await scrape(url)).samples;
-    assert.equal(sampleValue(later, METRICS.cacheRequests, { cache: 'result', result: 'hit' }), 1);
+    assert.equal(sampleValue(later, METRICS.cacheRequests, { cache: 'response', result: 'hit' }), 1);
+    assert.equal(sampleValue(later, METRICS.cacheRequests, { cache: 'result', result: 'hit' }), undefined);
+    assert.equal(sampleValue(later, `${METRICS.graphqlResolverDuration}_count`, { field: 'Query.search' }), 1);
     assert.equal(
       sampleValue(later, METRICS.embeddingProviderCalls, { ...embedder, outcome: 'ok' }),
       3,

@@ -101,10 +101,12 @@ describe('result cache (real schema, in process, in-memory cache)', () => {
     dataOf<{
       ingestDocuments: { indexed: number; unchanged: number; failed: number; results: { status: string; document: { id: string } }[] };
     }>(await t.execute(INGEST, { c, docs })).ingestDocuments;
-  /** Result-cache hits so far (from the metrics the cache reports to). */
+  /** Hits so far of either layer: the result cache, or the response cache in front of execution (from their metrics). */
   const resultHits = async () => {
     const metric = await t.app.metrics.registry.getSingleMetric(METRICS.cacheRequests)!.get();
-    return metric.values.filter((v) => v.labels.cache === 'result' && v.labels.result === 'hit').reduce((sum, v) => sum + v.value, 0);
+    return metric.values
+      .filter((v) => (v.labels.cache === 'result' || v.labels.cache === 'response') && v.labels.result === 'hit')
+      .reduce((sum, v) => sum + v.value, 0);
   };
   /** Runs `read` twice; asserts the second was a cache hit. Returns the first result. */
   const cachedTwice = async <T>(read: () => Promise<T>): Promise<T> => {

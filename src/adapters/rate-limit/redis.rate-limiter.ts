@@ -15,7 +15,7 @@ export interface RedisRateLimitStoreOptions {
 
 /** A Redis client for the rate limiters and the limiter class that uses it. */
 export interface RedisRateLimitStore {
-  /** A rate-limiter-flexible class for `graphql-rate-limit-directive`: Redis counters with an in-memory insurance limiter. */
+  /** A rate-limiter-flexible class for `@rateLimit`: Redis counters with an in-memory insurance limiter. */
   limiterClass: typeof RateLimiterAbstract;
   /** Options every limiter of that class needs (the Redis client). */
   limiterOptions: { storeClient: RedisClientType; useRedisPackage: true };

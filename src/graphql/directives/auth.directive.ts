@@ -94,6 +94,19 @@ export function applyAuthDirective<TContext extends { principal: Principal | nul
   return mapped;
 }
 
+/** The requirement `applyAuthDirective` recorded on a field (`extensions.kbqlAuth`), or null for a public field. */
+export function authOf(field: { extensions?: Readonly<Record<string, unknown>> | null }): AuthExtension | null {
+  return (field.extensions?.['kbqlAuth'] as AuthExtension | undefined) ?? null;
+}
+
+/** The check of a guarded field: no principal → UNAUTHENTICATED; too weak a role → FORBIDDEN with `requires`. */
+export function assertRole(principal: Principal | null, requires: Role): void {
+  if (!principal) throw new AppError('UNAUTHENTICATED');
+  if (!hasRole(principal, requires)) {
+    throw new AppError('FORBIDDEN', `This needs the ${requires} role; you have ${principal.role}.`, { requires });
+  }
+}
+
 function requirementOf(args: Record<string, unknown> | undefined): Role | null {
   if (!args) return null;
   const requires = args['requires'] ?? 'READER';
@@ -109,12 +122,7 @@ function guard<TContext extends { principal: Principal | null }>(
   const resolve = fieldConfig.resolve ?? defaultFieldResolver;
   const subscribe = fieldConfig.subscribe;
   const { requires } = auth;
-  const check = (principal: Principal | null) => {
-    if (!principal) throw new AppError('UNAUTHENTICATED');
-    if (!hasRole(principal, requires)) {
-      throw new AppError('FORBIDDEN', `This needs the ${requires} role; you have ${principal.role}.`, { requires });
-    }
-  };
+  const check = (principal: Principal | null) => assertRole(principal, requires);
   return {
     ...fieldConfig,
     extensions: { ...fieldConfig.extensions, kbqlAuth: auth },

@@ -8,14 +8,11 @@ import {
   GraphQLString,
   type GraphQLSchema,
 } from 'graphql';
-import { rateLimitDirective as libraryDirective } from 'graphql-rate-limit-directive';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppError } from '../../errors';
 import type { Principal } from '../../ports/principal.port';
 
 export const RATE_LIMIT_DIRECTIVE = 'rateLimit';
-/** The name under which our `@rateLimit(window, max)` is handed to graphql-rate-limit-directive (never in the SDL). */
-const LIBRARY_NAME = 'kbqlRateLimitBudget';
 
 /** `directive @rateLimit(window: String! = "1m", max: Int! = 60, budget: String) on OBJECT | FIELD_DEFINITION` */
 export const rateLimitDirective = new GraphQLDirective({
@@ -56,95 +53,81 @@ export interface RateLimitTransformOptions {
   windowSecondsOverride?: number | null;
 }
 
+/** What a rate-limited field keeps in `extensions.kbqlRateLimit`: a way to spend its budget without running it. */
+export interface RateLimitExtension {
+  /** Spends one point of this field's counter for the caller of `context`; rejects with RATE_LIMITED when none is left. */
+  charge(context: { principal: Principal | null; clientIp: string }): Promise<void>;
+}
+
+/** The field's {@link RateLimitExtension}, or null when it has no `@rateLimit` (or rate limits are off). */
+export function rateLimitOf(field: { extensions?: Readonly<Record<string, unknown>> | null }): RateLimitExtension | null {
+  return (field.extensions?.['kbqlRateLimit'] as RateLimitExtension | undefined) ?? null;
+}
+
 /**
- * Enforces `@rateLimit(window, max)` with graphql-rate-limit-directive over rate-limiter-flexible. Its own directive
- * has other arguments (`limit`, `duration` in seconds), so each field's `@rateLimit` is translated into the library's
- * form in the field's extensions (under a private name) and the library's transform does the rest: one counter per
- * field and caller, consumed once per resolver call — so each aliased call counts, and 50 aliases of a field limited
- * to 10 run at most 10 times. Over the limit → RATE_LIMITED with `retryAfter` (seconds), which the HTTP layer turns
- * into 429 and a Retry-After header.
+ * Enforces `@rateLimit(window, max, budget)` over rate-limiter-flexible: one counter per field (or per named budget)
+ * and caller, spent once per resolver call — so each aliased call counts, and 50 aliases of a field limited to 10 run
+ * at most 10 times. A subscription spends it once, when its stream starts. Over the limit → RATE_LIMITED with
+ * `retryAfter` (seconds), which the HTTP layer turns into 429 and a Retry-After header. Each limited field also gets
+ * `extensions.kbqlRateLimit` ({@link rateLimitOf}), so a response served without running the field (the response
+ * cache) spends the same counter.
  */
 export function createRateLimitTransform<TContext extends { principal: Principal | null; clientIp: string }>(
   options: RateLimitTransformOptions,
 ): (schema: GraphQLSchema) => GraphQLSchema {
-  const { rateLimitDirectiveTransformer } = libraryDirective<TContext>({
-    name: LIBRARY_NAME,
-    keyGenerator: (_directiveArgs, _source, _args, context, info) => `${info.parentType.name}.${info.fieldName}:${callerKey(context)}`,
-    onLimit: (response) => {
-      const retryAfter = Math.max(1, Math.ceil(response.msBeforeNext / 1000));
-      throw new AppError('RATE_LIMITED', `Too many calls; retry in ${retryAfter} s.`, { retryAfter });
-    },
-    limiterClass: options.limiterClass ?? RateLimiterMemory,
-    limiterOptions: { ...options.limiterOptions, keyPrefix: options.keyPrefix } as never,
-  });
   const LimiterClass = (options.limiterClass ?? RateLimiterMemory) as unknown as new (opts: Record<string, unknown>) => RateLimiterAbstract;
   return (schema) => {
     const subscriptionType = schema.getSubscriptionType()?.name;
-    // One limiter per named budget, shared by every field naming it (whatever its operation type).
-    const budgets = new Map<string, { limiter: RateLimiterAbstract; limit: number; duration: number; first: string }>();
-    const budgetLimiter = (name: string, limit: number, duration: number, field: string): RateLimiterAbstract => {
-      const known = budgets.get(name);
-      if (known) {
-        if (known.limit !== limit || known.duration !== duration)
-          throw new Error(`@rateLimit budget "${name}": ${field} and ${known.first} must have the same window and max`);
-        return known.limiter;
+    // Fields without a budget share one limiter per max/window (their keys differ by field); named budgets have one each.
+    const limiters = new Map<string, RateLimiterAbstract>();
+    const budgets = new Map<string, { limit: number; duration: number; first: string }>();
+    const limiterFor = (prefix: string, limit: number, duration: number): RateLimiterAbstract => {
+      const id = `${prefix}|${limit}/${duration}`;
+      let limiter = limiters.get(id);
+      if (!limiter) {
+        limiter = new LimiterClass({ ...options.limiterOptions, keyPrefix: prefix, points: limit, duration });
+        limiters.set(id, limiter);
       }
-      const limiter = new LimiterClass({
-        ...options.limiterOptions,
-        keyPrefix: `${options.keyPrefix}:budget:${name}`,
-        points: limit,
-        duration,
-      });
-      budgets.set(name, { limiter, limit, duration, first: field });
       return limiter;
     };
-    const translated = mapSchema(schema, {
+    return mapSchema(schema, {
       [MapperKind.OBJECT_FIELD]: (fieldConfig, fieldName, typeName) => {
         const args = getDirective(schema, fieldConfig, RATE_LIMIT_DIRECTIVE)?.[0];
         if (!args) return fieldConfig;
+        const coordinate = `${typeName}.${fieldName}`;
         const limit = options.maxOverride ?? Number(args['max'] ?? 60);
         const duration = options.windowSecondsOverride ?? parseWindow(String(args['window'] ?? '1m'));
         const budget = typeof args['budget'] === 'string' ? args['budget'] : null;
+        if (budget) {
+          const known = budgets.get(budget);
+          if (known && (known.limit !== limit || known.duration !== duration))
+            throw new Error(`@rateLimit budget "${budget}": ${coordinate} and ${known.first} must have the same window and max`);
+          if (!known) budgets.set(budget, { limit, duration, first: coordinate });
+        }
+        const limiter = budget
+          ? limiterFor(`${options.keyPrefix}:budget:${budget}`, limit, duration)
+          : limiterFor(options.keyPrefix, limit, duration);
+        const counter = budget ?? coordinate;
+        const charge = (context: TContext) => consume(limiter, `${counter}:${callerKey(context)}`);
+        const extensions = { ...fieldConfig.extensions, kbqlRateLimit: { charge } satisfies RateLimitExtension };
         const subscribe = fieldConfig.subscribe;
         if (typeName === subscriptionType && subscribe) {
           // A subscription's resolver runs once per event: the budget is spent when the stream starts instead.
-          const limiter = budget
-            ? budgetLimiter(budget, limit, duration, `${typeName}.${fieldName}`)
-            : new LimiterClass({
-                ...options.limiterOptions,
-                keyPrefix: `${options.keyPrefix}:${typeName}.${fieldName}`,
-                points: limit,
-                duration,
-              });
-          const key = budget ?? `${typeName}.${fieldName}`;
           return {
             ...fieldConfig,
-            async subscribe(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
-              await consume(limiter, `${key}:${callerKey(context)}`);
-              return subscribe(source, fieldArgs, context, info);
-            },
+            extensions,
+            subscribe: (source, fieldArgs, context: TContext, info) =>
+              charge(context).then(() => subscribe(source, fieldArgs, context, info)),
           };
         }
-        if (budget) {
-          // Spent once per resolver call, as the library does, but on the budget's shared counter.
-          const limiter = budgetLimiter(budget, limit, duration, `${typeName}.${fieldName}`);
-          const resolve = fieldConfig.resolve ?? defaultFieldResolver;
-          return {
-            ...fieldConfig,
-            async resolve(source, fieldArgs, context: Parameters<typeof callerKey>[0], info) {
-              await consume(limiter, `${budget}:${callerKey(context)}`);
-              return resolve(source, fieldArgs, context, info);
-            },
-          };
-        }
-        const extensions = fieldConfig.extensions as { directives?: Record<string, unknown> } | undefined;
+        const resolve = fieldConfig.resolve ?? defaultFieldResolver;
         return {
           ...fieldConfig,
-          extensions: { ...fieldConfig.extensions, directives: { ...extensions?.directives, [LIBRARY_NAME]: [{ limit, duration }] } },
+          extensions,
+          resolve: (source, fieldArgs, context: TContext, info) => charge(context).then(() => resolve(source, fieldArgs, context, info)),
         };
       },
     });
-    return rateLimitDirectiveTransformer(translated);
   };
 }
 

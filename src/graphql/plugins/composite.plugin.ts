@@ -5,10 +5,12 @@ import type {
   GraphQLRequestContextDidResolveOperation,
   GraphQLRequestContextExecutionDidStart,
   GraphQLRequestContextParsingDidStart,
+  GraphQLRequestContextResponseForOperation,
   GraphQLRequestContextValidationDidStart,
   GraphQLRequestContextWillSendResponse,
   GraphQLRequestExecutionListener,
   GraphQLRequestListener,
+  GraphQLResponse,
 } from '@apollo/server';
 
 /**
@@ -22,6 +24,11 @@ export interface SyncRequestListener<TContext extends BaseContext> {
   validationDidStart?(requestContext: GraphQLRequestContextValidationDidStart<TContext>): ((errors?: readonly Error[]) => void) | void;
   /** Throwing a GraphQLError refuses the operation (Apollo answers with it). */
   didResolveOperation?(requestContext: GraphQLRequestContextDidResolveOperation<TContext>): void;
+  /**
+   * A response that replaces execution (the first listener to give one wins; execution hooks then never run). The one
+   * hook that may wait: a cache lookup. Resolve to null to execute as usual; a rejection fails the request.
+   */
+  responseForOperation?(requestContext: GraphQLRequestContextResponseForOperation<TContext>): Promise<GraphQLResponse | null> | null;
   /** Returns what to run when execution ends. */
   executionDidStart?(requestContext: GraphQLRequestContextExecutionDidStart<TContext>): ((error?: Error) => void) | void;
   willSendResponse?(requestContext: GraphQLRequestContextWillSendResponse<TContext>): void;
@@ -64,6 +71,16 @@ function toApolloListener<TContext extends BaseContext>(listeners: SyncRequestLi
   }
   const resolved = having('didResolveOperation');
   if (resolved.length > 0) listener.didResolveOperation = (ctx) => each(resolved, (l) => l.didResolveOperation(ctx));
+  const answering = having('responseForOperation');
+  if (answering.length > 0) {
+    listener.responseForOperation = async (ctx) => {
+      for (const l of answering) {
+        const response = await l.responseForOperation(ctx);
+        if (response) return response;
+      }
+      return null;
+    };
+  }
   const executing = having('executionDidStart');
   if (executing.length > 0) {
     listener.executionDidStart = (ctx) => {
