@@ -36,7 +36,9 @@ async function main(): Promise<void> {
       ? startTracing({ serviceName: config.tracing.serviceName, exporter: config.tracing.exporter })
       : null;
     const app = await createApp(config);
-    url = `${await app.listen(0, '127.0.0.1')}/graphql`;
+    const origin = await app.listen(0, '127.0.0.1');
+    url = `${origin}/graphql`;
+    await untilReady(origin);
     stop = async () => {
       await app.stop();
       await tracing?.shutdown();
@@ -53,6 +55,23 @@ async function main(): Promise<void> {
     void stop().finally(() => process.exit(0));
   });
   process.stdout.write(`READY ${url}\n`);
+}
+
+/**
+ * Waits for `/readyz`: the store maps its vector indexes after listening, and a search before that scans exactly,
+ * so its fused scores could differ from the graph's in the last digits (the bench compares responses byte for byte).
+ */
+async function untilReady(origin: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const status = await fetch(`${origin}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${origin}/readyz did not answer 200 within 120 s`);
 }
 
 main().catch((error: unknown) => {

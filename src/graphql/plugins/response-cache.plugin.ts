@@ -60,6 +60,8 @@ interface Plan {
 
 interface Entry {
   data: Record<string, unknown>;
+  /** Each root's coerced arguments: the key holds the variables, so they are the same for every request of the entry. */
+  args: Record<string, unknown>[];
   dependencies: string;
   expires: number;
 }
@@ -109,60 +111,56 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
     return plan;
   };
 
+  /** What each root depends on now, one line per root. */
+  const dependenciesOf = async (plan: Plan, args: Record<string, unknown>[], context: TContext): Promise<string> =>
+    (await Promise.all(plan.roots.map((root, i) => root.policy.dependency(args[i]!, context)))).join('\n');
+
   /** The stored response, when the caller may have it and it still holds; null → execute. */
   const serve = async (
     ctx: GraphQLRequestContextResponseForOperation<TContext>,
     plan: Plan,
-    key: string,
-    dependencies: string,
+    entry: Entry,
   ): Promise<GraphQLResponse | null> => {
-    const entry = entries.get(key);
-    if (!entry || entry.dependencies !== dependencies || entry.expires <= Date.now()) return null;
+    if (entry.expires <= Date.now() || entry.dependencies !== (await dependenciesOf(plan, entry.args, ctx.contextValue))) return null;
     for (const root of plan.roots) await rateLimitOf(root.field)?.charge(ctx.contextValue as never);
-    entries.delete(key);
-    entries.set(key, entry);
     return { http: { status: undefined, headers: new HeaderMap() }, body: { kind: 'single', singleResult: { data: entry.data } } };
   };
 
   return {
     requestDidStart(requestContext) {
       if (ttlSeconds <= 0 || requestContext.request.http?.headers.get(INLINE_TRACE_HEADER)) return;
-      let pending: { key: string; dependencies: string } | null = null;
+      let pending: { key: string; args: Record<string, unknown>[]; dependencies: string } | null = null;
       return {
         async responseForOperation(ctx) {
           const plan = planOf(ctx);
           const scope = plan && options.scope(ctx.contextValue);
           if (!plan || scope === null || !ctx.queryHash) return null;
-          let key: string;
-          let dependencies: string;
+          const variables = ctx.request.variables ?? {};
+          const key = `${ctx.queryHash}\n${ctx.operationName ?? ''}\n${scope}\n${JSON.stringify(variables)}`;
+          const entry = entries.get(key);
           try {
             // The checks execution makes first, so a refused caller learns nothing and costs nothing here.
             for (const root of plan.roots) {
               const auth = authOf(root.field);
               if (auth) assertRole(ctx.contextValue.principal, auth.requires);
             }
-            const variables = ctx.request.variables ?? {};
-            const found = await Promise.all(
-              plan.roots.map((root) => root.policy.dependency(getArgumentValues(root.field, root.node, variables), ctx.contextValue)),
-            );
-            dependencies = found.join('\n');
-            key = `${ctx.queryHash}\n${ctx.operationName ?? ''}\n${scope}\n${JSON.stringify(variables)}`;
-          } catch {
-            return null;
-          }
-          try {
-            const response = await serve(ctx, plan, key, dependencies);
-            if (response) {
-              lookup('hit');
-              return response;
+            if (entry) {
+              const response = await serve(ctx, plan, entry);
+              if (response) {
+                entries.delete(key);
+                entries.set(key, entry);
+                lookup('hit');
+                return response;
+              }
             }
+            const args = plan.roots.map((root) => getArgumentValues(root.field, root.node, variables));
+            // Read before execution: a write while it runs bumps the dependency, so this entry is never served after it.
+            pending = { key, args, dependencies: await dependenciesOf(plan, args, ctx.contextValue) };
           } catch {
-            // An exhausted budget (or its store failing): execution charges again and answers RATE_LIMITED itself.
+            // Refused, not found, or a budget spent: execution checks again and answers with the error itself.
             return null;
           }
           lookup('miss');
-          // Read before execution: a write while it runs bumps the dependency, so this entry is never served after it.
-          pending = { key, dependencies };
           return null;
         },
         willSendResponse({ response }) {
@@ -170,7 +168,12 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
           const { data, errors } = response.body.singleResult;
           if (errors?.length || !data) return;
           entries.delete(pending.key);
-          entries.set(pending.key, { data, dependencies: pending.dependencies, expires: Date.now() + ttlSeconds * 1000 });
+          entries.set(pending.key, {
+            data,
+            args: pending.args,
+            dependencies: pending.dependencies,
+            expires: Date.now() + ttlSeconds * 1000,
+          });
           if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
           pending = null;
         },
