@@ -49,6 +49,12 @@ export interface ResponseCachePluginOptions<TContext> {
    * @default 256
    */
   maxEntries?: number;
+  /**
+   * Characters of JSON kept in all (a response's size is its JSON length, measured once when stored); a response
+   * larger than a quarter of it is not kept.
+   * @default 16 MiB (16,777,216)
+   */
+  maxChars?: number;
   /** Called per cacheable request: served from the cache, or executed (and then stored). Must not throw. */
   onLookup?(result: 'hit' | 'miss'): void;
 }
@@ -60,6 +66,8 @@ interface Plan {
 
 interface Entry {
   data: Record<string, unknown>;
+  /** Its JSON length, counted against `maxChars`. */
+  chars: number;
   /** Each root's coerced arguments: the key holds the variables, so they are the same for every request of the entry. */
   args: Record<string, unknown>[];
   dependencies: string;
@@ -86,10 +94,18 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
 ): SyncPlugin<TContext> {
   const { schema, ttlSeconds } = options;
   const maxEntries = options.maxEntries ?? 256;
+  const maxChars = options.maxChars ?? 16 * 1024 * 1024;
+  let chars = 0;
   const queryType = schema.getQueryType();
   checkFields(schema, options);
   const entries = new Map<string, Entry>();
   const plans = new WeakMap<DocumentNode, Map<string, Plan | null>>();
+  const forget = (key: string) => {
+    const entry = entries.get(key);
+    if (!entry) return;
+    entries.delete(key);
+    chars -= entry.chars;
+  };
   const lookup = (result: 'hit' | 'miss') => {
     try {
       options.onLookup?.(result);
@@ -147,8 +163,11 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
             if (entry) {
               const response = await serve(ctx, plan, entry);
               if (response) {
-                entries.delete(key);
-                entries.set(key, entry);
+                // Most recently used now, unless it was replaced or evicted while this request waited.
+                if (entries.get(key) === entry) {
+                  entries.delete(key);
+                  entries.set(key, entry);
+                }
                 lookup('hit');
                 return response;
               }
@@ -167,14 +186,19 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
           if (!pending || response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
           if (errors?.length || !data) return;
-          entries.delete(pending.key);
-          entries.set(pending.key, {
-            data,
-            args: pending.args,
-            dependencies: pending.dependencies,
-            expires: Date.now() + ttlSeconds * 1000,
-          });
-          if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+          const size = JSON.stringify(data).length;
+          if (size <= maxChars / 4) {
+            forget(pending.key);
+            entries.set(pending.key, {
+              data,
+              chars: size,
+              args: pending.args,
+              dependencies: pending.dependencies,
+              expires: Date.now() + ttlSeconds * 1000,
+            });
+            chars += size;
+            while (entries.size > maxEntries || chars > maxChars) forget(entries.keys().next().value as string);
+          }
           pending = null;
         },
       };
