@@ -1,4 +1,4 @@
-import { HeaderMap, type BaseContext, type GraphQLRequestContextResponseForOperation, type GraphQLResponse } from '@apollo/server';
+import { HeaderMap, type BaseContext, type GraphQLRequestContextResponseForOperation } from '@apollo/server';
 import {
   getArgumentValues,
   getNamedType,
@@ -131,17 +131,6 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
   const dependenciesOf = async (plan: Plan, args: Record<string, unknown>[], context: TContext): Promise<string> =>
     (await Promise.all(plan.roots.map((root, i) => root.policy.dependency(args[i]!, context)))).join('\n');
 
-  /** The stored response, when the caller may have it and it still holds; null → execute. */
-  const serve = async (
-    ctx: GraphQLRequestContextResponseForOperation<TContext>,
-    plan: Plan,
-    entry: Entry,
-  ): Promise<GraphQLResponse | null> => {
-    if (entry.expires <= Date.now() || entry.dependencies !== (await dependenciesOf(plan, entry.args, ctx.contextValue))) return null;
-    for (const root of plan.roots) await rateLimitOf(root.field)?.charge(ctx.contextValue as never);
-    return { http: { status: undefined, headers: new HeaderMap() }, body: { kind: 'single', singleResult: { data: entry.data } } };
-  };
-
   return {
     requestDidStart(requestContext) {
       if (ttlSeconds <= 0 || requestContext.request.http?.headers.get(INLINE_TRACE_HEADER)) return;
@@ -154,32 +143,37 @@ export function createResponseCachePlugin<TContext extends BaseContext & { princ
           const variables = ctx.request.variables ?? {};
           const key = `${ctx.queryHash}\n${ctx.operationName ?? ''}\n${scope}\n${JSON.stringify(variables)}`;
           const entry = entries.get(key);
+          let args: Record<string, unknown>[];
+          let dependencies: string;
           try {
             // The checks execution makes first, so a refused caller learns nothing and costs nothing here.
             for (const root of plan.roots) {
               const auth = authOf(root.field);
               if (auth) assertRole(ctx.contextValue.principal, auth.requires);
             }
-            if (entry) {
-              const response = await serve(ctx, plan, entry);
-              if (response) {
-                // Most recently used now, unless it was replaced or evicted while this request waited.
-                if (entries.get(key) === entry) {
-                  entries.delete(key);
-                  entries.set(key, entry);
-                }
-                lookup('hit');
-                return response;
+            // An entry's arguments are this request's: the key holds the variables.
+            args = entry?.args ?? plan.roots.map((root) => getArgumentValues(root.field, root.node, variables));
+            dependencies = await dependenciesOf(plan, args, ctx.contextValue);
+            if (entry && entry.dependencies === dependencies && entry.expires > Date.now()) {
+              for (const root of plan.roots) await rateLimitOf(root.field)?.charge(ctx.contextValue as never);
+              // Most recently used now, unless it was replaced or evicted while this request waited.
+              if (entries.get(key) === entry) {
+                entries.delete(key);
+                entries.set(key, entry);
               }
+              lookup('hit');
+              return {
+                http: { status: undefined, headers: new HeaderMap() },
+                body: { kind: 'single', singleResult: { data: entry.data } },
+              };
             }
-            const args = plan.roots.map((root) => getArgumentValues(root.field, root.node, variables));
-            // Read before execution: a write while it runs bumps the dependency, so this entry is never served after it.
-            pending = { key, args, dependencies: await dependenciesOf(plan, args, ctx.contextValue) };
           } catch {
             // Refused, not found, or a budget spent: execution checks again and answers with the error itself.
             return null;
           }
           lookup('miss');
+          // Read before execution: a write while it runs bumps the dependency, so this entry is never served after it.
+          pending = { key, args, dependencies };
           return null;
         },
         willSendResponse({ response }) {
